@@ -1,0 +1,455 @@
+//! The subcommands.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aisle_core::hash::hash_fields;
+use aisle_core::protocol::Protocol;
+use aisle_core::{time, Event, EventType, TimeKind};
+use aisle_features::{build_sequences, temporal_split, Interaction, Sequences};
+use aisle_ingest::{DatasetConfig, Ingestor, QualityReport, StoreOutcome};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use tracing::info;
+
+use crate::{AppendArgs, DemoArgs, DemoDataArgs, IngestArgs, PresetsArgs, SplitArgs, SplitProtocol, StatsArgs};
+
+/// Facts about the data set a store holds, kept in its meta table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct DatasetMeta {
+    name: String,
+    time_kind: TimeKind,
+    protocol: Protocol,
+}
+
+const DATASET_META: &str = "dataset";
+
+/// The folder that holds a store (for quarantine files and reports).
+fn store_dir(url: &str) -> Result<PathBuf> {
+    Ok(match aisle_store::parse_url(url)? {
+        aisle_store::Location::SqliteFile(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        aisle_store::Location::SqliteMemory => std::env::temp_dir(),
+    })
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {percent:>3}% {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn presets(a: PresetsArgs) -> Result<()> {
+    match a.show {
+        Some(name) => print!("{}", aisle_ingest::config::preset_toml(&name)?),
+        None => {
+            for name in aisle_ingest::config::preset_names() {
+                let cfg = DatasetConfig::preset(name)?;
+                println!("{name:<26} {}", cfg.description);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn ingest(a: IngestArgs) -> Result<()> {
+    let mut cfg = match (&a.preset, &a.config) {
+        (Some(p), _) => DatasetConfig::preset(p)?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            DatasetConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        (None, None) => bail!("give --preset NAME or --config FILE"),
+    };
+    if a.dedupe {
+        cfg.cleaning.dedupe_exact = true;
+    }
+    if a.drop_non_products {
+        cfg.cleaning.drop_non_products = true;
+    }
+    if let Some(n) = a.bot_cap {
+        cfg.cleaning.bot_max_events_per_minute = Some(n);
+    }
+    if let Some(k) = a.kcore {
+        cfg.cleaning.kcore = k;
+    }
+    if let Some(w) = a.consecutive_window {
+        cfg.cleaning.consecutive_duplicate_window_s = Some(w);
+    }
+    let report = run_ingest(cfg, &a.input, a.catalog.as_deref(), &a.store)?;
+    if let Some(path) = &a.report {
+        write_json(path, &report)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.summary());
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Ingests a file into a store and returns the completed report.
+fn run_ingest(cfg: DatasetConfig, input: &Path, catalog: Option<&Path>, store_url: &str) -> Result<QualityReport> {
+    let started = Instant::now();
+    let name = cfg.name.clone();
+    let meta = DatasetMeta {
+        name: cfg.name.clone(),
+        time_kind: cfg.time_kind(),
+        protocol: cfg.protocol.clone(),
+    };
+    // Open the store first: a bad URL should fail before minutes of parsing.
+    let mut store = aisle_store::open(store_url)?;
+    let pb = bar(0, "reading");
+    let pb2 = pb.clone();
+    let out = Ingestor::new(cfg)
+        .with_progress(move |done, total| {
+            pb2.set_length(total);
+            pb2.set_position(done);
+        })
+        .ingest(input, catalog)?;
+    pb.finish_and_clear();
+    let mut report = out.report;
+    info!(rows = report.rows_read, accepted = report.accepted, "validated");
+
+    if let Some(prev) = store.meta(DATASET_META)? {
+        if let Ok(prev) = serde_json::from_str::<DatasetMeta>(&prev) {
+            if prev.name != meta.name {
+                tracing::warn!(previous = %prev.name, now = %meta.name, "store already holds another data set; its protocol is replaced");
+            }
+        }
+    }
+    store.set_meta(DATASET_META, &serde_json::to_string(&meta)?)?;
+    let mut outcome = StoreOutcome {
+        catalog_upserted: store.upsert_items(&out.catalog)?,
+        ..StoreOutcome::default()
+    };
+    let pb = bar(out.events.len() as u64, "storing");
+    for chunk in out.events.chunks(50_000) {
+        let o = store.append(chunk)?;
+        outcome.inserted += o.inserted;
+        outcome.already_present += o.already_present;
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    if !out.quarantine.is_empty() {
+        let dir = store_dir(store_url)?.join("quarantine");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}-{}-{}.jsonl", name, unix_now(), std::process::id()));
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for q in &out.quarantine {
+            serde_json::to_writer(&mut w, q)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        outcome.quarantine_file = Some(path.display().to_string());
+    }
+    report.store = Some(outcome);
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.rows_per_s = report.rows_read as f64 / report.elapsed_s.max(1e-9);
+    if !report.balanced() {
+        bail!("internal error: the report does not add up: {report:?}");
+    }
+    Ok(report)
+}
+
+/// One event line for `aisle append`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendLine {
+    user_id: serde_json::Value,
+    item_id: serde_json::Value,
+    #[serde(alias = "event_type")]
+    r#type: String,
+    timestamp: Option<serde_json::Value>,
+    event_id: Option<String>,
+    quantity: Option<f64>,
+    price: Option<f64>,
+    session_id: Option<String>,
+}
+
+fn id_string(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_append(line: &str, now: i64, counter: u64) -> Result<Event, String> {
+    let l: AppendLine = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
+    let user = id_string(&l.user_id).ok_or("user_id must be a non-empty string or a number")?;
+    let item = id_string(&l.item_id).ok_or("item_id must be a non-empty string or a number")?;
+    let event_type = EventType::parse(&l.r#type).ok_or_else(|| format!("unknown event type {:?}", l.r#type))?;
+    let ts = match &l.timestamp {
+        None | Some(serde_json::Value::Null) => now,
+        Some(serde_json::Value::Number(n)) => n.as_i64().ok_or("timestamp must be whole Unix seconds")?,
+        Some(serde_json::Value::String(s)) => time::parse_datetime(s).ok_or_else(|| format!("timestamp {s:?} is not RFC 3339"))?,
+        Some(_) => return Err("timestamp must be Unix seconds or an RFC 3339 string".into()),
+    };
+    if ts > now + 86_400 {
+        return Err("timestamp is more than a day in the future".into());
+    }
+    if l.quantity.is_some_and(|q| !q.is_finite() || q <= 0.0) {
+        return Err("quantity must be positive".into());
+    }
+    if l.price.is_some_and(|p| !p.is_finite() || p < 0.0) {
+        return Err("price must be a non-negative number".into());
+    }
+    let key = match &l.event_id {
+        Some(id) => hash_fields([b"event_id".as_slice(), id.as_bytes()]),
+        // No client id: unique per accepted line (no idempotency).
+        None => hash_fields([
+            b"anon".as_slice(),
+            line.as_bytes(),
+            &now.to_le_bytes(),
+            &counter.to_le_bytes(),
+            &std::process::id().to_le_bytes(),
+        ]),
+    };
+    Ok(Event {
+        key,
+        user,
+        item,
+        ts,
+        event_type,
+        source_type: l.r#type,
+        quantity: l.quantity,
+        price: l.price,
+        session: l.session_id,
+        value: None,
+    })
+}
+
+pub fn append(a: AppendArgs) -> Result<()> {
+    let mut store = aisle_store::open(&a.store)?;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut batch = Vec::with_capacity(a.batch.max(1));
+    let (mut acked, mut rejected, mut counter) = (0u64, 0u64, 0u64);
+    let mut flush = |batch: &mut Vec<Event>, out: &mut std::io::StdoutLock<'_>, acked: &mut u64| -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        store.append(batch)?;
+        *acked += batch.len() as u64;
+        batch.clear();
+        writeln!(out, "ack {acked}")?;
+        out.flush()?;
+        Ok(())
+    };
+    for (n, line) in stdin.lock().lines().enumerate() {
+        let line = line.context("reading standard input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        counter += 1;
+        match parse_append(&line, unix_now(), counter) {
+            Ok(ev) => batch.push(ev),
+            Err(reason) => {
+                rejected += 1;
+                eprintln!("reject line {}: {reason}", n + 1);
+            }
+        }
+        if batch.len() >= a.batch.max(1) {
+            flush(&mut batch, &mut out, &mut acked)?;
+        }
+    }
+    flush(&mut batch, &mut out, &mut acked)?;
+    eprintln!("appended {acked} events, rejected {rejected} lines");
+    Ok(())
+}
+
+fn dataset_meta(store: &dyn aisle_store::EventStore) -> Result<Option<DatasetMeta>> {
+    Ok(match store.meta(DATASET_META)? {
+        Some(s) => Some(serde_json::from_str(&s).context("corrupt dataset meta in store")?),
+        None => None,
+    })
+}
+
+pub fn stats(a: StatsArgs) -> Result<()> {
+    let store = aisle_store::open_existing(&a.store)?;
+    let s = store.stats()?;
+    let meta = dataset_meta(store.as_ref())?;
+    let order_only = meta.as_ref().is_some_and(|m| m.time_kind == TimeKind::Order);
+    if a.json {
+        let mut v = serde_json::to_value(&s)?;
+        v["dataset"] = serde_json::json!(meta.as_ref().map(|m| m.name.clone()));
+        v["time_kind"] = serde_json::json!(if order_only { "order" } else { "unix" });
+        if !order_only {
+            v["time_from"] = serde_json::json!(s.time_min.map(time::format_rfc3339));
+            v["time_to"] = serde_json::json!(s.time_max.map(time::format_rfc3339));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("store        {}", a.store);
+    if let Some(m) = &meta {
+        println!("dataset      {}", m.name);
+    }
+    println!("users        {}", s.users);
+    println!("items        {} (catalog: {})", s.items, s.catalog_items);
+    println!("events       {}", s.events);
+    for (t, n) in &s.events_by_type {
+        println!("  {t:<12}{n:>10}");
+    }
+    match (s.time_min, s.time_max, order_only) {
+        (Some(a), Some(b), false) => println!("time span    {} .. {}", time::format_rfc3339(a), time::format_rfc3339(b)),
+        (Some(a), Some(b), true) => println!("time span    order only (positions {a} .. {b})"),
+        _ => println!("time span    (no events)"),
+    }
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn load_sequences(store_url: &str) -> Result<(Sequences, Option<DatasetMeta>)> {
+    let store = aisle_store::open_existing(store_url)?;
+    let meta = dataset_meta(store.as_ref())?;
+    let protocol = meta.as_ref().map(|m| m.protocol.clone()).unwrap_or_default();
+    let mut events = Vec::new();
+    store.scan_events(&mut |e| events.push(e))?;
+    let seqs = build_sequences(
+        events.iter().map(|e| Interaction {
+            user: &e.event.user,
+            item: &e.event.item,
+            ts: e.event.ts,
+            seq: e.seq,
+            event_type: e.event.event_type,
+        }),
+        &protocol,
+    );
+    Ok((seqs, meta))
+}
+
+pub fn split(a: SplitArgs) -> Result<()> {
+    let (seqs, meta) = load_sequences(&a.store)?;
+    if seqs.users.is_empty() {
+        bail!("the store has no interactions that the protocol keeps: nothing to split");
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let mut buf = Vec::new();
+    seqs.write_tsv(&mut buf)?;
+    std::fs::write(a.out.join("sequences.tsv"), &buf)?;
+    let mut summary = serde_json::json!({
+        "dataset": meta.as_ref().map(|m| m.name.clone()),
+        "protocol": meta.as_ref().map(|m| serde_json::to_value(&m.protocol)).transpose()?,
+        "users": seqs.users.len(),
+        "items": seqs.items.len(),
+        "interactions": seqs.interactions(),
+        "sequences_sha256": sha256_hex(&buf),
+    });
+    match a.protocol {
+        SplitProtocol::Loo => {
+            let (mut valid, mut test, mut train) = (0usize, 0usize, 0usize);
+            for s in &seqs.seqs {
+                let l = aisle_features::leave_one_out(s);
+                train += l.train.len();
+                valid += l.valid.is_some() as usize;
+                test += l.test.is_some() as usize;
+            }
+            summary["split"] = serde_json::json!({
+                "kind": "leave_one_out",
+                "rule": "per user in sequences.tsv: last item = test, second-to-last = validation, the rest = train",
+                "train_interactions": train, "valid_users": valid, "test_users": test,
+            });
+        }
+        SplitProtocol::Temporal => {
+            let order_only = meta.as_ref().is_some_and(|m| m.time_kind == TimeKind::Order);
+            let t = temporal_split(&seqs, a.test_fraction, order_only)?;
+            for (name, part) in [("train.tsv", &t.train), ("test.tsv", &t.test)] {
+                let mut b = Vec::new();
+                part.write_tsv(&mut b)?;
+                std::fs::write(a.out.join(name), b)?;
+            }
+            summary["split"] = serde_json::json!({
+                "kind": "temporal",
+                "cutoff": t.cutoff,
+                "cutoff_time": time::format_rfc3339(t.cutoff),
+                "test_fraction": a.test_fraction,
+                "train_interactions": t.train.interactions(),
+                "test_interactions": t.test.interactions(),
+                "rule": "interactions with time < cutoff in train.tsv, the rest in test.tsv (per-user order kept)",
+            });
+        }
+    }
+    write_json(&a.out.join("split.json"), &summary)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+pub fn demo_data(a: DemoDataArgs) -> Result<()> {
+    let cfg = aisle_demo::DemoConfig {
+        seed: a.seed,
+        users: a.users,
+        items: a.items,
+        days: a.days,
+        ..aisle_demo::DemoConfig::default()
+    };
+    let s = aisle_demo::write_demo(&a.out, &cfg).with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} catalog rows and {} event rows to {}",
+        s.catalog_rows,
+        s.event_rows,
+        a.out.display()
+    );
+    for (k, n) in &s.dirt {
+        println!("  planted {k}: {n}");
+    }
+    Ok(())
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let data = a.dir.join("data");
+    let store = a.dir.join("store");
+    println!("== 1. generating the demo shop in {}", data.display());
+    demo_data(DemoDataArgs {
+        out: data.clone(),
+        seed: a.seed,
+        users: a.users,
+        items: a.items,
+        days: 90,
+    })?;
+    println!("\n== 2. ingesting it into {}", store.display());
+    let report = run_ingest(
+        DatasetConfig::preset("demo")?,
+        &data.join("events.csv"),
+        Some(&data.join("catalog.csv")),
+        &store.display().to_string(),
+    )?;
+    write_json(&a.dir.join("quality-report.json"), &report)?;
+    println!("{}", report.summary());
+    println!("\n== 3. the store");
+    stats(StatsArgs {
+        store: store.display().to_string(),
+        json: false,
+    })?;
+    println!("\nNext: aisle split --store {} --protocol loo --out {}", store.display(), a.dir.join("split").display());
+    println!("      report JSON: {}", a.dir.join("quality-report.json").display());
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `aisle`: the command-line binary. Parses arguments, installs tracing and
+//! glues the library crates together; `anyhow` lives only here.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Aisle: an e-commerce search and recommendation engine.
+///
+/// Start with `aisle demo`, which writes a synthetic shop, ingests it and
+/// prints its data-quality report.
+#[derive(Parser, Debug)]
+#[command(name = "aisle", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log verbosity (-v info, -vv debug); AISLE_LOG overrides (e.g. AISLE_LOG=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate the demo shop, ingest it into a store and print its data-quality report.
+    Demo(DemoArgs),
+    /// Write a seeded synthetic shop (catalog.csv + events.csv, with a little dirt).
+    DemoData(DemoDataArgs),
+    /// Read, validate and clean an events file (and catalog) into a store.
+    ///
+    /// Every input row is either accepted or quarantined with a reason; the
+    /// quarantined rows go to STORE/quarantine/. Exit status 0 whenever the file
+    /// could be read, even with quarantined rows.
+    Ingest(IngestArgs),
+    /// Append events from standard input (one JSON object per line) to a store.
+    ///
+    /// Prints `ack N` on stdout after each durable commit: every event counted in
+    /// an ack survives a crash. Fields: user_id, item_id, type, timestamp
+    /// (Unix seconds or RFC 3339; now when absent), event_id (idempotency),
+    /// quantity, price, session_id.
+    Append(AppendArgs),
+    /// Print users, items, events by type and time span of a store.
+    Stats(StatsArgs),
+    /// Build per-user sequences and a train/validation/test split, and export them.
+    Split(SplitArgs),
+    /// List the dataset presets or print one as TOML (a starting point for --config).
+    Presets(PresetsArgs),
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Folder for the demo shop's files and store.
+    #[arg(long, default_value = "demo-shop")]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    #[arg(long, default_value_t = 1200)]
+    items: usize,
+}
+
+#[derive(Args, Debug)]
+struct DemoDataArgs {
+    /// Output folder (created).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    #[arg(long, default_value_t = 1200)]
+    items: usize,
+    /// Simulated period in days.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// A built-in dataset preset (see `aisle presets`).
+    #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+    preset: Option<String>,
+    /// A dataset config TOML file (unknown keys are errors).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Events file: CSV, TSV, JSONL or sequence lines, plain or gzip.
+    #[arg(long)]
+    input: PathBuf,
+    /// Catalog file (CSV/TSV with a header).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// Store directory or URL (sqlite:///path/aisle.db).
+    #[arg(long)]
+    store: String,
+    /// Write the data-quality report as JSON to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Print the report JSON on stdout instead of the readable summary.
+    #[arg(long)]
+    json: bool,
+    /// Quarantine the 2nd and later copies of identical rows.
+    #[arg(long)]
+    dedupe: bool,
+    /// Quarantine fee/postage/adjustment codes (the preset's non-product list).
+    #[arg(long)]
+    drop_non_products: bool,
+    /// Quarantine users with more than N events in any minute (bots).
+    #[arg(long, value_name = "N")]
+    bot_cap: Option<u32>,
+    /// Keep only users and items with at least K events (iterated).
+    #[arg(long, value_name = "K")]
+    kcore: Option<u32>,
+    /// Quarantine repeats of a user's previous event (same item and type) within S seconds.
+    #[arg(long, value_name = "S")]
+    consecutive_window: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+struct AppendArgs {
+    #[arg(long)]
+    store: String,
+    /// Events per durable commit.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    #[arg(long)]
+    store: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum SplitProtocol {
+    /// Leave-one-out: last item test, second-to-last validation.
+    Loo,
+    /// Global temporal: interactions at or after a time cutoff are test.
+    Temporal,
+}
+
+#[derive(Args, Debug)]
+struct SplitArgs {
+    #[arg(long)]
+    store: String,
+    #[arg(long, value_enum)]
+    protocol: SplitProtocol,
+    /// Output folder (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Temporal split: share of interactions (by time) in the test part.
+    #[arg(long, default_value_t = 0.1)]
+    test_fraction: f64,
+}
+
+#[derive(Args, Debug)]
+struct PresetsArgs {
+    /// Print this preset's TOML.
+    #[arg(long)]
+    show: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AISLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Demo(a) => commands::demo(a),
+        Command::DemoData(a) => commands::demo_data(a),
+        Command::Ingest(a) => commands::ingest(a),
+        Command::Append(a) => commands::append(a),
+        Command::Stats(a) => commands::stats(a),
+        Command::Split(a) => commands::split(a),
+        Command::Presets(a) => commands::presets(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

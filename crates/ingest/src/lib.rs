@@ -1,0 +1,893 @@
+//! `aisle-ingest`: read a shop's behaviour events and catalog from CSV, TSV,
+//! JSONL or sequence-line files (plain or gzip), validate and clean every row,
+//! and account for each one in a [`QualityReport`].
+//!
+//! Design:
+//! - **Every row ends in exactly one place**: an accepted [`aisle_core::Event`]
+//!   (possibly transformed, e.g. a cancellation) or a [`QuarantinedRow`] with
+//!   the first [`Reason`] it failed. `rows_read == accepted + quarantined`.
+//! - **A bad row never fails the batch**: only an unreadable *file* (missing,
+//!   empty, corrupt gzip, a header lacking a configured column) is an error.
+//! - **Idempotency keys** are a stable hash of the row's bytes plus how many
+//!   identical rows came before it in the file, so re-ingesting a file maps
+//!   every row to the key it had the first time.
+//! - Row-level checks stream; the rules that need a user's whole history
+//!   (consecutive duplicates, bots, k-core) run once all rows are read.
+//!
+//! ```no_run
+//! use aisle_ingest::{DatasetConfig, Ingestor};
+//! let cfg = DatasetConfig::preset("online-retail").unwrap();
+//! let out = Ingestor::new(cfg)
+//!     .ingest(std::path::Path::new("../shared/data/online-retail/transactions.csv.gz"), None)
+//!     .unwrap();
+//! assert_eq!(out.report.rows_read, out.report.accepted + out.report.quarantined);
+//! ```
+
+pub mod config;
+pub mod input;
+pub mod report;
+
+mod catalog;
+mod rules;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+use aisle_core::hash::{hash_fields, StableHasher};
+use aisle_core::{CatalogItem, Event, EventType};
+
+pub use config::{DatasetConfig, Format, Protocol, TimeFormat, UserOrder};
+pub use report::{CatalogReport, QualityReport, QuarantinedRow, Reason, StoreOutcome};
+
+/// Errors that stop an ingest (bad rows never do: they are quarantined).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty (0 bytes): nothing to ingest, not even a header")]
+    EmptyInput { path: String },
+    #[error("unknown preset `{name}`; known presets: {known}")]
+    UnknownPreset { name: String, known: String },
+    #[error("invalid dataset config: {0}")]
+    Config(String),
+    #[error("column `{column}` (fields.{field}) is not in the header of {path}; header columns: {header}")]
+    MissingColumn {
+        path: String,
+        field: String,
+        column: String,
+        header: String,
+    },
+    #[error("cannot read {path} near line {line}: {message}")]
+    Read {
+        path: String,
+        line: u64,
+        message: String,
+    },
+}
+
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;
+
+/// Everything an ingest produced.
+#[derive(Debug, Default)]
+pub struct IngestOutput {
+    /// Accepted events in file order.
+    pub events: Vec<Event>,
+    /// Catalog entries (from a catalog file and/or the event rows).
+    pub catalog: Vec<CatalogItem>,
+    /// Quarantined rows (events first, then catalog rows), in file order.
+    pub quarantine: Vec<QuarantinedRow>,
+    pub report: QualityReport,
+}
+
+/// Logical fields, in a fixed order.
+#[derive(Clone, Copy)]
+#[repr(usize)]
+enum F {
+    User,
+    Item,
+    Time,
+    TimeOffset,
+    Type,
+    Quantity,
+    Price,
+    Session,
+    Value,
+    Title,
+    Description,
+    Category,
+}
+const NF: usize = 12;
+
+/// A candidate event that passed row-level validation.
+struct Candidate {
+    event: Event,
+    line: u64,
+    raw: (u32, u32),
+    /// Identical rows seen before this one.
+    ordinal: u32,
+    content_hash: u64,
+    dropped: Option<Reason>,
+}
+
+/// Runs an ingest. Configure with the builder methods, then call [`Ingestor::ingest`].
+pub struct Ingestor {
+    cfg: DatasetConfig,
+    now: i64,
+    progress: Option<Box<dyn FnMut(u64, u64)>>,
+}
+
+impl Ingestor {
+    pub fn new(cfg: DatasetConfig) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ingestor {
+            cfg,
+            now,
+            progress: None,
+        }
+    }
+
+    /// The "current time" used for the future-timestamp check.
+    pub fn with_now(mut self, now: i64) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// Called now and then with (bytes of the file consumed, file size).
+    pub fn with_progress(mut self, f: impl FnMut(u64, u64) + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    pub fn config(&self) -> &DatasetConfig {
+        &self.cfg
+    }
+
+    /// Reads `events_path` (and `catalog_path`, if given), validates, cleans
+    /// and reports.
+    pub fn ingest(mut self, events_path: &Path, catalog_path: Option<&Path>) -> Result<IngestOutput> {
+        let start = Instant::now();
+        let mut quarantine = Vec::new();
+        let mut catalog_report = None;
+        let mut catalog: BTreeMap<String, CatalogItem> = BTreeMap::new();
+        if let Some(cp) = catalog_path {
+            let (items, rep, q) = catalog::read_catalog_file(&self.cfg, cp)?;
+            for it in items {
+                catalog.insert(it.id.clone(), it);
+            }
+            catalog_report = Some(rep);
+            quarantine.extend(q);
+        }
+        let mut state = RowState::new(&self.cfg, self.now);
+        read_events(&self.cfg, self.progress.take(), events_path, &mut state)?;
+        let RowState {
+            mut candidates,
+            quarantine: row_q,
+            arena,
+            rows_read,
+            transformed,
+            catalog_agg,
+            ..
+        } = state;
+
+        // Whole-history rules.
+        let known_items = if catalog_path.is_some() && self.cfg.cleaning.require_catalog_item {
+            Some(&catalog)
+        } else {
+            None
+        };
+        rules::apply(&self.cfg, &mut candidates, known_items);
+
+        if self.cfg.catalog.from_events {
+            for it in catalog_agg.finish() {
+                catalog.entry(it.id.clone()).or_insert(it);
+            }
+        }
+
+        // Assemble.
+        let mut quarantined_rows = row_q;
+        let mut events = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            match c.dropped {
+                Some(reason) => quarantined_rows.push(QuarantinedRow {
+                    file: "events".into(),
+                    line: c.line,
+                    reason,
+                    detail: rule_detail(reason, &c.event),
+                    raw: arena[c.raw.0 as usize..c.raw.1 as usize].to_string(),
+                    raw_hex: None,
+                }),
+                None => {
+                    let mut ev = c.event;
+                    ev.key = hash_fields([
+                        c.content_hash.to_le_bytes().as_slice(),
+                        c.ordinal.to_le_bytes().as_slice(),
+                    ]);
+                    events.push(ev);
+                }
+            }
+        }
+        quarantined_rows.sort_by_key(|q| q.line);
+        quarantine.extend(quarantined_rows);
+
+        let report = build_report(
+            &self.cfg,
+            events_path,
+            rows_read,
+            &events,
+            &quarantine,
+            transformed,
+            catalog.len() as u64,
+            catalog_report,
+            start.elapsed().as_secs_f64(),
+        );
+        Ok(IngestOutput {
+            events,
+            catalog: catalog.into_values().collect(),
+            quarantine,
+            report,
+        })
+    }
+
+}
+
+type Progress = Option<Box<dyn FnMut(u64, u64)>>;
+
+fn read_events(cfg: &DatasetConfig, mut progress: Progress, path: &Path, st: &mut RowState) -> Result<()> {
+        let input = input::open(path)?;
+        let size = input.file_size;
+        let consumed = input.consumed.clone();
+        let mut tick = 0u64;
+        let mut report_progress = |force: bool| {
+            tick += 1;
+            if force || tick.is_multiple_of(16_384) {
+                if let Some(p) = progress.as_mut() {
+                    p(consumed.load(std::sync::atomic::Ordering::Relaxed), size);
+                }
+            }
+        };
+        let path_s = path.display().to_string();
+        match cfg.format {
+            Format::Csv | Format::Tsv => {
+                let delim = if cfg.format == Format::Tsv {
+                    b'\t'
+                } else {
+                    cfg.delimiter.as_bytes()[0]
+                };
+                let mut rdr = csv::ReaderBuilder::new()
+                    .delimiter(delim)
+                    .has_headers(false)
+                    .flexible(true)
+                    .quoting(cfg.format == Format::Csv)
+                    .buffer_capacity(256 * 1024)
+                    .from_reader(input.reader);
+                let mut rec = csv::ByteRecord::new();
+                let header: Vec<String> = if cfg.header {
+                    match rdr.read_byte_record(&mut rec) {
+                        Ok(true) => rec
+                            .iter()
+                            .enumerate()
+                            .map(|(i, f)| {
+                                let s = String::from_utf8_lossy(f).trim().to_string();
+                                if i == 0 {
+                                    s.trim_start_matches('\u{feff}').to_string()
+                                } else {
+                                    s
+                                }
+                            })
+                            .collect(),
+                        Ok(false) => {
+                            return Err(IngestError::EmptyInput { path: path_s });
+                        }
+                        Err(e) => return Err(read_err(&path_s, 1, e)),
+                    }
+                } else {
+                    cfg.columns.clone()
+                };
+                let idx = column_indices(cfg, &header, &path_s)?;
+                let ncols = header.len();
+                loop {
+                    match rdr.read_byte_record(&mut rec) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            let line = e.position().map(|p| p.line()).unwrap_or(0);
+                            return Err(read_err(&path_s, line, e));
+                        }
+                    }
+                    let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                    st.csv_row(&rec, line, ncols, &idx, delim);
+                    report_progress(false);
+                }
+            }
+            Format::Jsonl => {
+                let mut line_no = 0u64;
+                let mut buf = Vec::new();
+                let mut reader = input.reader;
+                loop {
+                    buf.clear();
+                    let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+                        .map_err(|e| read_err(&path_s, line_no + 1, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    line_no += 1;
+                    let text = trim_newline(&buf);
+                    if text.iter().all(|b| b.is_ascii_whitespace()) {
+                        continue;
+                    }
+                    st.json_row(text, line_no);
+                    report_progress(false);
+                }
+            }
+            Format::Seqlines => {
+                let mut line_no = 0u64;
+                let mut buf = Vec::new();
+                let mut reader = input.reader;
+                loop {
+                    buf.clear();
+                    let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+                        .map_err(|e| read_err(&path_s, line_no + 1, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    line_no += 1;
+                    let text = trim_newline(&buf);
+                    if text.iter().all(|b| b.is_ascii_whitespace()) {
+                        continue;
+                    }
+                    st.seq_line(text, line_no);
+                    report_progress(false);
+                }
+            }
+        }
+        report_progress(true);
+        Ok(())
+}
+
+fn trim_newline(b: &[u8]) -> &[u8] {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+fn read_err(path: &str, line: u64, e: impl std::fmt::Display) -> IngestError {
+    let msg = e.to_string();
+    let message = if msg.contains("invalid gzip") || msg.contains("corrupt") || msg.contains("deflate") {
+        format!("the gzip stream is corrupt or truncated ({msg})")
+    } else {
+        msg
+    };
+    IngestError::Read {
+        path: path.to_string(),
+        line,
+        message,
+    }
+}
+
+fn column_indices(cfg: &DatasetConfig, header: &[String], path: &str) -> Result<[Option<usize>; NF]> {
+    let f = &cfg.fields;
+    let wanted: [(&str, &Option<String>); NF] = [
+        ("user", &f.user),
+        ("item", &f.item),
+        ("time", &f.time),
+        ("time_offset_ms", &f.time_offset_ms),
+        ("event_type", &f.event_type),
+        ("quantity", &f.quantity),
+        ("price", &f.price),
+        ("session", &f.session),
+        ("value", &f.value),
+        ("title", &f.title),
+        ("description", &f.description),
+        ("category", &f.category),
+    ];
+    let mut out = [None; NF];
+    for (i, (field, col)) in wanted.iter().enumerate() {
+        if let Some(col) = col {
+            match header.iter().position(|h| h == col) {
+                Some(p) => out[i] = Some(p),
+                None => {
+                    return Err(IngestError::MissingColumn {
+                        path: path.to_string(),
+                        field: field.to_string(),
+                        column: col.clone(),
+                        header: header.join(", "),
+                    })
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Row-level validation state.
+struct RowState<'c> {
+    cfg: &'c DatasetConfig,
+    min_ts: i64,
+    max_ts: i64,
+    candidates: Vec<Candidate>,
+    quarantine: Vec<QuarantinedRow>,
+    arena: String,
+    rows_read: u64,
+    seen: HashMap<u64, u32>,
+    transformed: BTreeMap<String, u64>,
+    catalog_agg: catalog::Aggregator,
+    type_cache: HashMap<String, Option<EventType>>,
+}
+
+impl<'c> RowState<'c> {
+    fn new(cfg: &'c DatasetConfig, now: i64) -> Self {
+        RowState {
+            cfg,
+            min_ts: aisle_core::time::parse_datetime(&cfg.cleaning.min_time).unwrap_or(i64::MIN),
+            max_ts: now.saturating_add(cfg.cleaning.future_slack_s),
+            candidates: Vec::new(),
+            quarantine: Vec::new(),
+            arena: String::new(),
+            rows_read: 0,
+            seen: HashMap::new(),
+            transformed: BTreeMap::new(),
+            catalog_agg: catalog::Aggregator::default(),
+            type_cache: HashMap::new(),
+        }
+    }
+
+    fn quarantine_raw(&mut self, line: u64, reason: Reason, detail: String, raw: &[u8]) {
+        let (raw_s, raw_hex) = match std::str::from_utf8(raw) {
+            Ok(s) => (s.to_string(), None),
+            Err(_) => (
+                String::from_utf8_lossy(raw).into_owned(),
+                Some(raw.iter().map(|b| format!("{b:02x}")).collect()),
+            ),
+        };
+        self.quarantine.push(QuarantinedRow {
+            file: "events".into(),
+            line,
+            reason,
+            detail,
+            raw: raw_s,
+            raw_hex,
+        });
+    }
+
+    fn occurrence(&mut self, h: u64) -> u32 {
+        let e = self.seen.entry(h).or_insert(0);
+        let o = *e;
+        *e += 1;
+        o
+    }
+
+    fn csv_row(&mut self, rec: &csv::ByteRecord, line: u64, ncols: usize, idx: &[Option<usize>; NF], delim: u8) {
+        self.rows_read += 1;
+        let raw_join = || {
+            let mut v = Vec::with_capacity(rec.as_slice().len() + rec.len());
+            for (i, f) in rec.iter().enumerate() {
+                if i > 0 {
+                    v.push(delim);
+                }
+                v.extend_from_slice(f);
+            }
+            v
+        };
+        let mut h = StableHasher::new();
+        for f in rec.iter() {
+            h.field(f);
+        }
+        let content_hash = h.finish();
+        let ordinal = self.occurrence(content_hash);
+        if rec.len() != ncols {
+            let raw = raw_join();
+            self.quarantine_raw(
+                line,
+                Reason::WrongColumnCount,
+                format!("{} fields, header has {ncols}", rec.len()),
+                &raw,
+            );
+            return;
+        }
+        if let Some((i, f)) = rec
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.len() > self.cfg.cleaning.max_field_bytes)
+        {
+            let raw = raw_join();
+            self.quarantine_raw(
+                line,
+                Reason::FieldTooLarge,
+                format!(
+                    "field {} has {} bytes (max {})",
+                    i + 1,
+                    f.len(),
+                    self.cfg.cleaning.max_field_bytes
+                ),
+                &raw,
+            );
+            return;
+        }
+        if std::str::from_utf8(rec.as_slice()).is_err() {
+            let raw = raw_join();
+            self.quarantine_raw(line, Reason::InvalidUtf8, "row is not valid UTF-8".into(), &raw);
+            return;
+        }
+        let mut fields: [Option<&str>; NF] = [None; NF];
+        for (k, slot) in idx.iter().enumerate() {
+            if let Some(i) = slot {
+                // Valid UTF-8 was checked for the whole record above.
+                let s = std::str::from_utf8(&rec[*i]).unwrap_or_default().trim();
+                fields[k] = if s.is_empty() { None } else { Some(s) };
+            }
+        }
+        let raw_start = self.arena.len() as u32;
+        for (i, f) in rec.iter().enumerate() {
+            if i > 0 {
+                self.arena.push(delim as char);
+            }
+            self.arena.push_str(std::str::from_utf8(f).unwrap_or_default());
+        }
+        let raw = (raw_start, self.arena.len() as u32);
+        self.validate(line, fields, raw, content_hash, ordinal);
+    }
+
+    fn json_row(&mut self, text: &[u8], line: u64) {
+        self.rows_read += 1;
+        let content_hash = hash_fields([text]);
+        let ordinal = self.occurrence(content_hash);
+        if text.len() > self.cfg.cleaning.max_field_bytes * 4 {
+            self.quarantine_raw(
+                line,
+                Reason::FieldTooLarge,
+                format!("line has {} bytes", text.len()),
+                text,
+            );
+            return;
+        }
+        let Ok(s) = std::str::from_utf8(text) else {
+            self.quarantine_raw(line, Reason::InvalidUtf8, "line is not valid UTF-8".into(), text);
+            return;
+        };
+        let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(s) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) => {
+                self.quarantine_raw(line, Reason::Unparseable, "not a JSON object".into(), text);
+                return;
+            }
+            Err(e) => {
+                self.quarantine_raw(line, Reason::Unparseable, format!("bad JSON: {e}"), text);
+                return;
+            }
+        };
+        let f = &self.cfg.fields;
+        let names = [
+            &f.user,
+            &f.item,
+            &f.time,
+            &f.time_offset_ms,
+            &f.event_type,
+            &f.quantity,
+            &f.price,
+            &f.session,
+            &f.value,
+            &f.title,
+            &f.description,
+            &f.category,
+        ];
+        let values: Vec<Option<String>> = names
+            .iter()
+            .map(|n| {
+                n.as_ref().and_then(|k| match obj.get(k.as_str()) {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => Some(s.trim().to_string()),
+                    Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                        Some(v.to_string())
+                    }
+                    Some(other) => Some(other.to_string()),
+                })
+            })
+            .collect();
+        if let Some((i, _)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.as_ref().is_some_and(|v| v.len() > self.cfg.cleaning.max_field_bytes))
+        {
+            self.quarantine_raw(line, Reason::FieldTooLarge, format!("field {} too large", i + 1), text);
+            return;
+        }
+        let mut fields: [Option<&str>; NF] = [None; NF];
+        for (k, v) in values.iter().enumerate() {
+            fields[k] = v.as_deref().filter(|s| !s.is_empty());
+        }
+        let raw_start = self.arena.len() as u32;
+        self.arena.push_str(s);
+        let raw = (raw_start, self.arena.len() as u32);
+        self.validate(line, fields, raw, content_hash, ordinal);
+    }
+
+    fn seq_line(&mut self, text: &[u8], line: u64) {
+        let Ok(s) = std::str::from_utf8(text) else {
+            self.rows_read += 1;
+            self.quarantine_raw(line, Reason::InvalidUtf8, "line is not valid UTF-8".into(), text);
+            return;
+        };
+        let mut toks = s.split_ascii_whitespace();
+        let user = toks.next().unwrap_or_default();
+        let mut any = false;
+        for (pos, item) in toks.enumerate() {
+            any = true;
+            self.rows_read += 1;
+            let pos_s = pos.to_string();
+            let content_hash = hash_fields([user.as_bytes(), item.as_bytes(), pos_s.as_bytes()]);
+            let ordinal = self.occurrence(content_hash);
+            if item.len() > self.cfg.cleaning.max_field_bytes || user.len() > self.cfg.cleaning.max_field_bytes {
+                self.quarantine_raw(line, Reason::FieldTooLarge, "field too large".into(), item.as_bytes());
+                continue;
+            }
+            let mut fields: [Option<&str>; NF] = [None; NF];
+            fields[F::User as usize] = Some(user);
+            fields[F::Item as usize] = Some(item);
+            fields[F::Time as usize] = Some(&pos_s);
+            let raw_start = self.arena.len() as u32;
+            self.arena.push_str(user);
+            self.arena.push('\t');
+            self.arena.push_str(item);
+            self.arena.push('\t');
+            self.arena.push_str(&pos_s);
+            let raw = (raw_start, self.arena.len() as u32);
+            self.validate(line, fields, raw, content_hash, ordinal);
+        }
+        if !any {
+            self.rows_read += 1;
+            self.quarantine_raw(line, Reason::MissingItem, "a user with no items".into(), text);
+        }
+    }
+
+    fn event_type(&mut self, src: &str) -> Option<EventType> {
+        if let Some(t) = self.type_cache.get(src) {
+            return *t;
+        }
+        let t = self
+            .cfg
+            .event_types
+            .get(src)
+            .copied()
+            .or_else(|| EventType::parse(src));
+        self.type_cache.insert(src.to_string(), t);
+        t
+    }
+
+    fn validate(&mut self, line: u64, f: [Option<&str>; NF], raw: (u32, u32), content_hash: u64, ordinal: u32) {
+        let fail = |st: &mut Self, reason: Reason, detail: String| {
+            let text = st.arena[raw.0 as usize..raw.1 as usize].to_string();
+            st.arena.truncate(raw.0 as usize);
+            st.quarantine.push(QuarantinedRow {
+                file: "events".into(),
+                line,
+                reason,
+                detail,
+                raw: text,
+                raw_hex: None,
+            });
+        };
+        // The catalog learns from every row that names an item.
+        if self.cfg.catalog.from_events {
+            if let Some(item) = f[F::Item as usize] {
+                let price = f[F::Price as usize].and_then(|p| p.parse::<f64>().ok());
+                self.catalog_agg.observe(
+                    item,
+                    f[F::Title as usize],
+                    f[F::Description as usize],
+                    f[F::Category as usize],
+                    price,
+                );
+            }
+        }
+        let Some(user) = f[F::User as usize] else {
+            return fail(self, Reason::MissingUser, "user id is empty".into());
+        };
+        let Some(item) = f[F::Item as usize] else {
+            return fail(self, Reason::MissingItem, "item id is empty".into());
+        };
+        let (event_type, source_type) = match f[F::Type as usize] {
+            Some(src) => match self.event_type(src) {
+                Some(t) => (t, src.to_string()),
+                None => {
+                    return fail(self, Reason::UnknownEventType, format!("event type {src:?} is not known"));
+                }
+            },
+            None => match self.cfg.default_event_type {
+                Some(t) => (
+                    t,
+                    self.cfg
+                        .source_type
+                        .clone()
+                        .unwrap_or_else(|| t.as_str().to_string()),
+                ),
+                None => return fail(self, Reason::UnknownEventType, "event type is empty".into()),
+            },
+        };
+        let ts = match parse_time(self.cfg, f[F::Time as usize], f[F::TimeOffset as usize]) {
+            Ok(ts) => ts,
+            Err(d) => return fail(self, Reason::BadTimestamp, d),
+        };
+        if self.cfg.fields.time_format != TimeFormat::Order && (ts < self.min_ts || ts > self.max_ts) {
+            return fail(
+                self,
+                Reason::BadTimestamp,
+                format!(
+                    "{} is outside the plausible range",
+                    aisle_core::time::format_rfc3339(ts)
+                ),
+            );
+        }
+        let num = |s: Option<&str>, what: &str| -> Result<Option<f64>, String> {
+            match s {
+                None => Ok(None),
+                Some(s) => match s.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(Some(v)),
+                    _ => Err(format!("{what} {s:?} is not a number")),
+                },
+            }
+        };
+        let (mut quantity, price, value) = match (
+            num(f[F::Quantity as usize], "quantity"),
+            num(f[F::Price as usize], "price"),
+            num(f[F::Value as usize], "value"),
+        ) {
+            (Ok(q), Ok(p), Ok(v)) => (q, p, v),
+            (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => return fail(self, Reason::BadNumber, d),
+        };
+        if let Some(q) = quantity {
+            if event_type == EventType::Cancel {
+                if q < 0.0 {
+                    quantity = Some(-q);
+                }
+                *self.transformed.entry("cancellation".into()).or_insert(0) += 1;
+            } else if q <= 0.0 {
+                return fail(
+                    self,
+                    Reason::NonPositiveQuantity,
+                    format!("quantity {q} on a {event_type} event"),
+                );
+            }
+        } else if event_type == EventType::Cancel {
+            *self.transformed.entry("cancellation".into()).or_insert(0) += 1;
+        }
+        if let Some(p) = price {
+            if p < 0.0 {
+                return fail(self, Reason::NegativePrice, format!("price {p}"));
+            }
+        }
+        let event = Event {
+            key: 0,
+            user: user.to_string(),
+            item: item.to_string(),
+            ts,
+            event_type,
+            source_type,
+            quantity,
+            price,
+            session: f[F::Session as usize].map(str::to_string),
+            value,
+        };
+        self.candidates.push(Candidate {
+            event,
+            line,
+            raw,
+            ordinal,
+            content_hash,
+            dropped: None,
+        });
+    }
+}
+
+fn parse_time(cfg: &DatasetConfig, t: Option<&str>, offset_ms: Option<&str>) -> Result<i64, String> {
+    let Some(t) = t else {
+        return Err("time is empty".into());
+    };
+    let int = |s: &str| -> Option<i64> {
+        s.parse::<i64>().ok().or_else(|| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && v.abs() < 9.0e15)
+                .map(|v| v.floor() as i64)
+        })
+    };
+    let base = match cfg.fields.time_format {
+        TimeFormat::Unix | TimeFormat::Order => int(t),
+        TimeFormat::UnixMs => int(t).map(|v| v.div_euclid(1000)),
+        TimeFormat::Datetime => aisle_core::time::parse_datetime(t),
+        TimeFormat::Date => aisle_core::time::parse_date(t),
+    }
+    .ok_or_else(|| format!("time {t:?} is not {:?}", cfg.fields.time_format))?;
+    match offset_ms {
+        None => Ok(base),
+        Some(o) => int(o)
+            .map(|ms| base + ms.div_euclid(1000))
+            .ok_or_else(|| format!("time offset {o:?} is not a number")),
+    }
+}
+
+fn rule_detail(reason: Reason, ev: &Event) -> String {
+    match reason {
+        Reason::ExactDuplicate => "identical to an earlier row".into(),
+        Reason::NonProduct => format!("{} is a non-product code", ev.item),
+        Reason::UnknownItem => format!("item {} is not in the catalog", ev.item),
+        Reason::ConsecutiveDuplicate => format!(
+            "repeats the user's previous {} of {}",
+            ev.event_type, ev.item
+        ),
+        Reason::BotUser => format!("user {} exceeds the events-per-minute cap", ev.user),
+        Reason::Kcore => format!("user {} or item {} below the k-core threshold", ev.user, ev.item),
+        other => other.as_str().to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    cfg: &DatasetConfig,
+    path: &Path,
+    rows_read: u64,
+    events: &[Event],
+    quarantine: &[QuarantinedRow],
+    transformed: BTreeMap<String, u64>,
+    catalog_items: u64,
+    catalog: Option<CatalogReport>,
+    elapsed: f64,
+) -> QualityReport {
+    let mut by_reason = BTreeMap::new();
+    let mut quarantined = 0;
+    for q in quarantine.iter().filter(|q| q.file == "events") {
+        *by_reason.entry(q.reason.as_str().to_string()).or_insert(0) += 1;
+        quarantined += 1;
+    }
+    let mut accepted_by_type = BTreeMap::new();
+    let mut users = std::collections::HashSet::new();
+    let mut items = std::collections::HashSet::new();
+    let (mut tmin, mut tmax) = (None::<i64>, None::<i64>);
+    for e in events {
+        *accepted_by_type.entry(e.event_type.as_str().to_string()).or_insert(0) += 1;
+        users.insert(e.user.as_str());
+        items.insert(e.item.as_str());
+        tmin = Some(tmin.map_or(e.ts, |m| m.min(e.ts)));
+        tmax = Some(tmax.map_or(e.ts, |m| m.max(e.ts)));
+    }
+    // Transformed counts only accepted rows.
+    let mut transformed = transformed;
+    if let Some(n) = accepted_by_type.get("cancel") {
+        transformed.insert("cancellation".into(), *n);
+    } else {
+        transformed.remove("cancellation");
+    }
+    QualityReport {
+        dataset: cfg.name.clone(),
+        input: path.display().to_string(),
+        rows_read,
+        accepted: events.len() as u64,
+        quarantined,
+        by_reason,
+        transformed,
+        accepted_by_type,
+        users: users.len() as u64,
+        items: items.len() as u64,
+        time_kind: match cfg.time_kind() {
+            aisle_core::TimeKind::Unix => "unix".into(),
+            aisle_core::TimeKind::Order => "order".into(),
+        },
+        time_min: tmin,
+        time_max: tmax,
+        catalog_items,
+        catalog,
+        cleaning: serde_json::to_value(&cfg.cleaning).unwrap_or_default(),
+        elapsed_s: elapsed,
+        rows_per_s: if elapsed > 0.0 {
+            rows_read as f64 / elapsed
+        } else {
+            0.0
+        },
+        store: None,
+    }
+}

@@ -1,0 +1,170 @@
+//! `aisle-store`: the durable event log and catalog.
+//!
+//! Callers see the [`EventStore`] trait only; the backend is picked by URL
+//! (as gorse does): `sqlite:///path/aisle.db`, a plain directory path (the
+//! store is `DIR/aisle.db`), or `sqlite::memory:` for tests. A PostgreSQL
+//! backend can be added behind a feature as another implementation of the same
+//! trait without touching callers; until then `postgres://` URLs are refused
+//! with a clear error.
+//!
+//! **Durability**: SQLite in WAL mode with `synchronous=FULL`. An append
+//! returns only after its transaction is committed and the WAL is synced, so
+//! an acknowledged event survives `kill -9` (and power loss).
+//!
+//! **Idempotency**: every event carries a 64-bit key; appending a key the
+//! store already holds is a no-op, counted in [`AppendOutcome::already_present`].
+//!
+//! ```
+//! use aisle_core::{Event, EventType};
+//! let mut store = aisle_store::open("sqlite::memory:").unwrap();
+//! let ev = Event { key: 1, user: "u1".into(), item: "i1".into(), ts: 10,
+//!     event_type: EventType::View, source_type: "view".into(),
+//!     quantity: None, price: None, session: None, value: None };
+//! assert_eq!(store.append(&[ev.clone()]).unwrap().inserted, 1);
+//! assert_eq!(store.append(&[ev]).unwrap().already_present, 1);
+//! assert_eq!(store.stats().unwrap().events, 1);
+//! ```
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aisle_core::{CatalogItem, Event, StoredEvent};
+use serde::{Deserialize, Serialize};
+
+pub use sqlite::SqliteStore;
+
+/// On-disk schema version; a store written by a newer version is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported store URL `{url}`: {reason}")]
+    UnsupportedUrl { url: String, reason: String },
+    #[error("cannot create store directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("store {path} has schema version {found}, this build reads up to {supported}")]
+    SchemaTooNew {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("store {path} does not exist (run `aisle ingest` first)")]
+    Missing { path: String },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt value in store: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What one append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    pub inserted: u64,
+    pub already_present: u64,
+}
+
+/// Summary figures of a store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Distinct users with at least one event.
+    pub users: u64,
+    /// Distinct items with at least one event.
+    pub items: u64,
+    pub events: u64,
+    pub events_by_type: BTreeMap<String, u64>,
+    /// Items in the catalog (with or without events).
+    pub catalog_items: u64,
+    pub time_min: Option<i64>,
+    pub time_max: Option<i64>,
+}
+
+/// The storage interface every backend implements.
+pub trait EventStore: Send {
+    /// Appends events durably (one transaction); known keys are skipped.
+    fn append(&mut self, events: &[Event]) -> Result<AppendOutcome>;
+    /// Inserts or replaces catalog entries; returns how many were written.
+    fn upsert_items(&mut self, items: &[CatalogItem]) -> Result<u64>;
+    /// The catalog, ordered by item id.
+    fn catalog(&self) -> Result<Vec<CatalogItem>>;
+    /// A user's latest `limit` events, oldest first.
+    fn user_events(&self, user: &str, limit: usize) -> Result<Vec<StoredEvent>>;
+    /// Every event in insertion order.
+    fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()>;
+    fn stats(&self) -> Result<StoreStats>;
+    fn meta(&self, key: &str) -> Result<Option<String>>;
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Erases a user's events; returns how many were deleted.
+    fn delete_user(&mut self, user: &str) -> Result<u64>;
+}
+
+/// Where a store URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    SqliteFile(PathBuf),
+    SqliteMemory,
+}
+
+/// The database file inside a store directory.
+pub const DB_FILE: &str = "aisle.db";
+
+/// Parses a store URL or path.
+pub fn parse_url(url: &str) -> Result<Location> {
+    if url == "sqlite::memory:" || url == ":memory:" {
+        return Ok(Location::SqliteMemory);
+    }
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        return Ok(Location::SqliteFile(PathBuf::from(rest)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::UnsupportedUrl {
+            url: url.into(),
+            reason: "the PostgreSQL backend is not built into this binary yet; use a directory or sqlite:// URL".into(),
+        });
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(StoreError::UnsupportedUrl {
+            url: url.into(),
+            reason: format!("unknown scheme `{scheme}` (known: sqlite://, a directory path)"),
+        });
+    }
+    Ok(Location::SqliteFile(Path::new(url).join(DB_FILE)))
+}
+
+/// Opens (creating if needed) the store at a URL or directory path.
+pub fn open(url: &str) -> Result<Box<dyn EventStore>> {
+    Ok(Box::new(open_sqlite(url, true)?))
+}
+
+/// Opens an existing store; a missing one is an error rather than created.
+pub fn open_existing(url: &str) -> Result<Box<dyn EventStore>> {
+    Ok(Box::new(open_sqlite(url, false)?))
+}
+
+fn open_sqlite(url: &str, create: bool) -> Result<SqliteStore> {
+    match parse_url(url)? {
+        Location::SqliteMemory => SqliteStore::open_memory(),
+        Location::SqliteFile(path) => {
+            if !create && !path.exists() {
+                return Err(StoreError::Missing {
+                    path: path.display().to_string(),
+                });
+            }
+            if let Some(dir) = path.parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+            SqliteStore::open(&path)
+        }
+    }
+}

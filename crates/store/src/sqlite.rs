@@ -1,0 +1,360 @@
+//! The embedded SQLite backend (WAL, `synchronous=FULL`).
+//!
+//! Users and items are interned into integer ids so the event table and its
+//! `(user, ts, seq)` index stay small; `seq` (the rowid) is the insertion
+//! order and breaks timestamp ties in file order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use aisle_core::{CatalogItem, Event, EventType, StoredEvent};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{AppendOutcome, EventStore, Result, StoreError, StoreStats, SCHEMA_VERSION};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, ext TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS items(
+    id INTEGER PRIMARY KEY,
+    ext TEXT NOT NULL UNIQUE,
+    title TEXT, description TEXT, category TEXT, price REAL,
+    in_stock INTEGER NOT NULL DEFAULT 1,
+    in_catalog INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY,
+    ekey INTEGER NOT NULL UNIQUE,
+    user_id INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    etype INTEGER NOT NULL,
+    source_type TEXT NOT NULL,
+    quantity REAL, price REAL, session TEXT, value REAL);
+CREATE INDEX IF NOT EXISTS events_user_ts ON events(user_id, ts, seq);
+";
+
+/// SQLite-backed [`EventStore`].
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+    users: HashMap<String, i64>,
+    items: HashMap<String, i64>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn, path.display().to_string())
+    }
+
+    pub fn open_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?, ":memory:".into())
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .optional()?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(v) => {
+                let found: u32 = v
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?}")))?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew {
+                        path,
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        let (users, items) = SqliteStore::init_caches(&conn)?;
+        Ok(SqliteStore {
+            conn,
+            path,
+            users,
+            items,
+        })
+    }
+
+    /// Where the database lives (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+fn intern(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &mut HashMap<String, i64>,
+    table: &str,
+    ext: &str,
+) -> Result<i64> {
+    if let Some(id) = cache.get(ext) {
+        return Ok(*id);
+    }
+    let mut ins = tx.prepare_cached(&format!("INSERT INTO {table}(ext) VALUES(?1)"))?;
+    ins.execute([ext])?;
+    let id = tx.last_insert_rowid();
+    cache.insert(ext.to_string(), id);
+    Ok(id)
+}
+
+fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let code: u8 = r.get(5)?;
+    Ok(StoredEvent {
+        seq: r.get(0)?,
+        event: Event {
+            key: r.get::<_, i64>(1)? as u64,
+            user: r.get(2)?,
+            item: r.get(3)?,
+            ts: r.get(4)?,
+            event_type: EventType::from_code(code).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    5,
+                    rusqlite::types::Type::Integer,
+                    format!("unknown event type code {code}").into(),
+                )
+            })?,
+            source_type: r.get(6)?,
+            quantity: r.get(7)?,
+            price: r.get(8)?,
+            session: r.get(9)?,
+            value: r.get(10)?,
+        },
+    })
+}
+
+const EVENT_COLUMNS: &str = "e.seq, e.ekey, u.ext, i.ext, e.ts, e.etype, e.source_type, e.quantity, e.price, e.session, e.value
+     FROM events e JOIN users u ON u.id = e.user_id JOIN items i ON i.id = e.item_id";
+
+impl EventStore for SqliteStore {
+    fn append(&mut self, events: &[Event]) -> Result<AppendOutcome> {
+        let mut out = AppendOutcome::default();
+        // Roll back the interning caches if the transaction fails.
+        let (users_before, items_before) = (self.users.len(), self.items.len());
+        let res: Result<()> = (|| {
+            let tx = self.conn.transaction()?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO events(ekey, user_id, item_id, ts, etype, source_type, quantity, price, session, value)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for e in events {
+                    let u = intern(&tx, &mut self.users, "users", &e.user)?;
+                    let i = intern(&tx, &mut self.items, "items", &e.item)?;
+                    let n = ins.execute(params![
+                        e.key as i64,
+                        u,
+                        i,
+                        e.ts,
+                        e.event_type.code(),
+                        e.source_type,
+                        e.quantity,
+                        e.price,
+                        e.session,
+                        e.value
+                    ])?;
+                    if n == 1 {
+                        out.inserted += 1;
+                    } else {
+                        out.already_present += 1;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = res {
+            if self.users.len() != users_before || self.items.len() != items_before {
+                // Reload the caches from disk: ids minted in the failed transaction are gone.
+                let fresh = SqliteStore::init_caches(&self.conn)?;
+                self.users = fresh.0;
+                self.items = fresh.1;
+            }
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    fn upsert_items(&mut self, items: &[CatalogItem]) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO items(ext, title, description, category, price, in_stock, in_catalog)
+                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)
+                 ON CONFLICT(ext) DO UPDATE SET title=excluded.title, description=excluded.description,
+                   category=excluded.category, price=excluded.price, in_stock=excluded.in_stock, in_catalog=1",
+            )?;
+            for it in items {
+                n += st.execute(params![
+                    it.id,
+                    it.title,
+                    it.description,
+                    it.category,
+                    it.price,
+                    it.in_stock
+                ])? as u64;
+            }
+        }
+        tx.commit()?;
+        let (_, items) = SqliteStore::init_caches(&self.conn)?;
+        self.items = items;
+        Ok(n)
+    }
+
+    fn catalog(&self) -> Result<Vec<CatalogItem>> {
+        let mut st = self.conn.prepare(
+            "SELECT ext, title, description, category, price, in_stock FROM items WHERE in_catalog = 1 ORDER BY ext",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(CatalogItem {
+                id: r.get(0)?,
+                title: r.get(1)?,
+                description: r.get(2)?,
+                category: r.get(3)?,
+                price: r.get(4)?,
+                in_stock: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn user_events(&self, user: &str, limit: usize) -> Result<Vec<StoredEvent>> {
+        let Some(uid) = self.users.get(user) else {
+            return Ok(Vec::new());
+        };
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} WHERE e.user_id = ?1 ORDER BY e.ts DESC, e.seq DESC LIMIT ?2"
+        ))?;
+        let mut v: Vec<StoredEvent> = st
+            .query_map(params![uid, limit as i64], row_to_event)?
+            .collect::<rusqlite::Result<_>>()?;
+        v.reverse();
+        Ok(v)
+    }
+
+    fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()> {
+        let users: HashMap<i64, &str> = self.users.iter().map(|(k, v)| (*v, k.as_str())).collect();
+        let items: HashMap<i64, &str> = self.items.iter().map(|(k, v)| (*v, k.as_str())).collect();
+        let mut st = self.conn.prepare(
+            "SELECT seq, ekey, user_id, item_id, ts, etype, source_type, quantity, price, session, value FROM events ORDER BY seq",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let uid: i64 = r.get(2)?;
+            let iid: i64 = r.get(3)?;
+            let code: u8 = r.get(5)?;
+            let ev = StoredEvent {
+                seq: r.get(0)?,
+                event: Event {
+                    key: r.get::<_, i64>(1)? as u64,
+                    user: users
+                        .get(&uid)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event with unknown user id {uid}")))?
+                        .to_string(),
+                    item: items
+                        .get(&iid)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event with unknown item id {iid}")))?
+                        .to_string(),
+                    ts: r.get(4)?,
+                    event_type: EventType::from_code(code)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event type code {code}")))?,
+                    source_type: r.get(6)?,
+                    quantity: r.get(7)?,
+                    price: r.get(8)?,
+                    session: r.get(9)?,
+                    value: r.get(10)?,
+                },
+            };
+            f(ev);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let c = &self.conn;
+        let (events, users, items, tmin, tmax): (u64, u64, u64, Option<i64>, Option<i64>) = c.query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT user_id), COUNT(DISTINCT item_id), MIN(ts), MAX(ts) FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        let catalog_items: u64 =
+            c.query_row("SELECT COUNT(*) FROM items WHERE in_catalog = 1", [], |r| r.get(0))?;
+        let mut by_type = BTreeMap::new();
+        let mut st = c.prepare("SELECT etype, COUNT(*) FROM events GROUP BY etype")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, u64>(1)?)))?;
+        for row in rows {
+            let (code, n) = row?;
+            let name = EventType::from_code(code)
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_else(|| format!("code_{code}"));
+            by_type.insert(name, n);
+        }
+        Ok(StoreStats {
+            users,
+            items,
+            events,
+            events_by_type: by_type,
+            catalog_items,
+            time_min: tmin,
+            time_max: tmax,
+        })
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    fn delete_user(&mut self, user: &str) -> Result<u64> {
+        let Some(uid) = self.users.get(user).copied() else {
+            return Ok(0);
+        };
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM events WHERE user_id = ?1", [uid])? as u64;
+        tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;
+        tx.commit()?;
+        self.users.remove(user);
+        Ok(n)
+    }
+}
+
+type Caches = (HashMap<String, i64>, HashMap<String, i64>);
+
+impl SqliteStore {
+    fn init_caches(conn: &Connection) -> Result<Caches> {
+        let mut out = (HashMap::new(), HashMap::new());
+        for (table, map) in [("users", &mut out.0), ("items", &mut out.1)] {
+            let mut st = conn.prepare(&format!("SELECT ext, id FROM {table}"))?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (e, i) = row?;
+                map.insert(e, i);
+            }
+        }
+        Ok(out)
+    }
+}
