@@ -122,18 +122,6 @@ fn run_ingest(cfg: DatasetConfig, input: &Path, catalog: Option<&Path>, store_ur
     };
     // Open the store first: a bad URL should fail before minutes of parsing.
     let mut store = aisle_store::open(store_url)?;
-    let pb = bar(0, "reading");
-    let pb2 = pb.clone();
-    let out = Ingestor::new(cfg)
-        .with_progress(move |done, total| {
-            pb2.set_length(total);
-            pb2.set_position(done);
-        })
-        .ingest(input, catalog)?;
-    pb.finish_and_clear();
-    let mut report = out.report;
-    info!(rows = report.rows_read, accepted = report.accepted, "validated");
-
     if let Some(prev) = store.meta(DATASET_META)? {
         if let Ok(prev) = serde_json::from_str::<DatasetMeta>(&prev) {
             if prev.name != meta.name {
@@ -142,18 +130,51 @@ fn run_ingest(cfg: DatasetConfig, input: &Path, catalog: Option<&Path>, store_ur
         }
     }
     store.set_meta(DATASET_META, &serde_json::to_string(&meta)?)?;
-    let mut outcome = StoreOutcome {
-        catalog_upserted: store.upsert_items(&out.catalog)?,
-        ..StoreOutcome::default()
-    };
-    let pb = bar(out.events.len() as u64, "storing");
-    for chunk in out.events.chunks(50_000) {
-        let o = store.append(chunk)?;
-        outcome.inserted += o.inserted;
-        outcome.already_present += o.already_present;
-        pb.inc(chunk.len() as u64);
-    }
+
+    // Storing overlaps parsing: a second thread commits each chunk of
+    // accepted events while the reader validates the next one.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<aisle_core::Event>>(2);
+    let writer = std::thread::spawn(move || -> Result<(Box<dyn aisle_store::EventStore>, StoreOutcome, f64)> {
+        let mut outcome = StoreOutcome::default();
+        let mut busy = 0.0;
+        let mut bulk = false;
+        for chunk in rx {
+            let t = Instant::now();
+            if !bulk {
+                // Into an empty store: build the indexes once at the end.
+                bulk = store.begin_bulk()?;
+            }
+            let o = store.append(&chunk)?;
+            busy += t.elapsed().as_secs_f64();
+            outcome.inserted += o.inserted;
+            outcome.already_present += o.already_present;
+        }
+        let t = Instant::now();
+        store.end_bulk()?;
+        busy += t.elapsed().as_secs_f64();
+        Ok((store, outcome, busy))
+    });
+    let pb = bar(0, "ingesting");
+    let pb2 = pb.clone();
+    let mut sink = |chunk: Vec<aisle_core::Event>| tx.send(chunk).is_ok();
+    let ingested = Ingestor::new(cfg)
+        .with_progress(move |done, total| {
+            pb2.set_length(total);
+            pb2.set_position(done);
+        })
+        .ingest_into(input, catalog, &mut sink);
+    drop(tx);
     pb.finish_and_clear();
+    let stored = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
+    // A store error explains a closed sink better than the ingest error does.
+    let (mut store, mut outcome, store_busy) = stored?;
+    let out = ingested?;
+    let mut report = out.report;
+    info!(rows = report.rows_read, accepted = report.accepted, "ingested");
+    outcome.catalog_upserted = store.upsert_items(&out.catalog)?;
+    report.timings.insert("store_busy".into(), store_busy);
     if !out.quarantine.is_empty() {
         let dir = store_dir(store_url)?.join("quarantine");
         std::fs::create_dir_all(&dir)?;

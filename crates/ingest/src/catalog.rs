@@ -1,13 +1,13 @@
 //! Catalog building: from a catalog file, or aggregated from event rows
 //! (most frequent title and category, median positive price).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use aisle_core::CatalogItem;
 
 use crate::config::{DatasetConfig, Format};
-use crate::report::{CatalogReport, QuarantinedRow, Reason};
+use crate::report::{CatalogReport, QuarantinedRow, Reason, SourceFile};
 use crate::{input, IngestError, Result};
 
 #[derive(Default)]
@@ -41,7 +41,7 @@ fn most_frequent(v: &[(String, u32)]) -> Option<String> {
 /// Aggregates catalog facts from event rows.
 #[derive(Default)]
 pub(crate) struct Aggregator {
-    items: HashMap<String, Agg>,
+    items: aisle_core::hash::FastMap<String, Agg>,
 }
 
 impl Aggregator {
@@ -174,10 +174,10 @@ pub(crate) fn read_catalog_file(
         *report.by_reason.entry(reason.as_str().into()).or_insert(0) += 1;
         report.quarantined += 1;
         quarantine.push(QuarantinedRow {
-            file: "catalog".into(),
+            file: SourceFile::Catalog,
             line,
             reason,
-            detail,
+            detail: detail.into(),
             raw,
             raw_hex: None,
         });

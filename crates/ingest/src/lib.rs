@@ -30,6 +30,7 @@ pub mod report;
 mod catalog;
 mod rules;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
@@ -38,7 +39,7 @@ use aisle_core::hash::{hash_fields, StableHasher};
 use aisle_core::{CatalogItem, Event, EventType};
 
 pub use config::{DatasetConfig, Format, Protocol, TimeFormat, UserOrder};
-pub use report::{CatalogReport, QualityReport, QuarantinedRow, Reason, StoreOutcome};
+pub use report::{CatalogReport, QualityReport, QuarantinedRow, Reason, SourceFile, StoreOutcome};
 
 /// Errors that stop an ingest (bad rows never do: they are quarantined).
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,8 @@ pub enum IngestError {
         column: String,
         header: String,
     },
+    #[error("the consumer of accepted events stopped (see its error)")]
+    SinkClosed,
     #[error("cannot read {path} near line {line}: {message}")]
     Read {
         path: String,
@@ -150,8 +153,32 @@ impl Ingestor {
     }
 
     /// Reads `events_path` (and `catalog_path`, if given), validates, cleans
-    /// and reports.
-    pub fn ingest(mut self, events_path: &Path, catalog_path: Option<&Path>) -> Result<IngestOutput> {
+    /// and reports. Accepted events are returned in [`IngestOutput::events`].
+    pub fn ingest(self, events_path: &Path, catalog_path: Option<&Path>) -> Result<IngestOutput> {
+        self.run(events_path, catalog_path, None)
+    }
+
+    /// Like [`Ingestor::ingest`], but hands accepted events to `sink` in chunks
+    /// of [`CHUNK`] as soon as they are final, so storing can overlap parsing.
+    /// When a whole-history rule is on (consecutive duplicates, bots, k-core)
+    /// the chunks come only after the whole file is read. If `sink` returns
+    /// `false` the ingest stops early with [`IngestError::SinkClosed`].
+    /// [`IngestOutput::events`] is empty.
+    pub fn ingest_into(
+        self,
+        events_path: &Path,
+        catalog_path: Option<&Path>,
+        sink: &mut dyn FnMut(Vec<Event>) -> bool,
+    ) -> Result<IngestOutput> {
+        self.run(events_path, catalog_path, Some(sink))
+    }
+
+    fn run(
+        mut self,
+        events_path: &Path,
+        catalog_path: Option<&Path>,
+        sink: Option<&mut dyn FnMut(Vec<Event>) -> bool>,
+    ) -> Result<IngestOutput> {
         let start = Instant::now();
         let mut quarantine = Vec::new();
         let mut catalog_report = None;
@@ -164,82 +191,84 @@ impl Ingestor {
             catalog_report = Some(rep);
             quarantine.extend(q);
         }
-        let mut state = RowState::new(&self.cfg, self.now);
-        read_events(&self.cfg, self.progress.take(), events_path, &mut state)?;
+        let known_items = (catalog_path.is_some() && self.cfg.cleaning.require_catalog_item).then_some(&catalog);
+        let cfg = self.cfg.clone();
+        let mut state = RowState::new(&cfg, self.now, known_items, sink);
+        read_events(&cfg, self.progress.take(), events_path, &mut state)?;
+        if state.needs_history {
+            rules::apply(&cfg, &mut state.candidates);
+        }
+        state.flush();
+        if state.stopped {
+            return Err(IngestError::SinkClosed);
+        }
         let RowState {
-            mut candidates,
-            quarantine: row_q,
-            arena,
+            quarantine: mut row_q,
             rows_read,
-            transformed,
             catalog_agg,
+            acc,
             ..
         } = state;
-
-        // Whole-history rules.
-        let known_items = if catalog_path.is_some() && self.cfg.cleaning.require_catalog_item {
-            Some(&catalog)
-        } else {
-            None
-        };
-        rules::apply(&self.cfg, &mut candidates, known_items);
-
-        if self.cfg.catalog.from_events {
+        if cfg.catalog.from_events {
             for it in catalog_agg.finish() {
                 catalog.entry(it.id.clone()).or_insert(it);
             }
         }
-
-        // Assemble.
-        let mut quarantined_rows = row_q;
-        let mut events = Vec::with_capacity(candidates.len());
-        for c in candidates {
-            match c.dropped {
-                Some(reason) => quarantined_rows.push(QuarantinedRow {
-                    file: "events".into(),
-                    line: c.line,
-                    reason,
-                    detail: rule_detail(reason, &c.event),
-                    raw: arena[c.raw.0 as usize..c.raw.1 as usize].to_string(),
-                    raw_hex: None,
-                }),
-                None => {
-                    let mut ev = c.event;
-                    ev.key = hash_fields([
-                        c.content_hash.to_le_bytes().as_slice(),
-                        c.ordinal.to_le_bytes().as_slice(),
-                    ]);
-                    events.push(ev);
-                }
-            }
-        }
-        quarantined_rows.sort_by_key(|q| q.line);
-        quarantine.extend(quarantined_rows);
-
+        row_q.sort_by_key(|q| q.line);
+        quarantine.extend(row_q);
         let report = build_report(
-            &self.cfg,
+            &cfg,
             events_path,
             rows_read,
-            &events,
+            &acc,
             &quarantine,
-            transformed,
             catalog.len() as u64,
             catalog_report,
             start.elapsed().as_secs_f64(),
         );
+        self.cfg = cfg;
         Ok(IngestOutput {
-            events,
+            events: acc.events,
             catalog: catalog.into_values().collect(),
             quarantine,
             report,
         })
     }
+}
 
+/// Events per chunk handed to a sink.
+pub const CHUNK: usize = 50_000;
+
+/// Running figures over accepted events.
+#[derive(Default)]
+struct Accum {
+    events: Vec<Event>,
+    accepted: u64,
+    users: aisle_core::hash::FastSet<String>,
+    items: aisle_core::hash::FastSet<String>,
+    by_type: BTreeMap<String, u64>,
+    tmin: Option<i64>,
+    tmax: Option<i64>,
+}
+
+impl Accum {
+    fn add(&mut self, e: &Event) {
+        self.accepted += 1;
+        if !self.users.contains(e.user.as_str()) {
+            self.users.insert(e.user.clone());
+        }
+        if !self.items.contains(e.item.as_str()) {
+            self.items.insert(e.item.clone());
+        }
+        *self.by_type.entry(e.event_type.as_str().to_string()).or_insert(0) += 1;
+        self.tmin = Some(self.tmin.map_or(e.ts, |m| m.min(e.ts)));
+        self.tmax = Some(self.tmax.map_or(e.ts, |m| m.max(e.ts)));
+    }
 }
 
 type Progress = Option<Box<dyn FnMut(u64, u64)>>;
 
-fn read_events(cfg: &DatasetConfig, mut progress: Progress, path: &Path, st: &mut RowState) -> Result<()> {
+fn read_events(cfg: &DatasetConfig, mut progress: Progress, path: &Path, st: &mut RowState<'_, '_>) -> Result<()> {
         let input = input::open(path)?;
         let size = input.file_size;
         let consumed = input.consumed.clone();
@@ -406,38 +435,96 @@ fn column_indices(cfg: &DatasetConfig, header: &[String], path: &str) -> Result<
 }
 
 /// Row-level validation state.
-struct RowState<'c> {
+struct RowState<'c, 's> {
     cfg: &'c DatasetConfig,
+    known_items: Option<&'c BTreeMap<String, CatalogItem>>,
+    sink: Option<&'s mut dyn FnMut(Vec<Event>) -> bool>,
+    /// A whole-history rule is on: candidates are held until the end.
+    needs_history: bool,
+    stopped: bool,
+    acc: Accum,
     min_ts: i64,
     max_ts: i64,
     candidates: Vec<Candidate>,
     quarantine: Vec<QuarantinedRow>,
     arena: String,
     rows_read: u64,
-    seen: HashMap<u64, u32>,
-    transformed: BTreeMap<String, u64>,
+    seen: aisle_core::hash::FastMap<u64, u32>,
     catalog_agg: catalog::Aggregator,
     type_cache: HashMap<String, Option<EventType>>,
 }
 
-impl<'c> RowState<'c> {
-    fn new(cfg: &'c DatasetConfig, now: i64) -> Self {
+impl<'c, 's> RowState<'c, 's> {
+    fn new(
+        cfg: &'c DatasetConfig,
+        now: i64,
+        known_items: Option<&'c BTreeMap<String, CatalogItem>>,
+        sink: Option<&'s mut dyn FnMut(Vec<Event>) -> bool>,
+    ) -> Self {
+        let c = &cfg.cleaning;
+        let needs_history = c.consecutive_duplicate_window_s.is_some()
+            || (c.bot_max_events_per_minute.is_some() && cfg.fields.time_format != TimeFormat::Order)
+            || c.kcore > 0;
         RowState {
             cfg,
+            known_items,
+            sink,
+            needs_history,
+            stopped: false,
+            acc: Accum::default(),
             min_ts: aisle_core::time::parse_datetime(&cfg.cleaning.min_time).unwrap_or(i64::MIN),
             max_ts: now.saturating_add(cfg.cleaning.future_slack_s),
             candidates: Vec::new(),
             quarantine: Vec::new(),
             arena: String::new(),
             rows_read: 0,
-            seen: HashMap::new(),
-            transformed: BTreeMap::new(),
+            seen: Default::default(),
             catalog_agg: catalog::Aggregator::default(),
             type_cache: HashMap::new(),
         }
     }
 
-    fn quarantine_raw(&mut self, line: u64, reason: Reason, detail: String, raw: &[u8]) {
+    /// Moves finished candidates out: dropped ones to the quarantine, the
+    /// rest (with their idempotency keys) to the sink or the output.
+    fn flush(&mut self) {
+        let mut chunk = Vec::with_capacity(self.candidates.len());
+        for c in self.candidates.drain(..) {
+            match c.dropped {
+                Some(reason) => self.quarantine.push(QuarantinedRow {
+                    file: SourceFile::Events,
+                    line: c.line,
+                    reason,
+                    detail: rule_detail(reason, &c.event).into(),
+                    raw: self.arena[c.raw.0 as usize..c.raw.1 as usize].to_string(),
+                    raw_hex: None,
+                }),
+                None => {
+                    let mut ev = c.event;
+                    ev.key = hash_fields([
+                        c.content_hash.to_le_bytes().as_slice(),
+                        c.ordinal.to_le_bytes().as_slice(),
+                    ]);
+                    self.acc.add(&ev);
+                    chunk.push(ev);
+                }
+            }
+        }
+        self.arena.clear();
+        if chunk.is_empty() {
+            return;
+        }
+        match self.sink.as_mut() {
+            Some(sink) => {
+                if !self.stopped && !sink(chunk) {
+                    self.stopped = true;
+                }
+            }
+            None => self.acc.events.extend(chunk),
+        }
+    }
+
+    fn quarantine_raw(&mut self, line: u64, reason: Reason, detail: impl Into<Cow<'static, str>>, raw: &[u8]) {
+        let detail = detail.into();
         let (raw_s, raw_hex) = match std::str::from_utf8(raw) {
             Ok(s) => (s.to_string(), None),
             Err(_) => (
@@ -446,7 +533,7 @@ impl<'c> RowState<'c> {
             ),
         };
         self.quarantine.push(QuarantinedRow {
-            file: "events".into(),
+            file: SourceFile::Events,
             line,
             reason,
             detail,
@@ -511,7 +598,7 @@ impl<'c> RowState<'c> {
         }
         if std::str::from_utf8(rec.as_slice()).is_err() {
             let raw = raw_join();
-            self.quarantine_raw(line, Reason::InvalidUtf8, "row is not valid UTF-8".into(), &raw);
+            self.quarantine_raw(line, Reason::InvalidUtf8, "row is not valid UTF-8", &raw);
             return;
         }
         let mut fields: [Option<&str>; NF] = [None; NF];
@@ -547,13 +634,13 @@ impl<'c> RowState<'c> {
             return;
         }
         let Ok(s) = std::str::from_utf8(text) else {
-            self.quarantine_raw(line, Reason::InvalidUtf8, "line is not valid UTF-8".into(), text);
+            self.quarantine_raw(line, Reason::InvalidUtf8, "line is not valid UTF-8", text);
             return;
         };
         let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(s) {
             Ok(serde_json::Value::Object(m)) => m,
             Ok(_) => {
-                self.quarantine_raw(line, Reason::Unparseable, "not a JSON object".into(), text);
+                self.quarantine_raw(line, Reason::Unparseable, "not a JSON object", text);
                 return;
             }
             Err(e) => {
@@ -610,7 +697,7 @@ impl<'c> RowState<'c> {
     fn seq_line(&mut self, text: &[u8], line: u64) {
         let Ok(s) = std::str::from_utf8(text) else {
             self.rows_read += 1;
-            self.quarantine_raw(line, Reason::InvalidUtf8, "line is not valid UTF-8".into(), text);
+            self.quarantine_raw(line, Reason::InvalidUtf8, "line is not valid UTF-8", text);
             return;
         };
         let mut toks = s.split_ascii_whitespace();
@@ -623,7 +710,7 @@ impl<'c> RowState<'c> {
             let content_hash = hash_fields([user.as_bytes(), item.as_bytes(), pos_s.as_bytes()]);
             let ordinal = self.occurrence(content_hash);
             if item.len() > self.cfg.cleaning.max_field_bytes || user.len() > self.cfg.cleaning.max_field_bytes {
-                self.quarantine_raw(line, Reason::FieldTooLarge, "field too large".into(), item.as_bytes());
+                self.quarantine_raw(line, Reason::FieldTooLarge, "field too large", item.as_bytes());
                 continue;
             }
             let mut fields: [Option<&str>; NF] = [None; NF];
@@ -641,7 +728,7 @@ impl<'c> RowState<'c> {
         }
         if !any {
             self.rows_read += 1;
-            self.quarantine_raw(line, Reason::MissingItem, "a user with no items".into(), text);
+            self.quarantine_raw(line, Reason::MissingItem, "a user with no items", text);
         }
     }
 
@@ -660,11 +747,11 @@ impl<'c> RowState<'c> {
     }
 
     fn validate(&mut self, line: u64, f: [Option<&str>; NF], raw: (u32, u32), content_hash: u64, ordinal: u32) {
-        let fail = |st: &mut Self, reason: Reason, detail: String| {
+        let fail = |st: &mut Self, reason: Reason, detail: Cow<'static, str>| {
             let text = st.arena[raw.0 as usize..raw.1 as usize].to_string();
             st.arena.truncate(raw.0 as usize);
             st.quarantine.push(QuarantinedRow {
-                file: "events".into(),
+                file: SourceFile::Events,
                 line,
                 reason,
                 detail,
@@ -695,7 +782,7 @@ impl<'c> RowState<'c> {
             Some(src) => match self.event_type(src) {
                 Some(t) => (t, src.to_string()),
                 None => {
-                    return fail(self, Reason::UnknownEventType, format!("event type {src:?} is not known"));
+                    return fail(self, Reason::UnknownEventType, format!("event type {src:?} is not known").into());
                 }
             },
             None => match self.cfg.default_event_type {
@@ -711,7 +798,7 @@ impl<'c> RowState<'c> {
         };
         let ts = match parse_time(self.cfg, f[F::Time as usize], f[F::TimeOffset as usize]) {
             Ok(ts) => ts,
-            Err(d) => return fail(self, Reason::BadTimestamp, d),
+            Err(d) => return fail(self, Reason::BadTimestamp, d.into()),
         };
         if self.cfg.fields.time_format != TimeFormat::Order && (ts < self.min_ts || ts > self.max_ts) {
             return fail(
@@ -720,7 +807,8 @@ impl<'c> RowState<'c> {
                 format!(
                     "{} is outside the plausible range",
                     aisle_core::time::format_rfc3339(ts)
-                ),
+                )
+                .into(),
             );
         }
         let num = |s: Option<&str>, what: &str| -> Result<Option<f64>, String> {
@@ -738,27 +826,24 @@ impl<'c> RowState<'c> {
             num(f[F::Value as usize], "value"),
         ) {
             (Ok(q), Ok(p), Ok(v)) => (q, p, v),
-            (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => return fail(self, Reason::BadNumber, d),
+            (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => return fail(self, Reason::BadNumber, d.into()),
         };
         if let Some(q) = quantity {
             if event_type == EventType::Cancel {
                 if q < 0.0 {
                     quantity = Some(-q);
                 }
-                *self.transformed.entry("cancellation".into()).or_insert(0) += 1;
             } else if q <= 0.0 {
                 return fail(
                     self,
                     Reason::NonPositiveQuantity,
-                    format!("quantity {q} on a {event_type} event"),
+                    format!("quantity {q} on a {event_type} event").into(),
                 );
             }
-        } else if event_type == EventType::Cancel {
-            *self.transformed.entry("cancellation".into()).or_insert(0) += 1;
         }
         if let Some(p) = price {
             if p < 0.0 {
-                return fail(self, Reason::NegativePrice, format!("price {p}"));
+                return fail(self, Reason::NegativePrice, format!("price {p}").into());
             }
         }
         let event = Event {
@@ -773,6 +858,19 @@ impl<'c> RowState<'c> {
             session: f[F::Session as usize].map(str::to_string),
             value,
         };
+        let c = &self.cfg.cleaning;
+        let immediate = if c.dedupe_exact && ordinal > 0 {
+            Some(Reason::ExactDuplicate)
+        } else if c.drop_non_products && self.cfg.is_non_product(&event.item) {
+            Some(Reason::NonProduct)
+        } else if self.known_items.is_some_and(|k| !k.contains_key(&event.item)) {
+            Some(Reason::UnknownItem)
+        } else {
+            None
+        };
+        if let Some(reason) = immediate {
+            return fail(self, reason, rule_detail(reason, &event).into());
+        }
         self.candidates.push(Candidate {
             event,
             line,
@@ -781,6 +879,9 @@ impl<'c> RowState<'c> {
             content_hash,
             dropped: None,
         });
+        if !self.needs_history && self.candidates.len() >= CHUNK {
+            self.flush();
+        }
     }
 }
 
@@ -831,54 +932,40 @@ fn build_report(
     cfg: &DatasetConfig,
     path: &Path,
     rows_read: u64,
-    events: &[Event],
+    acc: &Accum,
     quarantine: &[QuarantinedRow],
-    transformed: BTreeMap<String, u64>,
     catalog_items: u64,
     catalog: Option<CatalogReport>,
     elapsed: f64,
 ) -> QualityReport {
     let mut by_reason = BTreeMap::new();
     let mut quarantined = 0;
-    for q in quarantine.iter().filter(|q| q.file == "events") {
+    for q in quarantine.iter().filter(|q| q.file == SourceFile::Events) {
         *by_reason.entry(q.reason.as_str().to_string()).or_insert(0) += 1;
         quarantined += 1;
     }
-    let mut accepted_by_type = BTreeMap::new();
-    let mut users = std::collections::HashSet::new();
-    let mut items = std::collections::HashSet::new();
-    let (mut tmin, mut tmax) = (None::<i64>, None::<i64>);
-    for e in events {
-        *accepted_by_type.entry(e.event_type.as_str().to_string()).or_insert(0) += 1;
-        users.insert(e.user.as_str());
-        items.insert(e.item.as_str());
-        tmin = Some(tmin.map_or(e.ts, |m| m.min(e.ts)));
-        tmax = Some(tmax.map_or(e.ts, |m| m.max(e.ts)));
-    }
-    // Transformed counts only accepted rows.
-    let mut transformed = transformed;
-    if let Some(n) = accepted_by_type.get("cancel") {
-        transformed.insert("cancellation".into(), *n);
-    } else {
-        transformed.remove("cancellation");
+    let mut transformed = BTreeMap::new();
+    if let Some(n) = acc.by_type.get("cancel") {
+        // Cancelled lines kept as `cancel` events with a positive quantity.
+        transformed.insert("cancellation".to_string(), *n);
     }
     QualityReport {
         dataset: cfg.name.clone(),
         input: path.display().to_string(),
         rows_read,
-        accepted: events.len() as u64,
+        accepted: acc.accepted,
         quarantined,
         by_reason,
         transformed,
-        accepted_by_type,
-        users: users.len() as u64,
-        items: items.len() as u64,
+        accepted_by_type: acc.by_type.clone(),
+        users: acc.users.len() as u64,
+        items: acc.items.len() as u64,
         time_kind: match cfg.time_kind() {
             aisle_core::TimeKind::Unix => "unix".into(),
             aisle_core::TimeKind::Order => "order".into(),
         },
-        time_min: tmin,
-        time_max: tmax,
+        time_min: acc.tmin,
+        time_max: acc.tmax,
         catalog_items,
         catalog,
         cleaning: serde_json::to_value(&cfg.cleaning).unwrap_or_default(),
@@ -888,6 +975,7 @@ fn build_report(
         } else {
             0.0
         },
+        timings: BTreeMap::from([("read_validate".to_string(), elapsed)]),
         store: None,
     }
 }

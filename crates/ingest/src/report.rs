@@ -69,16 +69,23 @@ impl Reason {
     }
 }
 
+/// Which input a quarantined row came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFile {
+    Events,
+    Catalog,
+}
+
 /// A row that did not make it into the store, with everything needed to
 /// repair and re-ingest it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct QuarantinedRow {
-    /// `events` or `catalog`.
-    pub file: String,
+    pub file: SourceFile,
     /// 1-based line where the row starts.
     pub line: u64,
     pub reason: Reason,
-    pub detail: String,
+    pub detail: std::borrow::Cow<'static, str>,
     /// The row's text (lossy UTF-8).
     pub raw: String,
     /// The exact bytes in hex, when the row is not valid UTF-8.
@@ -133,6 +140,9 @@ pub struct QualityReport {
     pub cleaning: serde_json::Value,
     pub elapsed_s: f64,
     pub rows_per_s: f64,
+    /// Seconds per stage (`read_validate`, `store`, ...).
+    #[serde(default)]
+    pub timings: BTreeMap<String, f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub store: Option<StoreOutcome>,
 }

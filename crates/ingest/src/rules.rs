@@ -2,29 +2,15 @@
 //! each marks the rows it drops with its own [`Reason`]; a row already
 //! dropped is not seen by later rules.
 
-use std::collections::{BTreeMap, HashMap};
-
-use aisle_core::CatalogItem;
+use std::collections::HashMap;
 
 use crate::config::{DatasetConfig, TimeFormat};
 use crate::report::Reason;
 use crate::Candidate;
 
-pub(crate) fn apply(
-    cfg: &DatasetConfig,
-    cands: &mut [Candidate],
-    catalog: Option<&BTreeMap<String, CatalogItem>>,
-) {
+/// The whole-history rules (row-level and immediate rules ran already).
+pub(crate) fn apply(cfg: &DatasetConfig, cands: &mut [Candidate]) {
     let c = &cfg.cleaning;
-    for cand in cands.iter_mut() {
-        if c.dedupe_exact && cand.ordinal > 0 {
-            cand.dropped = Some(Reason::ExactDuplicate);
-        } else if c.drop_non_products && cfg.is_non_product(&cand.event.item) {
-            cand.dropped = Some(Reason::NonProduct);
-        } else if catalog.is_some_and(|cat| !cat.contains_key(&cand.event.item)) {
-            cand.dropped = Some(Reason::UnknownItem);
-        }
-    }
     if c.consecutive_duplicate_window_s.is_some() || c.bot_max_events_per_minute.is_some() {
         let by_user = group_by_user(cands);
         if let Some(window) = c.consecutive_duplicate_window_s {

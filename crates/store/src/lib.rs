@@ -89,6 +89,12 @@ pub struct StoreStats {
 pub trait EventStore: Send {
     /// Appends events durably (one transaction); known keys are skipped.
     fn append(&mut self, events: &[Event]) -> Result<AppendOutcome>;
+    /// Starts a bulk load if the store holds no events yet: secondary indexes
+    /// are dropped and rebuilt by [`EventStore::end_bulk`]. Appends stay
+    /// durable and idempotent meanwhile. Returns whether bulk mode is on.
+    fn begin_bulk(&mut self) -> Result<bool>;
+    /// Ends a bulk load (rebuilds indexes). A no-op outside one.
+    fn end_bulk(&mut self) -> Result<()>;
     /// Inserts or replaces catalog entries; returns how many were written.
     fn upsert_items(&mut self, items: &[CatalogItem]) -> Result<u64>;
     /// The catalog, ordered by item id.
