@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tracing::info;
 
-use crate::{AppendArgs, DemoArgs, DemoDataArgs, IngestArgs, PresetsArgs, SplitArgs, SplitProtocol, StatsArgs};
+use crate::{
+    AppendArgs, DemoArgs, DemoDataArgs, IngestArgs, PresetsArgs, SplitArgs, SplitProtocol,
+    StatsArgs,
+};
 
 /// Facts about the data set a store holds, kept in its meta table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,7 +33,9 @@ const DATASET_META: &str = "dataset";
 /// The folder that holds a store (for quarantine files and reports).
 fn store_dir(url: &str) -> Result<PathBuf> {
     Ok(match aisle_store::parse_url(url)? {
-        aisle_store::Location::SqliteFile(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        aisle_store::Location::SqliteFile(p) => {
+            p.parent().map(Path::to_path_buf).unwrap_or_default()
+        }
         aisle_store::Location::SqliteMemory => std::env::temp_dir(),
     })
 }
@@ -112,7 +117,12 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
 }
 
 /// Ingests a file into a store and returns the completed report.
-fn run_ingest(cfg: DatasetConfig, input: &Path, catalog: Option<&Path>, store_url: &str) -> Result<QualityReport> {
+fn run_ingest(
+    cfg: DatasetConfig,
+    input: &Path,
+    catalog: Option<&Path>,
+    store_url: &str,
+) -> Result<QualityReport> {
     let started = Instant::now();
     let name = cfg.name.clone();
     let meta = DatasetMeta {
@@ -134,26 +144,28 @@ fn run_ingest(cfg: DatasetConfig, input: &Path, catalog: Option<&Path>, store_ur
     // Storing overlaps parsing: a second thread commits each chunk of
     // accepted events while the reader validates the next one.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<aisle_core::Event>>(2);
-    let writer = std::thread::spawn(move || -> Result<(Box<dyn aisle_store::EventStore>, StoreOutcome, f64)> {
-        let mut outcome = StoreOutcome::default();
-        let mut busy = 0.0;
-        let mut bulk = false;
-        for chunk in rx {
-            let t = Instant::now();
-            if !bulk {
-                // Into an empty store: build the indexes once at the end.
-                bulk = store.begin_bulk()?;
+    let writer = std::thread::spawn(
+        move || -> Result<(Box<dyn aisle_store::EventStore>, StoreOutcome, f64)> {
+            let mut outcome = StoreOutcome::default();
+            let mut busy = 0.0;
+            let mut bulk = false;
+            for chunk in rx {
+                let t = Instant::now();
+                if !bulk {
+                    // Into an empty store: build the indexes once at the end.
+                    bulk = store.begin_bulk()?;
+                }
+                let o = store.append(&chunk)?;
+                busy += t.elapsed().as_secs_f64();
+                outcome.inserted += o.inserted;
+                outcome.already_present += o.already_present;
             }
-            let o = store.append(&chunk)?;
+            let t = Instant::now();
+            store.end_bulk()?;
             busy += t.elapsed().as_secs_f64();
-            outcome.inserted += o.inserted;
-            outcome.already_present += o.already_present;
-        }
-        let t = Instant::now();
-        store.end_bulk()?;
-        busy += t.elapsed().as_secs_f64();
-        Ok((store, outcome, busy))
-    });
+            Ok((store, outcome, busy))
+        },
+    );
     let pb = bar(0, "ingesting");
     let pb2 = pb.clone();
     let mut sink = |chunk: Vec<aisle_core::Event>| tx.send(chunk).is_ok();
@@ -172,13 +184,22 @@ fn run_ingest(cfg: DatasetConfig, input: &Path, catalog: Option<&Path>, store_ur
     let (mut store, mut outcome, store_busy) = stored?;
     let out = ingested?;
     let mut report = out.report;
-    info!(rows = report.rows_read, accepted = report.accepted, "ingested");
+    info!(
+        rows = report.rows_read,
+        accepted = report.accepted,
+        "ingested"
+    );
     outcome.catalog_upserted = store.upsert_items(&out.catalog)?;
     report.timings.insert("store_busy".into(), store_busy);
     if !out.quarantine.is_empty() {
         let dir = store_dir(store_url)?.join("quarantine");
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{}-{}-{}.jsonl", name, unix_now(), std::process::id()));
+        let path = dir.join(format!(
+            "{}-{}-{}.jsonl",
+            name,
+            unix_now(),
+            std::process::id()
+        ));
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
         for q in &out.quarantine {
             serde_json::to_writer(&mut w, q)?;
@@ -223,11 +244,16 @@ fn parse_append(line: &str, now: i64, counter: u64) -> Result<Event, String> {
     let l: AppendLine = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
     let user = id_string(&l.user_id).ok_or("user_id must be a non-empty string or a number")?;
     let item = id_string(&l.item_id).ok_or("item_id must be a non-empty string or a number")?;
-    let event_type = EventType::parse(&l.r#type).ok_or_else(|| format!("unknown event type {:?}", l.r#type))?;
+    let event_type =
+        EventType::parse(&l.r#type).ok_or_else(|| format!("unknown event type {:?}", l.r#type))?;
     let ts = match &l.timestamp {
         None | Some(serde_json::Value::Null) => now,
-        Some(serde_json::Value::Number(n)) => n.as_i64().ok_or("timestamp must be whole Unix seconds")?,
-        Some(serde_json::Value::String(s)) => time::parse_datetime(s).ok_or_else(|| format!("timestamp {s:?} is not RFC 3339"))?,
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().ok_or("timestamp must be whole Unix seconds")?
+        }
+        Some(serde_json::Value::String(s)) => {
+            time::parse_datetime(s).ok_or_else(|| format!("timestamp {s:?} is not RFC 3339"))?
+        }
         Some(_) => return Err("timestamp must be Unix seconds or an RFC 3339 string".into()),
     };
     if ts > now + 86_400 {
@@ -271,7 +297,10 @@ pub fn append(a: AppendArgs) -> Result<()> {
     let mut out = stdout.lock();
     let mut batch = Vec::with_capacity(a.batch.max(1));
     let (mut acked, mut rejected, mut counter) = (0u64, 0u64, 0u64);
-    let mut flush = |batch: &mut Vec<Event>, out: &mut std::io::StdoutLock<'_>, acked: &mut u64| -> Result<()> {
+    let mut flush = |batch: &mut Vec<Event>,
+                     out: &mut std::io::StdoutLock<'_>,
+                     acked: &mut u64|
+     -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -315,7 +344,9 @@ pub fn stats(a: StatsArgs) -> Result<()> {
     let store = aisle_store::open_existing(&a.store)?;
     let s = store.stats()?;
     let meta = dataset_meta(store.as_ref())?;
-    let order_only = meta.as_ref().is_some_and(|m| m.time_kind == TimeKind::Order);
+    let order_only = meta
+        .as_ref()
+        .is_some_and(|m| m.time_kind == TimeKind::Order);
     if a.json {
         let mut v = serde_json::to_value(&s)?;
         v["dataset"] = serde_json::json!(meta.as_ref().map(|m| m.name.clone()));
@@ -338,7 +369,11 @@ pub fn stats(a: StatsArgs) -> Result<()> {
         println!("  {t:<12}{n:>10}");
     }
     match (s.time_min, s.time_max, order_only) {
-        (Some(a), Some(b), false) => println!("time span    {} .. {}", time::format_rfc3339(a), time::format_rfc3339(b)),
+        (Some(a), Some(b), false) => println!(
+            "time span    {} .. {}",
+            time::format_rfc3339(a),
+            time::format_rfc3339(b)
+        ),
         (Some(a), Some(b), true) => println!("time span    order only (positions {a} .. {b})"),
         _ => println!("time span    (no events)"),
     }
@@ -346,13 +381,19 @@ pub fn stats(a: StatsArgs) -> Result<()> {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn load_sequences(store_url: &str) -> Result<(Sequences, Option<DatasetMeta>)> {
     let store = aisle_store::open_existing(store_url)?;
     let meta = dataset_meta(store.as_ref())?;
-    let protocol = meta.as_ref().map(|m| m.protocol.clone()).unwrap_or_default();
+    let protocol = meta
+        .as_ref()
+        .map(|m| m.protocol.clone())
+        .unwrap_or_default();
     let mut events = Vec::new();
     store.scan_events(&mut |e| events.push(e))?;
     let seqs = build_sequences(
@@ -373,7 +414,8 @@ pub fn split(a: SplitArgs) -> Result<()> {
     if seqs.users.is_empty() {
         bail!("the store has no interactions that the protocol keeps: nothing to split");
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut buf = Vec::new();
     seqs.write_tsv(&mut buf)?;
     std::fs::write(a.out.join("sequences.tsv"), &buf)?;
@@ -401,7 +443,9 @@ pub fn split(a: SplitArgs) -> Result<()> {
             });
         }
         SplitProtocol::Temporal => {
-            let order_only = meta.as_ref().is_some_and(|m| m.time_kind == TimeKind::Order);
+            let order_only = meta
+                .as_ref()
+                .is_some_and(|m| m.time_kind == TimeKind::Order);
             let t = temporal_split(&seqs, a.test_fraction, order_only)?;
             for (name, part) in [("train.tsv", &t.train), ("test.tsv", &t.test)] {
                 let mut b = Vec::new();
@@ -432,7 +476,8 @@ pub fn demo_data(a: DemoDataArgs) -> Result<()> {
         days: a.days,
         ..aisle_demo::DemoConfig::default()
     };
-    let s = aisle_demo::write_demo(&a.out, &cfg).with_context(|| format!("writing {}", a.out.display()))?;
+    let s = aisle_demo::write_demo(&a.out, &cfg)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
         "wrote {} catalog rows and {} event rows to {}",
         s.catalog_rows,
@@ -470,7 +515,14 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         store: store.display().to_string(),
         json: false,
     })?;
-    println!("\nNext: aisle split --store {} --protocol loo --out {}", store.display(), a.dir.join("split").display());
-    println!("      report JSON: {}", a.dir.join("quality-report.json").display());
+    println!(
+        "\nNext: aisle split --store {} --protocol loo --out {}",
+        store.display(),
+        a.dir.join("split").display()
+    );
+    println!(
+        "      report JSON: {}",
+        a.dir.join("quality-report.json").display()
+    );
     Ok(())
 }

@@ -63,10 +63,19 @@ mod tests {
     #[test]
     fn stable_values() {
         // These values are on disk in every store: they must never change.
-        assert_eq!(hash_fields([b"a".as_slice(), b"b"]), hash_fields([b"a".as_slice(), b"b"]));
-        assert_ne!(hash_fields([b"ab".as_slice(), b"c"]), hash_fields([b"a".as_slice(), b"bc"]));
+        assert_eq!(
+            hash_fields([b"a".as_slice(), b"b"]),
+            hash_fields([b"a".as_slice(), b"b"])
+        );
+        assert_ne!(
+            hash_fields([b"ab".as_slice(), b"c"]),
+            hash_fields([b"a".as_slice(), b"bc"])
+        );
         assert_eq!(hash_fields([b"".as_slice()]), 7_019_072_827_731_199_771);
-        assert_eq!(hash_fields([b"retail".as_slice(), b"85123A"]), hash_fields([b"retail".as_slice(), b"85123A"]));
+        assert_eq!(
+            hash_fields([b"retail".as_slice(), b"85123A"]),
+            hash_fields([b"retail".as_slice(), b"85123A"])
+        );
     }
 }
 

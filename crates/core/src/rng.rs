@@ -15,7 +15,9 @@ impl Rng {
             x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
             crate::hash::mix(x)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -71,7 +73,9 @@ impl Rng {
     pub fn weighted(&mut self, cumulative: &[f64]) -> usize {
         let total = *cumulative.last().expect("non-empty weights");
         let x = self.f64() * total;
-        cumulative.partition_point(|&c| c <= x).min(cumulative.len() - 1)
+        cumulative
+            .partition_point(|&c| c <= x)
+            .min(cumulative.len() - 1)
     }
 }
 
@@ -98,6 +102,9 @@ mod tests {
         for _ in 0..30_000 {
             hits[a.weighted(&w)] += 1;
         }
-        assert!(hits[1] == 0 && hits[0] > 9_000 && hits[2] > 19_000, "{hits:?}");
+        assert!(
+            hits[1] == 0 && hits[0] > 9_000 && hits[2] > 19_000,
+            "{hits:?}"
+        );
     }
 }

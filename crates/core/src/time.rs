@@ -157,9 +157,15 @@ mod tests {
     fn known_datetimes() {
         assert_eq!(parse_datetime("2010-12-01 08:26:00"), Some(1_291_191_960));
         assert_eq!(parse_datetime("2010-12-01T08:26:00Z"), Some(1_291_191_960));
-        assert_eq!(parse_datetime("2010-12-01T09:26:00+01:00"), Some(1_291_191_960));
+        assert_eq!(
+            parse_datetime("2010-12-01T09:26:00+01:00"),
+            Some(1_291_191_960)
+        );
         assert_eq!(parse_datetime("2010-12-01 08:26"), Some(1_291_191_960));
-        assert_eq!(parse_datetime("2010-12-01 08:26:00.123"), Some(1_291_191_960));
+        assert_eq!(
+            parse_datetime("2010-12-01 08:26:00.123"),
+            Some(1_291_191_960)
+        );
         assert_eq!(parse_date("2016-05-09"), Some(1_462_752_000));
         assert_eq!(format_rfc3339(1_291_191_960), "2010-12-01T08:26:00Z");
     }

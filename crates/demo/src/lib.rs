@@ -64,22 +64,150 @@ struct Category {
 }
 
 const CATEGORIES: &[Category] = &[
-    Category { name: "Candles & Lights", nouns: &["Tea Light Holder", "Scented Candle", "Lantern", "Fairy Lights", "Candle Set"], base_price: 6.0, consumable: true },
-    Category { name: "Kitchen", nouns: &["Mug", "Teapot", "Cake Tin", "Apron", "Chopping Board", "Measuring Spoons"], base_price: 9.0, consumable: false },
-    Category { name: "Tea & Coffee", nouns: &["Green Tea", "Earl Grey Tea", "Coffee Beans", "Herbal Infusion", "Chai Blend"], base_price: 7.5, consumable: true },
-    Category { name: "Garden", nouns: &["Plant Pot", "Watering Can", "Bird Feeder", "Garden Gloves", "Seed Kit"], base_price: 12.0, consumable: false },
-    Category { name: "Stationery", nouns: &["Notebook", "Pencil Case", "Greeting Card", "Wrapping Paper", "Sticker Set"], base_price: 3.5, consumable: true },
-    Category { name: "Home Decor", nouns: &["Photo Frame", "Cushion Cover", "Wall Clock", "Vase", "Doormat"], base_price: 15.0, consumable: false },
-    Category { name: "Bath & Beauty", nouns: &["Soap Bar", "Bath Bomb", "Hand Cream", "Lip Balm", "Shampoo"], base_price: 5.0, consumable: true },
-    Category { name: "Toys & Games", nouns: &["Puzzle", "Card Game", "Plush Bear", "Building Blocks", "Kite"], base_price: 11.0, consumable: false },
-    Category { name: "Bags", nouns: &["Tote Bag", "Lunch Bag", "Backpack", "Shopping Bag", "Wash Bag"], base_price: 8.0, consumable: false },
-    Category { name: "Party", nouns: &["Bunting", "Paper Plates", "Balloons", "Party Hats", "Napkins"], base_price: 4.0, consumable: true },
+    Category {
+        name: "Candles & Lights",
+        nouns: &[
+            "Tea Light Holder",
+            "Scented Candle",
+            "Lantern",
+            "Fairy Lights",
+            "Candle Set",
+        ],
+        base_price: 6.0,
+        consumable: true,
+    },
+    Category {
+        name: "Kitchen",
+        nouns: &[
+            "Mug",
+            "Teapot",
+            "Cake Tin",
+            "Apron",
+            "Chopping Board",
+            "Measuring Spoons",
+        ],
+        base_price: 9.0,
+        consumable: false,
+    },
+    Category {
+        name: "Tea & Coffee",
+        nouns: &[
+            "Green Tea",
+            "Earl Grey Tea",
+            "Coffee Beans",
+            "Herbal Infusion",
+            "Chai Blend",
+        ],
+        base_price: 7.5,
+        consumable: true,
+    },
+    Category {
+        name: "Garden",
+        nouns: &[
+            "Plant Pot",
+            "Watering Can",
+            "Bird Feeder",
+            "Garden Gloves",
+            "Seed Kit",
+        ],
+        base_price: 12.0,
+        consumable: false,
+    },
+    Category {
+        name: "Stationery",
+        nouns: &[
+            "Notebook",
+            "Pencil Case",
+            "Greeting Card",
+            "Wrapping Paper",
+            "Sticker Set",
+        ],
+        base_price: 3.5,
+        consumable: true,
+    },
+    Category {
+        name: "Home Decor",
+        nouns: &[
+            "Photo Frame",
+            "Cushion Cover",
+            "Wall Clock",
+            "Vase",
+            "Doormat",
+        ],
+        base_price: 15.0,
+        consumable: false,
+    },
+    Category {
+        name: "Bath & Beauty",
+        nouns: &["Soap Bar", "Bath Bomb", "Hand Cream", "Lip Balm", "Shampoo"],
+        base_price: 5.0,
+        consumable: true,
+    },
+    Category {
+        name: "Toys & Games",
+        nouns: &[
+            "Puzzle",
+            "Card Game",
+            "Plush Bear",
+            "Building Blocks",
+            "Kite",
+        ],
+        base_price: 11.0,
+        consumable: false,
+    },
+    Category {
+        name: "Bags",
+        nouns: &[
+            "Tote Bag",
+            "Lunch Bag",
+            "Backpack",
+            "Shopping Bag",
+            "Wash Bag",
+        ],
+        base_price: 8.0,
+        consumable: false,
+    },
+    Category {
+        name: "Party",
+        nouns: &[
+            "Bunting",
+            "Paper Plates",
+            "Balloons",
+            "Party Hats",
+            "Napkins",
+        ],
+        base_price: 4.0,
+        consumable: true,
+    },
 ];
 
-const COLORS: &[&str] = &["Red", "White", "Blue", "Pink", "Green", "Black", "Cream", "Gold", "Silver", "Vintage"];
-const MATERIALS: &[&str] = &["Ceramic", "Glass", "Wooden", "Metal", "Cotton", "Enamel", "Bamboo", "Paper", "Linen", "Recycled"];
-const STYLES: &[&str] = &["Heart", "Floral", "Polka Dot", "Scandi", "Retro", "Botanical", "Striped", "Star", "Rustic", "Modern"];
-const OCCASIONS: &[&str] = &["everyday use", "a thoughtful gift", "Christmas", "a birthday", "summer evenings", "a cosy home"];
+const COLORS: &[&str] = &[
+    "Red", "White", "Blue", "Pink", "Green", "Black", "Cream", "Gold", "Silver", "Vintage",
+];
+const MATERIALS: &[&str] = &[
+    "Ceramic", "Glass", "Wooden", "Metal", "Cotton", "Enamel", "Bamboo", "Paper", "Linen",
+    "Recycled",
+];
+const STYLES: &[&str] = &[
+    "Heart",
+    "Floral",
+    "Polka Dot",
+    "Scandi",
+    "Retro",
+    "Botanical",
+    "Striped",
+    "Star",
+    "Rustic",
+    "Modern",
+];
+const OCCASIONS: &[&str] = &[
+    "everyday use",
+    "a thoughtful gift",
+    "Christmas",
+    "a birthday",
+    "summer evenings",
+    "a cosy home",
+];
 
 struct Item {
     id: String,
@@ -101,7 +229,13 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
         let c = (rng.below(CATEGORIES.len() as u64)) as usize;
         let cat = &CATEGORIES[c];
         let noun = rng.pick(cat.nouns);
-        let title = format!("{} {} {} {}", rng.pick(COLORS), rng.pick(STYLES), rng.pick(MATERIALS), noun);
+        let title = format!(
+            "{} {} {} {}",
+            rng.pick(COLORS),
+            rng.pick(STYLES),
+            rng.pick(MATERIALS),
+            noun
+        );
         let description = format!(
             "A {} {} for {}, in {} {}.",
             rng.pick(&["charming", "sturdy", "classic", "handmade", "bright", "elegant"]),
@@ -122,7 +256,11 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
             csv_field(cat.name),
             in_stock
         )?;
-        items.push(Item { id, category: c, price });
+        items.push(Item {
+            id,
+            category: c,
+            price,
+        });
     }
     cat_w.flush()?;
     summary.catalog_rows = items.len();
@@ -157,22 +295,30 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
         let user = format!("u{:05}", u + 1);
         // Latent taste: 1-3 favourite categories.
         let nfav = 1 + rng.below(3) as usize;
-        let favs: Vec<usize> = (0..nfav).map(|_| rng.below(CATEGORIES.len() as u64) as usize).collect();
+        let favs: Vec<usize> = (0..nfav)
+            .map(|_| rng.below(CATEGORIES.len() as u64) as usize)
+            .collect();
         let sessions = (1.0 + rng.exp(5.0)).min(40.0) as usize;
         let mut bought: Vec<usize> = Vec::new();
-        let mut times: Vec<i64> = (0..sessions).map(|_| cfg.start + rng.below(period as u64) as i64).collect();
+        let mut times: Vec<i64> = (0..sessions)
+            .map(|_| cfg.start + rng.below(period as u64) as i64)
+            .collect();
         times.sort_unstable();
         for start in times {
             session_no += 1;
             let session = format!("s{session_no:06}");
             let mut t = start;
             let mut cart: Vec<usize> = Vec::new();
-            let push = |rows: &mut Vec<Row>, t: i64, item: &str, ty: &str, qty: &str, price: &str| {
-                rows.push(Row {
-                    ts: t,
-                    line: format!("{user},{item},{ty},{},{qty},{price},{session}", format_rfc3339(t)),
-                });
-            };
+            let push =
+                |rows: &mut Vec<Row>, t: i64, item: &str, ty: &str, qty: &str, price: &str| {
+                    rows.push(Row {
+                        ts: t,
+                        line: format!(
+                            "{user},{item},{ty},{},{qty},{price},{session}",
+                            format_rfc3339(t)
+                        ),
+                    });
+                };
             // Repeat purchase of a consumable bought before.
             if !bought.is_empty() && rng.chance(0.25) {
                 let &i = rng.pick(&bought);
@@ -184,10 +330,18 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
                     t += rng.range(10, 90);
                 }
             }
-            let c = if rng.chance(0.8) { *rng.pick(&favs) } else { rng.below(CATEGORIES.len() as u64) as usize };
+            let c = if rng.chance(0.8) {
+                *rng.pick(&favs)
+            } else {
+                rng.below(CATEGORIES.len() as u64) as usize
+            };
             let views = 1 + rng.below(10) as usize;
             for _ in 0..views {
-                let cc = if rng.chance(0.85) { c } else { rng.below(CATEGORIES.len() as u64) as usize };
+                let cc = if rng.chance(0.85) {
+                    c
+                } else {
+                    rng.below(CATEGORIES.len() as u64) as usize
+                };
                 if by_cat[cc].is_empty() {
                     continue;
                 }
@@ -196,7 +350,10 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
                 if rng.chance(0.01) {
                     // A double click: the same view again within a second.
                     push(&mut rows, t + 1, &items[i].id, "view", "", "");
-                    *summary.dirt.entry("consecutive_duplicate_view").or_insert(0) += 1;
+                    *summary
+                        .dirt
+                        .entry("consecutive_duplicate_view")
+                        .or_insert(0) += 1;
                 }
                 t += rng.range(15, 150);
                 if rng.chance(0.03) {
@@ -212,8 +369,19 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
             if !cart.is_empty() && rng.chance(0.55) {
                 for &i in &cart {
                     let qty = 1 + (rng.exp(0.6) as u32).min(5);
-                    let price = if rng.chance(0.1) { items[i].price * 0.8 } else { items[i].price };
-                    push(&mut rows, t, &items[i].id, "purchase", &qty.to_string(), &format!("{price:.2}"));
+                    let price = if rng.chance(0.1) {
+                        items[i].price * 0.8
+                    } else {
+                        items[i].price
+                    };
+                    push(
+                        &mut rows,
+                        t,
+                        &items[i].id,
+                        "purchase",
+                        &qty.to_string(),
+                        &format!("{price:.2}"),
+                    );
                     bought.push(i);
                 }
                 if rng.chance(0.02) {
@@ -237,13 +405,21 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
     }
     for _ in 0..(clean / 500).max(1) {
         let r = &rows[rng.below(clean as u64) as usize];
-        let line = r.line.split_once(',').map(|(_, rest)| format!(",{rest}")).unwrap_or_default();
+        let line = r
+            .line
+            .split_once(',')
+            .map(|(_, rest)| format!(",{rest}"))
+            .unwrap_or_default();
         plant("missing_user", r.ts, line, &mut dirt);
     }
     for k in 0..(clean / 500).max(2) {
         let r = &rows[rng.below(clean as u64) as usize];
         let mut parts: Vec<&str> = r.line.split(',').collect();
-        let bad = if k % 2 == 0 { "not-a-date".to_string() } else { "2199-01-01T00:00:00Z".to_string() };
+        let bad = if k % 2 == 0 {
+            "not-a-date".to_string()
+        } else {
+            "2199-01-01T00:00:00Z".to_string()
+        };
         parts[3] = &bad;
         let line = parts.join(",");
         plant("bad_timestamp", r.ts, line, &mut dirt);
@@ -269,7 +445,12 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
     }
     for _ in 0..(clean / 2000).max(1) {
         let r = &rows[rng.below(clean as u64) as usize];
-        plant("wrong_column_count", r.ts, format!("{},EXTRA,FIELDS", r.line), &mut dirt);
+        plant(
+            "wrong_column_count",
+            r.ts,
+            format!("{},EXTRA,FIELDS", r.line),
+            &mut dirt,
+        );
     }
     // A scraping bot: hundreds of views within minutes.
     let bot_start = cfg.start + period / 2;
@@ -288,7 +469,10 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
     rows.sort_by_key(|r| r.ts);
 
     let mut ev_w = BufWriter::new(std::fs::File::create(dir.join("events.csv"))?);
-    writeln!(ev_w, "user_id,item_id,event_type,timestamp,quantity,price,session_id")?;
+    writeln!(
+        ev_w,
+        "user_id,item_id,event_type,timestamp,quantity,price,session_id"
+    )?;
     for r in &rows {
         writeln!(ev_w, "{}", r.line)?;
     }

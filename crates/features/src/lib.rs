@@ -80,7 +80,8 @@ impl Sequences {
 
     pub fn to_tsv(&self) -> String {
         let mut v = Vec::new();
-        self.write_tsv(&mut v).expect("writing to a Vec cannot fail");
+        self.write_tsv(&mut v)
+            .expect("writing to a Vec cannot fail");
         String::from_utf8(v).expect("ids are UTF-8")
     }
 }
@@ -99,13 +100,19 @@ fn user_key(order: UserOrder, u: &str) -> (u8, u128, &str) {
 /// Builds per-user sequences: keep the protocol's interaction types, sort
 /// each user's events by (time, insertion order), collapse consecutive repeats
 /// if asked, and drop users shorter than `min_sequence_len`.
-pub fn build_sequences<'a>(log: impl IntoIterator<Item = Interaction<'a>>, p: &Protocol) -> Sequences {
+pub fn build_sequences<'a>(
+    log: impl IntoIterator<Item = Interaction<'a>>,
+    p: &Protocol,
+) -> Sequences {
     let mut per_user: HashMap<&'a str, Vec<(i64, i64, &'a str)>> = HashMap::new();
     for ev in log {
         if !p.interaction_types.is_empty() && !p.interaction_types.contains(&ev.event_type) {
             continue;
         }
-        per_user.entry(ev.user).or_default().push((ev.ts, ev.seq, ev.item));
+        per_user
+            .entry(ev.user)
+            .or_default()
+            .push((ev.ts, ev.seq, ev.item));
     }
     let mut users: Vec<&'a str> = per_user.keys().copied().collect();
     users.sort_by(|a, b| user_key(p.user_order, a).cmp(&user_key(p.user_order, b)));
@@ -183,7 +190,11 @@ pub struct TemporalSplit {
 }
 
 /// Splits at the time below which `1 - test_fraction` of interactions fall.
-pub fn temporal_split(s: &Sequences, test_fraction: f64, order_only: bool) -> Result<TemporalSplit> {
+pub fn temporal_split(
+    s: &Sequences,
+    test_fraction: f64,
+    order_only: bool,
+) -> Result<TemporalSplit> {
     if order_only {
         return Err(FeatureError::OrderOnlyTime);
     }
@@ -252,14 +263,22 @@ mod tests {
             collapse_consecutive: true,
             ..Protocol::default()
         };
-        assert_eq!(build_sequences(log.clone(), &p).to_tsv(), "1\ta\tb\ta\tc\ta\n");
+        assert_eq!(
+            build_sequences(log.clone(), &p).to_tsv(),
+            "1\ta\tb\ta\tc\ta\n"
+        );
         let p = Protocol::default();
         assert_eq!(build_sequences(log, &p).to_tsv(), "1\ta\tb\ta\tc\tc\ta\n");
     }
 
     #[test]
     fn min_len_types_and_user_order() {
-        let mut log = vec![ia("10", "x", 1, 1), ia("9", "x", 1, 2), ia("9", "y", 2, 3), ia("abc", "z", 1, 4)];
+        let mut log = vec![
+            ia("10", "x", 1, 1),
+            ia("9", "x", 1, 2),
+            ia("9", "y", 2, 3),
+            ia("abc", "z", 1, 4),
+        ];
         log.push(Interaction {
             event_type: EventType::View,
             ..ia("9", "v", 3, 5)
@@ -268,7 +287,10 @@ mod tests {
             interaction_types: vec![EventType::Purchase],
             ..Protocol::default()
         };
-        assert_eq!(build_sequences(log.clone(), &p).to_tsv(), "9\tx\ty\n10\tx\nabc\tz\n");
+        assert_eq!(
+            build_sequences(log.clone(), &p).to_tsv(),
+            "9\tx\ty\n10\tx\nabc\tz\n"
+        );
         let p = Protocol {
             min_sequence_len: 2,
             user_order: UserOrder::Lexicographic,
@@ -289,13 +311,18 @@ mod tests {
 
     #[test]
     fn temporal_split_partitions_every_interaction() {
-        let log: Vec<_> = (0..100).map(|i| ia(if i % 2 == 0 { "1" } else { "2" }, "x", i, i)).collect();
+        let log: Vec<_> = (0..100)
+            .map(|i| ia(if i % 2 == 0 { "1" } else { "2" }, "x", i, i))
+            .collect();
         let s = build_sequences(log, &Protocol::default());
         let t = temporal_split(&s, 0.2, false).unwrap();
         assert_eq!(t.cutoff, 80);
         assert_eq!(t.train.interactions() + t.test.interactions(), 100);
         assert_eq!(t.test.interactions(), 20);
         assert!(temporal_split(&s, 0.0, false).is_err());
-        assert!(matches!(temporal_split(&s, 0.2, true), Err(FeatureError::OrderOnlyTime)));
+        assert!(matches!(
+            temporal_split(&s, 0.2, true),
+            Err(FeatureError::OrderOnlyTime)
+        ));
     }
 }

@@ -131,7 +131,12 @@ pub(crate) fn read_catalog_file(
     let header: Vec<String> = match rdr.read_byte_record(&mut rec) {
         Ok(true) => rec
             .iter()
-            .map(|f| String::from_utf8_lossy(f).trim().trim_start_matches('\u{feff}').to_string())
+            .map(|f| {
+                String::from_utf8_lossy(f)
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_string()
+            })
             .collect(),
         Ok(false) => return Err(IngestError::EmptyInput { path: path_s }),
         Err(e) => {
@@ -145,16 +150,14 @@ pub(crate) fn read_catalog_file(
     let col = |field: &str, name: &Option<String>| -> Result<Option<usize>> {
         match name {
             None => Ok(None),
-            Some(n) => header
-                .iter()
-                .position(|h| h == n)
-                .map(Some)
-                .ok_or_else(|| IngestError::MissingColumn {
+            Some(n) => header.iter().position(|h| h == n).map(Some).ok_or_else(|| {
+                IngestError::MissingColumn {
                     path: path_s.clone(),
                     field: format!("catalog.{field}"),
                     column: n.clone(),
                     header: header.join(", "),
-                }),
+                }
+            }),
         }
     };
     let id_i = col("id", &Some(c.id.clone()))?.unwrap_or(0);
@@ -170,18 +173,19 @@ pub(crate) fn read_catalog_file(
     };
     let mut items: BTreeMap<String, (u64, String, CatalogItem)> = BTreeMap::new();
     let mut quarantine = Vec::new();
-    let mut q = |line: u64, reason: Reason, detail: String, raw: String, report: &mut CatalogReport| {
-        *report.by_reason.entry(reason.as_str().into()).or_insert(0) += 1;
-        report.quarantined += 1;
-        quarantine.push(QuarantinedRow {
-            file: SourceFile::Catalog,
-            line,
-            reason,
-            detail: detail.into(),
-            raw,
-            raw_hex: None,
-        });
-    };
+    let mut q =
+        |line: u64, reason: Reason, detail: String, raw: String, report: &mut CatalogReport| {
+            *report.by_reason.entry(reason.as_str().into()).or_insert(0) += 1;
+            report.quarantined += 1;
+            quarantine.push(QuarantinedRow {
+                file: SourceFile::Catalog,
+                line,
+                reason,
+                detail: detail.into(),
+                raw,
+                raw_hex: None,
+            });
+        };
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
@@ -202,15 +206,33 @@ pub(crate) fn read_catalog_file(
             .collect::<Vec<_>>()
             .join(&(delim as char).to_string());
         if rec.len() != header.len() {
-            q(line, Reason::WrongColumnCount, format!("{} fields, header has {}", rec.len(), header.len()), raw, &mut report);
+            q(
+                line,
+                Reason::WrongColumnCount,
+                format!("{} fields, header has {}", rec.len(), header.len()),
+                raw,
+                &mut report,
+            );
             continue;
         }
         if std::str::from_utf8(rec.as_slice()).is_err() {
-            q(line, Reason::InvalidUtf8, "row is not valid UTF-8".into(), raw, &mut report);
+            q(
+                line,
+                Reason::InvalidUtf8,
+                "row is not valid UTF-8".into(),
+                raw,
+                &mut report,
+            );
             continue;
         }
         if rec.iter().any(|f| f.len() > cfg.cleaning.max_field_bytes) {
-            q(line, Reason::FieldTooLarge, "a field is too large".into(), raw, &mut report);
+            q(
+                line,
+                Reason::FieldTooLarge,
+                "a field is too large".into(),
+                raw,
+                &mut report,
+            );
             continue;
         }
         let get = |i: Option<usize>| -> Option<String> {
@@ -220,14 +242,26 @@ pub(crate) fn read_catalog_file(
             })
         };
         let Some(id) = get(Some(id_i)) else {
-            q(line, Reason::MissingItem, "item id is empty".into(), raw, &mut report);
+            q(
+                line,
+                Reason::MissingItem,
+                "item id is empty".into(),
+                raw,
+                &mut report,
+            );
             continue;
         };
         let price = match get(price_i).map(|p| p.parse::<f64>()) {
             None => None,
             Some(Ok(p)) if p.is_finite() && p >= 0.0 => Some(p),
             Some(_) => {
-                q(line, Reason::BadNumber, "price is not a non-negative number".into(), raw, &mut report);
+                q(
+                    line,
+                    Reason::BadNumber,
+                    "price is not a non-negative number".into(),
+                    raw,
+                    &mut report,
+                );
                 continue;
             }
         };
@@ -236,7 +270,13 @@ pub(crate) fn read_catalog_file(
             Some(s) => match parse_bool(&s) {
                 Some(b) => b,
                 None => {
-                    q(line, Reason::BadNumber, format!("in_stock {s:?} is not a boolean"), raw, &mut report);
+                    q(
+                        line,
+                        Reason::BadNumber,
+                        format!("in_stock {s:?} is not a boolean"),
+                        raw,
+                        &mut report,
+                    );
                     continue;
                 }
             },
@@ -251,9 +291,19 @@ pub(crate) fn read_catalog_file(
         };
         if let Some((prev_line, prev_raw, _)) = items.insert(id.clone(), (line, raw, item)) {
             // The later row wins; the earlier one is accounted for as a duplicate.
-            q(prev_line, Reason::DuplicateId, format!("item {id} appears again at line {line}"), prev_raw, &mut report);
+            q(
+                prev_line,
+                Reason::DuplicateId,
+                format!("item {id} appears again at line {line}"),
+                prev_raw,
+                &mut report,
+            );
         }
     }
     report.accepted = items.len() as u64;
-    Ok((items.into_values().map(|(_, _, i)| i).collect(), report, quarantine))
+    Ok((
+        items.into_values().map(|(_, _, i)| i).collect(),
+        report,
+        quarantine,
+    ))
 }

@@ -220,12 +220,24 @@ fn yes() -> bool {
 }
 
 const PRESETS: &[(&str, &str)] = &[
-    ("online-retail", include_str!("../presets/online-retail.toml")),
-    ("taobao-userbehavior-head", include_str!("../presets/taobao-userbehavior-head.toml")),
-    ("amazon-5core-seq", include_str!("../presets/amazon-5core-seq.toml")),
+    (
+        "online-retail",
+        include_str!("../presets/online-retail.toml"),
+    ),
+    (
+        "taobao-userbehavior-head",
+        include_str!("../presets/taobao-userbehavior-head.toml"),
+    ),
+    (
+        "amazon-5core-seq",
+        include_str!("../presets/amazon-5core-seq.toml"),
+    ),
     ("ml-1m", include_str!("../presets/ml-1m.toml")),
     ("ml-100k", include_str!("../presets/ml-100k.toml")),
-    ("diginetica-sample", include_str!("../presets/diginetica-sample.toml")),
+    (
+        "diginetica-sample",
+        include_str!("../presets/diginetica-sample.toml"),
+    ),
     ("demo", include_str!("../presets/demo.toml")),
 ];
 
@@ -325,9 +337,10 @@ mod tests {
         let text = format!("{}\nspeling = 1\n", preset_toml("ml-1m").unwrap());
         let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("speling"), "{err}");
-        let text = preset_toml("ml-1m")
-            .unwrap()
-            .replace("user_order = \"numeric\"", "user_order = \"numeric\"\nbogus = true");
+        let text = preset_toml("ml-1m").unwrap().replace(
+            "user_order = \"numeric\"",
+            "user_order = \"numeric\"\nbogus = true",
+        );
         let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
     }
@@ -335,6 +348,9 @@ mod tests {
     #[test]
     fn unknown_preset_lists_known_ones() {
         let err = DatasetConfig::preset("nope").unwrap_err().to_string();
-        assert!(err.contains("nope") && err.contains("online-retail"), "{err}");
+        assert!(
+            err.contains("nope") && err.contains("online-retail"),
+            "{err}"
+        );
     }
 }

@@ -191,7 +191,8 @@ impl Ingestor {
             catalog_report = Some(rep);
             quarantine.extend(q);
         }
-        let known_items = (catalog_path.is_some() && self.cfg.cleaning.require_catalog_item).then_some(&catalog);
+        let known_items =
+            (catalog_path.is_some() && self.cfg.cleaning.require_catalog_item).then_some(&catalog);
         let cfg = self.cfg.clone();
         let mut state = RowState::new(&cfg, self.now, known_items, sink);
         read_events(&cfg, self.progress.take(), events_path, &mut state)?;
@@ -260,7 +261,10 @@ impl Accum {
         if !self.items.contains(e.item.as_str()) {
             self.items.insert(e.item.clone());
         }
-        *self.by_type.entry(e.event_type.as_str().to_string()).or_insert(0) += 1;
+        *self
+            .by_type
+            .entry(e.event_type.as_str().to_string())
+            .or_insert(0) += 1;
         self.tmin = Some(self.tmin.map_or(e.ts, |m| m.min(e.ts)));
         self.tmax = Some(self.tmax.map_or(e.ts, |m| m.max(e.ts)));
     }
@@ -268,116 +272,121 @@ impl Accum {
 
 type Progress = Option<Box<dyn FnMut(u64, u64)>>;
 
-fn read_events(cfg: &DatasetConfig, mut progress: Progress, path: &Path, st: &mut RowState<'_, '_>) -> Result<()> {
-        let input = input::open(path)?;
-        let size = input.file_size;
-        let consumed = input.consumed.clone();
-        let mut tick = 0u64;
-        let mut report_progress = |force: bool| {
-            tick += 1;
-            if force || tick.is_multiple_of(16_384) {
-                if let Some(p) = progress.as_mut() {
-                    p(consumed.load(std::sync::atomic::Ordering::Relaxed), size);
-                }
-            }
-        };
-        let path_s = path.display().to_string();
-        match cfg.format {
-            Format::Csv | Format::Tsv => {
-                let delim = if cfg.format == Format::Tsv {
-                    b'\t'
-                } else {
-                    cfg.delimiter.as_bytes()[0]
-                };
-                let mut rdr = csv::ReaderBuilder::new()
-                    .delimiter(delim)
-                    .has_headers(false)
-                    .flexible(true)
-                    .quoting(cfg.format == Format::Csv)
-                    .buffer_capacity(256 * 1024)
-                    .from_reader(input.reader);
-                let mut rec = csv::ByteRecord::new();
-                let header: Vec<String> = if cfg.header {
-                    match rdr.read_byte_record(&mut rec) {
-                        Ok(true) => rec
-                            .iter()
-                            .enumerate()
-                            .map(|(i, f)| {
-                                let s = String::from_utf8_lossy(f).trim().to_string();
-                                if i == 0 {
-                                    s.trim_start_matches('\u{feff}').to_string()
-                                } else {
-                                    s
-                                }
-                            })
-                            .collect(),
-                        Ok(false) => {
-                            return Err(IngestError::EmptyInput { path: path_s });
-                        }
-                        Err(e) => return Err(read_err(&path_s, 1, e)),
-                    }
-                } else {
-                    cfg.columns.clone()
-                };
-                let idx = column_indices(cfg, &header, &path_s)?;
-                let ncols = header.len();
-                loop {
-                    match rdr.read_byte_record(&mut rec) {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            let line = e.position().map(|p| p.line()).unwrap_or(0);
-                            return Err(read_err(&path_s, line, e));
-                        }
-                    }
-                    let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                    st.csv_row(&rec, line, ncols, &idx, delim);
-                    report_progress(false);
-                }
-            }
-            Format::Jsonl => {
-                let mut line_no = 0u64;
-                let mut buf = Vec::new();
-                let mut reader = input.reader;
-                loop {
-                    buf.clear();
-                    let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
-                        .map_err(|e| read_err(&path_s, line_no + 1, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    line_no += 1;
-                    let text = trim_newline(&buf);
-                    if text.iter().all(|b| b.is_ascii_whitespace()) {
-                        continue;
-                    }
-                    st.json_row(text, line_no);
-                    report_progress(false);
-                }
-            }
-            Format::Seqlines => {
-                let mut line_no = 0u64;
-                let mut buf = Vec::new();
-                let mut reader = input.reader;
-                loop {
-                    buf.clear();
-                    let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
-                        .map_err(|e| read_err(&path_s, line_no + 1, e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    line_no += 1;
-                    let text = trim_newline(&buf);
-                    if text.iter().all(|b| b.is_ascii_whitespace()) {
-                        continue;
-                    }
-                    st.seq_line(text, line_no);
-                    report_progress(false);
-                }
+fn read_events(
+    cfg: &DatasetConfig,
+    mut progress: Progress,
+    path: &Path,
+    st: &mut RowState<'_, '_>,
+) -> Result<()> {
+    let input = input::open(path)?;
+    let size = input.file_size;
+    let consumed = input.consumed.clone();
+    let mut tick = 0u64;
+    let mut report_progress = |force: bool| {
+        tick += 1;
+        if force || tick.is_multiple_of(16_384) {
+            if let Some(p) = progress.as_mut() {
+                p(consumed.load(std::sync::atomic::Ordering::Relaxed), size);
             }
         }
-        report_progress(true);
-        Ok(())
+    };
+    let path_s = path.display().to_string();
+    match cfg.format {
+        Format::Csv | Format::Tsv => {
+            let delim = if cfg.format == Format::Tsv {
+                b'\t'
+            } else {
+                cfg.delimiter.as_bytes()[0]
+            };
+            let mut rdr = csv::ReaderBuilder::new()
+                .delimiter(delim)
+                .has_headers(false)
+                .flexible(true)
+                .quoting(cfg.format == Format::Csv)
+                .buffer_capacity(256 * 1024)
+                .from_reader(input.reader);
+            let mut rec = csv::ByteRecord::new();
+            let header: Vec<String> = if cfg.header {
+                match rdr.read_byte_record(&mut rec) {
+                    Ok(true) => rec
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            let s = String::from_utf8_lossy(f).trim().to_string();
+                            if i == 0 {
+                                s.trim_start_matches('\u{feff}').to_string()
+                            } else {
+                                s
+                            }
+                        })
+                        .collect(),
+                    Ok(false) => {
+                        return Err(IngestError::EmptyInput { path: path_s });
+                    }
+                    Err(e) => return Err(read_err(&path_s, 1, e)),
+                }
+            } else {
+                cfg.columns.clone()
+            };
+            let idx = column_indices(cfg, &header, &path_s)?;
+            let ncols = header.len();
+            loop {
+                match rdr.read_byte_record(&mut rec) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        let line = e.position().map(|p| p.line()).unwrap_or(0);
+                        return Err(read_err(&path_s, line, e));
+                    }
+                }
+                let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                st.csv_row(&rec, line, ncols, &idx, delim);
+                report_progress(false);
+            }
+        }
+        Format::Jsonl => {
+            let mut line_no = 0u64;
+            let mut buf = Vec::new();
+            let mut reader = input.reader;
+            loop {
+                buf.clear();
+                let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+                    .map_err(|e| read_err(&path_s, line_no + 1, e))?;
+                if n == 0 {
+                    break;
+                }
+                line_no += 1;
+                let text = trim_newline(&buf);
+                if text.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                st.json_row(text, line_no);
+                report_progress(false);
+            }
+        }
+        Format::Seqlines => {
+            let mut line_no = 0u64;
+            let mut buf = Vec::new();
+            let mut reader = input.reader;
+            loop {
+                buf.clear();
+                let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+                    .map_err(|e| read_err(&path_s, line_no + 1, e))?;
+                if n == 0 {
+                    break;
+                }
+                line_no += 1;
+                let text = trim_newline(&buf);
+                if text.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                st.seq_line(text, line_no);
+                report_progress(false);
+            }
+        }
+    }
+    report_progress(true);
+    Ok(())
 }
 
 fn trim_newline(b: &[u8]) -> &[u8] {
@@ -387,11 +396,12 @@ fn trim_newline(b: &[u8]) -> &[u8] {
 
 fn read_err(path: &str, line: u64, e: impl std::fmt::Display) -> IngestError {
     let msg = e.to_string();
-    let message = if msg.contains("invalid gzip") || msg.contains("corrupt") || msg.contains("deflate") {
-        format!("the gzip stream is corrupt or truncated ({msg})")
-    } else {
-        msg
-    };
+    let message =
+        if msg.contains("invalid gzip") || msg.contains("corrupt") || msg.contains("deflate") {
+            format!("the gzip stream is corrupt or truncated ({msg})")
+        } else {
+            msg
+        };
     IngestError::Read {
         path: path.to_string(),
         line,
@@ -399,7 +409,11 @@ fn read_err(path: &str, line: u64, e: impl std::fmt::Display) -> IngestError {
     }
 }
 
-fn column_indices(cfg: &DatasetConfig, header: &[String], path: &str) -> Result<[Option<usize>; NF]> {
+fn column_indices(
+    cfg: &DatasetConfig,
+    header: &[String],
+    path: &str,
+) -> Result<[Option<usize>; NF]> {
     let f = &cfg.fields;
     let wanted: [(&str, &Option<String>); NF] = [
         ("user", &f.user),
@@ -463,7 +477,8 @@ impl<'c, 's> RowState<'c, 's> {
     ) -> Self {
         let c = &cfg.cleaning;
         let needs_history = c.consecutive_duplicate_window_s.is_some()
-            || (c.bot_max_events_per_minute.is_some() && cfg.fields.time_format != TimeFormat::Order)
+            || (c.bot_max_events_per_minute.is_some()
+                && cfg.fields.time_format != TimeFormat::Order)
             || c.kcore > 0;
         RowState {
             cfg,
@@ -523,7 +538,13 @@ impl<'c, 's> RowState<'c, 's> {
         }
     }
 
-    fn quarantine_raw(&mut self, line: u64, reason: Reason, detail: impl Into<Cow<'static, str>>, raw: &[u8]) {
+    fn quarantine_raw(
+        &mut self,
+        line: u64,
+        reason: Reason,
+        detail: impl Into<Cow<'static, str>>,
+        raw: &[u8],
+    ) {
         let detail = detail.into();
         let (raw_s, raw_hex) = match std::str::from_utf8(raw) {
             Ok(s) => (s.to_string(), None),
@@ -549,7 +570,14 @@ impl<'c, 's> RowState<'c, 's> {
         o
     }
 
-    fn csv_row(&mut self, rec: &csv::ByteRecord, line: u64, ncols: usize, idx: &[Option<usize>; NF], delim: u8) {
+    fn csv_row(
+        &mut self,
+        rec: &csv::ByteRecord,
+        line: u64,
+        ncols: usize,
+        idx: &[Option<usize>; NF],
+        delim: u8,
+    ) {
         self.rows_read += 1;
         let raw_join = || {
             let mut v = Vec::with_capacity(rec.as_slice().len() + rec.len());
@@ -614,7 +642,8 @@ impl<'c, 's> RowState<'c, 's> {
             if i > 0 {
                 self.arena.push(delim as char);
             }
-            self.arena.push_str(std::str::from_utf8(f).unwrap_or_default());
+            self.arena
+                .push_str(std::str::from_utf8(f).unwrap_or_default());
         }
         let raw = (raw_start, self.arena.len() as u32);
         self.validate(line, fields, raw, content_hash, ordinal);
@@ -676,12 +705,16 @@ impl<'c, 's> RowState<'c, 's> {
                 })
             })
             .collect();
-        if let Some((i, _)) = values
-            .iter()
-            .enumerate()
-            .find(|(_, v)| v.as_ref().is_some_and(|v| v.len() > self.cfg.cleaning.max_field_bytes))
-        {
-            self.quarantine_raw(line, Reason::FieldTooLarge, format!("field {} too large", i + 1), text);
+        if let Some((i, _)) = values.iter().enumerate().find(|(_, v)| {
+            v.as_ref()
+                .is_some_and(|v| v.len() > self.cfg.cleaning.max_field_bytes)
+        }) {
+            self.quarantine_raw(
+                line,
+                Reason::FieldTooLarge,
+                format!("field {} too large", i + 1),
+                text,
+            );
             return;
         }
         let mut fields: [Option<&str>; NF] = [None; NF];
@@ -709,8 +742,15 @@ impl<'c, 's> RowState<'c, 's> {
             let pos_s = pos.to_string();
             let content_hash = hash_fields([user.as_bytes(), item.as_bytes(), pos_s.as_bytes()]);
             let ordinal = self.occurrence(content_hash);
-            if item.len() > self.cfg.cleaning.max_field_bytes || user.len() > self.cfg.cleaning.max_field_bytes {
-                self.quarantine_raw(line, Reason::FieldTooLarge, "field too large", item.as_bytes());
+            if item.len() > self.cfg.cleaning.max_field_bytes
+                || user.len() > self.cfg.cleaning.max_field_bytes
+            {
+                self.quarantine_raw(
+                    line,
+                    Reason::FieldTooLarge,
+                    "field too large",
+                    item.as_bytes(),
+                );
                 continue;
             }
             let mut fields: [Option<&str>; NF] = [None; NF];
@@ -746,7 +786,14 @@ impl<'c, 's> RowState<'c, 's> {
         t
     }
 
-    fn validate(&mut self, line: u64, f: [Option<&str>; NF], raw: (u32, u32), content_hash: u64, ordinal: u32) {
+    fn validate(
+        &mut self,
+        line: u64,
+        f: [Option<&str>; NF],
+        raw: (u32, u32),
+        content_hash: u64,
+        ordinal: u32,
+    ) {
         let fail = |st: &mut Self, reason: Reason, detail: Cow<'static, str>| {
             let text = st.arena[raw.0 as usize..raw.1 as usize].to_string();
             st.arena.truncate(raw.0 as usize);
@@ -782,7 +829,11 @@ impl<'c, 's> RowState<'c, 's> {
             Some(src) => match self.event_type(src) {
                 Some(t) => (t, src.to_string()),
                 None => {
-                    return fail(self, Reason::UnknownEventType, format!("event type {src:?} is not known").into());
+                    return fail(
+                        self,
+                        Reason::UnknownEventType,
+                        format!("event type {src:?} is not known").into(),
+                    );
                 }
             },
             None => match self.cfg.default_event_type {
@@ -800,7 +851,9 @@ impl<'c, 's> RowState<'c, 's> {
             Ok(ts) => ts,
             Err(d) => return fail(self, Reason::BadTimestamp, d.into()),
         };
-        if self.cfg.fields.time_format != TimeFormat::Order && (ts < self.min_ts || ts > self.max_ts) {
+        if self.cfg.fields.time_format != TimeFormat::Order
+            && (ts < self.min_ts || ts > self.max_ts)
+        {
             return fail(
                 self,
                 Reason::BadTimestamp,
@@ -826,7 +879,9 @@ impl<'c, 's> RowState<'c, 's> {
             num(f[F::Value as usize], "value"),
         ) {
             (Ok(q), Ok(p), Ok(v)) => (q, p, v),
-            (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => return fail(self, Reason::BadNumber, d.into()),
+            (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
+                return fail(self, Reason::BadNumber, d.into())
+            }
         };
         if let Some(q) = quantity {
             if event_type == EventType::Cancel {
@@ -863,7 +918,10 @@ impl<'c, 's> RowState<'c, 's> {
             Some(Reason::ExactDuplicate)
         } else if c.drop_non_products && self.cfg.is_non_product(&event.item) {
             Some(Reason::NonProduct)
-        } else if self.known_items.is_some_and(|k| !k.contains_key(&event.item)) {
+        } else if self
+            .known_items
+            .is_some_and(|k| !k.contains_key(&event.item))
+        {
             Some(Reason::UnknownItem)
         } else {
             None
@@ -885,7 +943,11 @@ impl<'c, 's> RowState<'c, 's> {
     }
 }
 
-fn parse_time(cfg: &DatasetConfig, t: Option<&str>, offset_ms: Option<&str>) -> Result<i64, String> {
+fn parse_time(
+    cfg: &DatasetConfig,
+    t: Option<&str>,
+    offset_ms: Option<&str>,
+) -> Result<i64, String> {
     let Some(t) = t else {
         return Err("time is empty".into());
     };
@@ -922,7 +984,10 @@ fn rule_detail(reason: Reason, ev: &Event) -> String {
             ev.event_type, ev.item
         ),
         Reason::BotUser => format!("user {} exceeds the events-per-minute cap", ev.user),
-        Reason::Kcore => format!("user {} or item {} below the k-core threshold", ev.user, ev.item),
+        Reason::Kcore => format!(
+            "user {} or item {} below the k-core threshold",
+            ev.user, ev.item
+        ),
         other => other.as_str().to_string(),
     }
 }

@@ -62,7 +62,11 @@ fn consecutive_duplicates(cands: &mut [Candidate], groups: &[Vec<usize>], window
 
 fn bots(cands: &mut [Candidate], groups: &[Vec<usize>], cap: u32) {
     for g in groups {
-        let live: Vec<usize> = g.iter().copied().filter(|&i| cands[i].dropped.is_none()).collect();
+        let live: Vec<usize> = g
+            .iter()
+            .copied()
+            .filter(|&i| cands[i].dropped.is_none())
+            .collect();
         let mut lo = 0;
         let mut worst = 0usize;
         for hi in 0..live.len() {

@@ -6,7 +6,10 @@ use aisle_core::rng::Rng;
 use aisle_core::{Event, EventType};
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(406_829);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(406_829);
     let bulk = std::env::var("BULK").map(|v| v != "0").unwrap_or(true);
     let dir = std::env::temp_dir().join(format!("aisle-bulk-{}", std::process::id()));
     let mut rng = Rng::seed(1);

@@ -80,7 +80,11 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         create_indexes(&conn)?;
         let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match version {
             None => {
@@ -124,12 +128,17 @@ impl SqliteStore {
 fn create_indexes(conn: &Connection) -> Result<()> {
     match conn.execute_batch(EVENT_INDEXES) {
         Ok(()) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             let n = conn.execute(
                 "DELETE FROM events WHERE seq NOT IN (SELECT MIN(seq) FROM events GROUP BY ekey)",
                 [],
             )?;
-            tracing::warn!(deleted = n, "duplicate event keys removed while rebuilding indexes");
+            tracing::warn!(
+                deleted = n,
+                "duplicate event keys removed while rebuilding indexes"
+            );
             conn.execute_batch(EVENT_INDEXES)?;
             Ok(())
         }
@@ -240,9 +249,9 @@ impl EventStore for SqliteStore {
         if self.bulk.is_some() {
             return Ok(true);
         }
-        let empty: bool = self
-            .conn
-            .query_row("SELECT NOT EXISTS(SELECT 1 FROM events)", [], |r| r.get(0))?;
+        let empty: bool =
+            self.conn
+                .query_row("SELECT NOT EXISTS(SELECT 1 FROM events)", [], |r| r.get(0))?;
         if !empty {
             return Ok(false);
         }
@@ -261,8 +270,9 @@ impl EventStore for SqliteStore {
             create_indexes(&self.conn)?;
             tracing::debug!(secs = t.elapsed().as_secs_f64(), "indexes rebuilt");
             let t = std::time::Instant::now();
-            self.conn
-                .execute_batch("PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(TRUNCATE);")?;
+            self.conn.execute_batch(
+                "PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(TRUNCATE);",
+            )?;
             tracing::debug!(secs = t.elapsed().as_secs_f64(), "checkpointed");
         }
         Ok(())
@@ -343,11 +353,15 @@ impl EventStore for SqliteStore {
                     key: r.get::<_, i64>(1)? as u64,
                     user: users
                         .get(&uid)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event with unknown user id {uid}")))?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("event with unknown user id {uid}"))
+                        })?
                         .to_string(),
                     item: items
                         .get(&iid)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event with unknown item id {iid}")))?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!("event with unknown item id {iid}"))
+                        })?
                         .to_string(),
                     ts: r.get(4)?,
                     event_type: EventType::from_code(code)
@@ -372,7 +386,9 @@ impl EventStore for SqliteStore {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
         let catalog_items: u64 =
-            c.query_row("SELECT COUNT(*) FROM items WHERE in_catalog = 1", [], |r| r.get(0))?;
+            c.query_row("SELECT COUNT(*) FROM items WHERE in_catalog = 1", [], |r| {
+                r.get(0)
+            })?;
         let mut by_type = BTreeMap::new();
         let mut st = c.prepare("SELECT etype, COUNT(*) FROM events GROUP BY etype")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, u8>(0)?, r.get::<_, u64>(1)?)))?;

@@ -1,0 +1,51 @@
+//! End-to-end tests of the `aisle` binary: one test binary, a module per area.
+//! The dataset tests read ../shared/data (AISLE_DATA_DIR overrides).
+
+mod bad_input;
+mod datasets;
+mod demo;
+mod durability;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub fn aisle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aisle"))
+}
+
+/// Runs aisle with args; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = aisle().args(args).output().expect("run aisle");
+    let (out, err) = (
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    );
+    assert!(!err.contains("panicked"), "aisle panicked: {err}");
+    (status.code().unwrap_or(-1), out, err)
+}
+
+/// Runs aisle and requires success.
+pub fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "aisle {args:?} failed:\n{err}");
+    out
+}
+
+pub fn data_dir() -> PathBuf {
+    match std::env::var_os("AISLE_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    }
+}
+
+pub fn baselines_dir() -> PathBuf {
+    data_dir().join("../baselines")
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
