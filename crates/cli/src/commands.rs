@@ -96,7 +96,15 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     if let Some(w) = a.consecutive_window {
         cfg.cleaning.consecutive_duplicate_window_s = Some(w);
     }
-    let report = run_ingest(cfg, &a.input, a.catalog.as_deref(), &a.store)?;
+    let report = match (&a.store, a.dry_run) {
+        (Some(store), false) => run_ingest(cfg, &a.input, a.catalog.as_deref(), store)?,
+        // Dry run: validate and count, keep nothing.
+        _ => {
+            Ingestor::new(cfg)
+                .ingest_into(&a.input, a.catalog.as_deref(), &mut |_| true)?
+                .report
+        }
+    };
     if let Some(path) = &a.report {
         write_json(path, &report)?;
     }

@@ -93,8 +93,8 @@ struct IngestArgs {
     #[arg(long)]
     catalog: Option<PathBuf>,
     /// Store directory or URL (sqlite:///path/aisle.db).
-    #[arg(long)]
-    store: String,
+    #[arg(long, required_unless_present = "dry_run")]
+    store: Option<String>,
     /// Write the data-quality report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -116,6 +116,9 @@ struct IngestArgs {
     /// Quarantine repeats of a user's previous event (same item and type) within S seconds.
     #[arg(long, value_name = "S")]
     consecutive_window: Option<i64>,
+    /// Validate and report only: nothing is written to the store.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args, Debug)]

@@ -31,7 +31,7 @@ mod catalog;
 mod rules;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -465,7 +465,7 @@ struct RowState<'c, 's> {
     rows_read: u64,
     seen: aisle_core::hash::FastMap<u64, u32>,
     catalog_agg: catalog::Aggregator,
-    type_cache: HashMap<String, Option<EventType>>,
+    type_cache: aisle_core::hash::FastMap<String, Option<EventType>>,
 }
 
 impl<'c, 's> RowState<'c, 's> {
@@ -495,7 +495,7 @@ impl<'c, 's> RowState<'c, 's> {
             rows_read: 0,
             seen: Default::default(),
             catalog_agg: catalog::Aggregator::default(),
-            type_cache: HashMap::new(),
+            type_cache: Default::default(),
         }
     }
 
@@ -624,26 +624,28 @@ impl<'c, 's> RowState<'c, 's> {
             );
             return;
         }
-        if std::str::from_utf8(rec.as_slice()).is_err() {
+        // Validate UTF-8 once for the whole record; fields are then sliced out
+        // of it by their byte ranges (which end at ASCII delimiters).
+        let Ok(whole) = std::str::from_utf8(rec.as_slice()) else {
             let raw = raw_join();
             self.quarantine_raw(line, Reason::InvalidUtf8, "row is not valid UTF-8", &raw);
             return;
-        }
+        };
+        let field =
+            |i: usize| -> &str { rec.range(i).and_then(|r| whole.get(r)).unwrap_or_default() };
         let mut fields: [Option<&str>; NF] = [None; NF];
         for (k, slot) in idx.iter().enumerate() {
             if let Some(i) = slot {
-                // Valid UTF-8 was checked for the whole record above.
-                let s = std::str::from_utf8(&rec[*i]).unwrap_or_default().trim();
+                let s = field(*i).trim();
                 fields[k] = if s.is_empty() { None } else { Some(s) };
             }
         }
         let raw_start = self.arena.len() as u32;
-        for (i, f) in rec.iter().enumerate() {
+        for i in 0..rec.len() {
             if i > 0 {
                 self.arena.push(delim as char);
             }
-            self.arena
-                .push_str(std::str::from_utf8(f).unwrap_or_default());
+            self.arena.push_str(field(i));
         }
         let raw = (raw_start, self.arena.len() as u32);
         self.validate(line, fields, raw, content_hash, ordinal);

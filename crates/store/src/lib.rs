@@ -89,8 +89,8 @@ pub struct StoreStats {
 pub trait EventStore: Send {
     /// Appends events durably (one transaction); known keys are skipped.
     fn append(&mut self, events: &[Event]) -> Result<AppendOutcome>;
-    /// Starts a bulk load if the store holds no events yet: secondary indexes
-    /// are dropped and rebuilt by [`EventStore::end_bulk`]. Appends stay
+    /// Starts a bulk load if the store holds no events yet: the per-user
+    /// index is dropped and rebuilt by [`EventStore::end_bulk`]. Appends stay
     /// durable and idempotent meanwhile. Returns whether bulk mode is on.
     fn begin_bulk(&mut self) -> Result<bool>;
     /// Ends a bulk load (rebuilds indexes). A no-op outside one.

@@ -43,8 +43,8 @@ CREATE INDEX IF NOT EXISTS events_user_ts ON events(user_id, ts, seq);
 /// SQLite-backed [`EventStore`].
 pub struct SqliteStore {
     conn: Connection,
-    /// In a bulk load: indexes are dropped, keys are checked in memory.
-    bulk: Option<aisle_core::hash::FastSet<i64>>,
+    /// In a bulk load (the per-user index is dropped).
+    bulk: bool,
     path: String,
     users: HashMap<String, i64>,
     items: HashMap<String, i64>,
@@ -109,7 +109,7 @@ impl SqliteStore {
         let (users, items) = SqliteStore::init_caches(&conn)?;
         Ok(SqliteStore {
             conn,
-            bulk: None,
+            bulk: false,
             path,
             users,
             items,
@@ -122,9 +122,9 @@ impl SqliteStore {
     }
 }
 
-/// Builds the event indexes. Should duplicate keys exist (bulk mode checks
-/// keys in memory, so only a bug could cause them), the oldest copy is kept
-/// and the rest deleted before the unique index is built.
+/// Builds the event indexes. Should duplicate keys exist (only a bug could
+/// cause them), the oldest copy is kept and the rest deleted before the
+/// unique index is built.
 fn create_indexes(conn: &Connection) -> Result<()> {
     match conn.execute_batch(EVENT_INDEXES) {
         Ok(()) => Ok(()),
@@ -203,12 +203,6 @@ impl EventStore for SqliteStore {
                      VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 for e in events {
-                    if let Some(keys) = self.bulk.as_mut() {
-                        if !keys.insert(e.key as i64) {
-                            out.already_present += 1;
-                            continue;
-                        }
-                    }
                     let u = intern(&tx, &mut self.users, "users", &e.user)?;
                     let i = intern(&tx, &mut self.items, "items", &e.item)?;
                     let n = ins.execute(params![
@@ -246,7 +240,7 @@ impl EventStore for SqliteStore {
     }
 
     fn begin_bulk(&mut self) -> Result<bool> {
-        if self.bulk.is_some() {
+        if self.bulk {
             return Ok(true);
         }
         let empty: bool =
@@ -256,16 +250,17 @@ impl EventStore for SqliteStore {
             return Ok(false);
         }
         // Bulk mode: no WAL checkpoints until the end (one sequential copy
-        // instead of many), indexes rebuilt by sorting once.
-        self.conn.execute_batch(
-            "PRAGMA wal_autocheckpoint = 0; DROP INDEX IF EXISTS events_key; DROP INDEX IF EXISTS events_user_ts;",
-        )?;
-        self.bulk = Some(Default::default());
+        // instead of many), and the per-user index rebuilt by sorting once.
+        // The unique key index stays: its inserts overlap with the reader's
+        // parsing, while a rebuild at the end would not.
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0; DROP INDEX IF EXISTS events_user_ts;")?;
+        self.bulk = true;
         Ok(true)
     }
 
     fn end_bulk(&mut self) -> Result<()> {
-        if self.bulk.take().is_some() {
+        if std::mem::take(&mut self.bulk) {
             let t = std::time::Instant::now();
             create_indexes(&self.conn)?;
             tracing::debug!(secs = t.elapsed().as_secs_f64(), "indexes rebuilt");
