@@ -29,27 +29,34 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(evs.len() as u64));
     for bulk in [false, true] {
-        g.bench_function(if bulk { "bulk_100k" } else { "incremental_100k" }, |b| {
-            b.iter_batched(
-                || {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = aisle_store::open(dir.path().to_str().unwrap()).unwrap();
-                    (dir, store)
-                },
-                |(dir, mut store)| {
-                    if bulk {
-                        store.begin_bulk().unwrap();
-                    }
-                    for c in evs.chunks(50_000) {
-                        store.append(c).unwrap();
-                    }
-                    store.end_bulk().unwrap();
-                    drop(store);
-                    dir
-                },
-                BatchSize::PerIteration,
-            )
-        });
+        g.bench_function(
+            if bulk {
+                "bulk_100k"
+            } else {
+                "incremental_100k"
+            },
+            |b| {
+                b.iter_batched(
+                    || {
+                        let dir = tempfile::tempdir().unwrap();
+                        let store = aisle_store::open(dir.path().to_str().unwrap()).unwrap();
+                        (dir, store)
+                    },
+                    |(dir, mut store)| {
+                        if bulk {
+                            store.begin_bulk().unwrap();
+                        }
+                        for c in evs.chunks(50_000) {
+                            store.append(c).unwrap();
+                        }
+                        store.end_bulk().unwrap();
+                        drop(store);
+                        dir
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
     }
     g.finish();
 }
