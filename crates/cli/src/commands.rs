@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use tracing::info;
 
+use crate::{BenchArgs, EvaluateArgs, ModelArgs, TrainArgs};
+
 use crate::{
     AppendArgs, DemoArgs, DemoDataArgs, IngestArgs, PresetsArgs, SplitArgs, SplitProtocol,
     StatsArgs,
@@ -22,10 +24,10 @@ use crate::{
 
 /// Facts about the data set a store holds, kept in its meta table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct DatasetMeta {
-    name: String,
-    time_kind: TimeKind,
-    protocol: Protocol,
+pub(crate) struct DatasetMeta {
+    pub name: String,
+    pub time_kind: TimeKind,
+    pub protocol: Protocol,
 }
 
 const DATASET_META: &str = "dataset";
@@ -40,7 +42,7 @@ fn store_dir(url: &str) -> Result<PathBuf> {
     })
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{msg:>10} [{bar:30}] {percent:>3}% {per_sec} eta {eta}")
@@ -395,7 +397,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn load_sequences(store_url: &str) -> Result<(Sequences, Option<DatasetMeta>)> {
+pub(crate) fn load_sequences(store_url: &str) -> Result<(Sequences, Option<DatasetMeta>)> {
     let store = aisle_store::open_existing(store_url)?;
     let meta = dataset_meta(store.as_ref())?;
     let protocol = meta
@@ -532,5 +534,117 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         "      report JSON: {}",
         a.dir.join("quality-report.json").display()
     );
+    Ok(())
+}
+
+fn report_models(
+    dataset: &str,
+    seqs: &Sequences,
+    protocol: &Protocol,
+    m: &ModelArgs,
+    default_out: PathBuf,
+) -> Result<()> {
+    let masking = crate::bench::parse_masking(m.masking.as_deref())?;
+    let overrides = crate::bench::parse_overrides(&m.set)?;
+    let models: Vec<String> = m
+        .models
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if models.is_empty() {
+        bail!("--models is empty");
+    }
+    let configs = crate::bench::model_configs(&models, &overrides)?;
+    let results = crate::bench::run_models(seqs, &configs, masking)?;
+    let report = crate::bench::BenchReport {
+        dataset: dataset.to_string(),
+        protocol: crate::bench::protocol_json(seqs, protocol, masking),
+        best_by_validation: crate::bench::best_by_validation(&results),
+        results,
+        threads: rayon_threads(),
+    };
+    let out = m.out.clone().unwrap_or(default_out);
+    crate::bench::write_outputs(&out, &report)?;
+    if m.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", std::fs::read_to_string(out.join("leaderboard.md"))?);
+    }
+    eprintln!(
+        "wrote {}/{{bench.json,leaderboard.md,leaderboard.svg}}",
+        out.display()
+    );
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let cfg = match (&a.preset, &a.config) {
+        (Some(p), _) => Some(DatasetConfig::preset(p)?),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            Some(DatasetConfig::from_toml(&text)?)
+        }
+        (None, None) => None,
+    };
+    let name = cfg.as_ref().map(|c| c.name.clone());
+    let store = match (&a.store, &name) {
+        (Some(s), _) => s.clone(),
+        (None, Some(n)) => crate::bench::default_out(n)
+            .join("store")
+            .display()
+            .to_string(),
+        (None, None) => bail!("give --preset/--config with --input, or --store"),
+    };
+    // Reuse the store when it already holds this data set.
+    let reusable = match aisle_store::open_existing(&store) {
+        Ok(s) => {
+            let meta = dataset_meta(s.as_ref())?;
+            s.stats()?.events > 0
+                && (name.is_none() || meta.as_ref().map(|m| &m.name) == name.as_ref())
+        }
+        Err(_) => false,
+    };
+    if !reusable {
+        let (Some(cfg), Some(input)) = (cfg, &a.input) else {
+            bail!("store {store} does not hold this data set yet: give --input FILE to ingest it");
+        };
+        eprintln!("ingesting {} into {store}", input.display());
+        let report = run_ingest(cfg, input, None, &store)?;
+        eprintln!("{}", report.summary());
+    } else {
+        eprintln!("reusing store {store}");
+    }
+    let (seqs, protocol, dataset) = crate::bench::sequences_for(&store)?;
+    let out = crate::bench::default_out(&dataset);
+    report_models(&dataset, &seqs, &protocol, &a.m, out)
+}
+
+pub fn evaluate(a: EvaluateArgs) -> Result<()> {
+    let (seqs, protocol, dataset) = crate::bench::sequences_for(&a.store)?;
+    let out = store_dir(&a.store)?.join("evaluation");
+    report_models(&dataset, &seqs, &protocol, &a.m, out)
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let overrides = crate::bench::parse_overrides(&a.set)?;
+    let cfg = crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
+    let out = match a.out {
+        Some(p) => p,
+        None => store_dir(&a.store)?.join("models").join(format!(
+            "{}-{}.safetensors",
+            a.model,
+            unix_now()
+        )),
+    };
+    let summary = crate::bench::train_and_save(&a.store, &cfg, &out)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

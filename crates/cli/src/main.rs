@@ -1,6 +1,7 @@
 //! `aisle`: the command-line binary. Parses arguments, installs tracing and
 //! glues the library crates together; `anyhow` lives only here.
 
+mod bench;
 mod commands;
 
 use std::path::PathBuf;
@@ -47,6 +48,81 @@ enum Command {
     Split(SplitArgs),
     /// List the dataset presets or print one as TOML (a starting point for --config).
     Presets(PresetsArgs),
+    /// Ingest (or reuse a store), split leave-one-out, train and evaluate models, print a leaderboard.
+    ///
+    /// Protocol: shared/baselines/PROTOCOL.md (full ranking; seen items masked for general
+    /// models, not for repeat/sequence models). Writes bench.json, leaderboard.md and
+    /// leaderboard.svg to --out. With --json the report goes to stdout, logs to stderr.
+    Bench(BenchArgs),
+    /// Evaluate models on the leave-one-out split of an existing store (same report as bench).
+    Evaluate(EvaluateArgs),
+    /// Train a model on all of a store's sequences and save a versioned artifact.
+    Train(TrainArgs),
+}
+
+#[derive(Args, Debug)]
+struct ModelArgs {
+    /// Comma-separated models: pop, itemknn, ease, bpr, als, repeat.
+    #[arg(
+        long,
+        default_value = "pop,itemknn,ease,bpr,als,repeat",
+        value_delimiter = ','
+    )]
+    models: Vec<String>,
+    /// Hyperparameter override, `key=value` (every listed model with that key) or
+    /// `model.key=value`; repeatable. E.g. --set als.factors=128 --set epochs=50.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Force masking of seen items on or off for every model (default: per model).
+    #[arg(long, value_name = "on|off")]
+    masking: Option<String>,
+    /// Print the report JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Folder for bench.json, leaderboard.md and leaderboard.svg.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Dataset preset (its defaults are the dataset's documented protocol).
+    #[arg(long, conflicts_with = "config", required_unless_present_any = ["config", "store"])]
+    preset: Option<String>,
+    /// Dataset config TOML instead of a preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Events file to ingest (not needed when --store already holds the data set).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Store to use; reused when it already holds this data set (default bench-out/NAME/store).
+    #[arg(long)]
+    store: Option<String>,
+    #[command(flatten)]
+    m: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+struct EvaluateArgs {
+    #[arg(long)]
+    store: String,
+    #[command(flatten)]
+    m: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    #[arg(long)]
+    store: String,
+    /// Model name: pop, itemknn, ease, bpr, als, repeat.
+    #[arg(long)]
+    model: String,
+    /// Hyperparameter override `key=value`; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Artifact path (default STORE/models/MODEL-UNIXTIME.safetensors).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -189,6 +265,9 @@ fn main() -> ExitCode {
         Command::Stats(a) => commands::stats(a),
         Command::Split(a) => commands::split(a),
         Command::Presets(a) => commands::presets(a),
+        Command::Bench(a) => commands::bench(a),
+        Command::Evaluate(a) => commands::evaluate(a),
+        Command::Train(a) => commands::train(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

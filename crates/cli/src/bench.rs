@@ -1,0 +1,438 @@
+//! `aisle bench`, `aisle evaluate` and `aisle train`: the leave-one-out
+//! full-ranking protocol of shared/baselines/PROTOCOL.md over the models of
+//! aisle-models, with a JSON report, a markdown leaderboard and an SVG chart.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aisle_eval::{evaluate_loo, LooConfig, LooResult, Stage};
+use aisle_features::Sequences;
+use aisle_models::{ModelConfig, Recommender, TrainData};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::commands::{bar, load_sequences};
+
+/// Parsed `--set` overrides: (model or None for all, key, value).
+pub type Overrides = Vec<(Option<String>, String, String)>;
+
+pub fn parse_overrides(sets: &[String]) -> Result<Overrides> {
+    sets.iter()
+        .map(|s| {
+            let (k, v) = s
+                .split_once('=')
+                .with_context(|| format!("--set {s:?}: expected key=value"))?;
+            let (model, key) = match k.split_once('.') {
+                Some((m, k)) => (Some(m.trim().to_string()), k.trim().to_string()),
+                None => (None, k.trim().to_string()),
+            };
+            if key.is_empty() {
+                bail!("--set {s:?}: empty key");
+            }
+            Ok((model, key, v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The config of `model` with the overrides that apply to it. A key given
+/// without a model prefix applies to every listed model that has it; it is an
+/// error if none does.
+pub fn model_configs(models: &[String], overrides: &Overrides) -> Result<Vec<ModelConfig>> {
+    let mut used = vec![false; overrides.len()];
+    let mut out = Vec::new();
+    for m in models {
+        let base = ModelConfig::default_for(m)?;
+        let keys = base.keys();
+        let mine: Vec<(String, String)> = overrides
+            .iter()
+            .enumerate()
+            .filter(|(_, (om, k, _))| match om {
+                Some(om) => om == m,
+                None => keys.contains(k),
+            })
+            .map(|(i, (_, k, v))| {
+                used[i] = true;
+                (k.clone(), v.clone())
+            })
+            .collect();
+        out.push(base.with_overrides(&mine)?);
+    }
+    for (i, (om, k, _)) in overrides.iter().enumerate() {
+        if !used[i] {
+            match om {
+                Some(m) if !models.contains(m) => {
+                    bail!("--set {m}.{k}: model `{m}` is not in --models")
+                }
+                _ => bail!("--set {k}: no selected model has a hyperparameter `{k}`"),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The leave-one-out training view: each user's sequence without its last two items.
+pub fn loo_train(seqs: &Sequences) -> TrainData {
+    let cut = |n: usize| n.saturating_sub(2);
+    TrainData {
+        n_items: seqs.items.len(),
+        seqs: seqs
+            .seqs
+            .iter()
+            .map(|s| s[..cut(s.len())].to_vec())
+            .collect(),
+        times: Some(
+            seqs.times
+                .iter()
+                .map(|t| t[..cut(t.len())].to_vec())
+                .collect(),
+        ),
+    }
+}
+
+/// Peak resident memory since the last reset, in MB (Linux; 0 elsewhere).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Resets the peak-RSS counter so each model's peak is its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU seconds (user + system) of this process so far (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (USER_HZ = 100 on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// One row of the leaderboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub model: String,
+    pub masking: bool,
+    #[serde(rename = "ndcg@10")]
+    pub ndcg10: f64,
+    #[serde(rename = "recall@10")]
+    pub recall10: f64,
+    #[serde(rename = "mrr@10")]
+    pub mrr10: f64,
+    #[serde(rename = "ndcg@20")]
+    pub ndcg20: f64,
+    #[serde(rename = "recall@20")]
+    pub recall20: f64,
+    #[serde(rename = "mrr@20")]
+    pub mrr20: f64,
+    #[serde(rename = "coverage@10")]
+    pub coverage10: f64,
+    #[serde(rename = "popularity_bias@10")]
+    pub popularity_bias10: f64,
+    #[serde(rename = "valid_ndcg@10")]
+    pub valid_ndcg10: f64,
+    pub users: u64,
+    pub fit_s: f64,
+    pub fit_cpu_s: f64,
+    pub eval_s: f64,
+    pub peak_rss_mb: f64,
+    pub config: ModelConfig,
+}
+
+/// How a masking choice was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Masking {
+    ModelDefault,
+    On,
+    Off,
+}
+
+pub fn parse_masking(s: Option<&str>) -> Result<Masking> {
+    Ok(match s {
+        None => Masking::ModelDefault,
+        Some("on") | Some("true") => Masking::On,
+        Some("off") | Some("false") => Masking::Off,
+        Some(o) => bail!("--masking must be on or off, got {o:?}"),
+    })
+}
+
+/// Trains and evaluates each config; one row per model.
+pub fn run_models(seqs: &Sequences, configs: &[ModelConfig], masking: Masking) -> Result<Vec<Row>> {
+    if seqs.users.is_empty() || seqs.items.is_empty() {
+        bail!("the split is empty: no users with interactions under this protocol");
+    }
+    let train = loo_train(seqs);
+    let popularity = train.item_counts();
+    let mut rows = Vec::new();
+    for cfg in configs {
+        let name = cfg.name();
+        reset_peak_rss();
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        let pb = bar(0, name);
+        let pb2 = pb.clone();
+        let model = aisle_models::fit(cfg, &train, &move |d, t| {
+            pb2.set_length(t);
+            pb2.set_position(d);
+        })
+        .with_context(|| format!("training {name}"))?;
+        pb.finish_and_clear();
+        let (fit_s, fit_cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let mask = match masking {
+            Masking::ModelDefault => model.default_masking(),
+            Masking::On => true,
+            Masking::Off => false,
+        };
+        let eval = |stage| {
+            evaluate_loo(
+                model.as_ref(),
+                &seqs.seqs,
+                seqs.items.len(),
+                &popularity,
+                &LooConfig {
+                    stage,
+                    masking: mask,
+                    ks: vec![10, 20],
+                    list_k: 10,
+                },
+            )
+        };
+        let valid: LooResult = eval(Stage::Valid);
+        let test: LooResult = eval(Stage::Test);
+        tracing::info!(model = name, fit_s, ndcg10 = test.ndcg(10), "evaluated");
+        rows.push(Row {
+            model: name.to_string(),
+            masking: mask,
+            ndcg10: test.ndcg(10),
+            recall10: test.recall(10),
+            mrr10: test.mrr(10),
+            ndcg20: test.ndcg(20),
+            recall20: test.recall(20),
+            mrr20: test.mrr(20),
+            coverage10: test.coverage,
+            popularity_bias10: test.popularity_bias,
+            valid_ndcg10: valid.ndcg(10),
+            users: test.users,
+            fit_s,
+            fit_cpu_s,
+            eval_s: test.eval_s,
+            peak_rss_mb: peak_rss_mb(),
+            config: model.config(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The whole report printed by `aisle bench --json`.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub dataset: String,
+    pub protocol: serde_json::Value,
+    pub results: Vec<Row>,
+    /// The model with the best validation NDCG@10 (model selection never looks at test).
+    pub best_by_validation: Option<String>,
+    pub threads: usize,
+}
+
+pub fn protocol_json(
+    seqs: &Sequences,
+    protocol: &aisle_core::protocol::Protocol,
+    masking: Masking,
+) -> serde_json::Value {
+    serde_json::json!({
+        "split": "leave_one_out",
+        "rule": "per user: last item = test, second-to-last = validation, the rest = train; models train on train only",
+        "ranking": "full (every item of the data set; no sampled negatives)",
+        "masking": match masking {
+            Masking::ModelDefault => "model default: on for pop/itemknn/ease/bpr/als (train+validation items masked, the target never), off for repeat",
+            Masking::On => "on for every model (forced by --masking on)",
+            Masking::Off => "off for every model (forced by --masking off)",
+        },
+        "ties": "metrics are expected values under uniformly random tie-breaking (target rank uniform over its tie block); top-10 lists for coverage break ties by item index",
+        "ks": [10, 20],
+        "metrics": "Recall@K (= HitRate@K with one target), NDCG@K, MRR@K averaged over users with a test target; coverage@10 = share of items in any top-10; popularity_bias@10 = mean training popularity of top-10 items / mean item popularity",
+        "users": seqs.users.len(),
+        "items": seqs.items.len(),
+        "interactions": seqs.interactions(),
+        "sequences": protocol,
+    })
+}
+
+pub fn best_by_validation(rows: &[Row]) -> Option<String> {
+    rows.iter()
+        .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
+        .map(|r| r.model.clone())
+}
+
+/// Writes `bench.json`, `leaderboard.md` and `leaderboard.svg` into `dir`.
+pub fn write_outputs(dir: &Path, report: &BenchReport) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join("bench.json"),
+        serde_json::to_string_pretty(report)? + "\n",
+    )?;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Leaderboard: {}\n", report.dataset);
+    let _ = writeln!(
+        md,
+        "Leave-one-out, full ranking over {} items, {} users; test metrics of models trained on the train part. Masking per row. Best by validation NDCG@10: **{}**.\n",
+        report.protocol["items"],
+        report.protocol["users"],
+        report.best_by_validation.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(md, "| model | masking | NDCG@10 | Recall@10 | MRR@10 | NDCG@20 | Recall@20 | coverage@10 | pop. bias@10 | valid NDCG@10 | fit s | fit CPU s | eval s | peak RSS MB |");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let mut rows: Vec<&Row> = report.results.iter().collect();
+    rows.sort_by(|a, b| b.ndcg10.total_cmp(&a.ndcg10));
+    for r in &rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            r.model, if r.masking { "on" } else { "off" }, r.ndcg10, r.recall10, r.mrr10, r.ndcg20, r.recall20,
+            r.coverage10, r.popularity_bias10, r.valid_ndcg10, r.fit_s, r.fit_cpu_s, r.eval_s, r.peak_rss_mb
+        );
+    }
+    std::fs::write(dir.join("leaderboard.md"), md)?;
+    std::fs::write(
+        dir.join("leaderboard.svg"),
+        svg_chart(&report.dataset, &rows),
+    )?;
+    Ok(())
+}
+
+fn svg_chart(title: &str, rows: &[&Row]) -> String {
+    let (w, bar_h, gap, left) = (640.0, 14.0, 10.0, 90.0);
+    let h = 50.0 + rows.len() as f64 * (2.0 * bar_h + gap) + 30.0;
+    let max = rows
+        .iter()
+        .map(|r| r.recall10.max(r.ndcg10))
+        .fold(1e-9, f64::max);
+    let scale = (w - left - 70.0) / max;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#fff"/>"##);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">{} — leave-one-out, full ranking</text>"#,
+        xml(title)
+    );
+    let _ = writeln!(
+        s,
+        r##"<rect x="{left}" y="30" width="10" height="10" fill="#3b6ea8"/><text x="{}" y="39">NDCG@10</text><rect x="{}" y="30" width="10" height="10" fill="#e39a3b"/><text x="{}" y="39">Recall@10</text>"##,
+        left + 14.0,
+        left + 90.0,
+        left + 104.0
+    );
+    for (k, r) in rows.iter().enumerate() {
+        let y = 50.0 + k as f64 * (2.0 * bar_h + gap);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + bar_h + 4.0,
+            xml(&r.model)
+        );
+        for (j, (v, color)) in [(r.ndcg10, "#3b6ea8"), (r.recall10, "#e39a3b")]
+            .iter()
+            .enumerate()
+        {
+            let yy = y + j as f64 * bar_h;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{left}" y="{yy}" width="{:.1}" height="{}" fill="{color}"/>"#,
+                v * scale,
+                bar_h - 2.0
+            );
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{}">{v:.4}</text>"#,
+                left + v * scale + 4.0,
+                yy + bar_h - 4.0
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Default output folder of a bench run.
+pub fn default_out(dataset: &str) -> PathBuf {
+    PathBuf::from("bench-out").join(dataset)
+}
+
+/// Loads sequences from a store for evaluation.
+pub fn sequences_for(store: &str) -> Result<(Sequences, aisle_core::protocol::Protocol, String)> {
+    let (seqs, meta) = load_sequences(store)?;
+    let (protocol, name) = match meta {
+        Some(m) => (m.protocol, m.name),
+        None => (
+            aisle_core::protocol::Protocol::default(),
+            "unknown".to_string(),
+        ),
+    };
+    Ok((seqs, protocol, name))
+}
+
+/// `aisle train`: fits on each user's whole sequence (no hold-out) and saves
+/// a versioned artifact.
+pub fn train_and_save(store: &str, cfg: &ModelConfig, out: &Path) -> Result<serde_json::Value> {
+    let (seqs, _, dataset) = sequences_for(store)?;
+    let data = TrainData {
+        n_items: seqs.items.len(),
+        seqs: seqs.seqs.clone(),
+        times: Some(seqs.times.clone()),
+    };
+    let t0 = Instant::now();
+    let pb = bar(0, cfg.name());
+    let pb2 = pb.clone();
+    let model: Box<dyn Recommender> = aisle_models::fit(cfg, &data, &move |d, t| {
+        pb2.set_length(t);
+        pb2.set_position(d);
+    })?;
+    pb.finish_and_clear();
+    let fit_s = t0.elapsed().as_secs_f64();
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let ids = serde_json::to_string(&seqs.items)?;
+    aisle_models::save(
+        model.as_ref(),
+        out,
+        &[
+            ("dataset", dataset.clone()),
+            ("users", seqs.users.len().to_string()),
+            ("interactions", seqs.interactions().to_string()),
+            ("item_ids", ids),
+        ],
+    )?;
+    Ok(serde_json::json!({
+        "model": cfg.name(), "dataset": dataset, "artifact": out.display().to_string(),
+        "users": seqs.users.len(), "items": seqs.items.len(), "interactions": seqs.interactions(),
+        "fit_s": fit_s, "config": cfg,
+    }))
+}

@@ -1,0 +1,298 @@
+//! `aisle-models`: recommenders behind one [`Recommender`] trait.
+//!
+//! Classical models: popularity (global or recent window), item-kNN (cosine
+//! with shrinkage), EASE (closed-form linear autoencoder), BPR-MF (Hogwild SGD)
+//! and implicit ALS (conjugate gradient), plus a repeat-aware baseline for
+//! shops where people buy the same things again. Each has a typed config with
+//! documented defaults (overridable key by key, see [`ModelConfig::with_overrides`]),
+//! trains on a [`TrainData`] of per-user sequences, scores every item for a
+//! user state, and saves to a versioned safetensors artifact.
+//!
+//! ```
+//! use aisle_models::{fit, ModelConfig, TrainData};
+//! let data = TrainData::new(3, vec![vec![0, 1], vec![0, 2], vec![0]]);
+//! let model = fit(&ModelConfig::default_for("pop").unwrap(), &data, &|_, _| {}).unwrap();
+//! let mut scores = vec![0.0; 3];
+//! model.score(0, &[1], &mut scores);
+//! assert!(scores[0] > scores[1]);
+//! ```
+
+mod artifact;
+mod ease;
+mod knn;
+mod linalg;
+mod mf;
+mod pop;
+mod repeat;
+
+use serde::{Deserialize, Serialize};
+
+pub use artifact::{load, save, ARTIFACT_VERSION};
+pub use ease::EaseConfig;
+pub use knn::ItemKnnConfig;
+pub use mf::{AlsConfig, BprConfig};
+pub use pop::PopConfig;
+pub use repeat::RepeatConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown model `{0}`; known models: pop, itemknn, ease, bpr, als, repeat")]
+    UnknownModel(String),
+    #[error("bad hyperparameter for {model}: {message}")]
+    BadConfig { model: String, message: String },
+    #[error("cannot train on empty data (no users or no items)")]
+    EmptyData,
+    #[error("{model} needs {needed}: {detail}")]
+    TooLarge {
+        model: String,
+        needed: String,
+        detail: String,
+    },
+    #[error("artifact error: {0}")]
+    Artifact(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// The names `aisle bench --models` and `aisle train --model` accept.
+pub const MODEL_NAMES: &[&str] = &["pop", "itemknn", "ease", "bpr", "als", "repeat"];
+
+/// Training data: each user's items (dense ids, oldest first; repeats kept).
+#[derive(Debug, Clone, Default)]
+pub struct TrainData {
+    pub n_items: usize,
+    pub seqs: Vec<Vec<u32>>,
+    /// Interaction times aligned with `seqs`, when the data set has real time.
+    pub times: Option<Vec<Vec<i64>>>,
+}
+
+impl TrainData {
+    pub fn new(n_items: usize, seqs: Vec<Vec<u32>>) -> Self {
+        TrainData {
+            n_items,
+            seqs,
+            times: None,
+        }
+    }
+
+    pub fn n_users(&self) -> usize {
+        self.seqs.len()
+    }
+
+    /// Training interactions per item.
+    pub fn item_counts(&self) -> Vec<u32> {
+        let mut c = vec![0u32; self.n_items];
+        for s in &self.seqs {
+            for &i in s {
+                c[i as usize] += 1;
+            }
+        }
+        c
+    }
+
+    /// Each user's distinct items, sorted (the binary user-item matrix).
+    pub fn user_sets(&self) -> Vec<Vec<u32>> {
+        self.seqs
+            .iter()
+            .map(|s| {
+                let mut v = s.clone();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect()
+    }
+}
+
+/// A trained recommender.
+pub trait Recommender: aisle_eval::Scorer + Send {
+    /// The model name (`pop`, `als`, ...).
+    fn kind(&self) -> &'static str;
+    /// Whether the benchmark protocol masks seen items for this model
+    /// (true for general models; false for sequence and repeat models).
+    fn default_masking(&self) -> bool {
+        true
+    }
+    /// The config it was trained with.
+    fn config(&self) -> ModelConfig;
+    /// Named f32 tensors (name, shape, data) that make up the model.
+    fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)>;
+}
+
+/// A model's hyperparameters, tagged by model name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum ModelConfig {
+    Pop(PopConfig),
+    #[serde(rename = "itemknn")]
+    ItemKnn(ItemKnnConfig),
+    Ease(EaseConfig),
+    Bpr(BprConfig),
+    Als(AlsConfig),
+    Repeat(RepeatConfig),
+}
+
+impl ModelConfig {
+    /// The documented defaults of a model.
+    pub fn default_for(name: &str) -> Result<ModelConfig> {
+        Ok(match name {
+            "pop" => ModelConfig::Pop(PopConfig::default()),
+            "itemknn" => ModelConfig::ItemKnn(ItemKnnConfig::default()),
+            "ease" => ModelConfig::Ease(EaseConfig::default()),
+            "bpr" => ModelConfig::Bpr(BprConfig::default()),
+            "als" => ModelConfig::Als(AlsConfig::default()),
+            "repeat" => ModelConfig::Repeat(RepeatConfig::default()),
+            other => return Err(ModelError::UnknownModel(other.to_string())),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelConfig::Pop(_) => "pop",
+            ModelConfig::ItemKnn(_) => "itemknn",
+            ModelConfig::Ease(_) => "ease",
+            ModelConfig::Bpr(_) => "bpr",
+            ModelConfig::Als(_) => "als",
+            ModelConfig::Repeat(_) => "repeat",
+        }
+    }
+
+    /// The keys this model accepts.
+    pub fn keys(&self) -> Vec<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => {
+                m.keys().filter(|k| *k != "model").cloned().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Applies `key=value` overrides; the value is parsed as TOML (`0.1`,
+    /// `true`, `"text"`; a bare word is taken as a string). An unknown key or
+    /// a value of the wrong type is an error naming the key.
+    pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<ModelConfig> {
+        let mut v = serde_json::to_value(self).map_err(|e| self.bad(e.to_string()))?;
+        let obj = v.as_object_mut().expect("configs serialize to objects");
+        for (key, raw) in overrides {
+            if key == "model" || !obj.contains_key(key) {
+                return Err(self.bad(format!(
+                    "unknown key `{key}` (known: {})",
+                    self.keys().join(", ")
+                )));
+            }
+            let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.clone()));
+            let json = serde_json::to_value(parsed).map_err(|e| self.bad(e.to_string()))?;
+            obj.insert(key.clone(), json);
+        }
+        let cfg: ModelConfig = serde_json::from_value(v).map_err(|e| self.bad(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn bad(&self, message: String) -> ModelError {
+        ModelError::BadConfig {
+            model: self.name().to_string(),
+            message,
+        }
+    }
+
+    /// Range checks serde cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let check = |ok: bool, msg: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(self.bad(msg.to_string()))
+            }
+        };
+        match self {
+            ModelConfig::Pop(_) => Ok(()),
+            ModelConfig::ItemKnn(c) => {
+                check(c.k > 0, "k must be positive")?;
+                check(c.shrink >= 0.0, "shrink must be >= 0")
+            }
+            ModelConfig::Ease(c) => check(c.lambda > 0.0, "lambda must be positive"),
+            ModelConfig::Bpr(c) => {
+                check(c.factors > 0, "factors must be positive")?;
+                check(c.lr > 0.0 && c.lr.is_finite(), "lr must be positive")?;
+                check(c.reg >= 0.0, "reg must be >= 0")
+            }
+            ModelConfig::Als(c) => {
+                check(c.factors > 0, "factors must be positive")?;
+                check(c.reg >= 0.0, "reg must be >= 0")?;
+                check(c.alpha >= 0.0, "alpha must be >= 0")?;
+                check(c.cg_steps > 0, "cg_steps must be positive")
+            }
+            ModelConfig::Repeat(c) => {
+                check(c.decay > 0.0 && c.decay <= 1.0, "decay must be in (0, 1]")?;
+                check(c.pop_weight >= 0.0, "pop_weight must be >= 0")
+            }
+        }
+    }
+}
+
+/// Progress callback: (done, total) in model-specific units.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// Trains a model.
+pub fn fit(
+    cfg: &ModelConfig,
+    data: &TrainData,
+    progress: Progress<'_>,
+) -> Result<Box<dyn Recommender>> {
+    cfg.validate()?;
+    if data.n_items == 0 || data.seqs.is_empty() {
+        return Err(ModelError::EmptyData);
+    }
+    Ok(match cfg {
+        ModelConfig::Pop(c) => Box::new(pop::Pop::fit(c, data)),
+        ModelConfig::ItemKnn(c) => Box::new(knn::ItemKnn::fit(c, data, progress)),
+        ModelConfig::Ease(c) => Box::new(ease::Ease::fit(c, data, progress)?),
+        ModelConfig::Bpr(c) => Box::new(mf::Bpr::fit(c, data, progress)),
+        ModelConfig::Als(c) => Box::new(mf::Als::fit(c, data, progress)),
+        ModelConfig::Repeat(c) => Box::new(repeat::Repeat::fit(c, data)),
+    })
+}
+
+/// Rebuilds a model from its config and tensors (see [`load`]).
+pub fn from_parts(
+    cfg: ModelConfig,
+    tensors: std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Result<Box<dyn Recommender>> {
+    let mut t = tensors;
+    let mut take = |name: &str| {
+        t.remove(name)
+            .ok_or_else(|| ModelError::Artifact(format!("missing tensor `{name}`")))
+    };
+    Ok(match cfg {
+        ModelConfig::Pop(c) => Box::new(pop::Pop::from_parts(c, take("scores")?)?),
+        ModelConfig::ItemKnn(c) => Box::new(knn::ItemKnn::from_parts(
+            c,
+            take("neighbors")?,
+            take("similarities")?,
+        )?),
+        ModelConfig::Ease(c) => Box::new(ease::Ease::from_parts(c, take("weights")?)?),
+        ModelConfig::Bpr(c) => Box::new(mf::Bpr::from_parts(
+            c,
+            take("user_factors")?,
+            take("item_factors")?,
+        )?),
+        ModelConfig::Als(c) => Box::new(mf::Als::from_parts(
+            c,
+            take("user_factors")?,
+            take("item_factors")?,
+        )?),
+        ModelConfig::Repeat(c) => Box::new(repeat::Repeat::from_parts(c, take("popularity")?)?),
+    })
+}
+
+pub(crate) fn shape_err(name: &str, want: &str, got: &[usize]) -> ModelError {
+    ModelError::Artifact(format!(
+        "tensor `{name}` should be {want}, has shape {got:?}"
+    ))
+}

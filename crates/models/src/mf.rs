@@ -1,0 +1,429 @@
+//! Matrix factorisation on the binary user-item matrix: BPR-MF (pairwise
+//! ranking loss, Hogwild SGD over threads) and implicit ALS (Hu, Koren &
+//! Volinsky 2008) solved with a few conjugate-gradient steps per row
+//! (Takács et al. 2011), as the `implicit` library does.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use aisle_core::rng::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::{axpy, dot};
+use crate::{shape_err, ModelConfig, Progress, Recommender, Result, TrainData};
+
+/// BPR-MF hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BprConfig {
+    pub factors: usize,
+    /// Passes over the training pairs (one uniform negative per positive).
+    pub epochs: usize,
+    pub lr: f64,
+    pub reg: f64,
+    pub seed: u64,
+}
+
+impl Default for BprConfig {
+    fn default() -> Self {
+        BprConfig {
+            factors: 64,
+            epochs: 100,
+            lr: 0.05,
+            reg: 0.002,
+            seed: 42,
+        }
+    }
+}
+
+/// Implicit-ALS hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlsConfig {
+    pub factors: usize,
+    pub iterations: usize,
+    /// L2 regularisation.
+    pub reg: f64,
+    /// Confidence of an observed pair is `1 + alpha` (0 = plain binary, as
+    /// `implicit` does with a binary matrix).
+    pub alpha: f64,
+    /// Conjugate-gradient steps per row and half-iteration.
+    pub cg_steps: usize,
+    pub seed: u64,
+}
+
+impl Default for AlsConfig {
+    fn default() -> Self {
+        AlsConfig {
+            factors: 64,
+            iterations: 15,
+            reg: 0.01,
+            alpha: 0.0,
+            cg_steps: 3,
+            seed: 42,
+        }
+    }
+}
+
+fn init(rows: usize, f: usize, rng: &mut Rng, scale: f64) -> Vec<f32> {
+    (0..rows * f)
+        .map(|_| (rng.normal() * scale) as f32)
+        .collect()
+}
+
+/// Scores = user vector · every item vector.
+fn mf_scores(x: &[f32], items: &[f32], f: usize, out: &mut [f32]) {
+    for (o, y) in out.iter_mut().zip(items.chunks_exact(f)) {
+        *o = dot(x, y);
+    }
+}
+
+// ---------------------------------------------------------------- BPR
+
+pub struct Bpr {
+    cfg: BprConfig,
+    users: Vec<f32>,
+    items: Vec<f32>,
+}
+
+fn load(a: &[AtomicU32], out: &mut [f32]) {
+    for (o, v) in out.iter_mut().zip(a) {
+        *o = f32::from_bits(v.load(Ordering::Relaxed));
+    }
+}
+
+fn store(a: &[AtomicU32], v: &[f32]) {
+    for (d, x) in a.iter().zip(v) {
+        d.store(x.to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl Bpr {
+    pub fn fit(cfg: &BprConfig, data: &TrainData, progress: Progress<'_>) -> Self {
+        let f = cfg.factors;
+        let (nu, ni) = (data.n_users(), data.n_items);
+        let sets = data.user_sets();
+        let pairs: Vec<(u32, u32)> = sets
+            .iter()
+            .enumerate()
+            .flat_map(|(u, s)| s.iter().map(move |&i| (u as u32, i)))
+            .collect();
+        let mut rng = Rng::seed(cfg.seed);
+        let atom = |v: Vec<f32>| {
+            v.into_iter()
+                .map(|x| AtomicU32::new(x.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        let users = atom(init(nu, f, &mut rng, 0.1 / (f as f64).sqrt()));
+        let items = atom(init(ni, f, &mut rng, 0.1 / (f as f64).sqrt()));
+        let threads = rayon::current_num_threads().max(1);
+        let (lr, reg) = (cfg.lr as f32, cfg.reg as f32);
+        for epoch in 0..cfg.epochs {
+            (0..threads).into_par_iter().for_each(|t| {
+                let mut rng = Rng::seed(
+                    cfg.seed ^ ((epoch as u64) << 20) ^ (t as u64 + 1).wrapping_mul(0x9e37_79b9),
+                );
+                let (mut pu, mut qi, mut qj) = (vec![0f32; f], vec![0f32; f], vec![0f32; f]);
+                let (mut gu, mut gi) = (vec![0f32; f], vec![0f32; f]);
+                let n = pairs.len() / threads + usize::from(t < pairs.len() % threads);
+                for _ in 0..n {
+                    let (u, i) = pairs[rng.below(pairs.len() as u64) as usize];
+                    let set = &sets[u as usize];
+                    if set.len() >= ni {
+                        continue;
+                    }
+                    let mut j = rng.below(ni as u64) as u32;
+                    while set.binary_search(&j).is_ok() {
+                        j = rng.below(ni as u64) as u32;
+                    }
+                    let (u, i, j) = (u as usize, i as usize, j as usize);
+                    load(&users[u * f..(u + 1) * f], &mut pu);
+                    load(&items[i * f..(i + 1) * f], &mut qi);
+                    load(&items[j * f..(j + 1) * f], &mut qj);
+                    let x = dot(&pu, &qi) - dot(&pu, &qj);
+                    let g = 1.0 / (1.0 + x.exp()); // sigmoid(-x)
+                    for k in 0..f {
+                        gu[k] = g * (qi[k] - qj[k]) - reg * pu[k];
+                        gi[k] = g * pu[k];
+                    }
+                    for k in 0..f {
+                        pu[k] += lr * gu[k];
+                        qi[k] += lr * (gi[k] - reg * qi[k]);
+                        qj[k] += lr * (-gi[k] - reg * qj[k]);
+                    }
+                    store(&users[u * f..(u + 1) * f], &pu);
+                    store(&items[i * f..(i + 1) * f], &qi);
+                    store(&items[j * f..(j + 1) * f], &qj);
+                }
+            });
+            progress(epoch as u64 + 1, cfg.epochs as u64);
+        }
+        let plain = |v: Vec<AtomicU32>| {
+            v.into_iter()
+                .map(|a| f32::from_bits(a.into_inner()))
+                .collect()
+        };
+        Bpr {
+            cfg: cfg.clone(),
+            users: plain(users),
+            items: plain(items),
+        }
+    }
+
+    pub fn from_parts(
+        cfg: BprConfig,
+        u: (Vec<usize>, Vec<f32>),
+        i: (Vec<usize>, Vec<f32>),
+    ) -> Result<Self> {
+        check_factors(&u, &i, cfg.factors)?;
+        Ok(Bpr {
+            cfg,
+            users: u.1,
+            items: i.1,
+        })
+    }
+}
+
+fn check_factors(u: &(Vec<usize>, Vec<f32>), i: &(Vec<usize>, Vec<f32>), f: usize) -> Result<()> {
+    if u.0.len() != 2 || u.0[1] != f {
+        return Err(shape_err("user_factors", &format!("[users, {f}]"), &u.0));
+    }
+    if i.0.len() != 2 || i.0[1] != f {
+        return Err(shape_err("item_factors", &format!("[items, {f}]"), &i.0));
+    }
+    Ok(())
+}
+
+impl aisle_eval::Scorer for Bpr {
+    fn score(&self, user: u32, history: &[u32], out: &mut [f32]) {
+        let f = self.cfg.factors;
+        let u = user as usize;
+        if (u + 1) * f <= self.users.len() {
+            mf_scores(&self.users[u * f..(u + 1) * f], &self.items, f, out);
+        } else {
+            // Unknown user: the mean of the history's item vectors.
+            let mut x = vec![0f32; f];
+            for &i in history {
+                if let Some(y) = self.items.get(i as usize * f..(i as usize + 1) * f) {
+                    axpy(&mut x, 1.0 / history.len() as f32, y);
+                }
+            }
+            mf_scores(&x, &self.items, f, out);
+        }
+    }
+}
+
+impl Recommender for Bpr {
+    fn kind(&self) -> &'static str {
+        "bpr"
+    }
+    fn config(&self) -> ModelConfig {
+        ModelConfig::Bpr(self.cfg.clone())
+    }
+    fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let f = self.cfg.factors;
+        vec![
+            (
+                "user_factors".into(),
+                vec![self.users.len() / f, f],
+                self.users.clone(),
+            ),
+            (
+                "item_factors".into(),
+                vec![self.items.len() / f, f],
+                self.items.clone(),
+            ),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------- ALS
+
+pub struct Als {
+    cfg: AlsConfig,
+    users: Vec<f32>,
+    items: Vec<f32>,
+}
+
+/// `YᵀY + reg·I` (f×f, row-major).
+fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
+    let parts: Vec<Vec<f32>> = y
+        .par_chunks(f * 1024)
+        .map(|block| {
+            let mut g = vec![0f32; f * f];
+            for row in block.chunks_exact(f) {
+                for a in 0..f {
+                    axpy(&mut g[a * f..(a + 1) * f], row[a], row);
+                }
+            }
+            g
+        })
+        .collect();
+    let mut g = vec![0f32; f * f];
+    for p in parts {
+        axpy(&mut g, 1.0, &p);
+    }
+    for a in 0..f {
+        g[a * f + a] += reg;
+    }
+    g
+}
+
+/// A few CG steps on `(YtY + Σ_i (c-1) y_i y_iᵀ) x = Σ_i c y_i`, warm-started at `x`.
+fn cg_solve(x: &mut [f32], yty: &[f32], y: &[f32], idx: &[u32], c: f32, steps: usize, f: usize) {
+    let mut r = vec![0f32; f];
+    for a in 0..f {
+        r[a] = -dot(&yty[a * f..(a + 1) * f], x);
+    }
+    for &i in idx {
+        let yi = &y[i as usize * f..(i as usize + 1) * f];
+        let w = c - (c - 1.0) * dot(yi, x);
+        axpy(&mut r, w, yi);
+    }
+    let mut p = r.clone();
+    let mut rs_old = dot(&r, &r);
+    let mut ap = vec![0f32; f];
+    for _ in 0..steps {
+        if rs_old < 1e-20 {
+            break;
+        }
+        for a in 0..f {
+            ap[a] = dot(&yty[a * f..(a + 1) * f], &p);
+        }
+        if c != 1.0 {
+            for &i in idx {
+                let yi = &y[i as usize * f..(i as usize + 1) * f];
+                axpy(&mut ap, (c - 1.0) * dot(yi, &p), yi);
+            }
+        }
+        let denom = dot(&p, &ap);
+        if denom <= 0.0 || !denom.is_finite() {
+            break;
+        }
+        let alpha = rs_old / denom;
+        axpy(x, alpha, &p);
+        axpy(&mut r, -alpha, &ap);
+        let rs_new = dot(&r, &r);
+        let beta = rs_new / rs_old;
+        for a in 0..f {
+            p[a] = r[a] + beta * p[a];
+        }
+        rs_old = rs_new;
+    }
+}
+
+impl Als {
+    pub fn fit(cfg: &AlsConfig, data: &TrainData, progress: Progress<'_>) -> Self {
+        let f = cfg.factors;
+        let sets = data.user_sets();
+        let mut item_users: Vec<Vec<u32>> = vec![Vec::new(); data.n_items];
+        for (u, s) in sets.iter().enumerate() {
+            for &i in s {
+                item_users[i as usize].push(u as u32);
+            }
+        }
+        let mut rng = Rng::seed(cfg.seed);
+        let mut users = init(data.n_users(), f, &mut rng, 0.01);
+        let mut items = init(data.n_items, f, &mut rng, 0.01);
+        let c = 1.0 + cfg.alpha as f32;
+        let reg = cfg.reg as f32;
+        for it in 0..cfg.iterations {
+            let yty = gram(&items, f, reg);
+            users
+                .par_chunks_mut(f)
+                .zip(sets.par_iter())
+                .for_each(|(x, idx)| {
+                    cg_solve(x, &yty, &items, idx, c, cfg.cg_steps, f);
+                });
+            let xtx = gram(&users, f, reg);
+            items
+                .par_chunks_mut(f)
+                .zip(item_users.par_iter())
+                .for_each(|(y, idx)| {
+                    cg_solve(y, &xtx, &users, idx, c, cfg.cg_steps, f);
+                });
+            progress(it as u64 + 1, cfg.iterations as u64);
+        }
+        Als {
+            cfg: cfg.clone(),
+            users,
+            items,
+        }
+    }
+
+    pub fn from_parts(
+        cfg: AlsConfig,
+        u: (Vec<usize>, Vec<f32>),
+        i: (Vec<usize>, Vec<f32>),
+    ) -> Result<Self> {
+        check_factors(&u, &i, cfg.factors)?;
+        Ok(Als {
+            cfg,
+            users: u.1,
+            items: i.1,
+        })
+    }
+}
+
+impl aisle_eval::Scorer for Als {
+    fn score(&self, user: u32, history: &[u32], out: &mut [f32]) {
+        let f = self.cfg.factors;
+        let u = user as usize;
+        if (u + 1) * f <= self.users.len() {
+            mf_scores(&self.users[u * f..(u + 1) * f], &self.items, f, out);
+        } else {
+            // Unknown user: fold in by solving for a user vector from the history.
+            let yty = gram(&self.items, f, self.cfg.reg as f32);
+            let mut idx: Vec<u32> = history
+                .iter()
+                .copied()
+                .filter(|&i| (i as usize) < self.items.len() / f)
+                .collect();
+            idx.sort_unstable();
+            idx.dedup();
+            let mut x = vec![0f32; f];
+            cg_solve(
+                &mut x,
+                &yty,
+                &self.items,
+                &idx,
+                1.0 + self.cfg.alpha as f32,
+                f.min(16),
+                f,
+            );
+            mf_scores(&x, &self.items, f, out);
+        }
+    }
+}
+
+impl Recommender for Als {
+    fn kind(&self) -> &'static str {
+        "als"
+    }
+    fn config(&self) -> ModelConfig {
+        ModelConfig::Als(self.cfg.clone())
+    }
+    fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let f = self.cfg.factors;
+        vec![
+            (
+                "user_factors".into(),
+                vec![self.users.len() / f, f],
+                self.users.clone(),
+            ),
+            (
+                "item_factors".into(),
+                vec![self.items.len() / f, f],
+                self.items.clone(),
+            ),
+        ]
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Bpr>();
+    is::<Als>();
+    let _ = AtomicU64::new(0);
+}
