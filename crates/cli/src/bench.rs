@@ -170,26 +170,51 @@ pub fn parse_masking(s: Option<&str>) -> Result<Masking> {
     })
 }
 
-/// Trains and evaluates each config; one row per model.
-pub fn run_models(seqs: &Sequences, configs: &[ModelConfig], masking: Masking) -> Result<Vec<Row>> {
+/// A model that could not run on this data set (e.g. EASE on a huge catalog).
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub model: String,
+    pub reason: String,
+}
+
+/// Trains and evaluates each config; one row per model that ran, and the
+/// models that refused this data set (too large) with their reason.
+pub fn run_models(
+    seqs: &Sequences,
+    configs: &[ModelConfig],
+    masking: Masking,
+) -> Result<(Vec<Row>, Vec<Skipped>)> {
     if seqs.users.is_empty() || seqs.items.is_empty() {
         bail!("the split is empty: no users with interactions under this protocol");
     }
     let train = loo_train(seqs);
     let popularity = train.item_counts();
     let mut rows = Vec::new();
+    let mut skipped = Vec::new();
     for cfg in configs {
         let name = cfg.name();
         reset_peak_rss();
         let (t0, c0) = (Instant::now(), cpu_seconds());
         let pb = bar(0, name);
         let pb2 = pb.clone();
-        let model = aisle_models::fit(cfg, &train, &move |d, t| {
+        let fitted = aisle_models::fit(cfg, &train, &move |d, t| {
             pb2.set_length(t);
             pb2.set_position(d);
-        })
-        .with_context(|| format!("training {name}"))?;
+        });
         pb.finish_and_clear();
+        let model = match fitted {
+            Ok(m) => m,
+            Err(e @ aisle_models::ModelError::TooLarge { .. }) => {
+                tracing::warn!(model = name, "skipped: {e}");
+                eprintln!("skipping {name}: {e}");
+                skipped.push(Skipped {
+                    model: name.to_string(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("training {name}")),
+        };
         let (fit_s, fit_cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
         let mask = match masking {
             Masking::ModelDefault => model.default_masking(),
@@ -233,7 +258,7 @@ pub fn run_models(seqs: &Sequences, configs: &[ModelConfig], masking: Masking) -
             config: model.config(),
         });
     }
-    Ok(rows)
+    Ok((rows, skipped))
 }
 
 /// The whole report printed by `aisle bench --json`.
@@ -242,6 +267,8 @@ pub struct BenchReport {
     pub dataset: String,
     pub protocol: serde_json::Value,
     pub results: Vec<Row>,
+    /// Models that refused this data set, with the reason.
+    pub skipped: Vec<Skipped>,
     /// The model with the best validation NDCG@10 (model selection never looks at test).
     pub best_by_validation: Option<String>,
     pub threads: usize,
@@ -307,6 +334,9 @@ pub fn write_outputs(dir: &Path, report: &BenchReport) -> Result<()> {
             r.model, if r.masking { "on" } else { "off" }, r.ndcg10, r.recall10, r.mrr10, r.ndcg20, r.recall20,
             r.coverage10, r.popularity_bias10, r.valid_ndcg10, r.fit_s, r.fit_cpu_s, r.eval_s, r.peak_rss_mb
         );
+    }
+    for s in &report.skipped {
+        let _ = writeln!(md, "\nSkipped {}: {}", s.model, s.reason);
     }
     std::fs::write(dir.join("leaderboard.md"), md)?;
     std::fs::write(

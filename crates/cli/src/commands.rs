@@ -556,12 +556,13 @@ fn report_models(
         bail!("--models is empty");
     }
     let configs = crate::bench::model_configs(&models, &overrides)?;
-    let results = crate::bench::run_models(seqs, &configs, masking)?;
+    let (results, skipped) = crate::bench::run_models(seqs, &configs, masking)?;
     let report = crate::bench::BenchReport {
         dataset: dataset.to_string(),
         protocol: crate::bench::protocol_json(seqs, protocol, masking),
         best_by_validation: crate::bench::best_by_validation(&results),
         results,
+        skipped,
         threads: rayon_threads(),
     };
     let out = m.out.clone().unwrap_or(default_out);

@@ -29,6 +29,8 @@ impl Default for ItemKnnConfig {
 
 pub struct ItemKnn {
     cfg: ItemKnnConfig,
+    /// Neighbours actually kept per item (`k`, capped at items − 1).
+    k: usize,
     /// `n_items * k` neighbour ids (u32::MAX = none) and similarities.
     neighbors: Vec<u32>,
     sims: Vec<f32>,
@@ -100,10 +102,8 @@ impl ItemKnn {
             sims[i * k..i * k + ss.len()].copy_from_slice(&ss);
         }
         ItemKnn {
-            cfg: ItemKnnConfig {
-                k,
-                shrink: cfg.shrink,
-            },
+            cfg: cfg.clone(),
+            k,
             neighbors,
             sims,
             n_items: n,
@@ -115,15 +115,16 @@ impl ItemKnn {
         nb: (Vec<usize>, Vec<f32>),
         sims: (Vec<usize>, Vec<f32>),
     ) -> Result<Self> {
-        if nb.0.len() != 2 || nb.0 != sims.0 || nb.0[1] != cfg.k {
+        if nb.0.len() != 2 || nb.0 != sims.0 || nb.0[1] > cfg.k.max(1) {
             return Err(shape_err(
                 "neighbors",
-                "[items, k] like similarities",
+                "[items, <= k] like similarities",
                 &nb.0,
             ));
         }
         Ok(ItemKnn {
             n_items: nb.0[0],
+            k: nb.0[1],
             neighbors: nb
                 .1
                 .iter()
@@ -137,7 +138,7 @@ impl ItemKnn {
 
 impl aisle_eval::Scorer for ItemKnn {
     fn score(&self, _user: u32, history: &[u32], out: &mut [f32]) {
-        let k = self.cfg.k;
+        let k = self.k;
         let mut seen: Vec<u32> = history.to_vec();
         seen.sort_unstable();
         seen.dedup();
@@ -167,7 +168,7 @@ impl Recommender for ItemKnn {
         ModelConfig::ItemKnn(self.cfg.clone())
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let shape = vec![self.n_items, self.cfg.k];
+        let shape = vec![self.n_items, self.k];
         vec![
             (
                 "neighbors".into(),

@@ -277,7 +277,12 @@ fn cg_solve(x: &mut [f32], yty: &[f32], y: &[f32], idx: &[u32], c: f32, steps: u
     }
     for &i in idx {
         let yi = &y[i as usize * f..(i as usize + 1) * f];
-        let w = c - (c - 1.0) * dot(yi, x);
+        // With c = 1 (a binary matrix) the weight is 1: skip the dot product.
+        let w = if c == 1.0 {
+            1.0
+        } else {
+            c - (c - 1.0) * dot(yi, x)
+        };
         axpy(&mut r, w, yi);
     }
     let mut p = r.clone();

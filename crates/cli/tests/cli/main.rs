@@ -2,6 +2,7 @@
 //! The dataset tests read ../shared/data (AISLE_DATA_DIR overrides).
 
 mod bad_input;
+mod bench;
 mod datasets;
 mod demo;
 mod durability;
