@@ -97,12 +97,11 @@ fn ease_matches_the_closed_form_on_a_tiny_matrix() {
     let p = |i: usize, j: usize| cof(j, i) / det;
     let mut out = vec![0f32; 3];
     m.score(0, &[0], &mut out);
-    for j in 0..3 {
+    for (j, &got) in out.iter().enumerate() {
         let want = if j == 0 { 0.0 } else { -p(0, j) / p(j, j) };
         assert!(
-            (out[j] as f64 - want).abs() < 1e-4,
-            "B[0][{j}] = {} want {want}",
-            out[j]
+            (got as f64 - want).abs() < 1e-4,
+            "B[0][{j}] = {got} want {want}"
         );
     }
 }
