@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::commands::{bar, load_sequences};
 
-/// Parsed `--set` overrides: (model or None for all, key, value).
+/// Parsed overrides: (model or None for all, key, value).
 pub type Overrides = Vec<(Option<String>, String, String)>;
 
 pub fn parse_overrides(sets: &[String]) -> Result<Overrides> {
@@ -33,6 +33,29 @@ pub fn parse_overrides(sets: &[String]) -> Result<Overrides> {
             Ok((model, key, v.trim().to_string()))
         })
         .collect()
+}
+
+/// Reads a model-config TOML (`[model] key = value` tables, see
+/// config/models.toml) as overrides scoped to each model.
+pub fn file_overrides(path: &Path) -> Result<Overrides> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut out = Vec::new();
+    for (model, v) in table {
+        ModelConfig::default_for(&model).with_context(|| format!("in {}", path.display()))?;
+        let toml::Value::Table(keys) = v else {
+            bail!(
+                "{}: `{model}` must be a table of hyperparameters",
+                path.display()
+            );
+        };
+        for (k, v) in keys {
+            out.push((Some(model.clone()), k, v.to_string()));
+        }
+    }
+    Ok(out)
 }
 
 /// The config of `model` with the overrides that apply to it. A key given
@@ -465,4 +488,55 @@ pub fn train_and_save(store: &str, cfg: &ModelConfig, out: &Path) -> Result<serd
         "users": seqs.users.len(), "items": seqs.items.len(), "interactions": seqs.interactions(),
         "fit_s": fit_s, "config": cfg,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_model_config_equals_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/models.toml");
+        let o = file_overrides(&path).unwrap();
+        let models: Vec<String> = aisle_models::MODEL_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let from_file = model_configs(&models, &o).unwrap();
+        for (m, c) in models.iter().zip(&from_file) {
+            let d = ModelConfig::default_for(m).unwrap();
+            assert_eq!(
+                &d, c,
+                "config/models.toml disagrees with the defaults of {m}"
+            );
+            // Every key is documented in the file.
+            for k in d.keys() {
+                assert!(
+                    o.iter()
+                        .any(|(om, ok, _)| om.as_deref() == Some(m.as_str()) && ok == &k),
+                    "{m}.{k} missing"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn overrides_parse_and_scope() {
+        let o = parse_overrides(&["factors=8".into(), "als.reg=0.5".into()]).unwrap();
+        let c = model_configs(&["als".into(), "bpr".into()], &o).unwrap();
+        assert_eq!(c[0].keys().len(), 6);
+        let v = serde_json::to_value(&c[0]).unwrap();
+        assert_eq!(
+            (v["factors"].as_u64(), v["reg"].as_f64()),
+            (Some(8), Some(0.5))
+        );
+        let v = serde_json::to_value(&c[1]).unwrap();
+        assert_eq!(v["factors"].as_u64(), Some(8));
+        assert!(parse_overrides(&["novalue".into()]).is_err());
+        assert!(model_configs(
+            &["pop".into()],
+            &parse_overrides(&["factors=8".into()]).unwrap()
+        )
+        .is_err());
+    }
 }

@@ -545,13 +545,21 @@ fn report_models(
     default_out: PathBuf,
 ) -> Result<()> {
     let masking = crate::bench::parse_masking(m.masking.as_deref())?;
-    let overrides = crate::bench::parse_overrides(&m.set)?;
     let models: Vec<String> = m
         .models
         .iter()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    // A config file may describe more models than are run: keep the selected ones.
+    let mut overrides: crate::bench::Overrides = match &m.model_config {
+        Some(p) => crate::bench::file_overrides(p)?
+            .into_iter()
+            .filter(|(om, _, _)| om.as_ref().is_some_and(|om| models.contains(om)))
+            .collect(),
+        None => Vec::new(),
+    };
+    overrides.extend(crate::bench::parse_overrides(&m.set)?);
     if models.is_empty() {
         bail!("--models is empty");
     }
@@ -635,7 +643,14 @@ pub fn evaluate(a: EvaluateArgs) -> Result<()> {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    let overrides = crate::bench::parse_overrides(&a.set)?;
+    let mut overrides = match &a.model_config {
+        Some(p) => crate::bench::file_overrides(p)?
+            .into_iter()
+            .filter(|(m, _, _)| m.as_deref() == Some(a.model.as_str()))
+            .collect(),
+        None => Vec::new(),
+    };
+    overrides.extend(crate::bench::parse_overrides(&a.set)?);
     let cfg = crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
     let out = match a.out {
         Some(p) => p,

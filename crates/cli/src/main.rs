@@ -73,6 +73,10 @@ struct ModelArgs {
     /// `model.key=value`; repeatable. E.g. --set als.factors=128 --set epochs=50.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Model hyperparameters from a TOML file (`[als] factors = 128`; see config/models.toml).
+    /// --set wins over the file.
+    #[arg(long, value_name = "FILE")]
+    model_config: Option<PathBuf>,
     /// Force masking of seen items on or off for every model (default: per model).
     #[arg(long, value_name = "on|off")]
     masking: Option<String>,
@@ -120,6 +124,9 @@ struct TrainArgs {
     /// Hyperparameter override `key=value`; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Model hyperparameters from a TOML file (see config/models.toml).
+    #[arg(long, value_name = "FILE")]
+    model_config: Option<PathBuf>,
     /// Artifact path (default STORE/models/MODEL-UNIXTIME.safetensors).
     #[arg(long)]
     out: Option<PathBuf>,

@@ -3,7 +3,7 @@
 //! Volinsky 2008) solved with a few conjugate-gradient steps per row
 //! (Takács et al. 2011), as the `implicit` library does.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aisle_core::rng::Rng;
 use rayon::prelude::*;
@@ -86,16 +86,56 @@ pub struct Bpr {
     items: Vec<f32>,
 }
 
-fn load(a: &[AtomicU32], out: &mut [f32]) {
-    for (o, v) in out.iter_mut().zip(a) {
-        *o = f32::from_bits(v.load(Ordering::Relaxed));
+// Hogwild SGD in safe Rust: factors live in relaxed atomics, two f32 per
+// AtomicU64 (half the atomic operations of one per float). A row of `f`
+// factors takes `f.div_ceil(2)` words.
+
+fn load(a: &[AtomicU64], out: &mut [f32]) {
+    for (o, v) in out.chunks_mut(2).zip(a) {
+        let w = v.load(Ordering::Relaxed);
+        o[0] = f32::from_bits(w as u32);
+        if let Some(hi) = o.get_mut(1) {
+            *hi = f32::from_bits((w >> 32) as u32);
+        }
     }
 }
 
-fn store(a: &[AtomicU32], v: &[f32]) {
-    for (d, x) in a.iter().zip(v) {
-        d.store(x.to_bits(), Ordering::Relaxed);
+fn store(a: &[AtomicU64], v: &[f32]) {
+    for (d, x) in a.iter().zip(v.chunks(2)) {
+        let hi = x.get(1).map_or(0, |h| h.to_bits());
+        d.store(
+            x[0].to_bits() as u64 | ((hi as u64) << 32),
+            Ordering::Relaxed,
+        );
     }
+}
+
+fn to_atomic(v: &[f32], f: usize) -> Vec<AtomicU64> {
+    v.chunks(f)
+        .flat_map(|row| {
+            row.chunks(2).map(|x| {
+                let hi = x.get(1).map_or(0, |h| h.to_bits());
+                AtomicU64::new(x[0].to_bits() as u64 | ((hi as u64) << 32))
+            })
+        })
+        .collect()
+}
+
+fn from_atomic(a: Vec<AtomicU64>, f: usize) -> Vec<f32> {
+    let w = f.div_ceil(2);
+    let words: Vec<u64> = a.into_iter().map(AtomicU64::into_inner).collect();
+    words
+        .chunks(w)
+        .flat_map(|row| {
+            let mut out = Vec::with_capacity(f);
+            for &x in row {
+                out.push(f32::from_bits(x as u32));
+                out.push(f32::from_bits((x >> 32) as u32));
+            }
+            out.truncate(f);
+            out
+        })
+        .collect()
 }
 
 impl Bpr {
@@ -109,13 +149,9 @@ impl Bpr {
             .flat_map(|(u, s)| s.iter().map(move |&i| (u as u32, i)))
             .collect();
         let mut rng = Rng::seed(cfg.seed);
-        let atom = |v: Vec<f32>| {
-            v.into_iter()
-                .map(|x| AtomicU32::new(x.to_bits()))
-                .collect::<Vec<_>>()
-        };
-        let users = atom(init(nu, f, &mut rng, 0.1 / (f as f64).sqrt()));
-        let items = atom(init(ni, f, &mut rng, 0.1 / (f as f64).sqrt()));
+        let users = to_atomic(&init(nu, f, &mut rng, 0.1 / (f as f64).sqrt()), f);
+        let items = to_atomic(&init(ni, f, &mut rng, 0.1 / (f as f64).sqrt()), f);
+        let w = f.div_ceil(2);
         let threads = rayon::current_num_threads().max(1);
         let (lr, reg) = (cfg.lr as f32, cfg.reg as f32);
         for epoch in 0..cfg.epochs {
@@ -137,9 +173,9 @@ impl Bpr {
                         j = rng.below(ni as u64) as u32;
                     }
                     let (u, i, j) = (u as usize, i as usize, j as usize);
-                    load(&users[u * f..(u + 1) * f], &mut pu);
-                    load(&items[i * f..(i + 1) * f], &mut qi);
-                    load(&items[j * f..(j + 1) * f], &mut qj);
+                    load(&users[u * w..(u + 1) * w], &mut pu);
+                    load(&items[i * w..(i + 1) * w], &mut qi);
+                    load(&items[j * w..(j + 1) * w], &mut qj);
                     let x = dot(&pu, &qi) - dot(&pu, &qj);
                     let g = 1.0 / (1.0 + x.exp()); // sigmoid(-x)
                     for k in 0..f {
@@ -151,22 +187,17 @@ impl Bpr {
                         qi[k] += lr * (gi[k] - reg * qi[k]);
                         qj[k] += lr * (-gi[k] - reg * qj[k]);
                     }
-                    store(&users[u * f..(u + 1) * f], &pu);
-                    store(&items[i * f..(i + 1) * f], &qi);
-                    store(&items[j * f..(j + 1) * f], &qj);
+                    store(&users[u * w..(u + 1) * w], &pu);
+                    store(&items[i * w..(i + 1) * w], &qi);
+                    store(&items[j * w..(j + 1) * w], &qj);
                 }
             });
             progress(epoch as u64 + 1, cfg.epochs as u64);
         }
-        let plain = |v: Vec<AtomicU32>| {
-            v.into_iter()
-                .map(|a| f32::from_bits(a.into_inner()))
-                .collect()
-        };
         Bpr {
             cfg: cfg.clone(),
-            users: plain(users),
-            items: plain(items),
+            users: from_atomic(users, f),
+            items: from_atomic(items, f),
         }
     }
 
