@@ -173,7 +173,17 @@ pub struct Row {
     pub fit_cpu_s: f64,
     pub eval_s: f64,
     pub peak_rss_mb: f64,
-    pub config: ModelConfig,
+    /// Sequence models: epochs run, the epoch kept (best validation NDCG@10),
+    /// and training wall/CPU seconds (= fit_s / fit_cpu_s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_cpu_s: Option<f64>,
+    pub config: serde_json::Value,
 }
 
 /// How a masking choice was made.
@@ -278,7 +288,11 @@ pub fn run_models(
             fit_cpu_s,
             eval_s: test.eval_s,
             peak_rss_mb: peak_rss_mb(),
-            config: model.config(),
+            epochs: None,
+            best_epoch: None,
+            train_s: None,
+            train_cpu_s: None,
+            config: serde_json::to_value(model.config())?,
         });
     }
     Ok((rows, skipped))
@@ -488,6 +502,159 @@ pub fn train_and_save(store: &str, cfg: &ModelConfig, out: &Path) -> Result<serd
         "users": seqs.users.len(), "items": seqs.items.len(), "interactions": seqs.interactions(),
         "fit_s": fit_s, "config": cfg,
     }))
+}
+
+/// Sequence models run by `bench`/`evaluate` (trained with burn in aisle-seq).
+pub const SEQ_MODELS: &[&str] = &["sasrec"];
+
+/// The hyperparameter names of SASRec.
+pub fn sasrec_keys() -> Vec<String> {
+    match serde_json::to_value(aisle_seq::SasRecConfig::default()) {
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// SASRec config with the overrides that name it (or keys it has).
+pub fn sasrec_config(overrides: &Overrides) -> Result<aisle_seq::SasRecConfig> {
+    let mut v = serde_json::to_value(aisle_seq::SasRecConfig::default())?;
+    let obj = v.as_object_mut().expect("object");
+    for (m, k, raw) in overrides {
+        if m.as_deref().is_some_and(|m| m != "sasrec") || (m.is_none() && !obj.contains_key(k)) {
+            continue;
+        }
+        if !obj.contains_key(k) {
+            bail!(
+                "--set sasrec.{k}: unknown key (known: {})",
+                obj.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        obj.insert(k.clone(), serde_json::to_value(parsed)?);
+    }
+    serde_json::from_value(v).context("bad sasrec hyperparameter")
+}
+
+/// Trains SASRec under the protocol (masking off by default, as for the
+/// peers' sequential models) and returns its row and training curve.
+pub fn run_sasrec(
+    seqs: &Sequences,
+    cfg: &aisle_seq::SasRecConfig,
+    masking: Masking,
+    out: &Path,
+) -> Result<Row> {
+    let n_items = seqs.items.len();
+    let train = loo_train(seqs);
+    let popularity = train.item_counts();
+    reset_peak_rss();
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let pb = bar(0, "sasrec");
+    let pb2 = pb.clone();
+    let (model, fit) = aisle_seq::train_sasrec(cfg, n_items, &seqs.seqs, &move |d, t| {
+        pb2.set_length(t);
+        pb2.set_position(d);
+    })?;
+    pb.finish_and_clear();
+    let (fit_s, fit_cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+    let mask = matches!(masking, Masking::On);
+    let hist = |drop: usize| -> Vec<&[u32]> {
+        seqs.seqs
+            .iter()
+            .map(|s| &s[..s.len().saturating_sub(drop)])
+            .collect()
+    };
+    let eval = |stage, drop| {
+        let uv = aisle_seq::UserVectors::from_model(&model, &hist(drop), cfg.max_len, n_items);
+        evaluate_loo(
+            &uv,
+            &seqs.seqs,
+            n_items,
+            &popularity,
+            &LooConfig {
+                stage,
+                masking: mask,
+                ks: vec![10, 20],
+                list_k: 10,
+            },
+        )
+    };
+    let valid = eval(Stage::Valid, 2);
+    let test = eval(Stage::Test, 1);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("sasrec-curve.json"),
+        serde_json::to_string_pretty(&fit)? + "\n",
+    )?;
+    std::fs::write(out.join("sasrec-curve.svg"), curve_svg(&fit))?;
+    Ok(Row {
+        model: "sasrec".into(),
+        masking: mask,
+        ndcg10: test.ndcg(10),
+        recall10: test.recall(10),
+        mrr10: test.mrr(10),
+        ndcg20: test.ndcg(20),
+        recall20: test.recall(20),
+        mrr20: test.mrr(20),
+        coverage10: test.coverage,
+        popularity_bias10: test.popularity_bias,
+        valid_ndcg10: valid.ndcg(10),
+        users: test.users,
+        fit_s,
+        fit_cpu_s,
+        eval_s: test.eval_s,
+        peak_rss_mb: peak_rss_mb(),
+        epochs: Some(fit.epochs),
+        best_epoch: Some(fit.best_epoch),
+        train_s: Some(fit_s),
+        train_cpu_s: Some(fit_cpu_s),
+        config: serde_json::to_value(cfg)?,
+    })
+}
+
+/// Loss and validation NDCG@10 per epoch as an SVG line chart.
+fn curve_svg(fit: &aisle_seq::SeqFit) -> String {
+    let (w, h, pad) = (600.0, 260.0, 40.0);
+    let n = fit.curve.len().max(2) as f64;
+    let max_loss = fit.curve.iter().map(|e| e.loss).fold(1e-9, f64::max);
+    let max_ndcg = fit
+        .curve
+        .iter()
+        .map(|e| e.valid_ndcg10)
+        .fold(1e-9, f64::max);
+    let pts = |f: &dyn Fn(&aisle_seq::EpochLog) -> f64, max: f64| -> String {
+        fit.curve
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + i as f64 / (n - 1.0) * (w - 2.0 * pad),
+                    h - pad - f(e) / max * (h - 2.0 * pad)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="18" font-weight="bold">SASRec training: loss (blue, max {max_loss:.3}) and validation NDCG@10 (orange, max {max_ndcg:.4}); best epoch {}</text>
+<polyline fill="none" stroke="#3b6ea8" stroke-width="2" points="{}"/>
+<polyline fill="none" stroke="#e39a3b" stroke-width="2" points="{}"/>
+<text x="{pad}" y="{}">epoch 1</text><text x="{}" y="{}" text-anchor="end">epoch {}</text>
+</svg>
+"##,
+        fit.best_epoch,
+        pts(&|e| e.loss, max_loss),
+        pts(&|e| e.valid_ndcg10, max_ndcg),
+        h - 10.0,
+        w - pad,
+        h - 10.0,
+        fit.curve.len()
+    )
 }
 
 #[cfg(test)]

@@ -563,8 +563,53 @@ fn report_models(
     if models.is_empty() {
         bail!("--models is empty");
     }
-    let configs = crate::bench::model_configs(&models, &overrides)?;
-    let (results, skipped) = crate::bench::run_models(seqs, &configs, masking)?;
+    let (seq_models, classical): (Vec<String>, Vec<String>) = models
+        .iter()
+        .cloned()
+        .partition(|m| crate::bench::SEQ_MODELS.contains(&m.as_str()));
+    // Route each override: scoped ones to their model; unscoped ones to every
+    // selected model that has the key (an error if none has it).
+    let classical_keys: Vec<String> = classical
+        .iter()
+        .filter_map(|c| aisle_models::ModelConfig::default_for(c).ok())
+        .flat_map(|c| c.keys())
+        .collect();
+    let seq_keys: Vec<String> = if seq_models.is_empty() {
+        Vec::new()
+    } else {
+        crate::bench::sasrec_keys()
+    };
+    for (om, k, _) in &overrides {
+        if om.is_none() && !classical_keys.contains(k) && !seq_keys.contains(k) {
+            bail!("--set {k}: no selected model has a hyperparameter `{k}`");
+        }
+        if let Some(om) = om {
+            if !models.contains(om) {
+                bail!("--set {om}.{k}: model `{om}` is not in --models");
+            }
+        }
+    }
+    let classical_overrides: crate::bench::Overrides = overrides
+        .iter()
+        .filter(|(om, k, _)| match om {
+            Some(m) => classical.contains(m),
+            None => classical_keys.contains(k),
+        })
+        .cloned()
+        .collect();
+    let configs = crate::bench::model_configs(&classical, &classical_overrides)?;
+    let out = m.out.clone().unwrap_or(default_out);
+    let (mut results, skipped) = if configs.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        crate::bench::run_models(seqs, &configs, masking)?
+    };
+    for sm in &seq_models {
+        if sm == "sasrec" {
+            let cfg = crate::bench::sasrec_config(&overrides)?;
+            results.push(crate::bench::run_sasrec(seqs, &cfg, masking, &out)?);
+        }
+    }
     let report = crate::bench::BenchReport {
         dataset: dataset.to_string(),
         protocol: crate::bench::protocol_json(seqs, protocol, masking),
@@ -573,7 +618,6 @@ fn report_models(
         skipped,
         threads: rayon_threads(),
     };
-    let out = m.out.clone().unwrap_or(default_out);
     crate::bench::write_outputs(&out, &report)?;
     if m.json {
         println!("{}", serde_json::to_string(&report)?);

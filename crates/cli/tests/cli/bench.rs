@@ -237,6 +237,67 @@ fn bad_bench_input_is_a_clear_error() {
         ],
         "--input",
     );
+    // A sequence model trains through the same command: rows gain epochs and
+    // best_epoch, and the training curve is written beside the leaderboard.
+    let longer = tmp.path().join("longer.csv");
+    let mut csv = String::from("user_id,movie_id,position\n");
+    for u in 0..6 {
+        for p in 0..7 {
+            csv.push_str(&format!("{u},{},{p}\n", 10 + (u + p) % 9));
+        }
+    }
+    std::fs::write(&longer, csv).unwrap();
+    let seq_store = tmp.path().join("seq-store");
+    let ss = seq_store.to_str().unwrap();
+    ok(&[
+        "ingest",
+        "--preset",
+        "ml-1m",
+        "--input",
+        longer.to_str().unwrap(),
+        "--store",
+        ss,
+    ]);
+    let out = tmp.path().join("seq");
+    let rep = json(&ok(&[
+        "evaluate",
+        "--store",
+        ss,
+        "--models",
+        "pop,sasrec",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "sasrec.epochs=2",
+        "--set",
+        "hidden=8",
+        "--set",
+        "heads=1",
+        "--set",
+        "inner=16",
+        "--set",
+        "max_len=5",
+    ]));
+    let sas = row(&rep, "sasrec");
+    assert_eq!(sas["masking"], false);
+    assert_eq!(sas["epochs"], 2);
+    assert!(sas["best_epoch"].as_u64().unwrap() >= 1);
+    assert!(out.join("sasrec-curve.json").exists() && out.join("sasrec-curve.svg").exists());
+    fail(
+        &[
+            "evaluate",
+            "--store",
+            ss,
+            "--models",
+            "sasrec",
+            "--set",
+            "sasrec.hidden=7",
+            "--set",
+            "heads=2",
+        ],
+        "multiple of heads",
+    );
     // K (10, 20) larger than the 4-item catalog: documented behaviour is that
     // every unmasked target is within the top K.
     let rep = json(&ok(&[
