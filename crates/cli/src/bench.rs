@@ -44,7 +44,9 @@ pub fn file_overrides(path: &Path) -> Result<Overrides> {
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
     let mut out = Vec::new();
     for (model, v) in table {
-        ModelConfig::default_for(&model).with_context(|| format!("in {}", path.display()))?;
+        if !SEQ_MODELS.contains(&model.as_str()) {
+            ModelConfig::default_for(&model).with_context(|| format!("in {}", path.display()))?;
+        }
         let toml::Value::Table(keys) = v else {
             bail!(
                 "{}: `{model}` must be a table of hyperparameters",
@@ -669,7 +671,24 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let from_file = model_configs(&models, &o).unwrap();
+        let classical: Overrides = o
+            .iter()
+            .filter(|(m, _, _)| m.as_deref() != Some("sasrec"))
+            .cloned()
+            .collect();
+        let from_file = model_configs(&models, &classical).unwrap();
+        assert_eq!(
+            sasrec_config(&o).unwrap(),
+            aisle_seq::SasRecConfig::default(),
+            "[sasrec] in config/models.toml"
+        );
+        for k in sasrec_keys() {
+            assert!(
+                o.iter()
+                    .any(|(om, ok, _)| om.as_deref() == Some("sasrec") && ok == &k),
+                "sasrec.{k} missing"
+            );
+        }
         for (m, c) in models.iter().zip(&from_file) {
             let d = ModelConfig::default_for(m).unwrap();
             assert_eq!(
