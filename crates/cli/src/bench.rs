@@ -188,6 +188,43 @@ pub struct Row {
     pub config: serde_json::Value,
 }
 
+impl Row {
+    /// A row from the validation and test results of one model; the
+    /// sequence-model fields are left empty.
+    fn new(
+        model: &str,
+        masking: bool,
+        valid: &LooResult,
+        test: &LooResult,
+        fit: (f64, f64),
+        config: serde_json::Value,
+    ) -> Row {
+        Row {
+            model: model.to_string(),
+            masking,
+            ndcg10: test.ndcg(10),
+            recall10: test.recall(10),
+            mrr10: test.mrr(10),
+            ndcg20: test.ndcg(20),
+            recall20: test.recall(20),
+            mrr20: test.mrr(20),
+            coverage10: test.coverage,
+            popularity_bias10: test.popularity_bias,
+            valid_ndcg10: valid.ndcg(10),
+            users: test.users,
+            fit_s: fit.0,
+            fit_cpu_s: fit.1,
+            eval_s: test.eval_s,
+            peak_rss_mb: peak_rss_mb(),
+            epochs: None,
+            best_epoch: None,
+            train_s: None,
+            train_cpu_s: None,
+            config,
+        }
+    }
+}
+
 /// How a masking choice was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Masking {
@@ -273,29 +310,14 @@ pub fn run_models(
         let valid: LooResult = eval(Stage::Valid);
         let test: LooResult = eval(Stage::Test);
         tracing::info!(model = name, fit_s, ndcg10 = test.ndcg(10), "evaluated");
-        rows.push(Row {
-            model: name.to_string(),
-            masking: mask,
-            ndcg10: test.ndcg(10),
-            recall10: test.recall(10),
-            mrr10: test.mrr(10),
-            ndcg20: test.ndcg(20),
-            recall20: test.recall(20),
-            mrr20: test.mrr(20),
-            coverage10: test.coverage,
-            popularity_bias10: test.popularity_bias,
-            valid_ndcg10: valid.ndcg(10),
-            users: test.users,
-            fit_s,
-            fit_cpu_s,
-            eval_s: test.eval_s,
-            peak_rss_mb: peak_rss_mb(),
-            epochs: None,
-            best_epoch: None,
-            train_s: None,
-            train_cpu_s: None,
-            config: serde_json::to_value(model.config())?,
-        });
+        rows.push(Row::new(
+            name,
+            mask,
+            &valid,
+            &test,
+            (fit_s, fit_cpu_s),
+            serde_json::to_value(model.config())?,
+        ));
     }
     Ok((rows, skipped))
 }
@@ -592,27 +614,18 @@ pub fn run_sasrec(
     )?;
     std::fs::write(out.join("sasrec-curve.svg"), curve_svg(&fit))?;
     Ok(Row {
-        model: "sasrec".into(),
-        masking: mask,
-        ndcg10: test.ndcg(10),
-        recall10: test.recall(10),
-        mrr10: test.mrr(10),
-        ndcg20: test.ndcg(20),
-        recall20: test.recall(20),
-        mrr20: test.mrr(20),
-        coverage10: test.coverage,
-        popularity_bias10: test.popularity_bias,
-        valid_ndcg10: valid.ndcg(10),
-        users: test.users,
-        fit_s,
-        fit_cpu_s,
-        eval_s: test.eval_s,
-        peak_rss_mb: peak_rss_mb(),
         epochs: Some(fit.epochs),
         best_epoch: Some(fit.best_epoch),
         train_s: Some(fit_s),
         train_cpu_s: Some(fit_cpu_s),
-        config: serde_json::to_value(cfg)?,
+        ..Row::new(
+            "sasrec",
+            mask,
+            &valid,
+            &test,
+            (fit_s, fit_cpu_s),
+            serde_json::to_value(cfg)?,
+        )
     })
 }
 

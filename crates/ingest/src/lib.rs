@@ -344,49 +344,41 @@ fn read_events(
                 report_progress(false);
             }
         }
-        Format::Jsonl => {
-            let mut line_no = 0u64;
-            let mut buf = Vec::new();
-            let mut reader = input.reader;
-            loop {
-                buf.clear();
-                let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
-                    .map_err(|e| read_err(&path_s, line_no + 1, e))?;
-                if n == 0 {
-                    break;
-                }
-                line_no += 1;
-                let text = trim_newline(&buf);
-                if text.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                st.json_row(text, line_no);
-                report_progress(false);
-            }
-        }
-        Format::Seqlines => {
-            let mut line_no = 0u64;
-            let mut buf = Vec::new();
-            let mut reader = input.reader;
-            loop {
-                buf.clear();
-                let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
-                    .map_err(|e| read_err(&path_s, line_no + 1, e))?;
-                if n == 0 {
-                    break;
-                }
-                line_no += 1;
-                let text = trim_newline(&buf);
-                if text.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                st.seq_line(text, line_no);
-                report_progress(false);
-            }
-        }
+        Format::Jsonl => for_each_line(input.reader, &path_s, |text, line| {
+            st.json_row(text, line);
+            report_progress(false);
+        })?,
+        Format::Seqlines => for_each_line(input.reader, &path_s, |text, line| {
+            st.seq_line(text, line);
+            report_progress(false);
+        })?,
     }
     report_progress(true);
     Ok(())
+}
+
+/// Calls `f(text, line_number)` for every non-blank line (newline stripped).
+fn for_each_line(
+    mut reader: impl std::io::BufRead,
+    path: &str,
+    mut f: impl FnMut(&[u8], u64),
+) -> Result<()> {
+    let mut line_no = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| read_err(path, line_no + 1, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let text = trim_newline(&buf);
+        if !text.iter().all(|b| b.is_ascii_whitespace()) {
+            f(text, line_no);
+        }
+    }
 }
 
 fn trim_newline(b: &[u8]) -> &[u8] {

@@ -215,6 +215,22 @@ impl Bpr {
     }
 }
 
+/// The tensors of a factor model: user and item factor matrices.
+fn factor_tensors(f: usize, users: &[f32], items: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    vec![
+        (
+            "user_factors".into(),
+            vec![users.len() / f, f],
+            users.to_vec(),
+        ),
+        (
+            "item_factors".into(),
+            vec![items.len() / f, f],
+            items.to_vec(),
+        ),
+    ]
+}
+
 fn check_factors(u: &(Vec<usize>, Vec<f32>), i: &(Vec<usize>, Vec<f32>), f: usize) -> Result<()> {
     if u.0.len() != 2 || u.0[1] != f {
         return Err(shape_err("user_factors", &format!("[users, {f}]"), &u.0));
@@ -252,19 +268,7 @@ impl Recommender for Bpr {
         ModelConfig::Bpr(self.cfg.clone())
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let f = self.cfg.factors;
-        vec![
-            (
-                "user_factors".into(),
-                vec![self.users.len() / f, f],
-                self.users.clone(),
-            ),
-            (
-                "item_factors".into(),
-                vec![self.items.len() / f, f],
-                self.items.clone(),
-            ),
-        ]
+        factor_tensors(self.cfg.factors, &self.users, &self.items)
     }
 }
 
@@ -440,19 +444,7 @@ impl Recommender for Als {
         ModelConfig::Als(self.cfg.clone())
     }
     fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let f = self.cfg.factors;
-        vec![
-            (
-                "user_factors".into(),
-                vec![self.users.len() / f, f],
-                self.users.clone(),
-            ),
-            (
-                "item_factors".into(),
-                vec![self.items.len() / f, f],
-                self.items.clone(),
-            ),
-        ]
+        factor_tensors(self.cfg.factors, &self.users, &self.items)
     }
 }
 
