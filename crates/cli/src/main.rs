@@ -108,6 +108,7 @@ struct BenchArgs {
 
 #[derive(Args, Debug)]
 struct EvaluateArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
     #[arg(long)]
     store: String,
     #[command(flatten)]
@@ -116,6 +117,7 @@ struct EvaluateArgs {
 
 #[derive(Args, Debug)]
 struct TrainArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
     #[arg(long)]
     store: String,
     /// Model name: pop, itemknn, ease, bpr, als, repeat.
@@ -206,6 +208,7 @@ struct IngestArgs {
 
 #[derive(Args, Debug)]
 struct AppendArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
     #[arg(long)]
     store: String,
     /// Events per durable commit.
@@ -215,6 +218,7 @@ struct AppendArgs {
 
 #[derive(Args, Debug)]
 struct StatsArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
     #[arg(long)]
     store: String,
     /// Print JSON.
@@ -232,6 +236,7 @@ enum SplitProtocol {
 
 #[derive(Args, Debug)]
 struct SplitArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
     #[arg(long)]
     store: String,
     #[arg(long, value_enum)]
