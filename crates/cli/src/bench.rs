@@ -541,25 +541,17 @@ pub fn sasrec_keys() -> Vec<String> {
 
 /// SASRec config with the overrides that name it (or keys it has).
 pub fn sasrec_config(overrides: &Overrides) -> Result<aisle_seq::SasRecConfig> {
-    let mut v = serde_json::to_value(aisle_seq::SasRecConfig::default())?;
-    let obj = v.as_object_mut().expect("object");
-    for (m, k, raw) in overrides {
-        if m.as_deref().is_some_and(|m| m != "sasrec") || (m.is_none() && !obj.contains_key(k)) {
-            continue;
-        }
-        if !obj.contains_key(k) {
-            bail!(
-                "--set sasrec.{k}: unknown key (known: {})",
-                obj.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-        }
-        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(raw.clone()));
-        obj.insert(k.clone(), serde_json::to_value(parsed)?);
-    }
-    serde_json::from_value(v).context("bad sasrec hyperparameter")
+    let keys = sasrec_keys();
+    let mine: Vec<(String, String)> = overrides
+        .iter()
+        .filter(|(m, k, _)| match m {
+            Some(m) => m == "sasrec",
+            None => keys.contains(k),
+        })
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect();
+    aisle_models::apply_overrides(&aisle_seq::SasRecConfig::default(), &mine)
+        .map_err(|m| anyhow::anyhow!("bad hyperparameter for sasrec: {m}"))
 }
 
 /// Trains SASRec under the protocol (masking off by default, as for the

@@ -173,23 +173,13 @@ impl ModelConfig {
     /// `true`, `"text"`; a bare word is taken as a string). An unknown key or
     /// a value of the wrong type is an error naming the key.
     pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<ModelConfig> {
-        let mut v = serde_json::to_value(self).map_err(|e| self.bad(e.to_string()))?;
-        let obj = v.as_object_mut().expect("configs serialize to objects");
-        for (key, raw) in overrides {
-            if key == "model" || !obj.contains_key(key) {
-                return Err(self.bad(format!(
-                    "unknown key `{key}` (known: {})",
-                    self.keys().join(", ")
-                )));
-            }
-            let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(raw.clone()));
-            let json = serde_json::to_value(parsed).map_err(|e| self.bad(e.to_string()))?;
-            obj.insert(key.clone(), json);
+        if overrides.iter().any(|(k, _)| k == "model") {
+            return Err(self.bad(format!(
+                "unknown key `model` (known: {})",
+                self.keys().join(", ")
+            )));
         }
-        let cfg: ModelConfig = serde_json::from_value(v).map_err(|e| self.bad(e.to_string()))?;
+        let cfg: ModelConfig = apply_overrides(self, overrides).map_err(|m| self.bad(m))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -234,6 +224,37 @@ impl ModelConfig {
             }
         }
     }
+}
+
+/// Applies `key=value` overrides to any serde config (a struct serialising to
+/// a JSON object). Values are parsed as TOML scalars (`0.1`, `true`, `"x"`; a
+/// bare word is a string). An unknown key or a value of the wrong type is an
+/// error message naming it.
+pub fn apply_overrides<T: Serialize + serde::de::DeserializeOwned>(
+    base: &T,
+    overrides: &[(String, String)],
+) -> std::result::Result<T, String> {
+    let mut v = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    let obj = v.as_object_mut().ok_or("configs serialize to objects")?;
+    for (key, raw) in overrides {
+        if !obj.contains_key(key) {
+            let known: Vec<&str> = obj
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "model")
+                .collect();
+            return Err(format!("unknown key `{key}` (known: {})", known.join(", ")));
+        }
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        obj.insert(
+            key.clone(),
+            serde_json::to_value(parsed).map_err(|e| e.to_string())?,
+        );
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
 /// Progress callback: (done, total) in model-specific units.

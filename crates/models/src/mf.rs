@@ -278,6 +278,9 @@ pub struct Als {
     cfg: AlsConfig,
     users: Vec<f32>,
     items: Vec<f32>,
+    /// `YᵀY + reg·I` of the final item factors, for folding in unknown users
+    /// (computed once, not per request).
+    yty: Vec<f32>,
 }
 
 /// `YᵀY + reg·I` (f×f, row-major).
@@ -384,10 +387,12 @@ impl Als {
                 });
             progress(it as u64 + 1, cfg.iterations as u64);
         }
+        let yty = gram(&items, f, reg);
         Als {
             cfg: cfg.clone(),
             users,
             items,
+            yty,
         }
     }
 
@@ -397,10 +402,12 @@ impl Als {
         i: (Vec<usize>, Vec<f32>),
     ) -> Result<Self> {
         check_factors(&u, &i, cfg.factors)?;
+        let yty = gram(&i.1, cfg.factors, cfg.reg as f32);
         Ok(Als {
             cfg,
             users: u.1,
             items: i.1,
+            yty,
         })
     }
 }
@@ -413,7 +420,6 @@ impl aisle_eval::Scorer for Als {
             mf_scores(&self.users[u * f..(u + 1) * f], &self.items, f, out);
         } else {
             // Unknown user: fold in by solving for a user vector from the history.
-            let yty = gram(&self.items, f, self.cfg.reg as f32);
             let mut idx: Vec<u32> = history
                 .iter()
                 .copied()
@@ -424,7 +430,7 @@ impl aisle_eval::Scorer for Als {
             let mut x = vec![0f32; f];
             cg_solve(
                 &mut x,
-                &yty,
+                &self.yty,
                 &self.items,
                 &idx,
                 1.0 + self.cfg.alpha as f32,
@@ -446,12 +452,4 @@ impl Recommender for Als {
     fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         factor_tensors(self.cfg.factors, &self.users, &self.items)
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Bpr>();
-    is::<Als>();
-    let _ = AtomicU64::new(0);
 }
