@@ -528,52 +528,135 @@ pub fn train_and_save(store: &str, cfg: &ModelConfig, out: &Path) -> Result<serd
     }))
 }
 
-/// Sequence models run by `bench`/`evaluate` (trained with burn in aisle-seq).
-pub const SEQ_MODELS: &[&str] = &["sasrec"];
+/// Sequence models run by `bench`/`evaluate`/`train` (trained with burn in aisle-seq).
+pub const SEQ_MODELS: &[&str] = &["sasrec", "gru4rec", "lstm"];
 
-/// The hyperparameter names of SASRec.
-pub fn sasrec_keys() -> Vec<String> {
-    match serde_json::to_value(aisle_seq::SasRecConfig::default()) {
+/// The hyperparameter names of the sequence models (one config struct).
+pub fn seq_keys() -> Vec<String> {
+    match serde_json::to_value(aisle_seq::SeqConfig::default()) {
         Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
         _ => Vec::new(),
     }
 }
 
-/// SASRec config with the overrides that name it (or keys it has).
-pub fn sasrec_config(overrides: &Overrides) -> Result<aisle_seq::SasRecConfig> {
-    let keys = sasrec_keys();
+/// A sequence model's config: its defaults, then the overrides that name it
+/// (or keys it has), then `--time-budget`.
+pub fn seq_config(
+    model: &str,
+    overrides: &Overrides,
+    time_budget: Option<f64>,
+) -> Result<(aisle_seq::Arch, aisle_seq::SeqConfig)> {
+    let arch = aisle_seq::Arch::parse(model)
+        .with_context(|| format!("`{model}` is not a sequence model"))?;
+    let keys = seq_keys();
     let mine: Vec<(String, String)> = overrides
         .iter()
         .filter(|(m, k, _)| match m {
-            Some(m) => m == "sasrec",
+            Some(m) => m == model,
             None => keys.contains(k),
         })
         .map(|(_, k, v)| (k.clone(), v.clone()))
         .collect();
-    aisle_models::apply_overrides(&aisle_seq::SasRecConfig::default(), &mine)
-        .map_err(|m| anyhow::anyhow!("bad hyperparameter for sasrec: {m}"))
+    let mut cfg = aisle_models::apply_overrides(&aisle_seq::SeqConfig::for_arch(arch), &mine)
+        .map_err(|m| anyhow::anyhow!("bad hyperparameter for {model}: {m}"))?;
+    if let Some(t) = time_budget {
+        if !(t.is_finite() && t >= 0.0) {
+            bail!("--time-budget must be a number of seconds >= 0");
+        }
+        cfg.time_budget_s = t;
+    }
+    Ok((arch, cfg))
 }
 
-/// Trains SASRec under the protocol (masking off by default, as for the
-/// peers' sequential models) and returns its row and training curve.
-pub fn run_sasrec(
+/// Category and price bucket of each item of `seqs` from the store's catalog
+/// (categories numbered 1.. in sorted order, prices in 10 quantile buckets
+/// 1..=10; 0 = unknown), or None when the catalog has neither.
+pub fn side_info(store: &str, seqs: &Sequences) -> Result<Option<aisle_seq::SideInfo>> {
+    let s = aisle_store::open_existing(store)?;
+    let catalog: std::collections::HashMap<String, aisle_core::CatalogItem> = s
+        .catalog()?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let mut cats: Vec<&str> = catalog
+        .values()
+        .filter_map(|c| c.category.as_deref())
+        .collect();
+    cats.sort_unstable();
+    cats.dedup();
+    let mut prices: Vec<f64> = catalog
+        .values()
+        .filter_map(|c| c.price)
+        .filter(|p| p.is_finite() && *p > 0.0)
+        .collect();
+    prices.sort_by(f64::total_cmp);
+    if cats.is_empty() && prices.is_empty() {
+        return Ok(None);
+    }
+    let n_buckets = if prices.is_empty() { 0 } else { 10 };
+    let bucket = |p: f64| -> u32 {
+        let rank = prices.partition_point(|&x| x < p);
+        (rank * n_buckets / prices.len()).min(n_buckets - 1) as u32 + 1
+    };
+    let (mut category, mut price_bucket) = (Vec::new(), Vec::new());
+    for id in &seqs.items {
+        let item = catalog.get(id);
+        category.push(
+            item.and_then(|c| c.category.as_deref())
+                .and_then(|c| cats.binary_search(&c).ok())
+                .map_or(0, |i| i as u32 + 1),
+        );
+        price_bucket.push(
+            item.and_then(|c| c.price)
+                .filter(|p| p.is_finite() && *p > 0.0)
+                .map_or(0, bucket),
+        );
+    }
+    Ok(Some(aisle_seq::SideInfo {
+        category,
+        n_categories: cats.len(),
+        price_bucket,
+        n_buckets,
+    }))
+}
+
+fn train_seq(
+    arch: aisle_seq::Arch,
+    cfg: &aisle_seq::SeqConfig,
     seqs: &Sequences,
-    cfg: &aisle_seq::SasRecConfig,
-    masking: Masking,
-    out: &Path,
-) -> Result<Row> {
-    let n_items = seqs.items.len();
-    let train = loo_train(seqs);
-    let popularity = train.item_counts();
-    reset_peak_rss();
-    let (t0, c0) = (Instant::now(), cpu_seconds());
-    let pb = bar(0, "sasrec");
+    side: Option<aisle_seq::SideInfo>,
+) -> Result<(aisle_seq::SeqModel, aisle_seq::SeqFit)> {
+    let pb = bar(0, arch.name());
     let pb2 = pb.clone();
-    let (model, fit) = aisle_seq::train_sasrec(cfg, n_items, &seqs.seqs, &move |d, t| {
+    let data = aisle_seq::TrainData {
+        n_items: seqs.items.len(),
+        seqs: &seqs.seqs,
+        side,
+    };
+    let out = aisle_seq::train(arch, cfg, &data, &move |d, t| {
         pb2.set_length(t);
         pb2.set_position(d);
     })?;
     pb.finish_and_clear();
+    Ok(out)
+}
+
+/// Trains a sequence model under the protocol (masking off by default, as
+/// for the peers' sequential models) and returns its row; writes the
+/// training curve as MODEL-curve.json and MODEL-curve.svg into `out`.
+pub fn run_seq(
+    model: &str,
+    seqs: &Sequences,
+    (arch, cfg): &(aisle_seq::Arch, aisle_seq::SeqConfig),
+    side: Option<aisle_seq::SideInfo>,
+    masking: Masking,
+    out: &Path,
+) -> Result<Row> {
+    let n_items = seqs.items.len();
+    let popularity = loo_train(seqs).item_counts();
+    reset_peak_rss();
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let (model_fit, fit) = train_seq(*arch, cfg, seqs, side)?;
     let (fit_s, fit_cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     let mask = matches!(masking, Masking::On);
     let hist = |drop: usize| -> Vec<&[u32]> {
@@ -583,7 +666,7 @@ pub fn run_sasrec(
             .collect()
     };
     let eval = |stage, drop| {
-        let uv = aisle_seq::UserVectors::from_model(&model, &hist(drop), cfg.max_len, n_items);
+        let uv = model_fit.user_vectors(&hist(drop));
         evaluate_loo(
             &uv,
             &seqs.seqs,
@@ -601,17 +684,17 @@ pub fn run_sasrec(
     let test = eval(Stage::Test, 1);
     std::fs::create_dir_all(out)?;
     std::fs::write(
-        out.join("sasrec-curve.json"),
+        out.join(format!("{model}-curve.json")),
         serde_json::to_string_pretty(&fit)? + "\n",
     )?;
-    std::fs::write(out.join("sasrec-curve.svg"), curve_svg(&fit))?;
+    std::fs::write(out.join(format!("{model}-curve.svg")), curve_svg(&fit))?;
     Ok(Row {
         epochs: Some(fit.epochs),
         best_epoch: Some(fit.best_epoch),
         train_s: Some(fit_s),
         train_cpu_s: Some(fit_cpu_s),
         ..Row::new(
-            "sasrec",
+            model,
             mask,
             &valid,
             &test,
@@ -619,6 +702,46 @@ pub fn run_sasrec(
             serde_json::to_value(cfg)?,
         )
     })
+}
+
+/// `aisle train` for a sequence model: trains on every user's sequence (the
+/// last two items of each serve for early stopping) and saves the model with
+/// its item ids.
+pub fn train_seq_and_save(
+    store: &str,
+    model: &str,
+    arch_cfg: &(aisle_seq::Arch, aisle_seq::SeqConfig),
+    out: &Path,
+) -> Result<serde_json::Value> {
+    let (seqs, _, dataset) = sequences_for(store)?;
+    let (arch, cfg) = arch_cfg;
+    let side = if cfg.side_info {
+        side_info(store, &seqs)?
+    } else {
+        None
+    };
+    let t0 = Instant::now();
+    let (m, fit) = train_seq(*arch, cfg, &seqs, side)?;
+    let fit_s = t0.elapsed().as_secs_f64();
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    m.save(
+        out,
+        &[
+            ("dataset", dataset.clone()),
+            ("users", seqs.users.len().to_string()),
+            ("interactions", seqs.interactions().to_string()),
+            ("item_ids", serde_json::to_string(&seqs.items)?),
+            ("best_valid_ndcg10", fit.best_valid_ndcg10.to_string()),
+        ],
+    )?;
+    Ok(serde_json::json!({
+        "model": model, "dataset": dataset, "artifact": out.display().to_string(),
+        "users": seqs.users.len(), "items": seqs.items.len(), "interactions": seqs.interactions(),
+        "fit_s": fit_s, "epochs": fit.epochs, "best_epoch": fit.best_epoch,
+        "best_valid_ndcg10": fit.best_valid_ndcg10, "stopped_by": fit.stopped_by, "config": cfg,
+    }))
 }
 
 /// Loss and validation NDCG@10 per epoch as an SVG line chart.
@@ -648,12 +771,13 @@ fn curve_svg(fit: &aisle_seq::SeqFit) -> String {
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#fff"/>
-<text x="10" y="18" font-weight="bold">SASRec training: loss (blue, max {max_loss:.3}) and validation NDCG@10 (orange, max {max_ndcg:.4}); best epoch {}</text>
+<text x="10" y="18" font-weight="bold">{} training: loss (blue, max {max_loss:.3}) and validation NDCG@10 (orange, max {max_ndcg:.4}); best epoch {}</text>
 <polyline fill="none" stroke="#3b6ea8" stroke-width="2" points="{}"/>
 <polyline fill="none" stroke="#e39a3b" stroke-width="2" points="{}"/>
 <text x="{pad}" y="{}">epoch 1</text><text x="{}" y="{}" text-anchor="end">epoch {}</text>
 </svg>
 "##,
+        fit.model,
         fit.best_epoch,
         pts(&|e| e.loss, max_loss),
         pts(&|e| e.valid_ndcg10, max_ndcg),
@@ -678,21 +802,25 @@ mod tests {
             .collect();
         let classical: Overrides = o
             .iter()
-            .filter(|(m, _, _)| m.as_deref() != Some("sasrec"))
+            .filter(|(m, _, _)| !m.as_deref().is_some_and(|m| SEQ_MODELS.contains(&m)))
             .cloned()
             .collect();
         let from_file = model_configs(&models, &classical).unwrap();
-        assert_eq!(
-            sasrec_config(&o).unwrap(),
-            aisle_seq::SasRecConfig::default(),
-            "[sasrec] in config/models.toml"
-        );
-        for k in sasrec_keys() {
-            assert!(
-                o.iter()
-                    .any(|(om, ok, _)| om.as_deref() == Some("sasrec") && ok == &k),
-                "sasrec.{k} missing"
+        for sm in SEQ_MODELS {
+            let scoped: Overrides = o
+                .iter()
+                .filter(|(m, _, _)| m.as_deref() == Some(sm))
+                .cloned()
+                .collect();
+            let (arch, cfg) = seq_config(sm, &scoped, None).unwrap();
+            assert_eq!(
+                cfg,
+                aisle_seq::SeqConfig::for_arch(arch),
+                "[{sm}] in config/models.toml"
             );
+            for k in seq_keys() {
+                assert!(scoped.iter().any(|(_, ok, _)| ok == &k), "{sm}.{k} missing");
+            }
         }
         for (m, c) in models.iter().zip(&from_file) {
             let d = ModelConfig::default_for(m).unwrap();

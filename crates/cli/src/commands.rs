@@ -538,6 +538,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
 }
 
 fn report_models(
+    store: &str,
     dataset: &str,
     seqs: &Sequences,
     protocol: &Protocol,
@@ -577,7 +578,7 @@ fn report_models(
     let seq_keys: Vec<String> = if seq_models.is_empty() {
         Vec::new()
     } else {
-        crate::bench::sasrec_keys()
+        crate::bench::seq_keys()
     };
     for (om, k, _) in &overrides {
         if om.is_none() && !classical_keys.contains(k) && !seq_keys.contains(k) {
@@ -605,10 +606,15 @@ fn report_models(
         crate::bench::run_models(seqs, &configs, masking)?
     };
     for sm in &seq_models {
-        if sm == "sasrec" {
-            let cfg = crate::bench::sasrec_config(&overrides)?;
-            results.push(crate::bench::run_sasrec(seqs, &cfg, masking, &out)?);
-        }
+        let arch_cfg = crate::bench::seq_config(sm, &overrides, m.time_budget)?;
+        let side = if arch_cfg.1.side_info {
+            crate::bench::side_info(store, seqs)?
+        } else {
+            None
+        };
+        results.push(crate::bench::run_seq(
+            sm, seqs, &arch_cfg, side, masking, &out,
+        )?);
     }
     let report = crate::bench::BenchReport {
         dataset: dataset.to_string(),
@@ -677,13 +683,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     let (seqs, protocol, dataset) = crate::bench::sequences_for(&store)?;
     let out = crate::bench::default_out(&dataset);
-    report_models(&dataset, &seqs, &protocol, &a.m, out)
+    report_models(&store, &dataset, &seqs, &protocol, &a.m, out)
 }
 
 pub fn evaluate(a: EvaluateArgs) -> Result<()> {
     let (seqs, protocol, dataset) = crate::bench::sequences_for(&a.store)?;
     let out = store_dir(&a.store)?.join("evaluation");
-    report_models(&dataset, &seqs, &protocol, &a.m, out)
+    report_models(&a.store, &dataset, &seqs, &protocol, &a.m, out)
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -695,7 +701,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
         None => Vec::new(),
     };
     overrides.extend(crate::bench::parse_overrides(&a.set)?);
-    let cfg = crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
     let out = match a.out {
         Some(p) => p,
         None => store_dir(&a.store)?.join("models").join(format!(
@@ -704,7 +709,20 @@ pub fn train(a: TrainArgs) -> Result<()> {
             unix_now()
         )),
     };
-    let summary = crate::bench::train_and_save(&a.store, &cfg, &out)?;
+    let summary = if crate::bench::SEQ_MODELS.contains(&a.model.as_str()) {
+        let arch_cfg = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
+        crate::bench::train_seq_and_save(&a.store, &a.model, &arch_cfg, &out)?
+    } else {
+        if a.time_budget.is_some() {
+            bail!(
+                "--time-budget applies to sequence models ({})",
+                crate::bench::SEQ_MODELS.join(", ")
+            );
+        }
+        let cfg =
+            crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
+        crate::bench::train_and_save(&a.store, &cfg, &out)?
+    };
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

@@ -254,7 +254,17 @@ pub fn apply_overrides<T: Serialize + serde::de::DeserializeOwned>(
             serde_json::to_value(parsed).map_err(|e| e.to_string())?,
         );
     }
-    serde_json::from_value(v).map_err(|e| e.to_string())
+    serde_json::from_value(v).map_err(|e| {
+        // Name the override that does not fit (serde's message does not).
+        let culprit = overrides.iter().find(|(k, raw)| {
+            overrides.len() > 1 && apply_overrides(base, &[(k.clone(), raw.clone())]).is_err()
+        });
+        match culprit {
+            Some((k, raw)) => format!("{k}={raw}: {e}"),
+            None if overrides.len() == 1 => format!("{}={}: {e}", overrides[0].0, overrides[0].1),
+            None => e.to_string(),
+        }
+    })
 }
 
 /// Progress callback: (done, total) in model-specific units.

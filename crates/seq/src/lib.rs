@@ -2,19 +2,27 @@
 //! CPU backend + autodiff). Kept in its own crate so the rest of the
 //! workspace does not rebuild burn.
 //!
-//! Today: **SASRec** (item + position embeddings, causal self-attention
-//! blocks, full softmax cross-entropy over all items) trained at every
-//! position of each user's sequence (one sample per user per epoch, not one
-//! per prefix), AdamW with gradient clipping and learning-rate warm-up,
-//! early stopping on validation NDCG@10 with best-checkpoint restore and a
-//! wall-time budget. Issue 4 continues with GRU4Rec/LSTM, sampled softmax and
-//! gBCE, side information and safetensors checkpoints.
+//! Three networks over each user's item sequence — **SASRec** (causal
+//! self-attention), **GRU4Rec** and an **LSTM** variant (masked recurrent
+//! state updates) — share an item table (item embedding, optionally plus
+//! category and price-bucket embeddings) whose vectors also score the
+//! catalog. Training predicts the next item at every position of each
+//! sequence (one sample per user per epoch) with full softmax
+//! cross-entropy, sampled softmax or gBCE; AdamW with warm-up and gradient
+//! clipping; early stopping on validation NDCG@10 with best-checkpoint
+//! restore; an epoch and a wall-time budget. [`SeqModel`] is the inference
+//! side: top-K from any recent history, popularity for an empty one, and
+//! safetensors save/load.
 
-mod sasrec;
+mod config;
+mod model;
+mod net;
 mod train;
 
-pub use sasrec::{SasRec, SasRecConfig};
-pub use train::{train_sasrec, EpochLog, SeqFit, UserVectors};
+pub use config::{Arch, LossKind, SeqConfig};
+pub use model::{Recommendation, SeqModel, UserVectors, SEQ_ARTIFACT_VERSION};
+pub use net::{SeqNet, SideInfo};
+pub use train::{step_benchmark, train, EpochLog, SeqFit, TrainData};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeqError {
@@ -22,8 +30,10 @@ pub enum SeqError {
     BadConfig { model: String, message: String },
     #[error("cannot train on empty data")]
     EmptyData,
-    #[error("training diverged (loss {loss}) at epoch {epoch}; the last good checkpoint is kept")]
+    #[error("training diverged (loss {loss}) at epoch {epoch} before any checkpoint")]
     Diverged { epoch: usize, loss: f64 },
+    #[error("artifact error: {0}")]
+    Artifact(String),
 }
 
 pub type Result<T, E = SeqError> = std::result::Result<T, E>;

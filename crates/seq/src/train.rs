@@ -1,18 +1,22 @@
-//! The training loop: full-softmax cross-entropy at every position, AdamW,
-//! warm-up, gradient clipping, early stopping on validation NDCG@10.
+//! The training loop: every position of each user's sequence is a training
+//! target (one sample per user per epoch), AdamW with warm-up and gradient
+//! clipping, early stopping on validation NDCG@10 with best-checkpoint
+//! restore, an epoch and a wall-time budget.
 
 use std::time::Instant;
 
 use aisle_core::rng::Rng;
-use aisle_eval::{evaluate_loo, LooConfig, Scorer, Stage};
+use aisle_eval::{evaluate_loo, LooConfig, Stage};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::{log_softmax, softplus};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::{Result, SasRec, SasRecConfig, SeqError};
+use crate::model::{left_padded, SeqModel};
+use crate::net::DropoutRng;
+use crate::{Arch, LossKind, Result, SeqConfig, SeqError, SeqNet, SideInfo};
 
 /// One epoch of the training curve.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +32,7 @@ pub struct EpochLog {
 /// What training did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeqFit {
+    pub model: String,
     pub epochs: usize,
     pub best_epoch: usize,
     pub best_valid_ndcg10: f64,
@@ -37,116 +42,220 @@ pub struct SeqFit {
     pub stopped_by: String,
 }
 
-/// Per-user vectors from a sequence model plus the item vectors: scores are
-/// dot products, exactly what the model's last position would output.
-pub struct UserVectors {
-    pub dim: usize,
-    pub users: Vec<f32>,
-    pub items: Vec<f32>,
+/// What a training run reads: complete per-user sequences of catalog ids
+/// (`0..n_items`), and optionally the items' side information.
+pub struct TrainData<'a> {
+    pub n_items: usize,
+    pub seqs: &'a [Vec<u32>],
+    pub side: Option<SideInfo>,
 }
 
-impl UserVectors {
-    /// Vectors of `histories` (one per user, in user order) from a trained model.
-    pub fn from_model(
-        model: &SasRec,
-        histories: &[&[u32]],
-        max_len: usize,
-        n_items: usize,
-    ) -> UserVectors {
-        user_vectors(model, histories, max_len, n_items)
-    }
-}
+/// Scores per block of the full cross-entropy (2M floats = 8 MB).
+const CE_BLOCK_FLOATS: usize = 1 << 21;
 
-impl Scorer for UserVectors {
-    fn score(&self, user: u32, _history: &[u32], out: &mut [f32]) {
-        let d = self.dim;
-        let u = &self.users[user as usize * d..(user as usize + 1) * d];
-        for (o, it) in out.iter_mut().zip(self.items.chunks_exact(d)) {
-            *o = u.iter().zip(it).map(|(a, b)| a * b).sum();
-        }
-    }
-}
-
-fn left_padded(seqs: &[&[u32]], len: usize, shift: u32) -> Vec<i64> {
-    let mut v = vec![0i64; seqs.len() * len];
-    for (r, s) in seqs.iter().enumerate() {
-        let s = &s[s.len().saturating_sub(len)..];
-        let off = r * len + (len - s.len());
-        for (k, &i) in s.iter().enumerate() {
-            v[off + k] = (i + shift) as i64;
-        }
-    }
-    v
-}
-
-/// The model's vector for each history (its last position), batched.
-pub fn user_vectors(
-    model: &SasRec,
-    histories: &[&[u32]],
-    max_len: usize,
+/// The loss of one batch.
+///
+/// # Shapes
+/// - `h`: `[n, hidden]` hidden states of the scored positions; `y`: their
+///   next items as table ids (1-based); `table`: `[items + 1, hidden]`
+fn batch_loss(
+    cfg: &SeqConfig,
+    h: Tensor<2>,
+    y: &[i64],
+    table: Tensor<2>,
     n_items: usize,
-) -> UserVectors {
-    let device = model.item_emb.weight.val().device();
-    let d = model.item_emb.weight.val().dims()[1];
-    let mut users = Vec::with_capacity(histories.len() * d);
-    for chunk in histories.chunks(256) {
-        let len = chunk
+    rng: &mut Rng,
+) -> Tensor<1> {
+    let device = h.device();
+    let n = y.len();
+    match cfg.loss {
+        LossKind::Ce => {
+            // In row blocks of at most ~8 MB of scores: the allocator then
+            // reuses heap memory instead of mapping (and faulting in) fresh
+            // pages for one huge score matrix at every step.
+            let w = table.narrow(0, 1, n_items).transpose();
+            let rows = (CE_BLOCK_FLOATS / n_items).clamp(1, n.max(1));
+            let mut total: Option<Tensor<1>> = None;
+            for start in (0..n).step_by(rows) {
+                let m = rows.min(n - start);
+                let logits = h.clone().narrow(0, start, m).matmul(w.clone());
+                let target = Tensor::<2, Int>::from_data(
+                    TensorData::new(
+                        y[start..start + m]
+                            .iter()
+                            .map(|&i| i - 1)
+                            .collect::<Vec<_>>(),
+                        [m, 1],
+                    ),
+                    &device,
+                );
+                let part = log_softmax(logits, 1).gather(1, target).sum();
+                total = Some(match total {
+                    Some(t) => t + part,
+                    None => part,
+                });
+            }
+            -total.expect("a batch has positions") / n as f64
+        }
+        LossKind::Sampled | LossKind::Gbce => {
+            let k = cfg.negatives;
+            let negs: Vec<i64> = (0..k)
+                .map(|_| rng.below(n_items as u64) as i64 + 1)
+                .collect();
+            // A sampled item that is the position's own target is not a negative.
+            let hit: Vec<bool> = y
+                .iter()
+                .flat_map(|&t| negs.iter().map(move |&g| g == t))
+                .collect();
+            let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k]), &device);
+            let y_t = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &device);
+            let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs, [k]), &device);
+            let pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
+            let neg = h
+                .matmul(table.select(0, g_t).transpose())
+                .mask_fill(hit, -1e4); // [n, k]
+            if cfg.loss == LossKind::Sampled {
+                -log_softmax(Tensor::cat(vec![pos, neg], 1), 1)
+                    .narrow(1, 0, 1)
+                    .mean()
+            } else {
+                let alpha = (k as f64 / (n_items.max(2) - 1) as f64).min(1.0);
+                let beta = alpha * (cfg.gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha);
+                let per_row = softplus(-pos, 1.0).mul_scalar(beta) + softplus(neg, 1.0).sum_dim(1);
+                per_row.mean()
+            }
+        }
+    }
+}
+
+/// One optimisation step at a time: the code shared by training and the
+/// step benchmark.
+struct Stepper<'c> {
+    cfg: &'c SeqConfig,
+    n_items: usize,
+    device: Device,
+    optim: ModuleOptimizer,
+    rng: Rng,
+    step: usize,
+}
+
+impl<'c> Stepper<'c> {
+    fn new(cfg: &'c SeqConfig, n_items: usize, device: Device) -> Self {
+        let optim = AdamWConfig::new()
+            .with_weight_decay(cfg.weight_decay as f32)
+            .with_grad_clipping(
+                (cfg.clip_norm > 0.0).then_some(GradientClippingConfig::Norm(cfg.clip_norm as f32)),
+            )
+            .init();
+        Stepper {
+            cfg,
+            n_items,
+            device,
+            optim,
+            rng: Rng::seed(cfg.seed ^ 0x5eed),
+            step: 0,
+        }
+    }
+
+    /// One step on a batch of sequences (each predicts its item `k + 1`
+    /// from items `..=k`). Returns the updated network and the batch loss
+    /// (not finite = diverged, the network is then not updated).
+    fn step(&mut self, net: SeqNet, seqs: &[&[u32]]) -> (SeqNet, f64) {
+        let cfg = self.cfg;
+        let device = &self.device;
+        let len = seqs
             .iter()
-            .map(|h| h.len())
+            .map(|s| s.len() - 1)
             .max()
             .unwrap_or(1)
-            .clamp(1, max_len);
-        let ids = left_padded(chunk, len, 1);
-        let x = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), len]), &device);
-        let h = model
-            .hidden(x)
-            .narrow(1, len - 1, 1)
-            .reshape([chunk.len(), d]);
-        users.extend(
-            h.into_data()
-                .try_to_vec::<f32>()
-                .expect("f32 hidden states"),
-        );
-    }
-    let all = model
-        .item_emb
-        .weight
-        .val()
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32 embeddings");
-    UserVectors {
-        dim: d,
-        users,
-        items: all[d..(n_items + 1) * d].to_vec(),
+            .min(cfg.max_len);
+        let inputs: Vec<&[u32]> = seqs.iter().map(|s| &s[..s.len() - 1]).collect();
+        let targets: Vec<&[u32]> = seqs.iter().map(|s| &s[1..]).collect();
+        let ids = left_padded(&inputs, len, 1);
+        // Only positions with a real next item are scored: the scores over
+        // the catalog are the expensive part, so padding rows are dropped
+        // before the output projection.
+        let y_all = left_padded(&targets, len, 1);
+        let real: Vec<i64> = (0..y_all.len() as i64)
+            .filter(|&p| y_all[p as usize] != 0)
+            .collect();
+        let y_real: Vec<i64> = real.iter().map(|&p| y_all[p as usize]).collect();
+        let n_real = real.len();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(real, [n_real]), device);
+        let table = net.items.table();
+        let drop = DropoutRng {
+            p: cfg.dropout,
+            rng: &mut self.rng,
+        };
+        let h = net
+            .hidden(&ids, [seqs.len(), len], &table, Some(drop))
+            .reshape([seqs.len() * len, cfg.hidden])
+            .select(0, idx);
+        let loss = batch_loss(cfg, h, &y_real, table, self.n_items, &mut self.rng);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        if !value.is_finite() {
+            return (net, value);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        self.step += 1;
+        let lr = cfg.lr * (self.step as f64 / cfg.warmup_steps.max(1) as f64).min(1.0);
+        (self.optim.step(lr, net, grads), value)
     }
 }
 
-/// Trains SASRec on `seqs` (complete per-user sequences): training uses each
-/// sequence without its last two items, validation NDCG@10 (no masking, as
-/// for sequential models) picks the epoch. Returns the best model (inference
-/// mode) and the training record.
-pub fn train_sasrec(
-    cfg: &SasRecConfig,
+/// Times `steps` training steps of `arch` on random full-length sequences
+/// (`batch_size` x `max_len`) over `n_items` items, after one warm-up step:
+/// the framework micro-benchmark (`cargo run --release -p aisle-seq
+/// --example step`). Returns the seconds of each step.
+pub fn step_benchmark(
+    arch: Arch,
+    cfg: &SeqConfig,
     n_items: usize,
-    seqs: &[Vec<u32>],
+    steps: usize,
+) -> Result<Vec<f64>> {
+    cfg.check(arch).map_err(|message| SeqError::BadConfig {
+        model: arch.name().into(),
+        message,
+    })?;
+    let device = Device::default().autodiff();
+    device.seed(cfg.seed);
+    let mut net = cfg.init(arch, n_items, None, &device);
+    let mut stepper = Stepper::new(cfg, n_items, device);
+    let mut rng = Rng::seed(cfg.seed);
+    let mut times = Vec::with_capacity(steps);
+    for s in 0..=steps {
+        let seqs: Vec<Vec<u32>> = (0..cfg.batch_size)
+            .map(|_| {
+                (0..=cfg.max_len)
+                    .map(|_| rng.below(n_items as u64) as u32)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+        let t = Instant::now();
+        net = stepper.step(net, &refs).0;
+        if s > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times)
+}
+
+/// Trains `arch` on `data`: training uses each sequence without its last two
+/// items, validation NDCG@10 (no masking, as for sequential models) on the
+/// second-to-last picks the epoch. Returns the best model and the record.
+pub fn train(
+    arch: Arch,
+    cfg: &SeqConfig,
+    data: &TrainData<'_>,
     progress: &dyn Fn(u64, u64),
-) -> Result<(SasRec, SeqFit)> {
-    let bad = |m: &str| SeqError::BadConfig {
-        model: "sasrec".into(),
-        message: m.into(),
-    };
-    if cfg.hidden == 0 || cfg.heads == 0 || !cfg.hidden.is_multiple_of(cfg.heads) {
-        return Err(bad("hidden must be a positive multiple of heads"));
-    }
-    if cfg.max_len < 2 || cfg.batch_size == 0 || cfg.layers == 0 {
-        return Err(bad(
-            "max_len >= 2, batch_size > 0 and layers > 0 are required",
-        ));
-    }
-    if !(0.0..1.0).contains(&cfg.dropout) || cfg.lr <= 0.0 {
-        return Err(bad("dropout must be in [0, 1) and lr positive"));
-    }
+) -> Result<(SeqModel, SeqFit)> {
+    cfg.check(arch).map_err(|message| SeqError::BadConfig {
+        model: arch.name().into(),
+        message,
+    })?;
+    let n_items = data.n_items;
+    let seqs = data.seqs;
     let train: Vec<&[u32]> = seqs
         .iter()
         .map(|s| &s[..s.len().saturating_sub(2)])
@@ -155,18 +264,23 @@ pub fn train_sasrec(
     if trainable.is_empty() || n_items == 0 {
         return Err(SeqError::EmptyData);
     }
+    if seqs.iter().flatten().any(|&i| i as usize >= n_items) {
+        return Err(SeqError::BadConfig {
+            model: arch.name().into(),
+            message: format!("an item id is outside the catalog of {n_items} items"),
+        });
+    }
+    // Popularity over the training part: the fallback for empty histories.
+    let mut popularity = vec![0f32; n_items];
+    for s in &train {
+        for &i in s.iter() {
+            popularity[i as usize] += 1.0;
+        }
+    }
     let device = Device::default().autodiff();
     device.seed(cfg.seed);
-    let mut model = cfg.init(n_items, &device);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay as f32)
-        .with_grad_clipping(
-            (cfg.clip_norm > 0.0).then_some(GradientClippingConfig::Norm(cfg.clip_norm as f32)),
-        )
-        .init();
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_pad_tokens(Some(vec![0]))
-        .init(&device);
+    let mut net: SeqNet = cfg.init(arch, n_items, data.side.clone(), &device);
+    let mut stepper = Stepper::new(cfg, n_items, device);
     let positions: u64 = trainable
         .iter()
         .map(|&u| (train[u].len() - 1).min(cfg.max_len) as u64)
@@ -174,12 +288,12 @@ pub fn train_sasrec(
     let mut rng = Rng::seed(cfg.seed);
     let mut order = trainable.clone();
     let start = Instant::now();
-    let mut step = 0usize;
-    let mut best: Option<(SasRec, f64, usize)> = None;
+    let mut best: Option<(SeqNet, f64, usize)> = None;
     let mut curve = Vec::new();
     let mut stale = 0;
     let mut stopped_by = "epochs".to_string();
     let batches = order.len().div_ceil(cfg.batch_size) as u64;
+    let finish = |net: SeqNet| SeqModel::new(arch, cfg.clone(), n_items, net, popularity.clone());
     for epoch in 1..=cfg.epochs {
         let t_epoch = Instant::now();
         // Fisher-Yates shuffle with the seeded generator.
@@ -189,66 +303,40 @@ pub fn train_sasrec(
         }
         let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
         for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
-            let len = chunk
-                .iter()
-                .map(|&u| train[u].len() - 1)
-                .max()
-                .unwrap_or(1)
-                .min(cfg.max_len);
-            let inputs: Vec<&[u32]> = chunk
-                .iter()
-                .map(|&u| &train[u][..train[u].len() - 1])
-                .collect();
-            let targets: Vec<&[u32]> = chunk.iter().map(|&u| &train[u][1..]).collect();
-            let x = Tensor::<2, Int>::from_data(
-                TensorData::new(left_padded(&inputs, len, 1), [chunk.len(), len]),
-                &device,
-            );
-            // Only positions with a real next item are scored: the logits
-            // over the whole catalog are the expensive part, so padding rows
-            // are dropped before the output projection.
-            let y_all = left_padded(&targets, len, 1);
-            let real: Vec<i64> = (0..y_all.len() as i64)
-                .filter(|&p| y_all[p as usize] != 0)
-                .collect();
-            let y_real: Vec<i64> = real.iter().map(|&p| y_all[p as usize]).collect();
-            let n_real = real.len();
-            let idx = Tensor::<1, Int>::from_data(TensorData::new(real, [n_real]), &device);
-            let y = Tensor::<1, Int>::from_data(TensorData::new(y_real, [n_real]), &device);
-            let h = model
-                .hidden(x)
-                .reshape([chunk.len() * len, cfg.hidden])
-                .select(0, idx);
-            let loss = loss_fn.forward(model.logits(h), y);
-            let value = loss.clone().into_scalar::<f32>() as f64;
+            let batch: Vec<&[u32]> = chunk.iter().map(|&u| train[u]).collect();
+            let (next, value) = stepper.step(net, &batch);
+            net = next;
             if !value.is_finite() {
+                tracing::error!(
+                    model = arch.name(),
+                    epoch,
+                    loss = value,
+                    "training diverged"
+                );
                 return match best {
-                    Some((m, v, e)) => {
-                        tracing::error!(
+                    Some((m, v, e)) => Ok((
+                        finish(m),
+                        fit_record(
+                            arch,
                             epoch,
-                            loss = value,
-                            "training diverged; keeping the best checkpoint"
-                        );
-                        Ok((
-                            m,
-                            fit_record(epoch, e, v, start, positions, curve, "diverged".into()),
-                        ))
-                    }
+                            e,
+                            v,
+                            start,
+                            positions,
+                            curve,
+                            "diverged".into(),
+                        ),
+                    )),
                     None => Err(SeqError::Diverged { epoch, loss: value }),
                 };
             }
             loss_sum += value;
             loss_n += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            step += 1;
-            let lr = cfg.lr * (step as f64 / cfg.warmup_steps.max(1) as f64).min(1.0);
-            model = optim.step(lr, model, grads);
             progress(b as u64 + 1, batches);
         }
         // Validation: history = training part, target = second-to-last item.
-        let inference = model.valid();
-        let hist: Vec<&[u32]> = train.clone();
-        let uv = user_vectors(&inference, &hist, cfg.max_len, n_items);
+        let inference = finish(net.valid());
+        let uv = inference.user_vectors(&train);
         let valid = evaluate_loo(
             &uv,
             seqs,
@@ -263,22 +351,24 @@ pub fn train_sasrec(
         );
         let ndcg = valid.ndcg(10);
         let secs = t_epoch.elapsed().as_secs_f64();
+        let mean_loss = loss_sum / loss_n.max(1) as f64;
         tracing::info!(
+            model = arch.name(),
             epoch,
-            loss = loss_sum / loss_n.max(1) as f64,
+            loss = mean_loss,
             valid_ndcg10 = ndcg,
             secs,
-            "sasrec epoch"
+            "epoch"
         );
         curve.push(EpochLog {
             epoch,
-            loss: loss_sum / loss_n.max(1) as f64,
+            loss: mean_loss,
             valid_ndcg10: ndcg,
             seconds: secs,
             positions_per_s: positions as f64 / secs.max(1e-9),
         });
         if best.as_ref().is_none_or(|(_, v, _)| ndcg > *v) {
-            best = Some((inference, ndcg, epoch));
+            best = Some((net.valid(), ndcg, epoch));
             stale = 0;
         } else {
             stale += 1;
@@ -293,14 +383,16 @@ pub fn train_sasrec(
         }
     }
     let epochs = curve.len();
-    let (m, v, e) = best.expect("at least one epoch ran");
+    let (m, v, e) = best.ok_or(SeqError::EmptyData)?;
     Ok((
-        m,
-        fit_record(epochs, e, v, start, positions, curve, stopped_by),
+        finish(m),
+        fit_record(arch, epochs, e, v, start, positions, curve, stopped_by),
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fit_record(
+    arch: Arch,
     epochs: usize,
     best_epoch: usize,
     best: f64,
@@ -310,6 +402,7 @@ fn fit_record(
     stopped_by: String,
 ) -> SeqFit {
     SeqFit {
+        model: arch.name().into(),
         epochs,
         best_epoch,
         best_valid_ndcg10: best,

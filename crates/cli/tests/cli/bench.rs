@@ -264,12 +264,18 @@ fn bad_bench_input_is_a_clear_error() {
         "--store",
         ss,
         "--models",
-        "pop,sasrec",
+        "pop,sasrec,gru4rec,lstm",
         "--json",
         "--out",
         out.to_str().unwrap(),
+        "--time-budget",
+        "60",
         "--set",
-        "sasrec.epochs=2",
+        "epochs=2",
+        "--set",
+        "lstm.loss=gbce",
+        "--set",
+        "negatives=3",
         "--set",
         "hidden=8",
         "--set",
@@ -279,11 +285,63 @@ fn bad_bench_input_is_a_clear_error() {
         "--set",
         "max_len=5",
     ]));
-    let sas = row(&rep, "sasrec");
-    assert_eq!(sas["masking"], false);
-    assert_eq!(sas["epochs"], 2);
-    assert!(sas["best_epoch"].as_u64().unwrap() >= 1);
-    assert!(out.join("sasrec-curve.json").exists() && out.join("sasrec-curve.svg").exists());
+    for m in ["sasrec", "gru4rec", "lstm"] {
+        let r = row(&rep, m);
+        assert_eq!(r["masking"], false, "{m}");
+        assert_eq!(r["epochs"], 2, "{m}");
+        assert!(r["best_epoch"].as_u64().unwrap() >= 1, "{m}");
+        assert!(r["train_s"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(r["train_cpu_s"].as_f64().is_some(), "{m}");
+        assert!(
+            out.join(format!("{m}-curve.json")).exists()
+                && out.join(format!("{m}-curve.svg")).exists(),
+            "{m}"
+        );
+    }
+    assert_eq!(row(&rep, "lstm")["config"]["loss"], "gbce");
+    assert_eq!(row(&rep, "lstm")["config"]["time_budget_s"], 60.0);
+    // `aisle train` saves a sequence model that loads back.
+    let art = tmp.path().join("gru.safetensors");
+    let summary = json(&ok(&[
+        "train",
+        "--store",
+        ss,
+        "--model",
+        "gru4rec",
+        "--set",
+        "epochs=1",
+        "--set",
+        "hidden=8",
+        "--out",
+        art.to_str().unwrap(),
+    ]));
+    assert_eq!(summary["model"], "gru4rec");
+    let (m, meta) = aisle_seq::SeqModel::load(&art).unwrap();
+    assert_eq!(m.arch, aisle_seq::Arch::Gru4rec);
+    assert!(meta["item_ids"].starts_with('['));
+    fail(
+        &[
+            "evaluate",
+            "--store",
+            ss,
+            "--models",
+            "sasrec",
+            "--set",
+            "loss=softmax",
+        ],
+        "loss",
+    );
+    fail(
+        &[
+            "evaluate",
+            "--store",
+            ss,
+            "--models",
+            "lstm",
+            "--time-budget=-1",
+        ],
+        "time-budget",
+    );
     fail(
         &[
             "evaluate",

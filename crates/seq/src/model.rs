@@ -1,0 +1,368 @@
+//! A trained sequence model ready for inference: the network in inference
+//! mode, a flat copy of the item vectors for fast scoring, and the training
+//! popularity as the fallback for an empty history; saved to and loaded from
+//! one safetensors file (weights by module path, config in the metadata).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aisle_eval::Scorer;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::{Arch, Result, SeqConfig, SeqError, SeqNet, SideInfo};
+
+/// Bumped whenever the saved layout of a sequence model changes.
+pub const SEQ_ARTIFACT_VERSION: u32 = 1;
+
+pub(crate) fn left_padded(seqs: &[&[u32]], len: usize, shift: u32) -> Vec<i64> {
+    let mut v = vec![0i64; seqs.len() * len];
+    for (r, s) in seqs.iter().enumerate() {
+        let s = &s[s.len().saturating_sub(len)..];
+        let off = r * len + (len - s.len());
+        for (k, &i) in s.iter().enumerate() {
+            v[off + k] = (i + shift) as i64;
+        }
+    }
+    v
+}
+
+/// Per-user vectors from a sequence model plus the item vectors: scores are
+/// dot products, exactly what the model's last position outputs.
+pub struct UserVectors {
+    pub dim: usize,
+    pub users: Vec<f32>,
+    pub items: Vec<f32>,
+}
+
+fn dot_all(u: &[f32], items: &[f32], out: &mut [f32]) {
+    for (o, it) in out.iter_mut().zip(items.chunks_exact(u.len())) {
+        *o = u.iter().zip(it).map(|(a, b)| a * b).sum();
+    }
+}
+
+impl Scorer for UserVectors {
+    fn score(&self, user: u32, _history: &[u32], out: &mut [f32]) {
+        let d = self.dim;
+        dot_all(
+            &self.users[user as usize * d..(user as usize + 1) * d],
+            &self.items,
+            out,
+        );
+    }
+}
+
+/// Top-K for one history, with what the model did with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// (catalog item, score), best first.
+    pub items: Vec<(u32, f32)>,
+    /// History entries that are not catalog items of this model (ignored).
+    pub unknown: usize,
+    /// Oldest history entries dropped to fit `max_len`.
+    pub truncated: usize,
+    /// True when nothing usable was left and popularity answered.
+    pub fallback: bool,
+}
+
+/// A trained sequence model (inference mode).
+pub struct SeqModel {
+    pub arch: Arch,
+    pub config: SeqConfig,
+    pub n_items: usize,
+    net: SeqNet,
+    dim: usize,
+    /// `[n_items, dim]` item vectors (row i = catalog item i).
+    item_vecs: Vec<f32>,
+    popularity: Vec<f32>,
+}
+
+impl std::fmt::Debug for SeqModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeqModel")
+            .field("arch", &self.arch)
+            .field("n_items", &self.n_items)
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SeqModel {
+    pub(crate) fn new(
+        arch: Arch,
+        config: SeqConfig,
+        n_items: usize,
+        net: SeqNet,
+        popularity: Vec<f32>,
+    ) -> SeqModel {
+        let table = net.items.table();
+        let dim = table.dims()[1];
+        let all = table
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 item table");
+        SeqModel {
+            arch,
+            config,
+            n_items,
+            net,
+            dim,
+            item_vecs: all[dim..(n_items + 1) * dim].to_vec(),
+            popularity,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The network (inference mode), e.g. to inspect or export it.
+    pub fn net(&self) -> &SeqNet {
+        &self.net
+    }
+
+    /// The model's vector for each history (its last position), batched.
+    /// Histories are truncated to their last `max_len` items.
+    pub fn user_vectors(&self, histories: &[&[u32]]) -> UserVectors {
+        let d = self.dim;
+        let table = self.net.items.table();
+        let mut users = Vec::with_capacity(histories.len() * d);
+        for chunk in histories.chunks(256) {
+            let len = chunk
+                .iter()
+                .map(|h| h.len())
+                .max()
+                .unwrap_or(1)
+                .clamp(1, self.config.max_len);
+            let ids = left_padded(chunk, len, 1);
+            let h = self
+                .net
+                .hidden(&ids, [chunk.len(), len], &table, None)
+                .narrow(1, len - 1, 1)
+                .reshape([chunk.len(), d]);
+            users.extend(h.into_data().try_to_vec::<f32>().expect("f32 states"));
+        }
+        UserVectors {
+            dim: d,
+            users,
+            items: self.item_vecs.clone(),
+        }
+    }
+
+    /// Scores of every catalog item after `history` (ids `>= n_items` are
+    /// ignored). Returns (unknown, truncated) counts; all zeros if nothing
+    /// usable is left, so the caller can fall back.
+    pub fn score_history(&self, history: &[u32], out: &mut [f32]) -> (usize, usize, bool) {
+        let known: Vec<u32> = history
+            .iter()
+            .copied()
+            .filter(|&i| (i as usize) < self.n_items)
+            .collect();
+        let unknown = history.len() - known.len();
+        let truncated = known.len().saturating_sub(self.config.max_len);
+        if known.is_empty() {
+            out.copy_from_slice(&self.popularity);
+            return (unknown, 0, true);
+        }
+        let uv = self.user_vectors(&[&known]);
+        dot_all(&uv.users, &self.item_vecs, out);
+        (unknown, truncated, false)
+    }
+
+    /// Top `k` items after `history`, skipping items for which `exclude` is
+    /// true. An empty (or all-unknown) history gets the training popularity.
+    pub fn recommend(
+        &self,
+        history: &[u32],
+        k: usize,
+        exclude: impl Fn(u32) -> bool,
+    ) -> Recommendation {
+        let mut scores = vec![0f32; self.n_items];
+        let (unknown, truncated, fallback) = self.score_history(history, &mut scores);
+        let top = aisle_eval::top_k(&scores, k, |i| exclude(i as u32));
+        Recommendation {
+            items: top.into_iter().map(|i| (i, scores[i as usize])).collect(),
+            unknown,
+            truncated,
+            fallback,
+        }
+    }
+
+    /// Writes the model to `path` (write, then rename).
+    pub fn save(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
+        let mut v = Collect::default();
+        self.net.visit(&mut v);
+        v.tensors.push((
+            "popularity".into(),
+            vec![self.n_items],
+            self.popularity.clone(),
+        ));
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = v
+            .tensors
+            .into_iter()
+            .map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect();
+        let art = |e: &dyn std::fmt::Display| SeqError::Artifact(e.to_string());
+        let views = bytes
+            .iter()
+            .map(|(n, s, b)| {
+                TensorView::new(Dtype::F32, s.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| art(&e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut meta = HashMap::new();
+        meta.insert(
+            "aisle_artifact_version".to_string(),
+            SEQ_ARTIFACT_VERSION.to_string(),
+        );
+        meta.insert("model".to_string(), self.arch.name().to_string());
+        meta.insert("n_items".to_string(), self.n_items.to_string());
+        meta.insert(
+            "config".to_string(),
+            serde_json::to_string(&self.config).map_err(|e| art(&e))?,
+        );
+        meta.insert(
+            "side".to_string(),
+            serde_json::to_string(&self.net.items.side).map_err(|e| art(&e))?,
+        );
+        for (k, val) in extra {
+            meta.insert(k.to_string(), val.clone());
+        }
+        let data = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| art(&e))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, data).map_err(|e| art(&e))?;
+        std::fs::rename(&tmp, path).map_err(|e| art(&e))?;
+        Ok(())
+    }
+
+    /// Reads a model written by [`SeqModel::save`]; refuses other versions,
+    /// corrupt files and tensors whose shapes do not match the config.
+    pub fn load(path: &Path) -> Result<(SeqModel, HashMap<String, String>)> {
+        let art = |m: String| SeqError::Artifact(format!("{}: {m}", path.display()));
+        let data = std::fs::read(path).map_err(|e| art(e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(&data).map_err(|e| art(e.to_string()))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .cloned()
+                .ok_or_else(|| art(format!("metadata `{k}` missing")))
+        };
+        let version = get("aisle_artifact_version")?;
+        if version != SEQ_ARTIFACT_VERSION.to_string() {
+            return Err(art(format!(
+                "artifact version {version}, this build reads {SEQ_ARTIFACT_VERSION}"
+            )));
+        }
+        let arch = Arch::parse(&get("model")?)
+            .ok_or_else(|| art("not a sequence model artifact".into()))?;
+        let n_items: usize = get("n_items")?
+            .parse()
+            .map_err(|_| art("bad n_items".into()))?;
+        let config: SeqConfig =
+            serde_json::from_str(&get("config")?).map_err(|e| art(format!("config: {e}")))?;
+        let side: Option<SideInfo> =
+            serde_json::from_str(&get("side")?).map_err(|e| art(format!("side: {e}")))?;
+        let st = SafeTensors::deserialize(&data).map_err(|e| art(e.to_string()))?;
+        let mut tensors = HashMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(art(format!("tensor {name} is not f32")));
+            }
+            let vals: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            tensors.insert(name, (view.shape().to_vec(), vals));
+        }
+        let popularity = match tensors.remove("popularity") {
+            Some((s, v)) if s == [n_items] => v,
+            _ => return Err(art("popularity missing or of the wrong size".into())),
+        };
+        let device = Device::default();
+        let net = config.init(arch, n_items, side, &device);
+        let mut loader = Load {
+            path: Vec::new(),
+            tensors,
+            error: None,
+            device: device.clone(),
+        };
+        let net = net.map(&mut loader);
+        if let Some(e) = loader.error {
+            return Err(art(e));
+        }
+        if let Some(extra) = loader.tensors.keys().next() {
+            return Err(art(format!("unexpected tensor {extra}")));
+        }
+        Ok((SeqModel::new(arch, config, n_items, net, popularity), meta))
+    }
+}
+
+impl Scorer for SeqModel {
+    /// Runs the network on `history` (the inference path serving uses).
+    fn score(&self, _user: u32, history: &[u32], out: &mut [f32]) {
+        self.score_history(history, out);
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    path: Vec<String>,
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let shape = t.dims().to_vec();
+        let data = t.into_data().try_to_vec::<f32>().expect("f32 parameter");
+        self.tensors.push((self.path.join("."), shape, data));
+    }
+}
+
+struct Load {
+    path: Vec<String>,
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    error: Option<String>,
+    device: Device,
+}
+
+impl ModuleMapper for Load {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = self.path.join(".");
+        let want = param.val().dims().to_vec();
+        match self.tensors.remove(&name) {
+            Some((shape, data)) if shape == want => {
+                let id: ParamId = param.id;
+                Param::initialized(
+                    id,
+                    Tensor::from_data(TensorData::new(data, shape), &self.device),
+                )
+            }
+            Some((shape, _)) => {
+                self.error.get_or_insert(format!(
+                    "tensor {name} has shape {shape:?}, the config expects {want:?}"
+                ));
+                param
+            }
+            None => {
+                self.error.get_or_insert(format!("tensor {name} missing"));
+                param
+            }
+        }
+    }
+}
