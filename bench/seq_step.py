@@ -10,7 +10,7 @@ clipping at norm 1. The Rust side is `cargo run --release -p aisle-seq
 --example step`; it is built first and run as a subprocess.
 
 PyTorch is a peer, not a dependency: install it in a throwaway virtualenv
-(bench/setup-peers.sh --torch) and run this script with that interpreter:
+(`bench/setup-peers.sh torch`; PyPI's wheel, about 4 GB with its CUDA libraries) and run this script with that interpreter:
 
     /tmp/aisle-peers/bin/python bench/seq_step.py [--items 3706 40000] [--threads 1 2] [--loss ce sampled]
 

@@ -4,9 +4,8 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use aisle_core::hash::hash_fields;
 use aisle_core::protocol::Protocol;
-use aisle_core::{time, Event, EventType, TimeKind};
+use aisle_core::{time, Event, TimeKind};
 use aisle_features::{build_sequences, temporal_split, Interaction, Sequences};
 use aisle_ingest::{DatasetConfig, Ingestor, QualityReport, StoreOutcome};
 use anyhow::{bail, Context, Result};
@@ -227,77 +226,10 @@ fn run_ingest(
     Ok(report)
 }
 
-/// One event line for `aisle append`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AppendLine {
-    user_id: serde_json::Value,
-    item_id: serde_json::Value,
-    #[serde(alias = "event_type")]
-    r#type: String,
-    timestamp: Option<serde_json::Value>,
-    event_id: Option<String>,
-    quantity: Option<f64>,
-    price: Option<f64>,
-    session_id: Option<String>,
-}
-
-fn id_string(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn parse_append(line: &str, now: i64, counter: u64) -> Result<Event, String> {
-    let l: AppendLine = serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
-    let user = id_string(&l.user_id).ok_or("user_id must be a non-empty string or a number")?;
-    let item = id_string(&l.item_id).ok_or("item_id must be a non-empty string or a number")?;
-    let event_type =
-        EventType::parse(&l.r#type).ok_or_else(|| format!("unknown event type {:?}", l.r#type))?;
-    let ts = match &l.timestamp {
-        None | Some(serde_json::Value::Null) => now,
-        Some(serde_json::Value::Number(n)) => {
-            n.as_i64().ok_or("timestamp must be whole Unix seconds")?
-        }
-        Some(serde_json::Value::String(s)) => {
-            time::parse_datetime(s).ok_or_else(|| format!("timestamp {s:?} is not RFC 3339"))?
-        }
-        Some(_) => return Err("timestamp must be Unix seconds or an RFC 3339 string".into()),
-    };
-    if ts > now + 86_400 {
-        return Err("timestamp is more than a day in the future".into());
-    }
-    if l.quantity.is_some_and(|q| !q.is_finite() || q <= 0.0) {
-        return Err("quantity must be positive".into());
-    }
-    if l.price.is_some_and(|p| !p.is_finite() || p < 0.0) {
-        return Err("price must be a non-negative number".into());
-    }
-    let key = match &l.event_id {
-        Some(id) => hash_fields([b"event_id".as_slice(), id.as_bytes()]),
-        // No client id: unique per accepted line (no idempotency).
-        None => hash_fields([
-            b"anon".as_slice(),
-            line.as_bytes(),
-            &now.to_le_bytes(),
-            &counter.to_le_bytes(),
-            &std::process::id().to_le_bytes(),
-        ]),
-    };
-    Ok(Event {
-        key,
-        user,
-        item,
-        ts,
-        event_type,
-        source_type: l.r#type,
-        quantity: l.quantity,
-        price: l.price,
-        session: l.session_id,
-        value: None,
-    })
+    let l: aisle_ingest::api::ApiEvent =
+        serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
+    aisle_ingest::api::to_event(l, line.as_bytes(), now, counter, std::process::id() as u64)
 }
 
 pub fn append(a: AppendArgs) -> Result<()> {
@@ -526,15 +458,52 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         json: false,
     })?;
     println!(
-        "\nNext: aisle split --store {} --protocol loo --out {}",
-        store.display(),
-        a.dir.join("split").display()
-    );
-    println!(
         "      report JSON: {}",
         a.dir.join("quality-report.json").display()
     );
-    Ok(())
+    let store_url = store.display().to_string();
+    if a.train_seconds > 0.0 {
+        println!(
+            "\n== 4. training SASRec for up to {:.0} s and promoting it",
+            a.train_seconds
+        );
+        let overrides = crate::bench::parse_overrides(&["max_len=50".to_string()])?;
+        let arch_cfg = crate::bench::seq_config("sasrec", &overrides, Some(a.train_seconds))?;
+        let out = store.join("models").join(format!("sasrec-{}.safetensors", unix_now()));
+        let summary = crate::bench::train_seq_and_save(&store_url, "sasrec", &arch_cfg, &out)?;
+        promote_artifact(&store_url, &out)?;
+        println!(
+            "   {} epochs, best validation NDCG@10 {:.4} (epoch {}), saved {}",
+            summary["epochs"],
+            summary["best_valid_ndcg10"].as_f64().unwrap_or(0.0),
+            summary["best_epoch"],
+            out.display()
+        );
+    }
+    if a.no_serve {
+        println!(
+            "\nNext: aisle serve --store {} --addr {}",
+            store.display(),
+            a.addr
+        );
+        return Ok(());
+    }
+    let base = format!("http://{}", a.addr);
+    println!("\n== 5. serving the shop on {base} (Ctrl-C stops; nothing acknowledged is lost)");
+    println!("   curl {base}/v1/users/u00165/recommendations?k=5");
+    println!("   curl {base}/v1/popular?k=5");
+    println!(
+        "   curl -X POST {base}/v1/events -H 'content-type: application/json' \\\n        -d '{{\"user_id\":\"u00001\",\"item_id\":\"p0001\",\"type\":\"view\"}}'"
+    );
+    println!("   curl {base}/v1/items/P10000/similar?k=5");
+    println!("   curl {base}/metrics");
+    serve(crate::ServeArgs {
+        store: store_url,
+        addr: a.addr,
+        api_key: None,
+        admin_key: None,
+        max_body_bytes: 1 << 20,
+    })
 }
 
 fn report_models(
@@ -723,6 +692,103 @@ pub fn train(a: TrainArgs) -> Result<()> {
             crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
         crate::bench::train_and_save(&a.store, &cfg, &out)?
     };
+    if a.promote {
+        promote_artifact(&a.store, &out)?;
+    }
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+fn registry(store: &str) -> Result<aisle_serve::Registry> {
+    let dir = aisle_serve::store_dir(store)
+        .with_context(|| format!("{store} has no directory for a model registry"))?;
+    Ok(aisle_serve::Registry::new(&dir))
+}
+
+fn promote_artifact(store: &str, artifact: &std::path::Path) -> Result<()> {
+    let reg = registry(store)?;
+    let in_registry = artifact
+        .parent()
+        .zip(std::fs::canonicalize(reg.dir()).ok())
+        .is_some_and(|(p, d)| std::fs::canonicalize(p).ok() == Some(d));
+    if !in_registry {
+        bail!(
+            "--promote needs the artifact in {} (drop --out)",
+            reg.dir().display()
+        );
+    }
+    let name = artifact
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .context("artifact has no file name")?;
+    reg.promote(&name)?;
+    eprintln!("promoted {name}");
+    Ok(())
+}
+
+pub fn models(a: crate::ModelsArgs) -> Result<()> {
+    match a.action {
+        crate::ModelsAction::List { store, json } => {
+            let list = registry(&store)?.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("no models yet (aisle train --store {store} --model sasrec --promote)");
+            } else {
+                for e in list {
+                    let ndcg = e
+                        .meta
+                        .get("best_valid_ndcg10")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("-");
+                    println!(
+                        "{} {:<40} {:<8} valid NDCG@10 {ndcg}",
+                        if e.promoted { "*" } else { " " },
+                        e.version,
+                        e.model
+                    );
+                }
+            }
+        }
+        crate::ModelsAction::Promote { store, version } => {
+            registry(&store)?.promote(&version)?;
+            println!("promoted {version}");
+        }
+        crate::ModelsAction::Rollback { store } => {
+            let v = registry(&store)?.rollback()?;
+            println!("promoted {v} again");
+        }
+    }
+    Ok(())
+}
+
+pub fn serve(a: crate::ServeArgs) -> Result<()> {
+    let mut cfg = aisle_serve::ServeConfig::new(&a.store, a.addr);
+    cfg.api_key = a.api_key;
+    cfg.admin_key = a.admin_key;
+    cfg.max_body_bytes = a.max_body_bytes;
+    aisle_store::open_existing(&a.store)?;
+    let app = aisle_serve::App::open(cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let s = app.current();
+    eprintln!(
+        "serving {} (model {} {}) on http://{}",
+        a.store, s.name, s.version, a.addr
+    );
+    rt.block_on(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        aisle_serve::serve(app, async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("shutting down (in-flight requests finish; acknowledged events are on disk)");
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    })?;
     Ok(())
 }

@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Generate the demo shop, ingest it into a store and print its data-quality report.
+    /// The demo shop end to end: generate it, ingest it (data-quality report), train and
+    /// promote a SASRec model, and serve the API on --addr with example requests.
     Demo(DemoArgs),
     /// Write a seeded synthetic shop (catalog.csv + events.csv, with a little dirt).
     DemoData(DemoDataArgs),
@@ -64,6 +65,59 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Train a model on all of a store's sequences and save a versioned artifact.
     Train(TrainArgs),
+    /// Serve the HTTP API (events, recommendations, catalog, admin) over a store.
+    ///
+    /// Serves the promoted sequence model (popularity when none). Without
+    /// --api-key/--admin-key the server is open and binds loopback only.
+    Serve(ServeArgs),
+    /// The model registry of a store: list, promote, rollback.
+    Models(ModelsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Store directory or URL.
+    #[arg(long)]
+    pub store: String,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Key for events and reads (header x-api-key or Authorization: Bearer).
+    #[arg(long, env = "AISLE_API_KEY")]
+    pub api_key: Option<String>,
+    /// Key for /v1/admin routes.
+    #[arg(long, env = "AISLE_ADMIN_KEY")]
+    pub admin_key: Option<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: ModelsAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsAction {
+    /// List the trained versions (oldest first) and which one is promoted.
+    List {
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Promote a version (its file name) for serving; checks that it loads.
+    Promote {
+        #[arg(long)]
+        store: String,
+        version: String,
+    },
+    /// Promote the version promoted before the current one.
+    Rollback {
+        #[arg(long)]
+        store: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +196,9 @@ struct TrainArgs {
     /// Wall-time budget for training a sequence model, in seconds.
     #[arg(long, value_name = "SECONDS")]
     time_budget: Option<f64>,
+    /// Promote the new version for serving (see `aisle models`).
+    #[arg(long)]
+    promote: bool,
     /// Artifact path (default STORE/models/MODEL-UNIXTIME.safetensors).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -158,6 +215,15 @@ struct DemoArgs {
     users: usize,
     #[arg(long, default_value_t = 1200)]
     items: usize,
+    /// Seconds of SASRec training for the served model (0: serve popularity only).
+    #[arg(long, default_value_t = 60.0)]
+    train_seconds: f64,
+    /// Where the demo server listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Stop after preparing the shop (do not start the server).
+    #[arg(long)]
+    no_serve: bool,
 }
 
 #[derive(Args, Debug)]
@@ -293,6 +359,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench(a),
         Command::Evaluate(a) => commands::evaluate(a),
         Command::Train(a) => commands::train(a),
+        Command::Serve(a) => commands::serve(a),
+        Command::Models(a) => commands::models(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,9 +36,28 @@ pub struct UserVectors {
     pub items: Vec<f32>,
 }
 
+/// Dot product with eight independent accumulators, so the compiler can
+/// keep them in one SIMD register (a plain `sum()` is sequential).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 fn dot_all(u: &[f32], items: &[f32], out: &mut [f32]) {
     for (o, it) in out.iter_mut().zip(items.chunks_exact(u.len())) {
-        *o = u.iter().zip(it).map(|(a, b)| a * b).sum();
+        *o = dot(u, it);
     }
 }
 
@@ -72,6 +91,9 @@ pub struct SeqModel {
     pub config: SeqConfig,
     pub n_items: usize,
     net: SeqNet,
+    /// The item table the network reads (computed once: with side
+    /// information it is a sum of embeddings).
+    table: Tensor<2>,
     dim: usize,
     /// `[n_items, dim]` item vectors (row i = catalog item i).
     item_vecs: Vec<f32>,
@@ -99,6 +121,7 @@ impl SeqModel {
         let table = net.items.table();
         let dim = table.dims()[1];
         let all = table
+            .clone()
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32 item table");
@@ -107,6 +130,7 @@ impl SeqModel {
             config,
             n_items,
             net,
+            table,
             dim,
             item_vecs: all[dim..(n_items + 1) * dim].to_vec(),
             popularity,
@@ -117,16 +141,29 @@ impl SeqModel {
         self.dim
     }
 
+    /// The item vectors, `[n_items, dim]` row-major (what scores are dot
+    /// products with; also used for item-to-item similarity).
+    pub fn item_vectors(&self) -> &[f32] {
+        &self.item_vecs
+    }
+
     /// The network (inference mode), e.g. to inspect or export it.
     pub fn net(&self) -> &SeqNet {
         &self.net
     }
 
-    /// The model's vector for each history (its last position), batched.
-    /// Histories are truncated to their last `max_len` items.
-    pub fn user_vectors(&self, histories: &[&[u32]]) -> UserVectors {
+    /// An untrained model (seeded random weights): for latency benchmarks
+    /// and tests of the serving path.
+    pub fn init(arch: Arch, config: SeqConfig, n_items: usize, side: Option<SideInfo>) -> SeqModel {
+        let device = Device::default();
+        device.seed(config.seed);
+        let net = config.init(arch, n_items, side, &device);
+        SeqModel::new(arch, config, n_items, net, vec![0.0; n_items])
+    }
+
+    /// The network's last-position state for each history, `[n, dim]` flat.
+    fn states(&self, histories: &[&[u32]]) -> Vec<f32> {
         let d = self.dim;
-        let table = self.net.items.table();
         let mut users = Vec::with_capacity(histories.len() * d);
         for chunk in histories.chunks(256) {
             let len = chunk
@@ -138,14 +175,20 @@ impl SeqModel {
             let ids = left_padded(chunk, len, 1);
             let h = self
                 .net
-                .hidden(&ids, [chunk.len(), len], &table, None)
+                .hidden(&ids, [chunk.len(), len], &self.table, None)
                 .narrow(1, len - 1, 1)
                 .reshape([chunk.len(), d]);
             users.extend(h.into_data().try_to_vec::<f32>().expect("f32 states"));
         }
+        users
+    }
+
+    /// The model's vector for each history (its last position), batched.
+    /// Histories are truncated to their last `max_len` items.
+    pub fn user_vectors(&self, histories: &[&[u32]]) -> UserVectors {
         UserVectors {
-            dim: d,
-            users,
+            dim: self.dim,
+            users: self.states(histories),
             items: self.item_vecs.clone(),
         }
     }
@@ -165,8 +208,8 @@ impl SeqModel {
             out.copy_from_slice(&self.popularity);
             return (unknown, 0, true);
         }
-        let uv = self.user_vectors(&[&known]);
-        dot_all(&uv.users, &self.item_vecs, out);
+        let u = self.states(&[&known]);
+        dot_all(&u, &self.item_vecs, out);
         (unknown, truncated, false)
     }
 

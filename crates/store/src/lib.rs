@@ -88,7 +88,17 @@ pub struct StoreStats {
 /// The storage interface every backend implements.
 pub trait EventStore: Send {
     /// Appends events durably (one transaction); known keys are skipped.
-    fn append(&mut self, events: &[Event]) -> Result<AppendOutcome>;
+    fn append(&mut self, events: &[Event]) -> Result<AppendOutcome> {
+        let fresh = self.append_detailed(events)?;
+        let inserted = fresh.iter().filter(|&&f| f).count() as u64;
+        Ok(AppendOutcome {
+            inserted,
+            already_present: fresh.len() as u64 - inserted,
+        })
+    }
+    /// As [`EventStore::append`], telling for each event whether it was new
+    /// (false: its key was already present).
+    fn append_detailed(&mut self, events: &[Event]) -> Result<Vec<bool>>;
     /// Starts a bulk load if the store holds no events yet: the per-user
     /// index is dropped and rebuilt by [`EventStore::end_bulk`]. Appends stay
     /// durable and idempotent meanwhile. Returns whether bulk mode is on.

@@ -10,7 +10,7 @@ use std::path::Path;
 use aisle_core::{CatalogItem, Event, EventType, StoredEvent};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{AppendOutcome, EventStore, Result, StoreError, StoreStats, SCHEMA_VERSION};
+use crate::{EventStore, Result, StoreError, StoreStats, SCHEMA_VERSION};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -191,8 +191,8 @@ const EVENT_COLUMNS: &str = "e.seq, e.ekey, u.ext, i.ext, e.ts, e.etype, e.sourc
      FROM events e JOIN users u ON u.id = e.user_id JOIN items i ON i.id = e.item_id";
 
 impl EventStore for SqliteStore {
-    fn append(&mut self, events: &[Event]) -> Result<AppendOutcome> {
-        let mut out = AppendOutcome::default();
+    fn append_detailed(&mut self, events: &[Event]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(events.len());
         // Roll back the interning caches if the transaction fails.
         let (users_before, items_before) = (self.users.len(), self.items.len());
         let res: Result<()> = (|| {
@@ -217,11 +217,7 @@ impl EventStore for SqliteStore {
                         e.session,
                         e.value
                     ])?;
-                    if n == 1 {
-                        out.inserted += 1;
-                    } else {
-                        out.already_present += 1;
-                    }
+                    out.push(n == 1);
                 }
             }
             tx.commit()?;

@@ -14,6 +14,9 @@ fn demo_runs_end_to_end_and_catches_the_planted_dirt() {
         "300",
         "--items",
         "200",
+        "--train-seconds",
+        "3",
+        "--no-serve",
     ]);
     assert!(out.contains("every row accounted for"), "{out}");
     let rep = json(&std::fs::read_to_string(dir.join("quality-report.json")).unwrap());
@@ -53,6 +56,9 @@ fn demo_runs_end_to_end_and_catches_the_planted_dirt() {
         "300",
         "--items",
         "200",
+        "--train-seconds",
+        "3",
+        "--no-serve",
     ]);
     assert!(again.contains(" 0 new events"), "{again}");
 }

@@ -1,0 +1,724 @@
+//! Routes and handlers. Every error is a 4xx (or 5xx for a broken store)
+//! with `{"error":{"code","message"}}`; nothing is half-written: a batch of
+//! events is validated whole before one durable append.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aisle_core::CatalogItem;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::state::Live;
+use crate::{App, ServeError};
+
+/// An API error: status, stable code, message.
+pub struct ApiError(StatusCode, &'static str, String);
+
+impl ApiError {
+    fn bad(code: &'static str, msg: impl Into<String>) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, code, msg.into())
+    }
+    fn not_found(msg: impl Into<String>) -> ApiError {
+        ApiError(StatusCode::NOT_FOUND, "not_found", msg.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(json!({"error": {"code": self.1, "message": self.2}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<ServeError> for ApiError {
+    fn from(e: ServeError) -> ApiError {
+        match e {
+            ServeError::BadRequest(m) => ApiError::bad("bad_request", m),
+            ServeError::NotFound(m) => ApiError::not_found(m),
+            ServeError::Unauthorized(m) => ApiError(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    other.to_string(),
+                )
+            }
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> ApiError {
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "bad_body"
+        };
+        ApiError(status, code, e.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        ApiError::bad("bad_query", e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> ApiError {
+        ApiError::bad("bad_path", e.body_text())
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+type Q = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// The API.
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.cfg.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/events", post(post_events))
+        .route("/v1/users/{id}/recommendations", get(user_recs))
+        .route("/v1/users/{id}", axum::routing::delete(delete_user))
+        .route("/v1/items/{id}/similar", get(similar))
+        .route(
+            "/v1/items/{id}",
+            get(get_item).put(put_item).delete(delete_item),
+        )
+        .route("/v1/sessions/recommendations", post(session_recs))
+        .route("/v1/popular", get(popular))
+        .route("/v1/admin/models", get(admin_models))
+        .route("/v1/admin/models/reload", post(admin_reload))
+        .route("/v1/admin/models/promote", post(admin_promote))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route".into(),
+            )
+        })
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k);
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// API keys (two scopes) and per-route latency metrics.
+async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let t = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |m| m.as_str().to_string());
+    let path = req.uri().path().to_string();
+    let key = presented_key(req.headers()).map(str::to_string);
+    let admin_ok = match &app.cfg.admin_key {
+        Some(a) => key.as_deref() == Some(a.as_str()),
+        None => app.cfg.api_key.is_none() || key.as_deref() == app.cfg.api_key.as_deref(),
+    };
+    let api_ok = match &app.cfg.api_key {
+        Some(k) => key.as_deref() == Some(k.as_str()) || (app.cfg.admin_key.is_some() && admin_ok),
+        None => true,
+    };
+    let allowed = if path.starts_with("/v1/admin") {
+        admin_ok
+    } else if path.starts_with("/v1/") {
+        api_ok
+    } else {
+        true
+    };
+    let resp = if allowed {
+        next.run(req).await
+    } else {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid API key (x-api-key header or Authorization: Bearer)".into(),
+        )
+        .into_response()
+    };
+    app.metrics
+        .observe(&route, resp.status().as_u16(), t.elapsed().as_secs_f64());
+    resp
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Json<Value> {
+    let s = app.current();
+    Json(json!({"ready": true, "model": {"name": s.name, "version": s.version}}))
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let s = app.current();
+    let events = app.live.read().unwrap_or_else(|e| e.into_inner()).events;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(&s.name, &s.version, events),
+    )
+        .into_response()
+}
+
+fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad("malformed_json", e.to_string()))
+}
+
+async fn post_events(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let v = body_json(body)?;
+    let list: Vec<Value> = match v {
+        Value::Object(mut o) if o.contains_key("events") => {
+            if o.len() != 1 {
+                return Err(ApiError::bad(
+                    "bad_events",
+                    "a batch is {\"events\": [...]} and nothing else",
+                ));
+            }
+            match o.remove("events") {
+                Some(Value::Array(a)) => a,
+                _ => return Err(ApiError::bad("bad_events", "`events` must be an array")),
+            }
+        }
+        Value::Object(o) => vec![Value::Object(o)],
+        _ => {
+            return Err(ApiError::bad(
+                "bad_events",
+                "expected an event object or {\"events\": [...]}",
+            ))
+        }
+    };
+    if list.is_empty() {
+        return Err(ApiError::bad("bad_events", "no events"));
+    }
+    if list.len() > app.cfg.max_batch {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} events; at most {} per request", list.len(), app.cfg.max_batch),
+        ));
+    }
+    let now = aisle_core::time::unix_now();
+    let mut events = Vec::with_capacity(list.len());
+    for (i, ev) in list.into_iter().enumerate() {
+        let raw = ev.to_string();
+        let parsed: aisle_ingest::api::ApiEvent = serde_json::from_value(ev)
+            .map_err(|e| ApiError::bad("bad_event", format!("events[{i}]: {e}")))?;
+        let counter = app.counter.fetch_add(1, Ordering::Relaxed);
+        events.push(
+            aisle_ingest::api::to_event(parsed, raw.as_bytes(), now, counter, app.nonce)
+                .map_err(|m| ApiError::bad("bad_event", format!("events[{i}]: {m}")))?,
+        );
+    }
+    let n = events.len();
+    let app2 = app.clone();
+    // One durable transaction, then the in-memory view, under the store
+    // lock so both see events in the same order.
+    let inserted = tokio::task::spawn_blocking(move || -> Result<usize, ServeError> {
+        let mut store = app2.store.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = store.append_detailed(&events)?;
+        let mut live = app2.live.write().unwrap_or_else(|e| e.into_inner());
+        let mut k = 0;
+        for (e, f) in events.iter().zip(&fresh) {
+            if *f {
+                live.apply(e);
+                k += 1;
+            }
+        }
+        Ok(k)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    app.metrics
+        .events_ingested
+        .fetch_add(inserted as u64, Ordering::Relaxed);
+    Ok(Json(json!({"accepted": n, "inserted": inserted, "duplicates": n - inserted})).into_response())
+}
+
+/// Common query parameters of list endpoints.
+struct ListQuery {
+    k: usize,
+    category: Option<String>,
+    price_min: Option<f64>,
+    price_max: Option<f64>,
+    exclude_purchased: bool,
+    experiment: Option<String>,
+}
+
+fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> {
+    let Query(q) = q?;
+    for k in q.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad(
+                "bad_query",
+                format!("unknown parameter `{k}` (known: {})", allowed.join(", ")),
+            ));
+        }
+    }
+    let k = match q.get("k") {
+        None => 10,
+        Some(s) => match s.trim().parse::<i64>() {
+            Ok(k) if k >= 1 && k as usize <= app.cfg.max_k => k as usize,
+            _ => {
+                return Err(ApiError::bad(
+                    "bad_k",
+                    format!("k must be an integer from 1 to {}", app.cfg.max_k),
+                ))
+            }
+        },
+    };
+    let price = |name: &str| -> Result<Option<f64>, ApiError> {
+        match q.get(name) {
+            None => Ok(None),
+            Some(s) => match s.trim().parse::<f64>() {
+                Ok(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
+                _ => Err(ApiError::bad(
+                    "bad_price",
+                    format!("{name} must be a non-negative number"),
+                )),
+            },
+        }
+    };
+    let exclude_purchased = match q.get("exclude_purchased").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => {
+            return Err(ApiError::bad(
+                "bad_query",
+                format!("exclude_purchased must be true or false, not {other:?}"),
+            ))
+        }
+    };
+    Ok(ListQuery {
+        k,
+        category: q.get("category").filter(|c| !c.is_empty()).cloned(),
+        price_min: price("price_min")?,
+        price_max: price("price_max")?,
+        exclude_purchased,
+        experiment: q.get("experiment").filter(|c| !c.is_empty()).cloned(),
+    })
+}
+
+impl ListQuery {
+    fn allows(&self, live: &Live, i: u32, purchased: Option<&std::collections::HashSet<u32>>) -> bool {
+        if !live.recommendable(i) {
+            return false;
+        }
+        if let Some(c) = &self.category {
+            if live.category(i) != Some(c.as_str()) {
+                return false;
+            }
+        }
+        if self.price_min.is_some() || self.price_max.is_some() {
+            let Some(p) = live.price(i) else { return false };
+            if self.price_min.is_some_and(|m| p < m) || self.price_max.is_some_and(|m| p > m) {
+                return false;
+            }
+        }
+        if self.exclude_purchased && purchased.is_some_and(|s| s.contains(&i)) {
+            return false;
+        }
+        true
+    }
+}
+
+fn item_json(live: &Live, i: u32, score: f32, source: &str, reason: String) -> Value {
+    json!({"item_id": live.items[i as usize], "score": score, "source": source, "reason": reason})
+}
+
+/// Popular items passing the filter, skipping `taken`.
+fn popular_items(live: &Live, q: &ListQuery, k: usize, purchased: Option<&std::collections::HashSet<u32>>, taken: &[u32]) -> Vec<Value> {
+    let scores: Vec<f32> = live.popularity.iter().map(|&p| p as f32).collect();
+    aisle_eval::top_k(&scores, k, |i| {
+        taken.contains(&(i as u32)) || !q.allows(live, i as u32, purchased)
+    })
+    .into_iter()
+    .map(|i| {
+        let reason = match live.category(i) {
+            Some(c) => format!("popular in {c}"),
+            None => "popular in the shop".to_string(),
+        };
+        item_json(live, i, scores[i as usize], "popularity", reason)
+    })
+    .collect()
+}
+
+/// Model recommendations after `history` (live indices), topped up with
+/// popular items. Returns (items, unknown history entries).
+fn recommend(
+    app: &App,
+    live: &Live,
+    q: &ListQuery,
+    history: &[u32],
+    purchased: Option<&std::collections::HashSet<u32>>,
+    use_model: bool,
+) -> (Vec<Value>, usize) {
+    let serving = app.current();
+    let mut out = Vec::new();
+    let mut taken = Vec::new();
+    let mut unknown = 0;
+    if let (Some(model), true) = (&serving.model, use_model && !history.is_empty()) {
+        let hist: Vec<u32> = history
+            .iter()
+            .filter_map(|&i| serving.model_index.get(&live.items[i as usize]).copied())
+            .collect();
+        unknown = history.len() - hist.len();
+        if !hist.is_empty() {
+            let mut scores = vec![0f32; model.n_items];
+            model.score_history(&hist, &mut scores);
+            let last = live.title(*history.last().expect("non-empty"));
+            let top = aisle_eval::top_k(&scores, q.k, |j| {
+                match live.index.get(&serving.model_items[j]) {
+                    Some(&li) => !q.allows(live, li, purchased),
+                    None => true,
+                }
+            });
+            for j in top {
+                let li = live.index[&serving.model_items[j as usize]];
+                taken.push(li);
+                out.push(item_json(
+                    live,
+                    li,
+                    scores[j as usize],
+                    &serving.name,
+                    format!("follows your recent interest in {last}"),
+                ));
+            }
+        }
+    }
+    if out.len() < q.k {
+        out.extend(popular_items(live, q, q.k - out.len(), purchased, &taken));
+    }
+    (out, unknown)
+}
+
+fn model_json(app: &App) -> Value {
+    let s = app.current();
+    json!({"name": s.name, "version": s.version})
+}
+
+async fn user_recs(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    q: Q,
+) -> ApiResult {
+    let Path(id) = id?;
+    let q = list_query(
+        &app,
+        q,
+        &["k", "category", "exclude_purchased", "price_min", "price_max", "experiment"],
+    )?;
+    // A/B: a stable half of the users of an experiment get popularity.
+    let variant = q.experiment.as_ref().map(|e| {
+        let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
+        if h % 2 == 0 { "model" } else { "popularity" }
+    });
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let user = live.users.get(&id);
+    let history = user.map_or(&[][..], |u| &u.history[..]);
+    let purchased = user.map(|u| &u.purchased);
+    let (items, unknown) = recommend(&app, &live, &q, history, purchased, variant != Some("popularity"));
+    let mut body = json!({
+        "items": items,
+        "model": model_json(&app),
+        "user_known": user.is_some(),
+        "history_items_unknown_to_model": unknown,
+    });
+    if let (Some(e), Some(v)) = (&q.experiment, variant) {
+        body["experiment"] = json!({"name": e, "variant": v});
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn session_recs(
+    State(app): State<Arc<App>>,
+    q: Q,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let q = list_query(&app, q, &["k", "category", "price_min", "price_max"])?;
+    let v = body_json(body)?;
+    let ids = v
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad("bad_session", "expected {\"items\": [item ids...]}"))?;
+    let k = match v.get("k") {
+        None => q.k,
+        Some(k) => k
+            .as_u64()
+            .filter(|&k| k >= 1 && k as usize <= app.cfg.max_k)
+            .ok_or_else(|| ApiError::bad("bad_k", format!("k must be an integer from 1 to {}", app.cfg.max_k)))? as usize,
+    };
+    let q = ListQuery { k, ..q };
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let mut history = Vec::new();
+    let mut unknown_ids = 0;
+    for id in ids {
+        match aisle_ingest::api::id_string(id).and_then(|s| live.index.get(&s).copied()) {
+            Some(i) => history.push(i),
+            None => unknown_ids += 1,
+        }
+    }
+    let (items, unknown) = recommend(&app, &live, &q, &history, None, true);
+    Ok(Json(json!({
+        "items": items,
+        "model": model_json(&app),
+        "unknown_items": unknown_ids + unknown,
+    }))
+    .into_response())
+}
+
+async fn popular(State(app): State<Arc<App>>, q: Q) -> ApiResult {
+    let q = list_query(&app, q, &["k", "category", "price_min", "price_max", "window"])?;
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let items = popular_items(&live, &q, q.k, None, &[]);
+    Ok(Json(json!({"items": items, "model": {"name": "popularity", "version": "live"}})).into_response())
+}
+
+async fn similar(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    q: Q,
+) -> ApiResult {
+    let Path(id) = id?;
+    let q = list_query(&app, q, &["k", "category", "price_min", "price_max"])?;
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let Some(&li) = live.index.get(&id) else {
+        return Err(ApiError::not_found(format!("unknown item {id:?}")));
+    };
+    let serving = app.current();
+    let title = live.title(li);
+    let mut items = Vec::new();
+    if let (Some(model), Some(&mj)) = (&serving.model, serving.model_index.get(&id)) {
+        let d = model.dim();
+        let v = model.item_vectors();
+        let norm = |r: &[f32]| r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        let me = &v[mj as usize * d..(mj as usize + 1) * d];
+        let nm = norm(me);
+        let scores: Vec<f32> = v
+            .chunks_exact(d)
+            .map(|r| r.iter().zip(me).map(|(a, b)| a * b).sum::<f32>() / (norm(r) * nm))
+            .collect();
+        for j in aisle_eval::top_k(&scores, q.k, |j| {
+            j == mj as usize
+                || live
+                    .index
+                    .get(&serving.model_items[j])
+                    .is_none_or(|&l| !q.allows(&live, l, None))
+        }) {
+            let l = live.index[&serving.model_items[j as usize]];
+            items.push(item_json(&live, l, scores[j as usize], &serving.name, format!("often in the same sessions as {title}")));
+        }
+    }
+    if items.len() < q.k {
+        // Cold item (or no model): same category, by popularity.
+        let cat = live.category(li).map(str::to_string);
+        let taken: Vec<u32> = items
+            .iter()
+            .filter_map(|v| v["item_id"].as_str().and_then(|s| live.index.get(s).copied()))
+            .chain(std::iter::once(li))
+            .collect();
+        let cq = ListQuery { k: q.k - items.len(), category: cat.or(q.category.clone()), ..q };
+        items.extend(popular_items(&live, &cq, cq.k, None, &taken).into_iter().map(|mut v| {
+            v["source"] = json!("content");
+            v["reason"] = json!(format!("same category as {title}"));
+            v
+        }));
+    }
+    Ok(Json(json!({"items": items, "model": model_json(&app)})).into_response())
+}
+
+async fn get_item(State(app): State<Arc<App>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(id) = id?;
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    match live.index.get(&id) {
+        Some(&i) if !live.deleted[i as usize] => {
+            let c = live.catalog[i as usize].clone().unwrap_or(CatalogItem {
+                id: id.clone(),
+                in_stock: true,
+                ..CatalogItem::default()
+            });
+            Ok(Json(json!({
+                "item_id": c.id, "title": c.title, "description": c.description,
+                "category": c.category, "price": c.price, "in_stock": c.in_stock,
+                "interactions": live.popularity[i as usize],
+            }))
+            .into_response())
+        }
+        _ => Err(ApiError::not_found(format!("unknown item {id:?}"))),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemBody {
+    title: Option<String>,
+    description: Option<String>,
+    category: Option<String>,
+    price: Option<f64>,
+    in_stock: Option<bool>,
+}
+
+async fn put_item(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    if id.trim().is_empty() || id.len() > 256 {
+        return Err(ApiError::bad("bad_item", "item id must be 1 to 256 bytes"));
+    }
+    let v = body_json(body)?;
+    let b: ItemBody =
+        serde_json::from_value(v).map_err(|e| ApiError::bad("bad_item", e.to_string()))?;
+    if b.price.is_some_and(|p| !p.is_finite() || p < 0.0) {
+        return Err(ApiError::bad("bad_item", "price must be a non-negative number"));
+    }
+    let item = CatalogItem {
+        id: id.clone(),
+        title: b.title,
+        description: b.description,
+        category: b.category,
+        price: b.price,
+        in_stock: b.in_stock.unwrap_or(true),
+    };
+    upsert(&app, item).await?;
+    Ok((StatusCode::OK, Json(json!({"item_id": id, "stored": true}))).into_response())
+}
+
+async fn upsert(app: &Arc<App>, item: CatalogItem) -> Result<(), ApiError> {
+    let app2 = app.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
+        let mut store = app2.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.upsert_items(std::slice::from_ref(&item))?;
+        app2.live
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .upsert_item(item);
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    Ok(())
+}
+
+async fn delete_item(State(app): State<Arc<App>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(id) = id?;
+    let existing = {
+        let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+        match live.index.get(&id) {
+            Some(&i) if !live.deleted[i as usize] => live.catalog[i as usize].clone(),
+            _ => return Err(ApiError::not_found(format!("unknown item {id:?}"))),
+        }
+    };
+    // Stored as out of stock (the store keeps its events); never recommended.
+    let item = CatalogItem {
+        in_stock: false,
+        ..existing.unwrap_or(CatalogItem {
+            id: id.clone(),
+            ..CatalogItem::default()
+        })
+    };
+    upsert(&app, item).await?;
+    let mut live = app.live.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(&i) = live.index.get(&id) {
+        live.deleted[i as usize] = true;
+    }
+    Ok(Json(json!({"item_id": id, "deleted": true})).into_response())
+}
+
+async fn delete_user(State(app): State<Arc<App>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+    let Path(id) = id?;
+    let app2 = app.clone();
+    let id2 = id.clone();
+    let n = tokio::task::spawn_blocking(move || -> Result<u64, ServeError> {
+        let mut store = app2.store.lock().unwrap_or_else(|e| e.into_inner());
+        let n = store.delete_user(&id2)?;
+        app2.live.write().unwrap_or_else(|e| e.into_inner()).users.remove(&id2);
+        Ok(n)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    Ok(Json(json!({"user_id": id, "deleted_events": n})).into_response())
+}
+
+async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {
+    let versions = match &app.registry {
+        Some(r) => serde_json::to_value(r.list()?).unwrap_or(Value::Null),
+        None => json!([]),
+    };
+    Ok(Json(json!({"serving": model_json(&app), "versions": versions})).into_response())
+}
+
+fn reload(app: &App, version: &str) -> Result<Value, ApiError> {
+    let reg = app
+        .registry
+        .as_ref()
+        .ok_or_else(|| ApiError::bad("no_registry", "this store has no model registry"))?;
+    // A corrupt or incompatible artifact is refused; the old model keeps serving.
+    let s = crate::load_serving(&reg.path_of(version), version)
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact", e.to_string()))?;
+    app.swap(s);
+    Ok(model_json(app))
+}
+
+async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
+    let v = app
+        .registry
+        .as_ref()
+        .map(|r| r.promoted_name())
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| ApiError::bad("nothing_promoted", "no model is promoted"))?;
+    Ok(Json(json!({"serving": reload(&app, &v)?})).into_response())
+}
+
+async fn admin_promote(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let v = body_json(body)?;
+    let version = v
+        .get("version")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("bad_request", "expected {\"version\": \"FILE.safetensors\"}"))?
+        .to_string();
+    let reg = app
+        .registry
+        .as_ref()
+        .ok_or_else(|| ApiError::bad("no_registry", "this store has no model registry"))?;
+    if !reg.path_of(&version).exists() || version.contains('/') {
+        return Err(ApiError::not_found(format!("no model version {version:?}")));
+    }
+    let serving = reload(&app, &version)?;
+    reg.promote(&version)?;
+    Ok(Json(json!({"serving": serving})).into_response())
+}

@@ -1,0 +1,161 @@
+//! The model registry: trained artifacts in `STORE/models/*.safetensors`
+//! (each carries its kind, config, item ids and training figures in its
+//! metadata), a `PROMOTED` file naming the one to serve, and
+//! `promotions.log` with every promotion (so `rollback` can go back).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::ServeError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// File name, e.g. `sasrec-1764300000.safetensors`: the version id.
+    pub version: String,
+    pub model: String,
+    pub bytes: u64,
+    pub promoted: bool,
+    /// Metadata written at training time (dataset, users, best_valid_ndcg10...).
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
+pub struct Registry {
+    dir: PathBuf,
+}
+
+impl Registry {
+    /// The registry of a store directory.
+    pub fn new(store_dir: &Path) -> Registry {
+        Registry {
+            dir: store_dir.join("models"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every artifact, oldest first (by file name: MODEL-UNIXTIME).
+    pub fn list(&self) -> Result<Vec<Entry>, ServeError> {
+        let promoted = self.promoted_name()?;
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Ok(out);
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.ends_with(".safetensors") {
+                continue;
+            }
+            let meta = read_meta(&e.path()).unwrap_or_default();
+            out.push(Entry {
+                model: meta
+                    .get("model")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?")
+                    .to_string(),
+                bytes: e.metadata().map(|m| m.len()).unwrap_or(0),
+                promoted: promoted.as_deref() == Some(name.as_str()),
+                version: name,
+                meta,
+            });
+        }
+        out.sort_by_key(|e| {
+            let stamp = e
+                .version
+                .trim_end_matches(".safetensors")
+                .rsplit('-')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
+            (stamp, e.version.clone())
+        });
+        Ok(out)
+    }
+
+    /// The promoted version's file name, if any.
+    pub fn promoted_name(&self) -> Result<Option<String>, ServeError> {
+        match std::fs::read_to_string(self.dir.join("PROMOTED")) {
+            Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ServeError::Io(e)),
+        }
+    }
+
+    pub fn path_of(&self, version: &str) -> PathBuf {
+        self.dir.join(version)
+    }
+
+    /// Marks `version` as the one to serve (after checking it loads).
+    pub fn promote(&self, version: &str) -> Result<(), ServeError> {
+        if version.contains('/') || version.contains("..") {
+            return Err(ServeError::BadRequest(format!("bad version {version:?}")));
+        }
+        let path = self.path_of(version);
+        aisle_seq::SeqModel::load(&path)
+            .map_err(|e| ServeError::BadRequest(format!("cannot promote {version}: {e}")))?;
+        let tmp = self.dir.join("PROMOTED.tmp");
+        std::fs::write(&tmp, format!("{version}\n"))?;
+        std::fs::rename(&tmp, self.dir.join("PROMOTED"))?;
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("promotions.log"))?;
+        writeln!(log, "{version}")?;
+        Ok(())
+    }
+
+    /// Promotes the version promoted before the current one.
+    pub fn rollback(&self) -> Result<String, ServeError> {
+        let log = std::fs::read_to_string(self.dir.join("promotions.log")).unwrap_or_default();
+        let mut history: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
+        let current = self.promoted_name()?;
+        // Drop the current promotion (and repeats of it) from the end.
+        while history.last().is_some_and(|l| Some(*l) == current.as_deref()) {
+            history.pop();
+        }
+        let Some(prev) = history.last() else {
+            return Err(ServeError::BadRequest(
+                "no earlier promotion to roll back to".into(),
+            ));
+        };
+        let prev = prev.to_string();
+        self.promote(&prev)?;
+        Ok(prev)
+    }
+}
+
+/// The JSON metadata map of a safetensors file (header only).
+pub fn read_meta(path: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return None;
+    }
+    let mut buf = vec![0u8; n as usize];
+    f.read_exact(&mut buf).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&buf).ok()?;
+    let meta = header.get("__metadata__")?.as_object()?.clone();
+    // item_ids is long: list the count instead.
+    Some(
+        meta.into_iter()
+            .map(|(k, v)| {
+                if k == "item_ids" {
+                    let n = v
+                        .as_str()
+                        .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+                        .map_or(0, |v| v.len());
+                    ("items".to_string(), serde_json::json!(n))
+                } else {
+                    (k, v)
+                }
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,123 @@
+//! What the server keeps in memory: the catalog, each user's recent history
+//! and purchases, item popularity, and the serving model. Built from the
+//! store at start; every acknowledged event updates it at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aisle_core::{CatalogItem, Event, EventType};
+use aisle_seq::SeqModel;
+
+/// Longest history kept per user in memory (the models read at most
+/// `max_len` of it; the store keeps everything).
+pub const HISTORY_CAP: usize = 500;
+
+#[derive(Debug, Default)]
+pub struct UserState {
+    /// Item indices, oldest first (views, clicks, carts, purchases...).
+    pub history: Vec<u32>,
+    pub purchased: HashSet<u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct Live {
+    pub items: Vec<String>,
+    pub index: HashMap<String, u32>,
+    /// Catalog entry per item index (None: seen in events only).
+    pub catalog: Vec<Option<CatalogItem>>,
+    pub deleted: Vec<bool>,
+    /// Interactions per item (all event types but cancel).
+    pub popularity: Vec<f64>,
+    pub users: HashMap<String, UserState>,
+    pub events: u64,
+}
+
+impl Live {
+    pub fn item(&mut self, id: &str) -> u32 {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = self.items.len() as u32;
+        self.items.push(id.to_string());
+        self.index.insert(id.to_string(), i);
+        self.catalog.push(None);
+        self.deleted.push(false);
+        self.popularity.push(0.0);
+        i
+    }
+
+    pub fn upsert_item(&mut self, c: CatalogItem) -> u32 {
+        let i = self.item(&c.id);
+        self.catalog[i as usize] = Some(c);
+        self.deleted[i as usize] = false;
+        i
+    }
+
+    /// Applies one event (already durable).
+    pub fn apply(&mut self, e: &Event) {
+        let i = self.item(&e.item);
+        self.events += 1;
+        let u = self.users.entry(e.user.clone()).or_default();
+        match e.event_type {
+            EventType::Cancel => {
+                u.purchased.remove(&i);
+                return;
+            }
+            EventType::Purchase => {
+                u.purchased.insert(i);
+            }
+            _ => {}
+        }
+        u.history.push(i);
+        if u.history.len() > HISTORY_CAP * 2 {
+            u.history.drain(..HISTORY_CAP);
+        }
+        self.popularity[i as usize] += 1.0;
+    }
+
+    /// Whether item `i` may be recommended at all: known, not deleted, and
+    /// not out of stock.
+    pub fn recommendable(&self, i: u32) -> bool {
+        let i = i as usize;
+        !self.deleted[i] && self.catalog[i].as_ref().is_none_or(|c| c.in_stock)
+    }
+
+    pub fn title(&self, i: u32) -> String {
+        self.catalog[i as usize]
+            .as_ref()
+            .and_then(|c| c.title.clone())
+            .unwrap_or_else(|| self.items[i as usize].clone())
+    }
+
+    pub fn category(&self, i: u32) -> Option<&str> {
+        self.catalog[i as usize]
+            .as_ref()
+            .and_then(|c| c.category.as_deref())
+    }
+
+    pub fn price(&self, i: u32) -> Option<f64> {
+        self.catalog[i as usize].as_ref().and_then(|c| c.price)
+    }
+}
+
+/// The model being served (swapped atomically as a whole).
+pub struct Serving {
+    pub name: String,
+    pub version: String,
+    pub model: Option<SeqModel>,
+    /// The model's item ids, in its index order.
+    pub model_items: Vec<String>,
+    pub model_index: HashMap<String, u32>,
+}
+
+impl Serving {
+    pub fn popularity_only() -> Arc<Serving> {
+        Arc::new(Serving {
+            name: "popularity".into(),
+            version: "live".into(),
+            model: None,
+            model_items: Vec::new(),
+            model_index: HashMap::new(),
+        })
+    }
+}

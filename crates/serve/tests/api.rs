@@ -1,0 +1,356 @@
+//! The HTTP API end to end on a small shop: every route, the feedback loop
+//! (an event changes the next recommendation), catalog rules, the registry's
+//! hot swap, keys, and bad input (always a 4xx with a JSON error, never a 5xx).
+
+use std::sync::Arc;
+
+use aisle_core::{CatalogItem, Event, EventType};
+use aisle_seq::{Arch, SeqConfig, TrainData};
+use aisle_serve::{router, App, ServeConfig};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const ITEMS: u32 = 12;
+
+/// 40 users walk a cycle of 12 items (item k then k + 1); items are in two
+/// categories with prices 1..=12.
+fn shop(dir: &std::path::Path) -> String {
+    let url = dir.display().to_string();
+    let mut store = aisle_store::open(&url).unwrap();
+    let catalog: Vec<CatalogItem> = (0..ITEMS)
+        .map(|i| CatalogItem {
+            id: format!("i{i}"),
+            title: Some(format!("Item {i}")),
+            description: None,
+            category: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
+            price: Some(i as f64 + 1.0),
+            in_stock: true,
+        })
+        .collect();
+    store.upsert_items(&catalog).unwrap();
+    let mut events = Vec::new();
+    for u in 0..40u32 {
+        for k in 0..8u32 {
+            events.push(Event {
+                key: (u as u64) << 32 | k as u64,
+                user: format!("u{u}"),
+                item: format!("i{}", (u + k) % ITEMS),
+                ts: 1_700_000_000 + k as i64,
+                event_type: if k == 7 { EventType::Purchase } else { EventType::View },
+                source_type: "view".into(),
+                quantity: None,
+                price: None,
+                session: None,
+                value: None,
+            });
+        }
+    }
+    store.append(&events).unwrap();
+    // Train and promote a small SASRec on the same sequences.
+    let ids: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
+    let seqs: Vec<Vec<u32>> = (0..40u32)
+        .map(|u| (0..8).map(|k| (u + k) % ITEMS).collect())
+        .collect();
+    let cfg = SeqConfig {
+        hidden: 16,
+        layers: 1,
+        inner: 32,
+        dropout: 0.0,
+        max_len: 8,
+        epochs: 30,
+        batch_size: 8,
+        lr: 1e-2,
+        warmup_steps: 5,
+        patience: 30,
+        ..SeqConfig::for_arch(Arch::Sasrec)
+    };
+    let data = TrainData {
+        n_items: ITEMS as usize,
+        seqs: &seqs,
+        side: None,
+    };
+    let (model, _) = aisle_seq::train(Arch::Sasrec, &cfg, &data, &|_, _| {}).unwrap();
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    model
+        .save(
+            &models.join("sasrec-100.safetensors"),
+            &[("item_ids", serde_json::to_string(&ids).unwrap())],
+        )
+        .unwrap();
+    aisle_serve::Registry::new(dir)
+        .promote("sasrec-100.safetensors")
+        .unwrap();
+    url
+}
+
+struct Client {
+    app: axum::Router,
+}
+
+impl Client {
+    async fn call(&self, method: &str, uri: &str, body: Option<&str>, key: Option<&str>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        let req = req
+            .header("content-type", "application/json")
+            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call("GET", uri, None, None).await
+    }
+    async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
+        self.call("POST", uri, Some(body), None).await
+    }
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn open(url: &str, cfg: impl FnOnce(&mut ServeConfig)) -> (Arc<App>, Client) {
+    let mut c = ServeConfig::new(url, "127.0.0.1:0".parse().unwrap());
+    cfg(&mut c);
+    let app = App::open(c).unwrap();
+    (app.clone(), Client { app: router(app) })
+}
+
+fn assert_error(status: StatusCode, v: &Value, want: StatusCode) {
+    assert_eq!(status, want, "{v}");
+    assert!(v["error"]["code"].is_string() && v["error"]["message"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn routes_feedback_loop_and_catalog_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (_app, c) = open(&url, |_| {});
+    assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
+    let (s, v) = c.get("/readyz").await;
+    assert_eq!((s, v["model"]["name"].as_str()), (StatusCode::OK, Some("sasrec")));
+
+    // A known user: model recommendations with source and reason.
+    let (s, v) = c.get("/v1/users/u3/recommendations?k=5").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["model"]["name"], "sasrec");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    for it in items {
+        assert!(it["score"].is_number() && it["reason"].is_string(), "{it}");
+        assert_eq!(it["source"], "sasrec");
+    }
+    // u3 saw i3..i10: the cycle continues with i11.
+    assert_eq!(ids(&v)[0], "i11", "{v}");
+
+    // An unknown user is a cold start (200, popularity).
+    let (s, v) = c.get("/v1/users/nobody/recommendations").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["items"][0]["source"], "popularity");
+    assert_eq!(v["user_known"], false);
+
+    // Feedback loop: one event and the very next request follows it.
+    let (s, v) = c
+        .post("/v1/events", r#"{"user_id":"nobody","item_id":"i4","type":"view","event_id":"e1"}"#)
+        .await;
+    assert_eq!((s, v["inserted"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+    let (_, v) = c.get("/v1/users/nobody/recommendations?k=3").await;
+    assert_eq!(v["items"][0]["source"], "sasrec", "{v}");
+    assert_eq!(ids(&v)[0], "i5", "{v}");
+    // Idempotent with the same event id; a batch is one durable append.
+    let (_, v) = c
+        .post("/v1/events", r#"{"events":[{"user_id":"nobody","item_id":"i4","type":"view","event_id":"e1"},{"user_id":"nobody","item_id":"i5","type":"purchase","timestamp":"2024-01-01T00:00:00Z"}]}"#)
+        .await;
+    assert_eq!((v["inserted"].as_u64(), v["duplicates"].as_u64()), (Some(1), Some(1)), "{v}");
+    // exclude_purchased drops i5; category and price filters hold.
+    let (_, v) = c
+        .get("/v1/users/nobody/recommendations?k=12&exclude_purchased=true")
+        .await;
+    assert!(!ids(&v).contains(&"i5".to_string()), "{v}");
+    let (_, v) = c
+        .get("/v1/users/u3/recommendations?k=12&category=odd&price_min=2&price_max=8")
+        .await;
+    for id in ids(&v) {
+        let n: u32 = id[1..].parse().unwrap();
+        assert!(n % 2 == 1 && (1..=7).contains(&n), "{id} in {v}");
+    }
+
+    // Catalog: out of stock and deleted items are never recommended.
+    let (s, _) = c
+        .call("PUT", "/v1/items/i11", Some(r#"{"title":"Item 11","category":"odd","price":12,"in_stock":false}"#), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = c.get("/v1/users/u3/recommendations?k=12").await;
+    assert!(!ids(&v).contains(&"i11".to_string()), "{v}");
+    let (s, v) = c.get("/v1/items/i11").await;
+    assert_eq!((s, v["in_stock"].as_bool()), (StatusCode::OK, Some(false)));
+    assert_eq!(c.call("DELETE", "/v1/items/i0", None, None).await.0, StatusCode::OK);
+    assert_eq!(c.get("/v1/items/i0").await.0, StatusCode::NOT_FOUND);
+    let (_, v) = c.get("/v1/popular?k=12").await;
+    assert!(!ids(&v).iter().any(|i| i == "i0" || i == "i11"), "{v}");
+    // A new item through the API: similar items by category until it has interactions.
+    c.call("PUT", "/v1/items/new1", Some(r#"{"title":"New","category":"even","price":3}"#), None)
+        .await;
+    let (s, v) = c.get("/v1/items/new1/similar?k=3").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["items"][0]["source"], "content");
+    let (s, v) = c.get("/v1/items/i2/similar?k=3").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["items"][0]["source"], "sasrec");
+    assert!(!ids(&v).contains(&"i2".to_string()));
+
+    // Anonymous session.
+    let (s, v) = c
+        .post("/v1/sessions/recommendations", r#"{"items":["i6","i7","zzz"],"k":2}"#)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v)[0], "i8");
+    assert_eq!(v["unknown_items"], 1);
+
+    // Privacy: deleting a user erases the history; they are a cold start again.
+    let (s, v) = c.call("DELETE", "/v1/users/u3", None, None).await;
+    assert_eq!((s, v["deleted_events"].as_u64()), (StatusCode::OK, Some(8)));
+    let (_, v) = c.get("/v1/users/u3/recommendations").await;
+    assert_eq!(v["user_known"], false);
+
+    // Metrics name routes and count events.
+    let (s, v) = c.get("/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.as_str().unwrap();
+    assert!(text.contains("route=\"/v1/users/{id}/recommendations\""), "{text}");
+    assert!(text.contains("aisle_events_ingested_total 2"), "{text}");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_with_a_json_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (_app, c) = open(&url, |c| c.max_body_bytes = 4096);
+    let cases: Vec<(&str, &str, Option<String>, StatusCode)> = vec![
+        ("POST", "/v1/events", Some("{not json".into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some("[1,2]".into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some(r#"{"events":[]}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some(r#"{"user_id":5.5e400,"item_id":"i1","type":"view"}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some(r#"{"user_id":"u","item_id":["x"],"type":"view"}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some(r#"{"user_id":"u","item_id":"i1","type":"teleport"}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some(r#"{"user_id":"u","item_id":"i1","type":"view","timestamp":99999999999}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some(r#"{"user_id":"u","item_id":"i1","type":"view","extra":1}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/events", Some(format!(r#"{{"user_id":"{}","item_id":"i1","type":"view"}}"#, "x".repeat(5000))), StatusCode::PAYLOAD_TOO_LARGE),
+        ("GET", "/v1/users/u1/recommendations?k=0", None, StatusCode::BAD_REQUEST),
+        ("GET", "/v1/users/u1/recommendations?k=-3", None, StatusCode::BAD_REQUEST),
+        ("GET", "/v1/users/u1/recommendations?k=100000000", None, StatusCode::BAD_REQUEST),
+        ("GET", "/v1/users/u1/recommendations?k=abc", None, StatusCode::BAD_REQUEST),
+        ("GET", "/v1/users/u1/recommendations?price_min=-1", None, StatusCode::BAD_REQUEST),
+        ("GET", "/v1/users/u1/recommendations?colour=red", None, StatusCode::BAD_REQUEST),
+        ("GET", "/v1/items/nope/similar", None, StatusCode::NOT_FOUND),
+        ("GET", "/v1/items/nope", None, StatusCode::NOT_FOUND),
+        ("DELETE", "/v1/items/nope", None, StatusCode::NOT_FOUND),
+        ("PUT", "/v1/items/i1", Some(r#"{"price":"cheap"}"#.into()), StatusCode::BAD_REQUEST),
+        ("PUT", "/v1/items/i1", Some(r#"{"price":-4}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/sessions/recommendations", Some(r#"{"items":"i1"}"#.into()), StatusCode::BAD_REQUEST),
+        ("POST", "/v1/sessions/recommendations", Some(r#"{"items":[],"k":0}"#.into()), StatusCode::BAD_REQUEST),
+        ("GET", "/v1/nothing-here", None, StatusCode::NOT_FOUND),
+        ("DELETE", "/v1/popular", None, StatusCode::METHOD_NOT_ALLOWED),
+        ("POST", "/v1/admin/models/promote", Some(r#"{"version":"../../etc/passwd"}"#.into()), StatusCode::NOT_FOUND),
+    ];
+    for (m, uri, body, want) in cases {
+        let (s, v) = c.call(m, uri, body.as_deref(), None).await;
+        assert_error(s, &v, want);
+    }
+    // Nothing of the rejected batches was written: a batch with one bad event
+    // leaves no trace.
+    let (s, _) = c
+        .post("/v1/events", r#"{"events":[{"user_id":"fresh","item_id":"i1","type":"view"},{"user_id":"fresh","item_id":"i1","type":"nope"}]}"#)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, v) = c.get("/v1/users/fresh/recommendations").await;
+    assert_eq!(v["user_known"], false);
+
+    // Fuzz: random bytes to every route never give a 5xx.
+    let routes = [
+        ("POST", "/v1/events"),
+        ("POST", "/v1/sessions/recommendations"),
+        ("PUT", "/v1/items/fz"),
+        ("POST", "/v1/admin/models/promote"),
+        ("GET", "/v1/users/fz/recommendations"),
+        ("GET", "/v1/popular"),
+    ];
+    let mut rng = aisle_core::rng::Rng::seed(7);
+    let alphabet = br#"{}[]":,0123456789abcdefghijklmnopqrstuvwxyz_-. \\u00e9"#;
+    for n in 0..300 {
+        let len = rng.below(200) as usize;
+        let body: String = (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize] as char)
+            .collect();
+        let (m, uri) = routes[n % routes.len()];
+        let (s, v) = c.call(m, uri, Some(&body), None).await;
+        assert!(!s.is_server_error(), "{m} {uri} {body:?}: {s} {v}");
+    }
+}
+
+#[tokio::test]
+async fn hot_swap_refuses_corrupt_artifacts_and_keys_guard_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (app, c) = open(&url, |c| {
+        c.api_key = Some("read".into());
+        c.admin_key = Some("admin".into());
+    });
+    // Keys: missing or wrong -> 401; the API key cannot reach admin routes.
+    let (s, v) = c.get("/v1/popular").await;
+    assert_error(s, &v, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.call("GET", "/v1/popular", None, Some("read")).await.0, StatusCode::OK);
+    let (s, v) = c.call("GET", "/v1/admin/models", None, Some("read")).await;
+    assert_error(s, &v, StatusCode::UNAUTHORIZED);
+    let (s, v) = c.call("GET", "/v1/admin/models", None, Some("admin")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["versions"][0]["promoted"], true, "{v}");
+    assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
+
+    // A corrupt artifact is refused and the old model keeps serving.
+    let models = dir.path().join("models");
+    std::fs::write(models.join("sasrec-200.safetensors"), b"garbage").unwrap();
+    let (s, v) = c
+        .call("POST", "/v1/admin/models/promote", Some(r#"{"version":"sasrec-200.safetensors"}"#), Some("admin"))
+        .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.current().version, "sasrec-100.safetensors");
+    // A good one swaps in; requests keep succeeding.
+    std::fs::copy(models.join("sasrec-100.safetensors"), models.join("sasrec-300.safetensors")).unwrap();
+    let (s, v) = c
+        .call("POST", "/v1/admin/models/promote", Some(r#"{"version":"sasrec-300.safetensors"}"#), Some("admin"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = c.call("GET", "/v1/users/u1/recommendations", None, Some("read")).await;
+    assert_eq!((s, v["model"]["version"].as_str()), (StatusCode::OK, Some("sasrec-300.safetensors")));
+    // Rollback goes back to the previous promotion.
+    let reg = aisle_serve::Registry::new(dir.path());
+    assert_eq!(reg.rollback().unwrap(), "sasrec-100.safetensors");
+    let (s, _) = c.call("POST", "/v1/admin/models/reload", None, Some("admin")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.current().version, "sasrec-100.safetensors");
+}
+
+#[tokio::test]
+async fn an_open_server_refuses_to_bind_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let app = App::open(ServeConfig::new(&url, "0.0.0.0:0".parse().unwrap())).unwrap();
+    let err = aisle_serve::serve(app, async {}).await.unwrap_err();
+    assert!(err.to_string().contains("loopback"), "{err}");
+    let _ = json!(null);
+}
