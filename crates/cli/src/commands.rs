@@ -469,7 +469,9 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         );
         let overrides = crate::bench::parse_overrides(&["max_len=50".to_string()])?;
         let arch_cfg = crate::bench::seq_config("sasrec", &overrides, Some(a.train_seconds))?;
-        let out = store.join("models").join(format!("sasrec-{}.safetensors", unix_now()));
+        let out = store
+            .join("models")
+            .join(format!("sasrec-{}.safetensors", unix_now()));
         let summary = crate::bench::train_seq_and_save(&store_url, "sasrec", &arch_cfg, &out)?;
         promote_artifact(&store_url, &out)?;
         println!(
@@ -778,8 +780,7 @@ pub fn serve(a: crate::ServeArgs) -> Result<()> {
         a.store, s.name, s.version, a.addr
     );
     rt.block_on(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         aisle_serve::serve(app, async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}

@@ -141,6 +141,14 @@ pub fn format_rfc3339(ts: i64) -> String {
     )
 }
 
+/// Seconds since the Unix epoch now (0 if the clock is before it).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,12 +194,4 @@ mod tests {
             assert_eq!(parse_datetime(s), None, "{s}");
         }
     }
-}
-
-/// Seconds since the Unix epoch now (0 if the clock is before it).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

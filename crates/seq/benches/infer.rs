@@ -16,11 +16,9 @@ fn top10(c: &mut Criterion) {
         for items in [3_706usize, 100_000] {
             let model = SeqModel::init(arch, SeqConfig::for_arch(arch), items, None);
             let history: Vec<u32> = (0..50u32).map(|k| (k * 7919) % items as u32).collect();
-            g.bench_with_input(
-                BenchmarkId::new(arch.name(), items),
-                &history,
-                |b, h| b.iter(|| model.recommend(h, 10, |_| false)),
-            );
+            g.bench_with_input(BenchmarkId::new(arch.name(), items), &history, |b, h| {
+                b.iter(|| model.recommend(h, 10, |_| false))
+            });
         }
     }
     g.finish();

@@ -227,7 +227,11 @@ async fn post_events(
         return Err(ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            format!("{} events; at most {} per request", list.len(), app.cfg.max_batch),
+            format!(
+                "{} events; at most {} per request",
+                list.len(),
+                app.cfg.max_batch
+            ),
         ));
     }
     let now = aisle_core::time::unix_now();
@@ -264,7 +268,10 @@ async fn post_events(
     app.metrics
         .events_ingested
         .fetch_add(inserted as u64, Ordering::Relaxed);
-    Ok(Json(json!({"accepted": n, "inserted": inserted, "duplicates": n - inserted})).into_response())
+    Ok(
+        Json(json!({"accepted": n, "inserted": inserted, "duplicates": n - inserted}))
+            .into_response(),
+    )
 }
 
 /// Common query parameters of list endpoints.
@@ -332,7 +339,12 @@ fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> 
 }
 
 impl ListQuery {
-    fn allows(&self, live: &Live, i: u32, purchased: Option<&std::collections::HashSet<u32>>) -> bool {
+    fn allows(
+        &self,
+        live: &Live,
+        i: u32,
+        purchased: Option<&std::collections::HashSet<u32>>,
+    ) -> bool {
         if !live.recommendable(i) {
             return false;
         }
@@ -359,7 +371,13 @@ fn item_json(live: &Live, i: u32, score: f32, source: &str, reason: String) -> V
 }
 
 /// Popular items passing the filter, skipping `taken`.
-fn popular_items(live: &Live, q: &ListQuery, k: usize, purchased: Option<&std::collections::HashSet<u32>>, taken: &[u32]) -> Vec<Value> {
+fn popular_items(
+    live: &Live,
+    q: &ListQuery,
+    k: usize,
+    purchased: Option<&std::collections::HashSet<u32>>,
+    taken: &[u32],
+) -> Vec<Value> {
     let scores: Vec<f32> = live.popularity.iter().map(|&p| p as f32).collect();
     aisle_eval::top_k(&scores, k, |i| {
         taken.contains(&(i as u32)) || !q.allows(live, i as u32, purchased)
@@ -438,18 +456,36 @@ async fn user_recs(
     let q = list_query(
         &app,
         q,
-        &["k", "category", "exclude_purchased", "price_min", "price_max", "experiment"],
+        &[
+            "k",
+            "category",
+            "exclude_purchased",
+            "price_min",
+            "price_max",
+            "experiment",
+        ],
     )?;
     // A/B: a stable half of the users of an experiment get popularity.
     let variant = q.experiment.as_ref().map(|e| {
         let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
-        if h % 2 == 0 { "model" } else { "popularity" }
+        if h % 2 == 0 {
+            "model"
+        } else {
+            "popularity"
+        }
     });
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     let user = live.users.get(&id);
     let history = user.map_or(&[][..], |u| &u.history[..]);
     let purchased = user.map(|u| &u.purchased);
-    let (items, unknown) = recommend(&app, &live, &q, history, purchased, variant != Some("popularity"));
+    let (items, unknown) = recommend(
+        &app,
+        &live,
+        &q,
+        history,
+        purchased,
+        variant != Some("popularity"),
+    );
     let mut body = json!({
         "items": items,
         "model": model_json(&app),
@@ -478,7 +514,12 @@ async fn session_recs(
         Some(k) => k
             .as_u64()
             .filter(|&k| k >= 1 && k as usize <= app.cfg.max_k)
-            .ok_or_else(|| ApiError::bad("bad_k", format!("k must be an integer from 1 to {}", app.cfg.max_k)))? as usize,
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "bad_k",
+                    format!("k must be an integer from 1 to {}", app.cfg.max_k),
+                )
+            })? as usize,
     };
     let q = ListQuery { k, ..q };
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
@@ -500,10 +541,17 @@ async fn session_recs(
 }
 
 async fn popular(State(app): State<Arc<App>>, q: Q) -> ApiResult {
-    let q = list_query(&app, q, &["k", "category", "price_min", "price_max", "window"])?;
+    let q = list_query(
+        &app,
+        q,
+        &["k", "category", "price_min", "price_max", "window"],
+    )?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     let items = popular_items(&live, &q, q.k, None, &[]);
-    Ok(Json(json!({"items": items, "model": {"name": "popularity", "version": "live"}})).into_response())
+    Ok(
+        Json(json!({"items": items, "model": {"name": "popularity", "version": "live"}}))
+            .into_response(),
+    )
 }
 
 async fn similar(
@@ -538,7 +586,13 @@ async fn similar(
                     .is_none_or(|&l| !q.allows(&live, l, None))
         }) {
             let l = live.index[&serving.model_items[j as usize]];
-            items.push(item_json(&live, l, scores[j as usize], &serving.name, format!("often in the same sessions as {title}")));
+            items.push(item_json(
+                &live,
+                l,
+                scores[j as usize],
+                &serving.name,
+                format!("often in the same sessions as {title}"),
+            ));
         }
     }
     if items.len() < q.k {
@@ -546,20 +600,35 @@ async fn similar(
         let cat = live.category(li).map(str::to_string);
         let taken: Vec<u32> = items
             .iter()
-            .filter_map(|v| v["item_id"].as_str().and_then(|s| live.index.get(s).copied()))
+            .filter_map(|v| {
+                v["item_id"]
+                    .as_str()
+                    .and_then(|s| live.index.get(s).copied())
+            })
             .chain(std::iter::once(li))
             .collect();
-        let cq = ListQuery { k: q.k - items.len(), category: cat.or(q.category.clone()), ..q };
-        items.extend(popular_items(&live, &cq, cq.k, None, &taken).into_iter().map(|mut v| {
-            v["source"] = json!("content");
-            v["reason"] = json!(format!("same category as {title}"));
-            v
-        }));
+        let cq = ListQuery {
+            k: q.k - items.len(),
+            category: cat.or(q.category.clone()),
+            ..q
+        };
+        items.extend(
+            popular_items(&live, &cq, cq.k, None, &taken)
+                .into_iter()
+                .map(|mut v| {
+                    v["source"] = json!("content");
+                    v["reason"] = json!(format!("same category as {title}"));
+                    v
+                }),
+        );
     }
     Ok(Json(json!({"items": items, "model": model_json(&app)})).into_response())
 }
 
-async fn get_item(State(app): State<Arc<App>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+async fn get_item(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let Path(id) = id?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     match live.index.get(&id) {
@@ -603,7 +672,10 @@ async fn put_item(
     let b: ItemBody =
         serde_json::from_value(v).map_err(|e| ApiError::bad("bad_item", e.to_string()))?;
     if b.price.is_some_and(|p| !p.is_finite() || p < 0.0) {
-        return Err(ApiError::bad("bad_item", "price must be a non-negative number"));
+        return Err(ApiError::bad(
+            "bad_item",
+            "price must be a non-negative number",
+        ));
     }
     let item = CatalogItem {
         id: id.clone(),
@@ -633,7 +705,10 @@ async fn upsert(app: &Arc<App>, item: CatalogItem) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn delete_item(State(app): State<Arc<App>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+async fn delete_item(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let Path(id) = id?;
     let existing = {
         let live = app.live.read().unwrap_or_else(|e| e.into_inner());
@@ -658,14 +733,21 @@ async fn delete_item(State(app): State<Arc<App>>, id: Result<Path<String>, PathR
     Ok(Json(json!({"item_id": id, "deleted": true})).into_response())
 }
 
-async fn delete_user(State(app): State<Arc<App>>, id: Result<Path<String>, PathRejection>) -> ApiResult {
+async fn delete_user(
+    State(app): State<Arc<App>>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let Path(id) = id?;
     let app2 = app.clone();
     let id2 = id.clone();
     let n = tokio::task::spawn_blocking(move || -> Result<u64, ServeError> {
         let mut store = app2.store.lock().unwrap_or_else(|e| e.into_inner());
         let n = store.delete_user(&id2)?;
-        app2.live.write().unwrap_or_else(|e| e.into_inner()).users.remove(&id2);
+        app2.live
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .users
+            .remove(&id2);
         Ok(n)
     })
     .await
@@ -687,8 +769,13 @@ fn reload(app: &App, version: &str) -> Result<Value, ApiError> {
         .as_ref()
         .ok_or_else(|| ApiError::bad("no_registry", "this store has no model registry"))?;
     // A corrupt or incompatible artifact is refused; the old model keeps serving.
-    let s = crate::load_serving(&reg.path_of(version), version)
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, "bad_artifact", e.to_string()))?;
+    let s = crate::load_serving(&reg.path_of(version), version).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_artifact",
+            e.to_string(),
+        )
+    })?;
     app.swap(s);
     Ok(model_json(app))
 }
@@ -704,12 +791,20 @@ async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
     Ok(Json(json!({"serving": reload(&app, &v)?})).into_response())
 }
 
-async fn admin_promote(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+async fn admin_promote(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let v = body_json(body)?;
     let version = v
         .get("version")
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad("bad_request", "expected {\"version\": \"FILE.safetensors\"}"))?
+        .ok_or_else(|| {
+            ApiError::bad(
+                "bad_request",
+                "expected {\"version\": \"FILE.safetensors\"}",
+            )
+        })?
         .to_string();
     let reg = app
         .registry

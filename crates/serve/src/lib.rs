@@ -80,9 +80,7 @@ pub struct Metrics {
 }
 
 /// Latency bucket bounds in seconds.
-const BUCKETS: [f64; 10] = [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0,
-];
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
 
 #[derive(Default, Clone)]
 struct RouteStats {
@@ -192,7 +190,9 @@ impl App {
             if let Some(v) = reg.promoted_name()? {
                 match load_serving(&reg.path_of(&v), &v) {
                     Ok(s) => app.swap(s),
-                    Err(e) => tracing::error!(version = v, error = %e, "promoted model refused; serving popularity"),
+                    Err(e) => {
+                        tracing::error!(version = v, error = %e, "promoted model refused; serving popularity")
+                    }
                 }
             }
         }
@@ -221,7 +221,9 @@ pub fn load_serving(path: &Path, version: &str) -> Result<Arc<Serving>, ServeErr
     let items: Vec<String> = meta
         .get("item_ids")
         .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| ServeError::Config(format!("{}: no item_ids in the artifact", path.display())))?;
+        .ok_or_else(|| {
+            ServeError::Config(format!("{}: no item_ids in the artifact", path.display()))
+        })?;
     if items.len() != model.n_items {
         return Err(ServeError::Config(format!(
             "{}: {} item ids for a model of {} items",

@@ -114,7 +114,10 @@ impl Registry {
         let mut history: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
         let current = self.promoted_name()?;
         // Drop the current promotion (and repeats of it) from the end.
-        while history.last().is_some_and(|l| Some(*l) == current.as_deref()) {
+        while history
+            .last()
+            .is_some_and(|l| Some(*l) == current.as_deref())
+        {
             history.pop();
         }
         let Some(prev) = history.last() else {

@@ -99,3 +99,81 @@ fn acknowledged_events_survive_kill_9() {
     ]));
     assert_eq!(stats["events"].as_u64().unwrap(), 2_000);
 }
+
+/// One raw HTTP/1.1 request; returns (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    Some((status, body))
+}
+
+#[test]
+fn events_acknowledged_by_the_server_survive_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("s");
+    let st = store.to_str().unwrap();
+    // An empty store to serve.
+    let mut child = aisle()
+        .args(["append", "--store", st])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = aisle()
+        .args(["serve", "--store", st, "--addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(up, "server did not come up on {addr}");
+    let mut acked = 0;
+    for b in 0..20 {
+        let events: Vec<String> = (0..25)
+            .map(|k| {
+                format!(
+                    r#"{{"user_id":"u{k}","item_id":"i{b}","type":"view","event_id":"s{b}-{k}"}}"#
+                )
+            })
+            .collect();
+        let (status, body) = http(
+            &addr,
+            "POST",
+            "/v1/events",
+            &format!(r#"{{"events":[{}]}}"#, events.join(",")),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        acked += json(&body)["inserted"].as_u64().unwrap();
+    }
+    server.kill().unwrap(); // SIGKILL right after the last acknowledgement
+    server.wait().unwrap();
+    let stats = json(&ok(&["stats", "--store", st, "--json"]));
+    assert_eq!(acked, 500);
+    assert_eq!(
+        stats["events"].as_u64().unwrap(),
+        acked,
+        "acknowledged events were lost"
+    );
+}
