@@ -43,7 +43,14 @@ fn data(seqs: &[Vec<u32>]) -> TrainData<'_> {
 
 fn learns(arch: Arch, loss: LossKind) {
     let seqs = cyclic();
-    let cfg = SeqConfig { loss, ..tiny(arch) };
+    // gBCE (binary, 8 of 20 items sampled) learns this toy more slowly than
+    // the softmax losses; it gets a larger step.
+    let lr = if loss == LossKind::Gbce { 3e-2 } else { 1e-2 };
+    let cfg = SeqConfig {
+        loss,
+        lr,
+        ..tiny(arch)
+    };
     let (model, fit) = train(arch, &cfg, &data(&seqs), &|_, _| {}).unwrap();
     let first = &fit.curve[0];
     let last = fit.curve.last().unwrap();
@@ -54,8 +61,7 @@ fn learns(arch: Arch, loss: LossKind) {
         last.loss
     );
     // Chance level for NDCG@10 over 20 items is about 0.2; the pattern is
-    // learnable. gBCE (binary, 8 of 20 items sampled) learns this toy more
-    // slowly than the softmax losses: 0.72 after 40 epochs with SASRec.
+    // learnable.
     let floor = if loss == LossKind::Gbce { 0.6 } else { 0.8 };
     assert!(
         fit.best_valid_ndcg10 > floor,
