@@ -495,7 +495,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     println!("   curl {base}/v1/users/u00165/recommendations?k=5");
     println!("   curl {base}/v1/popular?k=5");
     println!(
-        "   curl -X POST {base}/v1/events -H 'content-type: application/json' \\\n        -d '{{\"user_id\":\"u00001\",\"item_id\":\"p0001\",\"type\":\"view\"}}'"
+        "   curl -X POST {base}/v1/events -H 'content-type: application/json' \\\n        -d '{{\"user_id\":\"u00001\",\"item_id\":\"P10000\",\"type\":\"view\"}}'"
     );
     println!("   curl {base}/v1/items/P10000/similar?k=5");
     println!("   curl {base}/metrics");
