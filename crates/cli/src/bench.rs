@@ -293,20 +293,7 @@ pub fn run_models(
             Masking::On => true,
             Masking::Off => false,
         };
-        let eval = |stage| {
-            evaluate_loo(
-                model.as_ref(),
-                &seqs.seqs,
-                seqs.items.len(),
-                &popularity,
-                &LooConfig {
-                    stage,
-                    masking: mask,
-                    ks: vec![10, 20],
-                    list_k: 10,
-                },
-            )
-        };
+        let eval = |stage| bench_eval(model.as_ref(), seqs, &popularity, stage, mask);
         let valid: LooResult = eval(Stage::Valid);
         let test: LooResult = eval(Stage::Test);
         tracing::info!(model = name, fit_s, ndcg10 = test.ndcg(10), "evaluated");
@@ -641,6 +628,29 @@ fn train_seq(
     Ok(out)
 }
 
+/// The leaderboard's evaluation of one stage: K = 10 and 20, top-10 lists
+/// kept for coverage and popularity bias.
+fn bench_eval(
+    scorer: &dyn aisle_eval::Scorer,
+    seqs: &Sequences,
+    popularity: &[u32],
+    stage: Stage,
+    masking: bool,
+) -> LooResult {
+    evaluate_loo(
+        scorer,
+        &seqs.seqs,
+        seqs.items.len(),
+        popularity,
+        &LooConfig {
+            stage,
+            masking,
+            ks: vec![10, 20],
+            list_k: 10,
+        },
+    )
+}
+
 /// Trains a sequence model under the protocol (masking off by default, as
 /// for the peers' sequential models) and returns its row; writes the
 /// training curve as MODEL-curve.json and MODEL-curve.svg into `out`.
@@ -652,7 +662,6 @@ pub fn run_seq(
     masking: Masking,
     out: &Path,
 ) -> Result<Row> {
-    let n_items = seqs.items.len();
     let popularity = loo_train(seqs).item_counts();
     reset_peak_rss();
     let (t0, c0) = (Instant::now(), cpu_seconds());
@@ -666,18 +675,12 @@ pub fn run_seq(
             .collect()
     };
     let eval = |stage, drop| {
-        let uv = model_fit.user_vectors(&hist(drop));
-        evaluate_loo(
-            &uv,
-            &seqs.seqs,
-            n_items,
+        bench_eval(
+            &model_fit.user_vectors(&hist(drop)),
+            seqs,
             &popularity,
-            &LooConfig {
-                stage,
-                masking: mask,
-                ks: vec![10, 20],
-                list_k: 10,
-            },
+            stage,
+            mask,
         )
     };
     let valid = eval(Stage::Valid, 2);

@@ -30,10 +30,11 @@ pub(crate) fn left_padded(seqs: &[&[u32]], len: usize, shift: u32) -> Vec<i64> {
 
 /// Per-user vectors from a sequence model plus the item vectors: scores are
 /// dot products, exactly what the model's last position outputs.
-pub struct UserVectors {
+pub struct UserVectors<'m> {
     pub dim: usize,
     pub users: Vec<f32>,
-    pub items: Vec<f32>,
+    /// The model's item vectors (borrowed, not copied).
+    pub items: &'m [f32],
 }
 
 /// Dot product with eight independent accumulators, so the compiler can
@@ -61,12 +62,12 @@ fn dot_all(u: &[f32], items: &[f32], out: &mut [f32]) {
     }
 }
 
-impl Scorer for UserVectors {
+impl Scorer for UserVectors<'_> {
     fn score(&self, user: u32, _history: &[u32], out: &mut [f32]) {
         let d = self.dim;
         dot_all(
             &self.users[user as usize * d..(user as usize + 1) * d],
-            &self.items,
+            self.items,
             out,
         );
     }
@@ -185,11 +186,11 @@ impl SeqModel {
 
     /// The model's vector for each history (its last position), batched.
     /// Histories are truncated to their last `max_len` items.
-    pub fn user_vectors(&self, histories: &[&[u32]]) -> UserVectors {
+    pub fn user_vectors(&self, histories: &[&[u32]]) -> UserVectors<'_> {
         UserVectors {
             dim: self.dim,
             users: self.states(histories),
-            items: self.item_vecs.clone(),
+            items: &self.item_vecs,
         }
     }
 

@@ -288,7 +288,7 @@ pub fn train(
     let mut rng = Rng::seed(cfg.seed);
     let mut order = trainable.clone();
     let start = Instant::now();
-    let mut best: Option<(SeqNet, f64, usize)> = None;
+    let mut best: Option<(SeqModel, f64, usize)> = None;
     let mut curve = Vec::new();
     let mut stale = 0;
     let mut stopped_by = "epochs".to_string();
@@ -315,7 +315,7 @@ pub fn train(
                 );
                 return match best {
                     Some((m, v, e)) => Ok((
-                        finish(m),
+                        m,
                         fit_record(
                             arch,
                             epoch,
@@ -336,9 +336,8 @@ pub fn train(
         }
         // Validation: history = training part, target = second-to-last item.
         let inference = finish(net.valid());
-        let uv = inference.user_vectors(&train);
         let valid = evaluate_loo(
-            &uv,
+            &inference.user_vectors(&train),
             seqs,
             n_items,
             &[],
@@ -368,7 +367,8 @@ pub fn train(
             positions_per_s: positions as f64 / secs.max(1e-9),
         });
         if best.as_ref().is_none_or(|(_, v, _)| ndcg > *v) {
-            best = Some((net.valid(), ndcg, epoch));
+            // The validated model is the checkpoint: no second copy.
+            best = Some((inference, ndcg, epoch));
             stale = 0;
         } else {
             stale += 1;
@@ -385,7 +385,7 @@ pub fn train(
     let epochs = curve.len();
     let (m, v, e) = best.ok_or(SeqError::EmptyData)?;
     Ok((
-        finish(m),
+        m,
         fit_record(arch, epochs, e, v, start, positions, curve, stopped_by),
     ))
 }
