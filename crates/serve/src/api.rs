@@ -247,24 +247,22 @@ async fn post_events(
         );
     }
     let n = events.len();
-    let app2 = app.clone();
-    // One durable transaction, then the in-memory view, under the store
-    // lock so both see events in the same order.
-    let inserted = tokio::task::spawn_blocking(move || -> Result<usize, ServeError> {
-        let mut store = app2.store.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = store.append_detailed(&events)?;
-        let mut live = app2.live.write().unwrap_or_else(|e| e.into_inner());
-        let mut k = 0;
-        for (e, f) in events.iter().zip(&fresh) {
-            if *f {
-                live.apply(e);
-                k += 1;
+    // One durable transaction, then the in-memory view (see `write`).
+    let inserted = write(
+        &app,
+        move |store| Ok((store.append_detailed(&events)?, events)),
+        |live, (fresh, events)| {
+            let mut k = 0;
+            for (e, f) in events.iter().zip(&fresh) {
+                if *f {
+                    live.apply(e);
+                    k += 1;
+                }
             }
-        }
-        Ok(k)
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+            k
+        },
+    )
+    .await?;
     app.metrics
         .events_ingested
         .fetch_add(inserted as u64, Ordering::Relaxed);
@@ -378,8 +376,8 @@ fn popular_items(
     purchased: Option<&std::collections::HashSet<u32>>,
     taken: &[u32],
 ) -> Vec<Value> {
-    let scores: Vec<f32> = live.popularity.iter().map(|&p| p as f32).collect();
-    aisle_eval::top_k(&scores, k, |i| {
+    let scores = &live.popularity;
+    aisle_eval::top_k(scores, k, |i| {
         taken.contains(&(i as u32)) || !q.allows(live, i as u32, purchased)
     })
     .into_iter()
@@ -689,20 +687,39 @@ async fn put_item(
     Ok((StatusCode::OK, Json(json!({"item_id": id, "stored": true}))).into_response())
 }
 
-async fn upsert(app: &Arc<App>, item: CatalogItem) -> Result<(), ApiError> {
-    let app2 = app.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
-        let mut store = app2.store.lock().unwrap_or_else(|e| e.into_inner());
-        store.upsert_items(std::slice::from_ref(&item))?;
-        app2.live
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .upsert_item(item);
-        Ok(())
+/// Runs a change on a blocking thread under the store lock: first `durable`
+/// on the store, then `apply` on the in-memory view, so memory and disk see
+/// changes in the same order. The view's write lock is taken only after the
+/// store has committed: readers never wait on a disk sync.
+async fn write<R: Send + 'static, T: Send + 'static>(
+    app: &Arc<App>,
+    durable: impl FnOnce(&mut dyn aisle_store::EventStore) -> Result<R, ServeError> + Send + 'static,
+    apply: impl FnOnce(&mut Live, R) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let app = app.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut store = app.store.lock().unwrap_or_else(|e| e.into_inner());
+        let r = durable(store.as_mut())?;
+        let mut live = app.live.write().unwrap_or_else(|e| e.into_inner());
+        Ok::<T, ServeError>(apply(&mut live, r))
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
-    Ok(())
+    Ok(out)
+}
+
+async fn upsert(app: &Arc<App>, item: CatalogItem) -> Result<(), ApiError> {
+    write(
+        app,
+        move |store| {
+            store.upsert_items(std::slice::from_ref(&item))?;
+            Ok(item)
+        },
+        |live, item| {
+            live.upsert_item(item);
+        },
+    )
+    .await
 }
 
 async fn delete_item(
@@ -725,11 +742,18 @@ async fn delete_item(
             ..CatalogItem::default()
         })
     };
-    upsert(&app, item).await?;
-    let mut live = app.live.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(&i) = live.index.get(&id) {
-        live.deleted[i as usize] = true;
-    }
+    write(
+        &app,
+        move |store| {
+            store.upsert_items(std::slice::from_ref(&item))?;
+            Ok(item)
+        },
+        |live, item| {
+            let i = live.upsert_item(item);
+            live.deleted[i as usize] = true;
+        },
+    )
+    .await?;
     Ok(Json(json!({"item_id": id, "deleted": true})).into_response())
 }
 
@@ -738,20 +762,16 @@ async fn delete_user(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let Path(id) = id?;
-    let app2 = app.clone();
     let id2 = id.clone();
-    let n = tokio::task::spawn_blocking(move || -> Result<u64, ServeError> {
-        let mut store = app2.store.lock().unwrap_or_else(|e| e.into_inner());
-        let n = store.delete_user(&id2)?;
-        app2.live
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .users
-            .remove(&id2);
-        Ok(n)
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let n = write(
+        &app,
+        move |store| Ok((store.delete_user(&id2)?, id2)),
+        |live, (n, id2)| {
+            live.users.remove(&id2);
+            n
+        },
+    )
+    .await?;
     Ok(Json(json!({"user_id": id, "deleted_events": n})).into_response())
 }
 
@@ -769,13 +789,16 @@ fn reload(app: &App, version: &str) -> Result<Value, ApiError> {
         .as_ref()
         .ok_or_else(|| ApiError::bad("no_registry", "this store has no model registry"))?;
     // A corrupt or incompatible artifact is refused; the old model keeps serving.
-    let s = crate::load_serving(&reg.path_of(version), version).map_err(|e| {
-        ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_artifact",
-            e.to_string(),
-        )
-    })?;
+    let s = reg
+        .path_of(version)
+        .and_then(|p| crate::load_serving(&p, version))
+        .map_err(|e| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_artifact",
+                e.to_string(),
+            )
+        })?;
     app.swap(s);
     Ok(model_json(app))
 }
@@ -810,10 +833,11 @@ async fn admin_promote(
         .registry
         .as_ref()
         .ok_or_else(|| ApiError::bad("no_registry", "this store has no model registry"))?;
-    if !reg.path_of(&version).exists() || version.contains('/') {
+    if !reg.path_of(&version).is_ok_and(|p| p.exists()) {
         return Err(ApiError::not_found(format!("no model version {version:?}")));
     }
     let serving = reload(&app, &version)?;
-    reg.promote(&version)?;
+    // `reload` has loaded and swapped it: record it without a second load.
+    reg.mark_promoted(&version)?;
     Ok(Json(json!({"serving": serving})).into_response())
 }

@@ -188,7 +188,7 @@ impl App {
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
-                match load_serving(&reg.path_of(&v), &v) {
+                match reg.path_of(&v).and_then(|p| load_serving(&p, &v)) {
                     Ok(s) => app.swap(s),
                     Err(e) => {
                         tracing::error!(version = v, error = %e, "promoted model refused; serving popularity")

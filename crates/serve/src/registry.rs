@@ -84,18 +84,25 @@ impl Registry {
         }
     }
 
-    pub fn path_of(&self, version: &str) -> PathBuf {
-        self.dir.join(version)
-    }
-
-    /// Marks `version` as the one to serve (after checking it loads).
-    pub fn promote(&self, version: &str) -> Result<(), ServeError> {
+    /// The file of `version`; names that could leave the registry folder are refused.
+    pub fn path_of(&self, version: &str) -> Result<PathBuf, ServeError> {
         if version.contains('/') || version.contains("..") {
             return Err(ServeError::BadRequest(format!("bad version {version:?}")));
         }
-        let path = self.path_of(version);
-        aisle_seq::SeqModel::load(&path)
+        Ok(self.dir.join(version))
+    }
+
+    /// Marks `version` as the one to serve, after checking that it loads.
+    pub fn promote(&self, version: &str) -> Result<(), ServeError> {
+        aisle_seq::SeqModel::load(&self.path_of(version)?)
             .map_err(|e| ServeError::BadRequest(format!("cannot promote {version}: {e}")))?;
+        self.mark_promoted(version)
+    }
+
+    /// Records `version` as promoted without loading it: for a caller that
+    /// has just loaded it (the server's hot swap).
+    pub fn mark_promoted(&self, version: &str) -> Result<(), ServeError> {
+        self.path_of(version)?;
         let tmp = self.dir.join("PROMOTED.tmp");
         std::fs::write(&tmp, format!("{version}\n"))?;
         std::fs::rename(&tmp, self.dir.join("PROMOTED"))?;

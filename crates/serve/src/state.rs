@@ -27,7 +27,8 @@ pub struct Live {
     pub catalog: Vec<Option<CatalogItem>>,
     pub deleted: Vec<bool>,
     /// Interactions per item (all event types but cancel).
-    pub popularity: Vec<f64>,
+    /// (f32: the form top-K ranks, so a request needs no copy; exact up to 2^24.)
+    pub popularity: Vec<f32>,
     pub users: HashMap<String, UserState>,
     pub events: u64,
 }
