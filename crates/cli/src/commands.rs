@@ -499,12 +499,24 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     );
     println!("   curl {base}/v1/items/P10000/similar?k=5");
     println!("   curl {base}/metrics");
+    let retrain = a.train_seconds > 0.0;
+    if retrain {
+        println!(
+            "   curl {base}/v1/admin/jobs      # SASRec retrains after every 1,000 new events (or: curl -X POST {base}/v1/admin/jobs)"
+        );
+    }
     serve(crate::ServeArgs {
         store: store_url,
         addr: a.addr,
         api_key: None,
         admin_key: None,
         max_body_bytes: 1 << 20,
+        rate_limit: None,
+        retrain_model: retrain.then(|| "sasrec".to_string()),
+        retrain_every: None,
+        retrain_after_events: retrain.then_some(1000),
+        retrain_budget: a.train_seconds,
+        retrain_set: vec!["max_len=50".to_string()],
     })
 }
 
@@ -680,7 +692,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
             unix_now()
         )),
     };
-    let summary = if crate::bench::SEQ_MODELS.contains(&a.model.as_str()) {
+    let is_seq = crate::bench::SEQ_MODELS.contains(&a.model.as_str());
+    if a.promote_if_better && !is_seq {
+        bail!(
+            "--promote-if-better applies to the served sequence models ({})",
+            crate::bench::SEQ_MODELS.join(", ")
+        );
+    }
+    let summary = if is_seq {
         let arch_cfg = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
         crate::bench::train_seq_and_save(&a.store, &a.model, &arch_cfg, &out)?
     } else {
@@ -694,11 +713,59 @@ pub fn train(a: TrainArgs) -> Result<()> {
             crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
         crate::bench::train_and_save(&a.store, &cfg, &out)?
     };
+    let mut summary = summary;
     if a.promote {
         promote_artifact(&a.store, &out)?;
+    } else if a.promote_if_better {
+        summary["decision"] = promote_if_better(&a.store, &out)?;
     }
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
+}
+
+/// Evaluates `candidate` and the promoted version on the store's newest
+/// hold-out and promotes the candidate unless it is worse.
+fn promote_if_better(store: &str, candidate: &std::path::Path) -> Result<serde_json::Value> {
+    let reg = registry(store)?;
+    let (seqs, _, _) = crate::bench::sequences_for(store)?;
+    let cand = crate::bench::holdout_eval(&seqs, candidate)?;
+    let serving = match reg.promoted_name()? {
+        Some(v) => match reg
+            .path_of(&v)
+            .map_err(anyhow::Error::from)
+            .and_then(|p| crate::bench::holdout_eval(&seqs, &p))
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(version = v, error = %e, "the promoted version cannot be evaluated; treating it as absent");
+                None
+            }
+        },
+        None => None,
+    };
+    let c = cand["ndcg10"].as_f64().unwrap_or(0.0);
+    let s = serving.as_ref().and_then(|s| s["ndcg10"].as_f64());
+    // Equal within summation noise counts as not worse.
+    let promote = s.is_none_or(|s| c + 1e-9 >= s);
+    if promote {
+        promote_artifact(store, candidate)?;
+    }
+    eprintln!(
+        "candidate NDCG@10 {c:.4} vs serving {}: {}",
+        s.map_or("none".to_string(), |s| format!("{s:.4}")),
+        if promote {
+            "promoted"
+        } else {
+            "kept the serving version"
+        }
+    );
+    Ok(serde_json::json!({
+        "action": if promote { "promoted" } else { "kept" },
+        "metric": "ndcg10",
+        "protocol": crate::bench::HOLDOUT_PROTOCOL,
+        "candidate": cand,
+        "serving": serving,
+    }))
 }
 
 fn registry(store: &str) -> Result<aisle_serve::Registry> {
@@ -769,6 +836,56 @@ pub fn serve(a: crate::ServeArgs) -> Result<()> {
     cfg.api_key = a.api_key;
     cfg.admin_key = a.admin_key;
     cfg.max_body_bytes = a.max_body_bytes;
+    if let Some(r) = a.rate_limit {
+        if !(r.is_finite() && r > 0.0) {
+            bail!("--rate-limit must be a positive number of requests per second");
+        }
+        cfg.rate_limit = Some(r);
+    }
+    if a.retrain_model.is_none() && (a.retrain_every.is_some() || a.retrain_after_events.is_some())
+    {
+        bail!("--retrain-every/--retrain-after-events need --retrain-model");
+    }
+    if let Some(m) = &a.retrain_model {
+        if !crate::bench::SEQ_MODELS.contains(&m.as_str()) {
+            bail!(
+                "--retrain-model {m:?}: the server retrains sequence models ({})",
+                crate::bench::SEQ_MODELS.join(", ")
+            );
+        }
+        // Check the overrides now rather than in every failed run.
+        crate::bench::seq_config(
+            m,
+            &crate::bench::parse_overrides(&a.retrain_set)?,
+            Some(a.retrain_budget),
+        )?;
+        let exe = std::env::current_exe().context("locating the aisle binary")?;
+        let mut command = vec![
+            exe.display().to_string(),
+            "train".into(),
+            "--store".into(),
+            a.store.clone(),
+            "--model".into(),
+            m.clone(),
+            "--time-budget".into(),
+            a.retrain_budget.to_string(),
+            "--promote-if-better".into(),
+        ];
+        for kv in &a.retrain_set {
+            command.extend(["--set".to_string(), kv.clone()]);
+        }
+        cfg.retrain = Some(aisle_serve::RetrainConfig {
+            model: m.clone(),
+            command,
+            interval: a
+                .retrain_every
+                .map(std::time::Duration::try_from_secs_f64)
+                .transpose()
+                .context("--retrain-every")?,
+            min_new_events: a.retrain_after_events,
+            low_priority: true,
+        });
+    }
     aisle_store::open_existing(&a.store)?;
     let app = aisle_serve::App::open(cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -90,6 +90,26 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Requests per second per client (API key, else peer address) on /v1
+    /// routes, with bursts of as many; 429 beyond. Unlimited when absent.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate_limit: Option<f64>,
+    /// Sequence model the retraining scheduler trains (sasrec, gru4rec,
+    /// lstm). Without it, POST /v1/admin/jobs answers 409 and nothing retrains.
+    #[arg(long, value_name = "MODEL")]
+    pub retrain_model: Option<String>,
+    /// Retrain this many seconds after the previous run ended.
+    #[arg(long, value_name = "SECONDS")]
+    pub retrain_every: Option<f64>,
+    /// Retrain once this many new events were acknowledged.
+    #[arg(long, value_name = "N")]
+    pub retrain_after_events: Option<u64>,
+    /// Training time budget of one retraining run, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub retrain_budget: f64,
+    /// Hyperparameter override for retraining runs `key=value`; repeatable.
+    #[arg(long = "retrain-set", value_name = "KEY=VALUE")]
+    pub retrain_set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -197,8 +217,14 @@ struct TrainArgs {
     #[arg(long, value_name = "SECONDS")]
     time_budget: Option<f64>,
     /// Promote the new version for serving (see `aisle models`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "promote_if_better")]
     promote: bool,
+    /// Evaluate the new version and the promoted one on the newest hold-out
+    /// (each user's last item, full ranking, NDCG@10) and promote the new one
+    /// only if it is not worse (sequence models). What the server's retraining
+    /// scheduler runs.
+    #[arg(long)]
+    promote_if_better: bool,
     /// Artifact path (default STORE/models/MODEL-UNIXTIME.safetensors).
     #[arg(long)]
     out: Option<PathBuf>,

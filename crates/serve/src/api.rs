@@ -108,6 +108,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/models", get(admin_models))
         .route("/v1/admin/models/reload", post(admin_reload))
         .route("/v1/admin/models/promote", post(admin_promote))
+        .route("/v1/admin/jobs", get(admin_jobs).post(admin_run_job))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError(
@@ -155,7 +156,32 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     } else {
         true
     };
-    let resp = if allowed {
+    let limited = match (&app.limiter, allowed && path.starts_with("/v1/")) {
+        (Some(l), true) => {
+            let client = match &key {
+                Some(k) => format!("key:{k}"),
+                None => req
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map_or("anonymous".to_string(), |c| format!("ip:{}", c.0.ip())),
+            };
+            l.check(&client).err()
+        }
+        _ => None,
+    };
+    let resp = if let Some(wait) = limited {
+        let mut r = ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this client; retry in {wait:.3} s"),
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(wait.ceil().max(1.0) as u64),
+        );
+        r
+    } else if allowed {
         next.run(req).await
     } else {
         ApiError(
@@ -182,11 +208,9 @@ async fn readyz(State(app): State<Arc<App>>) -> Json<Value> {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let s = app.current();
     let events = app.live.read().unwrap_or_else(|e| e.into_inner()).events;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&s.name, &s.version, events),
-    )
-        .into_response()
+    let mut text = app.metrics.render(&s.name, &s.version, events);
+    app.jobs.render_metrics(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
@@ -840,4 +864,30 @@ async fn admin_promote(
     // `reload` has loaded and swapped it: record it without a second load.
     reg.mark_promoted(&version)?;
     Ok(Json(json!({"serving": serving})).into_response())
+}
+
+async fn admin_jobs(State(app): State<Arc<App>>) -> ApiResult {
+    let events = app.metrics.events_ingested.load(Ordering::Relaxed);
+    Ok(Json(app.jobs.snapshot(events)).into_response())
+}
+
+/// Queues a retraining run now (202); 409 while one runs or is queued.
+async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
+    match app.jobs.trigger() {
+        Ok(id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"queued": true, "job_id": id, "kind": "retrain"})),
+        )
+            .into_response()),
+        Err(crate::jobs::TriggerError::NotConfigured) => Err(ApiError(
+            StatusCode::CONFLICT,
+            "retraining_not_configured",
+            "this server has no retraining command (start it with --retrain-model)".into(),
+        )),
+        Err(crate::jobs::TriggerError::Busy) => Err(ApiError(
+            StatusCode::CONFLICT,
+            "job_running",
+            "a retraining job is already running or queued".into(),
+        )),
+    }
 }

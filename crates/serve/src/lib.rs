@@ -7,6 +7,8 @@
 //! with a 4xx; see `openapi.yaml` at the repository root.
 
 mod api;
+pub mod jobs;
+mod limit;
 pub mod registry;
 mod state;
 
@@ -18,6 +20,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use aisle_store::EventStore;
 
 pub use api::router;
+pub use jobs::{Job, Jobs, RetrainConfig};
+pub use limit::RateLimiter;
 pub use registry::{Entry, Registry};
 pub use state::{Live, Serving};
 
@@ -55,6 +59,11 @@ pub struct ServeConfig {
     pub max_k: usize,
     /// Most events in one POST.
     pub max_batch: usize,
+    /// Requests per second per client (API key, else peer address) on the
+    /// /v1 routes; None: unlimited.
+    pub rate_limit: Option<f64>,
+    /// The retraining scheduler (None: retraining only by hand).
+    pub retrain: Option<RetrainConfig>,
 }
 
 impl ServeConfig {
@@ -67,6 +76,8 @@ impl ServeConfig {
             max_body_bytes: 1 << 20,
             max_k: 1000,
             max_batch: 10_000,
+            rate_limit: None,
+            retrain: None,
         }
     }
 }
@@ -152,6 +163,8 @@ pub struct App {
     /// Distinguishes anonymous event keys of this process from others.
     pub nonce: u64,
     pub counter: AtomicU64,
+    pub jobs: Jobs,
+    pub limiter: Option<RateLimiter>,
 }
 
 impl App {
@@ -170,7 +183,10 @@ impl App {
             live.apply(&e.event);
         }
         drop(all);
-        let registry = store_dir(&cfg.store).map(|d| Registry::new(&d));
+        let dir = store_dir(&cfg.store);
+        let registry = dir.as_deref().map(Registry::new);
+        let jobs = Jobs::new(cfg.retrain.clone(), dir);
+        let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
         let nonce = aisle_core::hash::hash_fields([
             b"serve".as_slice(),
             &std::process::id().to_le_bytes(),
@@ -185,6 +201,8 @@ impl App {
             metrics: Metrics::default(),
             nonce,
             counter: AtomicU64::new(0),
+            jobs,
+            limiter,
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
@@ -205,6 +223,21 @@ impl App {
         tracing::info!(model = s.name, version = s.version, "serving model");
         *self.serving.write().unwrap_or_else(|e| e.into_inner()) = s;
         self.metrics.model_swaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Loads the registry's promoted version and swaps it in; on error the
+    /// old model keeps serving.
+    pub fn reload_promoted(&self) -> Result<Arc<Serving>, ServeError> {
+        let reg = self
+            .registry
+            .as_ref()
+            .ok_or_else(|| ServeError::Config("this store has no model registry".into()))?;
+        let v = reg
+            .promoted_name()?
+            .ok_or_else(|| ServeError::Config("no model is promoted".into()))?;
+        let s = reg.path_of(&v).and_then(|p| load_serving(&p, &v))?;
+        self.swap(s.clone());
+        Ok(s)
     }
 
     pub fn current(&self) -> Arc<Serving> {
@@ -269,8 +302,18 @@ pub async fn serve(
     }
     let listener = tokio::net::TcpListener::bind(app.cfg.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    jobs::start(&app);
+    let served = axum::serve(
+        listener,
+        router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    // A retraining run in flight is killed; its candidate was not promoted.
+    let a = app.clone();
+    tokio::task::spawn_blocking(move || a.jobs.stop())
+        .await
+        .map_err(|e| ServeError::Config(format!("stopping the scheduler: {e}")))?;
+    served?;
     Ok(())
 }

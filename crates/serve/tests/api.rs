@@ -445,6 +445,8 @@ async fn bad_input_is_a_4xx_with_a_json_reason() {
         ("POST", "/v1/admin/models/promote"),
         ("GET", "/v1/users/fz/recommendations"),
         ("GET", "/v1/popular"),
+        ("POST", "/v1/admin/jobs"),
+        ("DELETE", "/v1/items/fz"),
     ];
     let mut rng = aisle_core::rng::Rng::seed(7);
     let alphabet = br#"{}[]":,0123456789abcdefghijklmnopqrstuvwxyz_-. \\u00e9"#;
@@ -549,7 +551,7 @@ async fn openapi_document_matches_the_router() {
     let url = shop(dir.path());
     let (_app, c) = open(&url, |_| {});
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 13);
+    assert_eq!(paths.len(), 14);
     for (path, ops) in paths {
         for method in ["get", "put", "post", "delete"] {
             let concrete = path.replace("{id}", "i1");
@@ -565,7 +567,11 @@ async fn openapi_document_matches_the_router() {
                     v["error"]["message"] != "no such route",
                     "{method} {path} is documented but not routed"
                 );
-                assert!(ops[method]["responses"]["200"].is_object());
+                let responses = ops[method]["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|k| k.starts_with('2')),
+                    "{method} {path}"
+                );
             } else {
                 assert_eq!(
                     s,
@@ -578,4 +584,180 @@ async fn openapi_document_matches_the_router() {
             }
         }
     }
+}
+
+async fn wait_for_job(c: &Client, id: u64) -> Value {
+    for _ in 0..600 {
+        let (s, v) = c.get("/v1/admin/jobs").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if let Some(j) = v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id && j["status"] != "running")
+        {
+            return j.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+fn retrain(script: &str, min_new_events: Option<u64>) -> aisle_serve::RetrainConfig {
+    aisle_serve::RetrainConfig {
+        model: "sasrec".into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        interval: None,
+        min_new_events,
+        low_priority: true,
+    }
+}
+
+/// The scheduler: manual and event-count triggers, a run that promotes (the
+/// server hot-swaps), one that keeps, one that fails (nothing changes), and
+/// the job log that survives a restart. The runs here are stand-in scripts;
+/// the CLI's tests run the real `aisle train --promote-if-better`.
+#[tokio::test]
+async fn retraining_jobs_promote_keep_or_fail_without_touching_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let models = dir.path().join("models");
+    std::fs::copy(
+        models.join("sasrec-100.safetensors"),
+        models.join("sasrec-500.safetensors"),
+    )
+    .unwrap();
+
+    // No retraining configured: 409, and the scheduler says it is off.
+    let (_app, c) = open(&url, |_| {});
+    let (s, v) = c.post("/v1/admin/jobs", "").await;
+    assert_error(s, &v, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "retraining_not_configured");
+    assert_eq!(
+        c.get("/v1/admin/jobs").await.1["scheduler"]["enabled"],
+        false
+    );
+
+    // A run that promotes version 500 (as `aisle train --promote-if-better` would).
+    let promote = format!(
+        "echo sasrec-500.safetensors > '{}/PROMOTED' && echo 'promoting' >&2 && echo '{{\"decision\":{{\"action\":\"promoted\",\"candidate\":{{\"ndcg10\":0.5}}}}}}'",
+        models.display()
+    );
+    let (app, c) = open(&url, |c| c.retrain = Some(retrain(&promote, Some(3))));
+    aisle_serve::jobs::start(&app);
+    assert_eq!(app.current().version, "sasrec-100.safetensors");
+    let (s, v) = c.post("/v1/admin/jobs", "").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let job = wait_for_job(&c, v["job_id"].as_u64().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["trigger"], "manual");
+    assert_eq!(job["decision"], "promoted");
+    assert_eq!(job["result"]["decision"]["candidate"]["ndcg10"], 0.5);
+    assert!(job["duration_s"].as_f64().unwrap() > 0.0);
+    let log = std::fs::read_to_string(job["log"].as_str().unwrap()).unwrap();
+    assert!(log.contains("promoting"), "{log}");
+    // The server swapped to the promoted version without a restart.
+    assert_eq!(app.current().version, "sasrec-500.safetensors");
+    let (_, v) = c.get("/v1/users/u1/recommendations").await;
+    assert_eq!(v["model"]["version"], "sasrec-500.safetensors");
+
+    // Three new events trigger the next run on their own.
+    let (s, _) = c
+        .post(
+            "/v1/events",
+            r#"{"events":[{"user_id":"a","item_id":"i1","type":"view"},{"user_id":"a","item_id":"i2","type":"view"},{"user_id":"b","item_id":"i3","type":"view"}]}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let job = wait_for_job(&c, 2).await;
+    assert_eq!(
+        (job["trigger"].as_str(), job["new_events"].as_u64()),
+        (Some("events"), Some(3)),
+        "{job}"
+    );
+    let (_, m) = c.call("GET", "/metrics", None, None).await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aisle_retrain_jobs_total{status=\"succeeded\"} 2"),
+        "{m}"
+    );
+    app.jobs.stop();
+
+    // A run that keeps the serving model, and one that fails: no swap.
+    for (script, status, decision) in [
+        (
+            r#"echo '{"decision":{"action":"kept"}}'"#,
+            "succeeded",
+            Value::from("kept"),
+        ),
+        ("echo broken >&2; exit 3", "failed", Value::Null),
+        ("echo not json", "failed", Value::Null),
+    ] {
+        let (app, c) = open(&url, |c| c.retrain = Some(retrain(script, None)));
+        aisle_serve::jobs::start(&app);
+        let before = app.current().version.clone();
+        let (s, v) = c.post("/v1/admin/jobs", "").await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let job = wait_for_job(&c, v["job_id"].as_u64().unwrap()).await;
+        assert_eq!(
+            (job["status"].as_str(), &job["decision"]),
+            (Some(status), &decision),
+            "{job}"
+        );
+        if status == "failed" {
+            assert!(job["error"].is_string(), "{job}");
+        }
+        assert_eq!(app.current().version, before);
+        app.jobs.stop();
+    }
+    // The jobs log survives restarts: 5 jobs, newest first.
+    let (_app, c) = open(&url, |_| {});
+    let (_, v) = c.get("/v1/admin/jobs").await;
+    let ids: Vec<u64> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [5, 4, 3, 2, 1], "{v}");
+}
+
+#[tokio::test]
+async fn a_second_trigger_while_one_is_queued_is_a_409() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (app, c) = open(&url, |c| {
+        c.retrain = Some(retrain("sleep 2; echo '{}'", None))
+    });
+    // The scheduler is not started: the first stays queued.
+    let (s, _) = c.post("/v1/admin/jobs", "").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, v) = c.post("/v1/admin/jobs", "").await;
+    assert_error(s, &v, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "job_running");
+    assert_eq!(c.get("/v1/admin/jobs").await.1["scheduler"]["queued"], true);
+    app.jobs.stop();
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (_app, c) = open(&url, |c| c.rate_limit = Some(5.0));
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        codes.push(c.get("/v1/popular").await.0.as_u16());
+    }
+    // A burst of 5, then refused (the refill in these few ms is < 1 token).
+    assert_eq!(&codes[..5], &[200; 5]);
+    assert!(codes[5..].contains(&429), "{codes:?}");
+    let req = Request::builder()
+        .uri("/v1/popular")
+        .body(Body::empty())
+        .unwrap();
+    let resp = c.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    // Health checks are never limited.
+    assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
 }

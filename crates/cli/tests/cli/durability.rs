@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use crate::{aisle, json, ok};
+use crate::{aisle, http, json, ok};
 
 #[test]
 fn acknowledged_events_survive_kill_9() {
@@ -98,23 +98,6 @@ fn acknowledged_events_survive_kill_9() {
         "--json",
     ]));
     assert_eq!(stats["events"].as_u64().unwrap(), 2_000);
-}
-
-/// One raw HTTP/1.1 request; returns (status, body).
-fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
-    Some((status, body))
 }
 
 #[test]

@@ -1,0 +1,69 @@
+//! Per-client request rate limits: a token bucket per API key (or per peer
+//! address when no key is presented), refilled continuously.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Buckets kept before idle (full) ones are dropped.
+const MAX_CLIENTS: usize = 100_000;
+
+pub struct RateLimiter {
+    /// Tokens per second.
+    rate: f64,
+    /// Bucket size (the largest burst).
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `rate` requests per second with bursts of `burst` (at least 1).
+    pub fn new(rate: f64, burst: f64) -> RateLimiter {
+        RateLimiter {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `client`; `Err(seconds)` until the next one
+    /// when the bucket is empty.
+    pub fn check(&self, client: &str) -> Result<(), f64> {
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= MAX_CLIENTS && !b.contains_key(client) {
+            let (rate, burst) = (self.rate, self.burst);
+            b.retain(|_, (tokens, t)| {
+                *tokens + now.duration_since(*t).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, last) = b.entry(client.to_string()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((1.0 - *tokens) / self.rate)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_refills_at_the_rate() {
+        let l = RateLimiter::new(1000.0, 3.0);
+        for _ in 0..3 {
+            assert!(l.check("a").is_ok());
+        }
+        let wait = l.check("a").unwrap_err();
+        assert!(wait > 0.0 && wait <= 0.001, "{wait}");
+        // Another client has its own bucket.
+        assert!(l.check("b").is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(l.check("a").is_ok());
+    }
+}
