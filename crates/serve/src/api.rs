@@ -835,7 +835,10 @@ async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
         .transpose()?
         .flatten()
         .ok_or_else(|| ApiError::bad("nothing_promoted", "no model is promoted"))?;
-    Ok(Json(json!({"serving": reload(&app, &v)?})).into_response())
+    let serving = tokio::task::spawn_blocking(move || reload(&app, &v))
+        .await
+        .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
+    Ok(Json(json!({"serving": serving})).into_response())
 }
 
 async fn admin_promote(
@@ -860,8 +863,13 @@ async fn admin_promote(
     if !reg.path_of(&version).is_ok_and(|p| p.exists()) {
         return Err(ApiError::not_found(format!("no model version {version:?}")));
     }
-    let serving = reload(&app, &version)?;
-    // `reload` has loaded and swapped it: record it without a second load.
+    // Loading runs off the request workers so serving never waits on it;
+    // `reload` swaps it in, then the promotion is recorded without a second load.
+    let app2 = app.clone();
+    let v2 = version.clone();
+    let serving = tokio::task::spawn_blocking(move || reload(&app2, &v2))
+        .await
+        .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
     reg.mark_promoted(&version)?;
     Ok(Json(json!({"serving": serving})).into_response())
 }
