@@ -618,8 +618,7 @@ async fn similar(
         }
     }
     if items.len() < q.k {
-        // Cold item (or no model): same category, by popularity.
-        let cat = live.category(li).map(str::to_string);
+        // Cold item (or no model): content similarity (title words, category).
         let taken: Vec<u32> = items
             .iter()
             .filter_map(|v| {
@@ -629,20 +628,21 @@ async fn similar(
             })
             .chain(std::iter::once(li))
             .collect();
-        let cq = ListQuery {
-            k: q.k - items.len(),
-            category: cat.or(q.category.clone()),
-            ..q
-        };
-        items.extend(
-            popular_items(&live, &cq, cq.k, None, &taken)
-                .into_iter()
-                .map(|mut v| {
-                    v["source"] = json!("content");
-                    v["reason"] = json!(format!("same category as {title}"));
-                    v
-                }),
-        );
+        let scores = live.content_scores(li);
+        let cat = live.category(li);
+        for j in aisle_eval::top_k(&scores, q.k - items.len(), |j| {
+            taken.contains(&(j as u32)) || !q.allows(&live, j as u32, None)
+        }) {
+            let words = live.shared_words(li, j);
+            let same = cat.is_some() && live.category(j) == cat;
+            let reason = match (words.is_empty(), same) {
+                (false, true) => format!("\"{}\" like {title}, same category", words.join(" ")),
+                (false, false) => format!("\"{}\" like {title}", words.join(" ")),
+                (true, true) => format!("same category as {title}"),
+                (true, false) => "popular in the shop".to_string(),
+            };
+            items.push(item_json(&live, j, scores[j as usize], "content", reason));
+        }
     }
     Ok(Json(json!({"items": items, "model": model_json(&app)})).into_response())
 }

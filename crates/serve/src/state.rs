@@ -96,6 +96,63 @@ impl Live {
             .and_then(|c| c.category.as_deref())
     }
 
+    /// Content similarity to item `of` for every item: shared title words
+    /// (Jaccard over lower-cased words of 3+ letters) plus 0.5 for the same
+    /// category, plus popularity / (1000 x max) to break ties. Used for items
+    /// the model has not seen yet.
+    pub fn content_scores(&self, of: u32) -> Vec<f32> {
+        let words = |i: usize| -> Vec<String> {
+            let mut w: Vec<String> = self.catalog[i]
+                .as_ref()
+                .and_then(|c| c.title.as_deref())
+                .unwrap_or("")
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.chars().count() >= 3)
+                .map(str::to_lowercase)
+                .collect();
+            w.sort_unstable();
+            w.dedup();
+            w
+        };
+        let mine = words(of as usize);
+        let cat = self.category(of);
+        let max_pop = self.popularity.iter().copied().fold(1.0f32, f32::max);
+        (0..self.items.len())
+            .map(|j| {
+                let theirs = words(j);
+                let common = theirs
+                    .iter()
+                    .filter(|w| mine.binary_search(w).is_ok())
+                    .count();
+                let union = mine.len() + theirs.len() - common;
+                let jaccard = if union == 0 {
+                    0.0
+                } else {
+                    common as f32 / union as f32
+                };
+                let same = cat.is_some() && self.category(j as u32) == cat;
+                jaccard + if same { 0.5 } else { 0.0 } + self.popularity[j] / (1000.0 * max_pop)
+            })
+            .collect()
+    }
+
+    /// Title words two items share (for explanations).
+    pub fn shared_words(&self, a: u32, b: u32) -> Vec<String> {
+        let t = |i: u32| self.title(i).to_lowercase();
+        let tb = t(b);
+        let theirs: HashSet<&str> = tb
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() >= 3)
+            .collect();
+        let mut out: Vec<String> = Vec::new();
+        for w in t(a).split(|c: char| !c.is_alphanumeric()) {
+            if theirs.contains(w) && !out.iter().any(|o| o == w) {
+                out.push(w.to_string());
+            }
+        }
+        out
+    }
+
     pub fn price(&self, i: u32) -> Option<f64> {
         self.catalog[i as usize].as_ref().and_then(|c| c.price)
     }

@@ -240,17 +240,41 @@ async fn routes_feedback_loop_and_catalog_rules() {
     assert_eq!(c.get("/v1/items/i0").await.0, StatusCode::NOT_FOUND);
     let (_, v) = c.get("/v1/popular?k=12").await;
     assert!(!ids(&v).iter().any(|i| i == "i0" || i == "i11"), "{v}");
-    // A new item through the API: similar items by category until it has interactions.
-    c.call(
-        "PUT",
-        "/v1/items/new1",
-        Some(r#"{"title":"New","category":"even","price":3}"#),
-        None,
-    )
-    .await;
+    // New items through the API: similar items by title words and category
+    // until they have interactions.
+    for (id, body) in [
+        (
+            "new1",
+            r#"{"title":"Copper lantern","category":"even","price":3}"#,
+        ),
+        (
+            "new2",
+            r#"{"title":"Large copper lantern","category":"odd","price":3}"#,
+        ),
+    ] {
+        let (s, v) = c
+            .call("PUT", &format!("/v1/items/{id}"), Some(body), None)
+            .await;
+        assert!(s.is_success(), "{v}");
+    }
     let (s, v) = c.get("/v1/items/new1/similar?k=3").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["items"][0]["source"], "content");
+    assert_eq!(v["items"][0]["item_id"], "new2", "{v}");
+    assert!(
+        v["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("copper lantern"),
+        "{v}"
+    );
+    // Then the same category ("even").
+    let second = v["items"][1]["item_id"].as_str().unwrap();
+    assert!(
+        second.starts_with('i') && second[1..].parse::<u32>().unwrap() % 2 == 0,
+        "{v}"
+    );
+    assert_eq!(v["items"][1]["reason"], "same category as Copper lantern");
     let (s, v) = c.get("/v1/items/i2/similar?k=3").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["items"][0]["source"], "sasrec");
