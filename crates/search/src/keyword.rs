@@ -1,0 +1,494 @@
+//! Keyword retrieval: a tantivy index over the catalog (BM25 with field
+//! boosts), queried with a boolean query built from our own analysis of the
+//! query text (so a Chinese word segmented into several tokens is an OR of
+//! its tokens, not a phrase), fuzzy terms for words of 5+ letters, a prefix
+//! term for the last word, filters and category facets.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use aisle_core::CatalogItem;
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{
+    Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing,
+    TextOptions, Value, STORED, STRING,
+};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::tokenize::{analyzer, query_words, QueryWord, ANALYZER};
+use crate::{Result, SearchError};
+
+/// Field boosts: a word in the title counts 3x one in the description.
+pub const BOOST_TITLE: f32 = 3.0;
+pub const BOOST_CATEGORY: f32 = 2.0;
+pub const BOOST_DESCRIPTION: f32 = 1.0;
+/// Fuzzy (edit distance 1) and prefix matches score below exact ones.
+pub const BOOST_FUZZY: f32 = 0.5;
+pub const BOOST_PREFIX: f32 = 0.3;
+/// Words of at least this many characters also match with one typo.
+pub const FUZZY_MIN_CHARS: usize = 5;
+/// Query words beyond this are ignored (a 10 kB query stays cheap).
+pub const MAX_QUERY_WORDS: usize = 32;
+
+/// Filters every result must pass.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub category: Option<String>,
+    pub price_min: Option<f64>,
+    pub price_max: Option<f64>,
+    /// Only items in stock (serving sets it; evaluation may not).
+    pub in_stock_only: bool,
+}
+
+/// One keyword hit and why it matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub item_id: String,
+    pub title: String,
+    pub score: f32,
+    /// Query words found in the item's title, category or description.
+    pub matched: Vec<String>,
+    /// Query words matched only approximately (typo or prefix).
+    pub approximate: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeywordResults {
+    pub hits: Vec<Hit>,
+    /// Items matching the query and filters.
+    pub total: usize,
+    /// Matching items per category, most first.
+    pub facets: Vec<(String, u64)>,
+    /// The query as analyzed (indexed forms).
+    pub words: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    title: Field,
+    description: Field,
+    category_text: Field,
+    category: Field,
+    category_facet: Field,
+    price: Field,
+    in_stock: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = |stored: bool| {
+        let o = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        if stored {
+            o.set_stored()
+        } else {
+            o
+        }
+    };
+    let f = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        title: b.add_text_field("title", text(true)),
+        description: b.add_text_field("description", text(true)),
+        category_text: b.add_text_field("category_text", text(false)),
+        category: b.add_text_field("category", STRING | STORED),
+        category_facet: b.add_facet_field("category_facet", FacetOptions::default()),
+        price: b.add_f64_field(
+            "price",
+            NumericOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_stored(),
+        ),
+        in_stock: b.add_bool_field("in_stock", NumericOptions::default().set_indexed()),
+    };
+    (b.build(), f)
+}
+
+/// Order-independent fingerprint of a catalog (XOR of item hashes), so an
+/// on-disk index is reused only for the catalog it was built from and
+/// incremental updates keep it current.
+fn item_hash(c: &CatalogItem) -> u64 {
+    aisle_core::hash::hash_fields([
+        c.id.as_bytes(),
+        c.title.as_deref().unwrap_or("").as_bytes(),
+        c.description.as_deref().unwrap_or("").as_bytes(),
+        c.category.as_deref().unwrap_or("").as_bytes(),
+        &c.price.unwrap_or(f64::NAN).to_le_bytes(),
+        &[u8::from(c.in_stock)],
+        b"v1",
+    ])
+}
+
+const FINGERPRINT: &str = "aisle-catalog.fingerprint";
+
+/// The keyword index of one catalog.
+pub struct KeywordIndex {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    f: Fields,
+    /// Catalog fingerprint and the hash of each indexed item.
+    state: Mutex<(u64, std::collections::HashMap<String, u64>)>,
+    dir: Option<PathBuf>,
+}
+
+impl KeywordIndex {
+    /// An in-memory index of `items`.
+    pub fn in_ram(items: &[CatalogItem]) -> Result<KeywordIndex> {
+        let (schema, f) = schema();
+        let index = Index::create_in_ram(schema);
+        let k = KeywordIndex::wrap(index, f, None)?;
+        k.rebuild(items)?;
+        Ok(k)
+    }
+
+    /// The index in `dir` if it was built from exactly `items`, else a new
+    /// one built there.
+    pub fn open(dir: &Path, items: &[CatalogItem]) -> Result<KeywordIndex> {
+        let want = items.iter().fold(0u64, |a, c| a ^ item_hash(c));
+        let have = std::fs::read_to_string(dir.join(FINGERPRINT))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let (schema, f) = schema();
+        if have == Some(want) {
+            if let Ok(index) = Index::open_in_dir(dir) {
+                if index.schema() == schema {
+                    let k = KeywordIndex::wrap(index, f, Some(dir.to_path_buf()))?;
+                    let mut st = k.lock_state();
+                    st.0 = want;
+                    st.1 = items.iter().map(|c| (c.id.clone(), item_hash(c))).collect();
+                    drop(st);
+                    tracing::debug!(dir = %dir.display(), docs = k.len(), "keyword index reused");
+                    return Ok(k);
+                }
+            }
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+        let index = Index::create_in_dir(dir, schema)?;
+        let k = KeywordIndex::wrap(index, f, Some(dir.to_path_buf()))?;
+        k.rebuild(items)?;
+        Ok(k)
+    }
+
+    fn wrap(index: Index, f: Fields, dir: Option<PathBuf>) -> Result<KeywordIndex> {
+        index.tokenizers().register(ANALYZER, analyzer());
+        let writer = index.writer_with_num_threads(1, 30_000_000)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(KeywordIndex {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            f,
+            state: Mutex::new((0, Default::default())),
+            dir,
+        })
+    }
+
+    fn lock_state(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (u64, std::collections::HashMap<String, u64>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn document(&self, c: &CatalogItem) -> TantivyDocument {
+        let f = &self.f;
+        let mut d = TantivyDocument::default();
+        d.add_text(f.id, &c.id);
+        d.add_text(f.title, c.title.as_deref().unwrap_or(""));
+        if let Some(x) = &c.description {
+            d.add_text(f.description, x);
+        }
+        if let Some(x) = &c.category {
+            d.add_text(f.category_text, x);
+            d.add_text(f.category, x);
+            d.add_facet(f.category_facet, Facet::from_path([x.as_str()]));
+        }
+        if let Some(p) = c.price.filter(|p| p.is_finite()) {
+            d.add_f64(f.price, p);
+        }
+        d.add_bool(f.in_stock, c.in_stock);
+        d
+    }
+
+    /// Replaces everything with `items`.
+    pub fn rebuild(&self, items: &[CatalogItem]) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        w.delete_all_documents()?;
+        for c in items {
+            w.add_document(self.document(c))?;
+        }
+        w.commit()?;
+        drop(w);
+        let mut st = self.lock_state();
+        st.1 = items.iter().map(|c| (c.id.clone(), item_hash(c))).collect();
+        st.0 = st.1.values().fold(0, |a, h| a ^ h);
+        let fp = st.0;
+        drop(st);
+        self.finish(fp)
+    }
+
+    /// Adds or replaces items (one commit for the batch).
+    pub fn upsert(&self, items: &[CatalogItem]) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for c in items {
+            w.delete_term(Term::from_field_text(self.f.id, &c.id));
+            w.add_document(self.document(c))?;
+        }
+        w.commit()?;
+        drop(w);
+        let mut st = self.lock_state();
+        for c in items {
+            let h = item_hash(c);
+            if let Some(old) = st.1.insert(c.id.clone(), h) {
+                st.0 ^= old;
+            }
+            st.0 ^= h;
+        }
+        let fp = st.0;
+        drop(st);
+        self.finish(fp)
+    }
+
+    /// Removes an item (no-op if absent).
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        w.delete_term(Term::from_field_text(self.f.id, id));
+        w.commit()?;
+        drop(w);
+        let mut st = self.lock_state();
+        if let Some(old) = st.1.remove(id) {
+            st.0 ^= old;
+        }
+        let fp = st.0;
+        drop(st);
+        self.finish(fp)
+    }
+
+    fn finish(&self, fingerprint: u64) -> Result<()> {
+        self.reader.reload()?;
+        if let Some(d) = &self.dir {
+            let p = d.join(FINGERPRINT);
+            std::fs::write(&p, fingerprint.to_string()).map_err(|e| SearchError::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    /// Documents in the index.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The analyzed words of a query.
+    pub fn words(&self, text: &str) -> Vec<QueryWord> {
+        query_words(&mut analyzer(), text, MAX_QUERY_WORDS)
+    }
+
+    fn text_query(&self, words: &[QueryWord]) -> Option<Box<dyn Query>> {
+        let f = &self.f;
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (n, w) in words.iter().enumerate() {
+            let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for (field, boost) in [
+                (f.title, BOOST_TITLE),
+                (f.category_text, BOOST_CATEGORY),
+                (f.description, BOOST_DESCRIPTION),
+            ] {
+                let t = TermQuery::new(
+                    Term::from_field_text(field, &w.term),
+                    IndexRecordOption::WithFreqs,
+                );
+                alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(t), boost))));
+            }
+            let chars = w.original.chars().count();
+            if chars >= FUZZY_MIN_CHARS {
+                let t = FuzzyTermQuery::new(Term::from_field_text(f.title, &w.term), 1, true);
+                alts.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(t), BOOST_FUZZY)),
+                ));
+            }
+            if n + 1 == words.len() && chars >= 3 {
+                // The last word may still be being typed.
+                let t =
+                    FuzzyTermQuery::new_prefix(Term::from_field_text(f.title, &w.term), 0, true);
+                alts.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(t), BOOST_PREFIX)),
+                ));
+            }
+            should.push((Occur::Should, Box::new(BooleanQuery::new(alts))));
+        }
+        (!should.is_empty()).then(|| Box::new(BooleanQuery::new(should)) as Box<dyn Query>)
+    }
+
+    fn filter_clauses(&self, filters: &Filters) -> Vec<(Occur, Box<dyn Query>)> {
+        let f = &self.f;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if let Some(c) = &filters.category {
+            must.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.category, c),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if filters.price_min.is_some() || filters.price_max.is_some() {
+            let b = |v: Option<f64>| match v {
+                Some(x) => Bound::Included(Term::from_field_f64(f.price, x)),
+                None => Bound::Unbounded,
+            };
+            must.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(b(filters.price_min), b(filters.price_max))),
+            ));
+        }
+        if filters.in_stock_only {
+            must.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_bool(f.in_stock, true),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        must
+    }
+
+    /// BM25 search: the top `k` items for `text` that pass `filters`.
+    pub fn search(&self, text: &str, filters: &Filters, k: usize) -> Result<KeywordResults> {
+        let words = self.words(text);
+        let Some(q) = self.text_query(&words) else {
+            return Ok(KeywordResults::default());
+        };
+        let mut clauses = self.filter_clauses(filters);
+        clauses.push((Occur::Must, q));
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let mut facets = FacetCollector::for_field("category_facet");
+        facets.add_facet(Facet::root());
+        let (top, total, facet_counts) = searcher.search(
+            &query,
+            &(
+                TopDocs::with_limit(k.max(1)).order_by_score(),
+                Count,
+                facets,
+            ),
+        )?;
+        let mut facets: Vec<(String, u64)> = facet_counts
+            .get(Facet::root())
+            .map(|(f, n)| {
+                let path = f.to_path();
+                (path.last().map_or(String::new(), |s| s.to_string()), n)
+            })
+            .collect();
+        facets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut analyzer = analyzer();
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top.into_iter().take(k) {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let get = |field: Field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let title = get(self.f.title);
+            let body = format!(
+                "{title} {} {}",
+                get(self.f.category),
+                get(self.f.description)
+            );
+            let have: HashSet<String> = query_words(&mut analyzer, &body, usize::MAX)
+                .into_iter()
+                .map(|w| w.term)
+                .collect();
+            let (matched, approximate): (Vec<&QueryWord>, Vec<&QueryWord>) =
+                words.iter().partition(|w| have.contains(&w.term));
+            hits.push(Hit {
+                item_id: get(self.f.id),
+                title,
+                score,
+                matched: matched.into_iter().map(|w| w.original.clone()).collect(),
+                approximate: approximate
+                    .into_iter()
+                    .map(|w| w.original.clone())
+                    .collect(),
+            });
+        }
+        Ok(KeywordResults {
+            hits,
+            total,
+            facets,
+            words: words.into_iter().map(|w| w.term).collect(),
+        })
+    }
+
+    /// Titles that contain every word of `prefix` (the last one as a
+    /// prefix), best BM25 first: autocomplete from the catalog.
+    pub fn suggest_titles(&self, prefix: &str, k: usize) -> Result<Vec<String>> {
+        let words = self.words(prefix);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let f = &self.f;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (n, w) in words.iter().enumerate() {
+            let term = Term::from_field_text(f.title, &w.term);
+            let q: Box<dyn Query> = if n + 1 == words.len() {
+                Box::new(FuzzyTermQuery::new_prefix(term, 0, true))
+            } else {
+                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
+            };
+            must.push((Occur::Must, q));
+        }
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &BooleanQuery::new(must),
+            &TopDocs::with_limit(k.max(1) * 3).order_by_score(),
+        )?;
+        let mut out: Vec<String> = Vec::new();
+        for (_, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            if let Some(t) = doc.get_first(f.title).and_then(|v| v.as_str()) {
+                if !t.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+                    out.push(t.to_string());
+                }
+            }
+            if out.len() >= k {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The index's tantivy handle (tests, tools).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+}
+
+/// The analyzer, for callers that tokenize like the index does.
+pub fn new_analyzer() -> TextAnalyzer {
+    analyzer()
+}

@@ -1,0 +1,42 @@
+//! `aisle-search`: product search over the catalog.
+//!
+//! - [`KeywordIndex`]: tantivy BM25 over title (x3), category (x2) and
+//!   description, with our analyzer ([`tokenize`]: words, jieba for Chinese,
+//!   lower-case, English stemming), typo-tolerant terms for words of 5+
+//!   letters, a prefix term for the last word, filters (category, price,
+//!   in stock), category facets and incremental updates.
+//! - [`fuse`]: reciprocal rank fusion of result lists and the personal
+//!   re-ranking of the fused top N.
+
+pub mod fuse;
+mod keyword;
+pub mod tokenize;
+
+use std::path::{Path, PathBuf};
+
+pub use keyword::{
+    new_analyzer, Filters, Hit, KeywordIndex, KeywordResults, BOOST_CATEGORY, BOOST_DESCRIPTION,
+    BOOST_FUZZY, BOOST_PREFIX, BOOST_TITLE, FUZZY_MIN_CHARS, MAX_QUERY_WORDS,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SearchError {
+    fn io(path: &Path, source: std::io::Error) -> SearchError {
+        SearchError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = SearchError> = std::result::Result<T, E>;
