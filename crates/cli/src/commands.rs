@@ -910,3 +910,77 @@ pub fn serve(a: crate::ServeArgs) -> Result<()> {
     })?;
     Ok(())
 }
+
+pub fn search(a: crate::SearchArgs) -> Result<()> {
+    let t = std::time::Instant::now();
+    if a.query.trim().is_empty() {
+        bail!("the query is empty");
+    }
+    if a.k == 0 || a.k > 1000 {
+        bail!("--k must be from 1 to 1000");
+    }
+    for (name, p) in [("--price-min", a.price_min), ("--price-max", a.price_max)] {
+        if p.is_some_and(|p| !p.is_finite() || p < 0.0) {
+            bail!("{name} must be a non-negative number");
+        }
+    }
+    aisle_store::open_existing(&a.store)?;
+    let app = aisle_serve::App::open(aisle_serve::ServeConfig::new(
+        &a.store,
+        "127.0.0.1:0".parse().expect("literal address"),
+    ))?;
+    let req = aisle_serve::search::SearchRequest {
+        q: a.query.trim().to_string(),
+        user: a.user.clone(),
+        k: a.k,
+        filters: aisle_search::Filters {
+            category: a.category.clone(),
+            price_min: a.price_min,
+            price_max: a.price_max,
+            in_stock_only: true,
+        },
+        personal: true,
+    };
+    let t_search = std::time::Instant::now();
+    let mut out = app.search(&req).map_err(anyhow::Error::msg)?;
+    out["took_ms"] = serde_json::json!(t_search.elapsed().as_secs_f64() * 1000.0);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let results = out["results"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{} results for {:?} ({} matching; search {:.2} ms, {:.1} s with loading the store)",
+        results.len(),
+        a.query,
+        out["total"],
+        out["took_ms"].as_f64().unwrap_or(0.0),
+        t.elapsed().as_secs_f64()
+    );
+    for (n, r) in results.iter().enumerate() {
+        let why = &r["why"];
+        let mut reasons = Vec::new();
+        if let Some(m) = why["matched"].as_array().filter(|m| !m.is_empty()) {
+            let words: Vec<&str> = m.iter().filter_map(|w| w.as_str()).collect();
+            reasons.push(format!("matched {}", words.join(", ")));
+        }
+        if let Some(m) = why["approximate"].as_array().filter(|m| !m.is_empty()) {
+            let words: Vec<&str> = m.iter().filter_map(|w| w.as_str()).collect();
+            reasons.push(format!("approximately {}", words.join(", ")));
+        }
+        if let Some(p) = why["personal"]["rank"].as_u64() {
+            reasons.push(format!("personal rank {p}"));
+        }
+        println!(
+            "{:>3}. {:<12} {:<45} {}",
+            n + 1,
+            r["item_id"].as_str().unwrap_or(""),
+            r["title"].as_str().unwrap_or(""),
+            reasons.join("; ")
+        );
+    }
+    if let Some(note) = out["query"]["personal"].as_str() {
+        println!("personal: {note}");
+    }
+    Ok(())
+}

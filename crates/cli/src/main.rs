@@ -3,6 +3,7 @@
 
 mod bench;
 mod commands;
+mod search_bench;
 
 // mimalloc keeps freed memory for reuse: model training allocates and frees
 // tensors of tens of MB at every step, which glibc's allocator maps and
@@ -72,6 +73,36 @@ enum Command {
     Serve(ServeArgs),
     /// The model registry of a store: list, promote, rollback.
     Models(ModelsArgs),
+    /// Search a store's catalog (keyword, re-ranked for --user by the promoted model).
+    ///
+    /// Prints what GET /v1/search answers; --json prints it as JSON.
+    Search(SearchArgs),
+    /// Search quality on a store's purchases: keyword, keyword + popularity,
+    /// keyword + personal (query = head noun of each held-out purchase).
+    BenchSearch(search_bench::BenchSearchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Store directory or URL.
+    #[arg(long)]
+    pub store: String,
+    /// The query.
+    pub query: String,
+    /// Personalize for this user id.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long)]
+    pub category: Option<String>,
+    #[arg(long)]
+    pub price_min: Option<f64>,
+    #[arg(long)]
+    pub price_max: Option<f64>,
+    /// Print the JSON object the API returns.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -386,6 +417,8 @@ fn main() -> ExitCode {
         Command::Evaluate(a) => commands::evaluate(a),
         Command::Train(a) => commands::train(a),
         Command::Serve(a) => commands::serve(a),
+        Command::Search(a) => commands::search(a),
+        Command::BenchSearch(a) => search_bench::run(a),
         Command::Models(a) => commands::models(a),
     };
     match result {

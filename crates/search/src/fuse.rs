@@ -81,6 +81,42 @@ pub fn personal_rerank(candidates: &[f32], personal: &[Option<f32>], weight: f32
     out
 }
 
+/// One ranked result of [`rank`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub id: String,
+    /// Fused score plus the personal boost.
+    pub score: f32,
+    pub personal_rank: Option<usize>,
+    pub boost: f32,
+}
+
+/// The whole ranking: fuse `lists` (RRF), then re-rank the fused list by
+/// `personal` scores (None: no personal opinion on that id) with `weight`.
+/// Serving and the search benchmark both rank through this.
+pub fn rank(
+    lists: &[(&[String], f32)],
+    personal: &dyn Fn(&str) -> Option<f32>,
+    weight: f32,
+) -> Vec<Ranked> {
+    let fused = rrf(lists);
+    let base: Vec<f32> = fused.iter().map(|(_, s)| *s).collect();
+    let scores: Vec<Option<f32>> = if weight == 0.0 {
+        vec![None; fused.len()]
+    } else {
+        fused.iter().map(|(id, _)| personal(id)).collect()
+    };
+    personal_rerank(&base, &scores, weight)
+        .into_iter()
+        .map(|r| Ranked {
+            id: fused[r.index].0.clone(),
+            score: r.score,
+            personal_rank: r.personal_rank,
+            boost: r.boost,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{
     Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing,
-    TextOptions, Value, STORED, STRING,
+    TextOptions, Value, FAST, STORED, STRING,
 };
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
@@ -96,7 +96,7 @@ fn schema() -> (Schema, Fields) {
         }
     };
     let f = Fields {
-        id: b.add_text_field("id", STRING | STORED),
+        id: b.add_text_field("id", STRING | STORED | FAST),
         title: b.add_text_field("title", text(true)),
         description: b.add_text_field("description", text(true)),
         category_text: b.add_text_field("category_text", text(false)),
@@ -442,6 +442,53 @@ impl KeywordIndex {
             facets,
             words: words.into_iter().map(|w| w.term).collect(),
         })
+    }
+
+    /// Item ids and BM25 scores only (ids read from a fast column, no
+    /// stored documents): for evaluation over many queries. Returns the top
+    /// `limit` and the number of matches.
+    pub fn search_ids(
+        &self,
+        text: &str,
+        filters: &Filters,
+        limit: usize,
+    ) -> Result<(Vec<(String, f32)>, usize)> {
+        let words = self.words(text);
+        let Some(q) = self.text_query(&words) else {
+            return Ok((Vec::new(), 0));
+        };
+        let mut clauses = self.filter_clauses(filters);
+        clauses.push((Occur::Must, q));
+        let searcher = self.reader.searcher();
+        let (top, total) = searcher.search(
+            &BooleanQuery::new(clauses),
+            &(TopDocs::with_limit(limit.max(1)).order_by_score(), Count),
+        )?;
+        let mut columns = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(top.len());
+        let mut buf = String::new();
+        for (score, addr) in top {
+            if !columns.contains_key(&addr.segment_ord) {
+                let col = searcher
+                    .segment_reader(addr.segment_ord)
+                    .fast_fields()
+                    .str("id")?;
+                columns.insert(addr.segment_ord, col);
+            }
+            let Some(col) = &columns[&addr.segment_ord] else {
+                continue;
+            };
+            if let Some(ord) = col.term_ords(addr.doc_id).next() {
+                buf.clear();
+                if col
+                    .ord_to_str(ord, &mut buf)
+                    .map_err(tantivy::TantivyError::from)?
+                {
+                    out.push((buf.clone(), score));
+                }
+            }
+        }
+        Ok((out, total))
     }
 
     /// Titles that contain every word of `prefix` (the last one as a

@@ -53,6 +53,16 @@ fn bm25_with_field_boosts_stemming_and_why() {
         .unwrap();
     assert_eq!(ids(&r)[0], "p2", "{r:?}");
     assert_eq!(r.hits[0].matched.len(), 3);
+    // The id-only form ranks the same.
+    let (ids_only, total) = k
+        .search_ids("tea light holder", &Filters::default(), 10)
+        .unwrap();
+    assert_eq!(total, r.total);
+    assert_eq!(
+        ids_only.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>(),
+        ids(&r)
+    );
+    assert_eq!(ids_only[0].1, r.hits[0].score);
     // Category words are searchable too.
     let r = k.search("bags", &Filters::default(), 10).unwrap();
     assert_eq!(r.total, 2);

@@ -105,6 +105,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/sessions/recommendations", post(session_recs))
         .route("/v1/popular", get(popular))
+        .route("/v1/search", get(search))
+        .route("/v1/search/suggest", get(suggest))
         .route("/v1/admin/models", get(admin_models))
         .route("/v1/admin/models/reload", post(admin_reload))
         .route("/v1/admin/models/promote", post(admin_promote))
@@ -735,9 +737,13 @@ async fn write<R: Send + 'static, T: Send + 'static>(
 async fn upsert(app: &Arc<App>, item: CatalogItem) -> Result<(), ApiError> {
     write(
         app,
-        move |store| {
-            store.upsert_items(std::slice::from_ref(&item))?;
-            Ok(item)
+        {
+            let app = app.clone();
+            move |store| {
+                store.upsert_items(std::slice::from_ref(&item))?;
+                app.search.item_changed(&item, false);
+                Ok(item)
+            }
         },
         |live, item| {
             live.upsert_item(item);
@@ -766,10 +772,12 @@ async fn delete_item(
             ..CatalogItem::default()
         })
     };
+    let app2 = app.clone();
     write(
         &app,
         move |store| {
             store.upsert_items(std::slice::from_ref(&item))?;
+            app2.search.item_changed(&item, true);
             Ok(item)
         },
         |live, item| {
@@ -898,4 +906,110 @@ async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
             "a retraining job is already running or queued".into(),
         )),
     }
+}
+
+/// `GET /v1/search?q=&user=&k=&category=&price_min=&price_max=&personal=`
+async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
+    let t = Instant::now();
+    let Query(map) = q?;
+    let lq = list_query(
+        &app,
+        Ok(Query(map.clone())),
+        &[
+            "q",
+            "user",
+            "k",
+            "category",
+            "price_min",
+            "price_max",
+            "personal",
+        ],
+    )?;
+    let text = map.get("q").map(|s| s.trim()).unwrap_or("");
+    if text.is_empty() {
+        return Err(ApiError::bad(
+            "empty_query",
+            "q is required and must not be blank",
+        ));
+    }
+    if text.len() > 10_000 {
+        return Err(ApiError::bad(
+            "query_too_long",
+            "q is limited to 10,000 bytes",
+        ));
+    }
+    let personal = match map.get("personal").map(String::as_str) {
+        None | Some("true") | Some("1") | Some("") => true,
+        Some("false") | Some("0") => false,
+        Some(other) => {
+            return Err(ApiError::bad(
+                "bad_query",
+                format!("personal must be true or false, not {other:?}"),
+            ))
+        }
+    };
+    let req = crate::search::SearchRequest {
+        q: text.to_string(),
+        user: map.get("user").filter(|u| !u.is_empty()).cloned(),
+        k: lq.k,
+        filters: aisle_search::Filters {
+            category: lq.category.clone(),
+            price_min: lq.price_min,
+            price_max: lq.price_max,
+            in_stock_only: true,
+        },
+        personal,
+    };
+    let app2 = app.clone();
+    let (mut out, req) = tokio::task::spawn_blocking(move || app2.search(&req).map(|b| (b, req)))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, "search_unavailable", e))?;
+    let took = t.elapsed().as_secs_f64() * 1000.0;
+    out["took_ms"] = json!(took);
+    let top: Vec<&Value> = out["results"]
+        .as_array()
+        .map(|r| r.iter().take(10).map(|x| &x["item_id"]).collect())
+        .unwrap_or_default();
+    app.search.record(&json!({
+        "ts": aisle_core::time::unix_now(), "q": req.q, "user": req.user, "k": req.k,
+        "total": out["total"], "top": top, "took_ms": took,
+    }));
+    Ok(Json(out).into_response())
+}
+
+/// `GET /v1/search/suggest?q=&k=`: past queries, then catalog titles.
+async fn suggest(State(app): State<Arc<App>>, q: Q) -> ApiResult {
+    let Query(map) = q?;
+    let lq = list_query(&app, Ok(Query(map.clone())), &["q", "k"])?;
+    let prefix = map.get("q").map(|s| s.trim()).unwrap_or("");
+    if prefix.is_empty() {
+        return Err(ApiError::bad(
+            "empty_query",
+            "q is required and must not be blank",
+        ));
+    }
+    let mut out: Vec<Value> = app
+        .search
+        .popular_queries(prefix, lq.k)
+        .into_iter()
+        .map(|(text, n)| json!({"text": text, "source": "query", "count": n}))
+        .collect();
+    if out.len() < lq.k {
+        if let Some(k) = &app.search.keyword {
+            let titles = k.suggest_titles(prefix, lq.k - out.len()).map_err(|e| {
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "search_unavailable",
+                    e.to_string(),
+                )
+            })?;
+            out.extend(
+                titles
+                    .into_iter()
+                    .map(|t| json!({"text": t, "source": "title"})),
+            );
+        }
+    }
+    Ok(Json(json!({"suggestions": out})).into_response())
 }

@@ -10,6 +10,7 @@ mod api;
 pub mod jobs;
 mod limit;
 pub mod registry;
+pub mod search;
 mod state;
 
 use std::net::SocketAddr;
@@ -64,6 +65,7 @@ pub struct ServeConfig {
     pub rate_limit: Option<f64>,
     /// The retraining scheduler (None: retraining only by hand).
     pub retrain: Option<RetrainConfig>,
+    pub search: search::SearchConfig,
 }
 
 impl ServeConfig {
@@ -78,6 +80,7 @@ impl ServeConfig {
             max_batch: 10_000,
             rate_limit: None,
             retrain: None,
+            search: search::SearchConfig::default(),
         }
     }
 }
@@ -165,6 +168,7 @@ pub struct App {
     pub counter: AtomicU64,
     pub jobs: Jobs,
     pub limiter: Option<RateLimiter>,
+    pub search: search::Search,
 }
 
 impl App {
@@ -185,6 +189,11 @@ impl App {
         drop(all);
         let dir = store_dir(&cfg.store);
         let registry = dir.as_deref().map(Registry::new);
+        let search = search::Search::open(
+            search::dir_of(dir.as_deref()).as_deref(),
+            &live,
+            cfg.search.clone(),
+        );
         let jobs = Jobs::new(cfg.retrain.clone(), dir);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
         let nonce = aisle_core::hash::hash_fields([
@@ -203,6 +212,7 @@ impl App {
             counter: AtomicU64::new(0),
             jobs,
             limiter,
+            search,
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
@@ -238,6 +248,12 @@ impl App {
         let s = reg.path_of(&v).and_then(|p| load_serving(&p, &v))?;
         self.swap(s.clone());
         Ok(s)
+    }
+
+    /// Runs a search (what `GET /v1/search` answers, without `took_ms`).
+    pub fn search(&self, req: &search::SearchRequest) -> Result<serde_json::Value, String> {
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        search::run(&self.search, &live, &self.current(), req)
     }
 
     pub fn current(&self) -> Arc<Serving> {

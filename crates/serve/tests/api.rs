@@ -471,6 +471,7 @@ async fn bad_input_is_a_4xx_with_a_json_reason() {
         ("GET", "/v1/popular"),
         ("POST", "/v1/admin/jobs"),
         ("DELETE", "/v1/items/fz"),
+        ("GET", "/v1/search?q=fz"),
     ];
     let mut rng = aisle_core::rng::Rng::seed(7);
     let alphabet = br#"{}[]":,0123456789abcdefghijklmnopqrstuvwxyz_-. \\u00e9"#;
@@ -575,7 +576,7 @@ async fn openapi_document_matches_the_router() {
     let url = shop(dir.path());
     let (_app, c) = open(&url, |_| {});
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 14);
+    assert_eq!(paths.len(), 16);
     for (path, ops) in paths {
         for method in ["get", "put", "post", "delete"] {
             let concrete = path.replace("{id}", "i1");
@@ -784,4 +785,145 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
     assert!(resp.headers().get("retry-after").is_some());
     // Health checks are never limited.
     assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
+}
+
+/// Search: keyword results with reasons, filters, the personal re-ranking,
+/// catalog changes reaching the index at once, suggestions, the query log
+/// and bad queries.
+#[tokio::test]
+async fn search_routes_filters_personalization_and_bad_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (_app, c) = open(&url, |_| {});
+    let (s, v) = c.get("/v1/search?q=items&k=3").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["took_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(v["total"], 12);
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r.len(), 3);
+    for x in r {
+        assert!(
+            x["item_id"].is_string() && x["title"].is_string() && x["score"].is_number(),
+            "{x}"
+        );
+        assert_eq!(x["why"]["matched"][0], "items", "{x}");
+    }
+    // Filters.
+    let (_, v) = c
+        .get("/v1/search?q=item&k=20&category=even&price_min=3&price_max=7")
+        .await;
+    let got: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["item_id"].as_str().unwrap())
+        .collect();
+    let mut got = got.clone();
+    got.sort();
+    assert_eq!(got, ["i2", "i4", "i6"], "{v}");
+    assert_eq!(v["facets"]["category"][0]["value"], "even", "{v}");
+    // Personal: u3 saw i3..i10; the model's next item i11 comes first.
+    let (_, v) = c.get("/v1/search?q=item&k=3&user=u3").await;
+    assert_eq!(v["results"][0]["item_id"], "i11", "{v}");
+    assert_eq!(v["results"][0]["why"]["personal"]["rank"], 1, "{v}");
+    let (_, v) = c.get("/v1/search?q=item&k=3&user=u3&personal=false").await;
+    assert!(v["results"][0]["why"]["personal"].is_null(), "{v}");
+    // An unknown user searches without personalization (200).
+    let (s, v) = c.get("/v1/search?q=item&user=nobody").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        v["query"]["personal"]
+            .as_str()
+            .unwrap()
+            .contains("unknown user"),
+        "{v}"
+    );
+    // Catalog changes reach the index at once; out of stock and deleted never show.
+    let (s, _) = c
+        .call(
+            "PUT",
+            "/v1/items/lamp1",
+            Some(r#"{"title":"Copper lantern","category":"odd"}"#),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = c.get("/v1/search?q=lantern").await;
+    assert_eq!(v["results"][0]["item_id"], "lamp1", "{v}");
+    let (_, v) = c.get("/v1/search?q=lantrn").await; // a typo in a 7-letter word
+    assert_eq!(v["results"][0]["item_id"], "lamp1", "{v}");
+    c.call(
+        "PUT",
+        "/v1/items/lamp1",
+        Some(r#"{"title":"Copper lantern","in_stock":false}"#),
+        None,
+    )
+    .await;
+    assert_eq!(
+        c.get("/v1/search?q=lantern").await.1["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    c.call(
+        "PUT",
+        "/v1/items/lamp1",
+        Some(r#"{"title":"Copper lantern"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(
+        c.call("DELETE", "/v1/items/lamp1", None, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        c.get("/v1/search?q=lantern").await.1["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // Suggestions: past queries first, then titles.
+    let (s, v) = c.get("/v1/search/suggest?q=it").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let sug = v["suggestions"].as_array().unwrap();
+    assert_eq!(sug[0]["text"], "item", "{v}");
+    assert_eq!(sug[0]["source"], "query");
+    assert!(sug.iter().any(|x| x["source"] == "title"), "{v}");
+    // The query log.
+    let log = std::fs::read_to_string(dir.path().join("search/queries.jsonl")).unwrap();
+    assert!(log.lines().count() >= 8, "{log}");
+    assert!(log.contains(r#""q":"lantrn""#), "{log}");
+    // Odd but valid queries: 200 with sensible (possibly empty) results.
+    for q in [
+        "%21%21%21",
+        "%F0%9F%8E%89",
+        "%27%3B%20DROP%20TABLE%20items%3B%20--",
+        "%3Cscript%3Eitem%3C%2Fscript%3E",
+        "item%20%E8%BF%9E%E8%A1%A3%E8%A3%99",
+    ] {
+        let (s, v) = c.get(&format!("/v1/search?q={q}")).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+        assert!(v["results"].is_array(), "{q}: {v}");
+    }
+    let (_, v) = c.get("/v1/search?q=item&category=nothing").await;
+    assert_eq!(v["results"].as_array().unwrap().len(), 0);
+    // Bad queries: 4xx with a JSON reason.
+    let long = "a".repeat(10_001);
+    for uri in [
+        "/v1/search".to_string(),
+        "/v1/search?q=".to_string(),
+        "/v1/search?q=%20%20".to_string(),
+        format!("/v1/search?q={long}"),
+        "/v1/search?q=item&k=0".to_string(),
+        "/v1/search?q=item&k=abc".to_string(),
+        "/v1/search?q=item&price_min=-1".to_string(),
+        "/v1/search?q=item&personal=maybe".to_string(),
+        "/v1/search?q=item&color=red".to_string(),
+        "/v1/search/suggest".to_string(),
+    ] {
+        let (s, v) = c.get(&uri).await;
+        assert_error(s, &v, StatusCode::BAD_REQUEST);
+    }
 }
