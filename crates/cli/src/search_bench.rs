@@ -207,7 +207,12 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         let mut scores = vec![0f32; model.n_items];
         for c in cases {
             // Every match, for the tie-aware keyword figure.
-            let (all, _) = index.search_ids(&c.query, &none, 100_000)?;
+            let found = index.search_no_facets(&c.query, &none, 100_000)?;
+            let all: Vec<(String, f32)> = found
+                .candidates
+                .into_iter()
+                .map(|c| (c.item_id, c.score))
+                .collect();
             let counts = all.iter().position(|(id, _)| *id == c.target).map(|p| {
                 let st = all[p].1;
                 let greater = all.iter().filter(|(_, s)| *s > st).count();

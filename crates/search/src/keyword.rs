@@ -16,7 +16,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{
     Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing,
-    TextOptions, Value, FAST, STORED, STRING,
+    TextOptions, Value, STORED, STRING,
 };
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
@@ -58,20 +58,107 @@ pub struct Hit {
     pub approximate: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// One keyword candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub item_id: String,
+    /// BM25 with field boosts.
+    pub score: f32,
+}
+
+#[derive(Default)]
 pub struct KeywordResults {
-    pub hits: Vec<Hit>,
+    /// Best first.
+    pub candidates: Vec<Candidate>,
     /// Items matching the query and filters.
     pub total: usize,
-    /// Matching items per category, most first.
+    /// Matching items per category, most first (empty without facets).
     pub facets: Vec<(String, u64)>,
     /// The query as analyzed (indexed forms).
     pub words: Vec<String>,
+    query_words: Vec<QueryWord>,
+    found: Option<Found>,
+}
+
+/// The index snapshot the candidates came from, to explain them.
+struct Found {
+    searcher: tantivy::Searcher,
+    addrs: Vec<tantivy::DocAddress>,
+    f: Fields,
+}
+
+impl std::fmt::Debug for KeywordResults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywordResults")
+            .field("candidates", &self.candidates)
+            .field("total", &self.total)
+            .field("facets", &self.facets)
+            .field("words", &self.words)
+            .finish()
+    }
+}
+
+impl KeywordResults {
+    /// Candidate `i` with its title and the query words it matched exactly
+    /// or only approximately (typo, prefix).
+    pub fn explain(&self, i: usize) -> Result<Hit> {
+        let c = &self.candidates[i];
+        let Some(found) = &self.found else {
+            return Ok(Hit {
+                item_id: c.item_id.clone(),
+                title: String::new(),
+                score: c.score,
+                matched: Vec::new(),
+                approximate: Vec::new(),
+            });
+        };
+        let doc: TantivyDocument = found.searcher.doc(found.addrs[i])?;
+        let get = |field: Field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let title = get(found.f.title);
+        let body = format!(
+            "{title} {} {}",
+            get(found.f.category),
+            get(found.f.description)
+        );
+        let have: HashSet<String> = query_words(&mut analyzer(), &body, usize::MAX)
+            .into_iter()
+            .map(|w| w.term)
+            .collect();
+        let (matched, approximate): (Vec<&QueryWord>, Vec<&QueryWord>) = self
+            .query_words
+            .iter()
+            .partition(|w| have.contains(&w.term));
+        Ok(Hit {
+            item_id: c.item_id.clone(),
+            title,
+            score: c.score,
+            matched: matched.into_iter().map(|w| w.original.clone()).collect(),
+            approximate: approximate
+                .into_iter()
+                .map(|w| w.original.clone())
+                .collect(),
+        })
+    }
+
+    /// Every candidate explained (tests, small lists).
+    pub fn hits(&self) -> Result<Vec<Hit>> {
+        (0..self.candidates.len())
+            .map(|i| self.explain(i))
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy)]
 struct Fields {
     id: Field,
+    /// Hash of the id as a u64 fast field: candidates resolve to ids
+    /// through a map, without reading stored documents.
+    key: Field,
     title: Field,
     description: Field,
     category_text: Field,
@@ -96,7 +183,8 @@ fn schema() -> (Schema, Fields) {
         }
     };
     let f = Fields {
-        id: b.add_text_field("id", STRING | STORED | FAST),
+        id: b.add_text_field("id", STRING | STORED),
+        key: b.add_u64_field("key", NumericOptions::default().set_fast()),
         title: b.add_text_field("title", text(true)),
         description: b.add_text_field("description", text(true)),
         category_text: b.add_text_field("category_text", text(false)),
@@ -117,6 +205,10 @@ fn schema() -> (Schema, Fields) {
 /// Order-independent fingerprint of a catalog (XOR of item hashes), so an
 /// on-disk index is reused only for the catalog it was built from and
 /// incremental updates keep it current.
+fn id_key(id: &str) -> u64 {
+    aisle_core::hash::hash_fields([b"id".as_slice(), id.as_bytes()])
+}
+
 fn item_hash(c: &CatalogItem) -> u64 {
     aisle_core::hash::hash_fields([
         c.id.as_bytes(),
@@ -139,6 +231,8 @@ pub struct KeywordIndex {
     f: Fields,
     /// Catalog fingerprint and the hash of each indexed item.
     state: Mutex<(u64, std::collections::HashMap<String, u64>)>,
+    /// Id of each key (see `Fields::key`).
+    ids: std::sync::RwLock<std::collections::HashMap<u64, String>>,
     dir: Option<PathBuf>,
 }
 
@@ -168,6 +262,7 @@ impl KeywordIndex {
                     st.0 = want;
                     st.1 = items.iter().map(|c| (c.id.clone(), item_hash(c))).collect();
                     drop(st);
+                    k.set_ids(items.iter().map(|c| c.id.clone()), true);
                     tracing::debug!(dir = %dir.display(), docs = k.len(), "keyword index reused");
                     return Ok(k);
                 }
@@ -196,8 +291,19 @@ impl KeywordIndex {
             writer: Mutex::new(writer),
             f,
             state: Mutex::new((0, Default::default())),
+            ids: Default::default(),
             dir,
         })
+    }
+
+    fn set_ids(&self, ids: impl Iterator<Item = String>, clear: bool) {
+        let mut m = self.ids.write().unwrap_or_else(|e| e.into_inner());
+        if clear {
+            m.clear();
+        }
+        for id in ids {
+            m.insert(id_key(&id), id);
+        }
     }
 
     fn lock_state(
@@ -210,6 +316,7 @@ impl KeywordIndex {
         let f = &self.f;
         let mut d = TantivyDocument::default();
         d.add_text(f.id, &c.id);
+        d.add_u64(f.key, id_key(&c.id));
         d.add_text(f.title, c.title.as_deref().unwrap_or(""));
         if let Some(x) = &c.description {
             d.add_text(f.description, x);
@@ -235,6 +342,7 @@ impl KeywordIndex {
         }
         w.commit()?;
         drop(w);
+        self.set_ids(items.iter().map(|c| c.id.clone()), true);
         let mut st = self.lock_state();
         st.1 = items.iter().map(|c| (c.id.clone(), item_hash(c))).collect();
         st.0 = st.1.values().fold(0, |a, h| a ^ h);
@@ -252,6 +360,7 @@ impl KeywordIndex {
         }
         w.commit()?;
         drop(w);
+        self.set_ids(items.iter().map(|c| c.id.clone()), false);
         let mut st = self.lock_state();
         for c in items {
             let h = item_hash(c);
@@ -375,8 +484,30 @@ impl KeywordIndex {
         must
     }
 
-    /// BM25 search: the top `k` items for `text` that pass `filters`.
-    pub fn search(&self, text: &str, filters: &Filters, k: usize) -> Result<KeywordResults> {
+    /// BM25 search: the top `limit` candidates for `text` that pass
+    /// `filters` (ids and scores; [`KeywordResults::explain`] says why one
+    /// matched), the number of matches and the category facets.
+    pub fn search(&self, text: &str, filters: &Filters, limit: usize) -> Result<KeywordResults> {
+        self.search_with(text, filters, limit, true)
+    }
+
+    /// [`KeywordIndex::search`] without facet counting (evaluation).
+    pub fn search_no_facets(
+        &self,
+        text: &str,
+        filters: &Filters,
+        limit: usize,
+    ) -> Result<KeywordResults> {
+        self.search_with(text, filters, limit, false)
+    }
+
+    fn search_with(
+        &self,
+        text: &str,
+        filters: &Filters,
+        limit: usize,
+        with_facets: bool,
+    ) -> Result<KeywordResults> {
         let words = self.words(text);
         let Some(q) = self.text_query(&words) else {
             return Ok(KeywordResults::default());
@@ -385,110 +516,58 @@ impl KeywordIndex {
         clauses.push((Occur::Must, q));
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
-        let mut facets = FacetCollector::for_field("category_facet");
-        facets.add_facet(Facet::root());
-        let (top, total, facet_counts) = searcher.search(
-            &query,
-            &(
-                TopDocs::with_limit(k.max(1)).order_by_score(),
-                Count,
-                facets,
-            ),
-        )?;
-        let mut facets: Vec<(String, u64)> = facet_counts
-            .get(Facet::root())
-            .map(|(f, n)| {
-                let path = f.to_path();
-                (path.last().map_or(String::new(), |s| s.to_string()), n)
-            })
-            .collect();
-        facets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut analyzer = analyzer();
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top.into_iter().take(k) {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            let get = |field: Field| {
-                doc.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let title = get(self.f.title);
-            let body = format!(
-                "{title} {} {}",
-                get(self.f.category),
-                get(self.f.description)
-            );
-            let have: HashSet<String> = query_words(&mut analyzer, &body, usize::MAX)
-                .into_iter()
-                .map(|w| w.term)
+        let top_docs = TopDocs::with_limit(limit.max(1)).order_by_score();
+        let (top, total, facets) = if with_facets {
+            let mut fc = FacetCollector::for_field("category_facet");
+            fc.add_facet(Facet::root());
+            let (top, total, counts) = searcher.search(&query, &(top_docs, Count, fc))?;
+            let mut facets: Vec<(String, u64)> = counts
+                .get(Facet::root())
+                .map(|(f, n)| {
+                    let path = f.to_path();
+                    (path.last().map_or(String::new(), |s| s.to_string()), n)
+                })
                 .collect();
-            let (matched, approximate): (Vec<&QueryWord>, Vec<&QueryWord>) =
-                words.iter().partition(|w| have.contains(&w.term));
-            hits.push(Hit {
-                item_id: get(self.f.id),
-                title,
-                score,
-                matched: matched.into_iter().map(|w| w.original.clone()).collect(),
-                approximate: approximate
-                    .into_iter()
-                    .map(|w| w.original.clone())
-                    .collect(),
-            });
-        }
-        Ok(KeywordResults {
-            hits,
-            total,
-            facets,
-            words: words.into_iter().map(|w| w.term).collect(),
-        })
-    }
-
-    /// Item ids and BM25 scores only (ids read from a fast column, no
-    /// stored documents): for evaluation over many queries. Returns the top
-    /// `limit` and the number of matches.
-    pub fn search_ids(
-        &self,
-        text: &str,
-        filters: &Filters,
-        limit: usize,
-    ) -> Result<(Vec<(String, f32)>, usize)> {
-        let words = self.words(text);
-        let Some(q) = self.text_query(&words) else {
-            return Ok((Vec::new(), 0));
+            facets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            (top, total, facets)
+        } else {
+            let (top, total) = searcher.search(&query, &(top_docs, Count))?;
+            (top, total, Vec::new())
         };
-        let mut clauses = self.filter_clauses(filters);
-        clauses.push((Occur::Must, q));
-        let searcher = self.reader.searcher();
-        let (top, total) = searcher.search(
-            &BooleanQuery::new(clauses),
-            &(TopDocs::with_limit(limit.max(1)).order_by_score(), Count),
-        )?;
+        let ids = self.ids.read().unwrap_or_else(|e| e.into_inner());
         let mut columns = std::collections::HashMap::new();
-        let mut out = Vec::with_capacity(top.len());
-        let mut buf = String::new();
-        for (score, addr) in top {
+        let mut candidates = Vec::with_capacity(top.len());
+        let mut addrs = Vec::with_capacity(top.len());
+        for (score, addr) in top.into_iter().take(limit) {
             if !columns.contains_key(&addr.segment_ord) {
                 let col = searcher
                     .segment_reader(addr.segment_ord)
                     .fast_fields()
-                    .str("id")?;
+                    .u64("key")?;
                 columns.insert(addr.segment_ord, col);
             }
-            let Some(col) = &columns[&addr.segment_ord] else {
+            let Some(key) = columns[&addr.segment_ord].first(addr.doc_id) else {
                 continue;
             };
-            if let Some(ord) = col.term_ords(addr.doc_id).next() {
-                buf.clear();
-                if col
-                    .ord_to_str(ord, &mut buf)
-                    .map_err(tantivy::TantivyError::from)?
-                {
-                    out.push((buf.clone(), score));
-                }
-            }
+            let Some(id) = ids.get(&key) else { continue };
+            candidates.push(Candidate {
+                item_id: id.clone(),
+                score,
+            });
+            addrs.push(addr);
         }
-        Ok((out, total))
+        Ok(KeywordResults {
+            candidates,
+            total,
+            facets,
+            words: words.iter().map(|w| w.term.clone()).collect(),
+            query_words: words,
+            found: Some(Found {
+                searcher,
+                addrs,
+                f: self.f,
+            }),
+        })
     }
 
     /// Titles that contain every word of `prefix` (the last one as a

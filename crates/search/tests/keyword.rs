@@ -33,7 +33,7 @@ fn catalog() -> Vec<CatalogItem> {
 }
 
 fn ids(r: &aisle_search::KeywordResults) -> Vec<&str> {
-    r.hits.iter().map(|h| h.item_id.as_str()).collect()
+    r.candidates.iter().map(|h| h.item_id.as_str()).collect()
 }
 
 #[test]
@@ -45,24 +45,22 @@ fn bm25_with_field_boosts_stemming_and_why() {
     let top2 = ids(&r)[..2].to_vec();
     assert!(top2.contains(&"p1") && top2.contains(&"p2"), "{r:?}");
     assert_eq!(*ids(&r).last().unwrap(), "p9");
-    assert_eq!(r.hits[0].matched, ["holders"]);
+    assert_eq!(r.explain(0).unwrap().matched, ["holders"]);
     assert_eq!(r.total, 3);
     // Three words: the item with all of them first.
     let r = k
         .search("tea light holder", &Filters::default(), 10)
         .unwrap();
     assert_eq!(ids(&r)[0], "p2", "{r:?}");
-    assert_eq!(r.hits[0].matched.len(), 3);
-    // The id-only form ranks the same.
-    let (ids_only, total) = k
-        .search_ids("tea light holder", &Filters::default(), 10)
+    let hit = r.explain(0).unwrap();
+    assert_eq!(hit.matched.len(), 3);
+    assert_eq!(hit.title, "Glass tea light holder");
+    // Without facets: the same ranking.
+    let nf = k
+        .search_no_facets("tea light holder", &Filters::default(), 10)
         .unwrap();
-    assert_eq!(total, r.total);
-    assert_eq!(
-        ids_only.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>(),
-        ids(&r)
-    );
-    assert_eq!(ids_only[0].1, r.hits[0].score);
+    assert_eq!((nf.total, ids(&nf)), (r.total, ids(&r)));
+    assert!(nf.facets.is_empty() && !r.facets.is_empty());
     // Category words are searchable too.
     let r = k.search("bags", &Filters::default(), 10).unwrap();
     assert_eq!(r.total, 2);
@@ -74,7 +72,7 @@ fn typos_and_prefixes() {
     // One typo in a 7-letter word.
     let r = k.search("lanturn", &Filters::default(), 10).unwrap();
     assert_eq!(ids(&r), ["p9"], "{r:?}");
-    assert_eq!(r.hits[0].approximate, ["lanturn"]);
+    assert_eq!(r.explain(0).unwrap().approximate, ["lanturn"]);
     // Short words must be exact: "bga" is not "bag".
     assert_eq!(k.search("bga", &Filters::default(), 10).unwrap().total, 0);
     // The last word as a prefix (typing).
@@ -126,7 +124,7 @@ fn filters_and_facets() {
         category: Some("Nope".into()),
         ..Default::default()
     });
-    assert_eq!((r.total, r.hits.len()), (0, 0));
+    assert_eq!((r.total, r.candidates.len()), (0, 0));
 }
 
 #[test]
@@ -184,7 +182,8 @@ fn odd_queries_are_harmless() {
         "<script>alert(1)</script>",
     ] {
         let r = k.search(q, &none, 10).unwrap();
-        assert!(r.hits.len() <= 10, "{q}");
+        assert!(r.candidates.len() <= 10, "{q}");
+        assert_eq!(r.hits().unwrap().len(), r.candidates.len());
     }
     let long = "holder ".repeat(1500) + &"x".repeat(5000);
     let r = k.search(&long, &none, 10).unwrap();

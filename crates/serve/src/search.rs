@@ -204,16 +204,17 @@ pub fn run(
         .search(&req.q, &req.filters, n)
         .map_err(|e| e.to_string())?;
     // Only items that may be shown (deleted or out of stock never are).
-    let hits: Vec<&aisle_search::Hit> = kw
-        .hits
-        .iter()
-        .filter(|h| {
+    let shown: Vec<usize> = (0..kw.candidates.len())
+        .filter(|&c| {
             live.index
-                .get(&h.item_id)
+                .get(&kw.candidates[c].item_id)
                 .is_some_and(|&i| live.recommendable(i))
         })
         .collect();
-    let ids: Vec<String> = hits.iter().map(|h| h.item_id.clone()).collect();
+    let ids: Vec<String> = shown
+        .iter()
+        .map(|&c| kw.candidates[c].item_id.clone())
+        .collect();
     let by_id: HashMap<&str, usize> = ids
         .iter()
         .enumerate()
@@ -256,27 +257,24 @@ pub fn run(
             0.0
         },
     );
-    let results: Vec<Value> = ranked
-        .iter()
-        .take(req.k)
-        .map(|r| {
-            let kr = by_id[r.id.as_str()];
-            let h = hits[kr];
-            json!({
-                "item_id": r.id,
-                "title": h.title,
-                "score": r.score,
-                "why": {
-                    "matched": h.matched,
-                    "approximate": h.approximate,
-                    "keyword_rank": kr + 1,
-                    "bm25": h.score,
-                    "semantic": Value::Null,
-                    "personal": r.personal_rank.map(|pr| json!({"rank": pr, "boost": r.boost})),
-                },
-            })
-        })
-        .collect();
+    let mut results: Vec<Value> = Vec::with_capacity(req.k);
+    for r in ranked.iter().take(req.k) {
+        let kr = by_id[r.id.as_str()];
+        let h = kw.explain(shown[kr]).map_err(|e| e.to_string())?;
+        results.push(json!({
+            "item_id": r.id,
+            "title": h.title,
+            "score": r.score,
+            "why": {
+                "matched": h.matched,
+                "approximate": h.approximate,
+                "keyword_rank": kr + 1,
+                "bm25": h.score,
+                "semantic": Value::Null,
+                "personal": r.personal_rank.map(|pr| json!({"rank": pr, "boost": r.boost})),
+            },
+        }));
+    }
     Ok(json!({
         "results": results,
         "total": kw.total,

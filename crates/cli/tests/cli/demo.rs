@@ -87,3 +87,72 @@ fn aisle_ingest_check(toml: &str) {
         "{toml}"
     );
 }
+
+#[test]
+fn search_and_its_quality_benchmark_on_the_demo_shop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let d = dir.to_str().unwrap();
+    ok(&[
+        "demo",
+        "--dir",
+        d,
+        "--users",
+        "300",
+        "--items",
+        "200",
+        "--train-seconds",
+        "2",
+        "--no-serve",
+    ]);
+    let store = dir.join("store");
+    let st = store.to_str().unwrap();
+    let out = json(&ok(&["search", "--store", st, "--json", "--k", "5", "mug"]));
+    let results = out["results"].as_array().unwrap();
+    assert!(!results.is_empty(), "{out}");
+    for r in results {
+        assert!(
+            r["title"].as_str().unwrap().to_lowercase().contains("mug"),
+            "{r}"
+        );
+        assert_eq!(r["why"]["matched"][0], "mug");
+    }
+    assert!(out["took_ms"].is_number());
+    // Personalized for a known user: the personal ranks are reported.
+    let out = json(&ok(&[
+        "search", "--store", st, "--json", "--user", "u00001", "mug",
+    ]));
+    assert!(
+        out["query"]["personal"]
+            .as_str()
+            .unwrap()
+            .starts_with("re-ranked"),
+        "{out}"
+    );
+    // An empty query is refused.
+    let (code, _, err) = crate::run(&["search", "--store", st, "  "]);
+    assert_ne!(code, 0);
+    assert!(err.contains("empty"), "{err}");
+    // The quality benchmark runs and reports every mode on the test split.
+    let rep = json(&ok(&[
+        "bench-search",
+        "--store",
+        st,
+        "--json",
+        "--weights",
+        "1,16",
+    ]));
+    let t = &rep["test"];
+    for m in ["keyword_expected_over_ties", "keyword_as_served"] {
+        let n = t[m]["ndcg10"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&n), "{rep}");
+    }
+    assert!(
+        t["keyword_personal"]["metrics"]["queries"]
+            .as_u64()
+            .unwrap()
+            > 200,
+        "{rep}"
+    );
+    assert!([1.0, 16.0].contains(&t["keyword_personal"]["weight"].as_f64().unwrap()));
+}

@@ -1,0 +1,77 @@
+//! Keyword search latency on a catalog CSV (item_id,title,description,category,price,in_stock),
+//! e.g. the 100k-item demo shop: `aisle demo --dir /tmp/d --items 100000 --train-seconds 0 --no-serve`
+//! then `cargo run --release -p aisle-search --example latency -- /tmp/d/data/catalog.csv`.
+//! Prints the median and p99 per query form.
+
+use std::time::Instant;
+
+use aisle_core::CatalogItem;
+use aisle_search::{Filters, KeywordIndex};
+
+fn main() {
+    let path = std::env::args().nth(1).expect("catalog.csv");
+    let text = std::fs::read_to_string(&path).expect("read catalog");
+    let mut items = Vec::new();
+    for line in text.lines().skip(1) {
+        // The demo catalog quotes only the description.
+        let (head, rest) = line.split_once(",\"").unwrap_or((line, ""));
+        let h: Vec<&str> = head.split(',').collect();
+        let (desc, tail) = rest.split_once("\",").unwrap_or(("", ""));
+        let t: Vec<&str> = tail.split(',').collect();
+        items.push(CatalogItem {
+            id: h[0].to_string(),
+            title: Some(h[1].to_string()),
+            description: Some(desc.to_string()),
+            category: t.first().map(|s| s.to_string()),
+            price: t.get(1).and_then(|p| p.parse().ok()),
+            in_stock: t.get(2).is_none_or(|s| *s != "false"),
+        });
+    }
+    let t = Instant::now();
+    let k = KeywordIndex::in_ram(&items).expect("index");
+    println!(
+        "{} items indexed in {:.2} s",
+        items.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let queries = [
+        "tea",
+        "tea light",
+        "red rustic candle",
+        "lantrn",
+        "mug",
+        "polka dot bag",
+    ];
+    let none = Filters::default();
+    let time = |name: &str, f: &dyn Fn(&str)| {
+        let mut ms = Vec::new();
+        for _ in 0..30 {
+            for q in queries {
+                let t = Instant::now();
+                f(q);
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{name:<44} p50 {:>7.3} ms  p99 {:>7.3} ms",
+            ms[ms.len() / 2],
+            ms[ms.len() * 99 / 100]
+        );
+    };
+    time("candidates, no facets, top 10", &|q| {
+        k.search_no_facets(q, &none, 10).unwrap();
+    });
+    time("candidates, no facets, top 100", &|q| {
+        k.search_no_facets(q, &none, 100).unwrap();
+    });
+    time("candidates + facets, top 100", &|q| {
+        k.search(q, &none, 100).unwrap();
+    });
+    time("candidates + facets, top 100, 10 explained", &|q| {
+        let r = k.search(q, &none, 100).unwrap();
+        for i in 0..r.candidates.len().min(10) {
+            r.explain(i).unwrap();
+        }
+    });
+}
