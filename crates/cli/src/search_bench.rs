@@ -70,8 +70,7 @@ pub fn head_noun(title: &str) -> Option<String> {
         .split(|c: char| !c.is_alphabetic())
         .filter(|w| w.chars().count() >= 3)
         .map(str::to_lowercase)
-        .filter(|w| !MODIFIERS.contains(&w.as_str()))
-        .last()
+        .rfind(|w| !MODIFIERS.contains(&w.as_str()))
 }
 
 #[derive(clap::Args, Debug)]

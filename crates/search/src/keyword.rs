@@ -539,14 +539,16 @@ impl KeywordIndex {
         let mut candidates = Vec::with_capacity(top.len());
         let mut addrs = Vec::with_capacity(top.len());
         for (score, addr) in top.into_iter().take(limit) {
-            if !columns.contains_key(&addr.segment_ord) {
-                let col = searcher
-                    .segment_reader(addr.segment_ord)
-                    .fast_fields()
-                    .u64("key")?;
-                columns.insert(addr.segment_ord, col);
-            }
-            let Some(key) = columns[&addr.segment_ord].first(addr.doc_id) else {
+            let col = match columns.entry(addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .u64("key")?,
+                ),
+            };
+            let Some(key) = col.first(addr.doc_id) else {
                 continue;
             };
             let Some(id) = ids.get(&key) else { continue };

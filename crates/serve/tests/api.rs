@@ -472,6 +472,16 @@ async fn bad_input_is_a_4xx_with_a_json_reason() {
         ("POST", "/v1/admin/jobs"),
         ("DELETE", "/v1/items/fz"),
         ("GET", "/v1/search?q=fz"),
+        ("GET", "/v1/search/suggest?q=fz"),
+        ("GET", "/v1/items/fz/similar"),
+        ("GET", "/v1/items/i1"),
+        ("DELETE", "/v1/users/fz"),
+        ("GET", "/v1/admin/models"),
+        ("POST", "/v1/admin/models/reload"),
+        ("GET", "/v1/admin/jobs"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
     ];
     let mut rng = aisle_core::rng::Rng::seed(7);
     let alphabet = br#"{}[]":,0123456789abcdefghijklmnopqrstuvwxyz_-. \\u00e9"#;
