@@ -940,6 +940,7 @@ pub fn search(a: crate::SearchArgs) -> Result<()> {
             in_stock_only: true,
         },
         personal: true,
+        mode: a.mode.clone(),
     };
     let t_search = std::time::Instant::now();
     let mut out = app.search(&req).map_err(anyhow::Error::msg)?;

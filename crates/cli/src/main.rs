@@ -100,6 +100,9 @@ pub struct SearchArgs {
     pub price_min: Option<f64>,
     #[arg(long)]
     pub price_max: Option<f64>,
+    /// keyword, semantic or hybrid (default: hybrid when the embedder is installed).
+    #[arg(long)]
+    pub mode: Option<String>,
     /// Print the JSON object the API returns.
     #[arg(long)]
     pub json: bool,

@@ -139,6 +139,22 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         .filter_map(|c| c.title.as_deref().map(|t| (c.id.as_str(), t)))
         .collect();
     let index = KeywordIndex::in_ram(&catalog)?;
+    // Semantic retrieval when the encoder is installed (vectors cached in STORE/search).
+    let semantic = match aisle_embed::Embedder::load(&aisle_embed::default_dir()) {
+        Ok(e) => {
+            let dir = aisle_serve::store_dir(&a.store).map(|d| d.join("search"));
+            Some(aisle_serve::search::Semantic::open(
+                dir.as_deref(),
+                &catalog,
+                e,
+            ))
+        }
+        Err(e) => {
+            eprintln!("semantic modes skipped: {e}");
+            None
+        }
+    };
+    let mut sem_lists: HashMap<String, Vec<String>> = HashMap::new();
     let model_path = match &a.model {
         Some(p) => p.clone(),
         None => {
@@ -196,12 +212,35 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
     };
     let valid = cases(1);
     let test = cases(0);
+    if let Some(s) = &semantic {
+        let ix = s
+            .index
+            .read()
+            .map_err(|_| anyhow::anyhow!("vector index lock"))?;
+        for c in valid.iter().chain(&test) {
+            if sem_lists.contains_key(&c.query) {
+                continue;
+            }
+            let v = s.query_vector(&c.query).map_err(anyhow::Error::msg)?;
+            let top = aisle_search::VectorIndex::search(&*ix, &v, a.candidates, &|_| true);
+            sem_lists.insert(c.query.clone(), top.into_iter().map(|(id, _)| id).collect());
+        }
+    }
+    let sem_grid: &[f32] = if semantic.is_some() {
+        &[0.5, 1.0, 2.0]
+    } else {
+        &[]
+    };
     let none = Filters::default();
     let eval = |cases: &[Case], weights: &[f32]| -> Result<Value> {
         let mut kw_expected = Totals::default();
         let mut kw_served = Totals::default();
         let mut in_candidates = 0usize;
         let mut personal = vec![Totals::default(); weights.len()];
+        let mut sem_only = Totals::default();
+        let mut hybrid = vec![Totals::default(); sem_grid.len()];
+        // (semantic weight, personal weight) pairs.
+        let mut hybrid_personal = vec![Totals::default(); sem_grid.len() * weights.len()];
         let mut pop = vec![Totals::default(); weights.len()];
         let mut scores = vec![0f32; model.n_items];
         for c in cases {
@@ -239,6 +278,21 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
                     .flatten()
             };
             let pop_score = |id: &str| -> Option<f32> { popularity.get(id).copied() };
+            if let Some(sl) = sem_lists.get(&c.query) {
+                sem_only.add(sl.iter().position(|id| *id == c.target));
+                for (si, sw) in sem_grid.iter().enumerate() {
+                    let lists: [(&[String], f32); 2] = [(&ids, 1.0), (sl, *sw)];
+                    let at = |w: f32, f: &dyn Fn(&str) -> Option<f32>| {
+                        aisle_search::fuse::rank(&lists, f, w)
+                            .iter()
+                            .position(|r| r.id == c.target)
+                    };
+                    hybrid[si].add(at(0.0, &|_| None));
+                    for (wi, w) in weights.iter().enumerate() {
+                        hybrid_personal[si * weights.len() + wi].add(at(*w, &personal_score));
+                    }
+                }
+            }
             for (w, (pt, qt)) in weights.iter().zip(personal.iter_mut().zip(pop.iter_mut())) {
                 let rank = |f: &dyn Fn(&str) -> Option<f32>| {
                     aisle_search::fuse::rank(&[(&ids, 1.0)], f, *w)
@@ -255,7 +309,22 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
                 .unwrap_or(0)
         };
         let (bp, bq) = (pick(&personal), pick(&pop));
+        let bh = pick(&hybrid);
+        let bhp = pick(&hybrid_personal);
+        let semantic_json = if sem_grid.is_empty() {
+            Value::Null
+        } else {
+            json!({
+                "semantic_only": sem_only.json(),
+                "hybrid": {"by_semantic_weight": sem_grid.iter().zip(&hybrid).map(|(w, t)| json!({"semantic_weight": w, "metrics": t.json()})).collect::<Vec<_>>(), "best": sem_grid.get(bh)},
+                "hybrid_personal": {
+                    "by_weights": hybrid_personal.iter().enumerate().map(|(i, t)| json!({"semantic_weight": sem_grid[i / weights.len()], "personal_weight": weights[i % weights.len()], "metrics": t.json()})).collect::<Vec<_>>(),
+                    "best": {"semantic_weight": sem_grid.get(bhp / weights.len().max(1)), "personal_weight": weights.get(bhp % weights.len().max(1))},
+                },
+            })
+        };
         Ok(json!({
+            "semantic": semantic_json,
             "keyword_expected_over_ties": kw_expected.json(),
             "keyword_as_served": kw_served.json(),
             "target_in_candidates": in_candidates as f64 / cases.len().max(1) as f64,
@@ -273,6 +342,26 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         .unwrap_or(1.0) as f32;
     let tp = eval(&test, &[wp])?;
     let tq = eval(&test, &[wq])?;
+    let pick_entry = |list: &Value, key: &str, w: &Value| -> Value {
+        list.as_array()
+            .and_then(|l| l.iter().find(|e| e[key] == *w))
+            .map_or(Value::Null, |e| e.clone())
+    };
+    let test_semantic = if v["semantic"].is_null() {
+        json!("not measured: the sentence encoder is not installed (scripts/fetch-embedder.sh)")
+    } else {
+        let hs = v["semantic"]["hybrid"]["best"].clone();
+        let hps = v["semantic"]["hybrid_personal"]["best"]["semantic_weight"].clone();
+        let hpp = v["semantic"]["hybrid_personal"]["best"]["personal_weight"]
+            .as_f64()
+            .unwrap_or(1.0) as f32;
+        let th = eval(&test, &[hpp])?;
+        json!({
+            "semantic_only": tp["semantic"]["semantic_only"],
+            "hybrid": pick_entry(&tp["semantic"]["hybrid"]["by_semantic_weight"], "semantic_weight", &hs),
+            "hybrid_personal": pick_entry(&th["semantic"]["hybrid_personal"]["by_weights"], "semantic_weight", &hps),
+        })
+    };
     let report = json!({
         "dataset": dataset,
         "store": a.store,
@@ -281,8 +370,8 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         "candidates": a.candidates,
         "items": catalog.len(),
         "queries_skipped_no_head_noun": skipped,
-        "semantic": "not measured: the sentence encoder is not built yet",
         "test": {
+            "semantic": test_semantic,
             "keyword_expected_over_ties": tp["keyword_expected_over_ties"],
             "keyword_as_served": tp["keyword_as_served"],
             "target_in_candidates": tp["target_in_candidates"],
@@ -321,6 +410,27 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
             &format!("keyword + personal (w={wp})"),
             &t["keyword_personal"]["metrics"],
         );
+        if t["semantic"].is_object() {
+            let s = &t["semantic"];
+            row("semantic only (MiniLM, exact)", &s["semantic_only"]);
+            row(
+                &format!(
+                    "hybrid (RRF, semantic w={})",
+                    s["hybrid"]["semantic_weight"]
+                ),
+                &s["hybrid"]["metrics"],
+            );
+            row(
+                &format!(
+                    "hybrid + personal (w={}/{})",
+                    s["hybrid_personal"]["semantic_weight"],
+                    s["hybrid_personal"]["personal_weight"]
+                ),
+                &s["hybrid_personal"]["metrics"],
+            );
+        } else {
+            println!("semantic modes: {}", t["semantic"]);
+        }
         println!(
             "target among the candidates: {:.3}",
             t["target_in_candidates"].as_f64().unwrap_or(0.0)

@@ -129,10 +129,26 @@ impl KeywordResults {
             .into_iter()
             .map(|w| w.term)
             .collect();
-        let (matched, approximate): (Vec<&QueryWord>, Vec<&QueryWord>) = self
+        let last = self.query_words.len().saturating_sub(1);
+        type Numbered<'a> = Vec<(usize, &'a QueryWord)>;
+        let (matched, rest): (Numbered, Numbered) = self
             .query_words
             .iter()
-            .partition(|w| have.contains(&w.term));
+            .enumerate()
+            .partition(|(_, w)| have.contains(&w.term));
+        let matched: Vec<&QueryWord> = matched.into_iter().map(|(_, w)| w).collect();
+        // Approximate: one edit away (words of FUZZY_MIN_CHARS+), or the
+        // last word as a prefix; words that matched nothing are left out.
+        let approximate: Vec<&QueryWord> = rest
+            .into_iter()
+            .filter(|(n, w)| {
+                have.iter().any(|t| {
+                    (w.original.chars().count() >= FUZZY_MIN_CHARS && within_one_edit(&w.term, t))
+                        || (*n == last && w.original.chars().count() >= 3 && t.starts_with(&w.term))
+                })
+            })
+            .map(|(_, w)| w)
+            .collect();
         Ok(Hit {
             item_id: c.item_id.clone(),
             title,
@@ -613,6 +629,29 @@ impl KeywordIndex {
     /// The index's tantivy handle (tests, tools).
     pub fn index(&self) -> &Index {
         &self.index
+    }
+}
+
+/// Whether `a` and `b` are at most one edit apart (insert, delete,
+/// substitute, or swap of neighbours), by characters.
+fn within_one_edit(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a == b {
+        return true;
+    }
+    let (la, lb) = (a.len(), b.len());
+    if la.abs_diff(lb) > 1 {
+        return false;
+    }
+    let p = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if la == lb {
+        // substitution, or transposition of p and p + 1
+        a[p + 1..] == b[p + 1..]
+            || (p + 1 < la && a[p] == b[p + 1] && a[p + 1] == b[p] && a[p + 2..] == b[p + 2..])
+    } else if la > lb {
+        a[p + 1..] == b[p..]
+    } else {
+        a[p..] == b[p + 1..]
     }
 }
 

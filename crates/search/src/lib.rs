@@ -11,6 +11,7 @@
 pub mod fuse;
 mod keyword;
 pub mod tokenize;
+pub mod vector;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,25 @@ impl SearchError {
             source,
         }
     }
+}
+
+pub use vector::{ExactIndex, VectorIndex};
+
+/// The text an item is embedded from: title, category, description.
+pub fn item_text(c: &aisle_core::CatalogItem) -> String {
+    let mut t = c.title.clone().unwrap_or_default();
+    for extra in [&c.category, &c.description].into_iter().flatten() {
+        if !extra.is_empty() {
+            t.push_str(". ");
+            t.push_str(extra);
+        }
+    }
+    t
+}
+
+/// Hash of [`item_text`] (a stored vector is reused while it matches).
+pub fn text_hash(text: &str) -> u64 {
+    aisle_core::hash::hash_fields([b"embed-v1".as_slice(), text.as_bytes()])
 }
 
 pub type Result<T, E = SearchError> = std::result::Result<T, E>;

@@ -73,6 +73,13 @@ fn typos_and_prefixes() {
     let r = k.search("lanturn", &Filters::default(), 10).unwrap();
     assert_eq!(ids(&r), ["p9"], "{r:?}");
     assert_eq!(r.explain(0).unwrap().approximate, ["lanturn"]);
+    // A word that matched nothing is neither matched nor approximate.
+    let r = k.search("lanturn zebra", &Filters::default(), 10).unwrap();
+    let h = r.explain(0).unwrap();
+    assert_eq!(
+        (h.matched.len(), h.approximate.clone()),
+        (0, vec!["lanturn".to_string()])
+    );
     // Short words must be exact: "bga" is not "bag".
     assert_eq!(k.search("bga", &Filters::default(), 10).unwrap().total, 0);
     // The last word as a prefix (typing).

@@ -923,6 +923,7 @@ async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
             "price_min",
             "price_max",
             "personal",
+            "mode",
         ],
     )?;
     let text = map.get("q").map(|s| s.trim()).unwrap_or("");
@@ -959,7 +960,23 @@ async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
             in_stock_only: true,
         },
         personal,
+        mode: map.get("mode").filter(|m| !m.is_empty()).cloned(),
     };
+    if let Some(m) = &req.mode {
+        if !["keyword", "semantic", "hybrid"].contains(&m.as_str()) {
+            return Err(ApiError::bad(
+                "bad_query",
+                format!("mode must be keyword, semantic or hybrid, not {m:?}"),
+            ));
+        }
+        if m != "keyword" && app.search.semantic.is_none() {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                "semantic_unavailable",
+                format!("semantic search is {}", app.search.semantic_note),
+            ));
+        }
+    }
     let app2 = app.clone();
     let (mut out, req) = tokio::task::spawn_blocking(move || app2.search(&req).map(|b| (b, req)))
         .await

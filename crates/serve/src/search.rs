@@ -23,6 +23,12 @@ pub struct SearchConfig {
     pub personal_weight: f32,
     /// Weight of the keyword list in the fusion.
     pub keyword_weight: f32,
+    /// Weight of the semantic list in the fusion.
+    pub semantic_weight: f32,
+    /// The sentence encoder's folder (None: `aisle_embed::default_dir()`).
+    pub embedder_dir: Option<PathBuf>,
+    /// Turn semantic retrieval off (keyword only).
+    pub no_semantic: bool,
 }
 
 impl Default for SearchConfig {
@@ -33,6 +39,9 @@ impl Default for SearchConfig {
             // Retail (BENCHMARKS.md §5): the personal order dominates.
             personal_weight: 16.0,
             keyword_weight: 1.0,
+            semantic_weight: 1.0,
+            embedder_dir: None,
+            no_semantic: false,
         }
     }
 }
@@ -43,11 +52,135 @@ struct QueryStats {
     counts: HashMap<String, u64>,
 }
 
+/// Semantic retrieval: the encoder, the item vectors, a query cache.
+pub struct Semantic {
+    pub embedder: aisle_embed::Embedder,
+    pub index: std::sync::RwLock<aisle_search::ExactIndex>,
+    path: Option<PathBuf>,
+    cache: Mutex<HashMap<String, std::sync::Arc<Vec<f32>>>>,
+}
+
+/// Query vectors kept (the cache is cleared when full).
+const QUERY_CACHE: usize = 10_000;
+
+impl Semantic {
+    /// Loads the encoder and the stored item vectors; embeds what is missing
+    /// or changed (batched, progress in the log) and stores the result.
+    pub fn open(
+        dir: Option<&Path>,
+        items: &[CatalogItem],
+        embedder: aisle_embed::Embedder,
+    ) -> Semantic {
+        let path = dir.map(|d| d.join("vectors.bin"));
+        let dim = embedder.dim();
+        let mut index = path
+            .as_deref()
+            .and_then(|p| aisle_search::ExactIndex::load(p, dim))
+            .unwrap_or_else(|| aisle_search::ExactIndex::new(dim));
+        let ids: std::collections::HashSet<&str> = items.iter().map(|c| c.id.as_str()).collect();
+        index.retain(|id| ids.contains(id));
+        let todo: Vec<(&str, String, u64)> = items
+            .iter()
+            .map(|c| {
+                let t = aisle_search::item_text(c);
+                let h = aisle_search::text_hash(&t);
+                (c.id.as_str(), t, h)
+            })
+            .filter(|(id, _, h)| index.text_hash(id) != Some(*h))
+            .collect();
+        if !todo.is_empty() {
+            let t0 = std::time::Instant::now();
+            let chunk = 512;
+            for (n, part) in todo.chunks(chunk).enumerate() {
+                let texts: Vec<&str> = part.iter().map(|(_, t, _)| t.as_str()).collect();
+                match embedder.embed(&texts) {
+                    Ok(vecs) => {
+                        for ((id, _, h), v) in part.iter().zip(vecs) {
+                            index.upsert(id, *h, &v);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "embedding items failed"),
+                }
+                tracing::info!(
+                    done = (n * chunk + part.len()),
+                    of = todo.len(),
+                    secs = t0.elapsed().as_secs_f64(),
+                    "embedding catalog items"
+                );
+            }
+        }
+        if let Some(p) = &path {
+            if let Some(d) = p.parent() {
+                let _ = std::fs::create_dir_all(d);
+            }
+            if let Err(e) = index.save(p) {
+                tracing::warn!(error = %e, "could not store item vectors");
+            }
+        }
+        Semantic {
+            embedder,
+            index: std::sync::RwLock::new(index),
+            path,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The query's vector (cached by normalized text).
+    pub fn query_vector(&self, q: &str) -> Result<std::sync::Arc<Vec<f32>>, String> {
+        let key = normalize(q);
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(v.clone());
+        }
+        let v = self
+            .embedder
+            .embed(&[q])
+            .map_err(|e| e.to_string())?
+            .pop()
+            .unwrap_or_default();
+        let v = std::sync::Arc::new(v);
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= QUERY_CACHE {
+            c.clear();
+        }
+        c.insert(key, v.clone());
+        Ok(v)
+    }
+
+    fn item_changed(&self, item: &CatalogItem, deleted: bool) {
+        let mut ix = self.index.write().unwrap_or_else(|e| e.into_inner());
+        if deleted {
+            ix.remove(&item.id);
+        } else {
+            let t = aisle_search::item_text(item);
+            let h = aisle_search::text_hash(&t);
+            if ix.text_hash(&item.id) != Some(h) {
+                match self.embedder.embed(&[&t]) {
+                    Ok(mut v) => ix.upsert(&item.id, h, &v.pop().unwrap_or_default()),
+                    Err(e) => tracing::error!(item = item.id, error = %e, "embedding failed"),
+                }
+            }
+        }
+        if let Some(p) = &self.path {
+            if let Err(e) = ix.save(p) {
+                tracing::warn!(error = %e, "could not store item vectors");
+            }
+        }
+    }
+}
+
 pub struct Search {
     pub cfg: SearchConfig,
     /// None when the index could not be built (the reason is in `error`).
     pub keyword: Option<KeywordIndex>,
     pub error: Option<String>,
+    /// None when the encoder is not installed or turned off (`semantic_note` says why).
+    pub semantic: Option<Semantic>,
+    pub semantic_note: String,
     queries: Mutex<QueryStats>,
     log: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
 }
@@ -115,10 +248,30 @@ impl Search {
                 )
                 .ok()
         });
+        let (semantic, semantic_note) = if cfg.no_semantic {
+            (None, "off (no_semantic)".to_string())
+        } else {
+            let edir = cfg
+                .embedder_dir
+                .clone()
+                .unwrap_or_else(aisle_embed::default_dir);
+            match aisle_embed::Embedder::load(&edir) {
+                Ok(e) => (
+                    Some(Semantic::open(dir, &items, e)),
+                    format!("all-MiniLM-L6-v2 from {}", edir.display()),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "semantic search unavailable; keyword only");
+                    (None, format!("not available: {e}"))
+                }
+            }
+        };
         Search {
             cfg,
             keyword,
             error,
+            semantic,
+            semantic_note,
             queries: Mutex::new(queries),
             log,
         }
@@ -127,6 +280,9 @@ impl Search {
     /// Keeps the index in step with a catalog change (called under the
     /// store lock, so changes reach the index in store order).
     pub fn item_changed(&self, item: &CatalogItem, deleted: bool) {
+        if let Some(s) = &self.semantic {
+            s.item_changed(item, deleted);
+        }
         let Some(k) = &self.keyword else { return };
         let r = if deleted {
             k.delete(&item.id)
@@ -186,6 +342,9 @@ pub struct SearchRequest {
     pub k: usize,
     pub filters: Filters,
     pub personal: bool,
+    /// `keyword`, `semantic` or `hybrid` (None: hybrid when the encoder is
+    /// installed, else keyword).
+    pub mode: Option<String>,
 }
 
 /// Runs a search: keyword candidates, fusion, personal re-ranking.
@@ -200,25 +359,71 @@ pub fn run(
         .as_ref()
         .ok_or_else(|| search.error.clone().unwrap_or_default())?;
     let n = search.cfg.candidates.max(req.k);
-    let kw = keyword
-        .search(&req.q, &req.filters, n)
-        .map_err(|e| e.to_string())?;
+    let mode = match req.mode.as_deref() {
+        Some(m @ ("keyword" | "semantic" | "hybrid")) => m,
+        Some(other) => {
+            return Err(format!(
+                "mode must be keyword, semantic or hybrid, not {other:?}"
+            ))
+        }
+        None if search.semantic.is_some() => "hybrid",
+        None => "keyword",
+    };
+    if mode != "keyword" && search.semantic.is_none() {
+        return Err(format!("semantic search is {}", search.semantic_note));
+    }
+    let allowed = |id: &str| -> bool {
+        let Some(&i) = live.index.get(id) else {
+            return false;
+        };
+        if !live.recommendable(i) {
+            return false;
+        }
+        let f = &req.filters;
+        if f.category.is_some() && live.category(i) != f.category.as_deref() {
+            return false;
+        }
+        if f.price_min.is_some() || f.price_max.is_some() {
+            let Some(p) = live.price(i) else { return false };
+            if f.price_min.is_some_and(|m| p < m) || f.price_max.is_some_and(|m| p > m) {
+                return false;
+            }
+        }
+        true
+    };
+    let kw = if mode == "semantic" {
+        aisle_search::KeywordResults::default()
+    } else {
+        keyword
+            .search(&req.q, &req.filters, n)
+            .map_err(|e| e.to_string())?
+    };
     // Only items that may be shown (deleted or out of stock never are).
     let shown: Vec<usize> = (0..kw.candidates.len())
-        .filter(|&c| {
-            live.index
-                .get(&kw.candidates[c].item_id)
-                .is_some_and(|&i| live.recommendable(i))
-        })
+        .filter(|&c| allowed(&kw.candidates[c].item_id))
         .collect();
-    let ids: Vec<String> = shown
+    let kw_ids: Vec<String> = shown
         .iter()
         .map(|&c| kw.candidates[c].item_id.clone())
         .collect();
-    let by_id: HashMap<&str, usize> = ids
+    let kw_rank: HashMap<&str, usize> = kw_ids
         .iter()
         .enumerate()
         .map(|(r, id)| (id.as_str(), r))
+        .collect();
+    let sem: Vec<(String, f32)> = match (&search.semantic, mode) {
+        (Some(s), "semantic" | "hybrid") => {
+            let q = s.query_vector(&req.q)?;
+            let ix = s.index.read().unwrap_or_else(|e| e.into_inner());
+            aisle_search::VectorIndex::search(&*ix, &q, n, &allowed)
+        }
+        _ => Vec::new(),
+    };
+    let sem_ids: Vec<String> = sem.iter().map(|(id, _)| id.clone()).collect();
+    let sem_score: HashMap<&str, (usize, f32)> = sem
+        .iter()
+        .enumerate()
+        .map(|(r, (id, s))| (id.as_str(), (r, *s)))
         .collect();
     // Personal scores: the serving model after the user's history.
     let mut personal_note = Value::Null;
@@ -249,7 +454,10 @@ pub fn run(
         serving.model_index.get(id).map(|&j| s[j as usize])
     };
     let ranked = aisle_search::fuse::rank(
-        &[(&ids, search.cfg.keyword_weight)],
+        &[
+            (&kw_ids, search.cfg.keyword_weight),
+            (&sem_ids, search.cfg.semantic_weight),
+        ],
         &personal,
         if scores.is_some() {
             search.cfg.personal_weight
@@ -259,28 +467,48 @@ pub fn run(
     );
     let mut results: Vec<Value> = Vec::with_capacity(req.k);
     for r in ranked.iter().take(req.k) {
-        let kr = by_id[r.id.as_str()];
-        let h = kw.explain(shown[kr]).map_err(|e| e.to_string())?;
+        let kr = kw_rank.get(r.id.as_str()).copied();
+        let (title, matched, approximate, bm25) = match kr {
+            Some(kr) => {
+                let h = kw.explain(shown[kr]).map_err(|e| e.to_string())?;
+                (h.title, h.matched, h.approximate, Some(h.score))
+            }
+            None => {
+                let t = live
+                    .index
+                    .get(&r.id)
+                    .map(|&i| live.title(i))
+                    .unwrap_or_default();
+                (t, Vec::new(), Vec::new(), None)
+            }
+        };
+        let semantic = sem_score
+            .get(r.id.as_str())
+            .map(|(rank, s)| json!({"rank": rank + 1, "cosine": s}));
         results.push(json!({
             "item_id": r.id,
-            "title": h.title,
+            "title": title,
             "score": r.score,
             "why": {
-                "matched": h.matched,
-                "approximate": h.approximate,
-                "keyword_rank": kr + 1,
-                "bm25": h.score,
-                "semantic": Value::Null,
+                "matched": matched,
+                "approximate": approximate,
+                "keyword_rank": kr.map(|k| k + 1),
+                "bm25": bm25,
+                "semantic": semantic,
                 "personal": r.personal_rank.map(|pr| json!({"rank": pr, "boost": r.boost})),
             },
         }));
     }
+    let modes: Vec<&str> = match mode {
+        "hybrid" => vec!["keyword", "semantic"],
+        m => vec![m],
+    };
     Ok(json!({
         "results": results,
-        "total": kw.total,
+        "total": if mode == "semantic" { json!(sem.len()) } else { json!(kw.total) },
         "facets": {"category": kw.facets.iter().map(|(c, n)| json!({"value": c, "count": n})).collect::<Vec<_>>()},
-        "query": {"words": kw.words, "modes": ["keyword"], "personal": personal_note},
-        "semantic": "not available: no embedder in this build yet (keyword only)",
+        "query": {"words": kw.words, "mode": mode, "modes": modes, "personal": personal_note},
+        "semantic": search.semantic_note,
     }))
 }
 

@@ -804,7 +804,8 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
 async fn search_routes_filters_personalization_and_bad_queries() {
     let dir = tempfile::tempdir().unwrap();
     let url = shop(dir.path());
-    let (_app, c) = open(&url, |_| {});
+    // Keyword only here (the semantic test below runs the encoder).
+    let (_app, c) = open(&url, |c| c.search.no_semantic = true);
     let (s, v) = c.get("/v1/search?q=items&k=3").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["took_ms"].as_f64().unwrap() >= 0.0);
@@ -936,4 +937,94 @@ async fn search_routes_filters_personalization_and_bad_queries() {
         let (s, v) = c.get(&uri).await;
         assert_error(s, &v, StatusCode::BAD_REQUEST);
     }
+}
+
+/// Semantic and hybrid search with the real encoder (scripts/fetch-embedder.sh
+/// installs it; the README's test command runs that first).
+#[tokio::test]
+async fn semantic_and_hybrid_search_with_the_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let embedder = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/all-MiniLM-L6-v2"
+    ));
+    assert!(
+        embedder.join("model.safetensors").exists(),
+        "run scripts/fetch-embedder.sh"
+    );
+    let (_app, c) = open(&url, |c| c.search.embedder_dir = Some(embedder.clone()));
+    c.call(
+        "PUT",
+        "/v1/items/lamp1",
+        Some(r#"{"title":"Brass garden lantern","category":"odd"}"#),
+        None,
+    )
+    .await;
+    c.call(
+        "PUT",
+        "/v1/items/mug1",
+        Some(r#"{"title":"Stoneware coffee mug","category":"even"}"#),
+        None,
+    )
+    .await;
+    // No shared word with the title: only the meaning connects them.
+    let (s, v) = c
+        .get("/v1/search?q=outdoor%20light%20for%20the%20patio&mode=semantic&k=3")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["item_id"], "lamp1", "{v}");
+    let cos = v["results"][0]["why"]["semantic"]["cosine"]
+        .as_f64()
+        .unwrap();
+    assert!(cos > 0.2 && cos <= 1.0, "{v}");
+    assert!(v["results"][0]["why"]["keyword_rank"].is_null());
+    // Hybrid is the default: a keyword match and a semantic one both count.
+    let (_, v) = c.get("/v1/search?q=cup%20of%20coffee&k=3").await;
+    assert_eq!(v["query"]["mode"], "hybrid", "{v}");
+    assert_eq!(v["results"][0]["item_id"], "mug1", "{v}");
+    assert!(v["results"][0]["why"]["keyword_rank"].is_number(), "{v}");
+    assert!(
+        v["results"][0]["why"]["semantic"]["rank"].is_number(),
+        "{v}"
+    );
+    // Filters apply to the semantic list too.
+    let (_, v) = c
+        .get("/v1/search?q=outdoor%20light&mode=semantic&category=even&k=20")
+        .await;
+    assert!(
+        !v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["item_id"] == "lamp1"),
+        "{v}"
+    );
+    // A deleted item leaves the vector index.
+    c.call("DELETE", "/v1/items/lamp1", None, None).await;
+    let (_, v) = c
+        .get("/v1/search?q=outdoor%20light%20for%20the%20patio&mode=semantic&k=3")
+        .await;
+    assert!(
+        !v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["item_id"] == "lamp1"),
+        "{v}"
+    );
+    // Vectors are stored with the index and reused.
+    assert!(dir.path().join("search/vectors.bin").exists());
+    let (s, v) = c.get("/v1/search?q=x&mode=bogus").await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST);
+    // Without the encoder: keyword works, semantic is a 409 that says why.
+    let (_app, c) = open(&url, |c| c.search.no_semantic = true);
+    let (s, v) = c.get("/v1/search?q=item&mode=semantic").await;
+    assert_error(s, &v, StatusCode::CONFLICT);
+    let (s, v) = c.get("/v1/search?q=item").await;
+    assert_eq!(
+        (s, v["query"]["mode"].as_str()),
+        (StatusCode::OK, Some("keyword")),
+        "{v}"
+    );
 }

@@ -107,7 +107,9 @@ fn search_and_its_quality_benchmark_on_the_demo_shop() {
     ]);
     let store = dir.join("store");
     let st = store.to_str().unwrap();
-    let out = json(&ok(&["search", "--store", st, "--json", "--k", "5", "mug"]));
+    let out = json(&ok(&[
+        "search", "--store", st, "--json", "--k", "5", "--mode", "keyword", "mug",
+    ]));
     let results = out["results"].as_array().unwrap();
     assert!(!results.is_empty(), "{out}");
     for r in results {
@@ -129,6 +131,39 @@ fn search_and_its_quality_benchmark_on_the_demo_shop() {
             .starts_with("re-ranked"),
         "{out}"
     );
+    // Semantic mode with the installed encoder.
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
+    let o = crate::aisle()
+        .args([
+            "search",
+            "--store",
+            st,
+            "--json",
+            "--mode",
+            "semantic",
+            "a cup for hot drinks",
+        ])
+        .env("AISLE_EMBEDDER_DIR", model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(out["query"]["mode"], "semantic", "{out}");
+    let results = out["results"].as_array().unwrap();
+    let cos: Vec<f64> = results
+        .iter()
+        .map(|r| r["why"]["semantic"]["cosine"].as_f64().unwrap())
+        .collect();
+    assert!(
+        cos[0] > 0.3 && cos.windows(2).all(|w| w[0] >= w[1]),
+        "{out}"
+    );
+    // No query word is in these titles; the meaning brings mugs and teas.
+    let mugs = results[..5]
+        .iter()
+        .filter(|r| r["title"].as_str().unwrap().to_lowercase().contains("mug"))
+        .count();
+    assert!(mugs >= 1, "{out}");
     // An empty query is refused.
     let (code, _, err) = crate::run(&["search", "--store", st, "  "]);
     assert_ne!(code, 0);
