@@ -498,6 +498,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         "   curl -X POST {base}/v1/events -H 'content-type: application/json' \\\n        -d '{{\"user_id\":\"u00001\",\"item_id\":\"P10000\",\"type\":\"view\"}}'"
     );
     println!("   curl {base}/v1/items/P10000/similar?k=5");
+    println!("   curl '{base}/v1/search?q=gift+for+a+tea+lover&user=u00165&k=5'");
+    println!("   curl '{base}/v1/search/suggest?q=mu'");
     println!("   curl {base}/metrics");
     let retrain = a.train_seconds > 0.0;
     if retrain {
