@@ -39,8 +39,9 @@ pub enum EmbedError {
 pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
 
 /// Where the embedder is looked for: `AISLE_EMBEDDER_DIR`, else
-/// `models/all-MiniLM-L6-v2` in the working directory, else in the
-/// repository the running binary was built in (`target/<profile>/..`).
+/// `models/all-MiniLM-L6-v2` in the working directory or up to three
+/// folders above it, else in the repository the running binary was built
+/// in (`target/<profile>/..`).
 pub fn default_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("AISLE_EMBEDDER_DIR") {
         return PathBuf::from(d);
@@ -48,6 +49,15 @@ pub fn default_dir() -> PathBuf {
     let rel = Path::new("models").join("all-MiniLM-L6-v2");
     if rel.join("model.safetensors").exists() {
         return rel;
+    }
+    // From a folder inside the repository (e.g. a crate's, as tests run).
+    if let Ok(cwd) = std::env::current_dir() {
+        for up in cwd.ancestors().skip(1).take(3) {
+            let p = up.join(&rel);
+            if p.join("model.safetensors").exists() {
+                return p;
+            }
+        }
     }
     if let Ok(exe) = std::env::current_exe() {
         for up in exe.ancestors().skip(1).take(4) {

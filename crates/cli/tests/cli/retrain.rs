@@ -86,7 +86,7 @@ fn new_events_retrain_evaluate_and_hot_swap() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let up = (0..100).any(|_| {
+    let up = (0..600).any(|_| {
         std::thread::sleep(Duration::from_millis(50));
         http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200)
     });
