@@ -369,19 +369,8 @@ impl ListQuery {
         i: u32,
         purchased: Option<&std::collections::HashSet<u32>>,
     ) -> bool {
-        if !live.recommendable(i) {
+        if !live.passes(i, self.category.as_deref(), self.price_min, self.price_max) {
             return false;
-        }
-        if let Some(c) = &self.category {
-            if live.category(i) != Some(c.as_str()) {
-                return false;
-            }
-        }
-        if self.price_min.is_some() || self.price_max.is_some() {
-            let Some(p) = live.price(i) else { return false };
-            if self.price_min.is_some_and(|m| p < m) || self.price_max.is_some_and(|m| p > m) {
-                return false;
-            }
         }
         if self.exclude_purchased && purchased.is_some_and(|s| s.contains(&i)) {
             return false;
@@ -432,10 +421,7 @@ fn recommend(
     let mut taken = Vec::new();
     let mut unknown = 0;
     if let (Some(model), true) = (&serving.model, use_model && !history.is_empty()) {
-        let hist: Vec<u32> = history
-            .iter()
-            .filter_map(|&i| serving.model_index.get(&live.items[i as usize]).copied())
-            .collect();
+        let hist = serving.known_history(live, history);
         unknown = history.len() - hist.len();
         if !hist.is_empty() {
             let mut scores = vec![0f32; model.n_items];

@@ -372,24 +372,11 @@ pub fn run(
     if mode != "keyword" && search.semantic.is_none() {
         return Err(format!("semantic search is {}", search.semantic_note));
     }
+    let f = &req.filters;
     let allowed = |id: &str| -> bool {
-        let Some(&i) = live.index.get(id) else {
-            return false;
-        };
-        if !live.recommendable(i) {
-            return false;
-        }
-        let f = &req.filters;
-        if f.category.is_some() && live.category(i) != f.category.as_deref() {
-            return false;
-        }
-        if f.price_min.is_some() || f.price_max.is_some() {
-            let Some(p) = live.price(i) else { return false };
-            if f.price_min.is_some_and(|m| p < m) || f.price_max.is_some_and(|m| p > m) {
-                return false;
-            }
-        }
-        true
+        live.index
+            .get(id)
+            .is_some_and(|&i| live.passes(i, f.category.as_deref(), f.price_min, f.price_max))
     };
     let kw = if mode == "semantic" {
         aisle_search::KeywordResults::default()
@@ -432,11 +419,7 @@ pub fn run(
         match live.users.get(user) {
             None => personal_note = json!("unknown user: no personal ranking"),
             Some(u) => {
-                let hist: Vec<u32> = u
-                    .history
-                    .iter()
-                    .filter_map(|&i| serving.model_index.get(&live.items[i as usize]).copied())
-                    .collect();
+                let hist = serving.known_history(live, &u.history);
                 if hist.is_empty() {
                     personal_note = json!("no history the model knows");
                 } else {

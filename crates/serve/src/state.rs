@@ -83,6 +83,31 @@ impl Live {
         !self.deleted[i] && self.catalog[i].as_ref().is_none_or(|c| c.in_stock)
     }
 
+    /// Whether item `i` may be shown under a category and price range:
+    /// recommendable, in `category` if given, priced within the bounds if any
+    /// is given (an item without a price fails a price filter).
+    pub fn passes(
+        &self,
+        i: u32,
+        category: Option<&str>,
+        price_min: Option<f64>,
+        price_max: Option<f64>,
+    ) -> bool {
+        if !self.recommendable(i) {
+            return false;
+        }
+        if category.is_some() && self.category(i) != category {
+            return false;
+        }
+        if price_min.is_some() || price_max.is_some() {
+            let Some(p) = self.price(i) else { return false };
+            if price_min.is_some_and(|m| p < m) || price_max.is_some_and(|m| p > m) {
+                return false;
+            }
+        }
+        true
+    }
+
     pub fn title(&self, i: u32) -> String {
         self.catalog[i as usize]
             .as_ref()
@@ -169,6 +194,15 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// A history of live item indices in the model's numbering; items the
+    /// model does not know are left out.
+    pub fn known_history(&self, live: &Live, history: &[u32]) -> Vec<u32> {
+        history
+            .iter()
+            .filter_map(|&i| self.model_index.get(&live.items[i as usize]).copied())
+            .collect()
+    }
+
     pub fn popularity_only() -> Arc<Serving> {
         Arc::new(Serving {
             name: "popularity".into(),
