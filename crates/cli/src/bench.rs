@@ -773,21 +773,7 @@ pub const HOLDOUT_PROTOCOL: &str =
 /// ([`HOLDOUT_PROTOCOL`]). Its item ids are mapped onto the current ones, so
 /// a model trained on older data is judged on the same targets as a new one.
 pub fn holdout_eval(seqs: &Sequences, artifact: &Path) -> Result<serde_json::Value> {
-    let (model, meta) = aisle_seq::SeqModel::load(artifact)?;
-    let ids: Vec<String> = meta
-        .get("item_ids")
-        .and_then(|s| serde_json::from_str(s).ok())
-        .with_context(|| format!("{}: no item_ids in the artifact", artifact.display()))?;
-    let index: std::collections::HashMap<&str, u32> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i as u32))
-        .collect();
-    let map: Vec<Option<u32>> = seqs
-        .items
-        .iter()
-        .map(|s| index.get(s.as_str()).copied())
-        .collect();
+    let MappedModel { model, map, .. } = load_mapped(artifact, &seqs.items)?;
     let unknown = map.iter().filter(|m| m.is_none()).count();
     let scorer = Mapped { model: &model, map };
     let r = evaluate_loo(
@@ -808,6 +794,27 @@ pub fn holdout_eval(seqs: &Sequences, artifact: &Path) -> Result<serde_json::Val
         "ndcg10": r.ndcg(10), "recall10": r.recall(10), "mrr10": r.mrr(10),
         "users": r.users, "items_unknown_to_model": unknown, "eval_s": r.eval_s,
     }))
+}
+
+/// A sequence-model artifact and how its items line up with a store's.
+pub struct MappedModel {
+    pub model: aisle_seq::SeqModel,
+    /// Item id -> the model's item.
+    pub index: std::collections::HashMap<String, u32>,
+    /// The store's item (dense id) -> the model's item.
+    pub map: Vec<Option<u32>>,
+}
+
+/// Loads `artifact` and maps its item ids onto `items` (a store's current ids).
+pub fn load_mapped(artifact: &Path, items: &[String]) -> Result<MappedModel> {
+    let (model, ids) = aisle_serve::load_artifact(artifact)?;
+    let index: std::collections::HashMap<String, u32> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (s, i as u32))
+        .collect();
+    let map = items.iter().map(|s| index.get(s).copied()).collect();
+    Ok(MappedModel { model, index, map })
 }
 
 /// A sequence model scored over another item numbering.

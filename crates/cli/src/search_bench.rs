@@ -166,21 +166,11 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
             reg.path_of(&v)?
         }
     };
-    let (model, meta) = aisle_seq::SeqModel::load(&model_path)?;
-    let model_ids: Vec<String> = meta
-        .get("item_ids")
-        .and_then(|s| serde_json::from_str(s).ok())
-        .context("the model artifact has no item_ids")?;
-    let model_index: HashMap<&str, u32> = model_ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i as u32))
-        .collect();
-    let to_model: Vec<Option<u32>> = seqs
-        .items
-        .iter()
-        .map(|s| model_index.get(s.as_str()).copied())
-        .collect();
+    let crate::bench::MappedModel {
+        model,
+        index: model_index,
+        map: to_model,
+    } = crate::bench::load_mapped(&model_path, &seqs.items)?;
     // Popularity over each sequence without its last two items (training part).
     let mut popularity: HashMap<&str, f32> = HashMap::new();
     for s in &seqs.seqs {

@@ -264,8 +264,8 @@ impl App {
     }
 }
 
-/// Loads a sequence-model artifact with its item ids.
-pub fn load_serving(path: &Path, version: &str) -> Result<Arc<Serving>, ServeError> {
+/// A sequence-model artifact and its item ids (one per model item).
+pub fn load_artifact(path: &Path) -> Result<(aisle_seq::SeqModel, Vec<String>), ServeError> {
     let (model, meta) = aisle_seq::SeqModel::load(path)?;
     let items: Vec<String> = meta
         .get("item_ids")
@@ -281,6 +281,12 @@ pub fn load_serving(path: &Path, version: &str) -> Result<Arc<Serving>, ServeErr
             model.n_items
         )));
     }
+    Ok((model, items))
+}
+
+/// Loads a sequence-model artifact with its item ids.
+pub fn load_serving(path: &Path, version: &str) -> Result<Arc<Serving>, ServeError> {
+    let (model, items) = load_artifact(path)?;
     let index = items
         .iter()
         .enumerate()
