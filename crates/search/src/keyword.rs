@@ -18,7 +18,6 @@ use tantivy::schema::{
     Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing,
     TextOptions, Value, STORED, STRING,
 };
-use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::tokenize::{analyzer, query_words, QueryWord, ANALYZER};
@@ -241,7 +240,6 @@ const FINGERPRINT: &str = "aisle-catalog.fingerprint";
 
 /// The keyword index of one catalog.
 pub struct KeywordIndex {
-    index: Index,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     f: Fields,
@@ -302,7 +300,6 @@ impl KeywordIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         Ok(KeywordIndex {
-            index,
             reader,
             writer: Mutex::new(writer),
             f,
@@ -625,11 +622,6 @@ impl KeywordIndex {
         }
         Ok(out)
     }
-
-    /// The index's tantivy handle (tests, tools).
-    pub fn index(&self) -> &Index {
-        &self.index
-    }
 }
 
 /// Whether `a` and `b` are at most one edit apart (insert, delete,
@@ -653,9 +645,4 @@ fn within_one_edit(a: &str, b: &str) -> bool {
     } else {
         a[p..] == b[p + 1..]
     }
-}
-
-/// The analyzer, for callers that tokenize like the index does.
-pub fn new_analyzer() -> TextAnalyzer {
-    analyzer()
 }

@@ -16,8 +16,8 @@ pub mod vector;
 use std::path::{Path, PathBuf};
 
 pub use keyword::{
-    new_analyzer, Candidate, Filters, Hit, KeywordIndex, KeywordResults, BOOST_CATEGORY,
-    BOOST_DESCRIPTION, BOOST_FUZZY, BOOST_PREFIX, BOOST_TITLE, FUZZY_MIN_CHARS, MAX_QUERY_WORDS,
+    Candidate, Filters, Hit, KeywordIndex, KeywordResults, BOOST_CATEGORY, BOOST_DESCRIPTION,
+    BOOST_FUZZY, BOOST_PREFIX, BOOST_TITLE, FUZZY_MIN_CHARS, MAX_QUERY_WORDS,
 };
 
 #[derive(Debug, thiserror::Error)]
