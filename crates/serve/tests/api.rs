@@ -954,6 +954,13 @@ async fn semantic_and_hybrid_search_with_the_encoder() {
         "run scripts/fetch-embedder.sh"
     );
     let (_app, c) = open(&url, |c| c.search.embedder_dir = Some(embedder.clone()));
+    let has = |v: &Value, id: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["item_id"] == id)
+    };
     c.call(
         "PUT",
         "/v1/items/lamp1",
@@ -992,27 +999,13 @@ async fn semantic_and_hybrid_search_with_the_encoder() {
     let (_, v) = c
         .get("/v1/search?q=outdoor%20light&mode=semantic&category=even&k=20")
         .await;
-    assert!(
-        !v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["item_id"] == "lamp1"),
-        "{v}"
-    );
+    assert!(!has(&v, "lamp1"), "{v}");
     // A deleted item leaves the vector index.
     c.call("DELETE", "/v1/items/lamp1", None, None).await;
     let (_, v) = c
         .get("/v1/search?q=outdoor%20light%20for%20the%20patio&mode=semantic&k=3")
         .await;
-    assert!(
-        !v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["item_id"] == "lamp1"),
-        "{v}"
-    );
+    assert!(!has(&v, "lamp1"), "{v}");
     // Vectors are stored with the index and reused.
     assert!(dir.path().join("search/vectors.bin").exists());
     let (s, v) = c.get("/v1/search?q=x&mode=bogus").await;

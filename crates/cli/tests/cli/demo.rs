@@ -91,21 +91,7 @@ fn aisle_ingest_check(toml: &str) {
 #[test]
 fn search_and_its_quality_benchmark_on_the_demo_shop() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("shop");
-    let d = dir.to_str().unwrap();
-    ok(&[
-        "demo",
-        "--dir",
-        d,
-        "--users",
-        "300",
-        "--items",
-        "200",
-        "--train-seconds",
-        "2",
-        "--no-serve",
-    ]);
-    let store = dir.join("store");
+    let store = crate::small_demo(&tmp.path().join("shop"));
     let st = store.to_str().unwrap();
     let out = json(&ok(&[
         "search", "--store", st, "--json", "--k", "5", "--mode", "keyword", "mug",

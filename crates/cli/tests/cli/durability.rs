@@ -140,13 +140,7 @@ fn events_acknowledged_by_the_server_survive_kill_9() {
                 )
             })
             .collect();
-        let (status, body) = http(
-            &addr,
-            "POST",
-            "/v1/events",
-            &format!(r#"{{"events":[{}]}}"#, events.join(",")),
-        )
-        .unwrap();
+        let (status, body) = crate::post_events(&addr, &events);
         assert_eq!(status, 200, "{body}");
         acked += json(&body)["inserted"].as_u64().unwrap();
     }

@@ -68,3 +68,32 @@ pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, St
     let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
     Some((status, body))
 }
+
+/// A small demo shop (300 users, 200 items, SASRec trained 2 s and
+/// promoted) in `dir`; returns its store folder.
+pub fn small_demo(dir: &std::path::Path) -> PathBuf {
+    ok(&[
+        "demo",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--users",
+        "300",
+        "--items",
+        "200",
+        "--train-seconds",
+        "2",
+        "--no-serve",
+    ]);
+    dir.join("store")
+}
+
+/// POSTs `events` (JSON objects) as one batch to /v1/events; (status, body).
+pub fn post_events(addr: &str, events: &[String]) -> (u16, String) {
+    http(
+        addr,
+        "POST",
+        "/v1/events",
+        &format!(r#"{{"events":[{}]}}"#, events.join(",")),
+    )
+    .expect("the server answers")
+}

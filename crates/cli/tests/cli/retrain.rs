@@ -9,21 +9,7 @@ use crate::{aisle, http, json, ok};
 #[test]
 fn new_events_retrain_evaluate_and_hot_swap() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("shop");
-    let d = dir.to_str().unwrap();
-    ok(&[
-        "demo",
-        "--dir",
-        d,
-        "--users",
-        "300",
-        "--items",
-        "200",
-        "--train-seconds",
-        "2",
-        "--no-serve",
-    ]);
-    let store = dir.join("store");
+    let store = crate::small_demo(&tmp.path().join("shop"));
     let st = store.to_str().unwrap();
     let promoted = || std::fs::read_to_string(store.join("models/PROMOTED")).unwrap();
     let first = promoted();
@@ -100,13 +86,7 @@ fn new_events_retrain_evaluate_and_hot_swap() {
             )
         })
         .collect();
-    let (status, body) = http(
-        &addr,
-        "POST",
-        "/v1/events",
-        &format!(r#"{{"events":[{}]}}"#, events.join(",")),
-    )
-    .unwrap();
+    let (status, body) = crate::post_events(&addr, &events);
     assert_eq!(status, 200, "{body}");
     let mut job = serde_json::Value::Null;
     for _ in 0..1200 {
