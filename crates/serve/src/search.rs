@@ -56,7 +56,6 @@ struct QueryStats {
 pub struct Semantic {
     pub embedder: aisle_embed::Embedder,
     pub index: std::sync::RwLock<aisle_search::ExactIndex>,
-    path: Option<PathBuf>,
     cache: Mutex<HashMap<String, std::sync::Arc<Vec<f32>>>>,
 }
 
@@ -120,7 +119,6 @@ impl Semantic {
         Semantic {
             embedder,
             index: std::sync::RwLock::new(index),
-            path,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -151,24 +149,34 @@ impl Semantic {
         Ok(v)
     }
 
+    /// Embeds a changed item before taking the index lock (searches never
+    /// wait on the encoder). `vectors.bin` is not rewritten here: it is a
+    /// cache checked by text hash, so the next start re-embeds what changed.
     fn item_changed(&self, item: &CatalogItem, deleted: bool) {
-        let mut ix = self.index.write().unwrap_or_else(|e| e.into_inner());
         if deleted {
-            ix.remove(&item.id);
-        } else {
-            let t = aisle_search::item_text(item);
-            let h = aisle_search::text_hash(&t);
-            if ix.text_hash(&item.id) != Some(h) {
-                match self.embedder.embed(&[&t]) {
-                    Ok(mut v) => ix.upsert(&item.id, h, &v.pop().unwrap_or_default()),
-                    Err(e) => tracing::error!(item = item.id, error = %e, "embedding failed"),
-                }
-            }
+            self.index
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&item.id);
+            return;
         }
-        if let Some(p) = &self.path {
-            if let Err(e) = ix.save(p) {
-                tracing::warn!(error = %e, "could not store item vectors");
-            }
+        let t = aisle_search::item_text(item);
+        let h = aisle_search::text_hash(&t);
+        let current = self
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .text_hash(&item.id);
+        if current == Some(h) {
+            return;
+        }
+        match self.embedder.embed(&[&t]) {
+            Ok(mut v) => self
+                .index
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .upsert(&item.id, h, &v.pop().unwrap_or_default()),
+            Err(e) => tracing::error!(item = item.id, error = %e, "embedding failed"),
         }
     }
 }

@@ -127,14 +127,13 @@ impl Live {
     /// the model has not seen yet.
     pub fn content_scores(&self, of: u32) -> Vec<f32> {
         let words = |i: usize| -> Vec<String> {
-            let mut w: Vec<String> = self.catalog[i]
-                .as_ref()
-                .and_then(|c| c.title.as_deref())
-                .unwrap_or("")
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.chars().count() >= 3)
-                .map(str::to_lowercase)
-                .collect();
+            let mut w: Vec<String> = title_words(
+                self.catalog[i]
+                    .as_ref()
+                    .and_then(|c| c.title.as_deref())
+                    .unwrap_or(""),
+            )
+            .collect();
             w.sort_unstable();
             w.dedup();
             w
@@ -161,18 +160,14 @@ impl Live {
             .collect()
     }
 
-    /// Title words two items share (for explanations).
+    /// Title words two items share (for explanations), in `a`'s order.
     pub fn shared_words(&self, a: u32, b: u32) -> Vec<String> {
-        let t = |i: u32| self.title(i).to_lowercase();
-        let tb = t(b);
-        let theirs: HashSet<&str> = tb
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| w.chars().count() >= 3)
-            .collect();
+        let tb = self.title(b);
+        let theirs: HashSet<String> = title_words(&tb).collect();
         let mut out: Vec<String> = Vec::new();
-        for w in t(a).split(|c: char| !c.is_alphanumeric()) {
-            if theirs.contains(w) && !out.iter().any(|o| o == w) {
-                out.push(w.to_string());
+        for w in title_words(&self.title(a)) {
+            if theirs.contains(&w) && !out.contains(&w) {
+                out.push(w);
             }
         }
         out
@@ -181,6 +176,15 @@ impl Live {
     pub fn price(&self, i: u32) -> Option<f64> {
         self.catalog[i as usize].as_ref().and_then(|c| c.price)
     }
+}
+
+/// The words content similarity compares: lower-cased runs of letters and
+/// digits, 3+ characters long.
+fn title_words(title: &str) -> impl Iterator<Item = String> + '_ {
+    title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3)
+        .map(str::to_lowercase)
 }
 
 /// The model being served (swapped atomically as a whole).
