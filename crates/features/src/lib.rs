@@ -17,6 +17,8 @@
 //! assert_eq!(s.to_tsv(), "2\ta\tb\n10\ta\n");
 //! ```
 
+pub mod behaviour;
+
 use std::collections::HashMap;
 use std::io::Write;
 

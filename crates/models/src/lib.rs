@@ -20,6 +20,7 @@
 mod artifact;
 mod ease;
 mod knn;
+mod lightgcn;
 mod linalg;
 mod mf;
 mod pop;
@@ -30,13 +31,14 @@ use serde::{Deserialize, Serialize};
 pub use artifact::{load, save, ARTIFACT_VERSION};
 pub use ease::EaseConfig;
 pub use knn::ItemKnnConfig;
+pub use lightgcn::LightGcnConfig;
 pub use mf::{AlsConfig, BprConfig};
 pub use pop::PopConfig;
 pub use repeat::RepeatConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("unknown model `{0}`; known models: pop, itemknn, ease, bpr, als, repeat")]
+    #[error("unknown model `{0}`; known models: pop, itemknn, ease, bpr, als, lightgcn, repeat")]
     UnknownModel(String),
     #[error("bad hyperparameter for {model}: {message}")]
     BadConfig { model: String, message: String },
@@ -57,7 +59,7 @@ pub enum ModelError {
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 /// The names `aisle bench --models` and `aisle train --model` accept.
-pub const MODEL_NAMES: &[&str] = &["pop", "itemknn", "ease", "bpr", "als", "repeat"];
+pub const MODEL_NAMES: &[&str] = &["pop", "itemknn", "ease", "bpr", "als", "lightgcn", "repeat"];
 
 /// Training data: each user's items (dense ids, oldest first; repeats kept).
 #[derive(Debug, Clone, Default)]
@@ -131,6 +133,8 @@ pub enum ModelConfig {
     Ease(EaseConfig),
     Bpr(BprConfig),
     Als(AlsConfig),
+    #[serde(rename = "lightgcn")]
+    LightGcn(LightGcnConfig),
     Repeat(RepeatConfig),
 }
 
@@ -143,6 +147,7 @@ impl ModelConfig {
             "ease" => ModelConfig::Ease(EaseConfig::default()),
             "bpr" => ModelConfig::Bpr(BprConfig::default()),
             "als" => ModelConfig::Als(AlsConfig::default()),
+            "lightgcn" => ModelConfig::LightGcn(LightGcnConfig::default()),
             "repeat" => ModelConfig::Repeat(RepeatConfig::default()),
             other => return Err(ModelError::UnknownModel(other.to_string())),
         })
@@ -155,6 +160,7 @@ impl ModelConfig {
             ModelConfig::Ease(_) => "ease",
             ModelConfig::Bpr(_) => "bpr",
             ModelConfig::Als(_) => "als",
+            ModelConfig::LightGcn(_) => "lightgcn",
             ModelConfig::Repeat(_) => "repeat",
         }
     }
@@ -217,6 +223,13 @@ impl ModelConfig {
                 check(c.reg >= 0.0, "reg must be >= 0")?;
                 check(c.alpha >= 0.0, "alpha must be >= 0")?;
                 check(c.cg_steps > 0, "cg_steps must be positive")
+            }
+            ModelConfig::LightGcn(c) => {
+                check(c.factors > 0, "factors must be positive")?;
+                check(c.batch_size > 0, "batch_size must be positive")?;
+                check(c.lr > 0.0 && c.lr.is_finite(), "lr must be positive")?;
+                check(c.reg >= 0.0, "reg must be >= 0")?;
+                check(c.time_budget_s >= 0.0, "time_budget_s must be >= 0")
             }
             ModelConfig::Repeat(c) => {
                 check(c.decay > 0.0 && c.decay <= 1.0, "decay must be in (0, 1]")?;
@@ -286,6 +299,7 @@ pub fn fit(
         ModelConfig::Ease(c) => Box::new(ease::Ease::fit(c, data, progress)?),
         ModelConfig::Bpr(c) => Box::new(mf::Bpr::fit(c, data, progress)),
         ModelConfig::Als(c) => Box::new(mf::Als::fit(c, data, progress)),
+        ModelConfig::LightGcn(c) => Box::new(lightgcn::LightGcn::fit(c, data, progress)),
         ModelConfig::Repeat(c) => Box::new(repeat::Repeat::fit(c, data)),
     })
 }
@@ -314,6 +328,11 @@ pub fn from_parts(
             take("item_factors")?,
         )?),
         ModelConfig::Als(c) => Box::new(mf::Als::from_parts(
+            c,
+            take("user_factors")?,
+            take("item_factors")?,
+        )?),
+        ModelConfig::LightGcn(c) => Box::new(lightgcn::LightGcn::from_parts(
             c,
             take("user_factors")?,
             take("item_factors")?,

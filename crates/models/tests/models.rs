@@ -47,6 +47,15 @@ fn personalised_models_prefer_the_users_cluster() {
             vec![("factors", "3"), ("iterations", "10"), ("reg", "1.0")],
         ),
         ("bpr", vec![("factors", "8"), ("epochs", "200")]),
+        (
+            "lightgcn",
+            vec![
+                ("factors", "8"),
+                ("epochs", "100"),
+                ("batch_size", "64"),
+                ("lr", "0.02"),
+            ],
+        ),
     ] {
         let m = fit(&cfg(name, &sets), &data, &|_, _| {}).unwrap();
         // User 0 (cluster A) with history {8, 0, 1}: an unseen cluster-A item (3)
@@ -114,6 +123,7 @@ fn artifacts_round_trip_and_corrupt_ones_are_refused() {
         let c = match *name {
             "bpr" => cfg(name, &[("epochs", "3"), ("factors", "4")]),
             "als" => cfg(name, &[("iterations", "2"), ("factors", "4")]),
+            "lightgcn" => cfg(name, &[("epochs", "2"), ("factors", "4")]),
             _ => cfg(name, &[]),
         };
         let m = fit(&c, &data, &|_, _| {}).unwrap();

@@ -1,0 +1,605 @@
+//! Point-in-time behaviour features for a (user, item, moment) triple, and
+//! the purchase-prediction samples the ranker trains on.
+//!
+//! Every feature is declared once in [`FEATURES`] (name, kind, window,
+//! default when the value is missing, meaning); [`EventLog::features`] fills a
+//! row in exactly that order, so training and serving read the same columns.
+//!
+//! **Point-in-time rule:** the features of `(user, item, t)` read only events
+//! with `ts < t` (strictly before the moment described). Each per-user and
+//! per-item event list is sorted by time, and every read is cut at `t` with a
+//! binary search, so adding events at or after `t` cannot change a row
+//! (tested against a log truncated at `t`).
+
+use std::collections::HashMap;
+
+use aisle_core::EventType;
+use serde::Serialize;
+
+/// Behaviour classes the features count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Views and clicks.
+    View = 0,
+    Cart = 1,
+    Fav = 2,
+    Buy = 3,
+    /// Cancels and ratings: kept in the log, not counted.
+    Other = 4,
+}
+
+impl Kind {
+    pub fn of(t: EventType) -> Kind {
+        match t {
+            EventType::View | EventType::Click => Kind::View,
+            EventType::AddToCart => Kind::Cart,
+            EventType::Favorite => Kind::Fav,
+            EventType::Purchase => Kind::Buy,
+            EventType::Cancel | EventType::Rating => Kind::Other,
+        }
+    }
+}
+
+/// One event over dense ids.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogEvent {
+    pub user: u32,
+    pub item: u32,
+    pub ts: i64,
+    pub kind: Kind,
+}
+
+/// How a feature is used by a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// A real number (already log-scaled where it is a count).
+    Numeric,
+    /// 0 or 1.
+    Flag,
+}
+
+/// The declaration of one feature column.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FeatureDef {
+    pub name: &'static str,
+    pub kind: FeatureKind,
+    /// Look-back window in seconds (`None` = all history before the moment).
+    pub window_s: Option<i64>,
+    /// The value used when the input is missing (documented and counted).
+    pub default: f32,
+    pub doc: &'static str,
+}
+
+const DAY: i64 = 86_400;
+/// Recencies are capped at 30 days (also their missing default), in hours.
+const RECENCY_CAP_H: f32 = 720.0;
+
+macro_rules! features {
+    ($($id:ident: $name:literal, $kind:ident, $window:expr, $default:expr, $doc:literal;)*) => {
+        /// Column ids, in [`FEATURES`] order.
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum F { $($id,)* }
+        /// Every feature column, in row order.
+        pub const FEATURES: &[FeatureDef] = &[$(FeatureDef {
+            name: $name,
+            kind: FeatureKind::$kind,
+            window_s: $window,
+            default: $default,
+            doc: $doc,
+        },)*];
+    };
+}
+
+features! {
+    u_views: "user_views", Numeric, None, 0.0, "ln(1 + the user's views)";
+    u_carts: "user_carts", Numeric, None, 0.0, "ln(1 + the user's add-to-carts)";
+    u_favs: "user_favs", Numeric, None, 0.0, "ln(1 + the user's favourites)";
+    u_buys: "user_buys", Numeric, None, 0.0, "ln(1 + the user's purchases)";
+    u_views_1d: "user_views_1d", Numeric, Some(DAY), 0.0, "ln(1 + the user's views in the last 24 h)";
+    u_carts_1d: "user_carts_1d", Numeric, Some(DAY), 0.0, "ln(1 + the user's add-to-carts in the last 24 h)";
+    u_buys_1d: "user_buys_1d", Numeric, Some(DAY), 0.0, "ln(1 + the user's purchases in the last 24 h)";
+    u_recency: "user_recency_h", Numeric, None, RECENCY_CAP_H, "hours since the user's last event (cap 720; no history = 720)";
+    u_buy_rate: "user_buy_rate", Numeric, None, 0.0, "purchases / (views + 1)";
+    u_cat_affinity: "user_category_share", Numeric, None, 0.0, "share of the user's events in the item's category (unknown category = 0)";
+    u_price_level: "user_price_level", Numeric, None, 0.0, "ln(1 + mean price of the items the user interacted with) (no priced items = 0)";
+    u_new: "user_no_history", Flag, None, 1.0, "1 when the user has no event before the moment";
+    i_views: "item_views", Numeric, None, 0.0, "ln(1 + the item's views)";
+    i_carts: "item_carts", Numeric, None, 0.0, "ln(1 + the item's add-to-carts)";
+    i_buys: "item_buys", Numeric, None, 0.0, "ln(1 + the item's purchases)";
+    i_views_1d: "item_views_1d", Numeric, Some(DAY), 0.0, "ln(1 + the item's views in the last 24 h)";
+    i_buys_1d: "item_buys_1d", Numeric, Some(DAY), 0.0, "ln(1 + the item's purchases in the last 24 h)";
+    i_conversion: "item_conversion", Numeric, None, 0.0, "view->purchase rate (buys + 1) / (views + 20), shrunk towards a small prior";
+    i_age: "item_age_h", Numeric, None, 0.0, "hours since the item's first event (cap 720; never seen = 0)";
+    i_price: "item_price", Numeric, None, 0.0, "ln(1 + price) (missing = 0)";
+    i_price_missing: "item_price_missing", Flag, None, 1.0, "1 when the item has no price";
+    i_price_rel: "item_price_vs_user", Numeric, None, 0.0, "ln(1 + price) - user_price_level (either missing = 0)";
+    i_cat_missing: "item_category_missing", Flag, None, 1.0, "1 when the item has no category";
+    ui_views: "pair_views", Numeric, None, 0.0, "ln(1 + the user's views of this item)";
+    ui_carted: "pair_carted", Flag, None, 0.0, "the user added this item to the cart before";
+    ui_faved: "pair_faved", Flag, None, 0.0, "the user favourited this item before";
+    ui_buys: "pair_buys", Numeric, None, 0.0, "ln(1 + times the user bought this item)";
+    ui_recency: "pair_recency_h", Numeric, None, RECENCY_CAP_H, "hours since the user last touched this item (cap 720; never = 720)";
+    ui_cat_events: "pair_category_events", Numeric, None, 0.0, "ln(1 + the user's events in the item's category)";
+    ui_cat_last: "pair_category_is_last", Flag, None, 0.0, "the user's latest event was in the item's category";
+}
+
+/// Number of feature columns.
+pub const N_FEATURES: usize = FEATURES.len();
+
+/// How often each kind of missing input was replaced by its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MissingCounts {
+    pub rows: u64,
+    pub users_without_history: u64,
+    pub items_without_category: u64,
+    pub items_without_price: u64,
+    pub items_never_seen: u64,
+}
+
+/// A behaviour log over dense user and item ids, indexed by user and item
+/// (each list in time order) for point-in-time reads.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    pub users: Vec<String>,
+    pub items: Vec<String>,
+    /// Sorted by (time, insertion order).
+    pub events: Vec<LogEvent>,
+    /// Category per item: 0 = unknown, else 1-based dense category id.
+    pub item_category: Vec<u32>,
+    pub n_categories: usize,
+    pub item_price: Vec<Option<f32>>,
+    by_user: Vec<Vec<u32>>,
+    by_item: Vec<Vec<u32>>,
+}
+
+/// One raw event for [`EventLog::build`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent<'a> {
+    pub user: &'a str,
+    pub item: &'a str,
+    pub ts: i64,
+    /// Insertion order (breaks timestamp ties).
+    pub seq: i64,
+    pub event_type: EventType,
+}
+
+/// Catalog facts for [`EventLog::build`]: item id -> (category, price).
+pub type CatalogFacts<'a> = HashMap<&'a str, (Option<&'a str>, Option<f64>)>;
+
+impl EventLog {
+    /// Builds the log: dense ids in order of first appearance, events sorted
+    /// by (time, insertion order). Items absent from `catalog` have no
+    /// category and no price.
+    pub fn build<'a>(
+        events: impl IntoIterator<Item = RawEvent<'a>>,
+        catalog: &CatalogFacts<'a>,
+    ) -> EventLog {
+        let mut raw: Vec<RawEvent<'a>> = events.into_iter().collect();
+        raw.sort_by_key(|e| (e.ts, e.seq));
+        let (mut uid, mut iid): (HashMap<&str, u32>, HashMap<&str, u32>) = Default::default();
+        let (mut users, mut items) = (Vec::new(), Vec::new());
+        let mut out = Vec::with_capacity(raw.len());
+        for e in &raw {
+            let u = *uid.entry(e.user).or_insert_with(|| {
+                users.push(e.user.to_string());
+                users.len() as u32 - 1
+            });
+            let i = *iid.entry(e.item).or_insert_with(|| {
+                items.push(e.item.to_string());
+                items.len() as u32 - 1
+            });
+            out.push(LogEvent {
+                user: u,
+                item: i,
+                ts: e.ts,
+                kind: Kind::of(e.event_type),
+            });
+        }
+        let mut cats: HashMap<&str, u32> = HashMap::new();
+        let mut item_category = Vec::with_capacity(items.len());
+        let mut item_price = Vec::with_capacity(items.len());
+        for it in &items {
+            let (cat, price) = catalog.get(it.as_str()).copied().unwrap_or((None, None));
+            item_category.push(match cat.filter(|c| !c.is_empty()) {
+                Some(c) => {
+                    let next = cats.len() as u32 + 1;
+                    *cats.entry(c).or_insert(next)
+                }
+                None => 0,
+            });
+            item_price.push(
+                price
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .map(|p| p as f32),
+            );
+        }
+        Self::from_parts(users, items, out, item_category, cats.len(), item_price)
+    }
+
+    /// A log from dense parts (`events` must be in time order).
+    pub fn from_parts(
+        users: Vec<String>,
+        items: Vec<String>,
+        events: Vec<LogEvent>,
+        item_category: Vec<u32>,
+        n_categories: usize,
+        item_price: Vec<Option<f32>>,
+    ) -> EventLog {
+        let mut by_user = vec![Vec::new(); users.len()];
+        let mut by_item = vec![Vec::new(); items.len()];
+        for (k, e) in events.iter().enumerate() {
+            by_user[e.user as usize].push(k as u32);
+            by_item[e.item as usize].push(k as u32);
+        }
+        EventLog {
+            users,
+            items,
+            events,
+            item_category,
+            n_categories,
+            item_price,
+            by_user,
+            by_item,
+        }
+    }
+
+    /// The indices (into `events`) of `list` strictly before `t`.
+    fn before<'s>(&self, list: &'s [u32], t: i64) -> &'s [u32] {
+        let n = list.partition_point(|&k| self.events[k as usize].ts < t);
+        &list[..n]
+    }
+
+    /// The user's events strictly before `t`.
+    pub fn user_before(&self, user: u32, t: i64) -> impl Iterator<Item = &LogEvent> {
+        self.before(&self.by_user[user as usize], t)
+            .iter()
+            .map(|&k| &self.events[k as usize])
+    }
+
+    /// Fills `out` (length [`N_FEATURES`]) with the features of `(user,
+    /// item, t)` from events strictly before `t`, counting defaults in `missing`.
+    pub fn features(
+        &self,
+        user: u32,
+        item: u32,
+        t: i64,
+        out: &mut [f32],
+        missing: &mut MissingCounts,
+    ) {
+        assert_eq!(out.len(), N_FEATURES, "one value per declared feature");
+        for (o, d) in out.iter_mut().zip(FEATURES) {
+            *o = d.default;
+        }
+        missing.rows += 1;
+        let ln = |x: f32| x.ln_1p();
+        let hours = |dt: i64| (dt as f32 / 3600.0).clamp(0.0, RECENCY_CAP_H);
+        let cat = self.item_category.get(item as usize).copied().unwrap_or(0);
+        let price = self.item_price.get(item as usize).copied().flatten();
+        let mut set = |f: F, v: f32| out[f as usize] = v;
+
+        // User side.
+        let u_events = self.before(self.by_user.get(user as usize).map_or(&[], |v| v), t);
+        let (mut c, mut c1d) = ([0f32; 5], [0f32; 5]);
+        let (mut cat_n, mut price_sum, mut price_n) = (0f32, 0f64, 0f32);
+        let (mut pair, mut pair_last) = ([0f32; 5], None::<i64>);
+        for &k in u_events {
+            let e = &self.events[k as usize];
+            c[e.kind as usize] += 1.0;
+            if e.ts >= t - DAY {
+                c1d[e.kind as usize] += 1.0;
+            }
+            if cat != 0 && self.item_category[e.item as usize] == cat {
+                cat_n += 1.0;
+            }
+            if let Some(p) = self.item_price[e.item as usize] {
+                price_sum += p as f64;
+                price_n += 1.0;
+            }
+            if e.item == item {
+                pair[e.kind as usize] += 1.0;
+                pair_last = Some(e.ts);
+            }
+        }
+        let price_level = (price_n > 0.0).then(|| ln((price_sum / price_n as f64) as f32));
+        if let Some(&last) = u_events.last() {
+            let last = &self.events[last as usize];
+            set(F::u_views, ln(c[0]));
+            set(F::u_carts, ln(c[1]));
+            set(F::u_favs, ln(c[2]));
+            set(F::u_buys, ln(c[3]));
+            set(F::u_views_1d, ln(c1d[0]));
+            set(F::u_carts_1d, ln(c1d[1]));
+            set(F::u_buys_1d, ln(c1d[3]));
+            set(F::u_recency, hours(t - last.ts));
+            set(F::u_buy_rate, c[3] / (c[0] + 1.0));
+            set(F::u_cat_affinity, cat_n / u_events.len() as f32);
+            set(F::u_price_level, price_level.unwrap_or(0.0));
+            set(F::u_new, 0.0);
+            set(F::ui_views, ln(pair[0]));
+            set(F::ui_carted, f32::from(pair[1] > 0.0));
+            set(F::ui_faved, f32::from(pair[2] > 0.0));
+            set(F::ui_buys, ln(pair[3]));
+            if let Some(ts) = pair_last {
+                set(F::ui_recency, hours(t - ts));
+            }
+            set(F::ui_cat_events, ln(cat_n));
+            set(
+                F::ui_cat_last,
+                f32::from(cat != 0 && self.item_category[last.item as usize] == cat),
+            );
+        } else {
+            missing.users_without_history += 1;
+        }
+
+        // Item side.
+        let i_events = self.before(self.by_item.get(item as usize).map_or(&[], |v| v), t);
+        let (mut ic, mut ic1d) = ([0f32; 5], [0f32; 5]);
+        for &k in i_events {
+            let e = &self.events[k as usize];
+            ic[e.kind as usize] += 1.0;
+            if e.ts >= t - DAY {
+                ic1d[e.kind as usize] += 1.0;
+            }
+        }
+        set(F::i_views, ln(ic[0]));
+        set(F::i_carts, ln(ic[1]));
+        set(F::i_buys, ln(ic[3]));
+        set(F::i_views_1d, ln(ic1d[0]));
+        set(F::i_buys_1d, ln(ic1d[3]));
+        set(F::i_conversion, (ic[3] + 1.0) / (ic[0] + 20.0));
+        match i_events.first() {
+            Some(&k) => set(F::i_age, hours(t - self.events[k as usize].ts)),
+            None => missing.items_never_seen += 1,
+        }
+        match price {
+            Some(p) => {
+                set(F::i_price, ln(p));
+                set(F::i_price_missing, 0.0);
+                if let Some(level) = price_level {
+                    set(F::i_price_rel, ln(p) - level);
+                }
+            }
+            None => missing.items_without_price += 1,
+        }
+        if cat != 0 {
+            set(F::i_cat_missing, 0.0);
+        } else {
+            missing.items_without_category += 1;
+        }
+    }
+}
+
+/// One labelled (user, item, moment) of the purchase model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    pub user: u32,
+    pub item: u32,
+    pub t: i64,
+    pub label: bool,
+}
+
+/// The purchase-prediction task on a temporal split.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurchaseTask {
+    pub train: Vec<Sample>,
+    pub test: Vec<Sample>,
+    /// Samples at or after this moment are test samples.
+    pub test_from: i64,
+    /// Test samples are before this moment (their label window then closes
+    /// before the log ends).
+    pub test_to: i64,
+    pub horizon_s: i64,
+}
+
+/// Samples of "does this view turn into a purchase": every view of `(user,
+/// item)` at `t` is one sample, labelled 1 when the user buys the item in
+/// `[t, t + horizon_s)`. These are real impressions: the negatives are views
+/// that were not bought. The last `test_s` seconds whose label window still
+/// fits in the log are the test period; a training sample's label window must
+/// close before the test period begins (training happens then), so training
+/// samples have `t < test_from - horizon_s`. Events outside the main window
+/// (a few stray early timestamps) are kept as history, never as samples
+/// before the first day.
+pub fn purchase_samples(log: &EventLog, horizon_s: i64, test_s: i64) -> PurchaseTask {
+    let end = log.events.last().map_or(0, |e| e.ts);
+    let test_to = end - horizon_s;
+    let test_from = test_to - test_s;
+    // Buy times per (user, item).
+    let mut buys: HashMap<(u32, u32), Vec<i64>> = HashMap::new();
+    for e in log.events.iter().filter(|e| e.kind == Kind::Buy) {
+        buys.entry((e.user, e.item)).or_default().push(e.ts);
+    }
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for e in log.events.iter().filter(|e| e.kind == Kind::View) {
+        let label = buys
+            .get(&(e.user, e.item))
+            .is_some_and(|ts| ts.iter().any(|&b| b >= e.ts && b < e.ts + horizon_s));
+        let s = Sample {
+            user: e.user,
+            item: e.item,
+            t: e.ts,
+            label,
+        };
+        if e.ts >= test_from && e.ts < test_to {
+            test.push(s);
+        } else if e.ts < test_from - horizon_s {
+            train.push(s);
+        }
+    }
+    PurchaseTask {
+        train,
+        test,
+        test_from,
+        test_to,
+        horizon_s,
+    }
+}
+
+/// Reads a label: `1`/`0`/`true`/`false` (any case, surrounding spaces
+/// ignored). Anything else (2, -1, 0.5, "yes", empty) is `None`, to be
+/// counted and quarantined by the caller.
+pub fn parse_label(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "1.0" | "true" => Some(true),
+        "0" | "0.0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(
+        user: &'static str,
+        item: &'static str,
+        ts: i64,
+        seq: i64,
+        t: EventType,
+    ) -> RawEvent<'static> {
+        RawEvent {
+            user,
+            item,
+            ts,
+            seq,
+            event_type: t,
+        }
+    }
+
+    fn shop() -> Vec<RawEvent<'static>> {
+        use EventType::*;
+        vec![
+            raw("u1", "a", 100, 1, View),
+            raw("u1", "a", 200, 2, AddToCart),
+            raw("u2", "a", 250, 3, View),
+            raw("u1", "b", 300, 4, View),
+            raw("u1", "a", 400, 5, Purchase),
+            raw("u2", "b", 400, 6, View),
+            raw("u1", "c", 500, 7, View),
+            raw("u2", "a", 90_000, 8, Purchase),
+            raw("u3", "c", 90_100, 9, View),
+        ]
+    }
+
+    fn catalog() -> CatalogFacts<'static> {
+        let mut c = CatalogFacts::new();
+        c.insert("a", (Some("shoes"), Some(40.0)));
+        c.insert("b", (Some("shoes"), None));
+        c.insert("c", (None, Some(10.0)));
+        c
+    }
+
+    fn row(log: &EventLog, user: &str, item: &str, t: i64) -> (Vec<f32>, MissingCounts) {
+        let u = log.users.iter().position(|x| x == user).unwrap() as u32;
+        let i = log.items.iter().position(|x| x == item).unwrap() as u32;
+        let mut out = vec![0f32; N_FEATURES];
+        let mut m = MissingCounts::default();
+        log.features(u, i, t, &mut out, &mut m);
+        (out, m)
+    }
+
+    #[test]
+    fn features_are_declared_once_with_unique_names() {
+        let mut names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), N_FEATURES);
+        assert_eq!(F::ui_cat_last as usize, N_FEATURES - 1);
+    }
+
+    /// No feature of (user, item, t) may read an event at or after t: the
+    /// row from the full log equals the row from the log cut at t, for every
+    /// pair and every moment, and events added after t change nothing.
+    #[test]
+    fn point_in_time_rows_ignore_events_at_or_after_the_moment() {
+        let cat = catalog();
+        let full = EventLog::build(shop(), &cat);
+        for &t in &[0, 100, 101, 250, 400, 401, 1000, 90_000, 90_101] {
+            let cut: Vec<RawEvent> = shop().into_iter().filter(|e| e.ts < t).collect();
+            // Keep ids identical: add the later events' users and items as
+            // ids only (a view far in the future).
+            let mut padded = cut.clone();
+            for e in shop().into_iter().filter(|e| e.ts >= t) {
+                padded.push(RawEvent {
+                    ts: 10_000_000 + e.seq,
+                    ..e
+                });
+            }
+            let truncated = EventLog::build(padded, &cat);
+            for u in ["u1", "u2", "u3"] {
+                for i in ["a", "b", "c"] {
+                    let (a, _) = row(&full, u, i, t);
+                    let (b, _) = row(&truncated, u, i, t);
+                    assert_eq!(a, b, "{u} {i} at {t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn values_and_missing_defaults() {
+        let log = EventLog::build(shop(), &catalog());
+        // u1 / a at 450: viewed once, carted, bought once; last touched at 400.
+        let (r, m) = row(&log, "u1", "a", 450);
+        assert_eq!(r[F::ui_carted as usize], 1.0);
+        assert_eq!(r[F::ui_buys as usize], 1f32.ln_1p());
+        assert_eq!(r[F::ui_views as usize], 1f32.ln_1p());
+        assert!((r[F::ui_recency as usize] - 50.0 / 3600.0).abs() < 1e-6);
+        assert_eq!(r[F::u_views as usize], 2f32.ln_1p());
+        // 4 of u1's 4 events before 450 are in "shoes" (a, a, b, a).
+        assert_eq!(r[F::u_cat_affinity as usize], 1.0);
+        assert_eq!(r[F::i_price as usize], 40f32.ln_1p());
+        assert_eq!(m.users_without_history, 0);
+        // u3 before its first event: no history, everything at its default.
+        let (r, m) = row(&log, "u3", "c", 90_100);
+        assert_eq!(r[F::u_new as usize], 1.0);
+        assert_eq!(r[F::u_recency as usize], RECENCY_CAP_H);
+        assert_eq!(r[F::i_cat_missing as usize], 1.0);
+        assert_eq!(m.users_without_history, 1);
+        assert_eq!(m.items_without_category, 1);
+        // b has no price.
+        let (r, m) = row(&log, "u2", "b", 500);
+        assert_eq!(r[F::i_price_missing as usize], 1.0);
+        assert_eq!(m.items_without_price, 1);
+        // An item nobody saw before the moment.
+        let (_, m) = row(&log, "u1", "c", 10);
+        assert_eq!(m.items_never_seen, 1);
+    }
+
+    #[test]
+    fn samples_are_views_labelled_by_a_later_purchase_within_the_horizon() {
+        let mut ev = shop();
+        ev.push(raw("u9", "z", 300_000, 10, EventType::View));
+        let log = EventLog::build(ev, &catalog());
+        let task = purchase_samples(&log, 100_000, 50_000);
+        assert_eq!(task.test_to, 200_000);
+        assert_eq!(task.test_from, 150_000);
+        // Train: views before 50,000. u1/a at 100 was bought at 400 -> 1;
+        // u2/a at 250 bought at 90,000 (outside 100,000? no: inside) -> 1.
+        let label = |u: &str, i: &str| {
+            task.train
+                .iter()
+                .find(|s| log.users[s.user as usize] == u && log.items[s.item as usize] == i)
+                .map(|s| s.label)
+        };
+        assert_eq!(label("u1", "a"), Some(true));
+        assert_eq!(label("u2", "a"), Some(true));
+        assert_eq!(label("u1", "b"), Some(false));
+        assert_eq!(task.train.len(), 5);
+        // u3/c at 90,100 is in neither: its label window would overlap the test period.
+        assert!(task.test.is_empty());
+    }
+
+    #[test]
+    fn labels_other_than_zero_or_one_are_refused() {
+        assert_eq!(parse_label(" 1 "), Some(true));
+        assert_eq!(parse_label("FALSE"), Some(false));
+        for bad in ["2", "-1", "0.5", "yes", "", "nan"] {
+            assert_eq!(parse_label(bad), None, "{bad:?}");
+        }
+    }
+}
