@@ -309,12 +309,25 @@ pub fn run_models(
     Ok((rows, skipped))
 }
 
+/// One row of `results`: a ranking model (leave-one-out metrics) or a
+/// purchase-probability model (classification metrics on the temporal
+/// hold-out of the purchase task).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ResultRow {
+    Ranking(Row),
+    Purchase(crate::purchase::PurchaseRow),
+}
+
 /// The whole report printed by `aisle bench --json`.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub dataset: String,
     pub protocol: serde_json::Value,
-    pub results: Vec<Row>,
+    /// The purchase task's protocol, when purchase models ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase_protocol: Option<serde_json::Value>,
+    pub results: Vec<ResultRow>,
     /// Models that refused this data set, with the reason.
     pub skipped: Vec<Skipped>,
     /// The model with the best validation NDCG@10 (model selection never looks at test).
@@ -373,7 +386,14 @@ pub fn write_outputs(dir: &Path, report: &BenchReport) -> Result<()> {
         md,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    let mut rows: Vec<&Row> = report.results.iter().collect();
+    let mut rows: Vec<&Row> = report
+        .results
+        .iter()
+        .filter_map(|r| match r {
+            ResultRow::Ranking(r) => Some(r),
+            ResultRow::Purchase(_) => None,
+        })
+        .collect();
     rows.sort_by(|a, b| b.ndcg10.total_cmp(&a.ndcg10));
     for r in &rows {
         let _ = writeln!(
@@ -382,6 +402,28 @@ pub fn write_outputs(dir: &Path, report: &BenchReport) -> Result<()> {
             r.model, if r.masking { "on" } else { "off" }, r.ndcg10, r.recall10, r.mrr10, r.ndcg20, r.recall20,
             r.coverage10, r.popularity_bias10, r.valid_ndcg10, r.fit_s, r.fit_cpu_s, r.eval_s, r.peak_rss_mb
         );
+    }
+    let purchase: Vec<&crate::purchase::PurchaseRow> = report
+        .results
+        .iter()
+        .filter_map(|r| match r {
+            ResultRow::Purchase(p) => Some(p),
+            ResultRow::Ranking(_) => None,
+        })
+        .collect();
+    if !purchase.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Purchase probability (temporal hold-out)\n\n| model | AUC | log loss | prior log loss | accuracy | ECE | train rows (pos) | test rows (pos) | epochs (best) | fit s |\n|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for p in purchase {
+            let _ = writeln!(
+                md,
+                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} ({}) | {} ({}) | {} ({}) | {:.1} |",
+                p.model, p.auc, p.logloss, p.prior_logloss, p.accuracy, p.ece, p.train_rows,
+                p.train_positives, p.test_rows, p.test_positives, p.epochs, p.best_epoch, p.fit_s
+            );
+        }
     }
     for s in &report.skipped {
         let _ = writeln!(md, "\nSkipped {}: {}", s.model, s.reason);

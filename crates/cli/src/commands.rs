@@ -549,10 +549,18 @@ fn report_models(
     if models.is_empty() {
         bail!("--models is empty");
     }
+    let (purchase_models, models): (Vec<String>, Vec<String>) = models
+        .into_iter()
+        .partition(|m| crate::purchase::PURCHASE_MODELS.contains(&m.as_str()));
     let (seq_models, classical): (Vec<String>, Vec<String>) = models
         .iter()
         .cloned()
         .partition(|m| crate::bench::SEQ_MODELS.contains(&m.as_str()));
+    let purchase_keys: Vec<String> = if purchase_models.is_empty() {
+        Vec::new()
+    } else {
+        crate::purchase::ranker_keys()
+    };
     // Route each override: scoped ones to their model; unscoped ones to every
     // selected model that has the key (an error if none has it).
     let classical_keys: Vec<String> = classical
@@ -566,11 +574,15 @@ fn report_models(
         crate::bench::seq_keys()
     };
     for (om, k, _) in &overrides {
-        if om.is_none() && !classical_keys.contains(k) && !seq_keys.contains(k) {
+        if om.is_none()
+            && !classical_keys.contains(k)
+            && !seq_keys.contains(k)
+            && !purchase_keys.contains(k)
+        {
             bail!("--set {k}: no selected model has a hyperparameter `{k}`");
         }
         if let Some(om) = om {
-            if !models.contains(om) {
+            if !models.contains(om) && !purchase_models.contains(om) {
                 bail!("--set {om}.{k}: model `{om}` is not in --models");
             }
         }
@@ -585,11 +597,12 @@ fn report_models(
         .collect();
     let configs = crate::bench::model_configs(&classical, &classical_overrides)?;
     let out = m.out.clone().unwrap_or(default_out);
-    let (mut results, skipped) = if configs.is_empty() {
+    let (ranking, skipped) = if configs.is_empty() {
         (Vec::new(), Vec::new())
     } else {
         crate::bench::run_models(seqs, &configs, masking)?
     };
+    let mut results: Vec<crate::bench::Row> = ranking;
     for sm in &seq_models {
         let arch_cfg = crate::bench::seq_config(sm, &overrides, m.time_budget)?;
         let side = if arch_cfg.1.side_info {
@@ -601,11 +614,41 @@ fn report_models(
             sm, seqs, &arch_cfg, side, masking, &out,
         )?);
     }
+    let mut purchase_protocol = None;
+    let mut purchase_rows = Vec::new();
+    if !purchase_models.is_empty() {
+        let cfgs = purchase_models
+            .iter()
+            .map(|pm| {
+                let o: Vec<(String, String)> = overrides
+                    .iter()
+                    .filter(|(om, k, _)| match om {
+                        Some(m) => m == pm,
+                        None => purchase_keys.contains(k),
+                    })
+                    .map(|(_, k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Ok((pm.clone(), crate::purchase::ranker_config(pm, &o)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (rows, proto) = crate::purchase::run(store, &cfgs)?;
+        purchase_rows = rows;
+        purchase_protocol = Some(proto);
+    }
     let report = crate::bench::BenchReport {
         dataset: dataset.to_string(),
         protocol: crate::bench::protocol_json(seqs, protocol, masking),
+        purchase_protocol,
         best_by_validation: crate::bench::best_by_validation(&results),
-        results,
+        results: results
+            .into_iter()
+            .map(crate::bench::ResultRow::Ranking)
+            .chain(
+                purchase_rows
+                    .into_iter()
+                    .map(crate::bench::ResultRow::Purchase),
+            )
+            .collect(),
         skipped,
         threads: rayon_threads(),
     };
@@ -695,13 +738,24 @@ pub fn train(a: TrainArgs) -> Result<()> {
         )),
     };
     let is_seq = crate::bench::SEQ_MODELS.contains(&a.model.as_str());
+    let is_purchase = crate::purchase::PURCHASE_MODELS.contains(&a.model.as_str());
     if a.promote_if_better && !is_seq {
         bail!(
             "--promote-if-better applies to the served sequence models ({})",
             crate::bench::SEQ_MODELS.join(", ")
         );
     }
-    let summary = if is_seq {
+    let summary = if is_purchase {
+        if a.promote || a.time_budget.is_some() {
+            bail!("--promote and --time-budget apply to the served sequence models");
+        }
+        let o: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect();
+        let cfg = crate::purchase::ranker_config(&a.model, &o)?;
+        crate::purchase::train_and_save(&a.store, &a.model, &cfg, &out)?
+    } else if is_seq {
         let arch_cfg = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
         crate::bench::train_seq_and_save(&a.store, &a.model, &arch_cfg, &out)?
     } else {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod commands;
+mod purchase;
 mod search_bench;
 
 // mimalloc keeps freed memory for reuse: model training allocates and frees

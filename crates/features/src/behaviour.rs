@@ -401,7 +401,8 @@ pub struct PurchaseTask {
 /// that were not bought. The last `test_s` seconds whose label window still
 /// fits in the log are the test period; a training sample's label window must
 /// close before the test period begins (training happens then), so training
-/// samples have `t < test_from - horizon_s`. Events outside the main window
+/// samples have `t < test_from - horizon_s` (with `test_s = 0`: every view
+/// whose label window closed, `t < end - horizon_s`). Events outside the main window
 /// (a few stray early timestamps) are kept as history, never as samples
 /// before the first day.
 pub fn purchase_samples(log: &EventLog, horizon_s: i64, test_s: i64) -> PurchaseTask {
@@ -413,6 +414,12 @@ pub fn purchase_samples(log: &EventLog, horizon_s: i64, test_s: i64) -> Purchase
     for e in log.events.iter().filter(|e| e.kind == Kind::Buy) {
         buys.entry((e.user, e.item)).or_default().push(e.ts);
     }
+    // Without a test period every sample whose label window closed trains.
+    let train_to = if test_s > 0 {
+        test_from - horizon_s
+    } else {
+        test_to
+    };
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for e in log.events.iter().filter(|e| e.kind == Kind::View) {
         let label = buys
@@ -426,7 +433,7 @@ pub fn purchase_samples(log: &EventLog, horizon_s: i64, test_s: i64) -> Purchase
         };
         if e.ts >= test_from && e.ts < test_to {
             test.push(s);
-        } else if e.ts < test_from - horizon_s {
+        } else if e.ts < train_to {
             train.push(s);
         }
     }

@@ -17,6 +17,7 @@
 mod config;
 mod model;
 mod net;
+pub mod params;
 mod train;
 
 pub use config::{Arch, LossKind, SeqConfig};

@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use aisle_eval::Scorer;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use burn::tensor::{Device, Tensor};
 
-use crate::{Arch, Result, SeqConfig, SeqError, SeqNet, SideInfo};
+use crate::{params, Arch, Result, SeqConfig, SeqError, SeqNet, SideInfo};
 
 /// Bumped whenever the saved layout of a sequence model changes.
 pub const SEQ_ARTIFACT_VERSION: u32 = 1;
@@ -235,27 +233,13 @@ impl SeqModel {
 
     /// Writes the model to `path` (write, then rename).
     pub fn save(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
-        let mut v = Collect::default();
-        self.net.visit(&mut v);
-        v.tensors.push((
+        let mut tensors = params::collect(&self.net);
+        tensors.push((
             "popularity".into(),
             vec![self.n_items],
             self.popularity.clone(),
         ));
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = v
-            .tensors
-            .into_iter()
-            .map(|(n, s, d)| (n, s, d.iter().flat_map(|x| x.to_le_bytes()).collect()))
-            .collect();
         let art = |e: &dyn std::fmt::Display| SeqError::Artifact(e.to_string());
-        let views = bytes
-            .iter()
-            .map(|(n, s, b)| {
-                TensorView::new(Dtype::F32, s.clone(), b)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| art(&e))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let mut meta = HashMap::new();
         meta.insert(
             "aisle_artifact_version".to_string(),
@@ -274,20 +258,14 @@ impl SeqModel {
         for (k, val) in extra {
             meta.insert(k.to_string(), val.clone());
         }
-        let data = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| art(&e))?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, data).map_err(|e| art(&e))?;
-        std::fs::rename(&tmp, path).map_err(|e| art(&e))?;
-        Ok(())
+        params::write(path, &tensors, meta).map_err(|e| art(&e))
     }
 
     /// Reads a model written by [`SeqModel::save`]; refuses other versions,
     /// corrupt files and tensors whose shapes do not match the config.
     pub fn load(path: &Path) -> Result<(SeqModel, HashMap<String, String>)> {
         let art = |m: String| SeqError::Artifact(format!("{}: {m}", path.display()));
-        let data = std::fs::read(path).map_err(|e| art(e.to_string()))?;
-        let (_, header) = SafeTensors::read_metadata(&data).map_err(|e| art(e.to_string()))?;
-        let meta = header.metadata().clone().unwrap_or_default();
+        let (mut tensors, meta) = params::read(path).map_err(art)?;
         let get = |k: &str| {
             meta.get(k)
                 .cloned()
@@ -308,38 +286,13 @@ impl SeqModel {
             serde_json::from_str(&get("config")?).map_err(|e| art(format!("config: {e}")))?;
         let side: Option<SideInfo> =
             serde_json::from_str(&get("side")?).map_err(|e| art(format!("side: {e}")))?;
-        let st = SafeTensors::deserialize(&data).map_err(|e| art(e.to_string()))?;
-        let mut tensors = HashMap::new();
-        for (name, view) in st.tensors() {
-            if view.dtype() != Dtype::F32 {
-                return Err(art(format!("tensor {name} is not f32")));
-            }
-            let vals: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            tensors.insert(name, (view.shape().to_vec(), vals));
-        }
         let popularity = match tensors.remove("popularity") {
             Some((s, v)) if s == [n_items] => v,
             _ => return Err(art("popularity missing or of the wrong size".into())),
         };
         let device = Device::default();
         let net = config.init(arch, n_items, side, &device);
-        let mut loader = Load {
-            path: Vec::new(),
-            tensors,
-            error: None,
-            device: device.clone(),
-        };
-        let net = net.map(&mut loader);
-        if let Some(e) = loader.error {
-            return Err(art(e));
-        }
-        if let Some(extra) = loader.tensors.keys().next() {
-            return Err(art(format!("unexpected tensor {extra}")));
-        }
+        let net = params::restore(net, tensors, &device).map_err(art)?;
         Ok((SeqModel::new(arch, config, n_items, net, popularity), meta))
     }
 }
@@ -348,65 +301,5 @@ impl Scorer for SeqModel {
     /// Runs the network on `history` (the inference path serving uses).
     fn score(&self, _user: u32, history: &[u32], out: &mut [f32]) {
         self.score_history(history, out);
-    }
-}
-
-#[derive(Default)]
-struct Collect {
-    path: Vec<String>,
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let t = param.val();
-        let shape = t.dims().to_vec();
-        let data = t.into_data().try_to_vec::<f32>().expect("f32 parameter");
-        self.tensors.push((self.path.join("."), shape, data));
-    }
-}
-
-struct Load {
-    path: Vec<String>,
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-    error: Option<String>,
-    device: Device,
-}
-
-impl ModuleMapper for Load {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name = self.path.join(".");
-        let want = param.val().dims().to_vec();
-        match self.tensors.remove(&name) {
-            Some((shape, data)) if shape == want => {
-                let id: ParamId = param.id;
-                Param::initialized(
-                    id,
-                    Tensor::from_data(TensorData::new(data, shape), &self.device),
-                )
-            }
-            Some((shape, _)) => {
-                self.error.get_or_insert(format!(
-                    "tensor {name} has shape {shape:?}, the config expects {want:?}"
-                ));
-                param
-            }
-            None => {
-                self.error.get_or_insert(format!("tensor {name} missing"));
-                param
-            }
-        }
     }
 }

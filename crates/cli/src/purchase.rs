@@ -1,0 +1,223 @@
+//! The purchase-probability task from a store: the behaviour log, the
+//! view -> purchase samples on a temporal split, their point-in-time feature
+//! rows, and the `ranker` / `logreg` rows of `aisle bench`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use aisle_features::behaviour::{
+    purchase_samples, CatalogFacts, EventLog, MissingCounts, PurchaseTask, RawEvent, FEATURES,
+    N_FEATURES,
+};
+use aisle_rank::{Dataset, Ranker, RankerConfig};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::commands::bar;
+
+/// Purchase models `aisle bench` and `aisle train` accept.
+pub const PURCHASE_MODELS: &[&str] = &["ranker", "logreg"];
+/// A view is a positive when the same user buys the item within this window.
+pub const HORIZON_S: i64 = 24 * 3600;
+/// The test period: the last day whose label windows close inside the log.
+pub const TEST_S: i64 = 24 * 3600;
+
+/// The whole behaviour log of a store, with catalog categories and prices.
+pub fn event_log(store: &str) -> Result<EventLog> {
+    let s = aisle_store::open_existing(store).with_context(|| format!("opening {store}"))?;
+    let mut events = Vec::new();
+    s.scan_events(&mut |e| events.push(e))?;
+    let catalog = s.catalog()?;
+    let facts: CatalogFacts = catalog
+        .iter()
+        .map(|c| (c.id.as_str(), (c.category.as_deref(), c.price)))
+        .collect();
+    Ok(EventLog::build(
+        events.iter().map(|e| RawEvent {
+            user: &e.event.user,
+            item: &e.event.item,
+            ts: e.event.ts,
+            seq: e.seq,
+            event_type: e.event.event_type,
+        }),
+        &facts,
+    ))
+}
+
+/// Feature rows of samples (the item's category id rides along for the
+/// category embedding).
+pub fn dataset(
+    log: &EventLog,
+    samples: &[aisle_features::behaviour::Sample],
+    missing: &mut MissingCounts,
+) -> Dataset {
+    let mut d = Dataset::new(N_FEATURES);
+    let mut row = vec![0f32; N_FEATURES];
+    for s in samples {
+        log.features(s.user, s.item, s.t, &mut row, missing);
+        d.push(&row, log.item_category[s.item as usize], s.label);
+    }
+    d
+}
+
+/// The protocol text written with every purchase figure.
+pub fn protocol_json(task: &PurchaseTask) -> serde_json::Value {
+    serde_json::json!({
+        "task": "will this view turn into a purchase: every view event (user, item, t) is a sample; label 1 when the user buys that item in [t, t + horizon)",
+        "negatives": "real impressions: views not followed by a purchase of the item within the horizon",
+        "horizon_s": task.horizon_s,
+        "split": "temporal: test = views with t in [test_from, test_to) where test_to = last event - horizon; train = views with t < test_from - horizon (their label windows close before the test period starts)",
+        "test_from": task.test_from,
+        "test_to": task.test_to,
+        "features": "point-in-time: each row reads only events with ts < t (see aisle_features::behaviour::FEATURES)",
+        "early_stopping": "the latest 15% of the training rows (time order) are held out; best validation log loss kept",
+        "metrics": "AUC, log loss, accuracy at 0.5, ECE (10 equal-width bins) on the test samples",
+        "feature_names": FEATURES.iter().map(|f| f.name).collect::<Vec<_>>(),
+    })
+}
+
+/// One purchase-model row of `aisle bench`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurchaseRow {
+    pub model: String,
+    pub auc: f64,
+    pub logloss: f64,
+    pub accuracy: f64,
+    pub ece: f64,
+    pub train_rows: usize,
+    pub train_positives: usize,
+    pub test_rows: usize,
+    pub test_positives: usize,
+    /// Log loss of always predicting the training positive rate (the floor
+    /// a model must beat to have learned anything).
+    pub prior_logloss: f64,
+    pub fit_s: f64,
+    pub epochs: usize,
+    pub best_epoch: usize,
+    pub missing: MissingCounts,
+    pub config: serde_json::Value,
+}
+
+/// The ranker config of a purchase model name with `key=value` overrides.
+pub fn ranker_config(model: &str, overrides: &[(String, String)]) -> Result<RankerConfig> {
+    let base = match model {
+        "ranker" => RankerConfig::default(),
+        "logreg" => RankerConfig::logreg(),
+        other => bail!("unknown purchase model {other}"),
+    };
+    let cfg: RankerConfig = aisle_models::apply_overrides(&base, overrides)
+        .map_err(|m| anyhow::anyhow!("bad hyperparameter for {model}: {m}"))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The keys a purchase model accepts.
+pub fn ranker_keys() -> Vec<String> {
+    match serde_json::to_value(RankerConfig::default()) {
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn train_with_bar(
+    cfg: &RankerConfig,
+    d: &Dataset,
+    n_cats: usize,
+    name: &str,
+) -> Result<(Ranker, aisle_rank::RankFit)> {
+    let pb = bar(0, name);
+    let pb2 = pb.clone();
+    let out = aisle_rank::train(cfg, d, n_cats, &move |done, total| {
+        pb2.set_length(total);
+        pb2.set_position(done);
+    });
+    pb.finish_and_clear();
+    Ok(out?)
+}
+
+/// Builds the task from the store and trains + evaluates each model.
+pub fn run(
+    store: &str,
+    models: &[(String, RankerConfig)],
+) -> Result<(Vec<PurchaseRow>, serde_json::Value)> {
+    let log = event_log(store)?;
+    let task = purchase_samples(&log, HORIZON_S, TEST_S);
+    if task.train.is_empty() || task.test.is_empty() {
+        bail!(
+            "the purchase task needs view events (impressions) before and in the last two days: {} training and {} test samples",
+            task.train.len(),
+            task.test.len()
+        );
+    }
+    let mut missing = MissingCounts::default();
+    let train = dataset(&log, &task.train, &mut missing);
+    let test = dataset(&log, &task.test, &mut missing);
+    let rate = train.positives() as f64 / train.len() as f64;
+    let prior = vec![rate; test.len()];
+    let prior_logloss = aisle_eval::logloss(&test.y, &prior);
+    let mut rows = Vec::new();
+    for (name, cfg) in models {
+        let t0 = Instant::now();
+        let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
+        let fit_s = t0.elapsed().as_secs_f64();
+        let p = model.predict(&test);
+        rows.push(PurchaseRow {
+            model: name.clone(),
+            auc: aisle_eval::auc(&test.y, &p).unwrap_or(f64::NAN),
+            logloss: aisle_eval::logloss(&test.y, &p),
+            accuracy: aisle_eval::accuracy(&test.y, &p, 0.5),
+            ece: aisle_eval::expected_calibration_error(&test.y, &p, 10),
+            train_rows: train.len(),
+            train_positives: train.positives(),
+            test_rows: test.len(),
+            test_positives: test.positives(),
+            prior_logloss,
+            fit_s,
+            epochs: fit.epochs,
+            best_epoch: fit.best_epoch,
+            missing: missing.clone(),
+            config: serde_json::to_value(cfg)?,
+        });
+        tracing::info!(
+            model = name,
+            auc = rows.last().map(|r| r.auc),
+            "purchase model evaluated"
+        );
+    }
+    Ok((rows, protocol_json(&task)))
+}
+
+/// `aisle train --model ranker|logreg`: trains on every view whose label
+/// window has closed and saves the model with its feature names.
+pub fn train_and_save(
+    store: &str,
+    name: &str,
+    cfg: &RankerConfig,
+    out: &Path,
+) -> Result<serde_json::Value> {
+    let log = event_log(store)?;
+    // No test period: every sample whose label window closed is training data.
+    let task = purchase_samples(&log, HORIZON_S, 0);
+    let mut missing = MissingCounts::default();
+    let train = dataset(&log, &task.train, &mut missing);
+    let t0 = Instant::now();
+    let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+    model.save(
+        out,
+        &[
+            ("kind", name.to_string()),
+            ("feature_names", serde_json::to_string(&names)?),
+            ("horizon_s", HORIZON_S.to_string()),
+        ],
+    )?;
+    Ok(serde_json::json!({
+        "model": name, "artifact": out.display().to_string(), "rows": train.len(),
+        "positives": train.positives(), "fit_s": t0.elapsed().as_secs_f64(),
+        "epochs": fit.epochs, "best_epoch": fit.best_epoch,
+        "best_valid_logloss": fit.best_valid_logloss, "missing": missing, "config": cfg,
+    }))
+}
