@@ -135,7 +135,7 @@ fn reset_peak_rss() {
 }
 
 /// CPU seconds (user + system) of this process so far (Linux; 0 elsewhere).
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     // Fields 14 and 15 of /proc/self/stat, in clock ticks (USER_HZ = 100 on Linux).
     std::fs::read_to_string("/proc/self/stat")
         .ok()
@@ -191,7 +191,7 @@ pub struct Row {
 impl Row {
     /// A row from the validation and test results of one model; the
     /// sequence-model fields are left empty.
-    fn new(
+    pub(crate) fn new(
         model: &str,
         masking: bool,
         valid: &LooResult,

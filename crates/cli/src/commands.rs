@@ -552,6 +552,8 @@ fn report_models(
     let (purchase_models, models): (Vec<String>, Vec<String>) = models
         .into_iter()
         .partition(|m| crate::purchase::PURCHASE_MODELS.contains(&m.as_str()));
+    let two_stage = models.iter().any(|m| m == "two-stage");
+    let models: Vec<String> = models.into_iter().filter(|m| m != "two-stage").collect();
     let (seq_models, classical): (Vec<String>, Vec<String>) = models
         .iter()
         .cloned()
@@ -612,6 +614,17 @@ fn report_models(
         };
         results.push(crate::bench::run_seq(
             sm, seqs, &arch_cfg, side, masking, &out,
+        )?);
+    }
+    if two_stage {
+        eprintln!(
+            "two-stage: training {} sources, candidates, ranker",
+            crate::twostage::SOURCES.join(", ")
+        );
+        results.push(crate::twostage::run(
+            seqs,
+            masking,
+            &aisle_rank::RankerConfig::default(),
         )?);
     }
     let mut purchase_protocol = None;

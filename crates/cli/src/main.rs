@@ -5,6 +5,7 @@ mod bench;
 mod commands;
 mod purchase;
 mod search_bench;
+mod twostage;
 
 // mimalloc keeps freed memory for reuse: model training allocates and frees
 // tensors of tens of MB at every step, which glibc's allocator maps and
