@@ -6,6 +6,7 @@ mod bench;
 mod datasets;
 mod demo;
 mod durability;
+mod ranking;
 mod retrain;
 
 use std::path::PathBuf;

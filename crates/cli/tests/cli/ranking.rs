@@ -1,0 +1,172 @@
+//! Issue 7 from the command line: the purchase model on real Taobao
+//! impressions, the ranker artifact, LightGCN and the two-stage pipeline in
+//! the ranking bench, and bad input to them.
+
+use crate::{data_dir, json, ok, run, small_demo};
+
+fn rows(rep: &serde_json::Value) -> Vec<serde_json::Value> {
+    rep["results"].as_array().unwrap().clone()
+}
+
+fn row(rep: &serde_json::Value, model: &str) -> serde_json::Value {
+    rows(rep)
+        .into_iter()
+        .find(|r| r["model"] == model)
+        .unwrap_or_else(|| panic!("no row for {model}: {rep}"))
+}
+
+/// The issue's target on the real data: AUC >= 0.70 on the temporal hold-out
+/// of the Taobao slice, for the ranker and its logistic-regression baseline;
+/// the ranker's log loss beats the constant prior.
+#[test]
+fn taobao_purchase_models_reach_the_auc_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = data_dir().join("taobao-userbehavior-head/events.csv.gz");
+    let out = ok(&[
+        "bench",
+        "--preset",
+        "taobao-userbehavior-head",
+        "--input",
+        input.to_str().unwrap(),
+        "--store",
+        tmp.path().join("store").to_str().unwrap(),
+        "--models",
+        "ranker,logreg",
+        "--out",
+        tmp.path().join("out").to_str().unwrap(),
+        "--json",
+    ]);
+    let rep = json(&out);
+    for m in ["ranker", "logreg"] {
+        let r = row(&rep, m);
+        let auc = r["auc"].as_f64().unwrap();
+        assert!(auc >= 0.70, "{m}: AUC {auc}");
+        let (ll, prior) = (
+            r["logloss"].as_f64().unwrap(),
+            r["prior_logloss"].as_f64().unwrap(),
+        );
+        assert!(ll < prior, "{m}: log loss {ll} vs prior {prior}");
+        let (acc, ece) = (r["accuracy"].as_f64().unwrap(), r["ece"].as_f64().unwrap());
+        assert!(
+            (0.0..=1.0).contains(&acc) && (0.0..0.1).contains(&ece),
+            "{r}"
+        );
+        assert!(r["test_positives"].as_u64().unwrap() > 50, "{r}");
+        // Taobao has no prices: every row counted as a missing price.
+        assert_eq!(r["missing"]["items_without_price"], r["missing"]["rows"]);
+    }
+    let p = &rep["purchase_protocol"];
+    assert!(p["test_from"].as_i64().unwrap() < p["test_to"].as_i64().unwrap());
+    let md = std::fs::read_to_string(tmp.path().join("out/leaderboard.md")).unwrap();
+    assert!(md.contains("Purchase probability"), "{md}");
+}
+
+/// LightGCN and two-stage appear in the ranking bench like the other models;
+/// the ranker trains and saves from `aisle train`; bad input is a clear error.
+#[test]
+fn lightgcn_two_stage_and_ranker_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = small_demo(tmp.path());
+    let store = store.to_str().unwrap();
+    let out = tmp.path().join("bench");
+    let rep = json(&ok(&[
+        "bench",
+        "--store",
+        store,
+        "--models",
+        "pop,lightgcn,two-stage",
+        "--set",
+        "lightgcn.epochs=5",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(row(&rep, "pop")["ndcg@10"].as_f64().is_some());
+    for m in ["lightgcn", "two-stage"] {
+        let r = row(&rep, m);
+        let n = r["ndcg@10"].as_f64().unwrap();
+        assert!(n > 0.0 && n <= 1.0, "{m}: {r}");
+        assert!(r["valid_ndcg@10"].as_f64().unwrap() > 0.0, "{m}: {r}");
+    }
+    let ts = row(&rep, "two-stage");
+    assert_eq!(ts["masking"], false);
+    let rec = ts["config"]["candidate_recall_test"].as_f64().unwrap();
+    assert!(rec > 0.0 && rec <= 1.0, "{ts}");
+
+    // aisle train --model ranker writes a loadable artifact with its features.
+    let art = tmp.path().join("ranker.safetensors");
+    let summary = json(&ok(&[
+        "train",
+        "--store",
+        store,
+        "--model",
+        "ranker",
+        "--set",
+        "epochs=3",
+        "--out",
+        art.to_str().unwrap(),
+    ]));
+    assert_eq!(summary["model"], "ranker");
+    assert!(summary["positives"].as_u64().unwrap() > 0, "{summary}");
+    let (meta_names, n) = {
+        let (r, meta) = aisle_rank::Ranker::load(&art).unwrap();
+        (meta["feature_names"].clone(), r.n_features)
+    };
+    let names: Vec<String> = serde_json::from_str(&meta_names).unwrap();
+    assert_eq!(names.len(), n);
+    assert!(names.contains(&"pair_carted".to_string()));
+
+    // Bad hyperparameters and unknown keys are clear errors.
+    let (code, _, err) = run(&[
+        "bench",
+        "--store",
+        store,
+        "--models",
+        "ranker",
+        "--set",
+        "ranker.lr=-1",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("lr"), "{err}");
+    let (code, _, err) = run(&[
+        "train", "--store", store, "--model", "ranker", "--set", "depth=3",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("depth"), "{err}");
+}
+
+/// A data set without views has no impressions to learn from: a clear error.
+#[test]
+fn purchase_models_need_views() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("buys.csv");
+    let mut text = String::from("user,item,ts,type\n");
+    for u in 0..20 {
+        for i in 0..5 {
+            text.push_str(&format!(
+                "u{u},i{i},{},purchase\n",
+                1_600_000_000 + u * 1000 + i * 10
+            ));
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "name = \"buys\"\nformat = \"csv\"\nheader = true\n[fields]\nuser = \"user\"\nitem = \"item\"\ntime = \"ts\"\ntime_format = \"unix\"\nevent_type = \"type\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "bench",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        csv.to_str().unwrap(),
+        "--store",
+        tmp.path().join("store").to_str().unwrap(),
+        "--models",
+        "logreg",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("view events"), "{err}");
+}
