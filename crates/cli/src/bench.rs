@@ -649,7 +649,7 @@ pub fn side_info(store: &str, seqs: &Sequences) -> Result<Option<aisle_seq::Side
     }))
 }
 
-fn train_seq(
+pub(crate) fn train_seq(
     arch: aisle_seq::Arch,
     cfg: &aisle_seq::SeqConfig,
     seqs: &Sequences,

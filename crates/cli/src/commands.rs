@@ -570,7 +570,7 @@ fn report_models(
         .filter_map(|c| aisle_models::ModelConfig::default_for(c).ok())
         .flat_map(|c| c.keys())
         .collect();
-    let seq_keys: Vec<String> = if seq_models.is_empty() {
+    let seq_keys: Vec<String> = if seq_models.is_empty() && m.two_stage_seq.is_none() {
         Vec::new()
     } else {
         crate::bench::seq_keys()
@@ -621,10 +621,26 @@ fn report_models(
             "two-stage: training {} sources, candidates, ranker",
             crate::twostage::SOURCES.join(", ")
         );
+        let seq_source = match &m.two_stage_seq {
+            Some(name) => {
+                let arch_cfg = crate::bench::seq_config(name, &overrides, m.time_budget)?;
+                let side = if arch_cfg.1.side_info {
+                    crate::bench::side_info(store, seqs)?
+                } else {
+                    None
+                };
+                let (model, _) = crate::bench::train_seq(arch_cfg.0, &arch_cfg.1, seqs, side)?;
+                Some((name.as_str(), model))
+            }
+            None => None,
+        };
         results.push(crate::twostage::run(
             seqs,
             masking,
             &aisle_rank::RankerConfig::default(),
+            seq_source
+                .as_ref()
+                .map(|(n, m)| (*n, m as &dyn aisle_eval::Scorer)),
         )?);
     }
     let mut purchase_protocol = None;
@@ -758,6 +774,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
             crate::bench::SEQ_MODELS.join(", ")
         );
     }
+    if a.samples.is_some() && !is_purchase {
+        bail!("--samples applies to the purchase models (ranker, logreg)");
+    }
     let summary = if is_purchase {
         if a.promote || a.time_budget.is_some() {
             bail!("--promote and --time-budget apply to the served sequence models");
@@ -767,7 +786,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .map(|(_, k, v)| (k.clone(), v.clone()))
             .collect();
         let cfg = crate::purchase::ranker_config(&a.model, &o)?;
-        crate::purchase::train_and_save(&a.store, &a.model, &cfg, &out)?
+        crate::purchase::train_and_save(&a.store, &a.model, &cfg, a.samples.as_deref(), &out)?
     } else if is_seq {
         let arch_cfg = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
         crate::bench::train_seq_and_save(&a.store, &a.model, &arch_cfg, &out)?

@@ -178,7 +178,8 @@ pub enum ModelsAction {
 
 #[derive(Args, Debug)]
 struct ModelArgs {
-    /// Comma-separated models: pop, itemknn, ease, bpr, als, repeat, sasrec, gru4rec, lstm.
+    /// Comma-separated models: pop, itemknn, ease, bpr, als, lightgcn, repeat, sasrec, gru4rec,
+    /// lstm, two-stage (ranking); ranker, logreg (purchase probability).
     #[arg(
         long,
         default_value = "pop,itemknn,ease,bpr,als,repeat",
@@ -200,6 +201,10 @@ struct ModelArgs {
     /// (the best epoch so far is kept when it runs out).
     #[arg(long, value_name = "SECONDS")]
     time_budget: Option<f64>,
+    /// Add this sequence model (sasrec, gru4rec, lstm; trained on the train part under
+    /// --time-budget) as a candidate source of `two-stage`.
+    #[arg(long, value_name = "MODEL")]
+    two_stage_seq: Option<String>,
     /// Print the report JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -240,9 +245,15 @@ struct TrainArgs {
     /// Store directory or URL (sqlite:///path/aisle.db).
     #[arg(long)]
     store: String,
-    /// Model name: pop, itemknn, ease, bpr, als, repeat, sasrec, gru4rec, lstm.
+    /// Model name: pop, itemknn, ease, bpr, als, lightgcn, repeat, sasrec, gru4rec, lstm,
+    /// ranker, logreg.
     #[arg(long)]
     model: String,
+    /// Purchase models: labelled samples `user,item,ts,label` (CSV with that header; ts in
+    /// Unix seconds; label 0/1/true/false) instead of the views derived from the store.
+    /// Rows that do not fit are counted and written to FILE.quarantine.jsonl.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
     /// Hyperparameter override `key=value`; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use aisle_features::behaviour::{
-    purchase_samples, CatalogFacts, EventLog, MissingCounts, PurchaseTask, RawEvent, FEATURES,
-    N_FEATURES,
+    purchase_samples, CatalogFacts, EventLog, MissingCounts, PurchaseTask, RawEvent, Sample,
+    FEATURES, N_FEATURES,
 };
 use aisle_rank::{Dataset, Ranker, RankerConfig};
 use anyhow::{bail, Context, Result};
@@ -46,11 +46,7 @@ pub fn event_log(store: &str) -> Result<EventLog> {
 
 /// Feature rows of samples (the item's category id rides along for the
 /// category embedding).
-pub fn dataset(
-    log: &EventLog,
-    samples: &[aisle_features::behaviour::Sample],
-    missing: &mut MissingCounts,
-) -> Dataset {
+pub fn dataset(log: &EventLog, samples: &[Sample], missing: &mut MissingCounts) -> Dataset {
     let mut d = Dataset::new(N_FEATURES);
     let mut row = vec![0f32; N_FEATURES];
     for s in samples {
@@ -187,19 +183,149 @@ pub fn run(
     Ok((rows, protocol_json(&task)))
 }
 
+/// What reading a labelled-samples file did: every row is accepted or
+/// quarantined with one reason.
+#[derive(Debug, Default, Serialize)]
+pub struct SamplesReport {
+    pub rows_read: u64,
+    pub accepted: u64,
+    pub quarantined: u64,
+    pub bad_label: u64,
+    pub bad_time: u64,
+    pub unknown_item: u64,
+    pub malformed: u64,
+    /// Accepted rows whose user has no events in the store (features at their defaults).
+    pub unknown_user: u64,
+}
+
+/// Reads `user,item,ts,label` samples (header required, in any column
+/// order). A label other than 0/1/true/false, a bad time, an item the store
+/// has never seen or a row with missing fields is quarantined (written to
+/// `PATH.quarantine.jsonl` with line, reason and raw text) and counted.
+pub fn read_samples(path: &Path, log: &EventLog) -> Result<(Vec<Sample>, SamplesReport)> {
+    use std::collections::HashMap;
+    use std::io::Write;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines().enumerate();
+    let header: Vec<String> = match lines.next() {
+        Some((_, h)) => h
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect(),
+        None => bail!(
+            "{} is empty: expected the header user,item,ts,label",
+            path.display()
+        ),
+    };
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|c| c == name)
+            .with_context(|| format!("{}: no `{name}` column in the header", path.display()))
+    };
+    let (cu, ci, ct, cl) = (col("user")?, col("item")?, col("ts")?, col("label")?);
+    let users: HashMap<&str, u32> = log
+        .users
+        .iter()
+        .enumerate()
+        .map(|(k, u)| (u.as_str(), k as u32))
+        .collect();
+    let items: HashMap<&str, u32> = log
+        .items
+        .iter()
+        .enumerate()
+        .map(|(k, i)| (i.as_str(), k as u32))
+        .collect();
+    let mut rep = SamplesReport::default();
+    let mut out = Vec::new();
+    let qpath = path.with_extension("quarantine.jsonl");
+    let mut q = std::io::BufWriter::new(std::fs::File::create(&qpath)?);
+    let mut new_users: HashMap<String, u32> = HashMap::new();
+    for (n, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        rep.rows_read += 1;
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let get = |c: usize| f.get(c).copied().filter(|v| !v.is_empty());
+        let reason = match (get(cu), get(ci), get(ct), get(cl)) {
+            (Some(u), Some(i), Some(t), Some(l)) => match (
+                aisle_features::behaviour::parse_label(l),
+                t.parse::<i64>().ok(),
+                items.get(i),
+            ) {
+                (None, _, _) => {
+                    rep.bad_label += 1;
+                    format!("label must be 0 or 1, got {l:?}")
+                }
+                (_, None, _) => {
+                    rep.bad_time += 1;
+                    format!("ts must be Unix seconds, got {t:?}")
+                }
+                (_, _, None) => {
+                    rep.unknown_item += 1;
+                    format!("item {i:?} has no events in the store")
+                }
+                (Some(label), Some(ts), Some(&item)) => {
+                    let user = match users.get(u) {
+                        Some(&k) => k,
+                        None => {
+                            rep.unknown_user += 1;
+                            // Ids past the log's users have no history.
+                            let next = (log.users.len() + new_users.len()) as u32;
+                            *new_users.entry(u.to_string()).or_insert(next)
+                        }
+                    };
+                    out.push(Sample {
+                        user,
+                        item,
+                        t: ts,
+                        label,
+                    });
+                    rep.accepted += 1;
+                    continue;
+                }
+            },
+            _ => {
+                rep.malformed += 1;
+                "missing field".to_string()
+            }
+        };
+        rep.quarantined += 1;
+        writeln!(
+            q,
+            "{}",
+            serde_json::json!({"line": n + 1, "reason": reason, "raw": line})
+        )?;
+    }
+    q.flush()?;
+    Ok((out, rep))
+}
+
 /// `aisle train --model ranker|logreg`: trains on every view whose label
-/// window has closed and saves the model with its feature names.
+/// window has closed (or on the labelled rows of `samples`) and saves the
+/// model with its feature names.
 pub fn train_and_save(
     store: &str,
     name: &str,
     cfg: &RankerConfig,
+    samples: Option<&Path>,
     out: &Path,
 ) -> Result<serde_json::Value> {
     let log = event_log(store)?;
-    // No test period: every sample whose label window closed is training data.
-    let task = purchase_samples(&log, HORIZON_S, 0);
+    let (mut rows, report) = match samples {
+        Some(p) => {
+            let (s, r) = read_samples(p, &log)?;
+            (s, Some(r))
+        }
+        // No test period: every sample whose label window closed is training data.
+        None => (purchase_samples(&log, HORIZON_S, 0).train, None),
+    };
+    // Time order: the latest rows are the early-stopping hold-out.
+    rows.sort_by_key(|s| s.t);
     let mut missing = MissingCounts::default();
-    let train = dataset(&log, &task.train, &mut missing);
+    let train = dataset(&log, &rows, &mut missing);
     let t0 = Instant::now();
     let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -219,5 +345,6 @@ pub fn train_and_save(
         "positives": train.positives(), "fit_s": t0.elapsed().as_secs_f64(),
         "epochs": fit.epochs, "best_epoch": fit.best_epoch,
         "best_valid_logloss": fit.best_valid_logloss, "missing": missing, "config": cfg,
+        "samples": report,
     }))
 }

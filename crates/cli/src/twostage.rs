@@ -4,7 +4,8 @@
 //! purchase-probability model (aisle-rank) trained on the validation stage.
 //!
 //! - Sources (trained on the train part only): EASE, ALS, item-kNN, the
-//!   repeat baseline and popularity; each proposes its top [`PER_SOURCE`]
+//!   repeat baseline and popularity, optionally a sequence model
+//!   (`--two-stage-seq sasrec`); each proposes its top [`PER_SOURCE`]
 //!   items of the full catalog (no masking inside candidate generation).
 //! - Features of (user, candidate), from the history before the target only:
 //!   per source the z-score of the item's score among all items and the
@@ -37,8 +38,8 @@ pub const PER_SOURCE: usize = 50;
 /// Score of an item no source proposed (a tie below every candidate).
 const NOT_A_CANDIDATE: f32 = -1e9;
 
-fn n_features() -> usize {
-    SOURCES.len() * 2 + 5
+fn n_features(sources: usize) -> usize {
+    sources * 2 + 5
 }
 
 /// One user's candidates at one stage.
@@ -50,7 +51,7 @@ struct Candidates {
 }
 
 fn candidates(
-    models: &[Box<dyn Recommender>],
+    models: &[&dyn Scorer],
     popularity: &[f32],
     user: u32,
     history: &[u32],
@@ -72,7 +73,7 @@ fn candidates(
         }
         rank.push(top);
     }
-    let f = n_features();
+    let f = n_features(models.len());
     let mut x = vec![0f32; items.len() * f];
     let mut last_seen = std::collections::HashMap::new();
     let mut count = std::collections::HashMap::new();
@@ -94,7 +95,7 @@ fn candidates(
             x[c * f + 2 * m + 1] = rr.get(&i).copied().unwrap_or(0.0);
         }
     }
-    let base = SOURCES.len() * 2;
+    let base = models.len() * 2;
     for (c, &i) in items.iter().enumerate() {
         let row = &mut x[c * f + base..(c + 1) * f];
         row[0] = popularity[i as usize];
@@ -111,7 +112,7 @@ fn candidates(
 
 /// Every user's candidates at a stage (history = the sequence before the target).
 fn stage_candidates(
-    models: &[Box<dyn Recommender>],
+    models: &[&dyn Scorer],
     popularity: &[f32],
     seqs: &Sequences,
     stage: Stage,
@@ -140,7 +141,7 @@ fn stage_candidates(
 }
 
 fn dataset(c: &[&Candidates]) -> Dataset {
-    let f = n_features();
+    let f = c.first().map_or(0, |c| c.x.len() / c.items.len().max(1));
     let mut d = Dataset::new(f);
     for c in c {
         for (k, &i) in c.items.iter().enumerate() {
@@ -173,7 +174,14 @@ fn rerank(model: &aisle_rank::Ranker, c: &Candidates) -> Vec<(u32, f32)> {
 }
 
 /// Runs the pipeline and returns its leaderboard row (name `two-stage`).
-pub fn run(seqs: &Sequences, masking: Masking, ranker: &RankerConfig) -> Result<Row> {
+/// `extra` is an additional source (a sequence model trained on the same
+/// train part), appended after [`SOURCES`].
+pub fn run(
+    seqs: &Sequences,
+    masking: Masking,
+    ranker: &RankerConfig,
+    extra: Option<(&str, &dyn Scorer)>,
+) -> Result<Row> {
     let (t0, c0) = (Instant::now(), crate::bench::cpu_seconds());
     let train: TrainData = loo_train(seqs);
     let pop = train.item_counts();
@@ -186,8 +194,14 @@ pub fn run(seqs: &Sequences, masking: Masking, ranker: &RankerConfig) -> Result<
                 .with_context(|| format!("training source {s}"))
         })
         .collect::<Result<_>>()?;
-    let valid = stage_candidates(&models, &popularity, seqs, Stage::Valid);
-    let test = stage_candidates(&models, &popularity, seqs, Stage::Test);
+    let mut scorers: Vec<&dyn Scorer> = models.iter().map(|m| m.as_ref() as &dyn Scorer).collect();
+    let mut names: Vec<&str> = SOURCES.to_vec();
+    if let Some((name, s)) = extra {
+        scorers.push(s);
+        names.push(name);
+    }
+    let valid = stage_candidates(&scorers, &popularity, seqs, Stage::Valid);
+    let test = stage_candidates(&scorers, &popularity, seqs, Stage::Test);
     let recall = |c: &[Option<Candidates>]| {
         let (hit, n) = c.iter().flatten().fold((0usize, 0usize), |(h, n), c| {
             (h + usize::from(c.items.contains(&c.target)), n + 1)
@@ -240,10 +254,10 @@ pub fn run(seqs: &Sequences, masking: Masking, ranker: &RankerConfig) -> Result<
     let t = eval(Stage::Test, test_scores);
     let config = serde_json::json!({
         "model": "two-stage",
-        "sources": SOURCES,
+        "sources": names,
         "per_source": PER_SOURCE,
         "ranker": ranker,
-        "features": n_features(),
+        "features": n_features(names.len()),
         "candidate_recall_valid": valid_recall,
         "candidate_recall_test": test_recall,
         "ranker_rows": full.len(),

@@ -116,6 +116,57 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
     assert_eq!(names.len(), n);
     assert!(names.contains(&"pair_carted".to_string()));
 
+    // Labelled samples from a file: labels other than 0/1, bad times,
+    // unknown items and short rows are quarantined and counted, never trained on.
+    let events = std::fs::read_to_string(tmp.path().join("data/events.csv")).unwrap();
+    let mut samples = String::from("label,user,item,ts\n");
+    for (k, line) in events.lines().skip(1).take(400).enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        samples.push_str(&format!(
+            "{},{},{},{}\n",
+            k % 2,
+            f[0],
+            f[1],
+            1_900_000_000 + k
+        ));
+    }
+    let good = events
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .collect::<Vec<_>>();
+    for bad in ["2", "yes"] {
+        samples.push_str(&format!("{bad},{},{},1900000000\n", good[0], good[1]));
+    }
+    samples.push_str(&format!("1,{},{},soon\n", good[0], good[1]));
+    samples.push_str(&format!("0,{},no-such-item,1900000000\n", good[0]));
+    samples.push_str("1,only-a-user\n");
+    let sfile = tmp.path().join("samples.csv");
+    std::fs::write(&sfile, samples).unwrap();
+    let summary = json(&ok(&[
+        "train",
+        "--store",
+        store,
+        "--model",
+        "logreg",
+        "--samples",
+        sfile.to_str().unwrap(),
+        "--out",
+        tmp.path().join("lr.safetensors").to_str().unwrap(),
+    ]));
+    let rep = &summary["samples"];
+    let n = |k: &str| rep[k].as_u64().unwrap();
+    assert_eq!(n("rows_read"), 405, "{rep}");
+    assert_eq!(n("accepted") + n("quarantined"), n("rows_read"), "{rep}");
+    assert_eq!(n("bad_label"), 2, "{rep}");
+    assert_eq!(n("bad_time"), 1, "{rep}");
+    assert!(n("unknown_item") >= 1 && n("malformed") >= 1, "{rep}");
+    assert_eq!(summary["rows"].as_u64(), Some(n("accepted")));
+    let q = std::fs::read_to_string(tmp.path().join("samples.quarantine.jsonl")).unwrap();
+    assert_eq!(q.lines().count() as u64, n("quarantined"));
+    assert!(q.contains("label must be 0 or 1"), "{q}");
+
     // Bad hyperparameters and unknown keys are clear errors.
     let (code, _, err) = run(&[
         "bench",
