@@ -629,8 +629,9 @@ fn report_models(
                 } else {
                     None
                 };
+                let t0 = std::time::Instant::now();
                 let (model, _) = crate::bench::train_seq(arch_cfg.0, &arch_cfg.1, seqs, side)?;
-                Some((name.as_str(), model))
+                Some((name.as_str(), model, t0.elapsed().as_secs_f64()))
             }
             None => None,
         };
@@ -640,7 +641,7 @@ fn report_models(
             &aisle_rank::RankerConfig::default(),
             seq_source
                 .as_ref()
-                .map(|(n, m)| (*n, m as &dyn aisle_eval::Scorer)),
+                .map(|(n, m, s)| (*n, m as &dyn aisle_eval::Scorer, *s)),
         )?);
     }
     let mut purchase_protocol = None;

@@ -143,10 +143,13 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
     let semantic = match aisle_embed::Embedder::load(&aisle_embed::default_dir()) {
         Ok(e) => {
             let dir = aisle_serve::store_dir(&a.store).map(|d| d.join("search"));
+            let cfg = aisle_serve::search::SearchConfig::default();
             Some(aisle_serve::search::Semantic::open(
                 dir.as_deref(),
                 &catalog,
                 e,
+                cfg.ann_min_items,
+                cfg.ann_ef,
             ))
         }
         Err(e) => {

@@ -5,10 +5,13 @@
 //!   lower-case, English stemming), typo-tolerant terms for words of 5+
 //!   letters, a prefix term for the last word, filters (category, price,
 //!   in stock), category facets and incremental updates.
+//! - [`vector`]: item vectors with exact search ([`ExactIndex`]) or an HNSW
+//!   graph ([`AnnIndex`], [`hnsw`]) for large catalogs.
 //! - [`fuse`]: reciprocal rank fusion of result lists and the personal
 //!   re-ranking of the fused top N.
 
 pub mod fuse;
+pub mod hnsw;
 mod keyword;
 pub mod tokenize;
 pub mod vector;
@@ -40,7 +43,7 @@ impl SearchError {
     }
 }
 
-pub use vector::{ExactIndex, VectorIndex};
+pub use vector::{AnnIndex, ExactIndex, VectorIndex};
 
 /// The text an item is embedded from: title, category, description.
 pub fn item_text(c: &aisle_core::CatalogItem) -> String {

@@ -29,6 +29,11 @@ pub struct SearchConfig {
     pub embedder_dir: Option<PathBuf>,
     /// Turn semantic retrieval off (keyword only).
     pub no_semantic: bool,
+    /// Catalogs with at least this many items get an HNSW graph for semantic
+    /// retrieval (smaller ones are scanned exactly).
+    pub ann_min_items: usize,
+    /// Beam width of a graph search (at least the number of candidates).
+    pub ann_ef: usize,
 }
 
 impl Default for SearchConfig {
@@ -42,6 +47,9 @@ impl Default for SearchConfig {
             semantic_weight: 1.0,
             embedder_dir: None,
             no_semantic: false,
+            ann_min_items: 20_000,
+            // Recall@10 against exact search is measured in BENCHMARKS.md §5.
+            ann_ef: 128,
         }
     }
 }
@@ -55,7 +63,7 @@ struct QueryStats {
 /// Semantic retrieval: the encoder, the item vectors, a query cache.
 pub struct Semantic {
     pub embedder: aisle_embed::Embedder,
-    pub index: std::sync::RwLock<aisle_search::ExactIndex>,
+    pub index: std::sync::RwLock<aisle_search::AnnIndex>,
     cache: Mutex<HashMap<String, std::sync::Arc<Vec<f32>>>>,
 }
 
@@ -64,11 +72,15 @@ const QUERY_CACHE: usize = 10_000;
 
 impl Semantic {
     /// Loads the encoder and the stored item vectors; embeds what is missing
-    /// or changed (batched, progress in the log) and stores the result.
+    /// or changed (batched, progress in the log) and stores the result. With
+    /// `ann_min_items` items or more, an HNSW graph (`hnsw.bin`, reused while
+    /// the vectors are the same) serves semantic retrieval.
     pub fn open(
         dir: Option<&Path>,
         items: &[CatalogItem],
         embedder: aisle_embed::Embedder,
+        ann_min_items: usize,
+        ann_ef: usize,
     ) -> Semantic {
         let path = dir.map(|d| d.join("vectors.bin"));
         let dim = embedder.dim();
@@ -114,6 +126,30 @@ impl Semantic {
             }
             if let Err(e) = index.save(p) {
                 tracing::warn!(error = %e, "could not store item vectors");
+            }
+        }
+        let mut index = aisle_search::AnnIndex::exact_only(index);
+        index.ef = ann_ef;
+        if aisle_search::VectorIndex::len(&index) >= ann_min_items.max(1) {
+            let gpath = dir.map(|d| d.join("hnsw.bin"));
+            if !gpath.as_deref().is_some_and(|p| index.load_graph(p)) {
+                let t0 = std::time::Instant::now();
+                let n = aisle_search::VectorIndex::len(&index);
+                index.build_graph(aisle_search::hnsw::HnswParams::default(), &|done| {
+                    if done % 16_384 == 0 || done == n {
+                        tracing::info!(done, of = n, "building the vector graph");
+                    }
+                });
+                tracing::info!(
+                    items = n,
+                    secs = t0.elapsed().as_secs_f64(),
+                    "vector graph built"
+                );
+                if let Some(p) = &gpath {
+                    if let Err(e) = index.save_graph(p) {
+                        tracing::warn!(error = %e, "could not store the vector graph");
+                    }
+                }
             }
         }
         Semantic {
@@ -166,6 +202,7 @@ impl Semantic {
             .index
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .exact
             .text_hash(&item.id);
         if current == Some(h) {
             return;
@@ -265,7 +302,13 @@ impl Search {
                 .unwrap_or_else(aisle_embed::default_dir);
             match aisle_embed::Embedder::load(&edir) {
                 Ok(e) => (
-                    Some(Semantic::open(dir, &items, e)),
+                    Some(Semantic::open(
+                        dir,
+                        &items,
+                        e,
+                        cfg.ann_min_items,
+                        cfg.ann_ef,
+                    )),
                     format!("all-MiniLM-L6-v2 from {}", edir.display()),
                 ),
                 Err(e) => {
