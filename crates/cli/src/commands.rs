@@ -519,6 +519,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         retrain_after_events: retrain.then_some(1000),
         retrain_budget: a.train_seconds,
         retrain_set: vec!["max_len=50".to_string()],
+        ann_min_items: aisle_serve::search::SearchConfig::default().ann_min_items,
+        ann_ef: aisle_serve::search::SearchConfig::default().ann_ef,
     })
 }
 
@@ -925,6 +927,8 @@ pub fn serve(a: crate::ServeArgs) -> Result<()> {
     cfg.api_key = a.api_key;
     cfg.admin_key = a.admin_key;
     cfg.max_body_bytes = a.max_body_bytes;
+    cfg.search.ann_min_items = a.ann_min_items;
+    cfg.search.ann_ef = a.ann_ef;
     if let Some(r) = a.rate_limit {
         if !(r.is_finite() && r > 0.0) {
             bail!("--rate-limit must be a positive number of requests per second");

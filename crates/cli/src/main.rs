@@ -146,6 +146,12 @@ pub struct ServeArgs {
     /// Hyperparameter override for retraining runs `key=value`; repeatable.
     #[arg(long = "retrain-set", value_name = "KEY=VALUE")]
     pub retrain_set: Vec<String>,
+    /// Semantic search uses an HNSW graph from this many catalog items (fewer: exact scan).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub ann_min_items: usize,
+    /// Beam width of an HNSW search (recall against speed; at least the 100 candidates).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub ann_ef: usize,
 }
 
 #[derive(Args, Debug)]

@@ -177,3 +177,81 @@ fn search_and_its_quality_benchmark_on_the_demo_shop() {
     );
     assert!([1.0, 16.0].contains(&t["keyword_personal"]["weight"].as_f64().unwrap()));
 }
+
+/// A server with the HNSW graph on (every catalog size) answers semantic
+/// queries like the exact scan, stores the graph, and a catalog change
+/// through the API reaches semantic results at once.
+#[test]
+fn semantic_search_through_the_hnsw_graph() {
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = crate::small_demo(&tmp.path().join("shop"));
+    let st = store.to_str().unwrap();
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
+    let q = "a cup for hot drinks";
+    // The exact scan (200 items: below the default graph threshold).
+    let o = crate::aisle()
+        .args([
+            "search", "--store", st, "--json", "--mode", "semantic", "--k", "10", q,
+        ])
+        .env("AISLE_EMBEDDER_DIR", model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let exact = json(&String::from_utf8_lossy(&o.stdout));
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["item_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let port = 20_000 + (std::process::id() % 20_000) as u16 + 7;
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = crate::aisle()
+        .args([
+            "serve",
+            "--store",
+            st,
+            "--addr",
+            &addr,
+            "--ann-min-items",
+            "1",
+        ])
+        .env("AISLE_EMBEDDER_DIR", model)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..400 {
+        if crate::http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(up, "server did not come up on {addr}");
+    let path = "/v1/search?q=a%20cup%20for%20hot%20drinks&mode=semantic&k=10";
+    let (code, body) = crate::http(&addr, "GET", path, "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let ann = json(&body);
+    let (e, a) = (ids(&exact), ids(&ann));
+    let overlap = e.iter().filter(|x| a.contains(x)).count();
+    assert!(overlap >= 9, "exact {e:?} vs graph {a:?}");
+    assert!(store.join("search/hnsw.bin").exists());
+    // A new product joins the graph at once.
+    let (code, body) = crate::http(
+        &addr,
+        "PUT",
+        "/v1/items/NEWCUP",
+        r#"{"title":"Insulated cup for hot drinks","category":"kitchen","price":9.5,"in_stock":true}"#,
+    )
+    .unwrap();
+    assert!(code < 300, "{code} {body}");
+    let (_, body) = crate::http(&addr, "GET", path, "").unwrap();
+    assert_eq!(ids(&json(&body))[0], "NEWCUP", "{body}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
