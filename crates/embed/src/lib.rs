@@ -101,7 +101,8 @@ impl Norm {
 }
 
 struct Layer {
-    qkv: [Linear; 3],
+    /// Query, key and value fused: output `[.., 3·hidden]`.
+    qkv: Linear,
     attn_out: Linear,
     attn_norm: Norm,
     inner: Linear,
@@ -179,10 +180,24 @@ impl Embedder {
             let (d, s) = load(name, 1)?;
             Ok(Tensor::from_data(TensorData::new(d, [s[0]]), &device))
         };
+        // Weights stored [in, out] and contiguous (a transposed view would
+        // be re-laid out by every matmul).
+        let contiguous = |t: Tensor<2>| -> Tensor<2> { Tensor::from_data(t.into_data(), &device) };
         let linear = |p: &str| -> Result<Linear> {
             Ok(Linear {
-                w: t2(&format!("{p}.weight"))?.transpose(),
+                w: contiguous(t2(&format!("{p}.weight"))?.transpose()),
                 b: t1(&format!("{p}.bias"))?,
+            })
+        };
+        // Query, key and value as one [in, 3·out] product.
+        let fused = |p: &str| -> Result<Linear> {
+            let parts =
+                ["query", "key", "value"].map(|n| linear(&format!("{p}.attention.self.{n}")));
+            let [q, k, v] = parts;
+            let (q, k, v) = (q?, k?, v?);
+            Ok(Linear {
+                w: contiguous(Tensor::cat(vec![q.w, k.w, v.w], 1)),
+                b: Tensor::cat(vec![q.b, k.b, v.b], 0),
             })
         };
         let norm = |p: &str| -> Result<Norm> {
@@ -195,11 +210,7 @@ impl Embedder {
         for i in 0..n_layers {
             let p = format!("encoder.layer.{i}");
             layers.push(Layer {
-                qkv: [
-                    linear(&format!("{p}.attention.self.query"))?,
-                    linear(&format!("{p}.attention.self.key"))?,
-                    linear(&format!("{p}.attention.self.value"))?,
-                ],
+                qkv: fused(&p)?,
                 attn_out: linear(&format!("{p}.attention.output.dense"))?,
                 attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
                 inner: linear(&format!("{p}.intermediate.dense"))?,
@@ -295,9 +306,10 @@ impl Embedder {
         let scale = 1.0 / (hd as f32).sqrt();
         for layer in &self.layers {
             let split = |t: Tensor<3>| t.reshape([b, l, HEADS, hd]).swap_dims(1, 2);
-            let q = split(layer.qkv[0].forward(x.clone()));
-            let k = split(layer.qkv[1].forward(x.clone()));
-            let v = split(layer.qkv[2].forward(x.clone()));
+            let qkv = layer.qkv.forward(x.clone());
+            let q = split(qkv.clone().narrow(2, 0, h));
+            let k = split(qkv.clone().narrow(2, h, h));
+            let v = split(qkv.narrow(2, 2 * h, h));
             let att = softmax(
                 q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias.clone(),
                 3,
