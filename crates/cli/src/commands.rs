@@ -1004,6 +1004,63 @@ pub fn serve(a: crate::ServeArgs) -> Result<()> {
     Ok(())
 }
 
+pub fn index(a: crate::IndexArgs) -> Result<()> {
+    let t = std::time::Instant::now();
+    aisle_store::open_existing(&a.store)?;
+    let mut cfg =
+        aisle_serve::ServeConfig::new(&a.store, "127.0.0.1:0".parse().expect("literal address"));
+    cfg.search.ann_min_items = a.ann_min_items;
+    let bars: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>> =
+        Default::default();
+    let b2 = bars.clone();
+    cfg.search.progress = aisle_serve::search::Progress(Some(std::sync::Arc::new(
+        move |stage: &str, done: u64, total: u64| {
+            let mut m = b2.lock().unwrap_or_else(|e| e.into_inner());
+            let pb = m
+                .entry(stage.to_string())
+                .or_insert_with(|| bar(total, stage));
+            pb.set_length(total);
+            pb.set_position(done);
+            if done >= total {
+                pb.finish();
+            }
+        },
+    )));
+    let app = aisle_serve::App::open(cfg)?;
+    let s = &app.search;
+    let semantic = s.semantic.as_ref().map(|sem| {
+        let ix = sem.index.read().unwrap_or_else(|e| e.into_inner());
+        serde_json::json!({"vectors": aisle_search::VectorIndex::len(&*ix), "graph": ix.has_graph()})
+    });
+    let summary = serde_json::json!({
+        "store": a.store,
+        "keyword": s.keyword.is_some(),
+        "keyword_error": s.error,
+        "semantic": semantic,
+        "semantic_note": s.semantic_note,
+        "seconds": t.elapsed().as_secs_f64(),
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "indexed {}: keyword {}, semantic {} ({:.1} s)",
+            a.store,
+            if s.keyword.is_some() {
+                "ready"
+            } else {
+                "unavailable"
+            },
+            match &summary["semantic"] {
+                serde_json::Value::Null => s.semantic_note.clone(),
+                v => format!("{} vectors, graph {}", v["vectors"], v["graph"]),
+            },
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 pub fn search(a: crate::SearchArgs) -> Result<()> {
     let t = std::time::Instant::now();
     if a.query.trim().is_empty() {

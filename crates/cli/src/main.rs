@@ -79,9 +79,26 @@ enum Command {
     ///
     /// Prints what GET /v1/search answers; --json prints it as JSON.
     Search(SearchArgs),
+    /// Build a store's search indexes ahead of serving, with progress bars: the keyword
+    /// index, the item vectors (all-MiniLM-L6-v2) and, for large catalogs, the HNSW graph.
+    /// `aisle serve` and `aisle search` reuse them (only changed items are re-embedded).
+    Index(IndexArgs),
     /// Search quality on a store's purchases: keyword, keyword + popularity,
     /// keyword + personal (query = head noun of each held-out purchase).
     BenchSearch(search_bench::BenchSearchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Store directory or URL.
+    #[arg(long)]
+    pub store: String,
+    /// Build the HNSW graph from this many items (fewer: exact scan, no graph).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub ann_min_items: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -440,6 +457,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train(a),
         Command::Serve(a) => commands::serve(a),
         Command::Search(a) => commands::search(a),
+        Command::Index(a) => commands::index(a),
         Command::BenchSearch(a) => search_bench::run(a),
         Command::Models(a) => commands::models(a),
     };

@@ -150,6 +150,7 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
                 e,
                 cfg.ann_min_items,
                 cfg.ann_ef,
+                &cfg.progress,
             ))
         }
         Err(e) => {

@@ -14,6 +14,30 @@ use serde_json::{json, Value};
 
 use crate::state::{Live, Serving};
 
+/// A progress callback for long index work: (stage, done, total), stage
+/// `embedding` or `graph`. The server logs; `aisle index` draws bars.
+#[derive(Clone, Default)]
+pub struct Progress(pub Option<std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(on)"
+        } else {
+            "Progress(log)"
+        })
+    }
+}
+
+impl Progress {
+    fn report(&self, stage: &str, done: u64, total: u64) {
+        match &self.0 {
+            Some(f) => f(stage, done, total),
+            None => tracing::info!(stage, done, total, "search index"),
+        }
+    }
+}
+
 /// Search settings.
 #[derive(Debug, Clone)]
 pub struct SearchConfig {
@@ -34,6 +58,8 @@ pub struct SearchConfig {
     pub ann_min_items: usize,
     /// Beam width of a graph search (at least the number of candidates).
     pub ann_ef: usize,
+    /// Progress of embedding and graph building.
+    pub progress: Progress,
 }
 
 impl Default for SearchConfig {
@@ -50,6 +76,7 @@ impl Default for SearchConfig {
             ann_min_items: 20_000,
             // Recall@10 against exact search is measured in BENCHMARKS.md §5.
             ann_ef: 128,
+            progress: Progress::default(),
         }
     }
 }
@@ -81,6 +108,7 @@ impl Semantic {
         embedder: aisle_embed::Embedder,
         ann_min_items: usize,
         ann_ef: usize,
+        progress: &Progress,
     ) -> Semantic {
         let path = dir.map(|d| d.join("vectors.bin"));
         let dim = embedder.dim();
@@ -112,12 +140,12 @@ impl Semantic {
                     }
                     Err(e) => tracing::error!(error = %e, "embedding items failed"),
                 }
-                tracing::info!(
-                    done = (n * chunk + part.len()),
-                    of = todo.len(),
-                    secs = t0.elapsed().as_secs_f64(),
-                    "embedding catalog items"
+                progress.report(
+                    "embedding",
+                    (n * chunk + part.len()) as u64,
+                    todo.len() as u64,
                 );
+                tracing::debug!(secs = t0.elapsed().as_secs_f64(), "embedding catalog items");
             }
         }
         if let Some(p) = &path {
@@ -136,8 +164,8 @@ impl Semantic {
                 let t0 = std::time::Instant::now();
                 let n = aisle_search::VectorIndex::len(&index);
                 index.build_graph(aisle_search::hnsw::HnswParams::default(), &|done| {
-                    if done % 16_384 == 0 || done == n {
-                        tracing::info!(done, of = n, "building the vector graph");
+                    if done % 4096 == 0 || done == n {
+                        progress.report("graph", done as u64, n as u64);
                     }
                 });
                 tracing::info!(
@@ -308,6 +336,7 @@ impl Search {
                         e,
                         cfg.ann_min_items,
                         cfg.ann_ef,
+                        &cfg.progress,
                     )),
                     format!("all-MiniLM-L6-v2 from {}", edir.display()),
                 ),
