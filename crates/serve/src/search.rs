@@ -17,7 +17,10 @@ use crate::state::{Live, Serving};
 /// A progress callback for long index work: (stage, done, total), stage
 /// `embedding` or `graph`. The server logs; `aisle index` draws bars.
 #[derive(Clone, Default)]
-pub struct Progress(pub Option<std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>>);
+pub struct Progress(pub Option<ProgressFn>);
+
+/// (stage, done, total).
+pub type ProgressFn = std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
