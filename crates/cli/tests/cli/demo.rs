@@ -216,7 +216,10 @@ fn semantic_search_through_the_hnsw_graph() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = json(&String::from_utf8_lossy(&o.stdout));
     assert_eq!(summary["semantic"]["graph"], true, "{summary}");
-    assert!(summary["semantic"]["vectors"].as_u64().unwrap() >= 100, "{summary}");
+    assert!(
+        summary["semantic"]["vectors"].as_u64().unwrap() >= 100,
+        "{summary}"
+    );
     assert!(store.join("search/hnsw.bin").exists());
     let port = 20_000 + (std::process::id() % 20_000) as u16 + 7;
     let addr = format!("127.0.0.1:{port}");
