@@ -153,6 +153,8 @@ pub struct Embedder {
     tokenizer: tokenizers::Tokenizer,
     hidden: usize,
     dir: PathBuf,
+    /// One worker thread for single short texts (see [`Embedder::embed_one`]).
+    single: std::sync::OnceLock<Option<rayon::ThreadPool>>,
 }
 
 impl Embedder {
@@ -270,6 +272,7 @@ impl Embedder {
             hidden: 384,
             dir: dir.to_path_buf(),
             device,
+            single: std::sync::OnceLock::new(),
         })
     }
 
@@ -310,6 +313,25 @@ impl Embedder {
             }
         }
         Ok(out)
+    }
+
+    /// The vector of one text (a search query), computed on one thread: a
+    /// short text makes products of a few rows, bound by reading the weights,
+    /// and splitting them over threads costs more than it saves (a 5-word
+    /// query: 9.9 ms p50 on one thread, 13.8 ms on two; BENCHMARKS.md §5).
+    pub fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+        let pool = self.single.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "aisle-embed-query".into())
+                .build()
+                .ok()
+        });
+        let run = || self.embed(&[text]).map(|mut v| v.pop().unwrap_or_default());
+        match pool {
+            Some(p) => p.install(run),
+            None => run(),
+        }
     }
 
     /// One vector per token sequence (each starts with [CLS], ends with [SEP]).

@@ -198,7 +198,7 @@ impl VectorIndex for ExactIndex {
             if !self.alive[i] {
                 continue;
             }
-            let s: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            let s = crate::hnsw::dot(v, query);
             if heap.len() == k && s <= heap[k - 1].0 {
                 continue;
             }

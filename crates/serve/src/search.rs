@@ -201,12 +201,7 @@ impl Semantic {
         {
             return Ok(v.clone());
         }
-        let v = self
-            .embedder
-            .embed(&[q])
-            .map_err(|e| e.to_string())?
-            .pop()
-            .unwrap_or_default();
+        let v = self.embedder.embed_one(q).map_err(|e| e.to_string())?;
         let v = std::sync::Arc::new(v);
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if c.len() >= QUERY_CACHE {
@@ -461,13 +456,27 @@ pub fn run(
             .get(id)
             .is_some_and(|&i| live.passes(i, f.category.as_deref(), f.price_min, f.price_max))
     };
-    let kw = if mode == "semantic" {
-        aisle_search::KeywordResults::default()
-    } else {
-        keyword
-            .search(&req.q, &req.filters, n)
-            .map_err(|e| e.to_string())?
-    };
+    // The query embedding (the slow part of hybrid search, ~10 ms) runs on
+    // its own thread while keyword retrieval runs here.
+    let (kw, query_vec) = std::thread::scope(|scope| {
+        let embedding = match (&search.semantic, mode) {
+            (Some(s), "semantic" | "hybrid") => Some(scope.spawn(|| s.query_vector(&req.q))),
+            _ => None,
+        };
+        let kw = if mode == "semantic" {
+            Ok(aisle_search::KeywordResults::default())
+        } else {
+            keyword
+                .search(&req.q, &req.filters, n)
+                .map_err(|e| e.to_string())
+        };
+        let v = embedding.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("the query encoder panicked".to_string()))
+        });
+        (kw, v)
+    });
+    let kw = kw?;
     // Only items that may be shown (deleted or out of stock never are).
     let shown: Vec<usize> = (0..kw.candidates.len())
         .filter(|&c| allowed(&kw.candidates[c].item_id))
@@ -481,9 +490,9 @@ pub fn run(
         .enumerate()
         .map(|(r, id)| (id.as_str(), r))
         .collect();
-    let sem: Vec<(String, f32)> = match (&search.semantic, mode) {
-        (Some(s), "semantic" | "hybrid") => {
-            let q = s.query_vector(&req.q)?;
+    let sem: Vec<(String, f32)> = match (&search.semantic, query_vec) {
+        (Some(s), Some(q)) => {
+            let q = q?;
             let ix = s.index.read().unwrap_or_else(|e| e.into_inner());
             aisle_search::VectorIndex::search(&*ix, &q, n, &allowed)
         }
