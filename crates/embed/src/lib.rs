@@ -73,6 +73,8 @@ pub fn default_dir() -> PathBuf {
 struct Linear {
     /// `[in, out]` (transposed once at load).
     w: Tensor<2>,
+    /// `[out, in]` (the checkpoint's layout), for products of a few rows.
+    wt: Tensor<2>,
     b: Tensor<1>,
 }
 
@@ -108,12 +110,23 @@ fn gelu(x: Tensor<3>) -> Tensor<3> {
     Tensor::from_data(TensorData::new(v, dims), &device)
 }
 
+/// Below this many rows a product is computed transposed (see [`Linear::forward`]).
+const SMALL_ROWS: usize = 16;
+
 impl Linear {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, l, _] = x.dims();
         let out = self.b.dims()[0];
-        let y = x.reshape([b * l, self.w.dims()[0]]).matmul(self.w.clone())
-            + self.b.clone().unsqueeze::<2>();
+        let x = x.reshape([b * l, self.w.dims()[0]]);
+        // A few rows (one short query): compute Wᵀ·xᵀ so the long side (the
+        // output features) fills the matmul kernel's row blocks instead of
+        // padding 7 token rows up to a block of 16.
+        let y = if b * l < SMALL_ROWS {
+            self.wt.clone().matmul(x.transpose()).transpose()
+        } else {
+            x.matmul(self.w.clone())
+        };
+        let y = y + self.b.clone().unsqueeze::<2>();
         y.reshape([b, l, out])
     }
 }
@@ -218,8 +231,10 @@ impl Embedder {
         // be re-laid out by every matmul).
         let contiguous = |t: Tensor<2>| -> Tensor<2> { Tensor::from_data(t.into_data(), &device) };
         let linear = |p: &str| -> Result<Linear> {
+            let wt = t2(&format!("{p}.weight"))?;
             Ok(Linear {
-                w: contiguous(t2(&format!("{p}.weight"))?.transpose()),
+                w: contiguous(wt.clone().transpose()),
+                wt,
                 b: t1(&format!("{p}.bias"))?,
             })
         };
@@ -231,6 +246,7 @@ impl Embedder {
             let (q, k, v) = (q?, k?, v?);
             Ok(Linear {
                 w: contiguous(Tensor::cat(vec![q.w, k.w, v.w], 1)),
+                wt: contiguous(Tensor::cat(vec![q.wt, k.wt, v.wt], 0)),
                 b: Tensor::cat(vec![q.b, k.b, v.b], 0),
             })
         };

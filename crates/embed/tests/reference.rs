@@ -64,6 +64,13 @@ fn embeddings_match_sentence_transformers() {
     // Alone or in a padded batch: the same vector.
     let alone = e.embed(&[refs[6]]).unwrap();
     assert!(cosine(&alone[0], &got[6]) > 0.99999);
+    // One text at a time (short texts take the transposed small-product
+    // path): every sentence still matches the reference.
+    for ((s, g), w) in sents.iter().zip(&got).zip(&want) {
+        let one = e.embed_one(s).unwrap();
+        assert!(cosine(&one, w) >= 0.999, "{s:?} alone");
+        assert!(cosine(&one, g) > 0.99999, "{s:?}: alone vs batch");
+    }
     // Related titles are closer than unrelated ones.
     assert!(cosine(&got[0], &got[1]) > cosine(&got[0], &got[3]));
 }
