@@ -521,6 +521,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         retrain_set: vec!["max_len=50".to_string()],
         ann_min_items: aisle_serve::search::SearchConfig::default().ann_min_items,
         ann_ef: aisle_serve::search::SearchConfig::default().ann_ef,
+        ranker: None,
     })
 }
 
@@ -929,6 +930,7 @@ pub fn serve(a: crate::ServeArgs) -> Result<()> {
     cfg.max_body_bytes = a.max_body_bytes;
     cfg.search.ann_min_items = a.ann_min_items;
     cfg.search.ann_ef = a.ann_ef;
+    cfg.ranker = a.ranker;
     if let Some(r) = a.rate_limit {
         if !(r.is_finite() && r > 0.0) {
             bail!("--rate-limit must be a positive number of requests per second");

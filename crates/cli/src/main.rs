@@ -169,6 +169,11 @@ pub struct ServeArgs {
     /// Beam width of an HNSW search (recall against speed; at least the 100 candidates).
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub ann_ef: usize,
+    /// A purchase-probability model (`aisle train --model ranker`): recommendations for a
+    /// known user are the sequence model's top candidates re-ranked by the probability of a
+    /// purchase (`rerank=false` on a request turns it off).
+    #[arg(long, value_name = "FILE")]
+    pub ranker: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -6,8 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use aisle_features::behaviour::{
-    purchase_samples, CatalogFacts, EventLog, MissingCounts, PurchaseTask, RawEvent, Sample,
-    FEATURES, N_FEATURES,
+    purchase_samples, EventLog, MissingCounts, PurchaseTask, Sample, FEATURES, N_FEATURES,
 };
 use aisle_rank::{Dataset, Ranker, RankerConfig};
 use anyhow::{bail, Context, Result};
@@ -22,26 +21,11 @@ pub const HORIZON_S: i64 = 24 * 3600;
 /// The test period: the last day whose label windows close inside the log.
 pub const TEST_S: i64 = 24 * 3600;
 
-/// The whole behaviour log of a store, with catalog categories and prices.
+/// The whole behaviour log of a store, with catalog categories and prices
+/// (the same log the server keeps for the ranker).
 pub fn event_log(store: &str) -> Result<EventLog> {
     let s = aisle_store::open_existing(store).with_context(|| format!("opening {store}"))?;
-    let mut events = Vec::new();
-    s.scan_events(&mut |e| events.push(e))?;
-    let catalog = s.catalog()?;
-    let facts: CatalogFacts = catalog
-        .iter()
-        .map(|c| (c.id.as_str(), (c.category.as_deref(), c.price)))
-        .collect();
-    Ok(EventLog::build(
-        events.iter().map(|e| RawEvent {
-            user: &e.event.user,
-            item: &e.event.item,
-            ts: e.event.ts,
-            seq: e.seq,
-            event_type: e.event.event_type,
-        }),
-        &facts,
-    ))
+    Ok(aisle_serve::purchase::event_log(s.as_ref())?)
 }
 
 /// Feature rows of samples (the item's category id rides along for the

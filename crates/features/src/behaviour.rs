@@ -154,6 +154,9 @@ pub struct EventLog {
     pub item_price: Vec<Option<f32>>,
     by_user: Vec<Vec<u32>>,
     by_item: Vec<Vec<u32>>,
+    user_ids: HashMap<String, u32>,
+    item_ids: HashMap<String, u32>,
+    category_ids: HashMap<String, u32>,
 }
 
 /// One raw event for [`EventLog::build`].
@@ -217,7 +220,9 @@ impl EventLog {
                     .map(|p| p as f32),
             );
         }
-        Self::from_parts(users, items, out, item_category, cats.len(), item_price)
+        let mut log = Self::from_parts(users, items, out, item_category, cats.len(), item_price);
+        log.category_ids = cats.into_iter().map(|(c, i)| (c.to_string(), i)).collect();
+        log
     }
 
     /// A log from dense parts (`events` must be in time order).
@@ -235,6 +240,16 @@ impl EventLog {
             by_user[e.user as usize].push(k as u32);
             by_item[e.item as usize].push(k as u32);
         }
+        let user_ids = users
+            .iter()
+            .enumerate()
+            .map(|(k, u)| (u.clone(), k as u32))
+            .collect();
+        let item_ids = items
+            .iter()
+            .enumerate()
+            .map(|(k, i)| (i.clone(), k as u32))
+            .collect();
         EventLog {
             users,
             items,
@@ -244,6 +259,73 @@ impl EventLog {
             item_price,
             by_user,
             by_item,
+            user_ids,
+            item_ids,
+            category_ids: HashMap::new(),
+        }
+    }
+
+    /// The dense id of a user, if the log has seen them.
+    pub fn user_index(&self, user: &str) -> Option<u32> {
+        self.user_ids.get(user).copied()
+    }
+
+    /// The dense id of an item, if the log has seen it.
+    pub fn item_index(&self, item: &str) -> Option<u32> {
+        self.item_ids.get(item).copied()
+    }
+
+    /// Appends a live event (serving: every acknowledged event). New users
+    /// and items get the next ids; a new item takes `category` and `price`.
+    /// An event older than others of its user or item is placed in time
+    /// order in their lists, so point-in-time reads stay correct.
+    pub fn push(&mut self, e: &RawEvent<'_>, category: Option<&str>, price: Option<f64>) {
+        let u = match self.user_ids.get(e.user) {
+            Some(&u) => u,
+            None => {
+                let u = self.users.len() as u32;
+                self.users.push(e.user.to_string());
+                self.user_ids.insert(e.user.to_string(), u);
+                self.by_user.push(Vec::new());
+                u
+            }
+        };
+        let i = match self.item_ids.get(e.item) {
+            Some(&i) => i,
+            None => {
+                let i = self.items.len() as u32;
+                self.items.push(e.item.to_string());
+                self.item_ids.insert(e.item.to_string(), i);
+                self.by_item.push(Vec::new());
+                let cat = match category.filter(|c| !c.is_empty()) {
+                    Some(c) => {
+                        let next = self.category_ids.len() as u32 + 1;
+                        let id = *self.category_ids.entry(c.to_string()).or_insert(next);
+                        self.n_categories = self.n_categories.max(id as usize);
+                        id
+                    }
+                    None => 0,
+                };
+                self.item_category.push(cat);
+                self.item_price.push(
+                    price
+                        .filter(|p| p.is_finite() && *p >= 0.0)
+                        .map(|p| p as f32),
+                );
+                i
+            }
+        };
+        let k = self.events.len() as u32;
+        self.events.push(LogEvent {
+            user: u,
+            item: i,
+            ts: e.ts,
+            kind: Kind::of(e.event_type),
+        });
+        let events = &self.events;
+        for list in [&mut self.by_user[u as usize], &mut self.by_item[i as usize]] {
+            let at = list.partition_point(|&x| events[x as usize].ts <= e.ts);
+            list.insert(at, k);
         }
     }
 
@@ -599,6 +681,30 @@ mod tests {
         assert_eq!(task.train.len(), 5);
         // u3/c at 90,100 is in neither: its label window would overlap the test period.
         assert!(task.test.is_empty());
+    }
+
+    /// Live events pushed one by one (one out of order) give the same rows
+    /// as a log built from all of them.
+    #[test]
+    fn pushed_events_read_like_a_built_log() {
+        let all = shop();
+        let (first, rest) = all.split_at(4);
+        let mut live = EventLog::build(first.to_vec(), &catalog());
+        let mut rest = rest.to_vec();
+        rest.swap(0, 2); // one late arrival
+        for e in &rest {
+            let (c, p) = catalog().get(e.item).copied().unwrap_or((None, None));
+            live.push(e, c, p);
+        }
+        let built = EventLog::build(shop(), &catalog());
+        for t in [0, 300, 401, 450, 90_050, 100_000] {
+            for u in ["u1", "u2", "u3"] {
+                for i in ["a", "b", "c"] {
+                    assert_eq!(row(&live, u, i, t).0, row(&built, u, i, t).0, "{u} {i} {t}");
+                }
+            }
+        }
+        assert_eq!(live.user_index("u3"), built.user_index("u3").map(|_| 2));
     }
 
     #[test]

@@ -274,14 +274,23 @@ async fn post_events(
     }
     let n = events.len();
     // One durable transaction, then the in-memory view (see `write`).
+    let app2 = app.clone();
     let inserted = write(
         &app,
         move |store| Ok((store.append_detailed(&events)?, events)),
-        |live, (fresh, events)| {
+        move |live, (fresh, events)| {
             let mut k = 0;
             for (e, f) in events.iter().zip(&fresh) {
                 if *f {
                     live.apply(e);
+                    if let Some(p) = &app2.purchase {
+                        let (cat, price) = live
+                            .index
+                            .get(&e.item)
+                            .map_or((None, None), |&i| (live.category(i), live.price(i)));
+                        let seq = app2.counter.fetch_add(1, Ordering::Relaxed) as i64;
+                        p.observe(e, seq, cat, price);
+                    }
                     k += 1;
                 }
             }
@@ -306,6 +315,8 @@ struct ListQuery {
     price_max: Option<f64>,
     exclude_purchased: bool,
     experiment: Option<String>,
+    /// Re-rank model candidates by the purchase model (when one is loaded).
+    rerank: bool,
 }
 
 fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> {
@@ -359,6 +370,16 @@ fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> 
         price_max: price("price_max")?,
         exclude_purchased,
         experiment: q.get("experiment").filter(|c| !c.is_empty()).cloned(),
+        rerank: match q.get("rerank").map(String::as_str) {
+            None | Some("true") | Some("1") | Some("") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => {
+                return Err(ApiError::bad(
+                    "bad_query",
+                    format!("rerank must be true or false, not {other:?}"),
+                ))
+            }
+        },
     })
 }
 
@@ -408,10 +429,15 @@ fn popular_items(
 
 /// Model recommendations after `history` (live indices), topped up with
 /// popular items. Returns (items, unknown history entries).
+/// Model candidates the purchase model re-ranks (at least; 5·k when larger).
+const RERANK_CANDIDATES: usize = 50;
+
+#[allow(clippy::too_many_arguments)]
 fn recommend(
     app: &App,
     live: &Live,
     q: &ListQuery,
+    user: Option<&str>,
     history: &[u32],
     purchased: Option<&std::collections::HashSet<u32>>,
     use_model: bool,
@@ -427,22 +453,51 @@ fn recommend(
             let mut scores = vec![0f32; model.n_items];
             model.score_history(&hist, &mut scores);
             let last = live.title(*history.last().expect("non-empty"));
-            let top = aisle_eval::top_k(&scores, q.k, |j| {
+            // With the purchase model: a wider candidate list, re-ranked.
+            let rerank = app.purchase.as_ref().filter(|_| q.rerank && user.is_some());
+            let n = if rerank.is_some() {
+                (q.k * 5).max(RERANK_CANDIDATES)
+            } else {
+                q.k
+            };
+            let mut top = aisle_eval::top_k(&scores, n, |j| {
                 match live.index.get(&serving.model_items[j]) {
                     Some(&li) => !q.allows(live, li, purchased),
                     None => true,
                 }
             });
-            for j in top {
+            let mut prob: Vec<Option<f64>> = vec![None; top.len()];
+            if let (Some(p), Some(user)) = (rerank, user) {
+                let ids: Vec<&str> = top
+                    .iter()
+                    .map(|&j| serving.model_items[j as usize].as_str())
+                    .collect();
+                let (probs, _) = p.probabilities(user, &ids, aisle_core::time::unix_now() + 1);
+                let mut order: Vec<usize> = (0..top.len()).collect();
+                order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+                order.truncate(q.k);
+                prob = order.iter().map(|&o| Some(probs[o])).collect();
+                top = order.iter().map(|&o| top[o]).collect();
+            }
+            for (j, p) in top.into_iter().zip(prob) {
                 let li = live.index[&serving.model_items[j as usize]];
                 taken.push(li);
-                out.push(item_json(
+                let mut v = item_json(
                     live,
                     li,
                     scores[j as usize],
                     &serving.name,
                     format!("follows your recent interest in {last}"),
-                ));
+                );
+                if let Some(p) = p {
+                    v["purchase_probability"] = json!(p);
+                    v["source"] = json!(format!("{}+ranker", serving.name));
+                    v["reason"] = json!(format!(
+                        "follows your recent interest in {last}; purchase probability {:.1}%",
+                        p * 100.0
+                    ));
+                }
+                out.push(v);
             }
         }
     }
@@ -473,6 +528,7 @@ async fn user_recs(
             "price_min",
             "price_max",
             "experiment",
+            "rerank",
         ],
     )?;
     // A/B: a stable half of the users of an experiment get popularity.
@@ -492,6 +548,7 @@ async fn user_recs(
         &app,
         &live,
         &q,
+        Some(&id),
         history,
         purchased,
         variant != Some("popularity"),
@@ -541,7 +598,7 @@ async fn session_recs(
             None => unknown_ids += 1,
         }
     }
-    let (items, unknown) = recommend(&app, &live, &q, &history, None, true);
+    let (items, unknown) = recommend(&app, &live, &q, None, &history, None, true);
     Ok(Json(json!({
         "items": items,
         "model": model_json(&app),

@@ -9,6 +9,7 @@
 mod api;
 pub mod jobs;
 mod limit;
+pub mod purchase;
 pub mod registry;
 pub mod search;
 mod state;
@@ -66,6 +67,9 @@ pub struct ServeConfig {
     /// The retraining scheduler (None: retraining only by hand).
     pub retrain: Option<RetrainConfig>,
     pub search: search::SearchConfig,
+    /// A purchase-probability model (`aisle train --model ranker`) that
+    /// re-ranks recommendation candidates; None: the sequence model's order.
+    pub ranker: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -81,6 +85,7 @@ impl ServeConfig {
             rate_limit: None,
             retrain: None,
             search: search::SearchConfig::default(),
+            ranker: None,
         }
     }
 }
@@ -169,6 +174,8 @@ pub struct App {
     pub jobs: Jobs,
     pub limiter: Option<RateLimiter>,
     pub search: search::Search,
+    /// The purchase model and its live behaviour log (with `--ranker`).
+    pub purchase: Option<purchase::Purchase>,
 }
 
 impl App {
@@ -194,6 +201,10 @@ impl App {
             &live,
             cfg.search.clone(),
         );
+        let purchase = match &cfg.ranker {
+            Some(p) => Some(purchase::Purchase::open(p, store.as_ref())?),
+            None => None,
+        };
         let jobs = Jobs::new(cfg.retrain.clone(), dir);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
         let nonce = aisle_core::hash::hash_fields([
@@ -213,6 +224,7 @@ impl App {
             jobs,
             limiter,
             search,
+            purchase,
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {

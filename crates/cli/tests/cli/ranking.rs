@@ -116,6 +116,76 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
     assert_eq!(names.len(), n);
     assert!(names.contains(&"pair_carted".to_string()));
 
+    // The server re-ranks a user's candidates by purchase probability.
+    let port = 20_000 + (std::process::id() % 20_000) as u16 + 11;
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = crate::aisle()
+        .args(["serve", "--store", store, "--addr", &addr, "--ranker"])
+        .arg(&art)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if crate::http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(up, "server with --ranker did not come up");
+    let get = |path: &str| {
+        let (code, body) = crate::http(&addr, "GET", path, "").unwrap();
+        (code, json(&body))
+    };
+    let (code, recs) = get("/v1/users/u00001/recommendations?k=5");
+    assert_eq!(code, 200, "{recs}");
+    let items = recs["items"].as_array().unwrap();
+    let probs: Vec<f64> = items
+        .iter()
+        .filter_map(|i| i["purchase_probability"].as_f64())
+        .collect();
+    assert!(!probs.is_empty(), "{recs}");
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)), "{recs}");
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{recs}");
+    assert!(
+        items[0]["source"].as_str().unwrap().ends_with("+ranker"),
+        "{recs}"
+    );
+    let (_, plain) = get("/v1/users/u00001/recommendations?k=5&rerank=false");
+    assert!(
+        plain["items"][0].get("purchase_probability").is_none(),
+        "{plain}"
+    );
+    let (code, bad) = get("/v1/users/u00001/recommendations?rerank=maybe");
+    assert_eq!(code, 400, "{bad}");
+    // New events reach the ranker's log: the server keeps answering.
+    let (code, body) = crate::post_events(
+        &addr,
+        &[format!(
+            r#"{{"user_id":"u00001","item_id":{},"type":"add_to_cart"}}"#,
+            items[0]["item_id"]
+        )],
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = get("/v1/users/u00001/recommendations?k=5");
+    assert_eq!(code, 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // A file that is not a ranker: the server refuses to start, saying why.
+    let (code, _, err) = run(&[
+        "serve",
+        "--store",
+        store,
+        "--addr",
+        "127.0.0.1:1",
+        "--ranker",
+        sfile_placeholder(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ranker"), "{err}");
+
     // Labelled samples from a file: labels other than 0/1, bad times,
     // unknown items and short rows are quarantined and counted, never trained on.
     let events = std::fs::read_to_string(tmp.path().join("data/events.csv")).unwrap();
@@ -184,6 +254,10 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("depth"), "{err}");
+}
+
+fn sfile_placeholder() -> &'static str {
+    "/nonexistent/ranker.safetensors"
 }
 
 /// A data set without views has no impressions to learn from: a clear error.

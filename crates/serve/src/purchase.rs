@@ -1,0 +1,106 @@
+//! The purchase-probability model in serving: the store's behaviour log
+//! kept in memory (every acknowledged event is appended), and the ranker
+//! that re-ranks a user's recommendation candidates by the probability that
+//! they buy each one, from the same declared features training used
+//! (`aisle_features::behaviour::FEATURES`), read at the moment of the request.
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use aisle_core::Event;
+use aisle_features::behaviour::{
+    CatalogFacts, EventLog, MissingCounts, RawEvent, FEATURES, N_FEATURES,
+};
+use aisle_rank::{Dataset, Ranker};
+use aisle_store::EventStore;
+
+use crate::ServeError;
+
+/// The whole behaviour log of a store, with catalog categories and prices.
+pub fn event_log(store: &dyn EventStore) -> Result<EventLog, ServeError> {
+    let mut events = Vec::new();
+    store.scan_events(&mut |e| events.push(e))?;
+    let catalog = store.catalog()?;
+    let facts: CatalogFacts = catalog
+        .iter()
+        .map(|c| (c.id.as_str(), (c.category.as_deref(), c.price)))
+        .collect();
+    Ok(EventLog::build(
+        events.iter().map(|e| RawEvent {
+            user: &e.event.user,
+            item: &e.event.item,
+            ts: e.event.ts,
+            seq: e.seq,
+            event_type: e.event.event_type,
+        }),
+        &facts,
+    ))
+}
+
+/// A loaded ranker and the live behaviour log it reads.
+pub struct Purchase {
+    pub model: Ranker,
+    pub path: PathBuf,
+    pub log: RwLock<EventLog>,
+}
+
+impl Purchase {
+    /// Loads a ranker artifact (`aisle train --model ranker`); refuses one
+    /// whose feature columns are not this build's.
+    pub fn open(path: &Path, store: &dyn EventStore) -> Result<Purchase, ServeError> {
+        let bad = |m: String| ServeError::Config(format!("ranker {}: {m}", path.display()));
+        let (model, meta) = Ranker::load(path).map_err(|e| bad(e.to_string()))?;
+        let names: Vec<String> = meta
+            .get("feature_names")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| bad("no feature_names in the artifact".into()))?;
+        let ours: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+        if model.n_features != N_FEATURES || names != ours {
+            return Err(bad(format!(
+                "trained on other feature columns ({} vs this build's {}); retrain it",
+                names.len(),
+                N_FEATURES
+            )));
+        }
+        Ok(Purchase {
+            model,
+            path: path.to_path_buf(),
+            log: RwLock::new(event_log(store)?),
+        })
+    }
+
+    /// Appends an acknowledged event to the live log.
+    pub fn observe(&self, e: &Event, seq: i64, category: Option<&str>, price: Option<f64>) {
+        let raw = RawEvent {
+            user: &e.user,
+            item: &e.item,
+            ts: e.ts,
+            seq,
+            event_type: e.event_type,
+        };
+        self.log
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(&raw, category, price);
+    }
+
+    /// Purchase probabilities of `items` for `user` at `now` (features from
+    /// events strictly before `now`); unknown users and items read as new.
+    pub fn probabilities(&self, user: &str, items: &[&str], now: i64) -> (Vec<f64>, MissingCounts) {
+        let log = self.log.read().unwrap_or_else(|p| p.into_inner());
+        let u = log.user_index(user).unwrap_or(u32::MAX);
+        let mut d = Dataset::new(N_FEATURES);
+        let mut row = vec![0f32; N_FEATURES];
+        let mut missing = MissingCounts::default();
+        for it in items {
+            let (i, cat) = match log.item_index(it) {
+                Some(i) => (i, log.item_category[i as usize]),
+                None => (u32::MAX, 0),
+            };
+            log.features(u, i, now, &mut row, &mut missing);
+            d.push(&row, cat, false);
+        }
+        drop(log);
+        (self.model.predict(&d), missing)
+    }
+}
