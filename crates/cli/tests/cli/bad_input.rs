@@ -182,3 +182,19 @@ fn temporal_split_of_order_only_data_is_refused() {
         "order only",
     );
 }
+
+/// Output piped into a reader that stops early (`aisle presets | head -0`)
+/// ends quietly, without a panic message.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let mut child = crate::aisle()
+        .args(["presets"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
