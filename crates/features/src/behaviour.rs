@@ -73,6 +73,7 @@ pub struct FeatureDef {
 }
 
 const DAY: i64 = 86_400;
+const HOUR: i64 = 3_600;
 /// Recencies are capped at 30 days (also their missing default), in hours.
 const RECENCY_CAP_H: f32 = 720.0;
 
@@ -125,6 +126,9 @@ features! {
     ui_recency: "pair_recency_h", Numeric, None, RECENCY_CAP_H, "hours since the user last touched this item (cap 720; never = 720)";
     ui_cat_events: "pair_category_events", Numeric, None, 0.0, "ln(1 + the user's events in the item's category)";
     ui_cat_last: "pair_category_is_last", Flag, None, 0.0, "the user's latest event was in the item's category";
+    u_views_1h: "user_views_1h", Numeric, Some(HOUR), 0.0, "ln(1 + the user's views in the last hour: the session)";
+    ui_views_1h: "pair_views_1h", Numeric, Some(HOUR), 0.0, "ln(1 + the user's views of this item in the last hour)";
+    c_conversion: "category_conversion", Numeric, None, 0.0, "view->purchase rate of the item's category (buys + 1) / (views + 20) (unknown category = 0)";
 }
 
 /// Number of feature columns.
@@ -154,6 +158,8 @@ pub struct EventLog {
     pub item_price: Vec<Option<f32>>,
     by_user: Vec<Vec<u32>>,
     by_item: Vec<Vec<u32>>,
+    /// Events per category id (index 0, unknown, is left empty).
+    by_category: Vec<Vec<u32>>,
     user_ids: HashMap<String, u32>,
     item_ids: HashMap<String, u32>,
     category_ids: HashMap<String, u32>,
@@ -236,9 +242,14 @@ impl EventLog {
     ) -> EventLog {
         let mut by_user = vec![Vec::new(); users.len()];
         let mut by_item = vec![Vec::new(); items.len()];
+        let mut by_category = vec![Vec::new(); n_categories + 1];
         for (k, e) in events.iter().enumerate() {
             by_user[e.user as usize].push(k as u32);
             by_item[e.item as usize].push(k as u32);
+            let c = item_category.get(e.item as usize).copied().unwrap_or(0) as usize;
+            if c != 0 && c < by_category.len() {
+                by_category[c].push(k as u32);
+            }
         }
         let user_ids = users
             .iter()
@@ -259,6 +270,7 @@ impl EventLog {
             item_price,
             by_user,
             by_item,
+            by_category,
             user_ids,
             item_ids,
             category_ids: HashMap::new(),
@@ -322,8 +334,16 @@ impl EventLog {
             ts: e.ts,
             kind: Kind::of(e.event_type),
         });
+        let c = self.item_category[i as usize] as usize;
+        if self.by_category.len() <= c {
+            self.by_category.resize(c + 1, Vec::new());
+        }
         let events = &self.events;
-        for list in [&mut self.by_user[u as usize], &mut self.by_item[i as usize]] {
+        let mut lists = vec![&mut self.by_user[u as usize], &mut self.by_item[i as usize]];
+        if c != 0 {
+            lists.push(&mut self.by_category[c]);
+        }
+        for list in lists {
             let at = list.partition_point(|&x| events[x as usize].ts <= e.ts);
             list.insert(at, k);
         }
@@ -368,11 +388,18 @@ impl EventLog {
         let (mut c, mut c1d) = ([0f32; 5], [0f32; 5]);
         let (mut cat_n, mut price_sum, mut price_n) = (0f32, 0f64, 0f32);
         let (mut pair, mut pair_last) = ([0f32; 5], None::<i64>);
+        let (mut views_1h, mut pair_views_1h) = (0f32, 0f32);
         for &k in u_events {
             let e = &self.events[k as usize];
             c[e.kind as usize] += 1.0;
             if e.ts >= t - DAY {
                 c1d[e.kind as usize] += 1.0;
+            }
+            if e.ts >= t - HOUR && e.kind == Kind::View {
+                views_1h += 1.0;
+                if e.item == item {
+                    pair_views_1h += 1.0;
+                }
             }
             if cat != 0 && self.item_category[e.item as usize] == cat {
                 cat_n += 1.0;
@@ -409,6 +436,8 @@ impl EventLog {
                 set(F::ui_recency, hours(t - ts));
             }
             set(F::ui_cat_events, ln(cat_n));
+            set(F::u_views_1h, ln(views_1h));
+            set(F::ui_views_1h, ln(pair_views_1h));
             set(
                 F::ui_cat_last,
                 f32::from(cat != 0 && self.item_category[last.item as usize] == cat),
@@ -449,6 +478,16 @@ impl EventLog {
         }
         if cat != 0 {
             set(F::i_cat_missing, 0.0);
+            let list = self.by_category.get(cat as usize).map_or(&[][..], |v| v);
+            let (mut v, mut b) = (0f32, 0f32);
+            for &k in self.before(list, t) {
+                match self.events[k as usize].kind {
+                    Kind::View => v += 1.0,
+                    Kind::Buy => b += 1.0,
+                    _ => {}
+                }
+            }
+            set(F::c_conversion, (b + 1.0) / (v + 20.0));
         } else {
             missing.items_without_category += 1;
         }
@@ -597,7 +636,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), N_FEATURES);
-        assert_eq!(F::ui_cat_last as usize, N_FEATURES - 1);
+        assert_eq!(F::c_conversion as usize, N_FEATURES - 1);
     }
 
     /// No feature of (user, item, t) may read an event at or after t: the
