@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{axpy, dot};
+use crate::mf::{bpr_triple, observed_pairs};
 use crate::{shape_err, ModelConfig, Progress, Recommender, Result, TrainData};
 
 /// LightGCN hyperparameters.
@@ -186,11 +187,7 @@ impl LightGcn {
         let (f, k) = (cfg.factors, cfg.layers);
         let (nu, ni) = (data.n_users(), data.n_items);
         let sets = data.user_sets();
-        let pairs: Vec<(u32, u32)> = sets
-            .iter()
-            .enumerate()
-            .flat_map(|(u, s)| s.iter().map(move |&i| (u as u32, i)))
-            .collect();
+        let pairs = observed_pairs(&sets);
         let graph = Graph::new(&sets, nu, ni);
         let mut rng = Rng::seed(cfg.seed);
         // Xavier-style init as in the paper's code (normal, std 0.1).
@@ -217,16 +214,9 @@ impl LightGcn {
                 }
                 triples.clear();
                 for _ in 0..batch {
-                    let (u, i) = pairs[rng.below(pairs.len() as u64) as usize];
-                    let set = &sets[u as usize];
-                    if set.len() >= ni {
-                        continue;
+                    if let Some((u, i, j)) = bpr_triple(&mut rng, &pairs, &sets, ni) {
+                        triples.push((u as usize, nu + i as usize, nu + j as usize));
                     }
-                    let mut j = rng.below(ni as u64) as u32;
-                    while set.binary_search(&j).is_ok() {
-                        j = rng.below(ni as u64) as u32;
-                    }
-                    triples.push((u as usize, nu + i as usize, nu + j as usize));
                 }
                 if triples.is_empty() {
                     break 'outer;

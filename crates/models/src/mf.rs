@@ -78,6 +78,34 @@ fn mf_scores(x: &[f32], items: &[f32], f: usize, out: &mut [f32]) {
     }
 }
 
+/// Every observed (user, item) pair of the binary matrix.
+pub(crate) fn observed_pairs(sets: &[Vec<u32>]) -> Vec<(u32, u32)> {
+    sets.iter()
+        .enumerate()
+        .flat_map(|(u, s)| s.iter().map(move |&i| (u as u32, i)))
+        .collect()
+}
+
+/// A BPR triple: a random observed pair and a uniform item the user has
+/// not interacted with (`set` sorted); None when the user has every item.
+pub(crate) fn bpr_triple(
+    rng: &mut Rng,
+    pairs: &[(u32, u32)],
+    sets: &[Vec<u32>],
+    n_items: usize,
+) -> Option<(u32, u32, u32)> {
+    let (u, i) = pairs[rng.below(pairs.len() as u64) as usize];
+    let set = &sets[u as usize];
+    if set.len() >= n_items {
+        return None;
+    }
+    let mut j = rng.below(n_items as u64) as u32;
+    while set.binary_search(&j).is_ok() {
+        j = rng.below(n_items as u64) as u32;
+    }
+    Some((u, i, j))
+}
+
 // ---------------------------------------------------------------- BPR
 
 pub struct Bpr {
@@ -143,11 +171,7 @@ impl Bpr {
         let f = cfg.factors;
         let (nu, ni) = (data.n_users(), data.n_items);
         let sets = data.user_sets();
-        let pairs: Vec<(u32, u32)> = sets
-            .iter()
-            .enumerate()
-            .flat_map(|(u, s)| s.iter().map(move |&i| (u as u32, i)))
-            .collect();
+        let pairs = observed_pairs(&sets);
         let mut rng = Rng::seed(cfg.seed);
         let users = to_atomic(&init(nu, f, &mut rng, 0.1 / (f as f64).sqrt()), f);
         let items = to_atomic(&init(ni, f, &mut rng, 0.1 / (f as f64).sqrt()), f);
@@ -163,15 +187,9 @@ impl Bpr {
                 let (mut gu, mut gi) = (vec![0f32; f], vec![0f32; f]);
                 let n = pairs.len() / threads + usize::from(t < pairs.len() % threads);
                 for _ in 0..n {
-                    let (u, i) = pairs[rng.below(pairs.len() as u64) as usize];
-                    let set = &sets[u as usize];
-                    if set.len() >= ni {
+                    let Some((u, i, j)) = bpr_triple(&mut rng, &pairs, &sets, ni) else {
                         continue;
-                    }
-                    let mut j = rng.below(ni as u64) as u32;
-                    while set.binary_search(&j).is_ok() {
-                        j = rng.below(ni as u64) as u32;
-                    }
+                    };
                     let (u, i, j) = (u as usize, i as usize, j as usize);
                     load(&users[u * w..(u + 1) * w], &mut pu);
                     load(&items[i * w..(i + 1) * w], &mut qi);

@@ -183,7 +183,6 @@ fn search_and_its_quality_benchmark_on_the_demo_shop() {
 /// through the API reaches semantic results at once.
 #[test]
 fn semantic_search_through_the_hnsw_graph() {
-    use std::process::Stdio;
     let tmp = tempfile::tempdir().unwrap();
     let store = crate::small_demo(&tmp.path().join("shop"));
     let st = store.to_str().unwrap();
@@ -221,32 +220,12 @@ fn semantic_search_through_the_hnsw_graph() {
         "{summary}"
     );
     assert!(store.join("search/hnsw.bin").exists());
-    let port = 20_000 + (std::process::id() % 20_000) as u16 + 7;
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = crate::aisle()
-        .args([
-            "serve",
-            "--store",
-            st,
-            "--addr",
-            &addr,
-            "--ann-min-items",
-            "1",
-        ])
-        .env("AISLE_EMBEDDER_DIR", model)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..400 {
-        if crate::http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200) {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(up, "server did not come up on {addr}");
+    let (mut server, addr) = crate::start_server(
+        st,
+        7,
+        &["--ann-min-items", "1"],
+        &[("AISLE_EMBEDDER_DIR", model)],
+    );
     let path = "/v1/search?q=a%20cup%20for%20hot%20drinks&mode=semantic&k=10";
     let (code, body) = crate::http(&addr, "GET", path, "").unwrap();
     assert_eq!(code, 200, "{body}");

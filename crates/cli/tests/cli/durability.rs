@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use crate::{aisle, http, json, ok};
+use crate::{aisle, json, ok};
 
 #[test]
 fn acknowledged_events_survive_kill_9() {
@@ -114,23 +114,7 @@ fn events_acknowledged_by_the_server_survive_kill_9() {
         .unwrap();
     drop(child.stdin.take());
     child.wait().unwrap();
-    let port = 20_000 + (std::process::id() % 20_000) as u16;
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = aisle()
-        .args(["serve", "--store", st, "--addr", &addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200) {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(up, "server did not come up on {addr}");
+    let (mut server, addr) = crate::start_server(st, 0, &[], &[]);
     let mut acked = 0;
     for b in 0..20 {
         let events: Vec<String> = (0..25)

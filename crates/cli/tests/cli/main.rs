@@ -10,10 +10,39 @@ mod ranking;
 mod retrain;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn aisle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_aisle"))
+}
+
+/// Starts `aisle serve --store STORE --addr ADDR EXTRA...` (output discarded)
+/// on a port derived from the process id and `salt` (tests running at once
+/// pick different salts), with `env` set, and waits up to 30 s for
+/// /healthz. Returns the child (kill it) and the address.
+pub fn start_server(
+    store: &str,
+    salt: u16,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    let port = 20_000 + (std::process::id() % 20_000) as u16 + salt;
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = aisle();
+    cmd.args(["serve", "--store", store, "--addr", &addr])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let up = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200)
+    });
+    assert!(up, "server did not come up on {addr} (args {extra:?})");
+    (child, addr)
 }
 
 /// Runs aisle with args; returns (exit code, stdout, stderr).

@@ -117,24 +117,8 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
     assert!(names.contains(&"pair_carted".to_string()));
 
     // The server re-ranks a user's candidates by purchase probability.
-    let port = 20_000 + (std::process::id() % 20_000) as u16 + 11;
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = crate::aisle()
-        .args(["serve", "--store", store, "--addr", &addr, "--ranker"])
-        .arg(&art)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut up = false;
-    for _ in 0..200 {
-        if crate::http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200) {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(up, "server with --ranker did not come up");
+    let art_s = art.to_str().unwrap();
+    let (mut server, addr) = crate::start_server(store, 11, &["--ranker", art_s], &[]);
     let get = |path: &str| {
         let (code, body) = crate::http(&addr, "GET", path, "").unwrap();
         (code, json(&body))

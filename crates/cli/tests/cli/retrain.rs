@@ -1,10 +1,9 @@
 //! The feedback loop with real training: `aisle train --promote-if-better`
 //! and the server's retraining scheduler running it after new events.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::{aisle, http, json, ok};
+use crate::{http, json, ok};
 
 #[test]
 fn new_events_retrain_evaluate_and_hot_swap() {
@@ -50,15 +49,10 @@ fn new_events_retrain_evaluate_and_hot_swap() {
     );
 
     // The scheduler: 20 new events start a low-priority run of the same command.
-    let port = 21_000 + (std::process::id() % 20_000) as u16;
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = aisle()
-        .args([
-            "serve",
-            "--store",
-            st,
-            "--addr",
-            &addr,
+    let (mut server, addr) = crate::start_server(
+        st,
+        1_000,
+        &[
             "--retrain-model",
             "sasrec",
             "--retrain-budget",
@@ -67,16 +61,9 @@ fn new_events_retrain_evaluate_and_hot_swap() {
             "max_len=20",
             "--retrain-after-events",
             "20",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = (0..600).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200)
-    });
-    assert!(up, "server did not come up on {addr}");
+        ],
+        &[],
+    );
     let events: Vec<String> = (0..20)
         .map(|k| {
             format!(
