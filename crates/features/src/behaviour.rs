@@ -146,7 +146,7 @@ pub struct MissingCounts {
 
 /// A behaviour log over dense user and item ids, indexed by user and item
 /// (each list in time order) for point-in-time reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EventLog {
     pub users: Vec<String>,
     pub items: Vec<String>,
@@ -189,92 +189,13 @@ impl EventLog {
     ) -> EventLog {
         let mut raw: Vec<RawEvent<'a>> = events.into_iter().collect();
         raw.sort_by_key(|e| (e.ts, e.seq));
-        let (mut uid, mut iid): (HashMap<&str, u32>, HashMap<&str, u32>) = Default::default();
-        let (mut users, mut items) = (Vec::new(), Vec::new());
-        let mut out = Vec::with_capacity(raw.len());
+        let mut log = EventLog::default();
+        log.events.reserve(raw.len());
         for e in &raw {
-            let u = *uid.entry(e.user).or_insert_with(|| {
-                users.push(e.user.to_string());
-                users.len() as u32 - 1
-            });
-            let i = *iid.entry(e.item).or_insert_with(|| {
-                items.push(e.item.to_string());
-                items.len() as u32 - 1
-            });
-            out.push(LogEvent {
-                user: u,
-                item: i,
-                ts: e.ts,
-                kind: Kind::of(e.event_type),
-            });
+            let (cat, price) = catalog.get(e.item).copied().unwrap_or((None, None));
+            log.push(e, cat, price);
         }
-        let mut cats: HashMap<&str, u32> = HashMap::new();
-        let mut item_category = Vec::with_capacity(items.len());
-        let mut item_price = Vec::with_capacity(items.len());
-        for it in &items {
-            let (cat, price) = catalog.get(it.as_str()).copied().unwrap_or((None, None));
-            item_category.push(match cat.filter(|c| !c.is_empty()) {
-                Some(c) => {
-                    let next = cats.len() as u32 + 1;
-                    *cats.entry(c).or_insert(next)
-                }
-                None => 0,
-            });
-            item_price.push(
-                price
-                    .filter(|p| p.is_finite() && *p >= 0.0)
-                    .map(|p| p as f32),
-            );
-        }
-        let mut log = Self::from_parts(users, items, out, item_category, cats.len(), item_price);
-        log.category_ids = cats.into_iter().map(|(c, i)| (c.to_string(), i)).collect();
         log
-    }
-
-    /// A log from dense parts (`events` must be in time order).
-    pub fn from_parts(
-        users: Vec<String>,
-        items: Vec<String>,
-        events: Vec<LogEvent>,
-        item_category: Vec<u32>,
-        n_categories: usize,
-        item_price: Vec<Option<f32>>,
-    ) -> EventLog {
-        let mut by_user = vec![Vec::new(); users.len()];
-        let mut by_item = vec![Vec::new(); items.len()];
-        let mut by_category = vec![Vec::new(); n_categories + 1];
-        for (k, e) in events.iter().enumerate() {
-            by_user[e.user as usize].push(k as u32);
-            by_item[e.item as usize].push(k as u32);
-            let c = item_category.get(e.item as usize).copied().unwrap_or(0) as usize;
-            if c != 0 && c < by_category.len() {
-                by_category[c].push(k as u32);
-            }
-        }
-        let user_ids = users
-            .iter()
-            .enumerate()
-            .map(|(k, u)| (u.clone(), k as u32))
-            .collect();
-        let item_ids = items
-            .iter()
-            .enumerate()
-            .map(|(k, i)| (i.clone(), k as u32))
-            .collect();
-        EventLog {
-            users,
-            items,
-            events,
-            item_category,
-            n_categories,
-            item_price,
-            by_user,
-            by_item,
-            by_category,
-            user_ids,
-            item_ids,
-            category_ids: HashMap::new(),
-        }
     }
 
     /// The dense id of a user, if the log has seen them.
