@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use aisle_features::behaviour::{
-    purchase_samples, EventLog, MissingCounts, PurchaseTask, Sample, FEATURES, N_FEATURES,
+    purchase_samples, EventLog, MissingCounts, PurchaseTask, Sample, FEATURES,
 };
 use aisle_rank::{Dataset, Ranker, RankerConfig};
 use anyhow::{bail, Context, Result};
@@ -26,18 +26,6 @@ pub const TEST_S: i64 = 24 * 3600;
 pub fn event_log(store: &str) -> Result<EventLog> {
     let s = aisle_store::open_existing(store).with_context(|| format!("opening {store}"))?;
     Ok(aisle_serve::purchase::event_log(s.as_ref())?)
-}
-
-/// Feature rows of samples (the item's category id rides along for the
-/// category embedding).
-pub fn dataset(log: &EventLog, samples: &[Sample], missing: &mut MissingCounts) -> Dataset {
-    let mut d = Dataset::new(N_FEATURES);
-    let mut row = vec![0f32; N_FEATURES];
-    for s in samples {
-        log.features(s.user, s.item, s.t, &mut row, missing);
-        d.push(&row, log.item_category[s.item as usize], s.label);
-    }
-    d
 }
 
 /// The protocol text written with every purchase figure.
@@ -130,8 +118,8 @@ pub fn run(
         );
     }
     let mut missing = MissingCounts::default();
-    let train = dataset(&log, &task.train, &mut missing);
-    let test = dataset(&log, &task.test, &mut missing);
+    let train = aisle_serve::purchase::dataset(&log, &task.train, &mut missing);
+    let test = aisle_serve::purchase::dataset(&log, &task.test, &mut missing);
     let rate = train.positives() as f64 / train.len() as f64;
     let prior = vec![rate; test.len()];
     let prior_logloss = aisle_eval::logloss(&test.y, &prior);
@@ -309,7 +297,7 @@ pub fn train_and_save(
     // Time order: the latest rows are the early-stopping hold-out.
     rows.sort_by_key(|s| s.t);
     let mut missing = MissingCounts::default();
-    let train = dataset(&log, &rows, &mut missing);
+    let train = aisle_serve::purchase::dataset(&log, &rows, &mut missing);
     let t0 = Instant::now();
     let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

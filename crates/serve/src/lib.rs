@@ -182,14 +182,23 @@ impl App {
     /// Opens the store, builds the in-memory view and loads the promoted model.
     pub fn open(cfg: ServeConfig) -> Result<Arc<App>, ServeError> {
         let store = aisle_store::open(&cfg.store)?;
-        let mut live = Live::default();
-        for c in store.catalog()? {
-            live.upsert_item(c);
-        }
+        let catalog = store.catalog()?;
         // Events in time order per user (ties in insertion order).
         let mut all = Vec::new();
         store.scan_events(&mut |e| all.push(e))?;
         all.sort_by_key(|e| (e.event.ts, e.seq));
+        // The purchase model's log comes from the same read of the store.
+        let purchase = match &cfg.ranker {
+            Some(p) => Some(purchase::Purchase::open(
+                p,
+                purchase::log_of(&all, &catalog),
+            )?),
+            None => None,
+        };
+        let mut live = Live::default();
+        for c in catalog {
+            live.upsert_item(c);
+        }
         for e in &all {
             live.apply(&e.event);
         }
@@ -201,10 +210,6 @@ impl App {
             &live,
             cfg.search.clone(),
         );
-        let purchase = match &cfg.ranker {
-            Some(p) => Some(purchase::Purchase::open(p, store.as_ref())?),
-            None => None,
-        };
         let jobs = Jobs::new(cfg.retrain.clone(), dir);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
         let nonce = aisle_core::hash::hash_fields([

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use aisle_core::Event;
+use aisle_core::{CatalogItem, Event, StoredEvent};
 use aisle_features::behaviour::{
-    CatalogFacts, EventLog, MissingCounts, RawEvent, FEATURES, N_FEATURES,
+    CatalogFacts, EventLog, MissingCounts, RawEvent, Sample, FEATURES, N_FEATURES,
 };
 use aisle_rank::{Dataset, Ranker};
 use aisle_store::EventStore;
@@ -20,12 +20,16 @@ use crate::ServeError;
 pub fn event_log(store: &dyn EventStore) -> Result<EventLog, ServeError> {
     let mut events = Vec::new();
     store.scan_events(&mut |e| events.push(e))?;
-    let catalog = store.catalog()?;
+    Ok(log_of(&events, &store.catalog()?))
+}
+
+/// The behaviour log of events already read from a store (no second scan).
+pub fn log_of(events: &[StoredEvent], catalog: &[CatalogItem]) -> EventLog {
     let facts: CatalogFacts = catalog
         .iter()
         .map(|c| (c.id.as_str(), (c.category.as_deref(), c.price)))
         .collect();
-    Ok(EventLog::build(
+    EventLog::build(
         events.iter().map(|e| RawEvent {
             user: &e.event.user,
             item: &e.event.item,
@@ -34,7 +38,20 @@ pub fn event_log(store: &dyn EventStore) -> Result<EventLog, ServeError> {
             event_type: e.event.event_type,
         }),
         &facts,
-    ))
+    )
+}
+
+/// Feature rows of samples, with each item's category id for the
+/// category embedding (training and serving build rows here alike).
+pub fn dataset(log: &EventLog, samples: &[Sample], missing: &mut MissingCounts) -> Dataset {
+    let mut d = Dataset::new(N_FEATURES);
+    let mut row = vec![0f32; N_FEATURES];
+    for s in samples {
+        log.features(s.user, s.item, s.t, &mut row, missing);
+        let cat = log.item_category.get(s.item as usize).copied().unwrap_or(0);
+        d.push(&row, cat, s.label);
+    }
+    d
 }
 
 /// A loaded ranker and the live behaviour log it reads.
@@ -47,7 +64,8 @@ pub struct Purchase {
 impl Purchase {
     /// Loads a ranker artifact (`aisle train --model ranker`); refuses one
     /// whose feature columns are not this build's.
-    pub fn open(path: &Path, store: &dyn EventStore) -> Result<Purchase, ServeError> {
+    /// `log` is the store's behaviour log ([`event_log`] or [`log_of`]).
+    pub fn open(path: &Path, log: EventLog) -> Result<Purchase, ServeError> {
         let bad = |m: String| ServeError::Config(format!("ranker {}: {m}", path.display()));
         let (model, meta) = Ranker::load(path).map_err(|e| bad(e.to_string()))?;
         let names: Vec<String> = meta
@@ -65,7 +83,7 @@ impl Purchase {
         Ok(Purchase {
             model,
             path: path.to_path_buf(),
-            log: RwLock::new(event_log(store)?),
+            log: RwLock::new(log),
         })
     }
 
@@ -88,18 +106,19 @@ impl Purchase {
     /// events strictly before `now`); unknown users and items read as new.
     pub fn probabilities(&self, user: &str, items: &[&str], now: i64) -> (Vec<f64>, MissingCounts) {
         let log = self.log.read().unwrap_or_else(|p| p.into_inner());
-        let u = log.user_index(user).unwrap_or(u32::MAX);
-        let mut d = Dataset::new(N_FEATURES);
-        let mut row = vec![0f32; N_FEATURES];
+        // Unknown users and items get ids past the log's: no history.
+        let user = log.user_index(user).unwrap_or(u32::MAX);
+        let samples: Vec<Sample> = items
+            .iter()
+            .map(|it| Sample {
+                user,
+                item: log.item_index(it).unwrap_or(u32::MAX),
+                t: now,
+                label: false,
+            })
+            .collect();
         let mut missing = MissingCounts::default();
-        for it in items {
-            let (i, cat) = match log.item_index(it) {
-                Some(i) => (i, log.item_category[i as usize]),
-                None => (u32::MAX, 0),
-            };
-            log.features(u, i, now, &mut row, &mut missing);
-            d.push(&row, cat, false);
-        }
+        let d = dataset(&log, &samples, &mut missing);
         drop(log);
         (self.model.predict(&d), missing)
     }
