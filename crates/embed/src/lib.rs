@@ -71,10 +71,10 @@ pub fn default_dir() -> PathBuf {
 }
 
 struct Linear {
-    /// `[in, out]` (transposed once at load).
+    /// `[in, out]` (transposed once at load from the checkpoint's `[out, in]`).
     w: Tensor<2>,
-    /// `[out, in]` (the checkpoint's layout), for products of a few rows.
-    wt: Tensor<2>,
+    /// The same values as half floats, [`pack`]ed for [`few_rows`].
+    host: Vec<u16>,
     b: Tensor<1>,
 }
 
@@ -110,24 +110,155 @@ fn gelu(x: Tensor<3>) -> Tensor<3> {
     Tensor::from_data(TensorData::new(v, dims), &device)
 }
 
-/// Below this many rows a product is computed transposed (see [`Linear::forward`]).
-const SMALL_ROWS: usize = 16;
+/// Products with fewer rows than this (one query's tokens) go through
+/// [`few_rows`] instead of burn's matmul.
+const FEW_ROWS: usize = 16;
 
 impl Linear {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, _] = x.dims();
+        let [b, l, inn] = x.dims();
         let out = self.b.dims()[0];
-        let x = x.reshape([b * l, self.w.dims()[0]]);
-        // A few rows (one short query): compute Wᵀ·xᵀ so the long side (the
-        // output features) fills the matmul kernel's row blocks instead of
-        // padding 7 token rows up to a block of 16.
-        let y = if b * l < SMALL_ROWS {
-            self.wt.clone().matmul(x.transpose()).transpose()
-        } else {
-            x.matmul(self.w.clone())
-        };
-        let y = y + self.b.clone().unsqueeze::<2>();
+        if b * l < FEW_ROWS {
+            let device = x.device();
+            let xs: Vec<f32> = x.into_data().try_into_vec::<f32>().unwrap_or_default();
+            let bias: Vec<f32> = self.b.to_data().try_into_vec::<f32>().unwrap_or_default();
+            let y = few_rows(&xs, inn, &self.host, &bias);
+            return Tensor::from_data(TensorData::new(y, [b, l, out]), &device);
+        }
+        let x = x.reshape([b * l, inn]);
+        let y = x.matmul(self.w.clone()) + self.b.clone().unsqueeze::<2>();
         y.reshape([b, l, out])
+    }
+}
+
+/// Output columns per panel of [`pack`]ed weights.
+const PANEL: usize = 32;
+
+/// `W` (`[inn, out]`, row-major) as panels of [`PANEL`] output columns, each
+/// panel `[inn, PANEL]` contiguous (the last one zero-padded): the layout
+/// [`few_rows`] streams through, one panel at a time, in address order.
+fn pack(w: &[f32], inn: usize, out: usize) -> Vec<u16> {
+    let panels = out.div_ceil(PANEL);
+    let mut p = vec![0u16; panels * inn * PANEL];
+    for (k, row) in w.chunks_exact(out).enumerate().take(inn) {
+        for (j, v) in row.iter().enumerate() {
+            p[(j / PANEL) * inn * PANEL + k * PANEL + j % PANEL] =
+                half::f16::from_f32(*v).to_bits();
+        }
+    }
+    p
+}
+
+/// IEEE half bits to f32, branch-free so a panel row converts in a few
+/// vector instructions; half subnormals (|w| < 6.1e-5) become 0.
+#[inline(always)]
+fn f16_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let mag = h & 0x7fff;
+    let bits = ((h & 0x8000) << 16) | ((mag << 13) + (112 << 23));
+    let bits = if mag < 0x0400 {
+        (h & 0x8000) << 16
+    } else {
+        bits
+    };
+    f32::from_bits(bits)
+}
+
+/// `x·W + b` for a few rows `x` (`[rows, inn]`), `W` [`pack`]ed: a
+/// register-blocked kernel (up to 8 rows x 2 vectors of outputs held in
+/// registers; `W` read once per 8 rows, sequentially) compiled for the best
+/// vector instructions the CPU has (pulp's run-time dispatch: AVX-512,
+/// AVX2+FMA, else scalar). `gemm` pads the row side to its block height (64
+/// rows with AVX-512), so a 7-token query would waste most of every block.
+fn few_rows(x: &[f32], inn: usize, packed: &[u16], bias: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; (x.len() / inn.max(1)) * bias.len()];
+    pulp::Arch::new().dispatch(FewRows {
+        x,
+        inn,
+        packed,
+        bias,
+        y: &mut y,
+    });
+    y
+}
+
+struct FewRows<'a> {
+    x: &'a [f32],
+    inn: usize,
+    packed: &'a [u16],
+    bias: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl pulp::WithSimd for FewRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let FewRows {
+            x,
+            inn,
+            packed,
+            bias,
+            y,
+        } = self;
+        let out = bias.len();
+        for (xs, ys) in x.chunks(8 * inn).zip(y.chunks_mut(8 * out)) {
+            match xs.len() / inn {
+                1 => block::<S, 1>(simd, xs, packed, bias, ys),
+                2 => block::<S, 2>(simd, xs, packed, bias, ys),
+                3 => block::<S, 3>(simd, xs, packed, bias, ys),
+                4 => block::<S, 4>(simd, xs, packed, bias, ys),
+                5 => block::<S, 5>(simd, xs, packed, bias, ys),
+                6 => block::<S, 6>(simd, xs, packed, bias, ys),
+                7 => block::<S, 7>(simd, xs, packed, bias, ys),
+                _ => block::<S, 8>(simd, xs, packed, bias, ys),
+            }
+        }
+    }
+}
+
+/// `R` rows of `x·W + b` (see [`few_rows`]).
+#[inline(always)]
+fn block<S: pulp::Simd, const R: usize>(
+    simd: S,
+    x: &[f32],
+    packed: &[u16],
+    bias: &[f32],
+    y: &mut [f32],
+) {
+    let lanes = S::F32_LANES;
+    let width = 2 * lanes;
+    let out = bias.len();
+    let inn = x.len() / R;
+    let load =
+        |s: &[f32]| -> S::f32s { bytemuck::pod_read_unaligned(bytemuck::cast_slice(&s[..lanes])) };
+    for (p, panel) in packed.chunks_exact(inn * PANEL).enumerate() {
+        // A panel in passes of two vectors (one pass with AVX-512).
+        for sub in (0..PANEL).step_by(width) {
+            let mut acc = [[simd.splat_f32s(0.0); 2]; R];
+            for (k, wk) in panel.chunks_exact(PANEL).enumerate() {
+                let mut wf = [0f32; PANEL];
+                for (d, h) in wf.iter_mut().zip(wk) {
+                    *d = f16_to_f32(*h);
+                }
+                let (w0, w1) = (load(&wf[sub..]), load(&wf[sub + lanes..]));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let xv = simd.splat_f32s(x[r * inn + k]);
+                    a[0] = simd.mul_add_e_f32s(xv, w0, a[0]);
+                    a[1] = simd.mul_add_e_f32s(xv, w1, a[1]);
+                }
+            }
+            let j0 = p * PANEL + sub;
+            let n = width.min(out.saturating_sub(j0));
+            for (r, a) in acc.iter().enumerate() {
+                let vals: &[f32] = bytemuck::cast_slice(a.as_slice());
+                let dst = &mut y[r * out + j0..r * out + j0 + n];
+                for ((d, v), b) in dst.iter_mut().zip(vals).zip(&bias[j0..]) {
+                    *d = v + b;
+                }
+            }
+        }
     }
 }
 
@@ -230,11 +361,19 @@ impl Embedder {
         // Weights stored [in, out] and contiguous (a transposed view would
         // be re-laid out by every matmul).
         let contiguous = |t: Tensor<2>| -> Tensor<2> { Tensor::from_data(t.into_data(), &device) };
+        let packed = |w: &Tensor<2>| -> Vec<u16> {
+            let [inn, out] = w.dims();
+            pack(
+                &w.to_data().try_into_vec::<f32>().unwrap_or_default(),
+                inn,
+                out,
+            )
+        };
         let linear = |p: &str| -> Result<Linear> {
-            let wt = t2(&format!("{p}.weight"))?;
+            let w = contiguous(t2(&format!("{p}.weight"))?.transpose());
             Ok(Linear {
-                w: contiguous(wt.clone().transpose()),
-                wt,
+                host: packed(&w),
+                w,
                 b: t1(&format!("{p}.bias"))?,
             })
         };
@@ -244,9 +383,10 @@ impl Embedder {
                 ["query", "key", "value"].map(|n| linear(&format!("{p}.attention.self.{n}")));
             let [q, k, v] = parts;
             let (q, k, v) = (q?, k?, v?);
+            let w = contiguous(Tensor::cat(vec![q.w, k.w, v.w], 1));
             Ok(Linear {
-                w: contiguous(Tensor::cat(vec![q.w, k.w, v.w], 1)),
-                wt: contiguous(Tensor::cat(vec![q.wt, k.wt, v.wt], 0)),
+                host: packed(&w),
+                w,
                 b: Tensor::cat(vec![q.b, k.b, v.b], 0),
             })
         };
@@ -406,6 +546,55 @@ impl Embedder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn half_bits_convert_like_half() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h);
+            if want.is_nan() || want.is_infinite() {
+                continue;
+            }
+            let want = if h & 0x7c00 == 0 { 0.0 } else { want.to_f32() };
+            assert_eq!(
+                super::f16_to_f32(h).to_bits() & 0x7fff_ffff,
+                want.to_bits() & 0x7fff_ffff,
+                "{h:#x}"
+            );
+        }
+    }
+
+    /// The few-rows kernel against a plain product (weights rounded to half
+    /// as the kernel stores them), for every row count it dispatches on and
+    /// an output width that is not a multiple of the panel.
+    #[test]
+    fn few_rows_matches_a_plain_product() {
+        let (inn, out) = (48, 70);
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let w: Vec<f32> = (0..inn * out).map(|_| next()).collect();
+        let bias: Vec<f32> = (0..out).map(|_| next()).collect();
+        let packed = super::pack(&w, inn, out);
+        for rows in 1..super::FEW_ROWS {
+            let x: Vec<f32> = (0..rows * inn).map(|_| next()).collect();
+            let got = super::few_rows(&x, inn, &packed, &bias);
+            for r in 0..rows {
+                for j in 0..out {
+                    let want: f32 = bias[j]
+                        + (0..inn)
+                            .map(|k| x[r * inn + k] * half::f16::from_f32(w[k * out + j]).to_f32())
+                            .sum::<f32>();
+                    let g = got[r * out + j];
+                    assert!(
+                        (g - want).abs() < 1e-4,
+                        "rows {rows} r {r} j {j}: {g} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn fast_erf_matches_libm() {
         let mut worst = 0f32;

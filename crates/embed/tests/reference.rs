@@ -64,13 +64,17 @@ fn embeddings_match_sentence_transformers() {
     // Alone or in a padded batch: the same vector.
     let alone = e.embed(&[refs[6]]).unwrap();
     assert!(cosine(&alone[0], &got[6]) > 0.99999);
-    // One text at a time (short texts take the transposed small-product
-    // path): every sentence still matches the reference.
+    // One text at a time (texts of under 16 tokens take the few-rows kernel
+    // with half-float weights): every sentence still matches the reference.
+    let mut worst_one = 1f32;
     for ((s, g), w) in sents.iter().zip(&got).zip(&want) {
         let one = e.embed_one(s).unwrap();
-        assert!(cosine(&one, w) >= 0.999, "{s:?} alone");
+        let c = cosine(&one, w);
+        worst_one = worst_one.min(c);
+        assert!(c >= 0.999, "{s:?} alone: cosine {c}");
         assert!(cosine(&one, g) > 0.99999, "{s:?}: alone vs batch");
     }
+    eprintln!("worst cosine to sentence-transformers, one text at a time: {worst_one:.7}");
     // Related titles are closer than unrelated ones.
     assert!(cosine(&got[0], &got[1]) > cosine(&got[0], &got[3]));
 }

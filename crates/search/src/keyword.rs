@@ -486,10 +486,14 @@ impl KeywordIndex {
             ));
         }
         if filters.in_stock_only {
+            // "Not out of stock" rather than "in stock": excluding the few
+            // out-of-stock items seeks a short posting list, where requiring
+            // in-stock intersected every match with one as long as the
+            // catalog (2.3 ms -> 1.1 ms p50 on the 100k demo; BENCHMARKS §5).
             must.push((
-                Occur::Must,
+                Occur::MustNot,
                 Box::new(TermQuery::new(
-                    Term::from_field_bool(f.in_stock, true),
+                    Term::from_field_bool(f.in_stock, false),
                     IndexRecordOption::Basic,
                 )),
             ));

@@ -456,7 +456,8 @@ pub fn run(
             .get(id)
             .is_some_and(|&i| live.passes(i, f.category.as_deref(), f.price_min, f.price_max))
     };
-    // The query embedding (the slow part of hybrid search, ~10 ms) runs on
+    let started = std::time::Instant::now();
+    // The query embedding (the slow part of hybrid search, ~5 ms) runs on
     // its own thread while keyword retrieval runs here.
     let (kw, query_vec) = std::thread::scope(|scope| {
         let embedding = match (&search.semantic, mode) {
@@ -470,10 +471,16 @@ pub fn run(
                 .search(&req.q, &req.filters, n)
                 .map_err(|e| e.to_string())
         };
+        let keyword_ms = started.elapsed().as_secs_f64() * 1e3;
         let v = embedding.map(|h| {
             h.join()
                 .unwrap_or_else(|_| Err("the query encoder panicked".to_string()))
         });
+        tracing::debug!(
+            keyword_ms,
+            retrieval_ms = started.elapsed().as_secs_f64() * 1e3,
+            "search retrieval"
+        );
         (kw, v)
     });
     let kw = kw?;
@@ -574,6 +581,10 @@ pub fn run(
             },
         }));
     }
+    tracing::debug!(
+        total_ms = started.elapsed().as_secs_f64() * 1e3,
+        "search ranked and explained"
+    );
     let modes: Vec<&str> = match mode {
         "hybrid" => vec!["keyword", "semantic"],
         m => vec![m],
