@@ -83,6 +83,17 @@ impl Dataset {
     }
 }
 
+/// Default of [`RankerConfig::log_inputs`].
+const LOG_INPUTS: bool = true;
+
+/// sign(v)·ln(1 + |v|) of every value ([`RankerConfig::log_inputs`]).
+fn squash(ds: &Dataset) -> Dataset {
+    Dataset {
+        x: ds.x.iter().map(|v| v.signum() * v.abs().ln_1p()).collect(),
+        ..ds.clone()
+    }
+}
+
 /// Hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,6 +111,10 @@ pub struct RankerConfig {
     /// The latest share of training rows held out for early stopping.
     pub valid_fraction: f64,
     pub seed: u64,
+    /// Inputs through sign(v)·ln(1 + |v|) before standardising (counts and
+    /// ages are heavy-tailed). Absent in artifacts saved before it: off.
+    #[serde(default)]
+    pub log_inputs: bool,
 }
 
 impl Default for RankerConfig {
@@ -114,6 +129,7 @@ impl Default for RankerConfig {
             patience: 4,
             valid_fraction: 0.15,
             seed: 42,
+            log_inputs: LOG_INPUTS,
         }
     }
 }
@@ -380,6 +396,13 @@ pub fn train(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Ranker, RankFit)> {
     cfg.validate()?;
+    let squashed;
+    let data = if cfg.log_inputs {
+        squashed = squash(data);
+        &squashed
+    } else {
+        data
+    };
     let n = data.len();
     let n_valid = ((n as f64) * cfg.valid_fraction) as usize;
     let n_fit = n - n_valid;
@@ -475,6 +498,9 @@ impl Ranker {
     /// Purchase probabilities of every row of `ds`.
     pub fn predict(&self, ds: &Dataset) -> Vec<f64> {
         assert_eq!(ds.n_features, self.n_features, "feature columns differ");
+        if self.config.log_inputs {
+            return logits_to_probs(&self.net, &squash(ds), &self.mean, &self.std, self.n_cats);
+        }
         logits_to_probs(&self.net, ds, &self.mean, &self.std, self.n_cats)
     }
 
@@ -553,6 +579,25 @@ impl Ranker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A config saved before `log_inputs` existed loads with it off (those
+    /// models were trained on raw inputs); new configs have it on.
+    #[test]
+    fn log_inputs_default_and_old_configs() {
+        assert!(RankerConfig::default().log_inputs && RankerConfig::logreg().log_inputs);
+        let old = r#"{"hidden":64,"cat_dim":16,"epochs":100,"batch_size":256,"lr":0.002,
+            "weight_decay":0.0001,"patience":4,"valid_fraction":0.15,"seed":42}"#;
+        let cfg: RankerConfig = serde_json::from_str(old).unwrap();
+        assert!(!cfg.log_inputs);
+        let d = Dataset {
+            n_features: 2,
+            x: vec![-3.0, 0.0],
+            cat: vec![0],
+            y: vec![false],
+        };
+        let s = squash(&d);
+        assert!((s.x[0] + 4f32.ln()).abs() < 1e-6 && s.x[1] == 0.0);
+    }
 
     /// y = 1 when x0 * x1 > 0 (an interaction a linear model cannot fit),
     /// plus a category that flips the label: the deep model must beat
