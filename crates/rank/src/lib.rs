@@ -443,6 +443,9 @@ pub fn train(
         y: data.y[n_fit..].to_vec(),
     };
     let device = Device::default().autodiff();
+    // Initial weights from the config's seed (batch order already is):
+    // the same seed trains the same model.
+    device.seed(cfg.seed);
     let ctx = Fit {
         data,
         valid: &valid,
@@ -637,6 +640,28 @@ mod tests {
         assert_eq!(back.predict(&test_d), deep.predict(&test_d));
         std::fs::write(&path, b"junk").unwrap();
         assert!(Ranker::load(&path).is_err());
+    }
+
+    /// The same seed trains the same model (initial weights and batch order).
+    #[test]
+    fn same_seed_same_model() {
+        let (train_d, test_d) = (xor_data(600, 3), xor_data(200, 4));
+        let cfg = RankerConfig {
+            epochs: 3,
+            ..Default::default()
+        };
+        let run = |c: &RankerConfig| {
+            train(c, &train_d, 2, &|_, _| {})
+                .unwrap()
+                .0
+                .predict(&test_d)
+        };
+        assert_eq!(run(&cfg), run(&cfg));
+        let other = RankerConfig {
+            seed: 7,
+            ..cfg.clone()
+        };
+        assert_ne!(run(&cfg), run(&other));
     }
 
     #[test]
