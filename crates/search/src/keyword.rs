@@ -32,6 +32,11 @@ pub const BOOST_FUZZY: f32 = 0.5;
 pub const BOOST_PREFIX: f32 = 0.3;
 /// Words of at least this many characters also match with one typo.
 pub const FUZZY_MIN_CHARS: usize = 5;
+/// A word found as it is in at least this many titles is not also looked up
+/// with a typo (the typo-tolerance threshold of Typesense and others: a
+/// correctly spelt common word gains only near-miss noise from its
+/// neighbours, "metal" -> "medal", and costs a second pass over its postings).
+pub const FUZZY_MAX_TITLE_DOCS: u64 = 100;
 /// Query words beyond this are ignored (a 10 kB query stays cheap).
 pub const MAX_QUERY_WORDS: usize = 32;
 
@@ -425,7 +430,11 @@ impl KeywordIndex {
         query_words(&mut analyzer(), text, MAX_QUERY_WORDS)
     }
 
-    fn text_query(&self, words: &[QueryWord]) -> Option<Box<dyn Query>> {
+    fn text_query(
+        &self,
+        words: &[QueryWord],
+        searcher: &tantivy::Searcher,
+    ) -> Option<Box<dyn Query>> {
         let f = &self.f;
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (n, w) in words.iter().enumerate() {
@@ -442,7 +451,12 @@ impl KeywordIndex {
                 alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(t), boost))));
             }
             let chars = w.original.chars().count();
-            if chars >= FUZZY_MIN_CHARS {
+            let common = || {
+                searcher
+                    .doc_freq(&Term::from_field_text(f.title, &w.term))
+                    .is_ok_and(|n| n >= FUZZY_MAX_TITLE_DOCS)
+            };
+            if chars >= FUZZY_MIN_CHARS && !common() {
                 let t = FuzzyTermQuery::new(Term::from_field_text(f.title, &w.term), 1, true);
                 alts.push((
                     Occur::Should,
@@ -526,13 +540,13 @@ impl KeywordIndex {
         with_facets: bool,
     ) -> Result<KeywordResults> {
         let words = self.words(text);
-        let Some(q) = self.text_query(&words) else {
+        let searcher = self.reader.searcher();
+        let Some(q) = self.text_query(&words, &searcher) else {
             return Ok(KeywordResults::default());
         };
         let mut clauses = self.filter_clauses(filters);
         clauses.push((Occur::Must, q));
         let query = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
         let top_docs = TopDocs::with_limit(limit.max(1)).order_by_score();
         let (top, total, facets) = if with_facets {
             let mut fc = FacetCollector::for_field("category_facet");

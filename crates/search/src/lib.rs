@@ -3,7 +3,8 @@
 //! - [`KeywordIndex`]: tantivy BM25 over title (x3), category (x2) and
 //!   description, with our analyzer ([`tokenize`]: words, jieba for Chinese,
 //!   lower-case, English stemming), typo-tolerant terms for words of 5+
-//!   letters, a prefix term for the last word, filters (category, price,
+//!   letters (unless the word itself is in 100+ titles), a prefix term for
+//!   the last word, filters (category, price,
 //!   in stock), category facets and incremental updates.
 //! - [`vector`]: item vectors with exact search ([`ExactIndex`]) or an HNSW
 //!   graph ([`AnnIndex`], [`hnsw`]) for large catalogs.
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use keyword::{
     Candidate, Filters, Hit, KeywordIndex, KeywordResults, BOOST_CATEGORY, BOOST_DESCRIPTION,
-    BOOST_FUZZY, BOOST_PREFIX, BOOST_TITLE, FUZZY_MIN_CHARS, MAX_QUERY_WORDS,
+    BOOST_FUZZY, BOOST_PREFIX, BOOST_TITLE, FUZZY_MAX_TITLE_DOCS, FUZZY_MIN_CHARS, MAX_QUERY_WORDS,
 };
 
 #[derive(Debug, thiserror::Error)]

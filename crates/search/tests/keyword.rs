@@ -92,6 +92,24 @@ fn typos_and_prefixes() {
     assert!(k.suggest_titles("", 5).unwrap().is_empty());
 }
 
+/// A correctly spelt word that is in FUZZY_MAX_TITLE_DOCS+ titles is not also
+/// looked up with a typo; a rarer one is.
+#[test]
+fn common_words_skip_the_typo_lookup() {
+    let mut items: Vec<CatalogItem> = (0..aisle_search::FUZZY_MAX_TITLE_DOCS)
+        .map(|i| item(&format!("m{i}"), "Metal sign", "Signs", 1.0))
+        .collect();
+    items.push(item("medal", "Medal ribbon", "Awards", 2.0));
+    let k = KeywordIndex::in_ram(&items).unwrap();
+    let r = k.search("metal", &Filters::default(), 200).unwrap();
+    assert_eq!(r.total, aisle_search::FUZZY_MAX_TITLE_DOCS as usize);
+    assert!(!ids(&r).contains(&"medal"));
+    // With fewer "metal" titles, "medal" is one typo away and matches.
+    let k = KeywordIndex::in_ram(&items[95..]).unwrap();
+    let r = k.search("metal", &Filters::default(), 200).unwrap();
+    assert!(ids(&r).contains(&"medal"), "{r:?}");
+}
+
 #[test]
 fn chinese_queries_match_reordered_titles() {
     let k = KeywordIndex::in_ram(&catalog()).unwrap();
