@@ -582,11 +582,20 @@ impl Ranker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// burn's flex backend keeps one process-wide RNG (`device.seed` replaces
+    /// it), so tests that seed and initialise models run one at a time: a
+    /// parallel test drawing from it between another's seeding and its
+    /// initialisation would make "same seed, same model" flaky.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     /// A config saved before `log_inputs` existed loads with it off (those
     /// models were trained on raw inputs); new configs have it on.
     #[test]
     fn log_inputs_default_and_old_configs() {
+        let _serial = serial();
         assert!(RankerConfig::default().log_inputs && RankerConfig::logreg().log_inputs);
         let old = r#"{"hidden":64,"cat_dim":16,"epochs":100,"batch_size":256,"lr":0.002,
             "weight_decay":0.0001,"patience":4,"valid_fraction":0.15,"seed":42}"#;
@@ -619,6 +628,7 @@ mod tests {
 
     #[test]
     fn deep_beats_logistic_regression_on_an_interaction_and_round_trips() {
+        let _serial = serial();
         let (train_d, test_d) = (xor_data(3000, 1), xor_data(1000, 2));
         let cfg = RankerConfig {
             epochs: 30,
@@ -645,6 +655,7 @@ mod tests {
     /// The same seed trains the same model (initial weights and batch order).
     #[test]
     fn same_seed_same_model() {
+        let _serial = serial();
         let (train_d, test_d) = (xor_data(600, 3), xor_data(200, 4));
         let cfg = RankerConfig {
             epochs: 3,
@@ -666,6 +677,7 @@ mod tests {
 
     #[test]
     fn one_class_or_bad_config_is_an_error() {
+        let _serial = serial();
         let mut d = Dataset::new(1);
         for k in 0..10 {
             d.push(&[k as f32], 0, false);

@@ -7,6 +7,15 @@
 use aisle_eval::Scorer;
 use aisle_seq::{train, Arch, LossKind, SeqConfig, SeqError, SeqModel, SideInfo, TrainData};
 
+/// burn's flex backend keeps one process-wide RNG (`device.seed` replaces
+/// it), so tests that seed and initialise models run one at a time: a
+/// parallel test drawing from it between another's seeding and its
+/// initialisation would make "same seed, same model" flaky.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// 60 users walk a cycle of 20 items (item k is always followed by k + 1),
 /// each starting somewhere else: the next item is fully predictable.
 fn cyclic() -> Vec<Vec<u32>> {
@@ -81,6 +90,7 @@ fn learns(arch: Arch, loss: LossKind) {
 
 #[test]
 fn sasrec_learns_a_cycle_with_each_loss() {
+    let _serial = serial();
     for loss in [LossKind::Ce, LossKind::Sampled, LossKind::Gbce] {
         learns(Arch::Sasrec, loss);
     }
@@ -88,16 +98,19 @@ fn sasrec_learns_a_cycle_with_each_loss() {
 
 #[test]
 fn gru4rec_learns_a_cycle() {
+    let _serial = serial();
     learns(Arch::Gru4rec, LossKind::Ce);
 }
 
 #[test]
 fn lstm_learns_a_cycle() {
+    let _serial = serial();
     learns(Arch::Lstm, LossKind::Sampled);
 }
 
 #[test]
 fn training_is_reproducible() {
+    let _serial = serial();
     let seqs = cyclic();
     let cfg = SeqConfig {
         epochs: 3,
@@ -115,6 +128,7 @@ fn training_is_reproducible() {
 
 #[test]
 fn inference_handles_unknown_empty_and_long_histories() {
+    let _serial = serial();
     let seqs = cyclic();
     let cfg = SeqConfig {
         epochs: 30,
@@ -151,6 +165,7 @@ fn inference_handles_unknown_empty_and_long_histories() {
 
 #[test]
 fn save_and_load_round_trip_and_refuse_corrupt_files() {
+    let _serial = serial();
     let seqs = cyclic();
     let side = SideInfo {
         category: (0..20).map(|i| i % 4 + 1).collect(),
@@ -195,6 +210,7 @@ fn save_and_load_round_trip_and_refuse_corrupt_files() {
 
 #[test]
 fn bad_configs_and_empty_data_are_errors() {
+    let _serial = serial();
     let bad = SeqConfig {
         hidden: 15,
         heads: 2,
@@ -225,6 +241,7 @@ fn bad_configs_and_empty_data_are_errors() {
 
 #[test]
 fn divergence_is_a_clear_error() {
+    let _serial = serial();
     // An absurd learning rate without clipping blows the weights up to
     // inf/NaN in the first epoch, before any checkpoint exists.
     let cfg = SeqConfig {
