@@ -338,16 +338,7 @@ pub(crate) fn load_sequences(store_url: &str) -> Result<(Sequences, Option<Datas
         .unwrap_or_default();
     let mut events = Vec::new();
     store.scan_events(&mut |e| events.push(e))?;
-    let seqs = build_sequences(
-        events.iter().map(|e| Interaction {
-            user: &e.event.user,
-            item: &e.event.item,
-            ts: e.event.ts,
-            seq: e.seq,
-            event_type: e.event.event_type,
-        }),
-        &protocol,
-    );
+    let seqs = build_sequences(events.iter().map(Interaction::from), &protocol);
     Ok((seqs, meta))
 }
 

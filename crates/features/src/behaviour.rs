@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 
 use aisle_core::EventType;
+
+use crate::Interaction;
 use serde::Serialize;
 
 /// Behaviour classes the features count.
@@ -165,15 +167,22 @@ pub struct EventLog {
     category_ids: HashMap<String, u32>,
 }
 
-/// One raw event for [`EventLog::build`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawEvent<'a> {
-    pub user: &'a str,
-    pub item: &'a str,
-    pub ts: i64,
-    /// Insertion order (breaks timestamp ties).
-    pub seq: i64,
-    pub event_type: EventType,
+/// The dense id of `name` in `names`/`ids`; a new name gets the next id and
+/// an empty event list in `lists`. The flag says whether it was new.
+fn intern(
+    name: &str,
+    names: &mut Vec<String>,
+    ids: &mut HashMap<String, u32>,
+    lists: &mut Vec<Vec<u32>>,
+) -> (u32, bool) {
+    if let Some(&id) = ids.get(name) {
+        return (id, false);
+    }
+    let id = names.len() as u32;
+    names.push(name.to_string());
+    ids.insert(name.to_string(), id);
+    lists.push(Vec::new());
+    (id, true)
 }
 
 /// Catalog facts for [`EventLog::build`]: item id -> (category, price).
@@ -184,10 +193,10 @@ impl EventLog {
     /// by (time, insertion order). Items absent from `catalog` have no
     /// category and no price.
     pub fn build<'a>(
-        events: impl IntoIterator<Item = RawEvent<'a>>,
+        events: impl IntoIterator<Item = Interaction<'a>>,
         catalog: &CatalogFacts<'a>,
     ) -> EventLog {
-        let mut raw: Vec<RawEvent<'a>> = events.into_iter().collect();
+        let mut raw: Vec<Interaction<'a>> = events.into_iter().collect();
         raw.sort_by_key(|e| (e.ts, e.seq));
         let mut log = EventLog::default();
         log.events.reserve(raw.len());
@@ -212,42 +221,36 @@ impl EventLog {
     /// and items get the next ids; a new item takes `category` and `price`.
     /// An event older than others of its user or item is placed in time
     /// order in their lists, so point-in-time reads stay correct.
-    pub fn push(&mut self, e: &RawEvent<'_>, category: Option<&str>, price: Option<f64>) {
-        let u = match self.user_ids.get(e.user) {
-            Some(&u) => u,
-            None => {
-                let u = self.users.len() as u32;
-                self.users.push(e.user.to_string());
-                self.user_ids.insert(e.user.to_string(), u);
-                self.by_user.push(Vec::new());
-                u
-            }
-        };
-        let i = match self.item_ids.get(e.item) {
-            Some(&i) => i,
-            None => {
-                let i = self.items.len() as u32;
-                self.items.push(e.item.to_string());
-                self.item_ids.insert(e.item.to_string(), i);
-                self.by_item.push(Vec::new());
-                let cat = match category.filter(|c| !c.is_empty()) {
-                    Some(c) => {
-                        let next = self.category_ids.len() as u32 + 1;
-                        let id = *self.category_ids.entry(c.to_string()).or_insert(next);
-                        self.n_categories = self.n_categories.max(id as usize);
-                        id
-                    }
-                    None => 0,
-                };
-                self.item_category.push(cat);
-                self.item_price.push(
-                    price
-                        .filter(|p| p.is_finite() && *p >= 0.0)
-                        .map(|p| p as f32),
-                );
-                i
-            }
-        };
+    pub fn push(&mut self, e: &Interaction<'_>, category: Option<&str>, price: Option<f64>) {
+        let (u, _) = intern(
+            e.user,
+            &mut self.users,
+            &mut self.user_ids,
+            &mut self.by_user,
+        );
+        let (i, new_item) = intern(
+            e.item,
+            &mut self.items,
+            &mut self.item_ids,
+            &mut self.by_item,
+        );
+        if new_item {
+            let cat = match category.filter(|c| !c.is_empty()) {
+                Some(c) => {
+                    let next = self.category_ids.len() as u32 + 1;
+                    let id = *self.category_ids.entry(c.to_string()).or_insert(next);
+                    self.n_categories = self.n_categories.max(id as usize);
+                    id
+                }
+                None => 0,
+            };
+            self.item_category.push(cat);
+            self.item_price.push(
+                price
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .map(|p| p as f32),
+            );
+        }
         let k = self.events.len() as u32;
         self.events.push(LogEvent {
             user: u,
@@ -509,8 +512,8 @@ mod tests {
         ts: i64,
         seq: i64,
         t: EventType,
-    ) -> RawEvent<'static> {
-        RawEvent {
+    ) -> Interaction<'static> {
+        Interaction {
             user,
             item,
             ts,
@@ -519,7 +522,7 @@ mod tests {
         }
     }
 
-    fn shop() -> Vec<RawEvent<'static>> {
+    fn shop() -> Vec<Interaction<'static>> {
         use EventType::*;
         vec![
             raw("u1", "a", 100, 1, View),
@@ -568,12 +571,12 @@ mod tests {
         let cat = catalog();
         let full = EventLog::build(shop(), &cat);
         for &t in &[0, 100, 101, 250, 400, 401, 1000, 90_000, 90_101] {
-            let cut: Vec<RawEvent> = shop().into_iter().filter(|e| e.ts < t).collect();
+            let cut: Vec<Interaction> = shop().into_iter().filter(|e| e.ts < t).collect();
             // Keep ids identical: add the later events' users and items as
             // ids only (a view far in the future).
             let mut padded = cut.clone();
             for e in shop().into_iter().filter(|e| e.ts >= t) {
-                padded.push(RawEvent {
+                padded.push(Interaction {
                     ts: 10_000_000 + e.seq,
                     ..e
                 });

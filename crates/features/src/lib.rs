@@ -38,7 +38,7 @@ pub enum FeatureError {
 
 pub type Result<T, E = FeatureError> = std::result::Result<T, E>;
 
-/// One event as the sequence builder needs it.
+/// One event as the sequence builder and [`behaviour::EventLog`] need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interaction<'a> {
     pub user: &'a str,
@@ -47,6 +47,25 @@ pub struct Interaction<'a> {
     /// Insertion order (breaks timestamp ties in file order).
     pub seq: i64,
     pub event_type: EventType,
+}
+
+impl<'a> Interaction<'a> {
+    /// An event with its store sequence number.
+    pub fn of(e: &'a aisle_core::Event, seq: i64) -> Self {
+        Interaction {
+            user: &e.user,
+            item: &e.item,
+            ts: e.ts,
+            seq,
+            event_type: e.event_type,
+        }
+    }
+}
+
+impl<'a> From<&'a aisle_core::StoredEvent> for Interaction<'a> {
+    fn from(e: &'a aisle_core::StoredEvent) -> Self {
+        Interaction::of(&e.event, e.seq)
+    }
 }
 
 /// Per-user sequences over a dense item vocabulary.

@@ -9,8 +9,9 @@ use std::sync::RwLock;
 
 use aisle_core::{CatalogItem, Event, StoredEvent};
 use aisle_features::behaviour::{
-    CatalogFacts, EventLog, MissingCounts, RawEvent, Sample, FEATURES, N_FEATURES,
+    CatalogFacts, EventLog, MissingCounts, Sample, FEATURES, N_FEATURES,
 };
+use aisle_features::Interaction;
 use aisle_rank::{Dataset, Ranker};
 use aisle_store::EventStore;
 
@@ -29,16 +30,7 @@ pub fn log_of(events: &[StoredEvent], catalog: &[CatalogItem]) -> EventLog {
         .iter()
         .map(|c| (c.id.as_str(), (c.category.as_deref(), c.price)))
         .collect();
-    EventLog::build(
-        events.iter().map(|e| RawEvent {
-            user: &e.event.user,
-            item: &e.event.item,
-            ts: e.event.ts,
-            seq: e.seq,
-            event_type: e.event.event_type,
-        }),
-        &facts,
-    )
+    EventLog::build(events.iter().map(Interaction::from), &facts)
 }
 
 /// Feature rows of samples, with each item's category id for the
@@ -89,13 +81,7 @@ impl Purchase {
 
     /// Appends an acknowledged event to the live log.
     pub fn observe(&self, e: &Event, seq: i64, category: Option<&str>, price: Option<f64>) {
-        let raw = RawEvent {
-            user: &e.user,
-            item: &e.item,
-            ts: e.ts,
-            seq,
-            event_type: e.event_type,
-        };
+        let raw = Interaction::of(e, seq);
         self.log
             .write()
             .unwrap_or_else(|p| p.into_inner())
