@@ -319,6 +319,20 @@ struct ListQuery {
     rerank: bool,
 }
 
+/// A boolean query parameter: absent = `default`; `true`, `1` or empty (a
+/// bare `?name`) = true; `false` or `0` = false; anything else is a 400.
+fn flag(q: &HashMap<String, String>, name: &str, default: bool) -> Result<bool, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None => Ok(default),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(other) => Err(ApiError::bad(
+            "bad_query",
+            format!("{name} must be true or false, not {other:?}"),
+        )),
+    }
+}
+
 fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> {
     let Query(q) = q?;
     for k in q.keys() {
@@ -353,16 +367,7 @@ fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> 
             },
         }
     };
-    let exclude_purchased = match q.get("exclude_purchased").map(String::as_str) {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") | Some("") => true,
-        Some(other) => {
-            return Err(ApiError::bad(
-                "bad_query",
-                format!("exclude_purchased must be true or false, not {other:?}"),
-            ))
-        }
-    };
+    let exclude_purchased = flag(&q, "exclude_purchased", false)?;
     Ok(ListQuery {
         k,
         category: q.get("category").filter(|c| !c.is_empty()).cloned(),
@@ -370,16 +375,7 @@ fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> 
         price_max: price("price_max")?,
         exclude_purchased,
         experiment: q.get("experiment").filter(|c| !c.is_empty()).cloned(),
-        rerank: match q.get("rerank").map(String::as_str) {
-            None | Some("true") | Some("1") | Some("") => true,
-            Some("false") | Some("0") => false,
-            Some(other) => {
-                return Err(ApiError::bad(
-                    "bad_query",
-                    format!("rerank must be true or false, not {other:?}"),
-                ))
-            }
-        },
+        rerank: flag(&q, "rerank", true)?,
     })
 }
 
@@ -982,16 +978,7 @@ async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
             "q is limited to 10,000 bytes",
         ));
     }
-    let personal = match map.get("personal").map(String::as_str) {
-        None | Some("true") | Some("1") | Some("") => true,
-        Some("false") | Some("0") => false,
-        Some(other) => {
-            return Err(ApiError::bad(
-                "bad_query",
-                format!("personal must be true or false, not {other:?}"),
-            ))
-        }
-    };
+    let personal = flag(&map, "personal", true)?;
     let req = crate::search::SearchRequest {
         q: text.to_string(),
         user: map.get("user").filter(|u| !u.is_empty()).cloned(),
