@@ -135,16 +135,12 @@ fn main() {
         "holder",
         "cushion",
     ];
-    let mut seed = 42u64;
-    let mut next = |n: usize| {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (seed >> 33) as usize % n
-    };
+    let mut rng = aisle_core::rng::Rng::seed(42);
     let mix: Vec<String> = (0..500)
         .map(|_| {
-            let n = 1 + next(3);
+            let n = 1 + rng.below(3);
             (0..n)
-                .map(|_| words[next(words.len())])
+                .map(|_| *rng.pick(&words))
                 .collect::<Vec<_>>()
                 .join(" ")
         })
