@@ -78,6 +78,9 @@ fn main() {
     time("candidates + facets, top 100", &|q| {
         k.search(q, &none, 100).unwrap();
     });
+    time("candidates + facets, top 100, in stock", &|q| {
+        k.search(q, &serving, 100).unwrap();
+    });
     time(
         "candidates + facets, top 100, 10 explained, in stock",
         &|q| {
@@ -145,8 +148,13 @@ fn main() {
                 .join(" ")
         })
         .collect();
+    // MIX_REPEAT=N runs the mix N times (for a profiler).
+    let repeat: usize = std::env::var("MIX_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let mut ms = Vec::new();
-    for q in &mix {
+    for q in mix.iter().cycle().take(mix.len() * repeat) {
         let t = Instant::now();
         let r = k.search(q, &serving, 100).unwrap();
         for i in 0..r.candidates.len().min(10) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use aisle_core::CatalogItem;
-use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::query::{
     BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
 };
@@ -18,8 +18,11 @@ use tantivy::schema::{
     Facet, FacetOptions, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing,
     TextOptions, Value, STORED, STRING,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument, Term,
+};
 
+use crate::collect::{Matches, MetaCache};
 use crate::tokenize::{analyzer, query_words, QueryWord, ANALYZER};
 use crate::{Result, SearchError};
 
@@ -117,51 +120,52 @@ impl KeywordResults {
             });
         };
         let doc: TantivyDocument = found.searcher.doc(found.addrs[i])?;
-        let get = |field: Field| {
-            doc.get_first(field)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
+        let get = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("");
+        let title = get(found.f.title).to_string();
+        let terms = |text: &str| -> HashSet<String> {
+            query_words(&mut analyzer(), text, usize::MAX)
+                .into_iter()
+                .map(|w| w.term)
+                .collect()
         };
-        let title = get(found.f.title);
-        let body = format!(
-            "{title} {} {}",
-            get(found.f.category),
-            get(found.f.description)
-        );
-        let have: HashSet<String> = query_words(&mut analyzer(), &body, usize::MAX)
-            .into_iter()
-            .map(|w| w.term)
-            .collect();
+        // The title first (typo and prefix alternatives search only the
+        // title); category and description only for words it lacks.
+        let in_title = terms(&title);
+        let mut rest: Option<HashSet<String>> = None;
         let last = self.query_words.len().saturating_sub(1);
-        type Numbered<'a> = Vec<(usize, &'a QueryWord)>;
-        let (matched, rest): (Numbered, Numbered) = self
-            .query_words
-            .iter()
-            .enumerate()
-            .partition(|(_, w)| have.contains(&w.term));
-        let matched: Vec<&QueryWord> = matched.into_iter().map(|(_, w)| w).collect();
-        // Approximate: one edit away (words of FUZZY_MIN_CHARS+), or the
-        // last word as a prefix; words that matched nothing are left out.
-        let approximate: Vec<&QueryWord> = rest
-            .into_iter()
-            .filter(|(n, w)| {
-                have.iter().any(|t| {
-                    (w.original.chars().count() >= FUZZY_MIN_CHARS && within_one_edit(&w.term, t))
-                        || (*n == last && w.original.chars().count() >= 3 && t.starts_with(&w.term))
-                })
-            })
-            .map(|(_, w)| w)
-            .collect();
+        let mut matched = Vec::new();
+        let mut approximate = Vec::new();
+        for (n, w) in self.query_words.iter().enumerate() {
+            let exact = in_title.contains(&w.term)
+                || rest
+                    .get_or_insert_with(|| {
+                        terms(&format!(
+                            "{} {}",
+                            get(found.f.category),
+                            get(found.f.description)
+                        ))
+                    })
+                    .contains(&w.term);
+            if exact {
+                matched.push(w.original.clone());
+                continue;
+            }
+            // Approximate: one edit away (words of FUZZY_MIN_CHARS+), or the
+            // last word as a prefix; words that matched nothing are left out.
+            let chars = w.original.chars().count();
+            if in_title.iter().any(|t| {
+                (chars >= FUZZY_MIN_CHARS && within_one_edit(&w.term, t))
+                    || (n == last && chars >= 3 && t.starts_with(&w.term))
+            }) {
+                approximate.push(w.original.clone());
+            }
+        }
         Ok(Hit {
             item_id: c.item_id.clone(),
             title,
             score: c.score,
-            matched: matched.into_iter().map(|w| w.original.clone()).collect(),
-            approximate: approximate
-                .into_iter()
-                .map(|w| w.original.clone())
-                .collect(),
+            matched,
+            approximate,
         })
     }
 
@@ -209,7 +213,7 @@ fn schema() -> (Schema, Fields) {
         description: b.add_text_field("description", text(true)),
         category_text: b.add_text_field("category_text", text(false)),
         category: b.add_text_field("category", STRING | STORED),
-        category_facet: b.add_facet_field("category_facet", FacetOptions::default()),
+        category_facet: b.add_facet_field(FACET_FIELD, FacetOptions::default()),
         price: b.add_f64_field(
             "price",
             NumericOptions::default()
@@ -220,6 +224,19 @@ fn schema() -> (Schema, Fields) {
         in_stock: b.add_bool_field("in_stock", NumericOptions::default().set_indexed()),
     };
     (b.build(), f)
+}
+
+/// Stored documents (title, description, id and category, ~150 bytes an
+/// item) are kept uncompressed in 2 kB blocks: explaining a result reads
+/// (copies) its block, which took decompressing 16 kB with tantivy's
+/// default (lz4, 16 kB blocks): a twentieth of the keyword step on the 100k
+/// demo. The store grows from ~6 to ~15 MB there.
+fn settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: tantivy::store::Compressor::None,
+        docstore_blocksize: 2048,
+        ..IndexSettings::default()
+    }
 }
 
 /// Order-independent fingerprint of a catalog (XOR of item hashes), so an
@@ -241,6 +258,9 @@ fn item_hash(c: &CatalogItem) -> u64 {
     ])
 }
 
+/// The category facet field's name.
+const FACET_FIELD: &str = "category_facet";
+
 const FINGERPRINT: &str = "aisle-catalog.fingerprint";
 
 /// The keyword index of one catalog.
@@ -252,6 +272,8 @@ pub struct KeywordIndex {
     state: Mutex<(u64, std::collections::HashMap<String, u64>)>,
     /// Id of each key (see `Fields::key`).
     ids: std::sync::RwLock<std::collections::HashMap<u64, String>>,
+    /// Category and stock flag of every document, per segment.
+    meta: MetaCache,
     dir: Option<PathBuf>,
 }
 
@@ -259,7 +281,10 @@ impl KeywordIndex {
     /// An in-memory index of `items`.
     pub fn in_ram(items: &[CatalogItem]) -> Result<KeywordIndex> {
         let (schema, f) = schema();
-        let index = Index::create_in_ram(schema);
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings())
+            .create_in_ram()?;
         let k = KeywordIndex::wrap(index, f, None)?;
         k.rebuild(items)?;
         Ok(k)
@@ -291,7 +316,10 @@ impl KeywordIndex {
             std::fs::remove_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
         }
         std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
-        let index = Index::create_in_dir(dir, schema)?;
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings())
+            .create_in_dir(dir)?;
         let k = KeywordIndex::wrap(index, f, Some(dir.to_path_buf()))?;
         k.rebuild(items)?;
         Ok(k)
@@ -310,6 +338,7 @@ impl KeywordIndex {
             f,
             state: Mutex::new((0, Default::default())),
             ids: Default::default(),
+            meta: MetaCache::default(),
             dir,
         })
     }
@@ -409,6 +438,7 @@ impl KeywordIndex {
 
     fn finish(&self, fingerprint: u64) -> Result<()> {
         self.reader.reload()?;
+        self.meta.retain(&self.reader.searcher());
         if let Some(d) = &self.dir {
             let p = d.join(FINGERPRINT);
             std::fs::write(&p, fingerprint.to_string()).map_err(|e| SearchError::io(&p, e))?;
@@ -436,9 +466,13 @@ impl KeywordIndex {
         searcher: &tantivy::Searcher,
     ) -> Option<Box<dyn Query>> {
         let f = &self.f;
-        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // One flat disjunction of every (word, field) term and every typo or
+        // prefix alternative: the sum of the scores of what matched, as a
+        // nested per-word disjunction would give, without a second layer of
+        // union scorers (and, when there is no typo or prefix alternative,
+        // tantivy's term-only union).
+        let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (n, w) in words.iter().enumerate() {
-            let mut alts: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             for (field, boost) in [
                 (f.title, BOOST_TITLE),
                 (f.category_text, BOOST_CATEGORY),
@@ -472,9 +506,8 @@ impl KeywordIndex {
                     Box::new(BoostQuery::new(Box::new(t), BOOST_PREFIX)),
                 ));
             }
-            should.push((Occur::Should, Box::new(BooleanQuery::new(alts))));
         }
-        (!should.is_empty()).then(|| Box::new(BooleanQuery::new(should)) as Box<dyn Query>)
+        (!alts.is_empty()).then(|| Box::new(BooleanQuery::new(alts)) as Box<dyn Query>)
     }
 
     fn filter_clauses(&self, filters: &Filters) -> Vec<(Occur, Box<dyn Query>)> {
@@ -499,19 +532,9 @@ impl KeywordIndex {
                 Box::new(RangeQuery::new(b(filters.price_min), b(filters.price_max))),
             ));
         }
-        if filters.in_stock_only {
-            // "Not out of stock" rather than "in stock": excluding the few
-            // out-of-stock items seeks a short posting list, where requiring
-            // in-stock intersected every match with one as long as the
-            // catalog (2.3 ms -> 1.1 ms p50 on the 100k demo; BENCHMARKS §5).
-            must.push((
-                Occur::MustNot,
-                Box::new(TermQuery::new(
-                    Term::from_field_bool(f.in_stock, false),
-                    IndexRecordOption::Basic,
-                )),
-            ));
-        }
+        // In-stock is not a clause: the collector skips out-of-stock items
+        // through a per-segment flag array (a must-not clause seeked an
+        // exclusion list at every match; BENCHMARKS §5).
         must
     }
 
@@ -545,26 +568,25 @@ impl KeywordIndex {
             return Ok(KeywordResults::default());
         };
         let mut clauses = self.filter_clauses(filters);
-        clauses.push((Occur::Must, q));
-        let query = BooleanQuery::new(clauses);
-        let top_docs = TopDocs::with_limit(limit.max(1)).order_by_score();
-        let (top, total, facets) = if with_facets {
-            let mut fc = FacetCollector::for_field("category_facet");
-            fc.add_facet(Facet::root());
-            let (top, total, counts) = searcher.search(&query, &(top_docs, Count, fc))?;
-            let mut facets: Vec<(String, u64)> = counts
-                .get(Facet::root())
-                .map(|(f, n)| {
-                    let path = f.to_path();
-                    (path.last().map_or(String::new(), |s| s.to_string()), n)
-                })
-                .collect();
-            facets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            (top, total, facets)
+        let query: Box<dyn Query> = if clauses.is_empty() {
+            q
         } else {
-            let (top, total) = searcher.search(&query, &(top_docs, Count))?;
-            (top, total, Vec::new())
+            clauses.push((Occur::Must, q));
+            Box::new(BooleanQuery::new(clauses))
         };
+        let collected = searcher.search(
+            &query,
+            &Matches {
+                k: limit.max(1),
+                facets: with_facets,
+                in_stock_only: filters.in_stock_only,
+                facet_field: FACET_FIELD,
+                in_stock: self.f.in_stock,
+                cache: &self.meta,
+            },
+        )?;
+        let (top, total, mut facets) = (collected.top, collected.count, collected.categories);
+        facets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let ids = self.ids.read().unwrap_or_else(|e| e.into_inner());
         let mut columns = std::collections::HashMap::new();
         let mut candidates = Vec::with_capacity(top.len());
@@ -662,5 +684,95 @@ fn within_one_edit(a: &str, b: &str) -> bool {
         a[p + 1..] == b[p..]
     } else {
         a[p..] == b[p + 1..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tantivy::collector::{Count, FacetCollector};
+    use tantivy::DocAddress;
+
+    /// The one-pass collector returns what tantivy's own collectors return
+    /// for the same query with the in-stock filter as a must-not clause:
+    /// the same top `k` (ties included: titles share words, so many
+    /// documents score alike), match count and category counts, across
+    /// segments and after deletes.
+    #[test]
+    fn one_pass_collector_matches_tantivys_collectors() {
+        let vocab = ["red", "tea", "light", "holder", "candle", "mug", "metal"];
+        let mut rng = aisle_core::rng::Rng::seed(7);
+        let item = |i: usize, rng: &mut aisle_core::rng::Rng| {
+            let words: Vec<&str> = (0..1 + rng.below(3)).map(|_| *rng.pick(&vocab)).collect();
+            CatalogItem {
+                id: format!("i{i}"),
+                title: Some(words.join(" ")),
+                description: (rng.below(2) == 0).then(|| format!("a {}", rng.pick(&vocab))),
+                category: (rng.below(5) != 0).then(|| format!("c{}", rng.below(6))),
+                price: Some(1.0 + rng.below(50) as f64),
+                in_stock: rng.below(10) != 0,
+            }
+        };
+        let items: Vec<CatalogItem> = (0..1500).map(|i| item(i, &mut rng)).collect();
+        let k = KeywordIndex::in_ram(&items).unwrap();
+        // More segments: updates in two commits, one of them replacing items.
+        let more: Vec<CatalogItem> = (1200..1900).map(|i| item(i, &mut rng)).collect();
+        k.upsert(&more[..350]).unwrap();
+        k.upsert(&more[350..]).unwrap();
+        k.delete("i3").unwrap();
+        assert!(k.reader.searcher().segment_readers().len() >= 2);
+        for q in ["red", "tea light", "red metal mug", "holdr", "cand", "zzz"] {
+            for in_stock_only in [false, true] {
+                for limit in [1, 3, 10, 100, 5000] {
+                    let filters = Filters {
+                        in_stock_only,
+                        ..Filters::default()
+                    };
+                    let ours = k.search(q, &filters, limit).unwrap();
+                    let searcher = k.reader.searcher();
+                    let words = k.words(q);
+                    let Some(text) = k.text_query(&words, &searcher) else {
+                        assert!(ours.candidates.is_empty());
+                        continue;
+                    };
+                    let mut clauses = vec![(Occur::Must, text)];
+                    if in_stock_only {
+                        clauses.push((
+                            Occur::MustNot,
+                            Box::new(TermQuery::new(
+                                Term::from_field_bool(k.f.in_stock, false),
+                                IndexRecordOption::Basic,
+                            )) as Box<dyn Query>,
+                        ));
+                    }
+                    let mut fc = FacetCollector::for_field(FACET_FIELD);
+                    fc.add_facet(Facet::root());
+                    let (top, total, counts) = searcher
+                        .search(
+                            &BooleanQuery::new(clauses),
+                            &(TopDocs::with_limit(limit).order_by_score(), Count, fc),
+                        )
+                        .unwrap();
+                    let want: Vec<(f32, DocAddress)> = top;
+                    let got: Vec<(f32, DocAddress)> = ours
+                        .found
+                        .as_ref()
+                        .unwrap()
+                        .addrs
+                        .iter()
+                        .zip(&ours.candidates)
+                        .map(|(a, c)| (c.score, *a))
+                        .collect();
+                    assert_eq!(got, want, "{q:?} in_stock_only={in_stock_only} k={limit}");
+                    assert_eq!(ours.total, total, "{q:?}");
+                    let mut facets: Vec<(String, u64)> = counts
+                        .get(Facet::root())
+                        .map(|(f, n)| (f.to_path()[0].to_string(), n))
+                        .collect();
+                    facets.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    assert_eq!(ours.facets, facets, "{q:?}");
+                }
+            }
+        }
     }
 }

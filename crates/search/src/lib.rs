@@ -11,6 +11,7 @@
 //! - [`fuse`]: reciprocal rank fusion of result lists and the personal
 //!   re-ranking of the fused top N.
 
+mod collect;
 pub mod fuse;
 pub mod hnsw;
 mod keyword;
