@@ -414,12 +414,15 @@ pub fn write_outputs(dir: &Path, report: &BenchReport) -> Result<()> {
     if !purchase.is_empty() {
         let _ = writeln!(
             md,
-            "\n## Purchase probability (temporal hold-out)\n\n| model | AUC | log loss | prior log loss | accuracy | ECE | train rows (pos) | test rows (pos) | epochs (best) | fit s |\n|---|---|---|---|---|---|---|---|---|---|"
+            "\n## Purchase probability (temporal hold-out)\n\n| model | AUC | AUC − logreg [95% CI] | log loss | prior log loss | accuracy | ECE | train rows (pos) | test rows (pos) | epochs (best) | fit s |\n|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for p in purchase {
+            let vs = p.auc_vs_logreg.as_ref().map_or("–".to_string(), |d| {
+                format!("{:+.4} [{:+.4}, {:+.4}]", d.diff, d.ci95[0], d.ci95[1])
+            });
             let _ = writeln!(
                 md,
-                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {} ({}) | {} ({}) | {} ({}) | {:.1} |",
+                "| {} | {:.4} | {vs} | {:.4} | {:.4} | {:.4} | {:.4} | {} ({}) | {} ({}) | {} ({}) | {:.1} |",
                 p.model, p.auc, p.logloss, p.prior_logloss, p.accuracy, p.ece, p.train_rows,
                 p.train_positives, p.test_rows, p.test_positives, p.epochs, p.best_epoch, p.fit_s
             );

@@ -64,7 +64,15 @@ pub struct PurchaseRow {
     pub best_epoch: usize,
     pub missing: MissingCounts,
     pub config: serde_json::Value,
+    /// This model's test AUC minus logistic regression's, with a 95%
+    /// interval from a paired bootstrap over test users (when `logreg` is
+    /// in the same run; absent on its own row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auc_vs_logreg: Option<aisle_eval::AucDifference>,
 }
+
+/// Bootstrap resamples of [`PurchaseRow::auc_vs_logreg`].
+pub const AUC_RESAMPLES: usize = 1000;
 
 /// The ranker config of a purchase model name with `key=value` overrides.
 pub fn ranker_config(model: &str, overrides: &[(String, String)]) -> Result<RankerConfig> {
@@ -124,6 +132,7 @@ pub fn run(
     let prior = vec![rate; test.len()];
     let prior_logloss = aisle_eval::logloss(&test.y, &prior);
     let mut rows = Vec::new();
+    let mut preds: Vec<Vec<f64>> = Vec::new();
     for (name, cfg) in models {
         let t0 = Instant::now();
         let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
@@ -145,12 +154,29 @@ pub fn run(
             best_epoch: fit.best_epoch,
             missing: missing.clone(),
             config: serde_json::to_value(cfg)?,
+            auc_vs_logreg: None,
         });
+        preds.push(p);
         tracing::info!(
             model = name,
             auc = rows.last().map(|r| r.auc),
             "purchase model evaluated"
         );
+    }
+    if let Some(base) = rows.iter().position(|r| r.model == "logreg") {
+        let users: Vec<u32> = task.test.iter().map(|s| s.user).collect();
+        for (r, row) in rows.iter_mut().enumerate() {
+            if r != base {
+                row.auc_vs_logreg = aisle_eval::auc_difference(
+                    &test.y,
+                    &preds[r],
+                    &preds[base],
+                    &users,
+                    AUC_RESAMPLES,
+                    1,
+                );
+            }
+        }
     }
     Ok((rows, protocol_json(&task)))
 }

@@ -27,6 +27,72 @@ pub fn auc(labels: &[bool], preds: &[f64]) -> Option<f64> {
     Some((rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64))
 }
 
+/// How much one model's AUC is above another's ([`auc_difference`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AucDifference {
+    /// AUC(a) − AUC(b) on the samples themselves.
+    pub diff: f64,
+    /// 2.5th and 97.5th percentiles of the resampled differences.
+    pub ci95: [f64; 2],
+    /// Share of resamples where `a`'s AUC is above `b`'s.
+    pub share_above: f64,
+    pub resamples: usize,
+    pub clusters: usize,
+}
+
+/// AUC of `a` minus AUC of `b` on the same samples, with a 95% interval
+/// from a paired cluster bootstrap: `resamples` times, draw as many
+/// clusters (users) as there are, with replacement, take all their samples,
+/// and recompute both AUCs on that sample. Resampling users rather than rows
+/// keeps one user's correlated samples together. `None` when a class is
+/// missing.
+pub fn auc_difference(
+    labels: &[bool],
+    a: &[f64],
+    b: &[f64],
+    cluster: &[u32],
+    resamples: usize,
+    seed: u64,
+) -> Option<AucDifference> {
+    assert!(a.len() == labels.len() && b.len() == labels.len() && cluster.len() == labels.len());
+    let diff = auc(labels, a)? - auc(labels, b)?;
+    let mut rows: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (r, &c) in cluster.iter().enumerate() {
+        rows.entry(c).or_default().push(r);
+    }
+    let groups: Vec<Vec<usize>> = rows.into_values().collect();
+    let mut rng = aisle_core::rng::Rng::seed(seed);
+    let (mut y, mut pa, mut pb) = (Vec::new(), Vec::new(), Vec::new());
+    let mut diffs = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        y.clear();
+        pa.clear();
+        pb.clear();
+        for _ in 0..groups.len() {
+            for &r in &groups[rng.below(groups.len() as u64) as usize] {
+                y.push(labels[r]);
+                pa.push(a[r]);
+                pb.push(b[r]);
+            }
+        }
+        if let (Some(x), Some(z)) = (auc(&y, &pa), auc(&y, &pb)) {
+            diffs.push(x - z);
+        }
+    }
+    if diffs.is_empty() {
+        return None;
+    }
+    diffs.sort_by(f64::total_cmp);
+    let at = |q: f64| diffs[((diffs.len() - 1) as f64 * q).round() as usize];
+    Some(AucDifference {
+        diff,
+        ci95: [at(0.025), at(0.975)],
+        share_above: diffs.iter().filter(|&&d| d > 0.0).count() as f64 / diffs.len() as f64,
+        resamples: diffs.len(),
+        clusters: groups.len(),
+    })
+}
+
 /// Mean binary cross-entropy, predictions clipped to [1e-7, 1 - 1e-7].
 pub fn logloss(labels: &[bool], preds: &[f64]) -> f64 {
     if labels.is_empty() {
@@ -132,5 +198,37 @@ mod tests {
         assert!(expected_calibration_error(&[true, false], &[0.5, 0.5], 10) < 1e-12);
         assert!((expected_calibration_error(&[true, false], &[1.0, 1.0], 10) - 0.5).abs() < 1e-12);
         assert!(logloss(&[true], &[0.0]).is_finite());
+    }
+
+    #[test]
+    fn auc_difference_bootstrap() {
+        let unit = |r: &mut Lcg| r.next() as f64 / (1u64 << 31) as f64;
+        // 200 users with 10 samples each; `good` tracks the label, `noise`
+        // does not: a clear difference, an interval that excludes 0.
+        let mut rng = Lcg(3);
+        let (mut y, mut good, mut noise, mut user) = (vec![], vec![], vec![], vec![]);
+        for u in 0..200u32 {
+            for _ in 0..10 {
+                let label = unit(&mut rng) < 0.2;
+                y.push(label);
+                good.push(if label { 0.6 } else { 0.4 } + 0.5 * unit(&mut rng));
+                noise.push(unit(&mut rng));
+                user.push(u);
+            }
+        }
+        let d = auc_difference(&y, &good, &noise, &user, 300, 1).unwrap();
+        assert_eq!(d.clusters, 200);
+        assert_eq!(d.resamples, 300);
+        assert!((d.diff - (auc(&y, &good).unwrap() - auc(&y, &noise).unwrap())).abs() < 1e-12);
+        assert!(d.diff > 0.2 && d.ci95[0] > 0.0 && d.ci95[0] < d.diff && d.diff < d.ci95[1]);
+        assert_eq!(d.share_above, 1.0);
+        // A model against itself: exactly 0 everywhere.
+        let same = auc_difference(&y, &good, &good, &user, 50, 1).unwrap();
+        assert_eq!(
+            (same.diff, same.ci95, same.share_above),
+            (0.0, [0.0, 0.0], 0.0)
+        );
+        // One class only: no AUC, no difference.
+        assert!(auc_difference(&[true, true], &[0.1, 0.2], &[0.2, 0.1], &[0, 1], 10, 1).is_none());
     }
 }

@@ -22,7 +22,9 @@ pub mod classify;
 pub mod protocol;
 pub mod topk;
 
-pub use classify::{accuracy, auc, expected_calibration_error, logloss};
+pub use classify::{
+    accuracy, auc, auc_difference, expected_calibration_error, logloss, AucDifference,
+};
 pub use protocol::{evaluate_loo, LooConfig, LooResult, Scorer, Stage};
 pub use topk::top_k;
 
