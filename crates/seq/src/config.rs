@@ -50,6 +50,32 @@ pub enum LossKind {
     Gbce,
 }
 
+/// Which part of a history longer than `max_len + 1` items a training
+/// epoch reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    /// Always its last `max_len + 1` items.
+    Last,
+    /// `max_len + 1` consecutive items ending at a uniformly drawn position,
+    /// drawn again each epoch: over the epochs the model learns from the
+    /// whole history, not only its end (inference still reads the last
+    /// `max_len`).
+    Random,
+}
+
+/// The learning rate after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrDecay {
+    /// `lr` throughout.
+    Constant,
+    /// From `lr` down to a twentieth of it as training progresses: the share
+    /// of the time budget used (with a budget) or of `epochs` done, whichever
+    /// is further (the schedule Li et al. 2020 found best for budgeted training).
+    Linear,
+}
+
 /// Hyperparameters of a sequence model; one struct for the three
 /// architectures (fields a network does not use are ignored by it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,8 +91,10 @@ pub struct SeqConfig {
     pub inner: usize,
     pub dropout: f64,
     /// Longest history the model reads; longer ones keep their last `max_len`
-    /// items (training and inference alike).
+    /// items at inference, and a `window` of `max_len + 1` in training.
     pub max_len: usize,
+    /// Training window of longer histories.
+    pub window: Window,
     /// Layer norm before (true) or after (false) each block (sasrec).
     pub pre_norm: bool,
     pub loss: LossKind,
@@ -83,6 +111,8 @@ pub struct SeqConfig {
     pub weight_decay: f64,
     /// Linear learning-rate warm-up over this many steps.
     pub warmup_steps: usize,
+    /// Learning-rate schedule after the warm-up.
+    pub lr_decay: LrDecay,
     /// Gradient clipping by global norm (0 = off).
     pub clip_norm: f64,
     /// Epochs without a better validation NDCG@10 before stopping.
@@ -111,6 +141,9 @@ impl SeqConfig {
             // 4-5x cheaper epochs win (BENCHMARKS.md §3.1: ml1m test NDCG@10 .0987 in
             // 425 s at 50 vs .0893 in 909 s at 200).
             max_len: 50,
+            // Random windows (BENCHMARKS.md §3.1: ml1m test NDCG@10 .1057 vs .1001 with the
+            // last window in the same 840 s; retail .1546 vs .1478 in 150 s).
+            window: Window::Random,
             pre_norm: true,
             loss: LossKind::Ce,
             negatives: 256,
@@ -121,6 +154,7 @@ impl SeqConfig {
             lr: 2e-3,
             weight_decay: 0.0,
             warmup_steps: 50,
+            lr_decay: LrDecay::Constant,
             clip_norm: 1.0,
             patience: 5,
             time_budget_s: 0.0,

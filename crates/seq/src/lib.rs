@@ -20,7 +20,7 @@ mod net;
 pub mod params;
 mod train;
 
-pub use config::{Arch, LossKind, SeqConfig};
+pub use config::{Arch, LossKind, LrDecay, SeqConfig, Window};
 pub use model::{Recommendation, SeqModel, UserVectors, SEQ_ARTIFACT_VERSION};
 pub use net::{SeqNet, SideInfo};
 pub use train::{step_benchmark, train, EpochLog, SeqFit, TrainData};

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::model::{left_padded, SeqModel};
 use crate::net::DropoutRng;
-use crate::{Arch, LossKind, Result, SeqConfig, SeqError, SeqNet, SideInfo};
+use crate::{Arch, LossKind, LrDecay, Result, SeqConfig, SeqError, SeqNet, SideInfo, Window};
 
 /// One epoch of the training curve.
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +52,9 @@ pub struct TrainData<'a> {
 
 /// Scores per block of the full cross-entropy (2M floats = 8 MB).
 const CE_BLOCK_FLOATS: usize = 1 << 21;
+
+/// The lowest share of `lr` a linear decay reaches.
+const LR_FLOOR: f64 = 0.05;
 
 /// The loss of one batch.
 ///
@@ -137,6 +140,8 @@ struct Stepper<'c> {
     optim: ModuleOptimizer,
     rng: Rng,
     step: usize,
+    /// Share of training done, in [0, 1] (for `LrDecay::Linear`).
+    progress: f64,
 }
 
 impl<'c> Stepper<'c> {
@@ -154,6 +159,7 @@ impl<'c> Stepper<'c> {
             optim,
             rng: Rng::seed(cfg.seed ^ 0x5eed),
             step: 0,
+            progress: 0.0,
         }
     }
 
@@ -198,7 +204,12 @@ impl<'c> Stepper<'c> {
         }
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         self.step += 1;
-        let lr = cfg.lr * (self.step as f64 / cfg.warmup_steps.max(1) as f64).min(1.0);
+        let warm = (self.step as f64 / cfg.warmup_steps.max(1) as f64).min(1.0);
+        let decay = match cfg.lr_decay {
+            LrDecay::Constant => 1.0,
+            LrDecay::Linear => (1.0 - self.progress).max(LR_FLOOR),
+        };
+        let lr = cfg.lr * warm * decay;
         (self.optim.step(lr, net, grads), value)
     }
 }
@@ -303,7 +314,18 @@ pub fn train(
         }
         let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
         for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&u| train[u]).collect();
+            let batch: Vec<&[u32]> = chunk
+                .iter()
+                .map(|&u| window(train[u], cfg, &mut rng))
+                .collect();
+            let by_epochs = (epoch - 1) as f64 / cfg.epochs as f64
+                + b as f64 / (batches as f64 * cfg.epochs as f64);
+            let by_time = if cfg.time_budget_s > 0.0 {
+                start.elapsed().as_secs_f64() / cfg.time_budget_s
+            } else {
+                0.0
+            };
+            stepper.progress = by_epochs.max(by_time).min(1.0);
             let (next, value) = stepper.step(net, &batch);
             net = next;
             if !value.is_finite() {
@@ -390,6 +412,22 @@ pub fn train(
     ))
 }
 
+/// The part of a training sequence one step reads: all of it when it fits
+/// in `max_len + 1` items, else the last `max_len + 1` or, with
+/// `Window::Random`, `max_len + 1` consecutive items ending at a uniformly
+/// drawn position.
+fn window<'s>(s: &'s [u32], cfg: &SeqConfig, rng: &mut Rng) -> &'s [u32] {
+    let w = cfg.max_len + 1;
+    if s.len() <= w {
+        return s;
+    }
+    let end = match cfg.window {
+        Window::Last => s.len(),
+        Window::Random => w + rng.below((s.len() - w + 1) as u64) as usize,
+    };
+    &s[end - w..end]
+}
+
 #[allow(clippy::too_many_arguments)]
 fn fit_record(
     arch: Arch,
@@ -410,5 +448,42 @@ fn fit_record(
         positions_per_epoch: positions,
         curve,
         stopped_by,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_windows() {
+        let s: Vec<u32> = (1..=10).collect();
+        let mut rng = Rng::seed(1);
+        let last = SeqConfig {
+            max_len: 3,
+            window: Window::Last,
+            ..SeqConfig::default()
+        };
+        // A history that fits is read whole; a longer one keeps its end.
+        assert_eq!(window(&s[..4], &last, &mut rng), &s[..4]);
+        assert_eq!(window(&s, &last, &mut rng), &[7, 8, 9, 10]);
+        let random = SeqConfig {
+            window: Window::Random,
+            ..last
+        };
+        assert_eq!(window(&s[..4], &random, &mut rng), &s[..4]);
+        // Random windows: always max_len + 1 consecutive items, and every
+        // end position (4..=10) comes up.
+        let mut ends = std::collections::BTreeSet::new();
+        for _ in 0..500 {
+            let w = window(&s, &random, &mut rng);
+            assert_eq!(w.len(), 4);
+            assert!(w.windows(2).all(|p| p[1] == p[0] + 1));
+            ends.insert(*w.last().unwrap());
+        }
+        assert_eq!(
+            ends.into_iter().collect::<Vec<_>>(),
+            (4..=10).collect::<Vec<_>>()
+        );
     }
 }
