@@ -632,7 +632,12 @@ fn report_models(
         results.push(crate::twostage::run(
             seqs,
             masking,
-            &aisle_rank::RankerConfig::default(),
+            // One network: the re-ranker trains twice per run on ~650k
+            // candidate rows (BENCHMARKS §6.3 was measured so).
+            &aisle_rank::RankerConfig {
+                ensemble: 1,
+                ..Default::default()
+            },
             seq_source
                 .as_ref()
                 .map(|(n, m, s)| (*n, m as &dyn aisle_eval::Scorer, *s)),

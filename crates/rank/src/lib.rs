@@ -5,7 +5,9 @@
 //! feature row, plus a "deep" part — an MLP over the row concatenated with a
 //! learned embedding of the item's category — whose logits add up. With
 //! `hidden = 0` and `cat_dim = 0` only the linear part is left, which is
-//! exactly logistic regression on the same features (the baseline).
+//! exactly logistic regression on the same features (the baseline). The
+//! ranker is an ensemble of `ensemble` such networks trained from different
+//! seeds, their probabilities averaged.
 //!
 //! Trained with binary cross-entropy on logits,
 //! `L = −(1/m) Σ [ y·ln σ(z) + (1−y)·ln(1−σ(z)) ] = (1/m) Σ [softplus(z) − y·z]`,
@@ -115,7 +117,21 @@ pub struct RankerConfig {
     /// ages are heavy-tailed). Absent in artifacts saved before it: off.
     #[serde(default)]
     pub log_inputs: bool,
+    /// Members of the ensemble: networks trained alike from seeds `seed`,
+    /// `seed + 1000`, ..., whose probabilities are averaged (a deep
+    /// ensemble; BENCHMARKS §6.1). Absent in artifacts saved before it: 1.
+    #[serde(default = "one")]
+    pub ensemble: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// Default of [`RankerConfig::ensemble`] for the ranker.
+const ENSEMBLE: usize = 5;
+/// Seed step between ensemble members.
+const MEMBER_SEED_STEP: u64 = 1000;
 
 impl Default for RankerConfig {
     fn default() -> Self {
@@ -130,6 +146,7 @@ impl Default for RankerConfig {
             valid_fraction: 0.15,
             seed: 42,
             log_inputs: LOG_INPUTS,
+            ensemble: ENSEMBLE,
         }
     }
 }
@@ -140,6 +157,8 @@ impl RankerConfig {
         RankerConfig {
             hidden: 0,
             cat_dim: 0,
+            // A convex model: members would differ by batch order only.
+            ensemble: 1,
             ..Default::default()
         }
     }
@@ -157,6 +176,9 @@ impl RankerConfig {
         }
         if self.weight_decay < 0.0 {
             return bad("weight_decay must be >= 0");
+        }
+        if self.ensemble == 0 {
+            return bad("ensemble must be at least 1");
         }
         Ok(())
     }
@@ -230,6 +252,8 @@ pub struct RankFit {
     pub train_rows: usize,
     pub valid_rows: usize,
     pub train_s: f64,
+    /// Ensemble members trained (the figures above are the first one's).
+    pub members: usize,
     pub curve: Vec<EpochLog>,
 }
 
@@ -240,7 +264,8 @@ pub struct Ranker {
     pub n_cats: usize,
     mean: Vec<f32>,
     std: Vec<f32>,
-    net: RankNet,
+    /// One network per ensemble member.
+    nets: Vec<RankNet>,
 }
 
 fn batch_tensors(
@@ -443,9 +468,6 @@ pub fn train(
         y: data.y[n_fit..].to_vec(),
     };
     let device = Device::default().autodiff();
-    // Initial weights from the config's seed (batch order already is):
-    // the same seed trains the same model.
-    device.seed(cfg.seed);
     let ctx = Fit {
         data,
         valid: &valid,
@@ -457,6 +479,48 @@ pub fn train(
         progress,
     };
     let start = Instant::now();
+    let mut nets = Vec::with_capacity(cfg.ensemble);
+    let mut first: Option<(Vec<EpochLog>, f64, usize)> = None;
+    for m in 0..cfg.ensemble as u64 {
+        let member = RankerConfig {
+            seed: cfg.seed.wrapping_add(m * MEMBER_SEED_STEP),
+            ..cfg.clone()
+        };
+        let (net, curve, best_loss, best_epoch) = train_member(&member, &ctx);
+        nets.push(net.valid());
+        first.get_or_insert((curve, best_loss, best_epoch));
+    }
+    let (curve, best_loss, best_epoch) = first.expect("ensemble >= 1 (validated)");
+    let fit = RankFit {
+        epochs: curve.len(),
+        best_epoch,
+        best_valid_logloss: best_loss,
+        train_rows: n_fit,
+        valid_rows: n_valid,
+        train_s: start.elapsed().as_secs_f64(),
+        members: cfg.ensemble,
+        curve,
+    };
+    Ok((
+        Ranker {
+            config: cfg.clone(),
+            n_features: f,
+            n_cats,
+            mean,
+            std,
+            nets,
+        },
+        fit,
+    ))
+}
+
+/// One network: its best checkpoint, its epochs, best validation loss and
+/// epoch.
+fn train_member(cfg: &RankerConfig, ctx: &Fit<'_>) -> (RankNet, Vec<EpochLog>, f64, usize) {
+    let (f, n_cats, device) = (ctx.data.n_features, ctx.n_cats, ctx.device);
+    // Initial weights from the config's seed (batch order already is):
+    // the same seed trains the same model.
+    device.seed(cfg.seed);
     let mut curve = Vec::new();
     let (net, best_loss, best_epoch) = if cfg.hidden > 0 {
         // Wide & deep, warm-started: fit the wide (linear) part alone first,
@@ -468,48 +532,57 @@ pub fn train(
             cat_dim: 0,
             ..cfg.clone()
         };
-        let (lin, _, _) = ctx.run(&lin_cfg, lin_cfg.init(f, n_cats, &device), &mut curve);
-        let mut net = cfg.init(f, n_cats, &device);
+        let (lin, _, _) = ctx.run(&lin_cfg, lin_cfg.init(f, n_cats, device), &mut curve);
+        let mut net = cfg.init(f, n_cats, device);
         net.wide = lin.wide;
         ctx.run(cfg, net, &mut curve)
     } else {
-        ctx.run(cfg, cfg.init(f, n_cats, &device), &mut curve)
+        ctx.run(cfg, cfg.init(f, n_cats, device), &mut curve)
     };
-    let fit = RankFit {
-        epochs: curve.len(),
-        best_epoch,
-        best_valid_logloss: best_loss,
-        train_rows: n_fit,
-        valid_rows: n_valid,
-        train_s: start.elapsed().as_secs_f64(),
-        curve,
-    };
-    Ok((
-        Ranker {
-            config: cfg.clone(),
-            n_features: f,
-            n_cats,
-            mean,
-            std,
-            net: net.valid(),
-        },
-        fit,
-    ))
+    (net, curve, best_loss, best_epoch)
+}
+
+/// Tensor-name prefix of ensemble member `m` (> 0) in an artifact.
+fn member_prefix(m: usize) -> String {
+    format!("member{m}.")
 }
 
 impl Ranker {
     /// Purchase probabilities of every row of `ds`.
     pub fn predict(&self, ds: &Dataset) -> Vec<f64> {
         assert_eq!(ds.n_features, self.n_features, "feature columns differ");
-        if self.config.log_inputs {
-            return logits_to_probs(&self.net, &squash(ds), &self.mean, &self.std, self.n_cats);
+        let squashed;
+        let ds = if self.config.log_inputs {
+            squashed = squash(ds);
+            &squashed
+        } else {
+            ds
+        };
+        let mut p = logits_to_probs(&self.nets[0], ds, &self.mean, &self.std, self.n_cats);
+        for net in &self.nets[1..] {
+            let q = logits_to_probs(net, ds, &self.mean, &self.std, self.n_cats);
+            p.iter_mut().zip(q).for_each(|(a, b)| *a += b);
         }
-        logits_to_probs(&self.net, ds, &self.mean, &self.std, self.n_cats)
+        let k = self.nets.len() as f64;
+        p.iter_mut().for_each(|a| *a /= k);
+        p
     }
 
     /// Saves weights, standardisation and config (with `extra` metadata).
     pub fn save(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
-        let mut tensors = params::collect(&self.net);
+        // Member 0 under the plain module paths (the layout of single
+        // models), member m under `member{m}.`.
+        let mut tensors = Vec::new();
+        for (m, net) in self.nets.iter().enumerate() {
+            for (name, shape, v) in params::collect(net) {
+                let name = if m == 0 {
+                    name
+                } else {
+                    format!("{}{name}", member_prefix(m))
+                };
+                tensors.push((name, shape, v));
+            }
+        }
         tensors.push((
             "feature_mean".into(),
             vec![self.n_features],
@@ -563,8 +636,30 @@ impl Ranker {
         };
         let (mean, std) = (take("feature_mean")?, take("feature_std")?);
         let device = Device::default();
-        let net = params::restore(config.init(n_features, n_cats, &device), tensors, &device)
-            .map_err(art)?;
+        let mut nets = Vec::with_capacity(config.ensemble);
+        for m in (0..config.ensemble.max(1)).rev() {
+            let mine: params::Tensors = if m == 0 {
+                std::mem::take(&mut tensors)
+            } else {
+                let prefix = member_prefix(m);
+                let names: Vec<String> = tensors
+                    .keys()
+                    .filter(|k| k.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                names
+                    .into_iter()
+                    .filter_map(|k| {
+                        let v = tensors.remove(&k)?;
+                        Some((k[prefix.len()..].to_string(), v))
+                    })
+                    .collect()
+            };
+            let net = params::restore(config.init(n_features, n_cats, &device), mine, &device)
+                .map_err(|e| art(format!("member {m}: {e}")))?;
+            nets.push(net);
+        }
+        nets.reverse();
         Ok((
             Ranker {
                 config,
@@ -572,7 +667,7 @@ impl Ranker {
                 n_cats,
                 mean,
                 std,
-                net,
+                nets,
             },
             meta,
         ))
@@ -650,6 +745,67 @@ mod tests {
         assert_eq!(back.predict(&test_d), deep.predict(&test_d));
         std::fs::write(&path, b"junk").unwrap();
         assert!(Ranker::load(&path).is_err());
+    }
+
+    /// An ensemble averages its members, saves and loads them all; configs
+    /// saved before `ensemble` existed load as one network.
+    #[test]
+    fn ensembles_average_members_and_round_trip() {
+        let _serial = serial();
+        let (train_d, test_d) = (xor_data(600, 5), xor_data(200, 6));
+        let one = RankerConfig {
+            epochs: 3,
+            ensemble: 1,
+            ..Default::default()
+        };
+        let three = RankerConfig {
+            ensemble: 3,
+            ..one.clone()
+        };
+        let (single, _) = train(&one, &train_d, 2, &|_, _| {}).unwrap();
+        let (ens, fit) = train(&three, &train_d, 2, &|_, _| {}).unwrap();
+        assert_eq!((fit.members, ens.nets.len()), (3, 3));
+        // Member 0 is the single model of the same seed; the others differ.
+        let (p1, pe) = (single.predict(&test_d), ens.predict(&test_d));
+        let member =
+            |m: usize| logits_to_probs(&ens.nets[m], &squash(&test_d), &ens.mean, &ens.std, 2);
+        assert_eq!(member(0), p1);
+        assert_ne!(member(1), p1);
+        for (r, p) in pe.iter().enumerate() {
+            let mean = (0..3).map(|m| member(m)[r]).sum::<f64>() / 3.0;
+            assert!((p - mean).abs() < 1e-12);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.safetensors");
+        ens.save(&path, &[]).unwrap();
+        let (back, _) = Ranker::load(&path).unwrap();
+        assert_eq!(back.predict(&test_d), pe);
+        // The artifact says 3 members: a file that lost one is refused.
+        let (tensors, meta) = params::read(&path).unwrap();
+        let kept: Vec<(String, Vec<usize>, Vec<f32>)> = tensors
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("member2."))
+            .map(|(k, (s, v))| (k, s, v))
+            .collect();
+        params::write(&path, &kept, meta).unwrap();
+        assert!(Ranker::load(&path).is_err());
+        single.save(&path, &[]).unwrap();
+        let (back1, _) = Ranker::load(&path).unwrap();
+        assert_eq!(back1.nets.len(), 1);
+        let old = r#"{"hidden":64,"cat_dim":16,"epochs":100,"batch_size":256,"lr":0.002,
+            "weight_decay":0.0001,"patience":4,"valid_fraction":0.15,"seed":42,"log_inputs":true}"#;
+        assert_eq!(
+            serde_json::from_str::<RankerConfig>(old).unwrap().ensemble,
+            1
+        );
+        assert_eq!(
+            (
+                RankerConfig::default().ensemble,
+                RankerConfig::logreg().ensemble
+            ),
+            (5, 1)
+        );
+        assert!(RankerConfig { ensemble: 0, ..one }.validate().is_err());
     }
 
     /// The same seed trains the same model (initial weights and batch order).
