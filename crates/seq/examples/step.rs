@@ -62,7 +62,7 @@ fn main() {
     let total: f64 = times.iter().sum();
     let cpu_per_step = cpu / (steps as f64 + 1.0);
     println!(
-        "{{\"framework\":\"burn-flex\",\"arch\":\"{}\",\"loss\":\"{:?}\",\"items\":{items},\"batch\":{},\"len\":{},\"hidden\":{},\"steps\":{steps},\"median_s\":{median:.5},\"mean_s\":{:.5},\"cpu_s_per_step\":{cpu_per_step:.5},\"steps_per_cpu_s\":{:.3},\"threads\":{}}}",
+        "{{\"framework\":\"burn-flex\",\"arch\":\"{}\",\"loss\":\"{:?}\",\"items\":{items},\"batch\":{},\"len\":{},\"hidden\":{},\"steps\":{steps},\"median_s\":{median:.5},\"mean_s\":{:.5},\"cpu_s_per_step\":{cpu_per_step:.5},\"steps_per_cpu_s\":{:.3},\"threads\":\"{}\"}}",
         arch.name(),
         loss,
         cfg.batch_size,
