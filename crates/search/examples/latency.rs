@@ -90,54 +90,17 @@ fn main() {
             }
         },
     );
-    // The HTTP load test's mix (bench/load/search.lua): 1-3 random words of
-    // the demo vocabulary, 500 queries.
-    let words = [
-        "paper",
-        "green",
-        "cream",
-        "blue",
-        "rustic",
-        "metal",
-        "white",
-        "cotton",
-        "retro",
-        "black",
-        "ceramic",
-        "botanical",
-        "pink",
-        "striped",
-        "red",
-        "polka",
-        "dot",
-        "vintage",
-        "recycled",
-        "modern",
-        "heart",
-        "wooden",
-        "glass",
-        "floral",
-        "silver",
-        "scandi",
-        "gold",
-        "bamboo",
-        "star",
-        "linen",
-        "enamel",
-        "bag",
-        "tea",
-        "set",
-        "card",
-        "candle",
-        "plates",
-        "lunch",
-        "doormat",
-        "light",
-        "mug",
-        "lantern",
-        "holder",
-        "cushion",
-    ];
+    // The HTTP load test's mix: 1-3 random words of its vocabulary, read
+    // from the script itself (bench/load/search.lua, `local words = {...}`)
+    // so the two cannot drift apart; 500 queries.
+    let lua = include_str!("../../../bench/load/search.lua");
+    let list = lua
+        .split_once("local words = {")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .expect("bench/load/search.lua declares `local words = {...}`")
+        .0;
+    let words: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+    assert!(!words.is_empty(), "no words in bench/load/search.lua");
     let mut rng = aisle_core::rng::Rng::seed(42);
     let mix: Vec<String> = (0..500)
         .map(|_| {
