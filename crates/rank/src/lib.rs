@@ -96,6 +96,16 @@ fn squash(ds: &Dataset) -> Dataset {
     }
 }
 
+/// The rows a model with config `cfg` reads: squashed when it takes log
+/// inputs (training and prediction alike).
+fn model_inputs<'d>(cfg: &RankerConfig, ds: &'d Dataset) -> std::borrow::Cow<'d, Dataset> {
+    if cfg.log_inputs {
+        std::borrow::Cow::Owned(squash(ds))
+    } else {
+        std::borrow::Cow::Borrowed(ds)
+    }
+}
+
 /// Hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -421,13 +431,8 @@ pub fn train(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Ranker, RankFit)> {
     cfg.validate()?;
-    let squashed;
-    let data = if cfg.log_inputs {
-        squashed = squash(data);
-        &squashed
-    } else {
-        data
-    };
+    let data = model_inputs(cfg, data);
+    let data = &*data;
     let n = data.len();
     let n_valid = ((n as f64) * cfg.valid_fraction) as usize;
     let n_fit = n - n_valid;
@@ -542,22 +547,22 @@ fn train_member(cfg: &RankerConfig, ctx: &Fit<'_>) -> (RankNet, Vec<EpochLog>, f
     (net, curve, best_loss, best_epoch)
 }
 
-/// Tensor-name prefix of ensemble member `m` (> 0) in an artifact.
+/// Tensor-name prefix of ensemble member `m` in an artifact: none for
+/// member 0 (the layout of single models), `member{m}.` for the others.
 fn member_prefix(m: usize) -> String {
-    format!("member{m}.")
+    if m == 0 {
+        String::new()
+    } else {
+        format!("member{m}.")
+    }
 }
 
 impl Ranker {
     /// Purchase probabilities of every row of `ds`.
     pub fn predict(&self, ds: &Dataset) -> Vec<f64> {
         assert_eq!(ds.n_features, self.n_features, "feature columns differ");
-        let squashed;
-        let ds = if self.config.log_inputs {
-            squashed = squash(ds);
-            &squashed
-        } else {
-            ds
-        };
+        let ds = model_inputs(&self.config, ds);
+        let ds = &*ds;
         let mut p = logits_to_probs(&self.nets[0], ds, &self.mean, &self.std, self.n_cats);
         for net in &self.nets[1..] {
             let q = logits_to_probs(net, ds, &self.mean, &self.std, self.n_cats);
@@ -570,17 +575,10 @@ impl Ranker {
 
     /// Saves weights, standardisation and config (with `extra` metadata).
     pub fn save(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
-        // Member 0 under the plain module paths (the layout of single
-        // models), member m under `member{m}.`.
         let mut tensors = Vec::new();
         for (m, net) in self.nets.iter().enumerate() {
             for (name, shape, v) in params::collect(net) {
-                let name = if m == 0 {
-                    name
-                } else {
-                    format!("{}{name}", member_prefix(m))
-                };
-                tensors.push((name, shape, v));
+                tensors.push((format!("{}{name}", member_prefix(m)), shape, v));
             }
         }
         tensors.push((
