@@ -564,11 +564,15 @@ fn report_models(
         .filter_map(|c| aisle_models::ModelConfig::default_for(c).ok())
         .flat_map(|c| c.keys())
         .collect();
-    let seq_keys: Vec<String> = if seq_models.is_empty() && m.two_stage_seq.is_none() {
-        Vec::new()
-    } else {
-        crate::bench::seq_keys()
-    };
+    if m.seq_feature.is_some() && purchase_models.is_empty() {
+        bail!("--seq-feature applies to the purchase models (ranker, logreg)");
+    }
+    let seq_keys: Vec<String> =
+        if seq_models.is_empty() && m.two_stage_seq.is_none() && m.seq_feature.is_none() {
+            Vec::new()
+        } else {
+            crate::bench::seq_keys()
+        };
     for (om, k, _) in &overrides {
         if om.is_none()
             && !classical_keys.contains(k)
@@ -578,7 +582,11 @@ fn report_models(
             bail!("--set {k}: no selected model has a hyperparameter `{k}`");
         }
         if let Some(om) = om {
-            if !models.contains(om) && !purchase_models.contains(om) {
+            if !models.contains(om)
+                && !purchase_models.contains(om)
+                && m.seq_feature.as_ref() != Some(om)
+                && m.two_stage_seq.as_ref() != Some(om)
+            {
                 bail!("--set {om}.{k}: model `{om}` is not in --models");
             }
         }
@@ -660,7 +668,11 @@ fn report_models(
                 Ok((pm.clone(), crate::purchase::ranker_config(pm, &o)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let (rows, proto) = crate::purchase::run(store, &cfgs)?;
+        let seq = match &m.seq_feature {
+            Some(name) => Some(crate::bench::seq_config(name, &overrides, m.time_budget)?),
+            None => None,
+        };
+        let (rows, proto) = crate::purchase::run(store, &cfgs, seq.as_ref())?;
         purchase_rows = rows;
         purchase_protocol = Some(proto);
     }
@@ -777,16 +789,35 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if a.samples.is_some() && !is_purchase {
         bail!("--samples applies to the purchase models (ranker, logreg)");
     }
+    if a.seq_feature.is_some() && !is_purchase {
+        bail!("--seq-feature applies to the purchase models (ranker, logreg)");
+    }
     let summary = if is_purchase {
-        if a.promote || a.time_budget.is_some() {
-            bail!("--promote and --time-budget apply to the served sequence models");
+        if a.promote || (a.time_budget.is_some() && a.seq_feature.is_none()) {
+            bail!("--promote and --time-budget apply to the served sequence models (and --time-budget to --seq-feature)");
         }
+        let ranker_keys = crate::purchase::ranker_keys();
         let o: Vec<(String, String)> = overrides
             .iter()
+            .filter(|(om, k, _)| match om {
+                Some(om) => om == &a.model,
+                None => a.seq_feature.is_none() || ranker_keys.contains(k),
+            })
             .map(|(_, k, v)| (k.clone(), v.clone()))
             .collect();
         let cfg = crate::purchase::ranker_config(&a.model, &o)?;
-        crate::purchase::train_and_save(&a.store, &a.model, &cfg, a.samples.as_deref(), &out)?
+        let seq = match &a.seq_feature {
+            Some(name) => Some(crate::bench::seq_config(name, &overrides, a.time_budget)?),
+            None => None,
+        };
+        crate::purchase::train_and_save(
+            &a.store,
+            &a.model,
+            &cfg,
+            a.samples.as_deref(),
+            seq.as_ref(),
+            &out,
+        )?
     } else if is_seq {
         let arch_cfg = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
         crate::bench::train_seq_and_save(&a.store, &a.model, &arch_cfg, &out)?

@@ -233,6 +233,12 @@ struct ModelArgs {
     /// --time-budget) as a candidate source of `two-stage`.
     #[arg(long, value_name = "MODEL")]
     two_stage_seq: Option<String>,
+    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
+    /// gru4rec, lstm), trained on the events before the median training row's
+    /// moment (earlier rows have it missing); --time-budget and `--set MODEL.key=v`
+    /// apply to it.
+    #[arg(long, value_name = "MODEL")]
+    seq_feature: Option<String>,
     /// Print the report JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -288,9 +294,15 @@ struct TrainArgs {
     /// Model hyperparameters from a TOML file (see config/models.toml).
     #[arg(long, value_name = "FILE")]
     model_config: Option<PathBuf>,
-    /// Wall-time budget for training a sequence model, in seconds.
+    /// Wall-time budget for training a sequence model, in seconds (also the
+    /// --seq-feature model's).
     #[arg(long, value_name = "SECONDS")]
     time_budget: Option<f64>,
+    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
+    /// gru4rec, lstm), trained on the events before the median training row's
+    /// moment and saved beside the artifact as NAME.seq.safetensors (the server loads it).
+    #[arg(long, value_name = "MODEL")]
+    seq_feature: Option<String>,
     /// Promote the new version for serving (see `aisle models`).
     #[arg(long, conflicts_with = "promote_if_better")]
     promote: bool,

@@ -21,6 +21,58 @@ pub const HORIZON_S: i64 = 24 * 3600;
 /// The test period: the last day whose label windows close inside the log.
 pub const TEST_S: i64 = 24 * 3600;
 
+/// A sequence model behind the `seq_score` feature (`--seq-feature MODEL`).
+pub type SeqFeatureSpec = (aisle_seq::Arch, aisle_seq::SeqConfig);
+
+/// Where the sequence feature's model stops reading events: the moment
+/// this share of the training rows (in time order) is before. Those rows have
+/// no `seq_score` (the model's weights would have seen their future); later
+/// rows, and every test row, do. (A quantile, not the middle of the time
+/// span: a log may hold a few stray early timestamps.)
+pub const SEQ_CUT_SHARE: f64 = 0.5;
+
+/// The sequence feature's training cut-off for rows at `times`.
+pub fn seq_cut(times: impl Iterator<Item = i64>) -> i64 {
+    let mut t: Vec<i64> = times.collect();
+    t.sort_unstable();
+    t.get((t.len() as f64 * SEQ_CUT_SHARE) as usize)
+        .or(t.last())
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Trains the sequence feature's model on the log's events before `before`.
+fn train_seq_feature(
+    log: &EventLog,
+    before: i64,
+    spec: &SeqFeatureSpec,
+) -> Result<(aisle_serve::seqfeature::SeqFeature, aisle_seq::SeqFit)> {
+    let pb = bar(0, &format!("seq feature ({})", spec.0.name()));
+    let pb2 = pb.clone();
+    let out =
+        aisle_serve::seqfeature::SeqFeature::train(log, before, spec.0, &spec.1, &move |d, t| {
+            pb2.set_length(t);
+            pb2.set_position(d);
+        });
+    pb.finish_and_clear();
+    Ok(out?)
+}
+
+/// What the sequence feature did, for the report.
+fn seq_feature_json(
+    spec: &SeqFeatureSpec,
+    before: i64,
+    fit: &aisle_seq::SeqFit,
+    s: f64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "model": spec.0.name(), "trained_before": before, "cut_share": SEQ_CUT_SHARE,
+        "epochs": fit.epochs, "best_epoch": fit.best_epoch,
+        "best_valid_ndcg10": fit.best_valid_ndcg10, "train_s": s,
+        "config": spec.1,
+    })
+}
+
 /// The whole behaviour log of a store, with catalog categories and prices
 /// (the same log the server keeps for the ranker).
 pub fn event_log(store: &str) -> Result<EventLog> {
@@ -115,6 +167,7 @@ fn train_with_bar(
 pub fn run(
     store: &str,
     models: &[(String, RankerConfig)],
+    seq: Option<&SeqFeatureSpec>,
 ) -> Result<(Vec<PurchaseRow>, serde_json::Value)> {
     let log = event_log(store)?;
     let task = purchase_samples(&log, HORIZON_S, TEST_S);
@@ -125,9 +178,22 @@ pub fn run(
             task.test.len()
         );
     }
+    let seq_feature = match seq {
+        Some(spec) => {
+            let before = seq_cut(task.train.iter().map(|s| s.t));
+            let t0 = Instant::now();
+            let (f, fit) = train_seq_feature(&log, before, spec)?;
+            let info = seq_feature_json(spec, before, &fit, t0.elapsed().as_secs_f64());
+            Some((f, info))
+        }
+        None => None,
+    };
+    let scorer = seq_feature
+        .as_ref()
+        .map(|(f, _)| f as &dyn aisle_features::behaviour::SequenceScorer);
     let mut missing = MissingCounts::default();
-    let train = aisle_serve::purchase::dataset(&log, &task.train, &mut missing);
-    let test = aisle_serve::purchase::dataset(&log, &task.test, &mut missing);
+    let train = aisle_serve::purchase::dataset(&log, &task.train, scorer, &mut missing);
+    let test = aisle_serve::purchase::dataset(&log, &task.test, scorer, &mut missing);
     let rate = train.positives() as f64 / train.len() as f64;
     let prior = vec![rate; test.len()];
     let prior_logloss = aisle_eval::logloss(&test.y, &prior);
@@ -178,7 +244,9 @@ pub fn run(
             }
         }
     }
-    Ok((rows, protocol_json(&task)))
+    let mut proto = protocol_json(&task);
+    proto["seq_feature"] = seq_feature.map_or(serde_json::Value::Null, |(_, info)| info);
+    Ok((rows, proto))
 }
 
 /// What reading a labelled-samples file did: every row is accepted or
@@ -309,6 +377,7 @@ pub fn train_and_save(
     name: &str,
     cfg: &RankerConfig,
     samples: Option<&Path>,
+    seq: Option<&SeqFeatureSpec>,
     out: &Path,
 ) -> Result<serde_json::Value> {
     let log = event_log(store)?;
@@ -322,27 +391,48 @@ pub fn train_and_save(
     };
     // Time order: the latest rows are the early-stopping hold-out.
     rows.sort_by_key(|s| s.t);
-    let mut missing = MissingCounts::default();
-    let train = aisle_serve::purchase::dataset(&log, &rows, &mut missing);
-    let t0 = Instant::now();
-    let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
-    model.save(
-        out,
-        &[
-            ("kind", name.to_string()),
-            ("feature_names", serde_json::to_string(&names)?),
-            ("horizon_s", HORIZON_S.to_string()),
-        ],
-    )?;
+    let mut meta = vec![
+        ("kind", name.to_string()),
+        (
+            "feature_names",
+            serde_json::to_string(&FEATURES.iter().map(|f| f.name).collect::<Vec<_>>())?,
+        ),
+        ("horizon_s", HORIZON_S.to_string()),
+    ];
+    let seq_feature = match seq {
+        Some(spec) if !rows.is_empty() => {
+            let before = seq_cut(rows.iter().map(|s| s.t));
+            let t0 = Instant::now();
+            let (f, fit) = train_seq_feature(&log, before, spec)?;
+            // Saved beside the ranker; the server loads it by this name.
+            let file = format!(
+                "{}.seq.safetensors",
+                out.file_stem().and_then(|s| s.to_str()).unwrap_or("ranker")
+            );
+            f.save(&out.with_file_name(&file))?;
+            meta.push((aisle_serve::purchase::META_SEQ_FEATURE, file));
+            let info = seq_feature_json(spec, before, &fit, t0.elapsed().as_secs_f64());
+            Some((f, info))
+        }
+        _ => None,
+    };
+    let scorer = seq_feature
+        .as_ref()
+        .map(|(f, _)| f as &dyn aisle_features::behaviour::SequenceScorer);
+    let mut missing = MissingCounts::default();
+    let train = aisle_serve::purchase::dataset(&log, &rows, scorer, &mut missing);
+    let t0 = Instant::now();
+    let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
+    model.save(out, &meta)?;
     Ok(serde_json::json!({
         "model": name, "artifact": out.display().to_string(), "rows": train.len(),
         "positives": train.positives(), "fit_s": t0.elapsed().as_secs_f64(),
         "epochs": fit.epochs, "best_epoch": fit.best_epoch,
         "best_valid_logloss": fit.best_valid_logloss, "missing": missing, "config": cfg,
         "samples": report,
+        "seq_feature": seq_feature.map(|(_, info)| info),
     }))
 }

@@ -131,6 +131,8 @@ features! {
     u_views_1h: "user_views_1h", Numeric, Some(HOUR), 0.0, "ln(1 + the user's views in the last hour: the session)";
     ui_views_1h: "pair_views_1h", Numeric, Some(HOUR), 0.0, "ln(1 + the user's views of this item in the last hour)";
     c_conversion: "category_conversion", Numeric, None, 0.0, "view->purchase rate of the item's category (buys + 1) / (views + 20) (unknown category = 0)";
+    seq_score: "seq_score", Numeric, None, 0.0, "a sequence model's score of the item after the user's items before the moment (user vector . item vector), as a z-score over the catalog (see SequenceScorer; missing = 0)";
+    seq_missing: "seq_score_missing", Flag, None, 1.0, "1 when seq_score is missing: no sequence model, a moment before the model's training cut-off, no earlier event of the user, or an item the model never trained on";
 }
 
 /// Number of feature columns.
@@ -144,7 +146,28 @@ pub struct MissingCounts {
     pub items_without_category: u64,
     pub items_without_price: u64,
     pub items_never_seen: u64,
+    /// Rows without a sequence-model score (`seq_score_missing` = 1).
+    pub no_sequence_score: u64,
 }
+
+/// A sequence model as a feature (`seq_score`): scores an item after a
+/// history of items. Point-in-time correct by construction of the caller:
+/// [`EventLog::sequence_scores`] passes only the user's items strictly before
+/// the moment, and asks for no score at a moment before
+/// [`trained_before`](SequenceScorer::trained_before) (the model's weights
+/// saw only events before that cut-off).
+pub trait SequenceScorer: Sync {
+    /// Every event the model trained on is strictly before this moment.
+    fn trained_before(&self) -> i64;
+    /// For each `(history, item)` (log item ids, history oldest first), the
+    /// item's score as a z-score over the model's catalog, or `None` when the
+    /// model cannot score it (an item it never trained on, no known item in
+    /// the history).
+    fn scores(&self, queries: &[(&[u32], u32)]) -> Vec<Option<f32>>;
+}
+
+/// Samples per [`SequenceScorer::scores`] call.
+const SEQ_BATCH: usize = 256;
 
 /// A behaviour log over dense user and item ids, indexed by user and item
 /// (each list in time order) for point-in-time reads.
@@ -418,6 +441,70 @@ impl EventLog {
     }
 }
 
+impl EventLog {
+    /// The `seq_score` of each sample from `scorer` (`None` = missing): the
+    /// history is the user's items of every event strictly before the
+    /// sample's moment, and a moment before the scorer's training cut-off
+    /// gets no score.
+    pub fn sequence_scores(
+        &self,
+        samples: &[Sample],
+        scorer: &dyn SequenceScorer,
+    ) -> Vec<Option<f32>> {
+        let cut = scorer.trained_before();
+        let mut out = vec![None; samples.len()];
+        let eligible: Vec<usize> = (0..samples.len())
+            .filter(|&k| samples[k].t >= cut)
+            .collect();
+        for chunk in eligible.chunks(SEQ_BATCH) {
+            let histories: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|&k| {
+                    let s = &samples[k];
+                    match self.by_user.get(s.user as usize) {
+                        Some(list) => self
+                            .before(list, s.t)
+                            .iter()
+                            .map(|&e| self.events[e as usize].item)
+                            .collect(),
+                        None => Vec::new(),
+                    }
+                })
+                .collect();
+            let queries: Vec<(&[u32], u32)> = chunk
+                .iter()
+                .zip(&histories)
+                .filter(|(_, h)| !h.is_empty())
+                .map(|(&k, h)| (h.as_slice(), samples[k].item))
+                .collect();
+            let scores = scorer.scores(&queries);
+            let mut scores = scores.into_iter();
+            for (&k, h) in chunk.iter().zip(&histories) {
+                if !h.is_empty() {
+                    out[k] = scores.next().flatten();
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Writes a sequence score into a feature row (after [`EventLog::features`]
+/// filled it), counting a missing one.
+pub fn set_sequence_score(row: &mut [f32], score: Option<f32>, missing: &mut MissingCounts) {
+    match score.filter(|v| v.is_finite()) {
+        Some(v) => {
+            row[F::seq_score as usize] = v;
+            row[F::seq_missing as usize] = 0.0;
+        }
+        None => {
+            row[F::seq_score as usize] = FEATURES[F::seq_score as usize].default;
+            row[F::seq_missing as usize] = FEATURES[F::seq_missing as usize].default;
+            missing.no_sequence_score += 1;
+        }
+    }
+}
+
 /// One labelled (user, item, moment) of the purchase model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Sample {
@@ -560,7 +647,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), N_FEATURES);
-        assert_eq!(F::c_conversion as usize, N_FEATURES - 1);
+        assert_eq!(F::seq_missing as usize, N_FEATURES - 1);
     }
 
     /// No feature of (user, item, t) may read an event at or after t: the
@@ -590,6 +677,96 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Scores an item by what it was given: the history's length and last
+    /// item, so the test can see exactly which events reached the model.
+    struct Echo {
+        cut: i64,
+    }
+
+    impl SequenceScorer for Echo {
+        fn trained_before(&self) -> i64 {
+            self.cut
+        }
+        fn scores(&self, queries: &[(&[u32], u32)]) -> Vec<Option<f32>> {
+            queries
+                .iter()
+                .map(|(h, item)| {
+                    (*item != 2).then(|| h.len() as f32 * 100.0 + *h.last().unwrap() as f32)
+                })
+                .collect()
+        }
+    }
+
+    /// The sequence score of (user, item, t) sees only the user's events
+    /// before t, none before the model's cut-off, and equals the score from a
+    /// log without the later events.
+    #[test]
+    fn sequence_scores_are_point_in_time() {
+        let cat = catalog();
+        let full = EventLog::build(shop(), &cat);
+        let scorer = Echo { cut: 250 };
+        let ids = |log: &EventLog, u: &str, i: &str| {
+            (log.user_index(u).unwrap(), log.item_index(i).unwrap())
+        };
+        for &t in &[0, 100, 249, 250, 301, 400, 401, 90_000, 90_101] {
+            let mut padded: Vec<Interaction> = shop().into_iter().filter(|e| e.ts < t).collect();
+            for e in shop().into_iter().filter(|e| e.ts >= t) {
+                padded.push(Interaction {
+                    ts: 10_000_000 + e.seq,
+                    ..e
+                });
+            }
+            let truncated = EventLog::build(padded, &cat);
+            for u in ["u1", "u2", "u3"] {
+                for i in ["a", "b", "c"] {
+                    let (uu, ii) = ids(&full, u, i);
+                    let s = [Sample {
+                        user: uu,
+                        item: ii,
+                        t,
+                        label: false,
+                    }];
+                    let got = full.sequence_scores(&s, &scorer)[0];
+                    let (tu, ti) = ids(&truncated, u, i);
+                    let s2 = [Sample {
+                        user: tu,
+                        item: ti,
+                        t,
+                        label: false,
+                    }];
+                    assert_eq!(
+                        got,
+                        truncated.sequence_scores(&s2, &scorer)[0],
+                        "{u} {i} {t}"
+                    );
+                    let before: Vec<u32> = full.user_before(uu, t).map(|e| e.item).collect();
+                    let want = if t < 250 || before.is_empty() || ii == 2 {
+                        None
+                    } else {
+                        Some(before.len() as f32 * 100.0 + *before.last().unwrap() as f32)
+                    };
+                    assert_eq!(got, want, "{u} {i} {t}");
+                }
+            }
+        }
+        // Into a row: a score clears the missing flag; none is counted.
+        let mut row = vec![0f32; N_FEATURES];
+        let mut m = MissingCounts::default();
+        full.features(0, 0, 500, &mut row, &mut m);
+        assert_eq!(row[F::seq_missing as usize], 1.0);
+        set_sequence_score(&mut row, Some(1.5), &mut m);
+        assert_eq!(
+            (row[F::seq_score as usize], row[F::seq_missing as usize]),
+            (1.5, 0.0)
+        );
+        set_sequence_score(&mut row, Some(f32::NAN), &mut m);
+        assert_eq!(
+            (row[F::seq_score as usize], row[F::seq_missing as usize]),
+            (0.0, 1.0)
+        );
+        assert_eq!(m.no_sequence_score, 1);
     }
 
     #[test]

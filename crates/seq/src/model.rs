@@ -146,6 +146,12 @@ impl SeqModel {
         &self.item_vecs
     }
 
+    /// Each item's count in the training part (the empty-history fallback;
+    /// 0 = the model never trained on the item).
+    pub fn popularity(&self) -> &[f32] {
+        &self.popularity
+    }
+
     /// The network (inference mode), e.g. to inspect or export it.
     pub fn net(&self) -> &SeqNet {
         &self.net

@@ -12,6 +12,7 @@ mod limit;
 pub mod purchase;
 pub mod registry;
 pub mod search;
+pub mod seqfeature;
 mod state;
 
 use std::net::SocketAddr;

@@ -9,13 +9,18 @@ use std::sync::RwLock;
 
 use aisle_core::{CatalogItem, Event, StoredEvent};
 use aisle_features::behaviour::{
-    CatalogFacts, EventLog, MissingCounts, Sample, FEATURES, N_FEATURES,
+    set_sequence_score, CatalogFacts, EventLog, MissingCounts, Sample, SequenceScorer, FEATURES,
+    N_FEATURES,
 };
 use aisle_features::Interaction;
 use aisle_rank::{Dataset, Ranker};
 use aisle_store::EventStore;
 
+use crate::seqfeature::SeqFeature;
 use crate::ServeError;
+
+/// Ranker metadata key naming its sequence-feature model (a file beside it).
+pub const META_SEQ_FEATURE: &str = "seq_feature";
 
 /// The whole behaviour log of a store, with catalog categories and prices.
 pub fn event_log(store: &dyn EventStore) -> Result<EventLog, ServeError> {
@@ -34,12 +39,23 @@ pub fn log_of(events: &[StoredEvent], catalog: &[CatalogItem]) -> EventLog {
 }
 
 /// Feature rows of samples, with each item's category id for the
-/// category embedding (training and serving build rows here alike).
-pub fn dataset(log: &EventLog, samples: &[Sample], missing: &mut MissingCounts) -> Dataset {
+/// category embedding (training and serving build rows here alike); `seq`
+/// fills `seq_score` (without it the column is missing on every row).
+pub fn dataset(
+    log: &EventLog,
+    samples: &[Sample],
+    seq: Option<&dyn SequenceScorer>,
+    missing: &mut MissingCounts,
+) -> Dataset {
     let mut d = Dataset::new(N_FEATURES);
     let mut row = vec![0f32; N_FEATURES];
-    for s in samples {
+    let scores = match seq {
+        Some(s) => log.sequence_scores(samples, s),
+        None => vec![None; samples.len()],
+    };
+    for (s, score) in samples.iter().zip(scores) {
         log.features(s.user, s.item, s.t, &mut row, missing);
+        set_sequence_score(&mut row, score, missing);
         let cat = log.item_category.get(s.item as usize).copied().unwrap_or(0);
         d.push(&row, cat, s.label);
     }
@@ -51,6 +67,8 @@ pub struct Purchase {
     pub model: Ranker,
     pub path: PathBuf,
     pub log: RwLock<EventLog>,
+    /// The sequence model behind `seq_score`, when the ranker was trained with one.
+    pub seq: Option<SeqFeature>,
 }
 
 impl Purchase {
@@ -72,10 +90,18 @@ impl Purchase {
                 N_FEATURES
             )));
         }
+        let seq = match meta.get(META_SEQ_FEATURE) {
+            Some(file) => {
+                let p = path.parent().unwrap_or(Path::new("")).join(file);
+                Some(SeqFeature::load(&p, &log)?)
+            }
+            None => None,
+        };
         Ok(Purchase {
             model,
             path: path.to_path_buf(),
             log: RwLock::new(log),
+            seq,
         })
     }
 
@@ -104,7 +130,8 @@ impl Purchase {
             })
             .collect();
         let mut missing = MissingCounts::default();
-        let d = dataset(&log, &samples, &mut missing);
+        let seq = self.seq.as_ref().map(|s| s as &dyn SequenceScorer);
+        let d = dataset(&log, &samples, seq, &mut missing);
         drop(log);
         (self.model.predict(&d), missing)
     }

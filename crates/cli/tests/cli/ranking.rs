@@ -93,7 +93,9 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
     let rec = ts["config"]["candidate_recall_test"].as_f64().unwrap();
     assert!(rec > 0.0 && rec <= 1.0, "{ts}");
 
-    // aisle train --model ranker writes a loadable artifact with its features.
+    // aisle train --model ranker writes a loadable artifact with its
+    // features, here with a sequence model's score as one of them (saved
+    // beside the ranker; the server below loads and uses it).
     let art = tmp.path().join("ranker.safetensors");
     let summary = json(&ok(&[
         "train",
@@ -103,18 +105,53 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
         "ranker",
         "--set",
         "epochs=3",
+        "--seq-feature",
+        "gru4rec",
+        "--set",
+        "gru4rec.epochs=2",
         "--out",
         art.to_str().unwrap(),
     ]));
     assert_eq!(summary["model"], "ranker");
     assert!(summary["positives"].as_u64().unwrap() > 0, "{summary}");
-    let (meta_names, n) = {
+    let sf = &summary["seq_feature"];
+    assert_eq!(
+        (sf["model"].as_str(), sf["epochs"].as_u64()),
+        (Some("gru4rec"), Some(2)),
+        "{summary}"
+    );
+    // Rows before the model's cut-off (half of them) have no score; later ones do.
+    let (rows, no_score) = (
+        summary["missing"]["rows"].as_u64().unwrap(),
+        summary["missing"]["no_sequence_score"].as_u64().unwrap(),
+    );
+    assert!(no_score >= rows / 2 && no_score < rows, "{summary}");
+    let (meta_names, n, seq_file) = {
         let (r, meta) = aisle_rank::Ranker::load(&art).unwrap();
-        (meta["feature_names"].clone(), r.n_features)
+        (
+            meta["feature_names"].clone(),
+            r.n_features,
+            meta["seq_feature"].clone(),
+        )
     };
+    assert_eq!(seq_file, "ranker.seq.safetensors");
+    assert!(tmp.path().join(&seq_file).is_file());
     let names: Vec<String> = serde_json::from_str(&meta_names).unwrap();
     assert_eq!(names.len(), n);
     assert!(names.contains(&"pair_carted".to_string()));
+    assert!(names.contains(&"seq_score".to_string()));
+    // --seq-feature is for purchase models only.
+    let (code, _, err) = run(&[
+        "train",
+        "--store",
+        store,
+        "--model",
+        "pop",
+        "--seq-feature",
+        "sasrec",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--seq-feature"), "{err}");
 
     // The server re-ranks a user's candidates by purchase probability.
     let art_s = art.to_str().unwrap();
