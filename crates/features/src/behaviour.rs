@@ -131,6 +131,9 @@ features! {
     u_views_1h: "user_views_1h", Numeric, Some(HOUR), 0.0, "ln(1 + the user's views in the last hour: the session)";
     ui_views_1h: "pair_views_1h", Numeric, Some(HOUR), 0.0, "ln(1 + the user's views of this item in the last hour)";
     c_conversion: "category_conversion", Numeric, None, 0.0, "view->purchase rate of the item's category (buys + 1) / (views + 20) (unknown category = 0)";
+    i_title_tokens: "item_title_tokens", Numeric, None, 0.0, "ln(1 + the number of distinct words in the item's title) (no title = 0)";
+    i_title_missing: "item_title_missing", Flag, None, 1.0, "1 when the item has no title";
+    ui_title_overlap: "pair_title_overlap", Numeric, None, 0.0, "share of the item's title words found in the titles of items the user touched before the moment (no title or no history = 0)";
     seq_score: "seq_score", Numeric, None, 0.0, "a sequence model's score of the item after the user's items before the moment (user vector . item vector), as a z-score over the catalog (see SequenceScorer; missing = 0)";
     seq_missing: "seq_score_missing", Flag, None, 1.0, "1 when seq_score is missing: no sequence model, a moment before the model's training cut-off, no earlier event of the user, or an item the model never trained on";
 }
@@ -146,6 +149,7 @@ pub struct MissingCounts {
     pub items_without_category: u64,
     pub items_without_price: u64,
     pub items_never_seen: u64,
+    pub items_without_title: u64,
     /// Rows without a sequence-model score (`seq_score_missing` = 1).
     pub no_sequence_score: u64,
 }
@@ -181,6 +185,9 @@ pub struct EventLog {
     pub item_category: Vec<u32>,
     pub n_categories: usize,
     pub item_price: Vec<Option<f32>>,
+    /// Title word ids per item (sorted, distinct; empty = no title).
+    pub item_words: Vec<Vec<u32>>,
+    word_ids: HashMap<String, u32>,
     by_user: Vec<Vec<u32>>,
     by_item: Vec<Vec<u32>>,
     /// Events per category id (index 0, unknown, is left empty).
@@ -208,13 +215,30 @@ fn intern(
     (id, true)
 }
 
-/// Catalog facts for [`EventLog::build`]: item id -> (category, price).
-pub type CatalogFacts<'a> = HashMap<&'a str, (Option<&'a str>, Option<f64>)>;
+/// What the catalog says of an item (all optional).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ItemFacts<'a> {
+    pub category: Option<&'a str>,
+    pub price: Option<f64>,
+    pub title: Option<&'a str>,
+}
+
+/// Catalog facts for [`EventLog::build`]: item id -> facts.
+pub type CatalogFacts<'a> = HashMap<&'a str, ItemFacts<'a>>;
+
+/// The words of a title the features compare: lower-cased runs of letters
+/// and digits, 3+ characters long.
+pub fn title_words(title: &str) -> impl Iterator<Item = String> + '_ {
+    title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3)
+        .map(str::to_lowercase)
+}
 
 impl EventLog {
     /// Builds the log: dense ids in order of first appearance, events sorted
     /// by (time, insertion order). Items absent from `catalog` have no
-    /// category and no price.
+    /// category, price or title.
     pub fn build<'a>(
         events: impl IntoIterator<Item = Interaction<'a>>,
         catalog: &CatalogFacts<'a>,
@@ -224,8 +248,7 @@ impl EventLog {
         let mut log = EventLog::default();
         log.events.reserve(raw.len());
         for e in &raw {
-            let (cat, price) = catalog.get(e.item).copied().unwrap_or((None, None));
-            log.push(e, cat, price);
+            log.push(e, catalog.get(e.item).copied().unwrap_or_default());
         }
         log
     }
@@ -241,10 +264,15 @@ impl EventLog {
     }
 
     /// Appends a live event (serving: every acknowledged event). New users
-    /// and items get the next ids; a new item takes `category` and `price`.
+    /// and items get the next ids; a new item takes the catalog's `facts`.
     /// An event older than others of its user or item is placed in time
     /// order in their lists, so point-in-time reads stay correct.
-    pub fn push(&mut self, e: &Interaction<'_>, category: Option<&str>, price: Option<f64>) {
+    pub fn push(&mut self, e: &Interaction<'_>, facts: ItemFacts<'_>) {
+        let ItemFacts {
+            category,
+            price,
+            title,
+        } = facts;
         let (u, _) = intern(
             e.user,
             &mut self.users,
@@ -273,6 +301,19 @@ impl EventLog {
                     .filter(|p| p.is_finite() && *p >= 0.0)
                     .map(|p| p as f32),
             );
+            let mut words: Vec<u32> = title
+                .map(|t| {
+                    title_words(t)
+                        .map(|w| {
+                            let next = self.word_ids.len() as u32;
+                            *self.word_ids.entry(w).or_insert(next)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            words.sort_unstable();
+            words.dedup();
+            self.item_words.push(words);
         }
         let k = self.events.len() as u32;
         self.events.push(LogEvent {
@@ -361,6 +402,24 @@ impl EventLog {
             }
         }
         let price_level = (price_n > 0.0).then(|| ln((price_sum / price_n as f64) as f32));
+        let words: &[u32] = self.item_words.get(item as usize).map_or(&[], |v| v);
+        if words.is_empty() {
+            missing.items_without_title += 1;
+        } else {
+            set(F::i_title_tokens, ln(words.len() as f32));
+            set(F::i_title_missing, 0.0);
+            if !u_events.is_empty() {
+                let mut found = vec![false; words.len()];
+                for &k in u_events {
+                    let theirs = &self.item_words[self.events[k as usize].item as usize];
+                    for (f, w) in found.iter_mut().zip(words) {
+                        *f |= theirs.binary_search(w).is_ok();
+                    }
+                }
+                let n = found.iter().filter(|f| **f).count();
+                set(F::ui_title_overlap, n as f32 / words.len() as f32);
+            }
+        }
         if let Some(&last) = u_events.last() {
             let last = &self.events[last as usize];
             set(F::u_views, ln(c[0]));
@@ -626,9 +685,17 @@ mod tests {
 
     fn catalog() -> CatalogFacts<'static> {
         let mut c = CatalogFacts::new();
-        c.insert("a", (Some("shoes"), Some(40.0)));
-        c.insert("b", (Some("shoes"), None));
-        c.insert("c", (None, Some(10.0)));
+        let f = |category, price, title| ItemFacts {
+            category,
+            price,
+            title,
+        };
+        c.insert("a", f(Some("shoes"), Some(40.0), Some("Red running shoe")));
+        c.insert(
+            "b",
+            f(Some("shoes"), None, Some("Blue walking shoe, red laces")),
+        );
+        c.insert("c", f(None, Some(10.0), None));
         c
     }
 
@@ -783,6 +850,21 @@ mod tests {
         assert_eq!(r[F::u_cat_affinity as usize], 1.0);
         assert_eq!(r[F::i_price as usize], 40f32.ln_1p());
         assert_eq!(m.users_without_history, 0);
+        // Title words: u2 had only viewed a ("red running shoe") before 300;
+        // b's five words ("blue walking shoe red laces") share two with it.
+        let (r, m) = row(&log, "u2", "b", 300);
+        assert_eq!(r[F::i_title_tokens as usize], 5f32.ln_1p());
+        assert_eq!(r[F::i_title_missing as usize], 0.0);
+        assert!((r[F::ui_title_overlap as usize] - 0.4).abs() < 1e-6);
+        assert_eq!(m.items_without_title, 0);
+        // Before any event of u2: no overlap; c has no title.
+        assert_eq!(
+            row(&log, "u2", "b", 250).0[F::ui_title_overlap as usize],
+            0.0
+        );
+        let (r, m) = row(&log, "u1", "c", 600);
+        assert_eq!(r[F::i_title_missing as usize], 1.0);
+        assert_eq!(m.items_without_title, 1);
         // u3 before its first event: no history, everything at its default.
         let (r, m) = row(&log, "u3", "c", 90_100);
         assert_eq!(r[F::u_new as usize], 1.0);
@@ -833,8 +915,7 @@ mod tests {
         let mut rest = rest.to_vec();
         rest.swap(0, 2); // one late arrival
         for e in &rest {
-            let (c, p) = catalog().get(e.item).copied().unwrap_or((None, None));
-            live.push(e, c, p);
+            live.push(e, catalog().get(e.item).copied().unwrap_or_default());
         }
         let built = EventLog::build(shop(), &catalog());
         for t in [0, 300, 401, 450, 90_050, 100_000] {

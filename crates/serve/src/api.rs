@@ -284,12 +284,17 @@ async fn post_events(
                 if *f {
                     live.apply(e);
                     if let Some(p) = &app2.purchase {
-                        let (cat, price) = live
-                            .index
-                            .get(&e.item)
-                            .map_or((None, None), |&i| (live.category(i), live.price(i)));
+                        let facts = live.index.get(&e.item).map_or_else(Default::default, |&i| {
+                            aisle_features::behaviour::ItemFacts {
+                                category: live.category(i),
+                                price: live.price(i),
+                                title: live.catalog[i as usize]
+                                    .as_ref()
+                                    .and_then(|c| c.title.as_deref()),
+                            }
+                        });
                         let seq = app2.counter.fetch_add(1, Ordering::Relaxed) as i64;
-                        p.observe(e, seq, cat, price);
+                        p.observe(e, seq, facts);
                     }
                     k += 1;
                 }

@@ -9,8 +9,8 @@ use std::sync::RwLock;
 
 use aisle_core::{CatalogItem, Event, StoredEvent};
 use aisle_features::behaviour::{
-    set_sequence_score, CatalogFacts, EventLog, MissingCounts, Sample, SequenceScorer, FEATURES,
-    N_FEATURES,
+    set_sequence_score, CatalogFacts, EventLog, ItemFacts, MissingCounts, Sample, SequenceScorer,
+    FEATURES, N_FEATURES,
 };
 use aisle_features::Interaction;
 use aisle_rank::{Dataset, Ranker};
@@ -33,7 +33,14 @@ pub fn event_log(store: &dyn EventStore) -> Result<EventLog, ServeError> {
 pub fn log_of(events: &[StoredEvent], catalog: &[CatalogItem]) -> EventLog {
     let facts: CatalogFacts = catalog
         .iter()
-        .map(|c| (c.id.as_str(), (c.category.as_deref(), c.price)))
+        .map(|c| {
+            let f = ItemFacts {
+                category: c.category.as_deref(),
+                price: c.price,
+                title: c.title.as_deref(),
+            };
+            (c.id.as_str(), f)
+        })
         .collect();
     EventLog::build(events.iter().map(Interaction::from), &facts)
 }
@@ -106,12 +113,12 @@ impl Purchase {
     }
 
     /// Appends an acknowledged event to the live log.
-    pub fn observe(&self, e: &Event, seq: i64, category: Option<&str>, price: Option<f64>) {
+    pub fn observe(&self, e: &Event, seq: i64, facts: ItemFacts<'_>) {
         let raw = Interaction::of(e, seq);
         self.log
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(&raw, category, price);
+            .push(&raw, facts);
     }
 
     /// Purchase probabilities of `items` for `user` at `now` (features from

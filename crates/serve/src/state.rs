@@ -2,6 +2,7 @@
 //! and purchases, item popularity, and the serving model. Built from the
 //! store at start; every acknowledged event updates it at once.
 
+use aisle_features::behaviour::title_words;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -176,15 +177,6 @@ impl Live {
     pub fn price(&self, i: u32) -> Option<f64> {
         self.catalog[i as usize].as_ref().and_then(|c| c.price)
     }
-}
-
-/// The words content similarity compares: lower-cased runs of letters and
-/// digits, 3+ characters long.
-fn title_words(title: &str) -> impl Iterator<Item = String> + '_ {
-    title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 3)
-        .map(str::to_lowercase)
 }
 
 /// The model being served (swapped atomically as a whole).
