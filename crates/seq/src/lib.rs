@@ -18,6 +18,7 @@ mod config;
 mod model;
 mod net;
 pub mod params;
+mod softmax;
 mod train;
 
 pub use config::{Arch, LossKind, LrDecay, SeqConfig, Window};

@@ -56,7 +56,9 @@ const CE_BLOCK_FLOATS: usize = 1 << 21;
 /// The lowest share of `lr` a linear decay reaches.
 const LR_FLOOR: f64 = 0.05;
 
-/// The loss of one batch.
+/// The loss of one batch: the tensor to back-propagate and the loss value
+/// (for full cross-entropy they differ: the tensor is a surrogate with the
+/// same gradient, see `softmax.rs`).
 ///
 /// # Shapes
 /// - `h`: `[n, hidden]` hidden states of the scored positions; `y`: their
@@ -68,10 +70,9 @@ fn batch_loss(
     table: Tensor<2>,
     n_items: usize,
     rng: &mut Rng,
-) -> Tensor<1> {
-    let device = h.device();
+) -> (Tensor<1>, f64) {
     let n = y.len();
-    match cfg.loss {
+    let loss = match cfg.loss {
         LossKind::Ce => {
             // In row blocks of at most ~8 MB of scores: the allocator then
             // reuses heap memory instead of mapping (and faulting in) fresh
@@ -79,28 +80,26 @@ fn batch_loss(
             let w = table.narrow(0, 1, n_items).transpose();
             let rows = (CE_BLOCK_FLOATS / n_items).clamp(1, n.max(1));
             let mut total: Option<Tensor<1>> = None;
+            let mut value = 0f64;
             for start in (0..n).step_by(rows) {
                 let m = rows.min(n - start);
                 let logits = h.clone().narrow(0, start, m).matmul(w.clone());
-                let target = Tensor::<2, Int>::from_data(
-                    TensorData::new(
-                        y[start..start + m]
-                            .iter()
-                            .map(|&i| i - 1)
-                            .collect::<Vec<_>>(),
-                        [m, 1],
-                    ),
-                    &device,
-                );
-                let part = log_softmax(logits, 1).gather(1, target).sum();
+                let targets: Vec<usize> = y[start..start + m]
+                    .iter()
+                    .map(|&i| i as usize - 1)
+                    .collect();
+                let (part, ce) = crate::softmax::cross_entropy_block(logits, &targets, n);
+                value += ce;
                 total = Some(match total {
                     Some(t) => t + part,
                     None => part,
                 });
             }
-            -total.expect("a batch has positions") / n as f64
+            let total = total.expect("a batch has positions");
+            return (total, value / n as f64);
         }
         LossKind::Sampled | LossKind::Gbce => {
+            let device = h.device();
             let k = cfg.negatives;
             let negs: Vec<i64> = (0..k)
                 .map(|_| rng.below(n_items as u64) as i64 + 1)
@@ -128,7 +127,9 @@ fn batch_loss(
                 per_row.mean()
             }
         }
-    }
+    };
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    (loss, value)
 }
 
 /// One optimisation step at a time: the code shared by training and the
@@ -197,8 +198,7 @@ impl<'c> Stepper<'c> {
             .hidden(&ids, [seqs.len(), len], &table, Some(drop))
             .reshape([seqs.len() * len, cfg.hidden])
             .select(0, idx);
-        let loss = batch_loss(cfg, h, &y_real, table, self.n_items, &mut self.rng);
-        let value = loss.clone().into_scalar::<f32>() as f64;
+        let (loss, value) = batch_loss(cfg, h, &y_real, table, self.n_items, &mut self.rng);
         if !value.is_finite() {
             return (net, value);
         }

@@ -1,0 +1,228 @@
+//! Full softmax cross-entropy with its gradient computed by us, not by the
+//! autodiff graph.
+//!
+//! burn-flex evaluates `exp` one element at a time through libm (a quarter
+//! of a 40k-item training step, BENCHMARKS §3.2) and `log_softmax`'s
+//! backward computes the softmax again. Here the logits are read once,
+//! `softmax − one_hot` is computed in place with a vectorisable `exp`, and
+//! handed back to burn as a constant `G`: the graph then holds the linear
+//! surrogate `sum(logits ⊙ G)`, whose gradient with respect to the logits is
+//! exactly `G`, i.e. the cross-entropy's. Its value is not the loss; the loss
+//! (logsumexp − target logit, averaged) is returned beside it.
+
+use burn::tensor::{Tensor, TensorData};
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// 1.5 · 2^23: adding it rounds a float to an integer held in the low
+/// mantissa bits.
+const ROUND: f32 = 12_582_912.0;
+
+/// `exp(x)` for `x <= 0` (Cephes' single-precision polynomial after
+/// reduction by powers of two; relative error ~2e-7, 0 below -87). Only
+/// float and wrapping integer arithmetic, no calls, branches or saturating
+/// casts, so loops over it vectorise.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    // n = round(x / ln 2), read from the mantissa of x·log2(e) + ROUND.
+    let t = x * LOG2E + ROUND;
+    let nf = t - ROUND;
+    let r = x - nf * LN2_HI - nf * LN2_LO;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    // 2^n: n sits in the low bits of t's representation; shifting it into
+    // the exponent field drops ROUND's bits (wrapping), then add the bias.
+    let two_n = f32::from_bits(t.to_bits().wrapping_shl(23).wrapping_add(127 << 23));
+    e * two_n
+}
+
+/// One row of logits in place: becomes `(softmax(row) − one_hot(target)) ·
+/// scale`. Returns the row's cross-entropy, `logsumexp(row) − row[target]`.
+#[inline(always)]
+fn row_gradient(row: &mut [f32], target: usize, scale: f32) -> f64 {
+    let mut mx = [f32::NEG_INFINITY; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for k in 0..16 {
+            mx[k] = if c[k] > mx[k] { c[k] } else { mx[k] };
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&mx)
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    let zt = row[target];
+    let mut acc = [0f32; 16];
+    let mut chunks = row.chunks_exact_mut(16);
+    for c in &mut chunks {
+        for k in 0..16 {
+            c[k] = exp_nonpositive(c[k] - max);
+            acc[k] += c[k];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for x in chunks.into_remainder() {
+        *x = exp_nonpositive(*x - max);
+        sum += *x;
+    }
+    let inv = scale / sum;
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+    row[target] -= scale;
+    (max as f64 + (sum as f64).ln()) - zt as f64
+}
+
+/// Rows through [`row_gradient`], compiled for the widest vector
+/// instructions the CPU has (pulp's run-time dispatch).
+struct Rows<'a> {
+    g: &'a mut [f32],
+    items: usize,
+    targets: &'a [usize],
+    scale: f32,
+}
+
+impl pulp::WithSimd for Rows<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+        let mut loss = 0f64;
+        for (row, &t) in self.g.chunks_exact_mut(self.items).zip(self.targets) {
+            loss += row_gradient(row, t, self.scale);
+        }
+        loss
+    }
+}
+
+/// The mean cross-entropy of `logits` (`[m, items]`, in the graph) against
+/// `targets` (0-based), over `n` rows in all (this block may be part of a
+/// batch): returns the surrogate to add into the loss that is
+/// back-propagated, and this block's summed cross-entropy.
+pub(crate) fn cross_entropy_block(
+    logits: Tensor<2>,
+    targets: &[usize],
+    n: usize,
+) -> (Tensor<1>, f64) {
+    let [m, items] = logits.dims();
+    debug_assert_eq!(m, targets.len());
+    let mut g: Vec<f32> = logits
+        .clone()
+        .detach()
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 logits");
+    let scale = 1.0 / n as f32;
+    // Rows in parallel, a few at a time per task.
+    const ROWS_PER_TASK: usize = 16;
+    use rayon::prelude::*;
+    let loss: f64 = g
+        .par_chunks_mut(items * ROWS_PER_TASK)
+        .zip(targets.par_chunks(ROWS_PER_TASK))
+        .map(|(g, targets)| {
+            pulp::Arch::new().dispatch(Rows {
+                g,
+                items,
+                targets,
+                scale,
+            })
+        })
+        .sum();
+    let g = Tensor::<2>::from_data(TensorData::new(g, [m, items]), &logits.device());
+    ((logits * g).sum(), loss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_libm_on_the_range_softmax_uses() {
+        let mut worst = 0f32;
+        let mut x = -90.0f32;
+        while x <= 0.0 {
+            let (a, b) = (exp_nonpositive(x), x.exp());
+            if b > 1e-30 {
+                worst = worst.max(((a - b) / b).abs());
+            }
+            x += 0.001_3;
+        }
+        assert!(worst < 1e-6, "worst relative error {worst}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-1e9), exp_nonpositive(-87.0));
+    }
+
+    #[test]
+    fn row_gradient_is_softmax_minus_one_hot() {
+        let logits = [0.3f32, -1.2, 2.5, 0.0, 7.0, -3.3, 1.1, 0.9, -0.4, 2.2, 5.5];
+        let target = 2;
+        let mut row = logits.to_vec();
+        let ce = row_gradient(&mut row, target, 0.5);
+        let max = logits.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let sum: f64 = logits.iter().map(|&z| (z as f64 - max).exp()).sum();
+        let want_ce = max + sum.ln() - logits[target] as f64;
+        assert!((ce - want_ce).abs() < 1e-5, "{ce} {want_ce}");
+        for (k, (&g, &z)) in row.iter().zip(&logits).enumerate() {
+            let p = (z as f64 - max).exp() / sum;
+            let want = 0.5 * (p - f64::from(k == target));
+            assert!((g as f64 - want).abs() < 1e-6, "{k}: {g} {want}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod autodiff_tests {
+    use super::*;
+    use burn::tensor::activation::log_softmax;
+    use burn::tensor::{Device, Int};
+
+    /// The surrogate back-propagates exactly what log_softmax + gather does,
+    /// and reports the same loss.
+    #[test]
+    fn surrogate_gradient_equals_log_softmax_gradient() {
+        let device = Device::default().autodiff();
+        let (m, items) = (6, 37);
+        let vals: Vec<f32> = (0..m * items)
+            .map(|k| ((k * 7919) % 1000) as f32 / 90.0 - 5.0)
+            .collect();
+        let targets = [0usize, 5, 36, 12, 7, 5];
+        let leaf = || {
+            Tensor::<2>::from_data(TensorData::new(vals.clone(), [m, items]), &device)
+                .require_grad()
+        };
+        // Two blocks of one batch of n = m rows, as batch_loss splits them.
+        let x1 = leaf();
+        let (a, ce_a) = cross_entropy_block(x1.clone().narrow(0, 0, 4), &targets[..4], m);
+        let (b, ce_b) = cross_entropy_block(x1.clone().narrow(0, 4, 2), &targets[4..], m);
+        let g1 = (a + b).backward();
+        let grad1: Vec<f32> = x1.grad(&g1).unwrap().into_data().try_to_vec().unwrap();
+        let x2 = leaf();
+        let t = Tensor::<2, Int>::from_data(
+            TensorData::new(
+                targets.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                [m, 1],
+            ),
+            &device,
+        );
+        let l2 = -log_softmax(x2.clone(), 1).gather(1, t).sum() / m as f64;
+        let want = l2.clone().into_scalar::<f32>() as f64;
+        let g2 = l2.backward();
+        let grad2: Vec<f32> = x2.grad(&g2).unwrap().into_data().try_to_vec().unwrap();
+        assert!(
+            ((ce_a + ce_b) / m as f64 - want).abs() < 1e-5,
+            "{} {want}",
+            (ce_a + ce_b) / m as f64
+        );
+        for (k, (p, q)) in grad1.iter().zip(&grad2).enumerate() {
+            assert!((p - q).abs() < 1e-6, "{k}: {p} {q}");
+        }
+    }
+}
