@@ -41,12 +41,15 @@ pub fn seq_cut(times: impl Iterator<Item = i64>) -> i64 {
         .unwrap_or(0)
 }
 
-/// Trains the sequence feature's model on the log's events before `before`.
+/// Trains the sequence feature's model on the log's events before the
+/// [`seq_cut`] of `row_times`; returns it with what it did, for the report.
 fn train_seq_feature(
     log: &EventLog,
-    before: i64,
+    row_times: impl Iterator<Item = i64>,
     spec: &SeqFeatureSpec,
-) -> Result<(aisle_serve::seqfeature::SeqFeature, aisle_seq::SeqFit)> {
+) -> Result<(aisle_serve::seqfeature::SeqFeature, serde_json::Value)> {
+    let before = seq_cut(row_times);
+    let t0 = Instant::now();
     let pb = bar(0, &format!("seq feature ({})", spec.0.name()));
     let pb2 = pb.clone();
     let out =
@@ -55,22 +58,14 @@ fn train_seq_feature(
             pb2.set_position(d);
         });
     pb.finish_and_clear();
-    Ok(out?)
-}
-
-/// What the sequence feature did, for the report.
-fn seq_feature_json(
-    spec: &SeqFeatureSpec,
-    before: i64,
-    fit: &aisle_seq::SeqFit,
-    s: f64,
-) -> serde_json::Value {
-    serde_json::json!({
+    let (f, fit) = out?;
+    let info = serde_json::json!({
         "model": spec.0.name(), "trained_before": before, "cut_share": SEQ_CUT_SHARE,
         "epochs": fit.epochs, "best_epoch": fit.best_epoch,
-        "best_valid_ndcg10": fit.best_valid_ndcg10, "train_s": s,
+        "best_valid_ndcg10": fit.best_valid_ndcg10, "train_s": t0.elapsed().as_secs_f64(),
         "config": spec.1,
-    })
+    });
+    Ok((f, info))
 }
 
 /// The whole behaviour log of a store, with catalog categories and prices
@@ -179,13 +174,11 @@ pub fn run(
         );
     }
     let seq_feature = match seq {
-        Some(spec) => {
-            let before = seq_cut(task.train.iter().map(|s| s.t));
-            let t0 = Instant::now();
-            let (f, fit) = train_seq_feature(&log, before, spec)?;
-            let info = seq_feature_json(spec, before, &fit, t0.elapsed().as_secs_f64());
-            Some((f, info))
-        }
+        Some(spec) => Some(train_seq_feature(
+            &log,
+            task.train.iter().map(|s| s.t),
+            spec,
+        )?),
         None => None,
     };
     let scorer = seq_feature
@@ -404,9 +397,7 @@ pub fn train_and_save(
     ];
     let seq_feature = match seq {
         Some(spec) if !rows.is_empty() => {
-            let before = seq_cut(rows.iter().map(|s| s.t));
-            let t0 = Instant::now();
-            let (f, fit) = train_seq_feature(&log, before, spec)?;
+            let (f, info) = train_seq_feature(&log, rows.iter().map(|s| s.t), spec)?;
             // Saved beside the ranker; the server loads it by this name.
             let file = format!(
                 "{}.seq.safetensors",
@@ -414,7 +405,6 @@ pub fn train_and_save(
             );
             f.save(&out.with_file_name(&file))?;
             meta.push((aisle_serve::purchase::META_SEQ_FEATURE, file));
-            let info = seq_feature_json(spec, before, &fit, t0.elapsed().as_secs_f64());
             Some((f, info))
         }
         _ => None,

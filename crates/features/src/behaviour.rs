@@ -699,6 +699,16 @@ mod tests {
         c
     }
 
+    /// The shop's log as it was before `t`: the events at or after `t` are
+    /// moved far into the future (so users and items keep their ids).
+    fn log_without_events_from(t: i64) -> EventLog {
+        let moved = shop().into_iter().map(|e| Interaction {
+            ts: if e.ts >= t { 10_000_000 + e.seq } else { e.ts },
+            ..e
+        });
+        EventLog::build(moved, &catalog())
+    }
+
     fn row(log: &EventLog, user: &str, item: &str, t: i64) -> (Vec<f32>, MissingCounts) {
         let u = log.users.iter().position(|x| x == user).unwrap() as u32;
         let i = log.items.iter().position(|x| x == item).unwrap() as u32;
@@ -722,20 +732,9 @@ mod tests {
     /// pair and every moment, and events added after t change nothing.
     #[test]
     fn point_in_time_rows_ignore_events_at_or_after_the_moment() {
-        let cat = catalog();
-        let full = EventLog::build(shop(), &cat);
+        let full = EventLog::build(shop(), &catalog());
         for &t in &[0, 100, 101, 250, 400, 401, 1000, 90_000, 90_101] {
-            let cut: Vec<Interaction> = shop().into_iter().filter(|e| e.ts < t).collect();
-            // Keep ids identical: add the later events' users and items as
-            // ids only (a view far in the future).
-            let mut padded = cut.clone();
-            for e in shop().into_iter().filter(|e| e.ts >= t) {
-                padded.push(Interaction {
-                    ts: 10_000_000 + e.seq,
-                    ..e
-                });
-            }
-            let truncated = EventLog::build(padded, &cat);
+            let truncated = log_without_events_from(t);
             for u in ["u1", "u2", "u3"] {
                 for i in ["a", "b", "c"] {
                     let (a, _) = row(&full, u, i, t);
@@ -778,14 +777,7 @@ mod tests {
             (log.user_index(u).unwrap(), log.item_index(i).unwrap())
         };
         for &t in &[0, 100, 249, 250, 301, 400, 401, 90_000, 90_101] {
-            let mut padded: Vec<Interaction> = shop().into_iter().filter(|e| e.ts < t).collect();
-            for e in shop().into_iter().filter(|e| e.ts >= t) {
-                padded.push(Interaction {
-                    ts: 10_000_000 + e.seq,
-                    ..e
-                });
-            }
-            let truncated = EventLog::build(padded, &cat);
+            let truncated = log_without_events_from(t);
             for u in ["u1", "u2", "u3"] {
                 for i in ["a", "b", "c"] {
                     let (uu, ii) = ids(&full, u, i);
