@@ -163,11 +163,13 @@ pub struct MissingCounts {
 pub trait SequenceScorer: Sync {
     /// Every event the model trained on is strictly before this moment.
     fn trained_before(&self) -> i64;
-    /// For each `(history, item)` (log item ids, history oldest first), the
-    /// item's score as a z-score over the model's catalog, or `None` when the
-    /// model cannot score it (an item it never trained on, no known item in
-    /// the history).
-    fn scores(&self, queries: &[(&[u32], u32)]) -> Vec<Option<f32>>;
+    /// For each `(h, item)` of `queries`, the score of `item` after
+    /// `histories[h]` (log item ids, oldest first), as a z-score over the
+    /// model's catalog, or `None` when the model cannot score it (an item it
+    /// never trained on, no known item in the history). Each history is given
+    /// once however many items are asked after it, so its user vector is
+    /// computed once (serving asks ~50 candidates after one history).
+    fn scores(&self, histories: &[&[u32]], queries: &[(usize, u32)]) -> Vec<Option<f32>>;
 }
 
 /// Samples per [`SequenceScorer::scores`] call.
@@ -221,6 +223,16 @@ pub struct ItemFacts<'a> {
     pub category: Option<&'a str>,
     pub price: Option<f64>,
     pub title: Option<&'a str>,
+}
+
+impl<'a> From<&'a aisle_core::CatalogItem> for ItemFacts<'a> {
+    fn from(c: &'a aisle_core::CatalogItem) -> Self {
+        ItemFacts {
+            category: c.category.as_deref(),
+            price: c.price,
+            title: c.title.as_deref(),
+        }
+    }
 }
 
 /// Catalog facts for [`EventLog::build`]: item id -> facts.
@@ -516,32 +528,27 @@ impl EventLog {
             .filter(|&k| samples[k].t >= cut)
             .collect();
         for chunk in eligible.chunks(SEQ_BATCH) {
-            let histories: Vec<Vec<u32>> = chunk
-                .iter()
-                .map(|&k| {
-                    let s = &samples[k];
-                    match self.by_user.get(s.user as usize) {
-                        Some(list) => self
-                            .before(list, s.t)
-                            .iter()
-                            .map(|&e| self.events[e as usize].item)
-                            .collect(),
-                        None => Vec::new(),
-                    }
-                })
-                .collect();
-            let queries: Vec<(&[u32], u32)> = chunk
-                .iter()
-                .zip(&histories)
-                .filter(|(_, h)| !h.is_empty())
-                .map(|(&k, h)| (h.as_slice(), samples[k].item))
-                .collect();
-            let scores = scorer.scores(&queries);
-            let mut scores = scores.into_iter();
-            for (&k, h) in chunk.iter().zip(&histories) {
-                if !h.is_empty() {
-                    out[k] = scores.next().flatten();
+            // One history per distinct (user, moment) of the chunk.
+            let mut slot: HashMap<(u32, i64), usize> = HashMap::new();
+            let mut histories: Vec<Vec<u32>> = Vec::new();
+            let mut queries: Vec<(usize, u32)> = Vec::new();
+            let mut asked: Vec<usize> = Vec::new();
+            for &k in chunk {
+                let s = &samples[k];
+                let h = *slot.entry((s.user, s.t)).or_insert_with(|| {
+                    let list = self.by_user.get(s.user as usize).map_or(&[][..], |v| v);
+                    let items = self.before(list, s.t).iter();
+                    histories.push(items.map(|&e| self.events[e as usize].item).collect());
+                    histories.len() - 1
+                });
+                if !histories[h].is_empty() {
+                    queries.push((h, s.item));
+                    asked.push(k);
                 }
+            }
+            let refs: Vec<&[u32]> = histories.iter().map(Vec::as_slice).collect();
+            for (k, score) in asked.into_iter().zip(scorer.scores(&refs, &queries)) {
+                out[k] = score;
             }
         }
         out
@@ -749,17 +756,22 @@ mod tests {
     /// item, so the test can see exactly which events reached the model.
     struct Echo {
         cut: i64,
+        /// Histories handed over so far.
+        histories: std::sync::atomic::AtomicUsize,
     }
 
     impl SequenceScorer for Echo {
         fn trained_before(&self) -> i64 {
             self.cut
         }
-        fn scores(&self, queries: &[(&[u32], u32)]) -> Vec<Option<f32>> {
+        fn scores(&self, histories: &[&[u32]], queries: &[(usize, u32)]) -> Vec<Option<f32>> {
+            self.histories
+                .fetch_add(histories.len(), std::sync::atomic::Ordering::Relaxed);
             queries
                 .iter()
-                .map(|(h, item)| {
-                    (*item != 2).then(|| h.len() as f32 * 100.0 + *h.last().unwrap() as f32)
+                .map(|&(h, item)| {
+                    let h = histories[h];
+                    (item != 2).then(|| h.len() as f32 * 100.0 + *h.last().unwrap() as f32)
                 })
                 .collect()
         }
@@ -772,7 +784,10 @@ mod tests {
     fn sequence_scores_are_point_in_time() {
         let cat = catalog();
         let full = EventLog::build(shop(), &cat);
-        let scorer = Echo { cut: 250 };
+        let scorer = Echo {
+            cut: 250,
+            histories: Default::default(),
+        };
         let ids = |log: &EventLog, u: &str, i: &str| {
             (log.user_index(u).unwrap(), log.item_index(i).unwrap())
         };
@@ -810,6 +825,24 @@ mod tests {
                 }
             }
         }
+        // Several items asked at one (user, moment): one history, scored alike.
+        let (u1, _) = ids(&full, "u1", "a");
+        let many: Vec<Sample> = ["a", "b", "c"]
+            .iter()
+            .map(|i| Sample {
+                user: u1,
+                item: full.item_index(i).unwrap(),
+                t: 450,
+                label: false,
+            })
+            .collect();
+        let before = scorer.histories.load(std::sync::atomic::Ordering::Relaxed);
+        let got = full.sequence_scores(&many, &scorer);
+        let after = scorer.histories.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(after - before, 1);
+        assert_eq!(got[0], full.sequence_scores(&many[..1], &scorer)[0]);
+        assert_eq!(got[0], got[1]);
+        assert_eq!(got[2], None, "item c (id 2) is the scorer's unscorable one");
         // Into a row: a score clears the missing flag; none is counted.
         let mut row = vec![0f32; N_FEATURES];
         let mut m = MissingCounts::default();

@@ -72,7 +72,7 @@ fn batch_loss(
     rng: &mut Rng,
 ) -> (Tensor<1>, f64) {
     let n = y.len();
-    let loss = match cfg.loss {
+    match cfg.loss {
         LossKind::Ce => {
             // In row blocks of at most ~8 MB of scores: the allocator then
             // reuses heap memory instead of mapping (and faulting in) fresh
@@ -95,8 +95,7 @@ fn batch_loss(
                     None => part,
                 });
             }
-            let total = total.expect("a batch has positions");
-            return (total, value / n as f64);
+            (total.expect("a batch has positions"), value / n as f64)
         }
         LossKind::Sampled | LossKind::Gbce => {
             let device = h.device();
@@ -116,7 +115,7 @@ fn batch_loss(
             let neg = h
                 .matmul(table.select(0, g_t).transpose())
                 .mask_fill(hit, -1e4); // [n, k]
-            if cfg.loss == LossKind::Sampled {
+            let loss = if cfg.loss == LossKind::Sampled {
                 -log_softmax(Tensor::cat(vec![pos, neg], 1), 1)
                     .narrow(1, 0, 1)
                     .mean()
@@ -125,11 +124,11 @@ fn batch_loss(
                 let beta = alpha * (cfg.gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha);
                 let per_row = softplus(-pos, 1.0).mul_scalar(beta) + softplus(neg, 1.0).sum_dim(1);
                 per_row.mean()
-            }
+            };
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            (loss, value)
         }
-    };
-    let value = loss.clone().into_scalar::<f32>() as f64;
-    (loss, value)
+    }
 }
 
 /// One optimisation step at a time: the code shared by training and the

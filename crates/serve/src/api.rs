@@ -284,15 +284,12 @@ async fn post_events(
                 if *f {
                     live.apply(e);
                     if let Some(p) = &app2.purchase {
-                        let facts = live.index.get(&e.item).map_or_else(Default::default, |&i| {
-                            aisle_features::behaviour::ItemFacts {
-                                category: live.category(i),
-                                price: live.price(i),
-                                title: live.catalog[i as usize]
-                                    .as_ref()
-                                    .and_then(|c| c.title.as_deref()),
-                            }
-                        });
+                        let facts = live
+                            .index
+                            .get(&e.item)
+                            .and_then(|&i| live.catalog[i as usize].as_ref())
+                            .map(aisle_features::behaviour::ItemFacts::from)
+                            .unwrap_or_default();
                         let seq = app2.counter.fetch_add(1, Ordering::Relaxed) as i64;
                         p.observe(e, seq, facts);
                     }

@@ -33,14 +33,7 @@ pub fn event_log(store: &dyn EventStore) -> Result<EventLog, ServeError> {
 pub fn log_of(events: &[StoredEvent], catalog: &[CatalogItem]) -> EventLog {
     let facts: CatalogFacts = catalog
         .iter()
-        .map(|c| {
-            let f = ItemFacts {
-                category: c.category.as_deref(),
-                price: c.price,
-                title: c.title.as_deref(),
-            };
-            (c.id.as_str(), f)
-        })
+        .map(|c| (c.id.as_str(), ItemFacts::from(c)))
         .collect();
     EventLog::build(events.iter().map(Interaction::from), &facts)
 }

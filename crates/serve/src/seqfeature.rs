@@ -181,39 +181,47 @@ impl SequenceScorer for SeqFeature {
         self.before
     }
 
-    fn scores(&self, queries: &[(&[u32], u32)]) -> Vec<Option<f32>> {
-        let mut out = vec![None; queries.len()];
-        // Histories in model ids, items it never trained on dropped.
-        let mut histories: Vec<Vec<u32>> = Vec::new();
-        let mut at: Vec<(usize, u32)> = Vec::new();
-        for (k, (h, item)) in queries.iter().enumerate() {
-            let Some(item) = self.model_id(*item) else {
-                continue;
-            };
-            let h: Vec<u32> = h.iter().filter_map(|&i| self.model_id(i)).collect();
-            if h.is_empty() {
-                continue;
+    fn scores(&self, histories: &[&[u32]], queries: &[(usize, u32)]) -> Vec<Option<f32>> {
+        // Histories in model ids, items it never trained on dropped; those
+        // left with nothing cannot be scored.
+        let mut slot: Vec<Option<usize>> = vec![None; histories.len()];
+        let mut known: Vec<Vec<u32>> = Vec::new();
+        for (h, hist) in histories.iter().enumerate() {
+            let ids: Vec<u32> = hist.iter().filter_map(|&i| self.model_id(i)).collect();
+            if !ids.is_empty() {
+                slot[h] = Some(known.len());
+                known.push(ids);
             }
-            histories.push(h);
-            at.push((k, item));
         }
-        if histories.is_empty() {
-            return out;
+        if known.is_empty() {
+            return vec![None; queries.len()];
         }
-        let refs: Vec<&[u32]> = histories.iter().map(|h| h.as_slice()).collect();
+        let refs: Vec<&[u32]> = known.iter().map(Vec::as_slice).collect();
         let uv = self.model.user_vectors(&refs);
         let d = uv.dim;
+        // Per user vector u: u·μ and the standard deviation sqrt(uᵀCu).
         let mut cu = vec![0f32; d];
-        for ((k, item), u) in at.into_iter().zip(uv.users.chunks_exact(d)) {
-            for (a, c) in cu.iter_mut().enumerate() {
-                *c = dot(&self.cov[a * d..(a + 1) * d], u);
-            }
-            let sd = dot(u, &cu).max(0.0).sqrt();
-            let e = &uv.items[item as usize * d..(item as usize + 1) * d];
-            let z = (dot(u, e) - dot(u, &self.mean)) / sd.max(1e-6);
-            out[k] = z.is_finite().then_some(z);
-        }
-        out
+        let moments: Vec<(f32, f32)> = uv
+            .users
+            .chunks_exact(d)
+            .map(|u| {
+                for (a, c) in cu.iter_mut().enumerate() {
+                    *c = dot(&self.cov[a * d..(a + 1) * d], u);
+                }
+                (dot(u, &self.mean), dot(u, &cu).max(0.0).sqrt())
+            })
+            .collect();
+        queries
+            .iter()
+            .map(|&(h, item)| {
+                let (s, item) = (slot[h]?, self.model_id(item)?);
+                let u = &uv.users[s * d..(s + 1) * d];
+                let e = &uv.items[item as usize * d..(item as usize + 1) * d];
+                let (mean, sd) = moments[s];
+                let z = (dot(u, e) - mean) / sd.max(1e-6);
+                z.is_finite().then_some(z)
+            })
+            .collect()
     }
 }
 
@@ -265,10 +273,15 @@ mod tests {
         assert_eq!(f.trained_before(), cut);
         let id = |s: &str| log.item_index(s).unwrap();
         let history = [id("i3"), id("i4"), id("i5")];
+        let histories: [&[u32]; 1] = [&history];
         // Over every trained item the scores have mean 0 and variance 1.
         let ring: Vec<u32> = (0..12).map(|i| id(&format!("i{i}"))).collect();
-        let queries: Vec<(&[u32], u32)> = ring.iter().map(|&i| (&history[..], i)).collect();
-        let z: Vec<f32> = f.scores(&queries).into_iter().map(Option::unwrap).collect();
+        let queries: Vec<(usize, u32)> = ring.iter().map(|&i| (0, i)).collect();
+        let z: Vec<f32> = f
+            .scores(&histories, &queries)
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
         let mean = z.iter().sum::<f32>() / 12.0;
         let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 12.0;
         assert!(
@@ -278,11 +291,11 @@ mod tests {
         // An item the model never trained on, a history of only such items,
         // an id past the model's vocabulary: no score.
         let late = id("late");
-        let none = f.scores(&[
-            (&history[..], late),
-            (&[late][..], ring[0]),
-            (&history[..], 999),
-        ]);
+        let only_late = [late];
+        let none = f.scores(
+            &[&history, &only_late],
+            &[(0, late), (1, ring[0]), (0, 999)],
+        );
         assert_eq!(none, vec![None, None, None]);
         // Saved and loaded onto the same log: the same scores.
         let dir = tempfile::tempdir().unwrap();
@@ -290,7 +303,11 @@ mod tests {
         f.save(&path).unwrap();
         let g = SeqFeature::load(&path, &log).unwrap();
         assert_eq!(g.trained_before(), cut);
-        let z2: Vec<f32> = g.scores(&queries).into_iter().map(Option::unwrap).collect();
+        let z2: Vec<f32> = g
+            .scores(&histories, &queries)
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
         for (a, b) in z.iter().zip(&z2) {
             assert!((a - b).abs() < 1e-4, "{a} {b}");
         }
