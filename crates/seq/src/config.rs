@@ -105,6 +105,9 @@ pub struct SeqConfig {
     /// Add category and price-bucket embeddings to each item's embedding
     /// (when the catalog has them).
     pub side_info: bool,
+    /// Learn a score bias for items already in the history, by how recently
+    /// they were seen (`repeat.rs`).
+    pub repeat_bias: bool,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -149,6 +152,7 @@ impl SeqConfig {
             negatives: 256,
             gbce_t: 0.75,
             side_info: false,
+            repeat_bias: true,
             epochs: 200,
             batch_size: 16,
             lr: 2e-3,

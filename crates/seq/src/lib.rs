@@ -18,12 +18,14 @@ mod config;
 mod model;
 mod net;
 pub mod params;
+mod repeat;
 mod softmax;
 mod train;
 
 pub use config::{Arch, LossKind, LrDecay, SeqConfig, Window};
 pub use model::{Recommendation, SeqModel, UserVectors, SEQ_ARTIFACT_VERSION};
 pub use net::{SeqNet, SideInfo};
+pub use repeat::REPEAT_BUCKETS;
 pub use train::{step_benchmark, train, EpochLog, SeqFit, TrainData};
 
 #[derive(Debug, thiserror::Error)]

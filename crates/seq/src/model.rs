@@ -9,10 +9,10 @@ use std::path::Path;
 use aisle_eval::Scorer;
 use burn::tensor::{Device, Tensor};
 
-use crate::{params, Arch, Result, SeqConfig, SeqError, SeqNet, SideInfo};
+use crate::{params, repeat, Arch, Result, SeqConfig, SeqError, SeqNet, SideInfo};
 
 /// Bumped whenever the saved layout of a sequence model changes.
-pub const SEQ_ARTIFACT_VERSION: u32 = 1;
+pub const SEQ_ARTIFACT_VERSION: u32 = 2;
 
 pub(crate) fn left_padded(seqs: &[&[u32]], len: usize, shift: u32) -> Vec<i64> {
     let mut v = vec![0i64; seqs.len() * len];
@@ -33,6 +33,9 @@ pub struct UserVectors<'m> {
     pub users: Vec<f32>,
     /// The model's item vectors (borrowed, not copied).
     pub items: &'m [f32],
+    /// The repeat-bias weights (empty: none): the scorer adds them for the
+    /// items of the history it is given.
+    pub repeat: &'m [f32],
 }
 
 /// Dot product with eight independent accumulators, so the compiler can
@@ -61,13 +64,22 @@ fn dot_all(u: &[f32], items: &[f32], out: &mut [f32]) {
 }
 
 impl Scorer for UserVectors<'_> {
-    fn score(&self, user: u32, _history: &[u32], out: &mut [f32]) {
+    fn score(&self, user: u32, history: &[u32], out: &mut [f32]) {
         let d = self.dim;
         dot_all(
             &self.users[user as usize * d..(user as usize + 1) * d],
             self.items,
             out,
         );
+        if !self.repeat.is_empty() {
+            let n_items = self.items.len() / d;
+            let known: Vec<u32> = history
+                .iter()
+                .copied()
+                .filter(|&i| (i as usize) < n_items)
+                .collect();
+            repeat::apply(self.repeat, &repeat::seen(&known), out);
+        }
     }
 }
 
@@ -96,6 +108,8 @@ pub struct SeqModel {
     dim: usize,
     /// `[n_items, dim]` item vectors (row i = catalog item i).
     item_vecs: Vec<f32>,
+    /// The repeat-bias weights (empty without them).
+    repeat: Vec<f32>,
     popularity: Vec<f32>,
 }
 
@@ -128,10 +142,11 @@ impl SeqModel {
             arch,
             config,
             n_items,
-            net,
             table,
             dim,
             item_vecs: all[dim..(n_items + 1) * dim].to_vec(),
+            repeat: net.repeat_weights(),
+            net,
             popularity,
         }
     }
@@ -144,6 +159,12 @@ impl SeqModel {
     /// products with; also used for item-to-item similarity).
     pub fn item_vectors(&self) -> &[f32] {
         &self.item_vecs
+    }
+
+    /// The learned repeat bias per recency bucket (`floor(log2 d)` for an
+    /// item last seen `d` positions back; empty when the model has none).
+    pub fn repeat_weights(&self) -> &[f32] {
+        &self.repeat
     }
 
     /// Each item's count in the training part (the empty-history fallback;
@@ -195,6 +216,7 @@ impl SeqModel {
             dim: self.dim,
             users: self.states(histories),
             items: &self.item_vecs,
+            repeat: &self.repeat,
         }
     }
 
@@ -215,6 +237,10 @@ impl SeqModel {
         }
         let u = self.states(&[&known]);
         dot_all(&u, &self.item_vecs, out);
+        if !self.repeat.is_empty() {
+            // The whole history counts as seen, not only the last max_len.
+            repeat::apply(&self.repeat, &repeat::seen(&known), out);
+        }
         (unknown, truncated, false)
     }
 

@@ -12,6 +12,8 @@
 
 use burn::tensor::{Tensor, TensorData};
 
+use crate::repeat::{self, REPEAT_BUCKETS};
+
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
@@ -81,39 +83,72 @@ fn row_gradient(row: &mut [f32], target: usize, scale: f32) -> f64 {
     (max as f64 + (sum as f64).ln()) - zt as f64
 }
 
+/// The repeat bias of a block's rows: the weights, and each row's seen
+/// items with their buckets (`repeat.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct RowBias<'a> {
+    pub weights: &'a [f32],
+    pub seen: &'a [Vec<(u32, u8)>],
+}
+
+/// A block's summed cross-entropy and the gradient of the mean loss with
+/// respect to each repeat-bias weight.
+type BlockOut = (f64, [f64; REPEAT_BUCKETS]);
+
 /// Rows through [`row_gradient`], compiled for the widest vector
-/// instructions the CPU has (pulp's run-time dispatch).
+/// instructions the CPU has (pulp's run-time dispatch). With a bias, each
+/// row's seen items get their bucket's weight added first, and the
+/// weights' gradient is the sum of those items' entries of `G`.
 struct Rows<'a> {
     g: &'a mut [f32],
     items: usize,
     targets: &'a [usize],
     scale: f32,
+    bias: Option<RowBias<'a>>,
 }
 
 impl pulp::WithSimd for Rows<'_> {
-    type Output = f64;
+    type Output = BlockOut;
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> BlockOut {
         let mut loss = 0f64;
-        for (row, &t) in self.g.chunks_exact_mut(self.items).zip(self.targets) {
+        let mut gw = [0f64; REPEAT_BUCKETS];
+        for (r, (row, &t)) in self
+            .g
+            .chunks_exact_mut(self.items)
+            .zip(self.targets)
+            .enumerate()
+        {
+            let seen = self.bias.map(|b| (b.weights, &b.seen[r]));
+            if let Some((w, seen)) = seen {
+                repeat::apply(w, seen, row);
+            }
             loss += row_gradient(row, t, self.scale);
+            if let Some((_, seen)) = seen {
+                for &(i, b) in seen {
+                    gw[b as usize] += row[i as usize] as f64;
+                }
+            }
         }
-        loss
+        (loss, gw)
     }
 }
 
 /// The mean cross-entropy of `logits` (`[m, items]`, in the graph) against
 /// `targets` (0-based), over `n` rows in all (this block may be part of a
-/// batch): returns the surrogate to add into the loss that is
-/// back-propagated, and this block's summed cross-entropy.
+/// batch), with the repeat bias added to the logits when given: returns the
+/// surrogate to add into the loss that is back-propagated, this block's
+/// summed cross-entropy, and the repeat weights' gradient (of the mean).
 pub(crate) fn cross_entropy_block(
     logits: Tensor<2>,
     targets: &[usize],
     n: usize,
-) -> (Tensor<1>, f64) {
+    bias: Option<RowBias<'_>>,
+) -> (Tensor<1>, f64, [f64; REPEAT_BUCKETS]) {
     let [m, items] = logits.dims();
     debug_assert_eq!(m, targets.len());
+    debug_assert!(bias.is_none_or(|b| b.seen.len() == m));
     let mut g: Vec<f32> = logits
         .clone()
         .detach()
@@ -124,20 +159,36 @@ pub(crate) fn cross_entropy_block(
     // Rows in parallel, a few at a time per task.
     const ROWS_PER_TASK: usize = 16;
     use rayon::prelude::*;
-    let loss: f64 = g
+    // Collected in order and summed sequentially, so the weights' gradient
+    // (and training) does not depend on how rayon split the work.
+    let parts: Vec<BlockOut> = g
         .par_chunks_mut(items * ROWS_PER_TASK)
         .zip(targets.par_chunks(ROWS_PER_TASK))
-        .map(|(g, targets)| {
+        .enumerate()
+        .map(|(k, (g, targets))| {
+            let bias = bias.map(|b| RowBias {
+                weights: b.weights,
+                seen: &b.seen[k * ROWS_PER_TASK..k * ROWS_PER_TASK + targets.len()],
+            });
             pulp::Arch::new().dispatch(Rows {
                 g,
                 items,
                 targets,
                 scale,
+                bias,
             })
         })
-        .sum();
+        .collect();
+    let mut loss = 0f64;
+    let mut gw = [0f64; REPEAT_BUCKETS];
+    for (l, g) in parts {
+        loss += l;
+        for (x, y) in gw.iter_mut().zip(g) {
+            *x += y;
+        }
+    }
     let g = Tensor::<2>::from_data(TensorData::new(g, [m, items]), &logits.device());
-    ((logits * g).sum(), loss)
+    ((logits * g).sum(), loss, gw)
 }
 
 #[cfg(test)]
@@ -200,8 +251,8 @@ mod autodiff_tests {
         };
         // Two blocks of one batch of n = m rows, as batch_loss splits them.
         let x1 = leaf();
-        let (a, ce_a) = cross_entropy_block(x1.clone().narrow(0, 0, 4), &targets[..4], m);
-        let (b, ce_b) = cross_entropy_block(x1.clone().narrow(0, 4, 2), &targets[4..], m);
+        let (a, ce_a, _) = cross_entropy_block(x1.clone().narrow(0, 0, 4), &targets[..4], m, None);
+        let (b, ce_b, _) = cross_entropy_block(x1.clone().narrow(0, 4, 2), &targets[4..], m, None);
         let g1 = (a + b).backward();
         let grad1: Vec<f32> = x1.grad(&g1).unwrap().into_data().try_to_vec().unwrap();
         let x2 = leaf();

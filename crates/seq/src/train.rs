@@ -16,6 +16,8 @@ use serde::Serialize;
 
 use crate::model::{left_padded, SeqModel};
 use crate::net::DropoutRng;
+use crate::repeat::{self, REPEAT_BUCKETS};
+use crate::softmax::RowBias;
 use crate::{Arch, LossKind, LrDecay, Result, SeqConfig, SeqError, SeqNet, SideInfo, Window};
 
 /// One epoch of the training curve.
@@ -40,6 +42,8 @@ pub struct SeqFit {
     pub positions_per_epoch: u64,
     pub curve: Vec<EpochLog>,
     pub stopped_by: String,
+    /// The best checkpoint's repeat bias per recency bucket (empty: off).
+    pub repeat_weights: Vec<f32>,
 }
 
 /// What a training run reads: complete per-user sequences of catalog ids
@@ -56,6 +60,14 @@ const CE_BLOCK_FLOATS: usize = 1 << 21;
 /// The lowest share of `lr` a linear decay reaches.
 const LR_FLOOR: f64 = 0.05;
 
+/// The repeat bias of one batch: the weights (in the graph and as numbers)
+/// and the seen items of every scored position.
+struct Bias<'a> {
+    tensor: Tensor<1>,
+    weights: &'a [f32],
+    seen: &'a [Vec<(u32, u8)>],
+}
+
 /// The loss of one batch: the tensor to back-propagate and the loss value
 /// (for full cross-entropy they differ: the tensor is a surrogate with the
 /// same gradient, see `softmax.rs`).
@@ -69,6 +81,7 @@ fn batch_loss(
     y: &[i64],
     table: Tensor<2>,
     n_items: usize,
+    bias: Option<Bias<'_>>,
     rng: &mut Rng,
 ) -> (Tensor<1>, f64) {
     let n = y.len();
@@ -81,6 +94,7 @@ fn batch_loss(
             let rows = (CE_BLOCK_FLOATS / n_items).clamp(1, n.max(1));
             let mut total: Option<Tensor<1>> = None;
             let mut value = 0f64;
+            let mut grad_w = [0f64; REPEAT_BUCKETS];
             for start in (0..n).step_by(rows) {
                 let m = rows.min(n - start);
                 let logits = h.clone().narrow(0, start, m).matmul(w.clone());
@@ -88,14 +102,30 @@ fn batch_loss(
                     .iter()
                     .map(|&i| i as usize - 1)
                     .collect();
-                let (part, ce) = crate::softmax::cross_entropy_block(logits, &targets, n);
+                let row_bias = bias.as_ref().map(|b| RowBias {
+                    weights: b.weights,
+                    seen: &b.seen[start..start + m],
+                });
+                let (part, ce, gw) =
+                    crate::softmax::cross_entropy_block(logits, &targets, n, row_bias);
                 value += ce;
+                for (a, g) in grad_w.iter_mut().zip(gw) {
+                    *a += g;
+                }
                 total = Some(match total {
                     Some(t) => t + part,
                     None => part,
                 });
             }
-            (total.expect("a batch has positions"), value / n as f64)
+            let mut total = total.expect("a batch has positions");
+            if let Some(b) = bias {
+                // The weights' gradient, handed to the graph the same way:
+                // d/dw sum(w * g) = g.
+                let g: Vec<f32> = grad_w.iter().map(|&x| x as f32).collect();
+                let g = Tensor::<1>::from_data(TensorData::new(g, [REPEAT_BUCKETS]), &h.device());
+                total = total + (b.tensor * g).sum();
+            }
+            (total, value / n as f64)
         }
         LossKind::Sampled | LossKind::Gbce => {
             let device = h.device();
@@ -110,11 +140,27 @@ fn batch_loss(
                 .collect();
             let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k]), &device);
             let y_t = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &device);
-            let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs, [k]), &device);
-            let pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
-            let neg = h
-                .matmul(table.select(0, g_t).transpose())
-                .mask_fill(hit, -1e4); // [n, k]
+            let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs.clone(), [k]), &device);
+            let mut pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
+            let mut neg = h.matmul(table.select(0, g_t).transpose()); // [n, k]
+            if let Some(b) = bias {
+                // Each scored item's bucket, or the extra zero weight when the
+                // position has not seen it.
+                let none = REPEAT_BUCKETS as i64;
+                let mut idx = Vec::with_capacity(n * (k + 1));
+                for (seen, &t) in b.seen.iter().zip(y) {
+                    let map: std::collections::HashMap<u32, u8> = seen.iter().copied().collect();
+                    let of = |id: i64| map.get(&(id as u32 - 1)).map_or(none, |&b| b as i64);
+                    idx.push(of(t));
+                    idx.extend(negs.iter().map(|&g| of(g)));
+                }
+                let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [n * (k + 1)]), &device);
+                let w = Tensor::cat(vec![b.tensor, Tensor::<1>::zeros([1], &device)], 0);
+                let add = w.select(0, idx).reshape([n, k + 1]);
+                pos = pos + add.clone().narrow(1, 0, 1);
+                neg = neg + add.narrow(1, 1, k);
+            }
+            let neg = neg.mask_fill(hit, -1e4);
             let loss = if cfg.loss == LossKind::Sampled {
                 -log_softmax(Tensor::cat(vec![pos, neg], 1), 1)
                     .narrow(1, 0, 1)
@@ -163,12 +209,15 @@ impl<'c> Stepper<'c> {
         }
     }
 
-    /// One step on a batch of sequences (each predicts its item `k + 1`
-    /// from items `..=k`). Returns the updated network and the batch loss
-    /// (not finite = diverged, the network is then not updated).
-    fn step(&mut self, net: SeqNet, seqs: &[&[u32]]) -> (SeqNet, f64) {
+    /// One step on a batch of histories: each trains on the window of its
+    /// last `max_len + 1` items (item `k + 1` predicted from items `..=k`);
+    /// earlier items only count as seen for the repeat bias. Returns the
+    /// updated network and the batch loss (not finite = diverged, the
+    /// network is then not updated).
+    fn step(&mut self, net: SeqNet, contexts: &[&[u32]]) -> (SeqNet, f64) {
         let cfg = self.cfg;
         let device = &self.device;
+        let seqs: Vec<&[u32]> = contexts.iter().map(|c| window(c, cfg)).collect();
         let len = seqs
             .iter()
             .map(|s| s.len() - 1)
@@ -187,6 +236,21 @@ impl<'c> Stepper<'c> {
             .collect();
         let y_real: Vec<i64> = real.iter().map(|&p| y_all[p as usize]).collect();
         let n_real = real.len();
+        // The seen items of every scored position, in the same (row-major)
+        // order: row r scores its last min(inputs, len) input positions.
+        let repeat = net.repeat_bias().map(|w| {
+            let seen: Vec<Vec<(u32, u8)>> = contexts
+                .iter()
+                .zip(&inputs)
+                .flat_map(|(c, i)| {
+                    let scored = i.len().min(len);
+                    repeat::seen_at_positions(c, c.len() - 1 - scored)
+                })
+                .collect();
+            debug_assert_eq!(seen.len(), n_real);
+            let weights = w.clone().into_data().try_to_vec::<f32>().expect("f32");
+            (w, weights, seen)
+        });
         let idx = Tensor::<1, Int>::from_data(TensorData::new(real, [n_real]), device);
         let table = net.items.table();
         let drop = DropoutRng {
@@ -197,7 +261,12 @@ impl<'c> Stepper<'c> {
             .hidden(&ids, [seqs.len(), len], &table, Some(drop))
             .reshape([seqs.len() * len, cfg.hidden])
             .select(0, idx);
-        let (loss, value) = batch_loss(cfg, h, &y_real, table, self.n_items, &mut self.rng);
+        let bias = repeat.as_ref().map(|(w, weights, seen)| Bias {
+            tensor: w.clone(),
+            weights,
+            seen,
+        });
+        let (loss, value) = batch_loss(cfg, h, &y_real, table, self.n_items, bias, &mut self.rng);
         if !value.is_finite() {
             return (net, value);
         }
@@ -315,7 +384,7 @@ pub fn train(
         for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let batch: Vec<&[u32]> = chunk
                 .iter()
-                .map(|&u| window(train[u], cfg, &mut rng))
+                .map(|&u| context(train[u], cfg, &mut rng))
                 .collect();
             let by_epochs = (epoch - 1) as f64 / cfg.epochs as f64
                 + b as f64 / (batches as f64 * cfg.epochs as f64);
@@ -335,9 +404,8 @@ pub fn train(
                     "training diverged"
                 );
                 return match best {
-                    Some((m, v, e)) => Ok((
-                        m,
-                        fit_record(
+                    Some((m, v, e)) => {
+                        let fit = fit_record(
                             arch,
                             epoch,
                             e,
@@ -346,8 +414,9 @@ pub fn train(
                             positions,
                             curve,
                             "diverged".into(),
-                        ),
-                    )),
+                        );
+                        Ok((m, fit))
+                    }
                     None => Err(SeqError::Diverged { epoch, loss: value }),
                 };
             }
@@ -405,17 +474,21 @@ pub fn train(
     }
     let epochs = curve.len();
     let (m, v, e) = best.ok_or(SeqError::EmptyData)?;
-    Ok((
-        m,
-        fit_record(arch, epochs, e, v, start, positions, curve, stopped_by),
-    ))
+    let mut fit = fit_record(arch, epochs, e, v, start, positions, curve, stopped_by);
+    fit.repeat_weights = m.repeat_weights().to_vec();
+    if !fit.repeat_weights.is_empty() {
+        tracing::info!(model = arch.name(), weights = ?fit.repeat_weights, "repeat bias by recency bucket");
+    }
+    Ok((m, fit))
 }
 
-/// The part of a training sequence one step reads: all of it when it fits
-/// in `max_len + 1` items, else the last `max_len + 1` or, with
-/// `Window::Random`, `max_len + 1` consecutive items ending at a uniformly
-/// drawn position.
-fn window<'s>(s: &'s [u32], cfg: &SeqConfig, rng: &mut Rng) -> &'s [u32] {
+/// What one step reads of a training sequence: the history up to the end of
+/// its window (the step trains on its last `max_len + 1` items; the earlier
+/// ones only count as seen for the repeat bias). The end is the sequence's
+/// own with `Window::Last` or a sequence that fits in `max_len + 1` items,
+/// else, with `Window::Random`, uniformly drawn so that a window of
+/// `max_len + 1` fits before it.
+fn context<'s>(s: &'s [u32], cfg: &SeqConfig, rng: &mut Rng) -> &'s [u32] {
     let w = cfg.max_len + 1;
     if s.len() <= w {
         return s;
@@ -424,7 +497,12 @@ fn window<'s>(s: &'s [u32], cfg: &SeqConfig, rng: &mut Rng) -> &'s [u32] {
         Window::Last => s.len(),
         Window::Random => w + rng.below((s.len() - w + 1) as u64) as usize,
     };
-    &s[end - w..end]
+    &s[..end]
+}
+
+/// The last `max_len + 1` items of a context: the window a step trains on.
+fn window<'s>(context: &'s [u32], cfg: &SeqConfig) -> &'s [u32] {
+    &context[context.len().saturating_sub(cfg.max_len + 1)..]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -447,6 +525,7 @@ fn fit_record(
         positions_per_epoch: positions,
         curve,
         stopped_by,
+        repeat_weights: Vec::new(),
     }
 }
 
@@ -464,18 +543,24 @@ mod tests {
             ..SeqConfig::default()
         };
         // A history that fits is read whole; a longer one keeps its end.
-        assert_eq!(window(&s[..4], &last, &mut rng), &s[..4]);
-        assert_eq!(window(&s, &last, &mut rng), &[7, 8, 9, 10]);
+        let mut read = |s: &[u32], cfg: &SeqConfig| {
+            let c = context(s, cfg, &mut rng).to_vec();
+            // The context is a prefix, the window its last max_len + 1.
+            assert_eq!(&s[..c.len()], &c[..]);
+            window(&c, cfg).to_vec()
+        };
+        assert_eq!(read(&s[..4], &last), &s[..4]);
+        assert_eq!(read(&s, &last), &[7, 8, 9, 10]);
         let random = SeqConfig {
             window: Window::Random,
             ..last
         };
-        assert_eq!(window(&s[..4], &random, &mut rng), &s[..4]);
+        assert_eq!(read(&s[..4], &random), &s[..4]);
         // Random windows: always max_len + 1 consecutive items, and every
         // end position (4..=10) comes up.
         let mut ends = std::collections::BTreeSet::new();
         for _ in 0..500 {
-            let w = window(&s, &random, &mut rng);
+            let w = read(&s, &random);
             assert_eq!(w.len(), 4);
             assert!(w.windows(2).all(|p| p[1] == p[0] + 1));
             ends.insert(*w.last().unwrap());
