@@ -57,6 +57,10 @@ pub struct TrainData<'a> {
 /// Scores per block of the full cross-entropy (2M floats = 8 MB).
 const CE_BLOCK_FLOATS: usize = 1 << 21;
 
+/// Seen items each position scores as extra negatives in the sampled losses
+/// (with the repeat bias).
+const SEEN_NEGATIVES: usize = 64;
+
 /// The lowest share of `lr` a linear decay reaches.
 const LR_FLOOR: f64 = 0.05;
 
@@ -133,34 +137,86 @@ fn batch_loss(
             let negs: Vec<i64> = (0..k)
                 .map(|_| rng.below(n_items as u64) as i64 + 1)
                 .collect();
-            // A sampled item that is the position's own target is not a negative.
+            // With the repeat bias, each position also scores up to
+            // SEEN_NEGATIVES of the items it has seen (the most recent, not
+            // its target) as negatives: uniform samples almost never hit a
+            // history, and the bias would then only ever be pushed up.
+            let seen_maps: Vec<std::collections::HashMap<u32, u8>> = bias
+                .as_ref()
+                .map(|b| b.seen.iter().map(|s| s.iter().copied().collect()).collect())
+                .unwrap_or_default();
+            let extra: Vec<Vec<(u32, u8)>> = bias
+                .as_ref()
+                .map(|b| {
+                    b.seen
+                        .iter()
+                        .zip(y)
+                        .map(|(s, &t)| {
+                            let mut e: Vec<(u32, u8)> =
+                                s.iter().copied().filter(|&(i, _)| i as i64 + 1 != t).collect();
+                            e.sort_by_key(|&(_, b)| b);
+                            e.truncate(SEEN_NEGATIVES);
+                            e
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            // A sampled item that is the position's own target is not a
+            // negative; one the position has seen is scored among its seen
+            // items instead (not twice).
             let hit: Vec<bool> = y
                 .iter()
-                .flat_map(|&t| negs.iter().map(move |&g| g == t))
+                .enumerate()
+                .flat_map(|(r, &t)| {
+                    let seen = seen_maps.get(r);
+                    negs.iter().map(move |&g| {
+                        g == t || seen.is_some_and(|m| m.contains_key(&(g as u32 - 1)))
+                    })
+                })
                 .collect();
             let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k]), &device);
             let y_t = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &device);
             let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs.clone(), [k]), &device);
             let mut pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
-            let mut neg = h.matmul(table.select(0, g_t).transpose()); // [n, k]
+            let mut neg = h
+                .clone()
+                .matmul(table.clone().select(0, g_t).transpose())
+                .mask_fill(hit, -1e4); // [n, k]
             if let Some(b) = bias {
-                // Each scored item's bucket, or the extra zero weight when the
-                // position has not seen it.
+                // The target's bucket, or the extra zero weight when the
+                // position has not seen it (seen negatives are masked above).
                 let none = REPEAT_BUCKETS as i64;
-                let mut idx = Vec::with_capacity(n * (k + 1));
-                for (seen, &t) in b.seen.iter().zip(y) {
-                    let map: std::collections::HashMap<u32, u8> = seen.iter().copied().collect();
-                    let of = |id: i64| map.get(&(id as u32 - 1)).map_or(none, |&b| b as i64);
-                    idx.push(of(t));
-                    idx.extend(negs.iter().map(|&g| of(g)));
-                }
-                let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [n * (k + 1)]), &device);
                 let w = Tensor::cat(vec![b.tensor, Tensor::<1>::zeros([1], &device)], 0);
-                let add = w.select(0, idx).reshape([n, k + 1]);
-                pos = pos + add.clone().narrow(1, 0, 1);
-                neg = neg + add.narrow(1, 1, k);
+                let pos_b: Vec<i64> = seen_maps
+                    .iter()
+                    .zip(y)
+                    .map(|(m, &t)| m.get(&(t as u32 - 1)).map_or(none, |&b| b as i64))
+                    .collect();
+                let pos_b = Tensor::<1, Int>::from_data(TensorData::new(pos_b, [n]), &device);
+                pos = pos + w.clone().select(0, pos_b).reshape([n, 1]);
+                let c = extra.iter().map(Vec::len).max().unwrap_or(0);
+                if c > 0 {
+                    let d = h.dims()[1];
+                    let mut ids = vec![0i64; n * c];
+                    let mut buckets = vec![none; n * c];
+                    let mut pad = vec![true; n * c];
+                    for (r, e) in extra.iter().enumerate() {
+                        for (j, &(i, b)) in e.iter().enumerate() {
+                            ids[r * c + j] = i as i64 + 1;
+                            buckets[r * c + j] = b as i64;
+                            pad[r * c + j] = false;
+                        }
+                    }
+                    let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n * c]), &device);
+                    let buckets =
+                        Tensor::<1, Int>::from_data(TensorData::new(buckets, [n * c]), &device);
+                    let pad = Tensor::<2, Bool>::from_data(TensorData::new(pad, [n, c]), &device);
+                    let e = table.select(0, ids).reshape([n, c, d]);
+                    let scores = (e * h.unsqueeze_dim::<3>(1)).sum_dim(2).reshape([n, c])
+                        + w.select(0, buckets).reshape([n, c]);
+                    neg = Tensor::cat(vec![neg, scores.mask_fill(pad, -1e4)], 1);
+                }
             }
-            let neg = neg.mask_fill(hit, -1e4);
             let loss = if cfg.loss == LossKind::Sampled {
                 -log_softmax(Tensor::cat(vec![pos, neg], 1), 1)
                     .narrow(1, 0, 1)
