@@ -152,8 +152,11 @@ fn batch_loss(
                         .iter()
                         .zip(y)
                         .map(|(s, &t)| {
-                            let mut e: Vec<(u32, u8)> =
-                                s.iter().copied().filter(|&(i, _)| i as i64 + 1 != t).collect();
+                            let mut e: Vec<(u32, u8)> = s
+                                .iter()
+                                .copied()
+                                .filter(|&(i, _)| i as i64 + 1 != t)
+                                .collect();
                             e.sort_by_key(|&(_, b)| b);
                             e.truncate(SEEN_NEGATIVES);
                             e
@@ -178,10 +181,12 @@ fn batch_loss(
             let y_t = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &device);
             let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs.clone(), [k]), &device);
             let mut pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
-            let mut neg = h
+            let neg = h
                 .clone()
                 .matmul(table.clone().select(0, g_t).transpose())
                 .mask_fill(hit, -1e4); // [n, k]
+                                       // The seen items' scores, [n, c] (c = 0 without the bias).
+            let mut seen_scores: Option<Tensor<2>> = None;
             if let Some(b) = bias {
                 // The target's bucket, or the extra zero weight when the
                 // position has not seen it (seen negatives are masked above).
@@ -214,17 +219,32 @@ fn batch_loss(
                     let e = table.select(0, ids).reshape([n, c, d]);
                     let scores = (e * h.unsqueeze_dim::<3>(1)).sum_dim(2).reshape([n, c])
                         + w.select(0, buckets).reshape([n, c]);
-                    neg = Tensor::cat(vec![neg, scores.mask_fill(pad, -1e4)], 1);
+                    seen_scores = Some(scores.mask_fill(pad, -1e4));
                 }
             }
+            // Each uniform negative stands for (items - 1) / k items, each seen
+            // one for itself: with seen negatives in the mix, the uniform
+            // ones are weighted up accordingly (the log-Q correction of
+            // sampled softmax; for gBCE, the seen terms weighted down).
+            let share = (n_items.max(2) - 1) as f64 / k as f64;
             let loss = if cfg.loss == LossKind::Sampled {
-                -log_softmax(Tensor::cat(vec![pos, neg], 1), 1)
-                    .narrow(1, 0, 1)
-                    .mean()
+                let mut parts = vec![pos];
+                match seen_scores {
+                    Some(s) => {
+                        parts.push(neg.add_scalar(share.ln()));
+                        parts.push(s);
+                    }
+                    None => parts.push(neg),
+                }
+                -log_softmax(Tensor::cat(parts, 1), 1).narrow(1, 0, 1).mean()
             } else {
                 let alpha = (k as f64 / (n_items.max(2) - 1) as f64).min(1.0);
                 let beta = alpha * (cfg.gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha);
-                let per_row = softplus(-pos, 1.0).mul_scalar(beta) + softplus(neg, 1.0).sum_dim(1);
+                let mut per_row =
+                    softplus(-pos, 1.0).mul_scalar(beta) + softplus(neg, 1.0).sum_dim(1);
+                if let Some(s) = seen_scores {
+                    per_row = per_row + softplus(s, 1.0).sum_dim(1).div_scalar(share.max(1.0));
+                }
                 per_row.mean()
             };
             let value = loss.clone().into_scalar::<f32>() as f64;

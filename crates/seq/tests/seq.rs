@@ -228,7 +228,7 @@ fn repeat_bias_learns_the_data_sign() {
     for loss in [LossKind::Ce, LossKind::Sampled] {
         let cfg = SeqConfig {
             loss,
-            epochs: 15,
+            epochs: 30,
             ..tiny(Arch::Sasrec)
         };
         let (cyc, _) = train(Arch::Sasrec, &cfg, &data(&cyclic()), &|_, _| {}).unwrap();
@@ -237,7 +237,10 @@ fn repeat_bias_learns_the_data_sign() {
         assert!(wc[..4].iter().all(|&x| x < -0.05), "{loss:?} cycle: {wc:?}");
         let (dbl, _) = train(Arch::Sasrec, &cfg, &data(&doubled), &|_, _| {}).unwrap();
         let wd = dbl.repeat_weights();
-        assert!(wd[0] > wc[0] + 0.3, "{loss:?} doubled: {wd:?}, cycle {wc:?}");
+        assert!(
+            wd[0] > wc[0] + 0.3,
+            "{loss:?} doubled: {wd:?}, cycle {wc:?}"
+        );
         // 3, 3, 4: the second view of 4 comes next.
         let rec = dbl.recommend(&[2, 2, 3, 3, 4], 1, |_| false);
         assert_eq!(rec.items[0].0, 4, "{loss:?}: {rec:?}");
