@@ -708,11 +708,16 @@ pub fn run_seq(
     out: &Path,
 ) -> Result<Row> {
     let popularity = loo_train(seqs).item_counts();
+    let mask = matches!(masking, Masking::On);
+    // A masked final ranking picks its checkpoint on the masked validation metric.
+    let cfg = &aisle_seq::SeqConfig {
+        valid_masking: cfg.valid_masking || mask,
+        ..cfg.clone()
+    };
     reset_peak_rss();
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let (model_fit, fit) = train_seq(*arch, cfg, seqs, side)?;
     let (fit_s, fit_cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
-    let mask = matches!(masking, Masking::On);
     let hist = |drop: usize| -> Vec<&[u32]> {
         seqs.seqs
             .iter()

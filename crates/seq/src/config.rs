@@ -120,6 +120,10 @@ pub struct SeqConfig {
     pub clip_norm: f64,
     /// Epochs without a better validation NDCG@10 before stopping.
     pub patience: usize,
+    /// Mask the history's items (never the target) in the validation
+    /// NDCG@10 that picks the checkpoint, as a masked final ranking does
+    /// (`--masking on` sets it).
+    pub valid_masking: bool,
     /// Stop after this many seconds of training (0 = no budget).
     pub time_budget_s: f64,
     pub seed: u64,
@@ -166,6 +170,7 @@ impl SeqConfig {
             lr_decay: LrDecay::Linear,
             clip_norm: 1.0,
             patience: 15,
+            valid_masking: false,
             time_budget_s: 0.0,
             seed: 42,
         };

@@ -397,7 +397,8 @@ pub fn step_benchmark(
 }
 
 /// Trains `arch` on `data`: training uses each sequence without its last two
-/// items, validation NDCG@10 (no masking, as for sequential models) on the
+/// items, validation NDCG@10 (no masking, as for sequential models, unless
+/// `valid_masking`) on the
 /// second-to-last picks the epoch. Returns the best model and the record.
 pub fn train(
     arch: Arch,
@@ -509,7 +510,7 @@ pub fn train(
             &[],
             &LooConfig {
                 stage: Stage::Valid,
-                masking: false,
+                masking: cfg.valid_masking,
                 ks: vec![10],
                 list_k: 0,
             },
