@@ -71,15 +71,7 @@ impl Scorer for UserVectors<'_> {
             self.items,
             out,
         );
-        if !self.repeat.is_empty() {
-            let n_items = self.items.len() / d;
-            let known: Vec<u32> = history
-                .iter()
-                .copied()
-                .filter(|&i| (i as usize) < n_items)
-                .collect();
-            repeat::apply(self.repeat, &repeat::seen(&known), out);
-        }
+        repeat::add_for_history(self.repeat, history, out);
     }
 }
 
@@ -237,10 +229,8 @@ impl SeqModel {
         }
         let u = self.states(&[&known]);
         dot_all(&u, &self.item_vecs, out);
-        if !self.repeat.is_empty() {
-            // The whole history counts as seen, not only the last max_len.
-            repeat::apply(&self.repeat, &repeat::seen(&known), out);
-        }
+        // The whole history counts as seen, not only the last max_len.
+        repeat::add_for_history(&self.repeat, &known, out);
         (unknown, truncated, false)
     }
 

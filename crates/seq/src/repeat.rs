@@ -23,33 +23,16 @@ pub(crate) fn bucket(distance: usize) -> u8 {
     ((usize::BITS - 1 - d.leading_zeros()) as usize).min(REPEAT_BUCKETS - 1) as u8
 }
 
-/// Each distinct item of `history` (oldest first) with the bucket of its
-/// latest occurrence, in order of first appearance.
-pub(crate) fn seen(history: &[u32]) -> Vec<(u32, u8)> {
+/// For every position `t >= from` of `history` (oldest first), each distinct
+/// item of `history[..=t]` with the bucket of its latest occurrence, in order
+/// of first appearance. Returns `history.len() - from` lists (none when
+/// `from` is past the end). Training asks for every position of a window;
+/// inference, through [`seen`], for the last.
+pub(crate) fn seen_after_each(history: &[u32], from: usize) -> Vec<Vec<(u32, u8)>> {
     let mut last: HashMap<u32, usize> = HashMap::with_capacity(history.len());
     let mut order = Vec::new();
-    for (k, &i) in history.iter().enumerate() {
-        if last.insert(i, k).is_none() {
-            order.push(i);
-        }
-    }
-    let n = history.len();
-    order
-        .into_iter()
-        .map(|i| (i, bucket(n - last[&i])))
-        .collect()
-}
-
-/// Training: for every input position `t >= from` of `context` (the
-/// position predicting `context[t + 1]`), the items of `context[..=t]` with
-/// their buckets, as [`seen`] gives them. Returns `context.len() - 1 - from`
-/// lists.
-pub(crate) fn seen_at_positions(context: &[u32], from: usize) -> Vec<Vec<(u32, u8)>> {
-    let n_inputs = context.len().saturating_sub(1);
-    let mut last: HashMap<u32, usize> = HashMap::with_capacity(context.len());
-    let mut order = Vec::new();
-    let mut out = Vec::with_capacity(n_inputs.saturating_sub(from));
-    for (t, &i) in context[..n_inputs].iter().enumerate() {
+    let mut out = Vec::with_capacity(history.len().saturating_sub(from));
+    for (t, &i) in history.iter().enumerate() {
         if last.insert(i, t).is_none() {
             order.push(i);
         }
@@ -65,6 +48,14 @@ pub(crate) fn seen_at_positions(context: &[u32], from: usize) -> Vec<Vec<(u32, u
     out
 }
 
+/// The seen items of the whole `history`, as [`seen_after_each`] gives them
+/// at its last position.
+pub(crate) fn seen(history: &[u32]) -> Vec<(u32, u8)> {
+    seen_after_each(history, history.len().saturating_sub(1))
+        .pop()
+        .unwrap_or_default()
+}
+
 /// Adds the bias of each seen item to its score.
 pub(crate) fn apply(weights: &[f32], seen: &[(u32, u8)], scores: &mut [f32]) {
     for &(i, b) in seen {
@@ -72,6 +63,21 @@ pub(crate) fn apply(weights: &[f32], seen: &[(u32, u8)], scores: &mut [f32]) {
             *s += weights[b as usize];
         }
     }
+}
+
+/// Inference: adds the bias (if the model has one) for the items of
+/// `history` to `scores`, one per catalog item; ids past the catalog are
+/// left out before distances are counted, as the network leaves them out.
+pub(crate) fn add_for_history(weights: &[f32], history: &[u32], scores: &mut [f32]) {
+    if weights.is_empty() {
+        return;
+    }
+    let known: Vec<u32> = history
+        .iter()
+        .copied()
+        .filter(|&i| (i as usize) < scores.len())
+        .collect();
+    apply(weights, &seen(&known), scores);
 }
 
 #[cfg(test)]
@@ -95,15 +101,43 @@ mod tests {
     }
 
     #[test]
-    fn positions_agree_with_seen_on_each_prefix() {
-        let ctx = [4u32, 8, 4, 1, 8, 8, 2];
-        for from in 0..ctx.len() {
-            let got = seen_at_positions(&ctx, from);
-            assert_eq!(got.len(), ctx.len() - 1 - from);
+    fn each_position_matches_a_direct_count_on_its_prefix() {
+        // The latest occurrence of each distinct item, counted directly.
+        let direct = |p: &[u32]| -> Vec<(u32, u8)> {
+            let mut firsts: Vec<u32> = Vec::new();
+            for &i in p {
+                if !firsts.contains(&i) {
+                    firsts.push(i);
+                }
+            }
+            let last = |i: u32| p.iter().rposition(|&x| x == i).unwrap();
+            firsts
+                .into_iter()
+                .map(|i| (i, bucket(p.len() - last(i))))
+                .collect()
+        };
+        let h = [4u32, 8, 4, 1, 8, 8, 2];
+        for from in 0..=h.len() {
+            let got = seen_after_each(&h, from);
+            assert_eq!(got.len(), h.len() - from);
             for (k, entries) in got.iter().enumerate() {
-                assert_eq!(entries, &seen(&ctx[..=from + k]));
+                assert_eq!(entries, &direct(&h[..=from + k]));
             }
         }
+        assert_eq!(seen(&h), direct(&h));
+    }
+
+    #[test]
+    fn inference_leaves_unknown_ids_out_of_the_distances() {
+        let w: Vec<f32> = (0..REPEAT_BUCKETS).map(|b| b as f32 + 1.0).collect();
+        // 99 is past the 4-item catalog: 1 is then the latest item (bucket 0),
+        // 3 two back (bucket 1).
+        let mut s = vec![0f32; 4];
+        add_for_history(&w, &[3, 1, 99], &mut s);
+        assert_eq!(s, vec![0.0, 1.0, 0.0, 2.0]);
+        let mut s = vec![0f32; 4];
+        add_for_history(&[], &[3, 1], &mut s);
+        assert_eq!(s, vec![0.0; 4]);
     }
 
     #[test]

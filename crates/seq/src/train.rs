@@ -165,8 +165,8 @@ fn batch_loss(
                 })
                 .unwrap_or_default();
             // A sampled item that is the position's own target is not a
-            // negative; one the position has seen is scored among its seen
-            // items instead (not twice).
+            // negative; nor is one the position has seen (the most recent of
+            // those are scored among its seen items instead, not twice).
             let hit: Vec<bool> = y
                 .iter()
                 .enumerate()
@@ -179,13 +179,14 @@ fn batch_loss(
                 .collect();
             let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k]), &device);
             let y_t = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &device);
-            let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs.clone(), [k]), &device);
+            let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs, [k]), &device);
             let mut pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
             let neg = h
                 .clone()
                 .matmul(table.clone().select(0, g_t).transpose())
                 .mask_fill(hit, -1e4); // [n, k]
-                                       // The seen items' scores, [n, c] (c = 0 without the bias).
+
+            // The seen items' scores, [n, c] (c = 0 without the bias).
             let mut seen_scores: Option<Tensor<2>> = None;
             if let Some(b) = bias {
                 // The target's bucket, or the extra zero weight when the
@@ -320,7 +321,8 @@ impl<'c> Stepper<'c> {
                 .zip(&inputs)
                 .flat_map(|(c, i)| {
                     let scored = i.len().min(len);
-                    repeat::seen_at_positions(c, c.len() - 1 - scored)
+                    // The inputs are all of the context but its last item.
+                    repeat::seen_after_each(&c[..c.len() - 1], c.len() - 1 - scored)
                 })
                 .collect();
             debug_assert_eq!(seen.len(), n_real);
@@ -482,16 +484,8 @@ pub fn train(
                 );
                 return match best {
                     Some((m, v, e)) => {
-                        let fit = fit_record(
-                            arch,
-                            epoch,
-                            e,
-                            v,
-                            start,
-                            positions,
-                            curve,
-                            "diverged".into(),
-                        );
+                        let fit =
+                            fit_record(&m, epoch, e, v, start, positions, curve, "diverged".into());
                         Ok((m, fit))
                     }
                     None => Err(SeqError::Diverged { epoch, loss: value }),
@@ -551,11 +545,7 @@ pub fn train(
     }
     let epochs = curve.len();
     let (m, v, e) = best.ok_or(SeqError::EmptyData)?;
-    let mut fit = fit_record(arch, epochs, e, v, start, positions, curve, stopped_by);
-    fit.repeat_weights = m.repeat_weights().to_vec();
-    if !fit.repeat_weights.is_empty() {
-        tracing::info!(model = arch.name(), weights = ?fit.repeat_weights, "repeat bias by recency bucket");
-    }
+    let fit = fit_record(&m, epochs, e, v, start, positions, curve, stopped_by);
     Ok((m, fit))
 }
 
@@ -582,9 +572,11 @@ fn window<'s>(context: &'s [u32], cfg: &SeqConfig) -> &'s [u32] {
     &context[context.len().saturating_sub(cfg.max_len + 1)..]
 }
 
+/// The record of a run whose best checkpoint is `m` (its repeat bias is
+/// logged and kept in the record).
 #[allow(clippy::too_many_arguments)]
 fn fit_record(
-    arch: Arch,
+    m: &SeqModel,
     epochs: usize,
     best_epoch: usize,
     best: f64,
@@ -593,8 +585,12 @@ fn fit_record(
     curve: Vec<EpochLog>,
     stopped_by: String,
 ) -> SeqFit {
+    let repeat_weights = m.repeat_weights().to_vec();
+    if !repeat_weights.is_empty() {
+        tracing::info!(model = m.arch.name(), weights = ?repeat_weights, "repeat bias by recency bucket");
+    }
     SeqFit {
-        model: arch.name().into(),
+        model: m.arch.name().into(),
         epochs,
         best_epoch,
         best_valid_ndcg10: best,
@@ -602,7 +598,7 @@ fn fit_record(
         positions_per_epoch: positions,
         curve,
         stopped_by,
-        repeat_weights: Vec::new(),
+        repeat_weights,
     }
 }
 
