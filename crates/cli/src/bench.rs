@@ -709,9 +709,16 @@ pub fn run_seq(
 ) -> Result<Row> {
     let popularity = loo_train(seqs).item_counts();
     let mask = matches!(masking, Masking::On);
-    // A masked final ranking picks its checkpoint on the masked validation metric.
+    // A masked final ranking picks its checkpoint on the masked validation
+    // metric, and (train_masking = auto) trains on the candidates it ranks.
+    let train_masking = match cfg.train_masking {
+        aisle_seq::TrainMasking::Auto if mask => aisle_seq::TrainMasking::On,
+        aisle_seq::TrainMasking::Auto => aisle_seq::TrainMasking::Off,
+        m => m,
+    };
     let cfg = &aisle_seq::SeqConfig {
         valid_masking: cfg.valid_masking || mask,
+        train_masking,
         ..cfg.clone()
     };
     reset_peak_rss();

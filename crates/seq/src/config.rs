@@ -76,6 +76,21 @@ pub enum LrDecay {
     Linear,
 }
 
+/// Which items a training position's loss ranks its target against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainMasking {
+    /// As the ranking the model is judged on: `on` under a masked evaluation
+    /// (`aisle bench/evaluate --masking on`), `off` otherwise.
+    Auto,
+    /// The target against the items the position has not seen: the history's
+    /// other items are left out of the loss, as a ranking that masks the
+    /// history (never the target) leaves them out.
+    On,
+    /// The target against every item.
+    Off,
+}
+
 /// Hyperparameters of a sequence model; one struct for the three
 /// architectures (fields a network does not use are ignored by it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +139,8 @@ pub struct SeqConfig {
     /// NDCG@10 that picks the checkpoint, as a masked final ranking does
     /// (`--masking on` sets it).
     pub valid_masking: bool,
+    /// Leave each position's seen items (not its target) out of its loss.
+    pub train_masking: TrainMasking,
     /// Stop after this many seconds of training (0 = no budget).
     pub time_budget_s: f64,
     pub seed: u64,
@@ -171,6 +188,7 @@ impl SeqConfig {
             clip_norm: 1.0,
             patience: 15,
             valid_masking: false,
+            train_masking: TrainMasking::Auto,
             time_budget_s: 0.0,
             seed: 42,
         };

@@ -22,7 +22,7 @@ mod repeat;
 mod softmax;
 mod train;
 
-pub use config::{Arch, LossKind, LrDecay, SeqConfig, Window};
+pub use config::{Arch, LossKind, LrDecay, SeqConfig, TrainMasking, Window};
 pub use model::{Recommendation, SeqModel, UserVectors, SEQ_ARTIFACT_VERSION};
 pub use net::{SeqNet, SideInfo};
 pub use repeat::REPEAT_BUCKETS;

@@ -83,12 +83,15 @@ fn row_gradient(row: &mut [f32], target: usize, scale: f32) -> f64 {
     (max as f64 + (sum as f64).ln()) - zt as f64
 }
 
-/// The repeat bias of a block's rows: the weights, and each row's seen
-/// items with their buckets (`repeat.rs`).
+/// What a block's rows know of their histories: each row's seen items with
+/// their buckets (`repeat.rs`), the repeat bias's weights (empty: no bias),
+/// and whether the seen items other than the target are left out of the
+/// softmax (`train_masking`).
 #[derive(Clone, Copy)]
 pub(crate) struct RowBias<'a> {
     pub weights: &'a [f32],
     pub seen: &'a [Vec<(u32, u8)>],
+    pub mask: bool,
 }
 
 /// A block's summed cross-entropy and the gradient of the mean loss with
@@ -120,14 +123,29 @@ impl pulp::WithSimd for Rows<'_> {
             .zip(self.targets)
             .enumerate()
         {
-            let seen = self.bias.map(|b| (b.weights, &b.seen[r]));
-            if let Some((w, seen)) = seen {
-                repeat::apply(w, seen, row);
+            let Some(b) = self.bias else {
+                loss += row_gradient(row, t, self.scale);
+                continue;
+            };
+            let seen = &b.seen[r];
+            if !b.weights.is_empty() {
+                repeat::apply(b.weights, seen, row);
+            }
+            if b.mask {
+                // Out of the softmax: exp(-inf - max) is 0 (to 1e-38).
+                for &(i, _) in seen {
+                    if i as usize != t {
+                        row[i as usize] = f32::NEG_INFINITY;
+                    }
+                }
             }
             loss += row_gradient(row, t, self.scale);
-            if let Some((_, seen)) = seen {
-                for &(i, b) in seen {
-                    gw[b as usize] += row[i as usize] as f64;
+            for &(i, bucket) in seen {
+                let g = &mut row[i as usize];
+                if b.mask && i as usize != t {
+                    *g = 0.0;
+                } else if !b.weights.is_empty() {
+                    gw[bucket as usize] += *g as f64;
                 }
             }
         }
@@ -167,8 +185,8 @@ pub(crate) fn cross_entropy_block(
         .enumerate()
         .map(|(k, (g, targets))| {
             let bias = bias.map(|b| RowBias {
-                weights: b.weights,
                 seen: &b.seen[k * ROWS_PER_TASK..k * ROWS_PER_TASK + targets.len()],
+                ..b
             });
             pulp::Arch::new().dispatch(Rows {
                 g,
@@ -274,6 +292,102 @@ mod autodiff_tests {
         );
         for (k, (p, q)) in grad1.iter().zip(&grad2).enumerate() {
             assert!((p - q).abs() < 1e-6, "{k}: {p} {q}");
+        }
+    }
+
+    /// With the repeat bias (and with train masking), the logits' and the
+    /// weights' gradients equal autodiff's through log_softmax of the
+    /// biased (and masked) logits.
+    #[test]
+    fn bias_and_mask_gradients_equal_log_softmax_gradients() {
+        let device = Device::default().autodiff();
+        let (m, items) = (5, 23);
+        let vals: Vec<f32> = (0..m * items)
+            .map(|k| ((k * 7919) % 1000) as f32 / 120.0 - 4.0)
+            .collect();
+        let targets = [3usize, 0, 22, 9, 9];
+        // Row 0 has seen its target (bucket 2), row 3 has not, row 4 has
+        // (bucket 0); row 2 has seen nothing.
+        let seen: Vec<Vec<(u32, u8)>> = vec![
+            vec![(1, 1), (3, 2), (7, 0)],
+            vec![(5, 0)],
+            vec![],
+            vec![(2, 3), (4, 1), (11, 11)],
+            vec![(9, 0), (1, 2)],
+        ];
+        let weights: Vec<f32> = (0..REPEAT_BUCKETS).map(|b| b as f32 * 0.7 - 2.5).collect();
+        for mask in [false, true] {
+            let x1 = Tensor::<2>::from_data(TensorData::new(vals.clone(), [m, items]), &device)
+                .require_grad();
+            let bias = RowBias {
+                weights: &weights,
+                seen: &seen,
+                mask,
+            };
+            let (surrogate, ce, gw) = cross_entropy_block(x1.clone(), &targets, m, Some(bias));
+            let g1 = surrogate.backward();
+            let grad1: Vec<f32> = x1.grad(&g1).unwrap().into_data().try_to_vec().unwrap();
+
+            // The same through burn: a bucket-selection matrix puts the
+            // weights onto the logits, a mask fill removes the masked ones.
+            let x2 = Tensor::<2>::from_data(TensorData::new(vals.clone(), [m, items]), &device)
+                .require_grad();
+            let w2 =
+                Tensor::<1>::from_data(TensorData::new(weights.clone(), [REPEAT_BUCKETS]), &device)
+                    .require_grad();
+            let mut onehot = vec![0f32; m * items * REPEAT_BUCKETS];
+            let mut masked = vec![false; m * items];
+            for (r, s) in seen.iter().enumerate() {
+                for &(i, b) in s {
+                    onehot[(r * items + i as usize) * REPEAT_BUCKETS + b as usize] = 1.0;
+                    masked[r * items + i as usize] = mask && i as usize != targets[r];
+                }
+            }
+            let onehot = Tensor::<2>::from_data(
+                TensorData::new(onehot, [m * items, REPEAT_BUCKETS]),
+                &device,
+            );
+            let added = onehot
+                .matmul(w2.clone().reshape([REPEAT_BUCKETS, 1]))
+                .reshape([m, items]);
+            let masked = Tensor::<2, burn::tensor::Bool>::from_data(
+                TensorData::new(masked, [m, items]),
+                &device,
+            );
+            let z = (x2.clone() + added).mask_fill(masked, -1e9);
+            let t = Tensor::<2, Int>::from_data(
+                TensorData::new(
+                    targets.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                    [m, 1],
+                ),
+                &device,
+            );
+            let l2 = -log_softmax(z, 1).gather(1, t).sum() / m as f64;
+            let want = l2.clone().into_scalar::<f32>() as f64;
+            let g2 = l2.backward();
+            let grad2: Vec<f32> = x2.grad(&g2).unwrap().into_data().try_to_vec().unwrap();
+            let gw2: Vec<f32> = w2.grad(&g2).unwrap().into_data().try_to_vec().unwrap();
+            assert!(
+                (ce / m as f64 - want).abs() < 1e-5,
+                "mask {mask}: {} {want}",
+                ce / m as f64
+            );
+            for (k, (p, q)) in grad1.iter().zip(&grad2).enumerate() {
+                assert!((p - q).abs() < 1e-6, "mask {mask}, logit {k}: {p} {q}");
+            }
+            for (b, (p, q)) in gw.iter().zip(&gw2).enumerate() {
+                assert!(
+                    (*p as f32 - q).abs() < 1e-6,
+                    "mask {mask}, bucket {b}: {p} {q}"
+                );
+            }
+            // Masking changes the loss: the other seen items compete no more.
+            if mask {
+                assert!(
+                    gw2.iter().all(|&g| g <= 1e-7),
+                    "only seen targets move the bias"
+                );
+            }
         }
     }
 }

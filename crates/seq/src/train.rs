@@ -18,7 +18,9 @@ use crate::model::{left_padded, SeqModel};
 use crate::net::DropoutRng;
 use crate::repeat::{self, REPEAT_BUCKETS};
 use crate::softmax::RowBias;
-use crate::{Arch, LossKind, LrDecay, Result, SeqConfig, SeqError, SeqNet, SideInfo, Window};
+use crate::{
+    Arch, LossKind, LrDecay, Result, SeqConfig, SeqError, SeqNet, SideInfo, TrainMasking, Window,
+};
 
 /// One epoch of the training curve.
 #[derive(Debug, Clone, Serialize)]
@@ -64,12 +66,15 @@ const SEEN_NEGATIVES: usize = 64;
 /// The lowest share of `lr` a linear decay reaches.
 const LR_FLOOR: f64 = 0.05;
 
-/// The repeat bias of one batch: the weights (in the graph and as numbers)
-/// and the seen items of every scored position.
+/// The histories of one batch's scored positions: their seen items, the
+/// repeat bias (the weights in the graph and as numbers; none without it),
+/// and whether seen items other than the target are out of the loss
+/// (`train_masking`).
 struct Bias<'a> {
-    tensor: Tensor<1>,
+    tensor: Option<Tensor<1>>,
     weights: &'a [f32],
     seen: &'a [Vec<(u32, u8)>],
+    mask: bool,
 }
 
 /// The loss of one batch: the tensor to back-propagate and the loss value
@@ -109,6 +114,7 @@ fn batch_loss(
                 let row_bias = bias.as_ref().map(|b| RowBias {
                     weights: b.weights,
                     seen: &b.seen[start..start + m],
+                    mask: b.mask,
                 });
                 let (part, ce, gw) =
                     crate::softmax::cross_entropy_block(logits, &targets, n, row_bias);
@@ -122,12 +128,12 @@ fn batch_loss(
                 });
             }
             let mut total = total.expect("a batch has positions");
-            if let Some(b) = bias {
+            if let Some(w) = bias.and_then(|b| b.tensor) {
                 // The weights' gradient, handed to the graph the same way:
                 // d/dw sum(w * g) = g.
                 let g: Vec<f32> = grad_w.iter().map(|&x| x as f32).collect();
                 let g = Tensor::<1>::from_data(TensorData::new(g, [REPEAT_BUCKETS]), &h.device());
-                total = total + (b.tensor * g).sum();
+                total = total + (w * g).sum();
             }
             (total, value / n as f64)
         }
@@ -140,13 +146,15 @@ fn batch_loss(
             // With the repeat bias, each position also scores up to
             // SEEN_NEGATIVES of the items it has seen (the most recent, not
             // its target) as negatives: uniform samples almost never hit a
-            // history, and the bias would then only ever be pushed up.
+            // history, and the bias would then only ever be pushed up. With
+            // train masking, seen items are no negatives at all.
             let seen_maps: Vec<std::collections::HashMap<u32, u8>> = bias
                 .as_ref()
                 .map(|b| b.seen.iter().map(|s| s.iter().copied().collect()).collect())
                 .unwrap_or_default();
             let extra: Vec<Vec<(u32, u8)>> = bias
                 .as_ref()
+                .filter(|b| b.tensor.is_some() && !b.mask)
                 .map(|b| {
                     b.seen
                         .iter()
@@ -165,8 +173,9 @@ fn batch_loss(
                 })
                 .unwrap_or_default();
             // A sampled item that is the position's own target is not a
-            // negative; nor is one the position has seen (the most recent of
-            // those are scored among its seen items instead, not twice).
+            // negative; nor is one the position has seen (masked, or the most
+            // recent of those are scored among its seen items instead, not
+            // twice).
             let hit: Vec<bool> = y
                 .iter()
                 .enumerate()
@@ -186,13 +195,16 @@ fn batch_loss(
                 .matmul(table.clone().select(0, g_t).transpose())
                 .mask_fill(hit, -1e4); // [n, k]
 
+            // A seen target with its bias competes, under train masking, with
+            // every unseen item: the uniform negatives then stand for them all.
+            let masked_bias = bias.as_ref().is_some_and(|b| b.mask && b.tensor.is_some());
             // The seen items' scores, [n, c] (c = 0 without the bias).
             let mut seen_scores: Option<Tensor<2>> = None;
-            if let Some(b) = bias {
+            if let Some(tensor) = bias.and_then(|b| b.tensor) {
                 // The target's bucket, or the extra zero weight when the
                 // position has not seen it (seen negatives are masked above).
                 let none = REPEAT_BUCKETS as i64;
-                let w = Tensor::cat(vec![b.tensor, Tensor::<1>::zeros([1], &device)], 0);
+                let w = Tensor::cat(vec![tensor, Tensor::<1>::zeros([1], &device)], 0);
                 let pos_b: Vec<i64> = seen_maps
                     .iter()
                     .zip(y)
@@ -224,9 +236,10 @@ fn batch_loss(
                 }
             }
             // Each uniform negative stands for (items - 1) / k items, each seen
-            // one for itself: with seen negatives in the mix, the uniform
-            // ones are weighted up accordingly (the log-Q correction of
-            // sampled softmax; for gBCE, the seen terms weighted down).
+            // one for itself: with seen negatives in the mix (or a masked
+            // bias), the uniform ones are weighted up accordingly (the log-Q
+            // correction of sampled softmax; for gBCE, the seen terms
+            // weighted down).
             let share = (n_items.max(2) - 1) as f64 / k as f64;
             let loss = if cfg.loss == LossKind::Sampled {
                 let mut parts = vec![pos];
@@ -235,6 +248,7 @@ fn batch_loss(
                         parts.push(neg.add_scalar(share.ln()));
                         parts.push(s);
                     }
+                    None if masked_bias => parts.push(neg.add_scalar(share.ln())),
                     None => parts.push(neg),
                 }
                 -log_softmax(Tensor::cat(parts, 1), 1).narrow(1, 0, 1).mean()
@@ -315,7 +329,9 @@ impl<'c> Stepper<'c> {
         let n_real = real.len();
         // The seen items of every scored position, in the same (row-major)
         // order: row r scores its last min(inputs, len) input positions.
-        let repeat = net.repeat_bias().map(|w| {
+        let w = net.repeat_bias();
+        let mask = cfg.train_masking == TrainMasking::On;
+        let repeat = (w.is_some() || mask).then(|| {
             let seen: Vec<Vec<(u32, u8)>> = contexts
                 .iter()
                 .zip(&inputs)
@@ -326,8 +342,11 @@ impl<'c> Stepper<'c> {
                 })
                 .collect();
             debug_assert_eq!(seen.len(), n_real);
-            let weights = w.clone().into_data().try_to_vec::<f32>().expect("f32");
-            (w, weights, seen)
+            let weights = w
+                .as_ref()
+                .map(|w| w.clone().into_data().try_to_vec::<f32>().expect("f32"))
+                .unwrap_or_default();
+            (weights, seen)
         });
         let idx = Tensor::<1, Int>::from_data(TensorData::new(real, [n_real]), device);
         let table = net.items.table();
@@ -339,10 +358,11 @@ impl<'c> Stepper<'c> {
             .hidden(&ids, [seqs.len(), len], &table, Some(drop))
             .reshape([seqs.len() * len, cfg.hidden])
             .select(0, idx);
-        let bias = repeat.as_ref().map(|(w, weights, seen)| Bias {
-            tensor: w.clone(),
+        let bias = repeat.as_ref().map(|(weights, seen)| Bias {
+            tensor: w,
             weights,
             seen,
+            mask,
         });
         let (loss, value) = batch_loss(cfg, h, &y_real, table, self.n_items, bias, &mut self.rng);
         if !value.is_finite() {

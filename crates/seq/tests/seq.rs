@@ -5,7 +5,9 @@
 //! bad configs and divergence.
 
 use aisle_eval::Scorer;
-use aisle_seq::{train, Arch, LossKind, SeqConfig, SeqError, SeqModel, SideInfo, TrainData};
+use aisle_seq::{
+    train, Arch, LossKind, SeqConfig, SeqError, SeqModel, SideInfo, TrainData, TrainMasking,
+};
 
 /// burn's flex backend keeps one process-wide RNG (`device.seed` replaces
 /// it), so tests that seed and initialise models run one at a time: a
@@ -253,6 +255,57 @@ fn repeat_bias_learns_the_data_sign() {
     };
     let (m, _) = train(Arch::Gru4rec, &off, &data(&cyclic()), &|_, _| {}).unwrap();
     assert!(m.repeat_weights().is_empty());
+}
+
+/// With train masking a position's seen items are out of its loss: where no
+/// target is ever a seen item nothing moves the repeat bias (it stays 0,
+/// where unmasked training learns a penalty), where targets repeat it still
+/// learns the bonus; and the network learns the sequence either way.
+#[test]
+fn train_masking_leaves_seen_items_out_of_the_loss() {
+    let _serial = serial();
+    let doubled: Vec<Vec<u32>> = (0..60u32)
+        .map(|u| (0..16).map(|k| (u + k / 2) % 20).collect())
+        .collect();
+    // Sequences of 12 distinct items: no target was seen before.
+    for loss in [LossKind::Ce, LossKind::Sampled] {
+        let cfg = SeqConfig {
+            loss,
+            epochs: 30,
+            train_masking: TrainMasking::On,
+            ..tiny(Arch::Sasrec)
+        };
+        let (cyc, fit) = train(Arch::Sasrec, &cfg, &data(&cyclic()), &|_, _| {}).unwrap();
+        assert_eq!(
+            cyc.repeat_weights(),
+            vec![0.0; aisle_seq::REPEAT_BUCKETS],
+            "{loss:?}"
+        );
+        assert!(
+            fit.curve.last().unwrap().loss < fit.curve[0].loss * 0.7,
+            "{loss:?}: {:?}",
+            fit.curve
+        );
+        // A model trained so is served with the history masked too: it never
+        // learned to score seen items below unseen ones.
+        let history = [3, 4, 5, 6];
+        let rec = cyc.recommend(&history, 1, |i| history.contains(&i));
+        assert_eq!(rec.items[0].0, 7, "{loss:?}: {rec:?}");
+        let (dbl, _) = train(Arch::Sasrec, &cfg, &data(&doubled), &|_, _| {}).unwrap();
+        let wd = dbl.repeat_weights();
+        assert!(wd[0] > 0.3, "{loss:?} doubled: {wd:?}");
+        // Without the bias, masking alone trains too.
+        let plain = SeqConfig {
+            repeat_bias: false,
+            ..cfg.clone()
+        };
+        let (m, fit) = train(Arch::Sasrec, &plain, &data(&cyclic()), &|_, _| {}).unwrap();
+        assert!(m.repeat_weights().is_empty());
+        assert!(
+            fit.curve.last().unwrap().loss < fit.curve[0].loss * 0.7,
+            "{loss:?}"
+        );
+    }
 }
 
 #[test]
