@@ -121,7 +121,7 @@ pub struct SeqConfig {
     /// (when the catalog has them).
     pub side_info: bool,
     /// Learn a score bias for items already in the history, by how recently
-    /// they were seen (`repeat.rs`).
+    /// and how often they were seen (`repeat.rs`).
     pub repeat_bias: bool,
     pub epochs: usize,
     pub batch_size: usize,

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 use crate::{params, repeat, Arch, Result, SeqConfig, SeqError, SeqNet, SideInfo};
 
 /// Bumped whenever the saved layout of a sequence model changes.
-pub const SEQ_ARTIFACT_VERSION: u32 = 2;
+pub const SEQ_ARTIFACT_VERSION: u32 = 3;
 
 pub(crate) fn left_padded(seqs: &[&[u32]], len: usize, shift: u32) -> Vec<i64> {
     let mut v = vec![0i64; seqs.len() * len];

@@ -1,8 +1,12 @@
 //! The repeat bias: a learned score added to every item the user already has
-//! in the history, by how long ago it was last seen. An item last seen `d`
-//! positions back (`d = 1`: the latest item) falls in bucket `floor(log2 d)`,
-//! the last bucket collecting everything older; each bucket has one weight,
-//! trained with the rest of the network (zero at the start).
+//! in the history, by how long ago it was last seen and how often. An item
+//! last seen `d` positions back (`d = 1`: the latest item) falls in recency
+//! class `floor(log2 d)` (the last class collecting everything older), an
+//! item seen `n` times in count class `floor(log2 n)` (1, 2–3, 4–7, 8 or
+//! more). The bias is one weight per recency class plus one per count class
+//! above the first (additive, so a count never seen in training still gets
+//! its recency's weight), trained with the rest of the network (zero at the
+//! start).
 //!
 //! The network's dot products cannot express "not this item again" or "this
 //! one again" for a whole history; the bias can, and it is learned from the
@@ -12,15 +16,46 @@
 
 use std::collections::HashMap;
 
-/// Recency buckets of the repeat bias (the last one holds items seen 2,048
-/// or more positions ago).
-pub const REPEAT_BUCKETS: usize = 12;
+/// Recency classes (the last one holds items seen 2,048 or more positions
+/// ago).
+pub const RECENCY_CLASSES: usize = 12;
+/// Count classes (the last one holds items seen 8 or more times).
+pub const COUNT_CLASSES: usize = 4;
+/// Weights of the repeat bias: the recency classes', then the count classes'
+/// from the second (seen twice or three times) on.
+pub const REPEAT_BUCKETS: usize = RECENCY_CLASSES + COUNT_CLASSES - 1;
 
-/// The bucket of an item last seen `distance >= 1` positions back.
+/// The weights a bucket (`count_class * RECENCY_CLASSES + recency_class`,
+/// as [`bucket`] gives it) adds up: its recency class's, and its count
+/// class's unless it was seen once.
 #[inline]
-pub(crate) fn bucket(distance: usize) -> u8 {
-    let d = distance.max(1);
-    ((usize::BITS - 1 - d.leading_zeros()) as usize).min(REPEAT_BUCKETS - 1) as u8
+pub(crate) fn weight_indices(bucket: u8) -> (usize, Option<usize>) {
+    let (c, r) = (
+        bucket as usize / RECENCY_CLASSES,
+        bucket as usize % RECENCY_CLASSES,
+    );
+    (r, (c > 0).then(|| RECENCY_CLASSES + c - 1))
+}
+
+/// The bias of an item in `bucket`.
+#[inline]
+pub(crate) fn bias(weights: &[f32], bucket: u8) -> f32 {
+    let (r, c) = weight_indices(bucket);
+    weights[r] + c.map_or(0.0, |c| weights[c])
+}
+
+#[inline]
+fn log2_class(x: usize, classes: usize) -> usize {
+    let x = x.max(1);
+    ((usize::BITS - 1 - x.leading_zeros()) as usize).min(classes - 1)
+}
+
+/// The bucket of an item last seen `distance >= 1` positions back, `count
+/// >= 1` times in all: `count_class * RECENCY_CLASSES + recency_class`.
+#[inline]
+pub(crate) fn bucket(distance: usize, count: usize) -> u8 {
+    (log2_class(count, COUNT_CLASSES) * RECENCY_CLASSES + log2_class(distance, RECENCY_CLASSES))
+        as u8
 }
 
 /// For every position `t >= from` of `history` (oldest first), each distinct
@@ -29,18 +64,24 @@ pub(crate) fn bucket(distance: usize) -> u8 {
 /// `from` is past the end). Training asks for every position of a window;
 /// inference, through [`seen`], for the last.
 pub(crate) fn seen_after_each(history: &[u32], from: usize) -> Vec<Vec<(u32, u8)>> {
-    let mut last: HashMap<u32, usize> = HashMap::with_capacity(history.len());
+    // Each item's latest position and count so far.
+    let mut last: HashMap<u32, (usize, usize)> = HashMap::with_capacity(history.len());
     let mut order = Vec::new();
     let mut out = Vec::with_capacity(history.len().saturating_sub(from));
     for (t, &i) in history.iter().enumerate() {
-        if last.insert(i, t).is_none() {
+        let e = last.entry(i).or_insert_with(|| {
             order.push(i);
-        }
+            (t, 0)
+        });
+        *e = (t, e.1 + 1);
         if t >= from {
             out.push(
                 order
                     .iter()
-                    .map(|&j| (j, bucket(t + 1 - last[&j])))
+                    .map(|&j| {
+                        let (at, n) = last[&j];
+                        (j, bucket(t + 1 - at, n))
+                    })
                     .collect(),
             );
         }
@@ -60,7 +101,7 @@ pub(crate) fn seen(history: &[u32]) -> Vec<(u32, u8)> {
 pub(crate) fn apply(weights: &[f32], seen: &[(u32, u8)], scores: &mut [f32]) {
     for &(i, b) in seen {
         if let Some(s) = scores.get_mut(i as usize) {
-            *s += weights[b as usize];
+            *s += bias(weights, b);
         }
     }
 }
@@ -85,18 +126,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_log2_of_the_distance() {
+    fn buckets_are_log2_of_the_distance_and_count() {
         let got: Vec<u8> = [1, 2, 3, 4, 7, 8, 1000, 2047, 2048, 1 << 20]
             .iter()
-            .map(|&d| bucket(d))
+            .map(|&d| bucket(d, 1))
             .collect();
         assert_eq!(got, vec![0, 1, 1, 2, 2, 3, 9, 10, 11, 11]);
+        let by_count: Vec<u8> = [1, 2, 3, 4, 7, 8, 500]
+            .iter()
+            .map(|&n| bucket(1, n))
+            .collect();
+        assert_eq!(by_count, vec![0, 12, 12, 24, 24, 36, 36]);
+        assert_eq!(bucket(5, 3), 12 + 2);
+        assert_eq!(bucket(1 << 20, 1 << 20) as usize, 4 * 12 - 1);
+        assert_eq!(weight_indices(0), (0, None));
+        assert_eq!(weight_indices(bucket(5, 3)), (2, Some(12)));
+        assert_eq!(weight_indices(bucket(3000, 9)), (11, Some(14)));
+        let w: Vec<f32> = (0..REPEAT_BUCKETS).map(|k| k as f32).collect();
+        assert_eq!(bias(&w, bucket(5, 3)), 2.0 + 12.0);
     }
 
     #[test]
-    fn seen_keeps_the_latest_occurrence() {
-        // 5 was seen 1 back, 7 2 back (its later occurrence counts), 3 3 back, 9 5 back.
-        assert_eq!(seen(&[9, 7, 3, 7, 5]), vec![(9, 2), (7, 1), (3, 1), (5, 0)]);
+    fn seen_keeps_the_latest_occurrence_and_counts() {
+        // 5 was seen 1 back, 7 2 back (its later occurrence counts) and twice,
+        // 3 3 back, 9 5 back.
+        assert_eq!(
+            seen(&[9, 7, 3, 7, 5]),
+            vec![(9, 2), (7, 12 + 1), (3, 1), (5, 0)]
+        );
         assert!(seen(&[]).is_empty());
     }
 
@@ -111,9 +168,10 @@ mod tests {
                 }
             }
             let last = |i: u32| p.iter().rposition(|&x| x == i).unwrap();
+            let count = |i: u32| p.iter().filter(|&&x| x == i).count();
             firsts
                 .into_iter()
-                .map(|i| (i, bucket(p.len() - last(i))))
+                .map(|i| (i, bucket(p.len() - last(i), count(i))))
                 .collect()
         };
         let h = [4u32, 8, 4, 1, 8, 8, 2];
@@ -144,7 +202,8 @@ mod tests {
     fn apply_adds_weights_and_ignores_unknown_items() {
         let w: Vec<f32> = (0..REPEAT_BUCKETS).map(|b| b as f32 + 1.0).collect();
         let mut s = vec![0f32; 4];
-        apply(&w, &[(1, 0), (3, 2), (9, 0)], &mut s);
-        assert_eq!(s, vec![0.0, 1.0, 0.0, 3.0]);
+        apply(&w, &[(1, 0), (3, 2), (9, 0), (2, 12 + 1)], &mut s);
+        // Item 2, seen twice, 2 back: recency weight 2 + count weight 13.
+        assert_eq!(s, vec![0.0, 1.0, 15.0, 3.0]);
     }
 }

@@ -145,7 +145,11 @@ impl pulp::WithSimd for Rows<'_> {
                 if b.mask && i as usize != t {
                     *g = 0.0;
                 } else if !b.weights.is_empty() {
-                    gw[bucket as usize] += *g as f64;
+                    let (r, c) = repeat::weight_indices(bucket);
+                    gw[r] += *g as f64;
+                    if let Some(c) = c {
+                        gw[c] += *g as f64;
+                    }
                 }
             }
         }
@@ -307,12 +311,13 @@ mod autodiff_tests {
             .collect();
         let targets = [3usize, 0, 22, 9, 9];
         // Row 0 has seen its target (bucket 2), row 3 has not, row 4 has
-        // (bucket 0); row 2 has seen nothing.
+        // (bucket 0), row 1 has seen its target twice (bucket 12 + 2); row 2
+        // has seen nothing.
         let seen: Vec<Vec<(u32, u8)>> = vec![
             vec![(1, 1), (3, 2), (7, 0)],
-            vec![(5, 0)],
+            vec![(5, 0), (0, 12 + 2)],
             vec![],
-            vec![(2, 3), (4, 1), (11, 11)],
+            vec![(2, 3), (4, 1), (11, 47), (6, 24 + 5)],
             vec![(9, 0), (1, 2)],
         ];
         let weights: Vec<f32> = (0..REPEAT_BUCKETS).map(|b| b as f32 * 0.7 - 2.5).collect();
@@ -339,7 +344,11 @@ mod autodiff_tests {
             let mut masked = vec![false; m * items];
             for (r, s) in seen.iter().enumerate() {
                 for &(i, b) in s {
-                    onehot[(r * items + i as usize) * REPEAT_BUCKETS + b as usize] = 1.0;
+                    let (rc, cc) = repeat::weight_indices(b);
+                    onehot[(r * items + i as usize) * REPEAT_BUCKETS + rc] = 1.0;
+                    if let Some(cc) = cc {
+                        onehot[(r * items + i as usize) * REPEAT_BUCKETS + cc] = 1.0;
+                    }
                     masked[r * items + i as usize] = mask && i as usize != targets[r];
                 }
             }

@@ -44,7 +44,8 @@ pub struct SeqFit {
     pub positions_per_epoch: u64,
     pub curve: Vec<EpochLog>,
     pub stopped_by: String,
-    /// The best checkpoint's repeat bias per recency bucket (empty: off).
+    /// The best checkpoint's repeat-bias weights: 12 recency classes, then 3
+    /// count classes (`repeat.rs`; empty: off).
     pub repeat_weights: Vec<f32>,
 }
 
@@ -165,7 +166,9 @@ fn batch_loss(
                                 .copied()
                                 .filter(|&(i, _)| i as i64 + 1 != t)
                                 .collect();
-                            e.sort_by_key(|&(_, b)| b);
+                            // The most recent first (stable: older first seen
+                            // first among equals).
+                            e.sort_by_key(|&(_, b)| b as usize % repeat::RECENCY_CLASSES);
                             e.truncate(SEEN_NEGATIVES);
                             e
                         })
@@ -201,37 +204,45 @@ fn batch_loss(
             // The seen items' scores, [n, c] (c = 0 without the bias).
             let mut seen_scores: Option<Tensor<2>> = None;
             if let Some(tensor) = bias.and_then(|b| b.tensor) {
-                // The target's bucket, or the extra zero weight when the
-                // position has not seen it (seen negatives are masked above).
+                // A bucket's two weights (recency, count), each the extra zero
+                // weight where it has none: a target the position has not
+                // seen (seen negatives are masked above), or seen once.
                 let none = REPEAT_BUCKETS as i64;
                 let w = Tensor::cat(vec![tensor, Tensor::<1>::zeros([1], &device)], 0);
-                let pos_b: Vec<i64> = seen_maps
+                let both = |b: Option<u8>| match b.map(repeat::weight_indices) {
+                    Some((r, c)) => (r as i64, c.map_or(none, |c| c as i64)),
+                    None => (none, none),
+                };
+                let select2 = |(r, c): (Vec<i64>, Vec<i64>), shape: [usize; 2]| {
+                    let len = r.len();
+                    let r = Tensor::<1, Int>::from_data(TensorData::new(r, [len]), &device);
+                    let c = Tensor::<1, Int>::from_data(TensorData::new(c, [len]), &device);
+                    (w.clone().select(0, r) + w.clone().select(0, c)).reshape(shape)
+                };
+                let pos_b: (Vec<i64>, Vec<i64>) = seen_maps
                     .iter()
                     .zip(y)
-                    .map(|(m, &t)| m.get(&(t as u32 - 1)).map_or(none, |&b| b as i64))
-                    .collect();
-                let pos_b = Tensor::<1, Int>::from_data(TensorData::new(pos_b, [n]), &device);
-                pos = pos + w.clone().select(0, pos_b).reshape([n, 1]);
+                    .map(|(m, &t)| both(m.get(&(t as u32 - 1)).copied()))
+                    .unzip();
+                pos = pos + select2(pos_b, [n, 1]);
                 let c = extra.iter().map(Vec::len).max().unwrap_or(0);
                 if c > 0 {
                     let d = h.dims()[1];
                     let mut ids = vec![0i64; n * c];
-                    let mut buckets = vec![none; n * c];
+                    let mut buckets = (vec![none; n * c], vec![none; n * c]);
                     let mut pad = vec![true; n * c];
                     for (r, e) in extra.iter().enumerate() {
                         for (j, &(i, b)) in e.iter().enumerate() {
                             ids[r * c + j] = i as i64 + 1;
-                            buckets[r * c + j] = b as i64;
+                            (buckets.0[r * c + j], buckets.1[r * c + j]) = both(Some(b));
                             pad[r * c + j] = false;
                         }
                     }
                     let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n * c]), &device);
-                    let buckets =
-                        Tensor::<1, Int>::from_data(TensorData::new(buckets, [n * c]), &device);
                     let pad = Tensor::<2, Bool>::from_data(TensorData::new(pad, [n, c]), &device);
                     let e = table.select(0, ids).reshape([n, c, d]);
                     let scores = (e * h.unsqueeze_dim::<3>(1)).sum_dim(2).reshape([n, c])
-                        + w.select(0, buckets).reshape([n, c]);
+                        + select2(buckets, [n, c]);
                     seen_scores = Some(scores.mask_fill(pad, -1e4));
                 }
             }
@@ -607,7 +618,7 @@ fn fit_record(
 ) -> SeqFit {
     let repeat_weights = m.repeat_weights().to_vec();
     if !repeat_weights.is_empty() {
-        tracing::info!(model = m.arch.name(), weights = ?repeat_weights, "repeat bias by recency bucket");
+        tracing::info!(model = m.arch.name(), weights = ?repeat_weights, "repeat bias: 12 weights by recency, 3 by count (seen 2-3, 4-7, 8+ times)");
     }
     SeqFit {
         model: m.arch.name().into(),
