@@ -253,15 +253,16 @@ fn batch_loss(
             // weighted down).
             let share = (n_items.max(2) - 1) as f64 / k as f64;
             let loss = if cfg.loss == LossKind::Sampled {
-                let mut parts = vec![pos];
-                match seen_scores {
-                    Some(s) => {
-                        parts.push(neg.add_scalar(share.ln()));
-                        parts.push(s);
-                    }
-                    None if masked_bias => parts.push(neg.add_scalar(share.ln())),
-                    None => parts.push(neg),
-                }
+                let log_q = seen_scores.is_some() || masked_bias;
+                let mut parts = vec![
+                    pos,
+                    if log_q {
+                        neg.add_scalar(share.ln())
+                    } else {
+                        neg
+                    },
+                ];
+                parts.extend(seen_scores);
                 -log_softmax(Tensor::cat(parts, 1), 1).narrow(1, 0, 1).mean()
             } else {
                 let alpha = (k as f64 / (n_items.max(2) - 1) as f64).min(1.0);

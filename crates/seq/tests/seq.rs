@@ -26,6 +26,14 @@ fn cyclic() -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// Each user views each item of a cycle twice in a row: half the time the
+/// latest item comes next.
+fn doubled() -> Vec<Vec<u32>> {
+    (0..60u32)
+        .map(|u| (0..16).map(|k| (u + k / 2) % 20).collect())
+        .collect()
+}
+
 fn tiny(arch: Arch) -> SeqConfig {
     SeqConfig {
         hidden: 16,
@@ -224,9 +232,6 @@ fn save_and_load_round_trip_and_refuse_corrupt_files() {
 #[test]
 fn repeat_bias_learns_the_data_sign() {
     let _serial = serial();
-    let doubled: Vec<Vec<u32>> = (0..60u32)
-        .map(|u| (0..16).map(|k| (u + k / 2) % 20).collect())
-        .collect();
     for loss in [LossKind::Ce, LossKind::Sampled] {
         let cfg = SeqConfig {
             loss,
@@ -237,7 +242,7 @@ fn repeat_bias_learns_the_data_sign() {
         let wc = cyc.repeat_weights();
         assert_eq!(wc.len(), aisle_seq::REPEAT_BUCKETS);
         assert!(wc[..4].iter().all(|&x| x < -0.05), "{loss:?} cycle: {wc:?}");
-        let (dbl, _) = train(Arch::Sasrec, &cfg, &data(&doubled), &|_, _| {}).unwrap();
+        let (dbl, _) = train(Arch::Sasrec, &cfg, &data(&doubled()), &|_, _| {}).unwrap();
         let wd = dbl.repeat_weights();
         assert!(
             wd[0] > wc[0] + 0.3,
@@ -264,9 +269,6 @@ fn repeat_bias_learns_the_data_sign() {
 #[test]
 fn train_masking_leaves_seen_items_out_of_the_loss() {
     let _serial = serial();
-    let doubled: Vec<Vec<u32>> = (0..60u32)
-        .map(|u| (0..16).map(|k| (u + k / 2) % 20).collect())
-        .collect();
     // Sequences of 12 distinct items: no target was seen before.
     for loss in [LossKind::Ce, LossKind::Sampled] {
         let cfg = SeqConfig {
@@ -291,7 +293,7 @@ fn train_masking_leaves_seen_items_out_of_the_loss() {
         let history = [3, 4, 5, 6];
         let rec = cyc.recommend(&history, 1, |i| history.contains(&i));
         assert_eq!(rec.items[0].0, 7, "{loss:?}: {rec:?}");
-        let (dbl, _) = train(Arch::Sasrec, &cfg, &data(&doubled), &|_, _| {}).unwrap();
+        let (dbl, _) = train(Arch::Sasrec, &cfg, &data(&doubled()), &|_, _| {}).unwrap();
         let wd = dbl.repeat_weights();
         assert!(wd[0] > 0.3, "{loss:?} doubled: {wd:?}");
         // Without the bias, masking alone trains too.
