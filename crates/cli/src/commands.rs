@@ -503,6 +503,15 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         addr: a.addr,
         api_key: None,
         admin_key: None,
+        read_key: None,
+        write_key: None,
+        read_key_file: None,
+        write_key_file: None,
+        admin_key_file: None,
+        cors_origins: Vec::new(),
+        header_timeout: 10.0,
+        body_timeout: 30.0,
+        max_connections: None,
         max_body_bytes: 1 << 20,
         rate_limit: None,
         retrain_model: retrain.then(|| "sasrec".to_string()),
@@ -952,8 +961,57 @@ pub fn models(a: crate::ModelsArgs) -> Result<()> {
 
 pub fn serve(a: crate::ServeArgs) -> Result<()> {
     let mut cfg = aisle_serve::ServeConfig::new(&a.store, a.addr);
-    cfg.api_key = a.api_key;
-    cfg.admin_key = a.admin_key;
+    let on_command_line: Vec<&str> = ["--api-key", "--admin-key", "--read-key", "--write-key"]
+        .into_iter()
+        .filter(|f| std::env::args().any(|x| x == *f || x.starts_with(&format!("{f}="))))
+        .collect();
+    if !on_command_line.is_empty() {
+        eprintln!(
+            "warning: {} on the command line can be read by anyone who lists processes; prefer --read-key-file/--write-key-file/--admin-key-file or AISLE_READ_KEY/AISLE_WRITE_KEY/AISLE_ADMIN_KEY",
+            on_command_line.join(", ")
+        );
+    }
+    let read_file = |p: &Option<PathBuf>| -> Result<Option<String>> {
+        let Some(p) = p else { return Ok(None) };
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("reading the key file {}", p.display()))?;
+        // One line; the newline an editor adds is not part of the key.
+        let key = text.strip_suffix('\n').unwrap_or(&text);
+        let key = key.strip_suffix('\r').unwrap_or(key);
+        Ok(Some(key.to_string()))
+    };
+    let one = |scope: &str, keys: Vec<Option<String>>| -> Result<Option<String>> {
+        let given: Vec<String> = keys.into_iter().flatten().collect();
+        match given.as_slice() {
+            [] => Ok(None),
+            [k] => Ok(Some(k.clone())),
+            [k, rest @ ..] if rest.iter().all(|r| r == k) => Ok(Some(k.clone())),
+            _ => bail!("two different {scope} keys were given; give one"),
+        }
+    };
+    cfg.read_key = one("read", vec![a.read_key, read_file(&a.read_key_file)?])?;
+    cfg.api_key = one(
+        "write",
+        vec![a.api_key, a.write_key, read_file(&a.write_key_file)?],
+    )?;
+    cfg.admin_key = one("admin", vec![a.admin_key, read_file(&a.admin_key_file)?])?;
+    cfg.cors_origins = a.cors_origins;
+    for (flag, v) in [
+        ("--header-timeout", a.header_timeout),
+        ("--body-timeout", a.body_timeout),
+    ] {
+        if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+            bail!("{flag} must be a number of seconds above 0 (at most a day)");
+        }
+    }
+    cfg.conn.header_timeout = std::time::Duration::from_secs_f64(a.header_timeout);
+    cfg.body_timeout = std::time::Duration::from_secs_f64(a.body_timeout);
+    if let Some(n) = a.max_connections {
+        if n == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        cfg.conn.max_connections = n;
+    }
     cfg.max_body_bytes = a.max_body_bytes;
     cfg.search.ann_min_items = a.ann_min_items;
     cfg.search.ann_ef = a.ann_ef;

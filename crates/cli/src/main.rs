@@ -134,12 +134,45 @@ pub struct ServeArgs {
     pub store: String,
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// Key for events and reads (header x-api-key or Authorization: Bearer).
-    #[arg(long, env = "AISLE_API_KEY")]
+    /// Write-scope key: reads, events and the catalog (header x-api-key or
+    /// Authorization: Bearer). Also AISLE_API_KEY / AISLE_WRITE_KEY. A key given
+    /// as a flag shows in the process list: prefer --write-key-file or the
+    /// environment.
+    #[arg(long, env = "AISLE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Key for /v1/admin routes.
-    #[arg(long, env = "AISLE_ADMIN_KEY")]
+    /// Admin-scope key: everything, /v1/admin and user erasure included.
+    #[arg(long, env = "AISLE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// Read-scope key: recommendations, search, popular, similar, items, metrics.
+    #[arg(long, env = "AISLE_READ_KEY", hide_env_values = true)]
+    pub read_key: Option<String>,
+    /// Write-scope key (the same scope as --api-key).
+    #[arg(long, env = "AISLE_WRITE_KEY", hide_env_values = true)]
+    pub write_key: Option<String>,
+    /// File holding the read-scope key (one line; kept out of the process list).
+    #[arg(long, value_name = "FILE")]
+    pub read_key_file: Option<PathBuf>,
+    /// File holding the write-scope key.
+    #[arg(long, value_name = "FILE")]
+    pub write_key_file: Option<PathBuf>,
+    /// File holding the admin-scope key.
+    #[arg(long, value_name = "FILE")]
+    pub admin_key_file: Option<PathBuf>,
+    /// A browser origin allowed to call the API cross-origin (CORS), e.g.
+    /// https://shop.example; repeatable; `*` allows any origin.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Longest wait for a request's headers, and for the next request on an
+    /// idle keep-alive connection (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Longest time a request body may take to arrive (seconds; 408 after it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub body_timeout: f64,
+    /// Most open connections; at the cap the idlest one is closed to make room
+    /// (default: half the open-file limit, at most 10,000).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

@@ -16,6 +16,29 @@ pub mod time;
 
 use serde::{Deserialize, Serialize};
 
+/// Longest user, item or session id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Earliest event time accepted anywhere: 1970-01-01T00:00:00Z.
+pub const MIN_TS: i64 = 0;
+/// Latest event time accepted anywhere: 2100-01-01T00:00:00Z.
+pub const MAX_TS: i64 = 4_102_444_800;
+
+/// Why `id` cannot be a user, item or session id: empty, longer than
+/// [`MAX_ID_BYTES`], or holding a control character (TAB, LF, NUL... would
+/// split the lines of exported sequences and logs). None when it can.
+pub fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id.len() > MAX_ID_BYTES {
+        Some("is longer than 256 bytes")
+    } else if id.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else {
+        None
+    }
+}
+
 /// The normalised vocabulary of behaviour events. The source value is kept
 /// beside it in [`Event::source_type`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -143,4 +166,34 @@ pub struct CatalogItem {
     pub category: Option<String>,
     pub price: Option<f64>,
     pub in_stock: bool,
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_non_empty_bounded_and_free_of_control_characters() {
+        for ok in [
+            "u1",
+            "17850",
+            "user@example.com",
+            "商品-1",
+            "a b",
+            &"x".repeat(256),
+        ] {
+            assert_eq!(id_problem(ok), None, "{ok:?}");
+        }
+        for bad in [
+            "",
+            "nl\nuser",
+            "tab\tuser",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{85}",
+            &"x".repeat(257),
+        ] {
+            assert!(id_problem(bad).is_some(), "{bad:?}");
+        }
+    }
 }

@@ -22,10 +22,11 @@ pub struct ApiEvent {
     pub session_id: Option<String>,
 }
 
-/// A non-empty string (trimmed) or a number, as an id.
+/// A non-empty string (trimmed) or a number, as an id: at most 256 bytes,
+/// no control characters (see [`aisle_core::id_problem`]).
 pub fn id_string(v: &serde_json::Value) -> Option<String> {
     match v {
-        serde_json::Value::String(s) if !s.trim().is_empty() && s.len() <= 256 => {
+        serde_json::Value::String(s) if aisle_core::id_problem(s.trim()).is_none() => {
             Some(s.trim().to_string())
         }
         serde_json::Value::Number(n) => Some(n.to_string()),
@@ -42,10 +43,18 @@ pub fn to_event(
     counter: u64,
     nonce: u64,
 ) -> Result<Event, String> {
-    let user = id_string(&l.user_id)
-        .ok_or("user_id must be a non-empty string (at most 256 bytes) or a number")?;
-    let item = id_string(&l.item_id)
-        .ok_or("item_id must be a non-empty string (at most 256 bytes) or a number")?;
+    let user = id_string(&l.user_id).ok_or(
+        "user_id must be a non-empty string (at most 256 bytes, no control characters) or a number",
+    )?;
+    let item = id_string(&l.item_id).ok_or(
+        "item_id must be a non-empty string (at most 256 bytes, no control characters) or a number",
+    )?;
+    if let Some(why) = l.session_id.as_deref().and_then(aisle_core::id_problem) {
+        return Err(format!("session_id {why}"));
+    }
+    if let Some(why) = l.event_id.as_deref().and_then(aisle_core::id_problem) {
+        return Err(format!("event_id {why}"));
+    }
     let event_type =
         EventType::parse(&l.r#type).ok_or_else(|| format!("unknown event type {:?}", l.r#type))?;
     let ts = match &l.timestamp {
@@ -60,6 +69,9 @@ pub fn to_event(
     };
     if ts > now + 86_400 {
         return Err("timestamp is more than a day in the future".into());
+    }
+    if !(aisle_core::MIN_TS..=aisle_core::MAX_TS).contains(&ts) {
+        return Err("timestamp must be between 1970-01-01 and 2100-01-01".into());
     }
     if l.quantity.is_some_and(|q| !q.is_finite() || q <= 0.0) {
         return Err("quantity must be positive".into());

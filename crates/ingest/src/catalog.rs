@@ -120,7 +120,8 @@ pub(crate) fn read_catalog_file(
     } else {
         *c.delimiter.as_bytes().first().unwrap_or(&b',')
     };
-    let inp = input::open(path)?;
+    let inp = input::open_with(path, crate::limits_of(cfg))?;
+    let long_lines = inp.long_lines.clone();
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delim)
         .has_headers(false)
@@ -299,6 +300,21 @@ pub(crate) fn read_catalog_file(
                 &mut report,
             );
         }
+    }
+    for row in crate::long_line_rows(
+        &long_lines,
+        SourceFile::Catalog,
+        true,
+        &path_s,
+        cfg.cleaning.max_line_bytes,
+    )? {
+        report.rows_read += 1;
+        report.quarantined += 1;
+        *report
+            .by_reason
+            .entry(row.reason.as_str().into())
+            .or_insert(0) += 1;
+        quarantine.push(row);
     }
     report.accepted = items.len() as u64;
     Ok((

@@ -115,6 +115,15 @@ pub struct Cleaning {
     /// Fields larger than this many bytes quarantine the row (`field_too_large`).
     #[serde(default = "default_max_field")]
     pub max_field_bytes: usize,
+    /// Lines longer than this many bytes are quarantined (`line_too_long`)
+    /// with a 256-byte excerpt, without ever being held whole in memory.
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: usize,
+    /// A gzip input that expands more than this many times (checked after
+    /// its first 64 MiB) is refused as a compression bomb; 0 turns the check
+    /// off. Real data expands 2 to 10 times.
+    #[serde(default = "default_max_ratio")]
+    pub max_decompression_ratio: u64,
     /// Quarantine the 2nd and later copies of an identical row (`exact_duplicate`).
     #[serde(default)]
     pub dedupe_exact: bool,
@@ -154,6 +163,12 @@ pub struct Cleaning {
 fn default_max_field() -> usize {
     64 * 1024
 }
+fn default_max_line() -> usize {
+    1 << 20
+}
+fn default_max_ratio() -> u64 {
+    100
+}
 fn default_min_time() -> String {
     "1990-01-01".into()
 }
@@ -165,6 +180,8 @@ impl Default for Cleaning {
     fn default() -> Self {
         Cleaning {
             max_field_bytes: default_max_field(),
+            max_line_bytes: default_max_line(),
+            max_decompression_ratio: default_max_ratio(),
             dedupe_exact: false,
             consecutive_duplicate_window_s: None,
             non_product_codes: Vec::new(),

@@ -29,6 +29,7 @@ pub mod report;
 
 pub mod api;
 mod catalog;
+pub mod erase;
 mod rules;
 
 use std::borrow::Cow;
@@ -279,7 +280,8 @@ fn read_events(
     path: &Path,
     st: &mut RowState<'_, '_>,
 ) -> Result<()> {
-    let input = input::open(path)?;
+    let input = input::open_with(path, limits_of(cfg))?;
+    let long_lines = input.long_lines.clone();
     let size = input.file_size;
     let consumed = input.consumed.clone();
     let mut tick = 0u64;
@@ -355,7 +357,69 @@ fn read_events(
         })?,
     }
     report_progress(true);
+    let header = cfg.header && matches!(cfg.format, Format::Csv | Format::Tsv);
+    for row in long_line_rows(
+        &long_lines,
+        SourceFile::Events,
+        header,
+        &path_s,
+        cfg.cleaning.max_line_bytes,
+    )? {
+        st.rows_read += 1;
+        st.quarantine.push(row);
+    }
     Ok(())
+}
+
+/// The input limits a config sets.
+pub(crate) fn limits_of(cfg: &DatasetConfig) -> input::Limits {
+    input::Limits {
+        max_line_bytes: cfg.cleaning.max_line_bytes.max(1),
+        max_ratio: cfg.cleaning.max_decompression_ratio,
+    }
+}
+
+/// Quarantine rows for the lines a [`input::LineGuard`] dropped; an
+/// over-long header line is an error (nothing after it can be read).
+pub(crate) fn long_line_rows(
+    long: &std::sync::Mutex<Vec<input::LongLine>>,
+    file: SourceFile,
+    header: bool,
+    path: &str,
+    limit: usize,
+) -> Result<Vec<QuarantinedRow>> {
+    let long = std::mem::take(&mut *long.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut out = Vec::with_capacity(long.len());
+    for l in long {
+        if header && l.line == 1 {
+            return Err(read_err(
+                path,
+                1,
+                format!(
+                    "the header line is {} bytes long, over the {}-byte line limit (cleaning.max_line_bytes)",
+                    l.bytes, limit
+                ),
+            ));
+        }
+        let text = String::from_utf8_lossy(&l.excerpt).into_owned();
+        let hex = std::str::from_utf8(&l.excerpt)
+            .is_err()
+            .then(|| l.excerpt.iter().map(|b| format!("{b:02x}")).collect());
+        out.push(QuarantinedRow {
+            file,
+            line: l.line,
+            reason: Reason::LineTooLong,
+            detail: format!(
+                "the line is {} bytes long; only its first {} are kept",
+                l.bytes,
+                l.excerpt.len()
+            )
+            .into(),
+            raw: text,
+            raw_hex: hex,
+        });
+    }
+    Ok(out)
 }
 
 /// Calls `f(text, line_number)` for every non-blank line (newline stripped).
@@ -480,8 +544,12 @@ impl<'c, 's> RowState<'c, 's> {
             needs_history,
             stopped: false,
             acc: Accum::default(),
-            min_ts: aisle_core::time::parse_datetime(&cfg.cleaning.min_time).unwrap_or(i64::MIN),
-            max_ts: now.saturating_add(cfg.cleaning.future_slack_s),
+            min_ts: aisle_core::time::parse_datetime(&cfg.cleaning.min_time)
+                .unwrap_or(i64::MIN)
+                .max(aisle_core::MIN_TS),
+            max_ts: now
+                .saturating_add(cfg.cleaning.future_slack_s)
+                .min(aisle_core::MAX_TS),
             candidates: Vec::new(),
             quarantine: Vec::new(),
             arena: String::new(),
@@ -820,6 +888,15 @@ impl<'c, 's> RowState<'c, 's> {
         let Some(item) = f[F::Item as usize] else {
             return fail(self, Reason::MissingItem, "item id is empty".into());
         };
+        for (what, id) in [
+            ("user id", Some(user)),
+            ("item id", Some(item)),
+            ("session id", f[F::Session as usize]),
+        ] {
+            if let Some(why) = id.and_then(aisle_core::id_problem) {
+                return fail(self, Reason::BadId, format!("{what} {why}").into());
+            }
+        }
         let (event_type, source_type) = match f[F::Type as usize] {
             Some(src) => match self.event_type(src) {
                 Some(t) => (t, src.to_string()),

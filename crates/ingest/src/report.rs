@@ -18,8 +18,13 @@ pub enum Reason {
     InvalidUtf8,
     /// A field is larger than `cleaning.max_field_bytes`.
     FieldTooLarge,
+    /// A line is longer than `cleaning.max_line_bytes` (kept as an excerpt).
+    LineTooLong,
     MissingUser,
     MissingItem,
+    /// A user, item or session id longer than 256 bytes or holding a
+    /// control character (TAB, LF, NUL...).
+    BadId,
     UnknownEventType,
     /// Missing or unparseable time, or outside the plausible range.
     BadTimestamp,
@@ -51,8 +56,10 @@ impl Reason {
             Reason::WrongColumnCount => "wrong_column_count",
             Reason::InvalidUtf8 => "invalid_utf8",
             Reason::FieldTooLarge => "field_too_large",
+            Reason::LineTooLong => "line_too_long",
             Reason::MissingUser => "missing_user",
             Reason::MissingItem => "missing_item",
+            Reason::BadId => "bad_id",
             Reason::UnknownEventType => "unknown_event_type",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::BadNumber => "bad_number",

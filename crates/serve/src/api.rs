@@ -11,7 +11,7 @@ use aisle_core::CatalogItem;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::state::Live;
-use crate::{App, ServeError};
+use crate::{auth, App, ServeError};
 
 /// An API error: status, stable code, message.
 pub struct ApiError(StatusCode, &'static str, String);
@@ -49,6 +49,14 @@ impl From<ServeError> for ApiError {
             ServeError::BadRequest(m) => ApiError::bad("bad_request", m),
             ServeError::NotFound(m) => ApiError::not_found(m),
             ServeError::Unauthorized(m) => ApiError(StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ServeError::Store(e) => {
+                tracing::error!(error = %e, "store error");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store could not complete the request (see the server log); nothing was acknowledged".into(),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 ApiError(
@@ -65,7 +73,7 @@ impl From<BytesRejection> for ApiError {
     fn from(e: BytesRejection) -> ApiError {
         let status = e.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
+            "payload_too_large"
         } else {
             "bad_body"
         };
@@ -86,6 +94,16 @@ impl From<PathRejection> for ApiError {
 }
 
 type ApiResult = Result<Response, ApiError>;
+
+/// A user or item id from the path: at most 256 bytes, no control
+/// characters (400 `bad_id` otherwise).
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = id?;
+    match aisle_core::id_problem(&id) {
+        None => Ok(id),
+        Some(why) => Err(ApiError::bad("bad_id", format!("the id in the path {why}"))),
+    }
+}
 type Q = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// The API.
@@ -124,87 +142,260 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(k);
+/// An error response with CORS headers for an allowed origin.
+fn with_cors(mut r: Response, cors: Option<&str>) -> Response {
+    if let Some(origin) = cors {
+        if let Ok(v) = header::HeaderValue::from_str(origin) {
+            let h = r.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                header::HeaderValue::from_static("retry-after"),
+            );
+            h.append(header::VARY, header::HeaderValue::from_static("origin"));
+        }
     }
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    r
 }
 
-/// API keys (two scopes) and per-route latency metrics.
+fn rate_limited(wait: f64, msg: &str) -> Response {
+    let mut r = ApiError(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("{msg}; retry in {wait:.3} s"),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(wait.ceil().max(1.0) as u64),
+    );
+    r
+}
+
+fn peer_ip(req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or("anonymous".to_string(), |c| c.0.ip().to_string())
+}
+
+/// Everything a request passes before its handler, in order: browser
+/// checks (Host in development mode, Origin, CORS preflight), the key and
+/// its scope (failures rate-limited per peer), the client's rate limit, the
+/// body's size (413 before any `100 Continue`), its content type (415) and
+/// its arrival within the body timeout (408); then per-route latency
+/// metrics. Health routes skip all of it.
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let t = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |m| m.as_str().to_string());
-    let path = req.uri().path().to_string();
-    let key = presented_key(req.headers()).map(str::to_string);
-    let admin_ok = match &app.cfg.admin_key {
-        Some(a) => key.as_deref() == Some(a.as_str()),
-        None => app.cfg.api_key.is_none() || key.as_deref() == app.cfg.api_key.as_deref(),
-    };
-    let api_ok = match &app.cfg.api_key {
-        Some(k) => key.as_deref() == Some(k.as_str()) || (app.cfg.admin_key.is_some() && admin_ok),
-        None => true,
-    };
-    let allowed = if path.starts_with("/v1/admin") {
-        admin_ok
-    } else if path.starts_with("/v1/") {
-        api_ok
-    } else {
-        true
-    };
-    let limited = match (&app.limiter, allowed && path.starts_with("/v1/")) {
-        (Some(l), true) => {
-            let client = match &key {
-                Some(k) => format!("key:{k}"),
-                None => req
-                    .extensions()
-                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                    .map_or("anonymous".to_string(), |c| format!("ip:{}", c.0.ip())),
-            };
-            l.check(&client).err()
-        }
-        _ => None,
-    };
-    let resp = if let Some(wait) = limited {
-        let mut r = ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many requests from this client; retry in {wait:.3} s"),
-        )
-        .into_response();
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from(wait.ceil().max(1.0) as u64),
-        );
-        r
-    } else if allowed {
-        next.run(req).await
-    } else {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid API key (x-api-key header or Authorization: Bearer)".into(),
-        )
-        .into_response()
+    let resp = match admit(&app, &route, req).await {
+        Ok((req, cors)) => with_cors(next.run(req).await, cors.as_deref()),
+        Err(r) => r,
     };
     app.metrics
         .observe(&route, resp.status().as_u16(), t.elapsed().as_secs_f64());
     resp
 }
 
+/// The checks of `guard`: the request (its body read) and the origin to
+/// answer with CORS headers, or the response that refuses it.
+async fn admit(
+    app: &Arc<App>,
+    route: &str,
+    req: Request,
+) -> Result<(Request, Option<String>), Response> {
+    let Some(scope) = auth::required_scope(req.method(), route) else {
+        return Ok((req, None));
+    };
+    let open = !app.keys.enforced();
+    let cors = match auth::check_origin(req.headers(), open, &app.cfg.cors_origins) {
+        auth::OriginCheck::Ok => None,
+        auth::OriginCheck::Cors(o) => Some(o),
+        auth::OriginCheck::Refused(why) => {
+            let code = if why.starts_with("Host") {
+                "forbidden_host"
+            } else {
+                "forbidden_origin"
+            };
+            return Err(ApiError(StatusCode::FORBIDDEN, code, why).into_response());
+        }
+    };
+    let cors_ref = cors.as_deref();
+    // A CORS preflight carries no key; answer it for allowed origins.
+    if req.method() == axum::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        let Some(origin) = cors_ref else {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                "a CORS preflight needs an allowed Origin".into(),
+            )
+            .into_response());
+        };
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::HeaderValue::from_static("GET, POST, PUT, DELETE"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::HeaderValue::from_static("content-type, x-api-key, authorization"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            header::HeaderValue::from_static("600"),
+        );
+        return Err(with_cors(r, Some(origin)));
+    }
+    let refuse = |r: Response| with_cors(r, cors_ref);
+    // Keys and scopes.
+    let ip = peer_ip(&req);
+    let client = if open {
+        format!("ip:{ip}")
+    } else {
+        if let Err(wait) = app.auth_failures.peek(&ip) {
+            return Err(refuse(rate_limited(
+                wait,
+                "too many failed authentications from this address",
+            )));
+        }
+        match auth::presented_key(req.headers()).and_then(|k| app.keys.check(k)) {
+            Some((i, have)) if have >= scope => format!("key:{i}"),
+            Some((_, have)) => {
+                return Err(refuse(
+                    ApiError(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        format!(
+                            "this key has the {} scope; {} {route} needs {}",
+                            have.as_str(),
+                            req.method(),
+                            scope.as_str()
+                        ),
+                    )
+                    .into_response(),
+                ))
+            }
+            None => {
+                let _ = app.auth_failures.check(&ip);
+                return Err(refuse(
+                    ApiError(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "missing or invalid API key (x-api-key header or Authorization: Bearer)"
+                            .into(),
+                    )
+                    .into_response(),
+                ));
+            }
+        }
+    };
+    if let Some(l) = &app.limiter {
+        if let Err(wait) = l.check(&client) {
+            return Err(refuse(rate_limited(
+                wait,
+                "too many requests from this client",
+            )));
+        }
+    }
+    // The body: size, type, arrival.
+    let limit = app.cfg.max_body_bytes;
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if length.is_some_and(|n| n > limit as u64) {
+        return Err(refuse(too_large(limit)));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes =
+        match tokio::time::timeout(app.cfg.body_timeout, axum::body::to_bytes(body, limit)).await {
+            Err(_) => {
+                return Err(refuse(
+                    ApiError(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "the request body did not arrive within {} s",
+                            app.cfg.body_timeout.as_secs_f64()
+                        ),
+                    )
+                    .into_response(),
+                ))
+            }
+            Ok(Err(e)) => {
+                // axum's error for `to_bytes` past its limit.
+                let too_big = e.to_string().contains("length limit");
+                return Err(refuse(if too_big {
+                    too_large(limit)
+                } else {
+                    ApiError::bad("bad_body", format!("reading the body: {e}")).into_response()
+                }));
+            }
+            Ok(Ok(b)) => b,
+        };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    let writes = matches!(
+        parts.method,
+        axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
+    );
+    let json_ok = match &content_type {
+        Some(ct) => auth::is_json(ct),
+        None => bytes.is_empty(),
+    };
+    if writes && !json_ok {
+        return Err(refuse(
+            ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "a request body must be JSON with Content-Type: application/json (got {})",
+                    content_type.as_deref().unwrap_or("no Content-Type")
+                ),
+            )
+            .into_response(),
+        ));
+    }
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        cors,
+    ))
+}
+
+fn too_large(limit: usize) -> Response {
+    ApiError(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than {limit} bytes"),
+    )
+    .into_response()
+}
+
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready (200) while the server can answer; `status` is `degraded` with a
+/// `reason` when the promoted model was refused and popularity serves.
 async fn readyz(State(app): State<Arc<App>>) -> Json<Value> {
     let s = app.current();
-    Json(json!({"ready": true, "model": {"name": s.name, "version": s.version}}))
+    let mut body =
+        json!({"ready": true, "status": "ok", "model": {"name": s.name, "version": s.version}});
+    if let Some(why) = app.degraded() {
+        body["status"] = json!("degraded");
+        body["reason"] = json!(why);
+    }
+    Json(body)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -515,7 +706,7 @@ async fn user_recs(
     id: Result<Path<String>, PathRejection>,
     q: Q,
 ) -> ApiResult {
-    let Path(id) = id?;
+    let id = path_id(id)?;
     let q = list_query(
         &app,
         q,
@@ -606,11 +797,7 @@ async fn session_recs(
 }
 
 async fn popular(State(app): State<Arc<App>>, q: Q) -> ApiResult {
-    let q = list_query(
-        &app,
-        q,
-        &["k", "category", "price_min", "price_max", "window"],
-    )?;
+    let q = list_query(&app, q, &["k", "category", "price_min", "price_max"])?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     let items = popular_items(&live, &q, q.k, None, &[]);
     Ok(
@@ -624,7 +811,7 @@ async fn similar(
     id: Result<Path<String>, PathRejection>,
     q: Q,
 ) -> ApiResult {
-    let Path(id) = id?;
+    let id = path_id(id)?;
     let q = list_query(&app, q, &["k", "category", "price_min", "price_max"])?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     let Some(&li) = live.index.get(&id) else {
@@ -694,7 +881,7 @@ async fn get_item(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let Path(id) = id?;
+    let id = path_id(id)?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     match live.index.get(&id) {
         Some(&i) if !live.deleted[i as usize] => {
@@ -729,8 +916,8 @@ async fn put_item(
     id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let Path(id) = id?;
-    if id.trim().is_empty() || id.len() > 256 {
+    let id = path_id(id)?;
+    if id.trim().is_empty() {
         return Err(ApiError::bad("bad_item", "item id must be 1 to 256 bytes"));
     }
     let v = body_json(body)?;
@@ -797,7 +984,7 @@ async fn delete_item(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let Path(id) = id?;
+    let id = path_id(id)?;
     let existing = {
         let live = app.live.read().unwrap_or_else(|e| e.into_inner());
         match live.index.get(&id) {
@@ -830,22 +1017,24 @@ async fn delete_item(
     Ok(Json(json!({"item_id": id, "deleted": true})).into_response())
 }
 
+/// `DELETE /v1/users/{id}`: erases the user everywhere (see
+/// [`App::erase_user`]) and says what was removed.
 async fn delete_user(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    let Path(id) = id?;
+    let id = path_id(id)?;
+    let app2 = app.clone();
     let id2 = id.clone();
-    let n = write(
-        &app,
-        move |store| Ok((store.delete_user(&id2)?, id2)),
-        |live, (n, id2)| {
-            live.users.remove(&id2);
-            n
-        },
-    )
-    .await?;
-    Ok(Json(json!({"user_id": id, "deleted_events": n})).into_response())
+    let erased = tokio::task::spawn_blocking(move || app2.erase_user(&id2))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    Ok(Json(json!({
+        "user_id": id,
+        "deleted_events": erased.events,
+        "erased": erased,
+    }))
+    .into_response())
 }
 
 async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {

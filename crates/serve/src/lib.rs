@@ -7,6 +7,8 @@
 //! with a 4xx; see `openapi.yaml` at the repository root.
 
 mod api;
+pub mod auth;
+pub mod conn;
 pub mod jobs;
 mod limit;
 pub mod purchase;
@@ -23,6 +25,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use aisle_store::EventStore;
 
 pub use api::router;
+pub use auth::{Keys, Scope};
+pub use conn::{ConnLimits, Conns};
 pub use jobs::{Job, Jobs, RetrainConfig};
 pub use limit::RateLimiter;
 pub use registry::{Entry, Registry};
@@ -46,16 +50,43 @@ pub enum ServeError {
     Config(String),
 }
 
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Erased {
+    /// Events deleted from the store.
+    pub events: u64,
+    /// Lines removed from the search query log.
+    pub queries: u64,
+    /// Quarantined rows that mentioned the user.
+    pub quarantine_rows: u64,
+    /// Logged impressions (none are logged yet).
+    pub impressions: u64,
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Store URL or directory (see aisle-store).
     pub store: String,
     pub addr: SocketAddr,
-    /// Key for events and reads (`x-api-key` or `Authorization: Bearer`).
+    /// Read-scope key: recommendations, search, popular, similar, items,
+    /// metrics (`x-api-key` or `Authorization: Bearer`).
+    pub read_key: Option<String>,
+    /// Write-scope key (`--api-key`): read + events + catalog.
     pub api_key: Option<String>,
-    /// Key for /v1/admin routes (also accepted wherever the API key is).
+    /// Admin-scope key: everything, /v1/admin and erasure included.
     pub admin_key: Option<String>,
+    /// Browser origins (`https://shop.example`) allowed to call the API
+    /// cross-origin (CORS); `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Header timeout (and keep-alive idle timeout) and the connection cap.
+    pub conn: conn::ConnLimits,
+    /// Longest time a request body may take to arrive (408 after it).
+    pub body_timeout: std::time::Duration,
+    /// Failed authentications allowed per peer address: a burst of this
+    /// many, refilled at `auth_failure_rate` per second; 429 beyond.
+    pub auth_failure_burst: f64,
+    pub auth_failure_rate: f64,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
     /// Largest `k` a request may ask for.
@@ -78,8 +109,14 @@ impl ServeConfig {
         ServeConfig {
             store: store.to_string(),
             addr,
+            read_key: None,
             api_key: None,
             admin_key: None,
+            cors_origins: Vec::new(),
+            conn: conn::ConnLimits::default(),
+            body_timeout: std::time::Duration::from_secs(30),
+            auth_failure_burst: 20.0,
+            auth_failure_rate: 1.0,
             max_body_bytes: 1 << 20,
             max_k: 1000,
             max_batch: 10_000,
@@ -177,12 +214,43 @@ pub struct App {
     pub search: search::Search,
     /// The purchase model and its live behaviour log (with `--ranker`).
     pub purchase: Option<purchase::Purchase>,
+    /// The configured keys (none: development mode).
+    pub keys: Keys,
+    /// Failed authentications per peer address.
+    pub auth_failures: RateLimiter,
+    /// The open connections (for the cap and the metrics).
+    pub conns: Arc<Conns>,
+    /// Why the server is not fully ready (a promoted model was refused and
+    /// popularity serves instead); None when ready.
+    pub degraded: RwLock<Option<String>>,
 }
 
 impl App {
     /// Opens the store, builds the in-memory view and loads the promoted model.
     pub fn open(cfg: ServeConfig) -> Result<Arc<App>, ServeError> {
-        let store = aisle_store::open(&cfg.store)?;
+        let keys = keys_of(&cfg)?;
+        let existing = matches!(
+            aisle_store::parse_url(&cfg.store),
+            Ok(aisle_store::Location::SqliteFile(ref p)) if p.exists()
+        );
+        let mut store = if existing {
+            aisle_store::open_existing(&cfg.store)?
+        } else {
+            aisle_store::open(&cfg.store)?
+        };
+        // Refuse to start on a store that cannot take a write (a read-only
+        // file, directory or disk), rather than answer every event with an error.
+        store
+            .set_meta(
+                "serve_opened_at",
+                &aisle_core::time::unix_now().to_string(),
+            )
+            .map_err(|e| {
+                ServeError::Config(format!(
+                    "the store {} does not accept writes ({e}): refusing to serve (events could not be stored)",
+                    cfg.store
+                ))
+            })?;
         let catalog = store.catalog()?;
         // Events in time order per user (ties in insertion order).
         let mut all = Vec::new();
@@ -213,6 +281,7 @@ impl App {
         );
         let jobs = Jobs::new(cfg.retrain.clone(), dir);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
+        let (cfg_rate, cfg_burst) = (cfg.auth_failure_rate, cfg.auth_failure_burst);
         let nonce = aisle_core::hash::hash_fields([
             b"serve".as_slice(),
             &std::process::id().to_le_bytes(),
@@ -231,13 +300,20 @@ impl App {
             limiter,
             search,
             purchase,
+            keys,
+            auth_failures: RateLimiter::new(cfg_rate, cfg_burst),
+            conns: Arc::new(Conns::default()),
+            degraded: RwLock::new(None),
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
                 match reg.path_of(&v).and_then(|p| load_serving(&p, &v)) {
                     Ok(s) => app.swap(s),
                     Err(e) => {
-                        tracing::error!(version = v, error = %e, "promoted model refused; serving popularity")
+                        tracing::error!(version = v, error = %e, "promoted model refused; serving popularity");
+                        app.set_degraded(Some(format!(
+                            "the promoted model {v} was refused ({e}); serving popularity"
+                        )));
                     }
                 }
             }
@@ -245,11 +321,57 @@ impl App {
         Ok(app)
     }
 
+    /// Erases a user everywhere the server keeps them: the event store
+    /// (deleted pages zeroed, the WAL emptied), the in-memory histories and
+    /// purchases, the purchase model's behaviour log, the search query log and
+    /// the autocomplete counts built from it, and the quarantined rows that
+    /// mention the id. Runs under the store lock, so no event of the user
+    /// can slip in between.
+    pub fn erase_user(&self, user: &str) -> Result<Erased, ServeError> {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let events = store.delete_user(user)?;
+        self.live
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .users
+            .remove(user);
+        if let Some(p) = &self.purchase {
+            let log = purchase::event_log(store.as_ref())?;
+            *p.log.write().unwrap_or_else(|e| e.into_inner()) = log;
+        }
+        let queries = self.search.erase_user(user)?;
+        let quarantine_rows = match store_dir(&self.cfg.store) {
+            Some(d) => aisle_ingest::erase::erase_from_quarantine(&d.join("quarantine"), user)?,
+            None => 0,
+        };
+        tracing::info!(events, queries, quarantine_rows, "user erased");
+        Ok(Erased {
+            events,
+            queries,
+            quarantine_rows,
+            impressions: 0,
+        })
+    }
+
+    /// Marks the server degraded (with the reason) or ready again.
+    pub fn set_degraded(&self, why: Option<String>) {
+        *self.degraded.write().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    /// Why the server is degraded, if it is.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Replaces the serving model atomically (requests in flight finish on
     /// the old one).
     pub fn swap(&self, s: Arc<Serving>) {
         tracing::info!(model = s.name, version = s.version, "serving model");
         *self.serving.write().unwrap_or_else(|e| e.into_inner()) = s;
+        self.set_degraded(None);
         self.metrics.model_swaps.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -280,6 +402,22 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// The keys of a configuration; an empty or blank key is an error.
+fn keys_of(cfg: &ServeConfig) -> Result<Keys, ServeError> {
+    let mut keys = Keys::default();
+    for (k, scope) in [
+        (&cfg.read_key, Scope::Read),
+        (&cfg.api_key, Scope::Write),
+        (&cfg.admin_key, Scope::Admin),
+    ] {
+        if let Some(k) = k {
+            keys.add(k, scope)
+                .map_err(|e| ServeError::Config(e.to_string()))?;
+        }
+    }
+    Ok(keys)
 }
 
 /// A sequence-model artifact and its item ids (one per model item).
@@ -333,21 +471,32 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let open = app.cfg.api_key.is_none() && app.cfg.admin_key.is_none();
-    if open && !app.cfg.addr.ip().is_loopback() {
+    if !app.keys.enforced() && !app.cfg.addr.ip().is_loopback() {
         return Err(ServeError::Config(format!(
-            "no API key configured: refusing to listen on {} (development mode binds loopback only; give --api-key and --admin-key)",
+            "no API key configured: refusing to listen on {} (development mode binds loopback only; give keys: --read-key-file, --write-key-file, --admin-key-file or AISLE_READ_KEY, AISLE_WRITE_KEY, AISLE_ADMIN_KEY)",
             app.cfg.addr
         )));
     }
     let listener = tokio::net::TcpListener::bind(app.cfg.addr).await?;
+    serve_on(app, listener, shutdown).await
+}
+
+/// [`serve`] on a listener already bound (the loopback rule is the
+/// caller's: `serve` checks it).
+pub async fn serve_on(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     jobs::start(&app);
-    let served = axum::serve(
+    let served = conn::serve(
         listener,
-        router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        router(app.clone()),
+        app.cfg.conn.clone(),
+        app.conns.clone(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await;
     // A retraining run in flight is killed; its candidate was not promoted.
     let a = app.clone();

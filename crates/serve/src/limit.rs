@@ -26,6 +26,23 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `client` has a token now, without taking it; `Err(seconds)`
+    /// until it will.
+    pub fn peek(&self, client: &str) -> Result<(), f64> {
+        let b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match b.get(client) {
+            None => Ok(()),
+            Some((tokens, last)) => {
+                let t = (tokens + last.elapsed().as_secs_f64() * self.rate).min(self.burst);
+                if t >= 1.0 {
+                    Ok(())
+                } else {
+                    Err((1.0 - t) / self.rate)
+                }
+            }
+        }
+    }
+
     /// Takes one token for `client`; `Err(seconds)` until the next one
     /// when the bucket is empty.
     pub fn check(&self, client: &str) -> Result<(), f64> {
@@ -61,6 +78,9 @@ mod tests {
         }
         let wait = l.check("a").unwrap_err();
         assert!(wait > 0.0 && wait <= 0.001, "{wait}");
+        // Peeking takes nothing.
+        assert!(l.peek("a").is_err());
+        assert!(l.peek("b").is_ok());
         // Another client has its own bucket.
         assert!(l.check("b").is_ok());
         std::thread::sleep(std::time::Duration::from_millis(5));

@@ -254,6 +254,7 @@ pub struct Search {
     pub semantic_note: String,
     queries: Mutex<QueryStats>,
     log: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    log_path: Option<std::path::PathBuf>,
 }
 
 /// Catalog entries the index holds: every item with a catalog entry.
@@ -352,6 +353,7 @@ impl Search {
             semantic_note,
             queries: Mutex::new(queries),
             log,
+            log_path: dir.map(|d| d.join("queries.jsonl")),
         }
     }
 
@@ -388,6 +390,55 @@ impl Search {
             let _ = writeln!(w, "{entry}");
             let _ = w.flush();
         }
+    }
+
+    /// Erases `user`'s queries: the query log is rewritten without them
+    /// (synced, then renamed over the old one) and autocomplete is recounted
+    /// from what is left. Returns how many were removed. (Without a store
+    /// folder there is no log, and suggestions keep no per-user record.)
+    pub fn erase_user(&self, user: &str) -> std::io::Result<u64> {
+        let Some(log) = &self.log else { return Ok(0) };
+        let Some(path) = &self.log_path else {
+            return Ok(0);
+        };
+        let mut w = log.lock().unwrap_or_else(|e| e.into_inner());
+        w.flush()?;
+        let text = std::fs::read_to_string(path)?;
+        let mut kept = String::with_capacity(text.len());
+        let mut counts = QueryStats::default();
+        let mut removed = 0;
+        for line in text.lines() {
+            let v = serde_json::from_str::<Value>(line).ok();
+            let mine = match &v {
+                Some(v) => v["user"].as_str() == Some(user),
+                // A torn line: dropped if it names the user at all.
+                None => line.contains(user),
+            };
+            if mine {
+                removed += 1;
+                continue;
+            }
+            if let Some(q) = v.as_ref().and_then(|v| v["q"].as_str().map(normalize)) {
+                if !q.is_empty() && q.chars().count() <= 100 {
+                    *counts.counts.entry(q).or_default() += 1;
+                }
+            }
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        if removed > 0 {
+            let tmp = path.with_extension("jsonl.tmp");
+            {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(kept.as_bytes())?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, path)?;
+            let f = std::fs::OpenOptions::new().append(true).open(path)?;
+            *w = std::io::BufWriter::new(f);
+            *self.queries.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+        }
+        Ok(removed)
     }
 
     /// Past queries starting with `prefix`, most frequent first.

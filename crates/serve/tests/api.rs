@@ -510,7 +510,7 @@ async fn hot_swap_refuses_corrupt_artifacts_and_keys_guard_scopes() {
         c.api_key = Some("read".into());
         c.admin_key = Some("admin".into());
     });
-    // Keys: missing or wrong -> 401; the API key cannot reach admin routes.
+    // Keys: missing or wrong -> 401; the API key cannot reach admin routes (403).
     let (s, v) = c.get("/v1/popular").await;
     assert_error(s, &v, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -518,7 +518,7 @@ async fn hot_swap_refuses_corrupt_artifacts_and_keys_guard_scopes() {
         StatusCode::OK
     );
     let (s, v) = c.call("GET", "/v1/admin/models", None, Some("read")).await;
-    assert_error(s, &v, StatusCode::UNAUTHORIZED);
+    assert_error(s, &v, StatusCode::FORBIDDEN);
     let (s, v) = c.call("GET", "/v1/admin/models", None, Some("admin")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["versions"][0]["promoted"], true, "{v}");

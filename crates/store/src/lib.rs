@@ -166,11 +166,23 @@ pub fn open_existing(url: &str) -> Result<Box<dyn EventStore>> {
 fn open_sqlite(url: &str, create: bool) -> Result<SqliteStore> {
     match parse_url(url)? {
         Location::SqliteMemory => SqliteStore::open_memory(),
+        // An SQLite URI (`sqlite://file:PATH?mode=ro`): SQLite resolves it.
+        Location::SqliteFile(path) if path.to_str().is_some_and(|p| p.starts_with("file:")) => {
+            SqliteStore::open(&path)
+        }
         Location::SqliteFile(path) => {
             if !create && !path.exists() {
                 return Err(StoreError::Missing {
                     path: path.display().to_string(),
                 });
+            }
+            // SQLite would take a zero-length file for a new, empty database;
+            // an existing store is never empty (it has its schema).
+            if !create && std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+                return Err(StoreError::Corrupt(format!(
+                    "{} is empty (0 bytes): not an Aisle store (a failed copy?); restore it or remove it to start afresh",
+                    path.display()
+                )));
             }
             if let Some(dir) = path.parent() {
                 if !dir.as_os_str().is_empty() {

@@ -72,6 +72,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
+        // Deleted content is overwritten with zeros (erasure leaves no ids in
+        // freed pages).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         // 64 MiB page cache: index inserts for random idempotency keys stay in memory.
         conn.pragma_update(None, "cache_size", -65_536)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -425,6 +428,10 @@ impl EventStore for SqliteStore {
         tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;
         tx.commit()?;
         self.users.remove(user);
+        // The WAL still holds the pages as they were before the delete:
+        // copy the zeroed pages into the database and empty the WAL.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(n)
     }
 }
