@@ -102,6 +102,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
         // Dry run: validate and count, keep nothing.
         _ => {
             Ingestor::new(cfg)
+                .with_quarantine_sink(|_| {})
                 .ingest_into(&a.input, a.catalog.as_deref(), &mut |_| true)?
                 .report
         }
@@ -178,11 +179,22 @@ fn run_ingest(
     let pb = bar(0, "ingesting");
     let pb2 = pb.clone();
     let mut sink = |chunk: Vec<aisle_core::Event>| tx.send(chunk).is_ok();
+    // Quarantined rows are written as they are found (the file is created
+    // with the first one), never gathered in memory.
+    let qpath = store_dir(store_url)?.join("quarantine").join(format!(
+        "{}-{}-{}.jsonl",
+        name,
+        unix_now(),
+        std::process::id()
+    ));
+    let qwriter = std::rc::Rc::new(std::cell::RefCell::new(QuarantineWriter::new(qpath)));
+    let qw = qwriter.clone();
     let ingested = Ingestor::new(cfg)
         .with_progress(move |done, total| {
             pb2.set_length(total);
             pb2.set_position(done);
         })
+        .with_quarantine_sink(move |row| qw.borrow_mut().write(row))
         .ingest_into(input, catalog, &mut sink);
     drop(tx);
     pb.finish_and_clear();
@@ -200,23 +212,13 @@ fn run_ingest(
     );
     outcome.catalog_upserted = store.upsert_items(&out.catalog)?;
     report.timings.insert("store_busy".into(), store_busy);
-    if !out.quarantine.is_empty() {
-        let dir = store_dir(store_url)?.join("quarantine");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!(
-            "{}-{}-{}.jsonl",
-            name,
-            unix_now(),
-            std::process::id()
-        ));
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        for q in &out.quarantine {
-            serde_json::to_writer(&mut w, q)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()?;
-        outcome.quarantine_file = Some(path.display().to_string());
+    // The catalog's quarantined rows (the events' are already written).
+    let mut qw = qwriter.borrow_mut();
+    for q in &out.quarantine {
+        qw.write(q);
     }
+    outcome.quarantine_file = qw.finish()?;
+    drop(qw);
     report.store = Some(outcome);
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.rows_per_s = report.rows_read as f64 / report.elapsed_s.max(1e-9);
@@ -224,6 +226,59 @@ fn run_ingest(
         bail!("internal error: the report does not add up: {report:?}");
     }
     Ok(report)
+}
+
+/// Writes quarantined rows as JSON lines, creating the file (and its
+/// folder) with the first row; the first I/O error is kept for `finish`.
+struct QuarantineWriter {
+    path: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    error: Option<std::io::Error>,
+}
+
+impl QuarantineWriter {
+    fn new(path: PathBuf) -> QuarantineWriter {
+        QuarantineWriter {
+            path,
+            out: None,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, row: &aisle_ingest::QuarantinedRow) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = (|| -> std::io::Result<()> {
+            if self.out.is_none() {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                self.out = Some(std::io::BufWriter::new(std::fs::File::create(&self.path)?));
+            }
+            let w = self.out.as_mut().expect("opened");
+            serde_json::to_writer(&mut *w, row)?;
+            w.write_all(b"\n")
+        })();
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    /// Flushes and syncs; the file's path if any row was written.
+    fn finish(&mut self) -> Result<Option<String>> {
+        if let Some(e) = self.error.take() {
+            return Err(e).with_context(|| format!("writing {}", self.path.display()));
+        }
+        match self.out.take() {
+            None => Ok(None),
+            Some(w) => {
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                Ok(Some(self.path.display().to_string()))
+            }
+        }
+    }
 }
 
 fn parse_append(line: &str, now: i64, counter: u64) -> Result<Event, String> {

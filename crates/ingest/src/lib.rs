@@ -123,7 +123,12 @@ pub struct Ingestor {
     cfg: DatasetConfig,
     now: i64,
     progress: Option<Box<dyn FnMut(u64, u64)>>,
+    quarantine_sink: Option<QuarantineSink>,
 }
+
+/// Where quarantined event rows go as they are found (instead of
+/// [`IngestOutput::quarantine`]), so a file of bad rows never sits in memory.
+pub type QuarantineSink = Box<dyn FnMut(&QuarantinedRow)>;
 
 impl Ingestor {
     pub fn new(cfg: DatasetConfig) -> Self {
@@ -135,7 +140,17 @@ impl Ingestor {
             cfg,
             now,
             progress: None,
+            quarantine_sink: None,
         }
+    }
+
+    /// Hands every quarantined event row to `sink` as soon as it is final
+    /// (the report still counts them); [`IngestOutput::quarantine`] then
+    /// holds only the catalog's rows. Memory stays flat however many rows
+    /// are bad.
+    pub fn with_quarantine_sink(mut self, sink: impl FnMut(&QuarantinedRow) + 'static) -> Self {
+        self.quarantine_sink = Some(Box::new(sink));
+        self
     }
 
     /// The "current time" used for the future-timestamp check.
@@ -197,6 +212,7 @@ impl Ingestor {
             (catalog_path.is_some() && self.cfg.cleaning.require_catalog_item).then_some(&catalog);
         let cfg = self.cfg.clone();
         let mut state = RowState::new(&cfg, self.now, known_items, sink);
+        state.q_sink = self.quarantine_sink.take();
         read_events(&cfg, self.progress.take(), events_path, &mut state)?;
         if state.needs_history {
             rules::apply(&cfg, &mut state.candidates);
@@ -210,6 +226,7 @@ impl Ingestor {
             rows_read,
             catalog_agg,
             acc,
+            sunk,
             ..
         } = state;
         if cfg.catalog.from_events {
@@ -225,6 +242,7 @@ impl Ingestor {
             rows_read,
             &acc,
             &quarantine,
+            &sunk,
             catalog.len() as u64,
             catalog_report,
             start.elapsed().as_secs_f64(),
@@ -366,7 +384,7 @@ fn read_events(
         cfg.cleaning.max_line_bytes,
     )? {
         st.rows_read += 1;
-        st.quarantine.push(row);
+        st.push_q(row);
     }
     Ok(())
 }
@@ -518,6 +536,9 @@ struct RowState<'c, 's> {
     max_ts: i64,
     candidates: Vec<Candidate>,
     quarantine: Vec<QuarantinedRow>,
+    /// With a sink, rows go there and only their counts stay here.
+    q_sink: Option<QuarantineSink>,
+    sunk: BTreeMap<&'static str, u64>,
     arena: String,
     rows_read: u64,
     seen: aisle_core::hash::FastMap<u64, u32>,
@@ -552,6 +573,8 @@ impl<'c, 's> RowState<'c, 's> {
                 .min(aisle_core::MAX_TS),
             candidates: Vec::new(),
             quarantine: Vec::new(),
+            q_sink: None,
+            sunk: BTreeMap::new(),
             arena: String::new(),
             rows_read: 0,
             seen: Default::default(),
@@ -560,20 +583,35 @@ impl<'c, 's> RowState<'c, 's> {
         }
     }
 
+    /// Quarantines a row: to the sink when there is one, else kept.
+    fn push_q(&mut self, row: QuarantinedRow) {
+        match self.q_sink.as_mut() {
+            Some(sink) => {
+                sink(&row);
+                *self.sunk.entry(row.reason.as_str()).or_insert(0) += 1;
+            }
+            None => self.quarantine.push(row),
+        }
+    }
+
     /// Moves finished candidates out: dropped ones to the quarantine, the
     /// rest (with their idempotency keys) to the sink or the output.
     fn flush(&mut self) {
         let mut chunk = Vec::with_capacity(self.candidates.len());
-        for c in self.candidates.drain(..) {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        for c in candidates.drain(..) {
             match c.dropped {
-                Some(reason) => self.quarantine.push(QuarantinedRow {
-                    file: SourceFile::Events,
-                    line: c.line,
-                    reason,
-                    detail: rule_detail(reason, &c.event).into(),
-                    raw: self.arena[c.raw.0 as usize..c.raw.1 as usize].to_string(),
-                    raw_hex: None,
-                }),
+                Some(reason) => {
+                    let row = QuarantinedRow {
+                        file: SourceFile::Events,
+                        line: c.line,
+                        reason,
+                        detail: rule_detail(reason, &c.event).into(),
+                        raw: self.arena[c.raw.0 as usize..c.raw.1 as usize].to_string(),
+                        raw_hex: None,
+                    };
+                    self.push_q(row);
+                }
                 None => {
                     let mut ev = c.event;
                     ev.key = hash_fields([
@@ -586,6 +624,8 @@ impl<'c, 's> RowState<'c, 's> {
             }
         }
         self.arena.clear();
+        // Keep the allocation for the next chunk.
+        self.candidates = candidates;
         if chunk.is_empty() {
             return;
         }
@@ -614,7 +654,7 @@ impl<'c, 's> RowState<'c, 's> {
                 Some(raw.iter().map(|b| format!("{b:02x}")).collect()),
             ),
         };
-        self.quarantine.push(QuarantinedRow {
+        self.push_q(QuarantinedRow {
             file: SourceFile::Events,
             line,
             reason,
@@ -860,7 +900,7 @@ impl<'c, 's> RowState<'c, 's> {
         let fail = |st: &mut Self, reason: Reason, detail: Cow<'static, str>| {
             let text = st.arena[raw.0 as usize..raw.1 as usize].to_string();
             st.arena.truncate(raw.0 as usize);
-            st.quarantine.push(QuarantinedRow {
+            st.push_q(QuarantinedRow {
                 file: SourceFile::Events,
                 line,
                 reason,
@@ -1071,6 +1111,7 @@ fn build_report(
     rows_read: u64,
     acc: &Accum,
     quarantine: &[QuarantinedRow],
+    sunk: &BTreeMap<&'static str, u64>,
     catalog_items: u64,
     catalog: Option<CatalogReport>,
     elapsed: f64,
@@ -1080,6 +1121,10 @@ fn build_report(
     for q in quarantine.iter().filter(|q| q.file == SourceFile::Events) {
         *by_reason.entry(q.reason.as_str().to_string()).or_insert(0) += 1;
         quarantined += 1;
+    }
+    for (reason, n) in sunk {
+        *by_reason.entry(reason.to_string()).or_insert(0) += n;
+        quarantined += n;
     }
     let mut transformed = BTreeMap::new();
     if let Some(n) = acc.by_type.get("cancel") {
