@@ -148,6 +148,7 @@ pub(crate) fn read_catalog_file(
             })
         }
     };
+    crate::header_fits(&long_lines, &path_s, cfg.cleaning.max_line_bytes)?;
     let col = |field: &str, name: &Option<String>| -> Result<Option<usize>> {
         match name {
             None => Ok(None),

@@ -349,6 +349,9 @@ fn read_events(
             } else {
                 cfg.columns.clone()
             };
+            if cfg.header {
+                header_fits(&long_lines, &path_s, cfg.cleaning.max_line_bytes)?;
+            }
             let idx = column_indices(cfg, &header, &path_s)?;
             let ncols = header.len();
             loop {
@@ -387,6 +390,27 @@ fn read_events(
         st.push_q(row);
     }
     Ok(())
+}
+
+/// An error when the guard dropped line 1, the header (the line after it
+/// would be read as the header otherwise).
+pub(crate) fn header_fits(
+    long: &std::sync::Mutex<Vec<input::LongLine>>,
+    path: &str,
+    limit: usize,
+) -> Result<()> {
+    let long = long.lock().unwrap_or_else(|e| e.into_inner());
+    match long.iter().find(|l| l.line == 1) {
+        Some(l) => Err(read_err(
+            path,
+            1,
+            format!(
+                "the header line is {} bytes long, over the {limit}-byte line limit (cleaning.max_line_bytes)",
+                l.bytes
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The input limits a config sets.

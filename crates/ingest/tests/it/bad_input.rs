@@ -144,3 +144,99 @@ fn garbage_bytes_never_panic() {
         let _ = ingest_bytes(cfg(""), &data);
     }
 }
+
+#[test]
+fn a_line_over_the_limit_is_quarantined_as_an_excerpt_and_the_rest_is_read() {
+    let long = "x".repeat(5_000);
+    let data = format!(
+        "{HEADER}u1,i1,1600000000,view,,\nu2,{long},1600000001,view,,\nu3,i3,1600000002,view,,\n"
+    );
+    let out = ingest_bytes(cfg("max_line_bytes = 1000"), data.as_bytes());
+    assert_eq!(out.report.accepted, 2);
+    assert_eq!(reasons(&out), r(&[("line_too_long", 1)]));
+    let q = &out.quarantine[0];
+    assert_eq!(q.line, 3);
+    assert_eq!(q.raw.len(), 256);
+    assert!(q.raw.starts_with("u2,xxx"), "{}", q.raw);
+    assert!(q.detail.contains("5021 bytes"), "{}", q.detail);
+    // Rows after it keep their true line numbers.
+    let users: Vec<&str> = out.events.iter().map(|e| e.user.as_str()).collect();
+    assert_eq!(users, ["u1", "u3"]);
+}
+
+#[test]
+fn a_header_over_the_line_limit_is_a_clear_error() {
+    let tmp = Tmp::new();
+    let p = tmp.file(
+        "h.csv",
+        format!("{}\nu,i,1,view,,\n", "h".repeat(3000)).as_bytes(),
+    );
+    let err = Ingestor::new(cfg("max_line_bytes = 1000"))
+        .ingest(&p, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("header line"), "{err}");
+}
+
+#[test]
+fn a_gzip_bomb_is_a_clear_error_not_a_memory_blowup() {
+    let tmp = Tmp::new();
+    // 80 MiB of zeros after a header: over 1000:1, past the 64 MiB grace.
+    let mut body = HEADER.as_bytes().to_vec();
+    body.resize(body.len() + (80 << 20), 0);
+    let p = tmp.gz("bomb.csv.gz", &body);
+    let err = Ingestor::new(cfg("")).ingest(&p, None).unwrap_err();
+    assert!(matches!(err, IngestError::Read { .. }), "{err}");
+    assert!(err.to_string().contains("compression bomb"), "{err}");
+    // With the check off, the zeros are one over-long line, quarantined.
+    let out = Ingestor::new(cfg("max_decompression_ratio = 0"))
+        .ingest(&p, None)
+        .unwrap();
+    assert_eq!(reasons(&out), r(&[("line_too_long", 1)]));
+}
+
+#[test]
+fn ids_with_control_characters_are_quarantined_as_bad_id() {
+    let data = format!(
+        "{HEADER}u1,i1,1600000000,view,,\n\"u\t2\",i1,1600000001,view,,\nu3,\"i\u{0}3\",1600000002,view,,\n{},i1,1600000003,view,,\n",
+        "u".repeat(300)
+    );
+    let out = ingest_bytes(cfg(""), data.as_bytes());
+    assert_eq!(out.report.accepted, 1);
+    assert_eq!(reasons(&out), r(&[("bad_id", 3)]));
+}
+
+#[test]
+fn times_before_1970_or_after_2100_are_bad_even_when_the_config_allows_them() {
+    let data =
+        format!("{HEADER}u1,i1,-100,view,,\nu1,i2,4200000000,view,,\nu1,i3,1600000000,view,,\n");
+    let mut c = cfg("min_time = \"1900-01-01\"\nfuture_slack_s = 9000000000");
+    c.cleaning.future_slack_s = 9_000_000_000;
+    let out = ingest_bytes(c, data.as_bytes());
+    assert_eq!(out.report.accepted, 1);
+    assert_eq!(reasons(&out), r(&[("bad_timestamp", 2)]));
+}
+
+#[test]
+fn a_quarantine_sink_takes_the_rows_and_the_report_still_counts_them() {
+    let tmp = Tmp::new();
+    let data = format!("{HEADER}u1,i1,1600000000,view,,\nu2,i2\nu3,i3,nope,view,,\n");
+    let p = tmp.file("e.csv", data.as_bytes());
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s2 = seen.clone();
+    let out = Ingestor::new(cfg(""))
+        .with_now(1_800_000_000)
+        .with_quarantine_sink(move |row| s2.borrow_mut().push((row.line, row.reason.as_str())))
+        .ingest(&p, None)
+        .unwrap();
+    assert!(out.quarantine.is_empty());
+    assert_eq!(out.report.quarantined, 2);
+    assert_eq!(
+        reasons(&out),
+        r(&[("bad_timestamp", 1), ("wrong_column_count", 1)])
+    );
+    assert!(out.report.balanced());
+    assert_eq!(
+        *seen.borrow(),
+        [(3, "wrong_column_count"), (4, "bad_timestamp")]
+    );
+}
