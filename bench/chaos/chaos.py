@@ -20,6 +20,10 @@ Trials (each prints one JSON line and appends it to OUT/results.jsonl):
                  rows under --dry-run: peak RSS and time of each.
   fuzz N         the reader/event/config fuzz loop with N inputs
                  (cargo run --release -p aisle-ingest --example fuzz).
+  openapi S      schemathesis (from openapi.json) over every route for S
+                 seconds against a copy of the demo shop: no 5xx allowed.
+                 Needs the peer venv: bench/setup-peers.sh schemathesis
+                 (or --st PATH to its `st`).
 """
 
 import argparse
@@ -227,12 +231,14 @@ def kill_ingest(aisle, out, trials):
 
 
 def demo_shop(aisle, out):
+    """The demo shop (generated once per OUT folder, SASRec trained 20 s)."""
     d = os.path.join(out, "demo")
-    if not os.path.exists(os.path.join(d, "store", "aisle.db")):
+    store = os.path.join(d, "demo-shop", "store")
+    if not os.path.exists(os.path.join(store, "aisle.db")):
         os.makedirs(d, exist_ok=True)
         subprocess.run([aisle, "demo", "--no-serve", "--train-seconds", "20"], cwd=d, check=True,
-                       stdout=subprocess.DEVNULL)
-    return os.path.join(d, "demo-shop", "store") if os.path.exists(os.path.join(d, "demo-shop")) else os.path.join(d, "store")
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return store
 
 
 def soak(aisle, out, seconds, rate):
@@ -410,10 +416,31 @@ def fuzz(n):
     return r
 
 
+def openapi(aisle, out, seconds, st):
+    src = demo_shop(aisle, out)
+    store = os.path.join(out, "openapi-store")
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.copytree(src, store)
+    srv = Server(aisle, store)
+    t = time.time()
+    p = subprocess.run([st, "run", os.path.join(ROOT, "openapi.json"), "--url", f"http://127.0.0.1:{srv.port}",
+                        "--checks", "not_a_server_error", "--max-time", str(seconds), "--workers", "2",
+                        "--suppress-health-check", "all"],
+                       capture_output=True, text=True)
+    srv.stop()
+    with open(os.path.join(out, "openapi-st.log"), "w") as f:
+        f.write(p.stdout + p.stderr)
+    tail = [l for l in p.stdout.splitlines() if l.strip()][-12:]
+    log = open(os.path.join(store, f"serve-{srv.port}.log")).read()
+    return {"trial": "openapi", "exit": p.returncode, "seconds": round(time.time() - t, 1),
+            "summary": tail, "server_5xx_in_log": log.count("internal error") + log.count("store error")}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--aisle", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "aisle"))
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "aisle-chaos"))
+    ap.add_argument("--st", default=os.path.join(os.environ.get("AISLE_PEER_VENV", os.path.join(tempfile.gettempdir(), "aisle-peers")), "bin", "st"))
     ap.add_argument("trials", nargs="+")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -436,6 +463,9 @@ def main():
             r = idle(aisle, a.out, num(2000))
         elif name == "bombs":
             r = bombs(aisle, a.out, num(2))
+        elif name == "openapi":
+            r = openapi(aisle, a.out, num(300), a.st)
+            failed |= r["exit"] != 0
         elif name == "fuzz":
             r = fuzz(num(10_000_000))
             failed |= r.get("exit") != 0

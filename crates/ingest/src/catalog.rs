@@ -122,6 +122,8 @@ pub(crate) fn read_catalog_file(
     };
     let inp = input::open_with(path, crate::limits_of(cfg))?;
     let long_lines = inp.long_lines.clone();
+    let record_start = inp.record_start.clone();
+    record_start.store(0, std::sync::atomic::Ordering::Relaxed);
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delim)
         .has_headers(false)
@@ -189,6 +191,7 @@ pub(crate) fn read_catalog_file(
             });
         };
     loop {
+        record_start.store(rdr.position().byte(), std::sync::atomic::Ordering::Relaxed);
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,

@@ -33,6 +33,10 @@ pub struct Input {
     pub gzip: bool,
     /// Lines the guard dropped as over-long (see [`LineGuard`]).
     pub long_lines: Arc<std::sync::Mutex<Vec<LongLine>>>,
+    /// Where the record being parsed starts, in bytes handed out by the
+    /// guard; a CSV reader stores it after each record (see
+    /// [`LineGuard::record_start`]). `u64::MAX`: not tracked.
+    pub record_start: Arc<AtomicU64>,
 }
 
 impl Default for Limits {
@@ -95,12 +99,14 @@ pub fn open_with(path: &Path, limits: Limits) -> Result<Input> {
         LineGuard::new(Box::new(buffered) as Box<dyn Read + Send>, limits, None)
     };
     let long_lines = guard.long_lines.clone();
+    let record_start = guard.record_start.clone();
     Ok(Input {
         reader: Box::new(guard),
         file_size: meta.len(),
         consumed,
         gzip,
         long_lines,
+        record_start,
     })
 }
 
@@ -153,7 +159,17 @@ pub struct LineGuard<R> {
     compressed: Option<Arc<AtomicU64>>,
     /// Lines dropped so far.
     pub long_lines: Arc<std::sync::Mutex<Vec<LongLine>>>,
+    /// Bytes handed out so far.
+    handed: u64,
+    /// Where the record a reader is parsing started (bytes handed out), as
+    /// the reader last said; `u64::MAX` until it says. A record may span
+    /// lines (a quoted CSV field): once it runs past the line limit plus a
+    /// reader's read-ahead, the input is refused rather than buffered.
+    pub record_start: Arc<AtomicU64>,
 }
+
+/// How far a reader may buffer ahead of the record it parses.
+pub const READ_AHEAD: u64 = 1 << 20;
 
 impl<R: Read> LineGuard<R> {
     /// `compressed` counts the bytes read from disk when the input is gzip.
@@ -172,7 +188,22 @@ impl<R: Read> LineGuard<R> {
             decompressed: 0,
             compressed,
             long_lines: Default::default(),
+            handed: 0,
+            record_start: Arc::new(AtomicU64::new(u64::MAX)),
         }
+    }
+
+    fn check_record(&self) -> std::io::Result<()> {
+        let start = self.record_start.load(Ordering::Relaxed);
+        let limit = self.limits.max_line_bytes as u64 + READ_AHEAD;
+        if start != u64::MAX && self.handed > start.saturating_add(limit) {
+            return Err(std::io::Error::other(format!(
+                "a record runs on for more than {} bytes across lines (an unclosed quote?) before line {}: refusing to buffer it (cleaning.max_line_bytes)",
+                self.limits.max_line_bytes,
+                self.line + 1
+            )));
+        }
+        Ok(())
     }
 
     fn check_ratio(&self) -> std::io::Result<()> {
@@ -317,11 +348,14 @@ impl<R: Read> Read for LineGuard<R> {
 impl<R: Read> BufRead for LineGuard<R> {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         self.fill()?;
+        self.check_record()?;
         Ok(&self.buf[self.start..self.ready])
     }
 
     fn consume(&mut self, amt: usize) {
-        self.start = (self.start + amt).min(self.ready);
+        let amt = amt.min(self.ready - self.start);
+        self.start += amt;
+        self.handed += amt as u64;
     }
 }
 

@@ -300,6 +300,7 @@ fn read_events(
 ) -> Result<()> {
     let input = input::open_with(path, limits_of(cfg))?;
     let long_lines = input.long_lines.clone();
+    let record_start = input.record_start.clone();
     let size = input.file_size;
     let consumed = input.consumed.clone();
     let mut tick = 0u64;
@@ -328,6 +329,7 @@ fn read_events(
                 .from_reader(input.reader);
             let mut rec = csv::ByteRecord::new();
             let header: Vec<String> = if cfg.header {
+                record_start.store(0, std::sync::atomic::Ordering::Relaxed);
                 match rdr.read_byte_record(&mut rec) {
                     Ok(true) => rec
                         .iter()
@@ -355,6 +357,9 @@ fn read_events(
             let idx = column_indices(cfg, &header, &path_s)?;
             let ncols = header.len();
             loop {
+                // The guard refuses a record (a quoted field spanning lines)
+                // that runs past the line limit.
+                record_start.store(rdr.position().byte(), std::sync::atomic::Ordering::Relaxed);
                 match rdr.read_byte_record(&mut rec) {
                     Ok(true) => {}
                     Ok(false) => break,

@@ -403,6 +403,31 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let events = app.live.read().unwrap_or_else(|e| e.into_inner()).events;
     let mut text = app.metrics.render(&s.name, &s.version, events);
     app.jobs.render_metrics(&mut text);
+    {
+        use std::fmt::Write;
+        let (evicted, refused) = app.conns.shed();
+        let _ = writeln!(text, "# TYPE aisle_connections_open gauge");
+        let _ = writeln!(text, "aisle_connections_open {}", app.conns.open());
+        let _ = writeln!(text, "# TYPE aisle_connections_shed_total counter");
+        let _ = writeln!(
+            text,
+            "aisle_connections_shed_total{{reason=\"evicted_idle\"}} {evicted}"
+        );
+        let _ = writeln!(
+            text,
+            "aisle_connections_shed_total{{reason=\"refused_all_busy\"}} {refused}"
+        );
+        let _ = writeln!(text, "# TYPE aisle_ready gauge");
+        let _ = writeln!(
+            text,
+            "aisle_ready{{status=\"{}\"}} 1",
+            if app.degraded().is_some() {
+                "degraded"
+            } else {
+                "ok"
+            }
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

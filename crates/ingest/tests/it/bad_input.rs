@@ -240,3 +240,22 @@ fn a_quarantine_sink_takes_the_rows_and_the_report_still_counts_them() {
         [(3, "wrong_column_count"), (4, "bad_timestamp")]
     );
 }
+
+#[test]
+fn an_unclosed_quote_over_the_line_limit_is_a_clear_error_not_a_huge_record() {
+    let tmp = Tmp::new();
+    let mut data = format!("{HEADER}u1,i1,1600000000,view,,\nu2,\"i2,1600000001,view,,\n");
+    // Past the limit plus a reader's read-ahead (1 MiB).
+    for i in 0..60_000 {
+        data.push_str(&format!("u{i},i{i},1600000002,view,,\n"));
+    }
+    let p = tmp.file("q.csv", data.as_bytes());
+    // Under the limit the swallowed rows are one quarantined record...
+    let out = Ingestor::new(cfg("")).ingest(&p, None).unwrap();
+    assert_eq!(reasons(&out), r(&[("wrong_column_count", 1)]));
+    // ...over it, the record is refused instead of buffered whole.
+    let err = Ingestor::new(cfg("max_line_bytes = 100"))
+        .ingest(&p, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("unclosed quote"), "{err}");
+}
