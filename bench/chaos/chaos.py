@@ -382,24 +382,30 @@ def bombs(aisle, out, gib=2):
     write_gz(p1, b"", b"\0" * (8 << 20), size)
     cases.append(("zero bomb, no header", p1, ["--preset", "ml-1m"]))
     p2 = os.path.join(d, "zeros-header.gz")
-    write_gz(p2, b"user_id,item_id,position\n", b"\0" * (8 << 20), size)
+    write_gz(p2, b"user_id,movie_id,position\n", b"\0" * (8 << 20), size)
     cases.append(("zero bomb after a header", p2, ["--preset", "ml-1m"]))
+    # The same with the ratio check off: the line guard alone (one 2 GiB line).
+    cfg = os.path.join(d, "no-ratio.toml")
+    preset = subprocess.run([aisle, "presets", "--show", "ml-1m"], capture_output=True, text=True, check=True).stdout
+    with open(cfg, "w") as f:
+        f.write(preset + "\n[cleaning]\nmax_decompression_ratio = 0\n" if "[cleaning]" not in preset
+                else preset.replace("[cleaning]", "[cleaning]\nmax_decompression_ratio = 0", 1))
+    cases.append(("zero bomb after a header, ratio check off", p2, ["--config", cfg]))
     p3 = os.path.join(d, "long-line.csv")
     with open(p3, "wb") as f:
-        f.write(b"user_id,item_id,position\n1,2,3\n")
+        f.write(b"user_id,movie_id,position\n1,2,3\n")
         chunk = b"x" * (8 << 20)
         for _ in range(25):
             f.write(chunk)
     cases.append(("200 MB line without a newline", p3, ["--preset", "ml-1m"]))
     p4 = os.path.join(d, "rows.gz")
     rows = b"".join(f"{u},{u % 977},{u}\n".encode() for u in range(200_000))
-    write_gz(p4, b"user_id,item_id,position\n", rows, size)
+    write_gz(p4, b"user_id,movie_id,position\n", rows, size)
     cases.append(("2 GiB of valid repeated rows", p4, ["--preset", "ml-1m"]))
     for name, path, args in cases:
         rc, secs, peak, last = run_measured([aisle, "ingest", *args, "--input", path, "--dry-run"])
         results.append({"case": name, "input_mb": round(os.path.getsize(path) / 2**20, 1), "exit": rc,
                         "seconds": secs, "peak_rss_mb": peak, "message": last})
-        os.remove(path)
     shutil.rmtree(d, ignore_errors=True)
     return {"trial": "bombs", "cases": results}
 

@@ -6,6 +6,7 @@ mod bench;
 mod datasets;
 mod demo;
 mod durability;
+mod keys;
 mod ranking;
 mod retrain;
 
@@ -84,11 +85,26 @@ pub fn json(s: &str) -> serde_json::Value {
 
 /// One raw HTTP/1.1 request; returns (status, body).
 pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_with(addr, method, path, body, &[])
+}
+
+/// [`http`] with extra request headers.
+pub fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
