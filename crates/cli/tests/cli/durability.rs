@@ -103,17 +103,8 @@ fn acknowledged_events_survive_kill_9() {
 #[test]
 fn events_acknowledged_by_the_server_survive_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("s");
-    let st = store.to_str().unwrap();
-    // An empty store to serve.
-    let mut child = aisle()
-        .args(["append", "--store", st])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    drop(child.stdin.take());
-    child.wait().unwrap();
+    let store = crate::empty_store(tmp.path());
+    let st = store.as_str();
     let (mut server, addr) = crate::start_server(st, 0, &[], &[]);
     let mut acked = 0;
     for b in 0..20 {

@@ -1,22 +1,7 @@
 //! `aisle serve` keys as an operator gives them: files, the environment,
 //! flags; an empty key file refuses to start.
 
-use std::process::Stdio;
-
-use crate::{aisle, http_with, start_server};
-
-fn empty_store(dir: &std::path::Path) -> String {
-    let st = dir.join("s").display().to_string();
-    let mut child = aisle()
-        .args(["append", "--store", &st])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    drop(child.stdin.take());
-    child.wait().unwrap();
-    st
-}
+use crate::{empty_store, http_with, start_server};
 
 #[test]
 fn an_empty_key_file_refuses_to_start() {

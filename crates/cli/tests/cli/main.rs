@@ -46,6 +46,21 @@ pub fn start_server(
     (child, addr)
 }
 
+/// An empty store (created by `aisle append` with no input) in `dir/s`;
+/// returns its path.
+pub fn empty_store(dir: &std::path::Path) -> String {
+    let st = dir.join("s").display().to_string();
+    let mut child = aisle()
+        .args(["append", "--store", &st])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    st
+}
+
 /// Runs aisle with args; returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let Output {
