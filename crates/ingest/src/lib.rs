@@ -111,7 +111,7 @@ const NF: usize = 12;
 struct Candidate {
     event: Event,
     line: u64,
-    raw: (u32, u32),
+    raw: (u64, u64),
     /// Identical rows seen before this one.
     ordinal: u32,
     content_hash: u64,
@@ -770,14 +770,14 @@ impl<'c, 's> RowState<'c, 's> {
                 fields[k] = if s.is_empty() { None } else { Some(s) };
             }
         }
-        let raw_start = self.arena.len() as u32;
+        let raw_start = self.arena.len() as u64;
         for i in 0..rec.len() {
             if i > 0 {
                 self.arena.push(delim as char);
             }
             self.arena.push_str(field(i));
         }
-        let raw = (raw_start, self.arena.len() as u32);
+        let raw = (raw_start, self.arena.len() as u64);
         self.validate(line, fields, raw, content_hash, ordinal);
     }
 
@@ -853,9 +853,9 @@ impl<'c, 's> RowState<'c, 's> {
         for (k, v) in values.iter().enumerate() {
             fields[k] = v.as_deref().filter(|s| !s.is_empty());
         }
-        let raw_start = self.arena.len() as u32;
+        let raw_start = self.arena.len() as u64;
         self.arena.push_str(s);
-        let raw = (raw_start, self.arena.len() as u32);
+        let raw = (raw_start, self.arena.len() as u64);
         self.validate(line, fields, raw, content_hash, ordinal);
     }
 
@@ -889,13 +889,13 @@ impl<'c, 's> RowState<'c, 's> {
             fields[F::User as usize] = Some(user);
             fields[F::Item as usize] = Some(item);
             fields[F::Time as usize] = Some(&pos_s);
-            let raw_start = self.arena.len() as u32;
+            let raw_start = self.arena.len() as u64;
             self.arena.push_str(user);
             self.arena.push('\t');
             self.arena.push_str(item);
             self.arena.push('\t');
             self.arena.push_str(&pos_s);
-            let raw = (raw_start, self.arena.len() as u32);
+            let raw = (raw_start, self.arena.len() as u64);
             self.validate(line, fields, raw, content_hash, ordinal);
         }
         if !any {
@@ -922,7 +922,7 @@ impl<'c, 's> RowState<'c, 's> {
         &mut self,
         line: u64,
         f: [Option<&str>; NF],
-        raw: (u32, u32),
+        raw: (u64, u64),
         content_hash: u64,
         ordinal: u32,
     ) {
