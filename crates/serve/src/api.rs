@@ -1195,6 +1195,13 @@ async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
         ));
     }
     let personal = flag(&map, "personal", true)?;
+    if let Some(why) = map
+        .get("user")
+        .filter(|u| !u.is_empty())
+        .and_then(|u| aisle_core::id_problem(u))
+    {
+        return Err(ApiError::bad("bad_id", format!("user {why}")));
+    }
     let req = crate::search::SearchRequest {
         q: text.to_string(),
         user: map.get("user").filter(|u| !u.is_empty()).cloned(),

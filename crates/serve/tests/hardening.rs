@@ -439,6 +439,8 @@ async fn ids_with_control_characters_and_absurd_times_are_refused() {
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_id"), "{v}");
     let (s, v, _) = call(&a, "PUT", "/v1/items/a%09b", &[JSON], Some("{}")).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_id"), "{v}");
+    let (s, v, _) = call(&a, "GET", "/v1/search?q=tea&user=a%0Ab", &[], None).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_id"), "{v}");
 }
 
 #[tokio::test]
