@@ -432,7 +432,7 @@ def openapi(aisle, out, seconds, st):
     p = subprocess.run([st, "run", os.path.join(ROOT, "openapi.json"), "--url", f"http://127.0.0.1:{srv.port}",
                         "--checks", "not_a_server_error", "--max-time", str(seconds), "--workers", "2",
                         "--suppress-health-check", "all"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=out)  # its .schemathesis/ cache stays in OUT
     srv.stop()
     with open(os.path.join(out, "openapi-st.log"), "w") as f:
         f.write(p.stdout + p.stderr)
