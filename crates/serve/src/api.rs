@@ -331,9 +331,8 @@ async fn admit(
                 ))
             }
             Ok(Err(e)) => {
-                // axum's error for `to_bytes` past its limit.
-                let too_big = e.to_string().contains("length limit");
-                return Err(refuse(if too_big {
+                let e = e.into_inner();
+                return Err(refuse(if e.is::<http_body_util::LengthLimitError>() {
                     too_large(limit)
                 } else {
                     ApiError::bad("bad_body", format!("reading the body: {e}")).into_response()
@@ -1195,16 +1194,13 @@ async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
         ));
     }
     let personal = flag(&map, "personal", true)?;
-    if let Some(why) = map
-        .get("user")
-        .filter(|u| !u.is_empty())
-        .and_then(|u| aisle_core::id_problem(u))
-    {
+    let user = map.get("user").filter(|u| !u.is_empty()).cloned();
+    if let Some(why) = user.as_deref().and_then(aisle_core::id_problem) {
         return Err(ApiError::bad("bad_id", format!("user {why}")));
     }
     let req = crate::search::SearchRequest {
         q: text.to_string(),
-        user: map.get("user").filter(|u| !u.is_empty()).cloned(),
+        user,
         k: lq.k,
         filters: aisle_search::Filters {
             category: lq.category.clone(),

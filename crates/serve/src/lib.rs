@@ -229,15 +229,7 @@ impl App {
     /// Opens the store, builds the in-memory view and loads the promoted model.
     pub fn open(cfg: ServeConfig) -> Result<Arc<App>, ServeError> {
         let keys = keys_of(&cfg)?;
-        let existing = matches!(
-            aisle_store::parse_url(&cfg.store),
-            Ok(aisle_store::Location::SqliteFile(ref p)) if p.exists()
-        );
-        let mut store = if existing {
-            aisle_store::open_existing(&cfg.store)?
-        } else {
-            aisle_store::open(&cfg.store)?
-        };
+        let mut store = aisle_store::open(&cfg.store)?;
         // Refuse to start on a store that cannot take a write (a read-only
         // file, directory or disk), rather than answer every event with an error.
         store

@@ -177,8 +177,9 @@ fn open_sqlite(url: &str, create: bool) -> Result<SqliteStore> {
                 });
             }
             // SQLite would take a zero-length file for a new, empty database;
-            // an existing store is never empty (it has its schema).
-            if !create && std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            // an existing store is never empty (it has its schema), so opening
+            // one (to read or to write) is refused rather than silently reset.
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
                 return Err(StoreError::Corrupt(format!(
                     "{} is empty (0 bytes): not an Aisle store (a failed copy?); restore it or remove it to start afresh",
                     path.display()

@@ -178,3 +178,21 @@ fn a_store_from_a_newer_version_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_zero_length_database_is_refused_by_every_open() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("aisle.db"), b"").unwrap();
+    let url = dir.path().display().to_string();
+    for r in [aisle_store::open(&url), aisle_store::open_existing(&url)] {
+        let err = r.err().expect("refused");
+        assert!(err.to_string().contains("0 bytes"), "{err}");
+    }
+    // Nothing was written into it.
+    assert_eq!(
+        std::fs::metadata(dir.path().join("aisle.db"))
+            .unwrap()
+            .len(),
+        0
+    );
+}
