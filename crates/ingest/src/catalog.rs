@@ -305,13 +305,7 @@ pub(crate) fn read_catalog_file(
             );
         }
     }
-    for row in crate::long_line_rows(
-        &long_lines,
-        SourceFile::Catalog,
-        true,
-        &path_s,
-        cfg.cleaning.max_line_bytes,
-    )? {
+    for row in crate::long_line_rows(&long_lines, SourceFile::Catalog) {
         report.rows_read += 1;
         report.quarantined += 1;
         *report

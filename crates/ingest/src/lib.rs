@@ -383,14 +383,7 @@ fn read_events(
         })?,
     }
     report_progress(true);
-    let header = cfg.header && matches!(cfg.format, Format::Csv | Format::Tsv);
-    for row in long_line_rows(
-        &long_lines,
-        SourceFile::Events,
-        header,
-        &path_s,
-        cfg.cleaning.max_line_bytes,
-    )? {
+    for row in long_line_rows(&long_lines, SourceFile::Events) {
         st.rows_read += 1;
         st.push_q(row);
     }
@@ -426,28 +419,15 @@ pub(crate) fn limits_of(cfg: &DatasetConfig) -> input::Limits {
     }
 }
 
-/// Quarantine rows for the lines a [`input::LineGuard`] dropped; an
-/// over-long header line is an error (nothing after it can be read).
+/// Quarantine rows for the lines a [`input::LineGuard`] dropped (an
+/// over-long header was already refused by [`header_fits`]).
 pub(crate) fn long_line_rows(
     long: &std::sync::Mutex<Vec<input::LongLine>>,
     file: SourceFile,
-    header: bool,
-    path: &str,
-    limit: usize,
-) -> Result<Vec<QuarantinedRow>> {
+) -> Vec<QuarantinedRow> {
     let long = std::mem::take(&mut *long.lock().unwrap_or_else(|e| e.into_inner()));
     let mut out = Vec::with_capacity(long.len());
     for l in long {
-        if header && l.line == 1 {
-            return Err(read_err(
-                path,
-                1,
-                format!(
-                    "the header line is {} bytes long, over the {}-byte line limit (cleaning.max_line_bytes)",
-                    l.bytes, limit
-                ),
-            ));
-        }
         let text = String::from_utf8_lossy(&l.excerpt).into_owned();
         let hex = std::str::from_utf8(&l.excerpt)
             .is_err()
@@ -466,7 +446,7 @@ pub(crate) fn long_line_rows(
             raw_hex: hex,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Calls `f(text, line_number)` for every non-blank line (newline stripped).

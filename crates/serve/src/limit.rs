@@ -26,20 +26,27 @@ impl RateLimiter {
         }
     }
 
+    /// Tokens in a bucket left at `tokens` at `last`, refilled up to `now`.
+    fn level(&self, tokens: f64, last: Instant, now: Instant) -> f64 {
+        (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst)
+    }
+
+    /// `Err(seconds)` until a bucket at `level` holds a whole token.
+    fn wait(&self, level: f64) -> Result<(), f64> {
+        if level >= 1.0 {
+            Ok(())
+        } else {
+            Err((1.0 - level) / self.rate)
+        }
+    }
+
     /// Whether `client` has a token now, without taking it; `Err(seconds)`
     /// until it will.
     pub fn peek(&self, client: &str) -> Result<(), f64> {
         let b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         match b.get(client) {
             None => Ok(()),
-            Some((tokens, last)) => {
-                let t = (tokens + last.elapsed().as_secs_f64() * self.rate).min(self.burst);
-                if t >= 1.0 {
-                    Ok(())
-                } else {
-                    Err((1.0 - t) / self.rate)
-                }
-            }
+            Some(&(tokens, last)) => self.wait(self.level(tokens, last, Instant::now())),
         }
     }
 
@@ -49,20 +56,16 @@ impl RateLimiter {
         let now = Instant::now();
         let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() >= MAX_CLIENTS && !b.contains_key(client) {
-            let (rate, burst) = (self.rate, self.burst);
-            b.retain(|_, (tokens, t)| {
-                *tokens + now.duration_since(*t).as_secs_f64() * rate < burst
-            });
+            b.retain(|_, (tokens, t)| self.level(*tokens, *t, now) < self.burst);
         }
         let (tokens, last) = b.entry(client.to_string()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *tokens = self.level(*tokens, *last, now);
         *last = now;
-        if *tokens >= 1.0 {
+        let r = self.wait(*tokens);
+        if r.is_ok() {
             *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((1.0 - *tokens) / self.rate)
         }
+        r
     }
 }
 

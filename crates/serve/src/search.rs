@@ -90,6 +90,33 @@ struct QueryStats {
     counts: HashMap<String, u64>,
 }
 
+impl QueryStats {
+    /// Counts a query: normalised, 1 to 100 characters, at most 1,000,000
+    /// distinct queries (live, at start-up and after an erasure alike).
+    fn add(&mut self, q: &str) {
+        let q = normalize(q);
+        if !q.is_empty()
+            && q.chars().count() <= 100
+            && (self.counts.len() < 1_000_000 || self.counts.contains_key(&q))
+        {
+            *self.counts.entry(q).or_default() += 1;
+        }
+    }
+
+    /// Counts the query of one query-log line (a torn line counts nothing).
+    fn add_line(&mut self, v: Option<&Value>) {
+        if let Some(q) = v.and_then(|v| v["q"].as_str()) {
+            self.add(q);
+        }
+    }
+}
+
+/// The query log, `STORE/search/queries.jsonl`, appended to.
+struct QueryLog {
+    path: std::path::PathBuf,
+    w: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
 /// Semantic retrieval: the encoder, the item vectors, a query cache.
 pub struct Semantic {
     pub embedder: aisle_embed::Embedder,
@@ -253,8 +280,7 @@ pub struct Search {
     pub semantic: Option<Semantic>,
     pub semantic_note: String,
     queries: Mutex<QueryStats>,
-    log: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
-    log_path: Option<std::path::PathBuf>,
+    log: Option<QueryLog>,
 }
 
 /// Catalog entries the index holds: every item with a catalog entry.
@@ -301,12 +327,7 @@ impl Search {
             // Past queries feed autocomplete.
             if let Ok(text) = std::fs::read_to_string(&p) {
                 for line in text.lines() {
-                    if let Some(q) = serde_json::from_str::<Value>(line)
-                        .ok()
-                        .and_then(|v| v["q"].as_str().map(normalize))
-                    {
-                        *queries.counts.entry(q).or_default() += 1;
-                    }
+                    queries.add_line(serde_json::from_str::<Value>(line).ok().as_ref());
                 }
             }
             std::fs::create_dir_all(d).ok()?;
@@ -314,7 +335,10 @@ impl Search {
                 .create(true)
                 .append(true)
                 .open(&p)
-                .map(|f| Mutex::new(std::io::BufWriter::new(f)))
+                .map(|f| QueryLog {
+                    path: p.clone(),
+                    w: Mutex::new(std::io::BufWriter::new(f)),
+                })
                 .map_err(
                     |e| tracing::warn!(path = %p.display(), error = %e, "query log unavailable"),
                 )
@@ -353,7 +377,6 @@ impl Search {
             semantic_note,
             queries: Mutex::new(queries),
             log,
-            log_path: dir.map(|d| d.join("queries.jsonl")),
         }
     }
 
@@ -376,17 +399,12 @@ impl Search {
 
     /// Records a query (log line + autocomplete statistics).
     pub fn record(&self, entry: &Value) {
-        if let Some(q) = entry["q"].as_str() {
-            let q = normalize(q);
-            if !q.is_empty() && q.chars().count() <= 100 {
-                let mut s = self.queries.lock().unwrap_or_else(|e| e.into_inner());
-                if s.counts.len() < 1_000_000 || s.counts.contains_key(&q) {
-                    *s.counts.entry(q).or_default() += 1;
-                }
-            }
-        }
+        self.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add_line(Some(entry));
         if let Some(log) = &self.log {
-            let mut w = log.lock().unwrap_or_else(|e| e.into_inner());
+            let mut w = log.w.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(w, "{entry}");
             let _ = w.flush();
         }
@@ -398,10 +416,8 @@ impl Search {
     /// folder there is no log, and suggestions keep no per-user record.)
     pub fn erase_user(&self, user: &str) -> std::io::Result<u64> {
         let Some(log) = &self.log else { return Ok(0) };
-        let Some(path) = &self.log_path else {
-            return Ok(0);
-        };
-        let mut w = log.lock().unwrap_or_else(|e| e.into_inner());
+        let path = &log.path;
+        let mut w = log.w.lock().unwrap_or_else(|e| e.into_inner());
         w.flush()?;
         let text = std::fs::read_to_string(path)?;
         let mut kept = String::with_capacity(text.len());
@@ -411,18 +427,15 @@ impl Search {
             let v = serde_json::from_str::<Value>(line).ok();
             let mine = match &v {
                 Some(v) => v["user"].as_str() == Some(user),
-                // A torn line: dropped if it names the user at all.
-                None => line.contains(user),
+                // A torn line: dropped if it names the user at all (as a
+                // whole token, the quarantine's rule).
+                None => aisle_ingest::erase::mentions(line.as_bytes(), user.as_bytes()),
             };
             if mine {
                 removed += 1;
                 continue;
             }
-            if let Some(q) = v.as_ref().and_then(|v| v["q"].as_str().map(normalize)) {
-                if !q.is_empty() && q.chars().count() <= 100 {
-                    *counts.counts.entry(q).or_default() += 1;
-                }
-            }
+            counts.add_line(v.as_ref());
             kept.push_str(line);
             kept.push('\n');
         }
