@@ -16,8 +16,9 @@ Trials (each prints one JSON line and appends it to OUT/results.jsonl):
                  server's RSS (growth after the first minute).
   idle N         N idle or half-sent connections, then /healthz latency.
   bombs          ingest of a 2 GiB zero gzip bomb (with and without a header),
-                 a 200 MB line without a newline, and 2 GiB of valid repeated
-                 rows under --dry-run: peak RSS and time of each.
+                 a 200 MB line without a newline, 2 GiB of valid repeated
+                 rows, and 2 GiB of distinct rows with every whole-history
+                 rule on, under --dry-run: peak RSS and time of each.
   fuzz N         the reader/event/config fuzz loop with N inputs
                  (cargo run --release -p aisle-ingest --example fuzz).
   openapi S      schemathesis (from openapi.json) over every route for S
@@ -402,6 +403,24 @@ def bombs(aisle, out, gib=2):
     rows = b"".join(f"{u},{u % 977},{u}\n".encode() for u in range(200_000))
     write_gz(p4, b"user_id,movie_id,position\n", rows, size)
     cases.append(("2 GiB of valid repeated rows", p4, ["--preset", "ml-1m"]))
+    # Distinct rows with every whole-history rule and the duplicate count on:
+    # the spill (candidates, sorted runs, on-disk duplicate count) is what
+    # keeps this bounded.
+    p5 = os.path.join(d, "distinct.gz")
+    with gzip.open(p5, "wb", compresslevel=1) as f:
+        f.write(b"user_id,item_id,category_id,behavior,timestamp\n")
+        left, i = size, 0
+        types = ("pv", "pv", "pv", "cart", "fav", "buy")
+        while left > 0:
+            block = "".join(
+                f"{(j * 7919) % 3_000_017},{(j * 104_729) % 1_000_003},{j % 9973},{types[j % 6]},{1_511_000_000 + j // 40}\n"
+                for j in range(i, i + 1_000_000)).encode()
+            f.write(block[:left])
+            left -= len(block)
+            i += 1_000_000
+    cases.append(("2 GiB of distinct rows, every whole-history rule on", p5,
+                  ["--preset", "taobao-userbehavior-head", "--dedupe", "--consecutive-window", "5",
+                   "--bot-cap", "30", "--kcore", "5"]))
     for name, path, args in cases:
         rc, secs, peak, last = run_measured([aisle, "ingest", *args, "--input", path, "--dry-run"])
         results.append({"case": name, "input_mb": round(os.path.getsize(path) / 2**20, 1), "exit": rc,

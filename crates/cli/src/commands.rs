@@ -189,7 +189,16 @@ fn run_ingest(
     ));
     let qwriter = std::rc::Rc::new(std::cell::RefCell::new(QuarantineWriter::new(qpath)));
     let qw = qwriter.clone();
+    // The whole-history rules spill beside the store (a real disk; the
+    // system's temporary directory may be memory-backed); a killed earlier
+    // ingest's spill is removed first.
+    let spill_dir = store_dir(store_url)?;
+    let stale = aisle_ingest::remove_stale_spills(&spill_dir)?;
+    if stale > 0 {
+        info!(stale, "removed the spill of an ingest that did not finish");
+    }
     let ingested = Ingestor::new(cfg)
+        .with_spill_dir(spill_dir)
         .with_progress(move |done, total| {
             pb2.set_length(total);
             pb2.set_position(done);

@@ -10,38 +10,122 @@ use crate::config::{DatasetConfig, Format};
 use crate::report::{CatalogReport, QuarantinedRow, Reason, SourceFile};
 use crate::{input, IngestError, Result};
 
+/// Distinct titles (and categories) tallied per item; a value first seen
+/// after this many is not counted, so an item's memory stays bounded
+/// whatever its rows say.
+const MAX_TALLY: usize = 8;
+/// Distinct prices counted exactly per item; past this the two closest
+/// prices are merged (count-weighted mean) to make room, a streaming
+/// histogram, so the median is then approximate.
+const MAX_PRICES: usize = 64;
+
+/// Counts of an item's distinct values of one field (titles, categories):
+/// most items have one, held inline; a second moves them to a list.
 #[derive(Default)]
-struct Agg {
-    order: u32,
-    titles: Vec<(String, u32)>,
-    description: Option<String>,
-    categories: Vec<(String, u32)>,
-    prices: Vec<f64>,
+enum Tally {
+    #[default]
+    Empty,
+    One(Box<str>, u32),
+    Many(Vec<(Box<str>, u32)>),
 }
 
-fn bump(v: &mut Vec<(String, u32)>, s: &str) {
-    if let Some(e) = v.iter_mut().find(|(t, _)| t == s) {
-        e.1 += 1;
-    } else {
-        v.push((s.to_string(), 1));
-    }
-}
-
-fn most_frequent(v: &[(String, u32)]) -> Option<String> {
-    // Ties go to the value seen first.
-    let mut best: Option<&(String, u32)> = None;
-    for e in v {
-        if best.is_none_or(|b| e.1 > b.1) {
-            best = Some(e);
+impl Tally {
+    fn bump(&mut self, s: &str) {
+        match self {
+            Tally::Empty => *self = Tally::One(s.into(), 1),
+            Tally::One(v, n) if &**v == s => *n = n.saturating_add(1),
+            Tally::One(v, n) => {
+                let first = (std::mem::take(v), *n);
+                *self = Tally::Many(vec![first, (s.into(), 1)]);
+            }
+            Tally::Many(list) => {
+                if let Some(e) = list.iter_mut().find(|(t, _)| &**t == s) {
+                    e.1 = e.1.saturating_add(1);
+                } else if list.len() < MAX_TALLY {
+                    list.push((s.into(), 1));
+                }
+            }
         }
     }
-    best.map(|b| b.0.clone())
+
+    /// The most frequent value; ties go to the value seen first.
+    fn most_frequent(self) -> Option<String> {
+        match self {
+            Tally::Empty => None,
+            Tally::One(v, _) => Some(v.into()),
+            Tally::Many(list) => {
+                let mut best: Option<(Box<str>, u32)> = None;
+                for e in list {
+                    if best.as_ref().is_none_or(|b| e.1 > b.1) {
+                        best = Some(e);
+                    }
+                }
+                best.map(|b| b.0.into())
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            Tally::Empty => 0,
+            Tally::One(..) => 1,
+            Tally::Many(l) => l.len(),
+        }
+    }
 }
 
-/// Aggregates catalog facts from event rows.
+#[derive(Default)]
+struct Agg {
+    titles: Tally,
+    description: Option<Box<str>>,
+    categories: Tally,
+    /// Distinct positive prices with their counts.
+    prices: Vec<(f64, u32)>,
+}
+
+/// The median of counted prices: the value at position n/2 of the sorted
+/// list of all of them (the upper median for an even count).
+fn median_price(mut v: Vec<(f64, u32)>) -> Option<f64> {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n: u64 = v.iter().map(|e| e.1 as u64).sum();
+    let mut seen = 0u64;
+    for (p, c) in v {
+        seen += c as u64;
+        if seen > n / 2 {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn add_price(v: &mut Vec<(f64, u32)>, p: f64) {
+    if let Some(e) = v.iter_mut().find(|(x, _)| *x == p) {
+        e.1 = e.1.saturating_add(1);
+    } else if v.len() < MAX_PRICES {
+        v.reserve_exact(1);
+        v.push((p, 1));
+    } else {
+        v.push((p, 1));
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let i = (0..v.len() - 1)
+            .min_by(|&i, &j| (v[i + 1].0 - v[i].0).total_cmp(&(v[j + 1].0 - v[j].0)))
+            .expect("at least two prices");
+        let (a, b) = (v[i], v.remove(i + 1));
+        let n = a.1 as f64 + b.1 as f64;
+        v[i] = (
+            (a.0 * a.1 as f64 + b.0 * b.1 as f64) / n,
+            a.1.saturating_add(b.1),
+        );
+    }
+}
+
+/// Aggregates catalog facts from event rows. The map holds only an index
+/// into a dense vector (its buckets, sized to a power of two, stay small).
 #[derive(Default)]
 pub(crate) struct Aggregator {
-    items: aisle_core::hash::FastMap<String, Agg>,
+    index: aisle_core::hash::FastMap<Box<str>, u32>,
+    items: Vec<Agg>,
 }
 
 impl Aggregator {
@@ -53,41 +137,43 @@ impl Aggregator {
         category: Option<&str>,
         price: Option<f64>,
     ) {
-        let n = self.items.len() as u32;
-        let agg = match self.items.get_mut(item) {
-            Some(a) => a,
-            None => self.items.entry(item.to_string()).or_insert_with(|| Agg {
-                order: n,
-                ..Agg::default()
-            }),
+        let i = match self.index.get(item) {
+            Some(&i) => i as usize,
+            None => {
+                let i = self.items.len();
+                self.index.insert(item.into(), i as u32);
+                self.items.push(Agg::default());
+                i
+            }
         };
+        let agg = &mut self.items[i];
         if let Some(t) = title {
-            bump(&mut agg.titles, t);
+            agg.titles.bump(t);
         }
         if let (Some(d), None) = (description, &agg.description) {
-            agg.description = Some(d.to_string());
+            agg.description = Some(d.into());
         }
         if let Some(c) = category {
-            bump(&mut agg.categories, c);
+            agg.categories.bump(c);
         }
         if let Some(p) = price.filter(|p| *p > 0.0 && p.is_finite()) {
-            agg.prices.push(p);
+            add_price(&mut agg.prices, p);
         }
     }
 
+    /// The items, in no particular order.
     pub(crate) fn finish(self) -> Vec<CatalogItem> {
-        let mut v: Vec<(String, Agg)> = self.items.into_iter().collect();
-        v.sort_by_key(|(_, a)| a.order);
-        v.into_iter()
-            .map(|(id, mut a)| {
-                a.prices.sort_by(|x, y| x.total_cmp(y));
-                let price = (!a.prices.is_empty()).then(|| a.prices[a.prices.len() / 2]);
+        let mut aggs = self.items;
+        self.index
+            .into_iter()
+            .map(|(id, i)| {
+                let a = std::mem::take(&mut aggs[i as usize]);
                 CatalogItem {
-                    id,
-                    title: most_frequent(&a.titles),
-                    description: a.description,
-                    category: most_frequent(&a.categories),
-                    price,
+                    id: id.into(),
+                    title: a.titles.most_frequent(),
+                    description: a.description.map(Into::into),
+                    category: a.categories.most_frequent(),
+                    price: median_price(a.prices),
                     in_stock: true,
                 }
             })
@@ -320,4 +406,45 @@ pub(crate) fn read_catalog_file(
         report,
         quarantine,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_counted_prices_is_the_sorted_lists_middle() {
+        let mut v = Vec::new();
+        for p in [5.0, 1.0, 5.0, 3.0, 9.0, 5.0] {
+            add_price(&mut v, p);
+        }
+        // Sorted: 1 3 5 5 5 9; position 3 is 5.
+        assert_eq!(median_price(v), Some(5.0));
+        let mut v = Vec::new();
+        for p in [2.0, 4.0] {
+            add_price(&mut v, p);
+        }
+        assert_eq!(median_price(v), Some(4.0));
+        assert_eq!(median_price(Vec::new()), None);
+    }
+
+    #[test]
+    fn an_item_with_endless_distinct_values_keeps_a_bounded_tally() {
+        let mut a = Aggregator::default();
+        for i in 0..10_000 {
+            let t = format!("title {i}");
+            a.observe("x", Some(&t), None, Some(&t), Some(1.0 + i as f64));
+        }
+        let agg = &a.items[a.index["x"] as usize];
+        assert_eq!(agg.titles.len(), MAX_TALLY);
+        assert_eq!(agg.categories.len(), MAX_TALLY);
+        assert_eq!(agg.prices.len(), MAX_PRICES);
+        assert_eq!(agg.prices.iter().map(|e| e.1 as u64).sum::<u64>(), 10_000);
+        let item = a.finish().remove(0);
+        assert_eq!(item.id, "x");
+        assert_eq!(item.title.as_deref(), Some("title 0"));
+        // The true median is 5001; the histogram keeps it within 5%.
+        let p = item.price.unwrap();
+        assert!((p - 5001.0).abs() < 250.0, "{p}");
+    }
 }

@@ -12,7 +12,9 @@
 //!   identical rows came before it in the file, so re-ingesting a file maps
 //!   every row to the key it had the first time.
 //! - Row-level checks stream; the rules that need a user's whole history
-//!   (consecutive duplicates, bots, k-core) run once all rows are read.
+//!   (consecutive duplicates, bots, k-core) run once all rows are read, over
+//!   candidates spilled to a temporary directory ([`spill`]), so memory stays
+//!   bounded however long the file.
 //!
 //! ```no_run
 //! use aisle_ingest::{DatasetConfig, Ingestor};
@@ -30,7 +32,9 @@ pub mod report;
 pub mod api;
 mod catalog;
 pub mod erase;
+#[cfg(test)]
 mod rules;
+mod spill;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -42,6 +46,7 @@ use aisle_core::{CatalogItem, Event, EventType};
 
 pub use config::{DatasetConfig, Format, Protocol, TimeFormat, UserOrder};
 pub use report::{CatalogReport, QualityReport, QuarantinedRow, Reason, SourceFile, StoreOutcome};
+pub use spill::remove_stale_spills;
 
 /// Errors that stop an ingest (bad rows never do: they are quarantined).
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +71,8 @@ pub enum IngestError {
     },
     #[error("the consumer of accepted events stopped (see its error)")]
     SinkClosed,
+    #[error("cannot spill rows to a temporary directory in {dir}: {source}")]
+    Spill { dir: String, source: std::io::Error },
     #[error("cannot read {path} near line {line}: {message}")]
     Read {
         path: String,
@@ -124,6 +131,9 @@ pub struct Ingestor {
     now: i64,
     progress: Option<Box<dyn FnMut(u64, u64)>>,
     quarantine_sink: Option<QuarantineSink>,
+    spill_dir: Option<std::path::PathBuf>,
+    run_bytes: usize,
+    seen_cap: usize,
 }
 
 /// Where quarantined event rows go as they are found (instead of
@@ -141,7 +151,35 @@ impl Ingestor {
             now,
             progress: None,
             quarantine_sink: None,
+            spill_dir: None,
+            run_bytes: spill::RUN_BYTES,
+            seen_cap: spill::SEEN_CAP,
         }
+    }
+
+    /// Where the whole-history rules spill candidate rows (a temporary
+    /// directory is made inside and removed at the end); the system's
+    /// temporary directory by default. Pick a disk with room for about the
+    /// uncompressed size of the input.
+    pub fn with_spill_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
+        self
+    }
+
+    /// Bytes of sort keys held in memory before a sorted run is written
+    /// (tests use a small value to exercise the merge).
+    #[doc(hidden)]
+    pub fn with_run_bytes(mut self, n: usize) -> Self {
+        self.run_bytes = n.max(1);
+        self
+    }
+
+    /// Distinct rows counted in memory before counting moves to the spill
+    /// (tests use a small value to exercise it).
+    #[doc(hidden)]
+    pub fn with_seen_cap(mut self, n: usize) -> Self {
+        self.seen_cap = n;
+        self
     }
 
     /// Hands every quarantined event row to `sink` as soon as it is final
@@ -213,9 +251,46 @@ impl Ingestor {
         let cfg = self.cfg.clone();
         let mut state = RowState::new(&cfg, self.now, known_items, sink);
         state.q_sink = self.quarantine_sink.take();
-        read_events(&cfg, self.progress.take(), events_path, &mut state)?;
+        let spill_err = |dir: &Option<std::path::PathBuf>, source| IngestError::Spill {
+            dir: dir.as_ref().map_or_else(
+                || std::env::temp_dir().display().to_string(),
+                |d| d.display().to_string(),
+            ),
+            source,
+        };
+        state.spill_dir = self.spill_dir.clone();
+        state.run_bytes = self.run_bytes;
+        state.seen_cap = self.seen_cap;
         if state.needs_history {
-            rules::apply(&cfg, &mut state.candidates);
+            let h = spill::History::new(self.spill_dir.as_deref(), self.run_bytes, true)
+                .map_err(|e| spill_err(&self.spill_dir, e))?;
+            state.history = Some(h);
+        }
+        read_events(&cfg, self.progress.take(), events_path, &mut state)?;
+        if let Some(e) = state.spill_error.take() {
+            return Err(spill_err(&self.spill_dir, e));
+        }
+        if let Some(h) = state.history.take() {
+            let seen = std::mem::take(&mut state.seen);
+            let rows = h
+                .finish(&cfg, &seen)
+                .map_err(|e| spill_err(&self.spill_dir, e))?;
+            for row in rows {
+                let row = row.map_err(|e| spill_err(&self.spill_dir, e))?;
+                let start = state.arena.len() as u64;
+                state.arena.push_str(&row.raw);
+                state.candidates.push(Candidate {
+                    event: row.event,
+                    line: row.line,
+                    raw: (start, state.arena.len() as u64),
+                    ordinal: row.ordinal,
+                    content_hash: row.content_hash,
+                    dropped: row.dropped,
+                });
+                if state.candidates.len() >= CHUNK {
+                    state.flush();
+                }
+            }
         }
         state.flush();
         if state.stopped {
@@ -229,11 +304,20 @@ impl Ingestor {
             sunk,
             ..
         } = state;
-        if cfg.catalog.from_events {
+        // The catalog in id order: the file's entries win over the events'.
+        let catalog: Vec<CatalogItem> = if !cfg.catalog.from_events {
+            catalog.into_values().collect()
+        } else if catalog.is_empty() {
+            // No copy through a map: millions of items stay one vector.
+            let mut items = catalog_agg.finish();
+            items.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            items
+        } else {
             for it in catalog_agg.finish() {
                 catalog.entry(it.id.clone()).or_insert(it);
             }
-        }
+            catalog.into_values().collect()
+        };
         row_q.sort_by_key(|q| q.line);
         quarantine.extend(row_q);
         let report = build_report(
@@ -250,7 +334,7 @@ impl Ingestor {
         self.cfg = cfg;
         Ok(IngestOutput {
             events: acc.events,
-            catalog: catalog.into_values().collect(),
+            catalog,
             quarantine,
             report,
         })
@@ -265,8 +349,11 @@ pub const CHUNK: usize = 50_000;
 struct Accum {
     events: Vec<Event>,
     accepted: u64,
-    users: aisle_core::hash::FastSet<String>,
-    items: aisle_core::hash::FastSet<String>,
+    /// Distinct users and items, as 64-bit hashes of the ids (8 bytes each,
+    /// not the ids: the report needs only the counts; a collision among
+    /// ten million ids has a chance of about 3 in a million).
+    users: aisle_core::hash::FastSet<u64>,
+    items: aisle_core::hash::FastSet<u64>,
     by_type: BTreeMap<String, u64>,
     tmin: Option<i64>,
     tmax: Option<i64>,
@@ -275,12 +362,8 @@ struct Accum {
 impl Accum {
     fn add(&mut self, e: &Event) {
         self.accepted += 1;
-        if !self.users.contains(e.user.as_str()) {
-            self.users.insert(e.user.clone());
-        }
-        if !self.items.contains(e.item.as_str()) {
-            self.items.insert(e.item.clone());
-        }
+        self.users.insert(hash_fields([e.user.as_bytes()]));
+        self.items.insert(hash_fields([e.item.as_bytes()]));
         *self
             .by_type
             .entry(e.event_type.as_str().to_string())
@@ -544,6 +627,14 @@ struct RowState<'c, 's> {
     min_ts: i64,
     max_ts: i64,
     candidates: Vec<Candidate>,
+    /// The spill of candidates when a whole-history rule is on.
+    history: Option<spill::History>,
+    /// The first failure writing the spill.
+    spill_error: Option<std::io::Error>,
+    spill_dir: Option<std::path::PathBuf>,
+    run_bytes: usize,
+    /// Distinct rows counted in memory before counting moves to the spill.
+    seen_cap: usize,
     quarantine: Vec<QuarantinedRow>,
     /// With a sink, rows go there and only their counts stay here.
     q_sink: Option<QuarantineSink>,
@@ -581,6 +672,11 @@ impl<'c, 's> RowState<'c, 's> {
                 .saturating_add(cfg.cleaning.future_slack_s)
                 .min(aisle_core::MAX_TS),
             candidates: Vec::new(),
+            history: None,
+            spill_error: None,
+            spill_dir: None,
+            run_bytes: spill::RUN_BYTES,
+            seen_cap: spill::SEEN_CAP,
             quarantine: Vec::new(),
             q_sink: None,
             sunk: BTreeMap::new(),
@@ -673,11 +769,26 @@ impl<'c, 's> RowState<'c, 's> {
         });
     }
 
-    fn occurrence(&mut self, h: u64) -> u32 {
-        let e = self.seen.entry(h).or_insert(0);
-        let o = *e;
-        *e += 1;
-        o
+    /// How many identical rows came before this one, while the count fits
+    /// in memory; None once it would pass the cap (the row is then counted
+    /// on disk: a spill is opened for it).
+    fn occurrence(&mut self, h: u64) -> Option<u32> {
+        if let Some(e) = self.seen.get_mut(&h) {
+            let o = *e;
+            *e = e.saturating_add(1);
+            return Some(o);
+        }
+        if self.seen.len() < self.seen_cap {
+            self.seen.insert(h, 1);
+            return Some(0);
+        }
+        if self.history.is_none() && self.spill_error.is_none() {
+            match spill::History::new(self.spill_dir.as_deref(), self.run_bytes, false) {
+                Ok(hist) => self.history = Some(hist),
+                Err(e) => self.spill_error = Some(e),
+            }
+        }
+        None
     }
 
     fn csv_row(
@@ -704,7 +815,6 @@ impl<'c, 's> RowState<'c, 's> {
             h.field(f);
         }
         let content_hash = h.finish();
-        let ordinal = self.occurrence(content_hash);
         if rec.len() != ncols {
             let raw = raw_join();
             self.quarantine_raw(
@@ -758,13 +868,12 @@ impl<'c, 's> RowState<'c, 's> {
             self.arena.push_str(field(i));
         }
         let raw = (raw_start, self.arena.len() as u64);
-        self.validate(line, fields, raw, content_hash, ordinal);
+        self.validate(line, fields, raw, content_hash);
     }
 
     fn json_row(&mut self, text: &[u8], line: u64) {
         self.rows_read += 1;
         let content_hash = hash_fields([text]);
-        let ordinal = self.occurrence(content_hash);
         if text.len() > self.cfg.cleaning.max_field_bytes * 4 {
             self.quarantine_raw(
                 line,
@@ -836,7 +945,7 @@ impl<'c, 's> RowState<'c, 's> {
         let raw_start = self.arena.len() as u64;
         self.arena.push_str(s);
         let raw = (raw_start, self.arena.len() as u64);
-        self.validate(line, fields, raw, content_hash, ordinal);
+        self.validate(line, fields, raw, content_hash);
     }
 
     fn seq_line(&mut self, text: &[u8], line: u64) {
@@ -853,7 +962,6 @@ impl<'c, 's> RowState<'c, 's> {
             self.rows_read += 1;
             let pos_s = pos.to_string();
             let content_hash = hash_fields([user.as_bytes(), item.as_bytes(), pos_s.as_bytes()]);
-            let ordinal = self.occurrence(content_hash);
             if item.len() > self.cfg.cleaning.max_field_bytes
                 || user.len() > self.cfg.cleaning.max_field_bytes
             {
@@ -876,7 +984,7 @@ impl<'c, 's> RowState<'c, 's> {
             self.arena.push('\t');
             self.arena.push_str(&pos_s);
             let raw = (raw_start, self.arena.len() as u64);
-            self.validate(line, fields, raw, content_hash, ordinal);
+            self.validate(line, fields, raw, content_hash);
         }
         if !any {
             self.rows_read += 1;
@@ -898,14 +1006,7 @@ impl<'c, 's> RowState<'c, 's> {
         t
     }
 
-    fn validate(
-        &mut self,
-        line: u64,
-        f: [Option<&str>; NF],
-        raw: (u64, u64),
-        content_hash: u64,
-        ordinal: u32,
-    ) {
+    fn validate(&mut self, line: u64, f: [Option<&str>; NF], raw: (u64, u64), content_hash: u64) {
         let fail = |st: &mut Self, reason: Reason, detail: Cow<'static, str>| {
             let text = st.arena[raw.0 as usize..raw.1 as usize].to_string();
             st.arena.truncate(raw.0 as usize);
@@ -1034,10 +1135,12 @@ impl<'c, 's> RowState<'c, 's> {
             session: f[F::Session as usize].map(str::to_string),
             value,
         };
+        // Identical rows are identical up to here (every check so far reads
+        // only the row), so counting them at this point gives the same
+        // ordinal as counting every row read.
+        let ordinal = self.occurrence(content_hash);
         let c = &self.cfg.cleaning;
-        let immediate = if c.dedupe_exact && ordinal > 0 {
-            Some(Reason::ExactDuplicate)
-        } else if c.drop_non_products && self.cfg.is_non_product(&event.item) {
+        let row_rule = if c.drop_non_products && self.cfg.is_non_product(&event.item) {
             Some(Reason::NonProduct)
         } else if self
             .known_items
@@ -1047,8 +1150,36 @@ impl<'c, 's> RowState<'c, 's> {
         } else {
             None
         };
+        let Some(ordinal) = ordinal else {
+            // Past the in-memory count: the spill settles this row at the end.
+            let text = &self.arena[raw.0 as usize..raw.1 as usize];
+            let pushed = match self.history.as_mut() {
+                Some(h) => h.push(&event, line, text, None, content_hash, row_rule),
+                None => Err(std::io::Error::other("no spill")),
+            };
+            if let Err(e) = pushed {
+                self.spill_error.get_or_insert(e);
+            }
+            self.arena.truncate(raw.0 as usize);
+            return;
+        };
+        let immediate = if c.dedupe_exact && ordinal > 0 {
+            Some(Reason::ExactDuplicate)
+        } else {
+            row_rule
+        };
         if let Some(reason) = immediate {
             return fail(self, reason, rule_detail(reason, &event).into());
+        }
+        if let Some(h) = self.history.as_mut() {
+            let text = &self.arena[raw.0 as usize..raw.1 as usize];
+            if self.spill_error.is_none() {
+                if let Err(e) = h.push(&event, line, text, Some(ordinal), content_hash, None) {
+                    self.spill_error = Some(e);
+                }
+            }
+            self.arena.truncate(raw.0 as usize);
+            return;
         }
         self.candidates.push(Candidate {
             event,
@@ -1058,7 +1189,7 @@ impl<'c, 's> RowState<'c, 's> {
             content_hash,
             dropped: None,
         });
-        if !self.needs_history && self.candidates.len() >= CHUNK {
+        if self.candidates.len() >= CHUNK {
             self.flush();
         }
     }

@@ -333,7 +333,11 @@ impl App {
         }
         let queries = self.search.erase_user(user)?;
         let quarantine_rows = match store_dir(&self.cfg.store) {
-            Some(d) => aisle_ingest::erase::erase_from_quarantine(&d.join("quarantine"), user)?,
+            Some(d) => {
+                // A killed ingest's spill holds raw rows too.
+                aisle_ingest::remove_stale_spills(&d)?;
+                aisle_ingest::erase::erase_from_quarantine(&d.join("quarantine"), user)?
+            }
             None => 0,
         };
         tracing::info!(events, queries, quarantine_rows, "user erased");

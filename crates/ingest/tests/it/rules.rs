@@ -110,3 +110,122 @@ fn unknown_items_need_a_catalog() {
     );
     assert_eq!(out.report.accepted, 1);
 }
+
+/// A file with repeats, dirt and heavy users, for the spill tests.
+fn messy_rows(n: u64) -> String {
+    let mut s = String::from(H);
+    let mut x = 7u64;
+    for i in 0..n {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = x >> 33;
+        let user = if r.is_multiple_of(5) { r % 3 } else { r % 60 };
+        let item = if r.is_multiple_of(11) {
+            "GIFT".to_string()
+        } else {
+            format!("i{}", r % 40)
+        };
+        let ts = 1_600_000_000 + (i / 3) as i64 + (r % 7) as i64;
+        let ty = ["view", "cart", "buy"][(r % 3) as usize];
+        // Every fourth row repeats an earlier one exactly.
+        if i % 4 == 3 {
+            let prev = s
+                .lines()
+                .nth(1 + (r % i) as usize)
+                .unwrap_or_default()
+                .to_string();
+            s.push_str(&prev);
+            s.push('\n');
+            continue;
+        }
+        s.push_str(&format!("u{user},{item},{ts},{ty},1,{}\n", r % 50));
+    }
+    s
+}
+
+fn ingest_with(
+    cfg: aisle_ingest::DatasetConfig,
+    path: &std::path::Path,
+    tweak: impl FnOnce(aisle_ingest::Ingestor) -> aisle_ingest::Ingestor,
+) -> aisle_ingest::IngestOutput {
+    let out = tweak(aisle_ingest::Ingestor::new(cfg).with_now(1_800_000_000))
+        .ingest(path, None)
+        .unwrap();
+    crate::assert_balanced(&out);
+    out
+}
+
+fn same_outcome(a: &aisle_ingest::IngestOutput, b: &aisle_ingest::IngestOutput) {
+    assert_eq!(a.events, b.events, "same events, keys and order");
+    let q = |o: &aisle_ingest::IngestOutput| {
+        let mut v: Vec<_> = o
+            .quarantine
+            .iter()
+            .map(|q| (q.line, q.reason, q.raw.clone()))
+            .collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0).then(x.2.cmp(&y.2)));
+        v
+    };
+    assert_eq!(q(a), q(b), "same rows quarantined for the same reasons");
+    assert_eq!(a.report.by_reason, b.report.by_reason);
+}
+
+#[test]
+fn counting_duplicates_on_disk_past_the_cap_changes_nothing() {
+    let tmp = crate::Tmp::new();
+    let p = tmp.file("e.csv", messy_rows(6_000).as_bytes());
+    for extra in [
+        "dedupe_exact = true\nnon_product_codes = [\"GIFT\"]\ndrop_non_products = true",
+        "dedupe_exact = false",
+    ] {
+        let c = cfg(extra);
+        let base = ingest_with(c.clone(), &p, |i| i);
+        assert!(base.report.accepted > 1_000);
+        for cap in [0, 1, 500, 3_000] {
+            let spilled = ingest_with(c.clone(), &p, |i| i.with_seen_cap(cap));
+            same_outcome(&base, &spilled);
+        }
+    }
+}
+
+#[test]
+fn whole_history_rules_give_the_same_verdicts_with_many_sorted_runs_and_a_small_count() {
+    let tmp = crate::Tmp::new();
+    let p = tmp.file("e.csv", messy_rows(6_000).as_bytes());
+    let c = cfg("dedupe_exact = true\nconsecutive_duplicate_window_s = 30\n\
+         bot_max_events_per_minute = 20\nkcore = 3\n\
+         non_product_codes = [\"GIFT\"]\ndrop_non_products = true");
+    let base = ingest_with(c.clone(), &p, |i| i);
+    for reason in [
+        "consecutive_duplicate",
+        "bot_user",
+        "exact_duplicate",
+        "non_product",
+    ] {
+        assert!(
+            base.report.by_reason.get(reason).copied().unwrap_or(0) > 0,
+            "{reason} fires"
+        );
+    }
+    let runs = ingest_with(c.clone(), &p, |i| i.with_run_bytes(2_000));
+    same_outcome(&base, &runs);
+    let both = ingest_with(c, &p, |i| i.with_run_bytes(2_000).with_seen_cap(100));
+    same_outcome(&base, &both);
+}
+
+#[test]
+fn the_spill_goes_where_it_is_told_and_is_removed() {
+    let tmp = crate::Tmp::new();
+    let p = tmp.file("e.csv", messy_rows(500).as_bytes());
+    let spill = tempfile::tempdir().unwrap();
+    let c = cfg("consecutive_duplicate_window_s = 30");
+    ingest_with(c, &p, |i| i.with_spill_dir(spill.path()).with_seen_cap(10));
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    let missing = spill.path().join("not-there");
+    let err = aisle_ingest::Ingestor::new(cfg("kcore = 2"))
+        .with_spill_dir(&missing)
+        .ingest(&p, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot spill"), "{err}");
+}
