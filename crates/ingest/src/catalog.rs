@@ -103,7 +103,10 @@ fn add_price(v: &mut Vec<(f64, u32)>, p: f64) {
     if let Some(e) = v.iter_mut().find(|(x, _)| *x == p) {
         e.1 = e.1.saturating_add(1);
     } else if v.len() < MAX_PRICES {
-        v.reserve_exact(1);
+        if v.is_empty() {
+            // Most items have one price: no spare capacity for them.
+            v.reserve_exact(1);
+        }
         v.push((p, 1));
     } else {
         v.push((p, 1));

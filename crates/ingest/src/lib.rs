@@ -273,7 +273,7 @@ impl Ingestor {
         if let Some(h) = state.history.take() {
             let seen = std::mem::take(&mut state.seen);
             let rows = h
-                .finish(&cfg, &seen)
+                .finish(&cfg, seen)
                 .map_err(|e| spill_err(&self.spill_dir, e))?;
             for row in rows {
                 let row = row.map_err(|e| spill_err(&self.spill_dir, e))?;

@@ -224,12 +224,14 @@ impl History {
     pub(crate) fn finish(
         mut self,
         cfg: &DatasetConfig,
-        seen: &aisle_core::hash::FastMap<u64, u32>,
+        seen: aisle_core::hash::FastMap<u64, u32>,
     ) -> io::Result<impl Iterator<Item = io::Result<Spilled>>> {
         self.cands.flush()?;
         let mut marks = Marks::new(self.rows);
         let t = std::time::Instant::now();
-        let ordinals = self.settle_pending(cfg, seen, &mut marks)?;
+        let ordinals = self.settle_pending(cfg, &seen, &mut marks)?;
+        // The counts are settled: their memory goes before the merge.
+        drop(seen);
         tracing::debug!(
             pending = self.pending,
             secs = t.elapsed().as_secs_f64(),
@@ -843,7 +845,7 @@ mod oracle {
                 .expect("push");
         }
         let rows: Vec<Spilled> = h
-            .finish(cfg, &Default::default())
+            .finish(cfg, Default::default())
             .expect("finish")
             .collect::<io::Result<_>>()
             .expect("read back");
@@ -932,7 +934,7 @@ mod oracle {
                 .expect("push");
         }
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
-        let n = h.finish(&c, &Default::default()).expect("finish").count();
+        let n = h.finish(&c, Default::default()).expect("finish").count();
         assert_eq!(n, 500);
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
     }
