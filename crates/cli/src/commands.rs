@@ -32,13 +32,26 @@ pub(crate) struct DatasetMeta {
 const DATASET_META: &str = "dataset";
 
 /// The folder that holds a store (for quarantine files and reports).
+/// The sentence encoder's folder: `AISLE_EMBEDDER_DIR` when set (only the
+/// binary reads the environment), else where `aisle_embed` finds it.
+pub(crate) fn embedder_dir() -> PathBuf {
+    std::env::var_os("AISLE_EMBEDDER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(aisle_embed::default_dir)
+}
+
+/// A server configuration for `store` and `addr`, with the encoder's folder.
+fn serve_config(store: &str, addr: std::net::SocketAddr) -> aisle_serve::ServeConfig {
+    let mut cfg = aisle_serve::ServeConfig::new(store, addr);
+    cfg.search.embedder_dir = Some(embedder_dir());
+    cfg
+}
+
+/// The store's folder; the temporary directory for an in-memory store.
 fn store_dir(url: &str) -> Result<PathBuf> {
-    Ok(match aisle_store::parse_url(url)? {
-        aisle_store::Location::SqliteFile(p) => {
-            p.parent().map(Path::to_path_buf).unwrap_or_default()
-        }
-        aisle_store::Location::SqliteMemory => std::env::temp_dir(),
-    })
+    Ok(aisle_store::parse_url(url)?
+        .dir()
+        .unwrap_or_else(std::env::temp_dir))
 }
 
 pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
@@ -961,7 +974,7 @@ fn promote_if_better(store: &str, candidate: &std::path::Path) -> Result<serde_j
 }
 
 fn registry(store: &str) -> Result<aisle_serve::Registry> {
-    let dir = aisle_serve::store_dir(store)
+    let dir = aisle_store::data_dir(store)
         .with_context(|| format!("{store} has no directory for a model registry"))?;
     Ok(aisle_serve::Registry::new(&dir))
 }
@@ -1024,7 +1037,7 @@ pub fn models(a: crate::ModelsArgs) -> Result<()> {
 }
 
 pub fn serve(a: crate::ServeArgs) -> Result<()> {
-    let mut cfg = aisle_serve::ServeConfig::new(&a.store, a.addr);
+    let mut cfg = serve_config(&a.store, a.addr);
     let on_command_line: Vec<&str> = ["--api-key", "--admin-key", "--read-key", "--write-key"]
         .into_iter()
         .filter(|f| std::env::args().any(|x| x == *f || x.starts_with(&format!("{f}="))))
@@ -1158,8 +1171,7 @@ pub fn serve(a: crate::ServeArgs) -> Result<()> {
 pub fn index(a: crate::IndexArgs) -> Result<()> {
     let t = std::time::Instant::now();
     aisle_store::open_existing(&a.store)?;
-    let mut cfg =
-        aisle_serve::ServeConfig::new(&a.store, "127.0.0.1:0".parse().expect("literal address"));
+    let mut cfg = serve_config(&a.store, "127.0.0.1:0".parse().expect("literal address"));
     cfg.search.ann_min_items = a.ann_min_items;
     let bars: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>> =
         Default::default();
@@ -1226,7 +1238,7 @@ pub fn search(a: crate::SearchArgs) -> Result<()> {
         }
     }
     aisle_store::open_existing(&a.store)?;
-    let app = aisle_serve::App::open(aisle_serve::ServeConfig::new(
+    let app = aisle_serve::App::open(serve_config(
         &a.store,
         "127.0.0.1:0".parse().expect("literal address"),
     ))?;

@@ -140,9 +140,9 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         .collect();
     let index = KeywordIndex::in_ram(&catalog)?;
     // Semantic retrieval when the encoder is installed (vectors cached in STORE/search).
-    let semantic = match aisle_embed::Embedder::load(&aisle_embed::default_dir()) {
+    let semantic = match aisle_embed::Embedder::load(&crate::commands::embedder_dir()) {
         Ok(e) => {
-            let dir = aisle_serve::store_dir(&a.store).map(|d| d.join("search"));
+            let dir = aisle_store::data_dir(&a.store).map(|d| d.join("search"));
             let cfg = aisle_serve::search::SearchConfig::default();
             Some(aisle_serve::search::Semantic::open(
                 dir.as_deref(),
@@ -162,7 +162,7 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
     let model_path = match &a.model {
         Some(p) => p.clone(),
         None => {
-            let dir = aisle_serve::store_dir(&a.store).context("the store has no directory")?;
+            let dir = aisle_store::data_dir(&a.store).context("the store has no directory")?;
             let reg = aisle_serve::Registry::new(&dir);
             let v = reg
                 .promoted_name()?

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod protocol;
 pub mod rng;
 pub mod time;
+pub mod vector;
 
 use serde::{Deserialize, Serialize};
 

@@ -38,14 +38,12 @@ pub enum EmbedError {
 
 pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
 
-/// Where the embedder is looked for: `AISLE_EMBEDDER_DIR`, else
+/// Where the embedder is looked for when the caller names no folder:
 /// `models/all-MiniLM-L6-v2` in the working directory or up to three
 /// folders above it, else in the repository the running binary was built
-/// in (`target/<profile>/..`).
+/// in (`target/<profile>/..`). The library reads no environment; the
+/// binary maps `AISLE_EMBEDDER_DIR` to an explicit folder.
 pub fn default_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("AISLE_EMBEDDER_DIR") {
-        return PathBuf::from(d);
-    }
     let rel = Path::new("models").join("all-MiniLM-L6-v2");
     if rel.join("model.safetensors").exists() {
         return rel;

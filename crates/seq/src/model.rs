@@ -3,6 +3,7 @@
 //! popularity as the fallback for an empty history; saved to and loaded from
 //! one safetensors file (weights by module path, config in the metadata).
 
+use aisle_core::vector::dot;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -36,25 +37,6 @@ pub struct UserVectors<'m> {
     /// The repeat-bias weights (empty: none): the scorer adds them for the
     /// items of the history it is given.
     pub repeat: &'m [f32],
-}
-
-/// Dot product with eight independent accumulators, so the compiler can
-/// keep them in one SIMD register (a plain `sum()` is sequential).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 fn dot_all(u: &[f32], items: &[f32], out: &mut [f32]) {

@@ -264,7 +264,7 @@ impl App {
             live.apply(&e.event);
         }
         drop(all);
-        let dir = store_dir(&cfg.store);
+        let dir = aisle_store::data_dir(&cfg.store);
         let registry = dir.as_deref().map(Registry::new);
         let search = search::Search::open(
             search::dir_of(dir.as_deref()).as_deref(),
@@ -332,7 +332,7 @@ impl App {
             *p.log.write().unwrap_or_else(|e| e.into_inner()) = log;
         }
         let queries = self.search.erase_user(user)?;
-        let quarantine_rows = match store_dir(&self.cfg.store) {
+        let quarantine_rows = match aisle_store::data_dir(&self.cfg.store) {
             Some(d) => {
                 // A killed ingest's spill holds raw rows too.
                 aisle_ingest::remove_stale_spills(&d)?;
@@ -451,14 +451,6 @@ pub fn load_serving(path: &Path, version: &str) -> Result<Arc<Serving>, ServeErr
         model_items: items,
         model_index: index,
     }))
-}
-
-/// The directory of a store URL (None for in-memory stores).
-pub fn store_dir(url: &str) -> Option<PathBuf> {
-    match aisle_store::parse_url(url).ok()? {
-        aisle_store::Location::SqliteFile(p) => p.parent().map(Path::to_path_buf),
-        _ => None,
-    }
 }
 
 /// Serves until `shutdown` resolves; in-flight requests finish first and

@@ -9,6 +9,7 @@
 //! covariance of those item vectors, so rows from users with long and short
 //! histories (vectors of different norms) read on one scale.
 
+use aisle_core::vector::dot;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -170,10 +171,6 @@ impl SeqFeature {
         let m = *self.to_model.get(log_item as usize)?;
         (m != u32::MAX && self.trained[m as usize]).then_some(m)
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl SequenceScorer for SeqFeature {

@@ -127,6 +127,27 @@ pub enum Location {
     SqliteMemory,
 }
 
+impl Location {
+    /// The folder that holds the store's files beside the database
+    /// (quarantine, models, search, spills): the database file's folder;
+    /// None for an in-memory store.
+    pub fn dir(&self) -> Option<PathBuf> {
+        match self {
+            Location::SqliteFile(p) => Some(match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            }),
+            Location::SqliteMemory => None,
+        }
+    }
+}
+
+/// The folder of a store URL's files (see [`Location::dir`]); None for an
+/// in-memory store or an unparseable URL.
+pub fn data_dir(url: &str) -> Option<PathBuf> {
+    parse_url(url).ok()?.dir()
+}
+
 /// The database file inside a store directory.
 pub const DB_FILE: &str = "aisle.db";
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `aisle` binary: one test binary, a module per area.
 //! The dataset tests read ../shared/data (AISLE_DATA_DIR overrides).
 
+mod architecture;
 mod bad_input;
 mod bench;
 mod datasets;
