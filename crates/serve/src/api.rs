@@ -33,11 +33,33 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What the client is told. A 500's message (an internal error's own
+    /// text: paths, SQL, library messages) goes to the log under a
+    /// reference, and the client gets only the reference.
+    fn client_message(self) -> String {
+        if !self.0.is_server_error() || self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            return self.2;
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let reference = format!("{:016x}", aisle_core::hash::mix(nanos ^ n.rotate_left(40)));
+        tracing::error!(%reference, code = self.1, error = %self.2, "internal error");
+        format!("internal error (reference {reference}); the details are in the server log")
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, code) = (self.0, self.1);
+        let message = self.client_message();
         (
-            self.0,
-            Json(json!({"error": {"code": self.1, "message": self.2}})),
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
         )
             .into_response()
     }
@@ -57,14 +79,12 @@ impl From<ServeError> for ApiError {
                     "the store could not complete the request (see the server log); nothing was acknowledged".into(),
                 )
             }
-            other => {
-                tracing::error!(error = %other, "internal error");
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    other.to_string(),
-                )
-            }
+            // Logged (with the reference the client sees) by `client_message`.
+            other => ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
         }
     }
 }
@@ -1278,4 +1298,34 @@ async fn suggest(State(app): State<Arc<App>>, q: Q) -> ApiResult {
         }
     }
     Ok(Json(json!({"suggestions": out})).into_response())
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_errors_text_stays_in_the_log() {
+        let e = ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "cannot open /srv/secret/aisle.db: permission denied".into(),
+        );
+        let m = e.client_message();
+        assert!(!m.contains("secret"), "{m}");
+        assert!(m.starts_with("internal error (reference "), "{m}");
+    }
+
+    #[test]
+    fn client_errors_and_unavailability_keep_their_message() {
+        let m = ApiError::bad("bad_id", "the id in the path is empty").client_message();
+        assert_eq!(m, "the id in the path is empty");
+        let m = ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "busy".into(),
+        )
+        .client_message();
+        assert_eq!(m, "busy");
+    }
 }
