@@ -771,7 +771,7 @@ impl<'c, 's> RowState<'c, 's> {
 
     /// How many identical rows came before this one, while the count fits
     /// in memory; None once it would pass the cap (the row is then counted
-    /// on disk: a spill is opened for it).
+    /// on disk, see [`RowState::spill`]).
     fn occurrence(&mut self, h: u64) -> Option<u32> {
         if let Some(e) = self.seen.get_mut(&h) {
             let o = *e;
@@ -782,13 +782,35 @@ impl<'c, 's> RowState<'c, 's> {
             self.seen.insert(h, 1);
             return Some(0);
         }
+        None
+    }
+
+    /// Appends a candidate to the spill (opened here on first use when no
+    /// whole-history rule is on) and drops its raw text from the arena. The
+    /// first failure is kept for [`Ingestor::run`] to report; later rows are
+    /// not written.
+    fn spill(
+        &mut self,
+        event: &Event,
+        line: u64,
+        raw: (u64, u64),
+        ordinal: Option<u32>,
+        content_hash: u64,
+        verdict: Option<Reason>,
+    ) {
         if self.history.is_none() && self.spill_error.is_none() {
             match spill::History::new(self.spill_dir.as_deref(), self.run_bytes, false) {
-                Ok(hist) => self.history = Some(hist),
+                Ok(h) => self.history = Some(h),
                 Err(e) => self.spill_error = Some(e),
             }
         }
-        None
+        if let (Some(h), None) = (self.history.as_mut(), &self.spill_error) {
+            let text = &self.arena[raw.0 as usize..raw.1 as usize];
+            if let Err(e) = h.push(event, line, text, ordinal, content_hash, verdict) {
+                self.spill_error = Some(e);
+            }
+        }
+        self.arena.truncate(raw.0 as usize);
     }
 
     fn csv_row(
@@ -1152,16 +1174,7 @@ impl<'c, 's> RowState<'c, 's> {
         };
         let Some(ordinal) = ordinal else {
             // Past the in-memory count: the spill settles this row at the end.
-            let text = &self.arena[raw.0 as usize..raw.1 as usize];
-            let pushed = match self.history.as_mut() {
-                Some(h) => h.push(&event, line, text, None, content_hash, row_rule),
-                None => Err(std::io::Error::other("no spill")),
-            };
-            if let Err(e) = pushed {
-                self.spill_error.get_or_insert(e);
-            }
-            self.arena.truncate(raw.0 as usize);
-            return;
+            return self.spill(&event, line, raw, None, content_hash, row_rule);
         };
         let immediate = if c.dedupe_exact && ordinal > 0 {
             Some(Reason::ExactDuplicate)
@@ -1171,15 +1184,8 @@ impl<'c, 's> RowState<'c, 's> {
         if let Some(reason) = immediate {
             return fail(self, reason, rule_detail(reason, &event).into());
         }
-        if let Some(h) = self.history.as_mut() {
-            let text = &self.arena[raw.0 as usize..raw.1 as usize];
-            if self.spill_error.is_none() {
-                if let Err(e) = h.push(&event, line, text, Some(ordinal), content_hash, None) {
-                    self.spill_error = Some(e);
-                }
-            }
-            self.arena.truncate(raw.0 as usize);
-            return;
+        if self.history.is_some() {
+            return self.spill(&event, line, raw, Some(ordinal), content_hash, None);
         }
         self.candidates.push(Candidate {
             event,

@@ -442,15 +442,8 @@ impl History {
             let out_path = self.dir.path().join(format!("ord{p}"));
             let mut out = BufWriter::with_capacity(BUF, File::create(&out_path)?);
             let mut counts: aisle_core::hash::FastMap<u64, u32> = Default::default();
-            let mut b = [0u8; 17];
-            loop {
-                match r.read_exact(&mut b) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(e),
-                }
-                let seq = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-                let hash = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
+            while let Some(b) = next_record::<17>(&mut r)? {
+                let (seq, hash) = (le_u64(&b[..8]), le_u64(&b[8..16]));
                 let c = counts
                     .entry(hash)
                     .or_insert_with(|| seen.get(&hash).copied().unwrap_or(0));
@@ -551,18 +544,28 @@ impl History {
 
 fn for_each_group_row(path: &Path, mut f: impl FnMut(u64, u32, u32)) -> io::Result<()> {
     let mut r = BufReader::with_capacity(BUF, File::open(path)?);
-    let mut b = [0u8; 16];
-    loop {
-        match r.read_exact(&mut b) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        let seq = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-        let g = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
-        let it = u32::from_le_bytes(b[12..].try_into().expect("4 bytes"));
-        f(seq, g, it);
+    while let Some(b) = next_record::<16>(&mut r)? {
+        f(le_u64(&b[..8]), le_u32(&b[8..12]), le_u32(&b[12..]));
     }
+    Ok(())
+}
+
+/// The next fixed-size record of a spill file, or None at its end.
+fn next_record<const N: usize>(r: &mut impl Read) -> io::Result<Option<[u8; N]>> {
+    let mut b = [0u8; N];
+    match r.read_exact(&mut b) {
+        Ok(()) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().expect("8 bytes"))
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b.try_into().expect("4 bytes"))
 }
 
 /// A verdict per row, four bits each (none, or one of the reasons decided
@@ -679,6 +682,10 @@ fn get_u64(r: &mut impl Read) -> io::Result<u64> {
 
 fn get_string(r: &mut impl Read) -> io::Result<String> {
     let n = get_u32(r)? as usize;
+    get_bytes_as_string(r, n)
+}
+
+fn get_bytes_as_string(r: &mut impl Read, n: usize) -> io::Result<String> {
     let mut b = vec![0u8; n];
     r.read_exact(&mut b)?;
     String::from_utf8(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -734,32 +741,15 @@ fn read_cand(r: &mut impl Read) -> io::Result<Cand> {
 }
 
 fn read_ordinal(r: &mut impl Read) -> io::Result<Option<(u64, u32)>> {
-    let mut b = [0u8; 12];
-    match r.read_exact(&mut b) {
-        Ok(()) => Ok(Some((
-            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-            u32::from_le_bytes(b[8..].try_into().expect("4 bytes")),
-        ))),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(next_record::<12>(r)?.map(|b| (le_u64(&b[..8]), le_u32(&b[8..]))))
 }
 
 /// The next key of a run, or None at its end.
 fn read_key(r: &mut impl Read) -> io::Result<Option<Key>> {
-    let n = {
-        let mut b = [0u8; 4];
-        match r.read_exact(&mut b) {
-            Ok(()) => u32::from_le_bytes(b) as usize,
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        }
+    let Some(n) = next_record::<4>(r)? else {
+        return Ok(None);
     };
-    let mut b = vec![0u8; n];
-    r.read_exact(&mut b)?;
-    let user = String::from_utf8(b)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-        .into_boxed_str();
+    let user = get_bytes_as_string(r, le_u32(&n) as usize)?.into_boxed_str();
     let uhash = get_u64(r)?;
     let ts = get_u64(r)? as i64;
     let seq = get_u64(r)?;
