@@ -194,7 +194,8 @@ fn run_ingest(
     let mut sink = |chunk: Vec<aisle_core::Event>| tx.send(chunk).is_ok();
     // Quarantined rows are written as they are found (the file is created
     // with the first one), never gathered in memory.
-    let qpath = store_dir(store_url)?.join("quarantine").join(format!(
+    let dir = store_dir(store_url)?;
+    let qpath = dir.join("quarantine").join(format!(
         "{}-{}-{}.jsonl",
         name,
         unix_now(),
@@ -205,13 +206,12 @@ fn run_ingest(
     // The whole-history rules spill beside the store (a real disk; the
     // system's temporary directory may be memory-backed); a killed earlier
     // ingest's spill is removed first.
-    let spill_dir = store_dir(store_url)?;
-    let stale = aisle_ingest::remove_stale_spills(&spill_dir)?;
+    let stale = aisle_ingest::remove_stale_spills(&dir)?;
     if stale > 0 {
         info!(stale, "removed the spill of an ingest that did not finish");
     }
     let ingested = Ingestor::new(cfg)
-        .with_spill_dir(spill_dir)
+        .with_spill_dir(dir)
         .with_progress(move |done, total| {
             pb2.set_length(total);
             pb2.set_position(done);

@@ -2,10 +2,11 @@
 //! (an event changes the next recommendation), catalog rules, the registry's
 //! hot swap, keys, and bad input (always a 4xx with a JSON error, never a 5xx).
 
+mod common;
+
 use std::sync::Arc;
 
 use aisle_core::{CatalogItem, Event, EventType};
-use aisle_seq::{Arch, SeqConfig, TrainData};
 use aisle_serve::{router, App, ServeConfig};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -53,46 +54,7 @@ fn shop(dir: &std::path::Path) -> String {
     }
     store.append(&events).unwrap();
     // Train and promote a small SASRec on the same sequences.
-    let ids: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
-    let seqs: Vec<Vec<u32>> = (0..40u32)
-        .map(|u| (0..8).map(|k| (u + k) % ITEMS).collect())
-        .collect();
-    let cfg = SeqConfig {
-        hidden: 16,
-        layers: 1,
-        inner: 32,
-        dropout: 0.0,
-        max_len: 8,
-        epochs: 30,
-        batch_size: 8,
-        lr: 1e-2,
-        warmup_steps: 5,
-        patience: 30,
-        lr_decay: aisle_seq::LrDecay::Constant,
-        // The checkpoint is the first epoch at validation NDCG@10 = 1, which
-        // leaves a one-item history (below) near a tie between i5 and i6
-        // when the repeat bias joins the clipped gradient; this test is about
-        // the routes (the bias is tested in aisle-seq).
-        repeat_bias: false,
-        ..SeqConfig::for_arch(Arch::Sasrec)
-    };
-    let data = TrainData {
-        n_items: ITEMS as usize,
-        seqs: &seqs,
-        side: None,
-    };
-    let (model, _) = aisle_seq::train(Arch::Sasrec, &cfg, &data, &|_, _| {}).unwrap();
-    let models = dir.join("models");
-    std::fs::create_dir_all(&models).unwrap();
-    model
-        .save(
-            &models.join("sasrec-100.safetensors"),
-            &[("item_ids", serde_json::to_string(&ids).unwrap())],
-        )
-        .unwrap();
-    aisle_serve::Registry::new(dir)
-        .promote("sasrec-100.safetensors")
-        .unwrap();
+    common::promote_tiny_sasrec(dir, ITEMS, 30, 100);
     url
 }
 

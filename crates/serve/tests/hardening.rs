@@ -4,6 +4,8 @@
 //! health checks answering, complete erasure, corrupt weights refused, and
 //! input validation. One behaviour per test; each was a reproduced defect.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -571,44 +573,9 @@ async fn erasure_leaves_no_trace_of_the_user_in_the_store_folder() {
     assert!(!v.to_string().contains("\"tea light\""), "{v}");
 }
 
-/// A tiny promoted SASRec (3 epochs) in `dir`'s registry.
+/// A tiny promoted SASRec (3 epochs, 6 items) in `dir`'s registry.
 fn promote_tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
-    use aisle_seq::{Arch, SeqConfig, TrainData};
-    let seqs: Vec<Vec<u32>> = (0..40u32)
-        .map(|u| (0..8).map(|k| (u + k) % 6).collect())
-        .collect();
-    let cfg = SeqConfig {
-        hidden: 16,
-        layers: 1,
-        inner: 32,
-        dropout: 0.0,
-        max_len: 8,
-        epochs: 3,
-        batch_size: 8,
-        lr: 1e-2,
-        warmup_steps: 5,
-        patience: 30,
-        lr_decay: aisle_seq::LrDecay::Constant,
-        repeat_bias: false,
-        ..SeqConfig::for_arch(Arch::Sasrec)
-    };
-    let data = TrainData {
-        n_items: 6,
-        seqs: &seqs,
-        side: None,
-    };
-    let (model, _) = aisle_seq::train(Arch::Sasrec, &cfg, &data, &|_, _| {}).unwrap();
-    let models = dir.join("models");
-    std::fs::create_dir_all(&models).unwrap();
-    let ids: Vec<String> = (0..6).map(|i| format!("i{i}")).collect();
-    let p = models.join("sasrec-1.safetensors");
-    model
-        .save(&p, &[("item_ids", serde_json::to_string(&ids).unwrap())])
-        .unwrap();
-    aisle_serve::Registry::new(dir)
-        .promote("sasrec-1.safetensors")
-        .unwrap();
-    p
+    common::promote_tiny_sasrec(dir, 6, 3, 1)
 }
 
 /// Overwrites the last `n` bytes (the end of the tensor data) with 0xFF:
