@@ -116,6 +116,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
         _ => {
             Ingestor::new(cfg)
                 .with_quarantine_sink(|_| {})
+                .with_catalog_sink(|_| {})
                 .ingest_into(&a.input, a.catalog.as_deref(), &mut |_| true)?
                 .report
         }
@@ -166,32 +167,41 @@ fn run_ingest(
 
     // Storing overlaps parsing: a second thread commits each chunk of
     // accepted events while the reader validates the next one.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<aisle_core::Event>>(2);
-    let writer = std::thread::spawn(
-        move || -> Result<(Box<dyn aisle_store::EventStore>, StoreOutcome, f64)> {
-            let mut outcome = StoreOutcome::default();
-            let mut busy = 0.0;
-            let mut bulk = false;
-            for chunk in rx {
-                let t = Instant::now();
-                if !bulk {
-                    // Into an empty store: build the indexes once at the end.
-                    bulk = store.begin_bulk()?;
-                }
-                let o = store.append(&chunk)?;
-                busy += t.elapsed().as_secs_f64();
-                outcome.inserted += o.inserted;
-                outcome.already_present += o.already_present;
-            }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let writer = std::thread::spawn(move || -> Result<(StoreOutcome, f64)> {
+        let mut outcome = StoreOutcome::default();
+        let mut busy = 0.0;
+        let mut bulk = false;
+        for batch in rx {
             let t = Instant::now();
-            store.end_bulk()?;
+            match batch {
+                Batch::Events(chunk) => {
+                    if !bulk {
+                        // Into an empty store: build the indexes once at the end.
+                        bulk = store.begin_bulk()?;
+                    }
+                    let o = store.append(&chunk)?;
+                    outcome.inserted += o.inserted;
+                    outcome.already_present += o.already_present;
+                }
+                Batch::Items(items) => outcome.catalog_upserted += store.upsert_items(&items)?,
+            }
             busy += t.elapsed().as_secs_f64();
-            Ok((store, outcome, busy))
-        },
-    );
+        }
+        let t = Instant::now();
+        store.end_bulk()?;
+        busy += t.elapsed().as_secs_f64();
+        Ok((outcome, busy))
+    });
     let pb = bar(0, "ingesting");
     let pb2 = pb.clone();
-    let mut sink = |chunk: Vec<aisle_core::Event>| tx.send(chunk).is_ok();
+    let mut sink = |chunk: Vec<aisle_core::Event>| tx.send(Batch::Events(chunk)).is_ok();
+    // The catalog follows the events in chunks; a closed channel means the
+    // writer failed, and its error is the one reported.
+    let items_tx = tx.clone();
+    let catalog_sink = move |items| {
+        let _ = items_tx.send(Batch::Items(items));
+    };
     // Quarantined rows are written as they are found (the file is created
     // with the first one), never gathered in memory.
     let dir = store_dir(store_url)?;
@@ -217,6 +227,7 @@ fn run_ingest(
             pb2.set_position(done);
         })
         .with_quarantine_sink(move |row| qw.borrow_mut().write(row))
+        .with_catalog_sink(catalog_sink)
         .ingest_into(input, catalog, &mut sink);
     drop(tx);
     pb.finish_and_clear();
@@ -224,7 +235,7 @@ fn run_ingest(
         .join()
         .map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
     // A store error explains a closed sink better than the ingest error does.
-    let (mut store, mut outcome, store_busy) = stored?;
+    let (mut outcome, store_busy) = stored?;
     let out = ingested?;
     let mut report = out.report;
     info!(
@@ -232,7 +243,6 @@ fn run_ingest(
         accepted = report.accepted,
         "ingested"
     );
-    outcome.catalog_upserted = store.upsert_items(&out.catalog)?;
     report.timings.insert("store_busy".into(), store_busy);
     // The catalog's quarantined rows (the events' are already written).
     let mut qw = qwriter.borrow_mut();
@@ -248,6 +258,12 @@ fn run_ingest(
         bail!("internal error: the report does not add up: {report:?}");
     }
     Ok(report)
+}
+
+/// What the ingest hands the store's writer thread.
+enum Batch {
+    Events(Vec<aisle_core::Event>),
+    Items(Vec<aisle_core::CatalogItem>),
 }
 
 /// Writes quarantined rows as JSON lines, creating the file (and its

@@ -19,48 +19,101 @@ const MAX_TALLY: usize = 8;
 /// histogram, so the median is then approximate.
 const MAX_PRICES: usize = 64;
 
-/// Counts of an item's distinct values of one field (titles, categories):
-/// most items have one, held inline; a second moves them to a list.
+/// Distinct strings stored once, end to end in one buffer, each named by
+/// its position (a `u32`): item ids, and the titles, descriptions and
+/// categories they carry. A million short ids cost about 13 bytes each
+/// (text, end offset, table slot) instead of a boxed string and a map entry.
+#[derive(Default)]
+struct Interner {
+    table: hashbrown::HashTable<u32>,
+    text: String,
+    ends: Vec<usize>,
+}
+
+fn hash_str(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<aisle_core::hash::FxHasher>::default().hash_one(s)
+}
+
+fn slice<'a>(text: &'a str, ends: &[usize], i: u32) -> &'a str {
+    let i = i as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &text[start..ends[i]]
+}
+
+impl Interner {
+    fn get(&self, i: u32) -> &str {
+        slice(&self.text, &self.ends, i)
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The string's number, and whether it was new.
+    fn intern(&mut self, s: &str) -> (u32, bool) {
+        let Interner { table, text, ends } = self;
+        let entry = table.entry(
+            hash_str(s),
+            |&i| slice(text, ends, i) == s,
+            |&i| hash_str(slice(text, ends, i)),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => (*e.get(), false),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let i = u32::try_from(ends.len()).expect("fewer than 2^32 distinct strings");
+                text.push_str(s);
+                ends.push(text.len());
+                v.insert(i);
+                (i, true)
+            }
+        }
+    }
+}
+
+/// Counts of an item's distinct values of one field (titles, categories),
+/// as interned strings: most items have one, held inline; a second moves
+/// them to a list.
 #[derive(Default)]
 enum Tally {
     #[default]
     Empty,
-    One(Box<str>, u32),
-    Many(Vec<(Box<str>, u32)>),
+    One(u32, u32),
+    // Boxed: keeps the enum at 16 bytes (a Vec is 24) for the million
+    // items that never need the list.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<(u32, u32)>>),
 }
 
 impl Tally {
-    fn bump(&mut self, s: &str) {
+    fn bump(&mut self, s: u32) {
         match self {
-            Tally::Empty => *self = Tally::One(s.into(), 1),
-            Tally::One(v, n) if &**v == s => *n = n.saturating_add(1),
-            Tally::One(v, n) => {
-                let first = (std::mem::take(v), *n);
-                *self = Tally::Many(vec![first, (s.into(), 1)]);
-            }
+            Tally::Empty => *self = Tally::One(s, 1),
+            Tally::One(v, n) if *v == s => *n = n.saturating_add(1),
+            Tally::One(v, n) => *self = Tally::Many(Box::new(vec![(*v, *n), (s, 1)])),
             Tally::Many(list) => {
-                if let Some(e) = list.iter_mut().find(|(t, _)| &**t == s) {
+                if let Some(e) = list.iter_mut().find(|(t, _)| *t == s) {
                     e.1 = e.1.saturating_add(1);
                 } else if list.len() < MAX_TALLY {
-                    list.push((s.into(), 1));
+                    list.push((s, 1));
                 }
             }
         }
     }
 
     /// The most frequent value; ties go to the value seen first.
-    fn most_frequent(self) -> Option<String> {
+    fn most_frequent(&self) -> Option<u32> {
         match self {
             Tally::Empty => None,
-            Tally::One(v, _) => Some(v.into()),
+            Tally::One(v, _) => Some(*v),
             Tally::Many(list) => {
-                let mut best: Option<(Box<str>, u32)> = None;
-                for e in list {
-                    if best.as_ref().is_none_or(|b| e.1 > b.1) {
+                let mut best: Option<(u32, u32)> = None;
+                for &e in list.iter() {
+                    if best.is_none_or(|b| e.1 > b.1) {
                         best = Some(e);
                     }
                 }
-                best.map(|b| b.0.into())
+                best.map(|b| b.0)
             }
         }
     }
@@ -75,13 +128,52 @@ impl Tally {
     }
 }
 
+/// Distinct positive prices with their counts: most items have one.
+#[derive(Default)]
+enum Prices {
+    #[default]
+    Empty,
+    One(f64, u32),
+    #[allow(clippy::box_collection)] // 16 bytes, as Tally
+    Many(Box<Vec<(f64, u32)>>),
+}
+
+impl Prices {
+    fn add(&mut self, p: f64) {
+        match self {
+            Prices::Empty => *self = Prices::One(p, 1),
+            Prices::One(v, n) if *v == p => *n = n.saturating_add(1),
+            Prices::One(v, n) => *self = Prices::Many(Box::new(vec![(*v, *n), (p, 1)])),
+            Prices::Many(list) => add_price(list, p),
+        }
+    }
+
+    fn median(self) -> Option<f64> {
+        match self {
+            Prices::Empty => None,
+            Prices::One(p, _) => Some(p),
+            Prices::Many(list) => median_price(*list),
+        }
+    }
+
+    #[cfg(test)]
+    fn counts(&self) -> Vec<u32> {
+        match self {
+            Prices::Empty => Vec::new(),
+            Prices::One(_, n) => vec![*n],
+            Prices::Many(l) => l.iter().map(|e| e.1).collect(),
+        }
+    }
+}
+
+/// What is known about one item; about 48 bytes.
 #[derive(Default)]
 struct Agg {
     titles: Tally,
-    description: Option<Box<str>>,
     categories: Tally,
-    /// Distinct positive prices with their counts.
-    prices: Vec<(f64, u32)>,
+    prices: Prices,
+    /// The first description (an interned string).
+    description: Option<u32>,
 }
 
 /// The median of counted prices: the value at position n/2 of the sorted
@@ -103,10 +195,6 @@ fn add_price(v: &mut Vec<(f64, u32)>, p: f64) {
     if let Some(e) = v.iter_mut().find(|(x, _)| *x == p) {
         e.1 = e.1.saturating_add(1);
     } else if v.len() < MAX_PRICES {
-        if v.is_empty() {
-            // Most items have one price: no spare capacity for them.
-            v.reserve_exact(1);
-        }
         v.push((p, 1));
     } else {
         v.push((p, 1));
@@ -123,11 +211,16 @@ fn add_price(v: &mut Vec<(f64, u32)>, p: f64) {
     }
 }
 
-/// Aggregates catalog facts from event rows. The map holds only an index
-/// into a dense vector (its buckets, sized to a power of two, stay small).
+/// Catalog items handed out this many at a time by [`Aggregator::drain`].
+pub(crate) const CATALOG_CHUNK: usize = 10_000;
+
+/// Aggregates catalog facts from event rows: item ids and the strings they
+/// carry interned, one compact [`Agg`] per item (a million items take
+/// under 150 MB).
 #[derive(Default)]
 pub(crate) struct Aggregator {
-    index: aisle_core::hash::FastMap<Box<str>, u32>,
+    ids: Interner,
+    values: Interner,
     items: Vec<Agg>,
 }
 
@@ -140,47 +233,64 @@ impl Aggregator {
         category: Option<&str>,
         price: Option<f64>,
     ) {
-        let i = match self.index.get(item) {
-            Some(&i) => i as usize,
-            None => {
-                let i = self.items.len();
-                self.index.insert(item.into(), i as u32);
-                self.items.push(Agg::default());
-                i
-            }
-        };
-        let agg = &mut self.items[i];
-        if let Some(t) = title {
-            agg.titles.bump(t);
+        let (i, new) = self.ids.intern(item);
+        if new {
+            self.items.push(Agg::default());
         }
-        if let (Some(d), None) = (description, &agg.description) {
-            agg.description = Some(d.into());
+        let i = i as usize;
+        if let Some(t) = title {
+            let t = self.values.intern(t).0;
+            self.items[i].titles.bump(t);
+        }
+        if let (Some(d), None) = (description, self.items[i].description) {
+            self.items[i].description = Some(self.values.intern(d).0);
         }
         if let Some(c) = category {
-            agg.categories.bump(c);
+            let c = self.values.intern(c).0;
+            self.items[i].categories.bump(c);
         }
         if let Some(p) = price.filter(|p| *p > 0.0 && p.is_finite()) {
-            add_price(&mut agg.prices, p);
+            self.items[i].prices.add(p);
         }
     }
 
-    /// The items, in no particular order.
-    pub(crate) fn finish(self) -> Vec<CatalogItem> {
-        let mut aggs = self.items;
-        self.index
-            .into_iter()
-            .map(|(id, i)| {
-                let a = std::mem::take(&mut aggs[i as usize]);
-                CatalogItem {
-                    id: id.into(),
-                    title: a.titles.most_frequent(),
-                    description: a.description.map(Into::into),
-                    category: a.categories.most_frequent(),
-                    price: median_price(a.prices),
-                    in_stock: true,
-                }
-            })
-            .collect()
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Hands the items to `out` in id order, [`CATALOG_CHUNK`] at a time, so
+    /// that only one chunk of finished items exists at once.
+    pub(crate) fn drain(mut self, out: &mut dyn FnMut(Vec<CatalogItem>)) {
+        let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.ids.get(a).cmp(self.ids.get(b)));
+        self.ids.table = Default::default();
+        self.values.table = Default::default();
+        for part in order.chunks(CATALOG_CHUNK) {
+            let chunk = part
+                .iter()
+                .map(|&i| {
+                    let a = std::mem::take(&mut self.items[i as usize]);
+                    let text = |s: Option<u32>| s.map(|s| self.values.get(s).to_string());
+                    CatalogItem {
+                        id: self.ids.get(i).to_string(),
+                        title: text(a.titles.most_frequent()),
+                        description: text(a.description),
+                        category: text(a.categories.most_frequent()),
+                        price: a.prices.median(),
+                        in_stock: true,
+                    }
+                })
+                .collect();
+            out(chunk);
+        }
+    }
+
+    /// All the items, in id order.
+    #[cfg(test)]
+    fn finish(self) -> Vec<CatalogItem> {
+        let mut all = Vec::with_capacity(self.len());
+        self.drain(&mut |chunk| all.extend(chunk));
+        all
     }
 }
 
@@ -438,11 +548,12 @@ mod tests {
             let t = format!("title {i}");
             a.observe("x", Some(&t), None, Some(&t), Some(1.0 + i as f64));
         }
-        let agg = &a.items[a.index["x"] as usize];
+        let agg = &a.items[0];
         assert_eq!(agg.titles.len(), MAX_TALLY);
         assert_eq!(agg.categories.len(), MAX_TALLY);
-        assert_eq!(agg.prices.len(), MAX_PRICES);
-        assert_eq!(agg.prices.iter().map(|e| e.1 as u64).sum::<u64>(), 10_000);
+        let counts = agg.prices.counts();
+        assert_eq!(counts.len(), MAX_PRICES);
+        assert_eq!(counts.iter().map(|&c| c as u64).sum::<u64>(), 10_000);
         let item = a.finish().remove(0);
         assert_eq!(item.id, "x");
         assert_eq!(item.title.as_deref(), Some("title 0"));

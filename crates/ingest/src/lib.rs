@@ -88,7 +88,8 @@ pub type Result<T, E = IngestError> = std::result::Result<T, E>;
 pub struct IngestOutput {
     /// Accepted events in file order.
     pub events: Vec<Event>,
-    /// Catalog entries (from a catalog file and/or the event rows).
+    /// Catalog entries (from a catalog file and/or the event rows), in id
+    /// order; empty when they went to [`Ingestor::with_catalog_sink`].
     pub catalog: Vec<CatalogItem>,
     /// Quarantined rows (events first, then catalog rows), in file order.
     pub quarantine: Vec<QuarantinedRow>,
@@ -123,6 +124,8 @@ struct Candidate {
     ordinal: u32,
     content_hash: u64,
     dropped: Option<Reason>,
+    /// An identical row was accepted before this one (see [`Accum::add`]).
+    repeat: bool,
 }
 
 /// Runs an ingest. Configure with the builder methods, then call [`Ingestor::ingest`].
@@ -131,10 +134,15 @@ pub struct Ingestor {
     now: i64,
     progress: Option<Box<dyn FnMut(u64, u64)>>,
     quarantine_sink: Option<QuarantineSink>,
+    catalog_sink: Option<CatalogSink>,
     spill_dir: Option<std::path::PathBuf>,
     run_bytes: usize,
     seen_cap: usize,
 }
+
+/// Where catalog items go, a chunk at a time, when they should not be
+/// gathered in [`IngestOutput::catalog`].
+pub type CatalogSink = Box<dyn FnMut(Vec<CatalogItem>)>;
 
 /// Where quarantined event rows go as they are found (instead of
 /// [`IngestOutput::quarantine`]), so a file of bad rows never sits in memory.
@@ -151,6 +159,7 @@ impl Ingestor {
             now,
             progress: None,
             quarantine_sink: None,
+            catalog_sink: None,
             spill_dir: None,
             run_bytes: spill::RUN_BYTES,
             seen_cap: spill::SEEN_CAP,
@@ -188,6 +197,15 @@ impl Ingestor {
     /// are bad.
     pub fn with_quarantine_sink(mut self, sink: impl FnMut(&QuarantinedRow) + 'static) -> Self {
         self.quarantine_sink = Some(Box::new(sink));
+        self
+    }
+
+    /// Hands the catalog to `sink` in chunks at the end of the ingest (the
+    /// events' items in id order, then the catalog file's, which win over
+    /// them) instead of returning it whole in [`IngestOutput::catalog`]: a
+    /// catalog of millions of items then never exists as one vector.
+    pub fn with_catalog_sink(mut self, sink: impl FnMut(Vec<CatalogItem>) + 'static) -> Self {
+        self.catalog_sink = Some(Box::new(sink));
         self
     }
 
@@ -286,6 +304,7 @@ impl Ingestor {
                     ordinal: row.ordinal,
                     content_hash: row.content_hash,
                     dropped: row.dropped,
+                    repeat: false,
                 });
                 if state.candidates.len() >= CHUNK {
                     state.flush();
@@ -304,20 +323,8 @@ impl Ingestor {
             sunk,
             ..
         } = state;
-        // The catalog in id order: the file's entries win over the events'.
-        let catalog: Vec<CatalogItem> = if !cfg.catalog.from_events {
-            catalog.into_values().collect()
-        } else if catalog.is_empty() {
-            // No copy through a map: millions of items stay one vector.
-            let mut items = catalog_agg.finish();
-            items.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-            items
-        } else {
-            for it in catalog_agg.finish() {
-                catalog.entry(it.id.clone()).or_insert(it);
-            }
-            catalog.into_values().collect()
-        };
+        let (catalog, catalog_len) =
+            emit_catalog(&cfg, catalog, catalog_agg, self.catalog_sink.as_mut());
         row_q.sort_by_key(|q| q.line);
         quarantine.extend(row_q);
         let report = build_report(
@@ -327,7 +334,7 @@ impl Ingestor {
             &acc,
             &quarantine,
             &sunk,
-            catalog.len() as u64,
+            catalog_len,
             catalog_report,
             start.elapsed().as_secs_f64(),
         );
@@ -339,6 +346,48 @@ impl Ingestor {
             report,
         })
     }
+}
+
+/// The catalog, to the sink or returned whole (then in id order), and its
+/// size: the file's entries win over what the events say.
+fn emit_catalog(
+    cfg: &DatasetConfig,
+    file: BTreeMap<String, CatalogItem>,
+    agg: catalog::Aggregator,
+    mut sink: Option<&mut CatalogSink>,
+) -> (Vec<CatalogItem>, u64) {
+    let mut all = Vec::new();
+    let mut len = 0u64;
+    let merged = cfg.catalog.from_events && !file.is_empty() && agg.len() > 0;
+    let mut out = |chunk: Vec<CatalogItem>| {
+        len += chunk.len() as u64;
+        match &mut sink {
+            Some(s) => s(chunk),
+            None => all.extend(chunk),
+        }
+    };
+    if cfg.catalog.from_events {
+        agg.drain(&mut |mut chunk| {
+            if !file.is_empty() {
+                chunk.retain(|it| !file.contains_key(&it.id));
+            }
+            if !chunk.is_empty() {
+                out(chunk);
+            }
+        });
+    }
+    let mut rest = file.into_values();
+    loop {
+        let chunk: Vec<CatalogItem> = rest.by_ref().take(catalog::CATALOG_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        out(chunk);
+    }
+    if merged {
+        all.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    }
+    (all, len)
 }
 
 /// Events per chunk handed to a sink.
@@ -354,22 +403,34 @@ struct Accum {
     /// ten million ids has a chance of about 3 in a million).
     users: aisle_core::hash::FastSet<u64>,
     items: aisle_core::hash::FastSet<u64>,
-    by_type: BTreeMap<String, u64>,
+    /// Accepted events per type, in [`EventType::ALL`] order.
+    by_type: [u64; EventType::ALL.len()],
     tmin: Option<i64>,
     tmax: Option<i64>,
 }
 
 impl Accum {
-    fn add(&mut self, e: &Event) {
+    /// Counts an accepted event. `repeat`: an identical row was accepted
+    /// before, so its user and item are already counted (two hash lookups
+    /// saved per repeated row).
+    fn add(&mut self, e: &Event, repeat: bool) {
         self.accepted += 1;
-        self.users.insert(hash_fields([e.user.as_bytes()]));
-        self.items.insert(hash_fields([e.item.as_bytes()]));
-        *self
-            .by_type
-            .entry(e.event_type.as_str().to_string())
-            .or_insert(0) += 1;
+        if !repeat {
+            self.users.insert(hash_fields([e.user.as_bytes()]));
+            self.items.insert(hash_fields([e.item.as_bytes()]));
+        }
+        self.by_type[e.event_type as usize] += 1;
         self.tmin = Some(self.tmin.map_or(e.ts, |m| m.min(e.ts)));
         self.tmax = Some(self.tmax.map_or(e.ts, |m| m.max(e.ts)));
+    }
+
+    fn by_type(&self) -> BTreeMap<String, u64> {
+        EventType::ALL
+            .iter()
+            .zip(self.by_type)
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| (t.as_str().to_string(), n))
+            .collect()
     }
 }
 
@@ -723,7 +784,7 @@ impl<'c, 's> RowState<'c, 's> {
                         c.content_hash.to_le_bytes().as_slice(),
                         c.ordinal.to_le_bytes().as_slice(),
                     ]);
-                    self.acc.add(&ev);
+                    self.acc.add(&ev, c.repeat);
                     chunk.push(ev);
                 }
             }
@@ -1187,6 +1248,8 @@ impl<'c, 's> RowState<'c, 's> {
         if self.history.is_some() {
             return self.spill(&event, line, raw, Some(ordinal), content_hash, None);
         }
+        // Without a whole-history rule or a spill, an earlier identical row
+        // passed the same row-level checks and was accepted.
         self.candidates.push(Candidate {
             event,
             line,
@@ -1194,6 +1257,7 @@ impl<'c, 's> RowState<'c, 's> {
             ordinal,
             content_hash,
             dropped: None,
+            repeat: ordinal > 0,
         });
         if self.candidates.len() >= CHUNK {
             self.flush();
@@ -1273,7 +1337,8 @@ fn build_report(
         quarantined += n;
     }
     let mut transformed = BTreeMap::new();
-    if let Some(n) = acc.by_type.get("cancel") {
+    let by_type = acc.by_type();
+    if let Some(n) = by_type.get("cancel") {
         // Cancelled lines kept as `cancel` events with a positive quantity.
         transformed.insert("cancellation".to_string(), *n);
     }
@@ -1285,7 +1350,7 @@ fn build_report(
         quarantined,
         by_reason,
         transformed,
-        accepted_by_type: acc.by_type.clone(),
+        accepted_by_type: by_type,
         users: acc.users.len() as u64,
         items: acc.items.len() as u64,
         time_kind: match cfg.time_kind() {

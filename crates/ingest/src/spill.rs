@@ -858,6 +858,7 @@ mod oracle {
                 ordinal: 0,
                 content_hash: 0,
                 dropped: None,
+                repeat: false,
             })
             .collect();
         crate::rules::apply(cfg, &mut cands);

@@ -222,7 +222,6 @@ fn semantic_search_through_the_hnsw_graph() {
     assert!(store.join("search/hnsw.bin").exists());
     let (mut server, addr) = crate::start_server(
         st,
-        7,
         &["--ann-min-items", "1"],
         &[("AISLE_EMBEDDER_DIR", model)],
     );

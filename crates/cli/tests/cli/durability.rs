@@ -105,7 +105,7 @@ fn events_acknowledged_by_the_server_survive_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
     let store = crate::empty_store(tmp.path());
     let st = store.as_str();
-    let (mut server, addr) = crate::start_server(st, 0, &[], &[]);
+    let (mut server, addr) = crate::start_server(st, &[], &[]);
     let mut acked = 0;
     for b in 0..20 {
         let events: Vec<String> = (0..25)

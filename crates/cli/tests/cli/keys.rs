@@ -30,7 +30,6 @@ fn key_files_and_the_environment_give_scoped_keys() {
     std::fs::write(&read, "r-0123456789\n").unwrap();
     let (mut server, addr) = start_server(
         &st,
-        7,
         &["--read-key-file", read.to_str().unwrap()],
         &[("AISLE_ADMIN_KEY", "a-0123456789")],
     );

@@ -19,16 +19,15 @@ pub fn aisle() -> Command {
 }
 
 /// Starts `aisle serve --store STORE --addr ADDR EXTRA...` (output discarded)
-/// on a port derived from the process id and `salt` (tests running at once
-/// pick different salts), with `env` set, and waits up to 30 s for
-/// /healthz. Returns the child (kill it) and the address.
-pub fn start_server(
-    store: &str,
-    salt: u16,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> (Child, String) {
-    let port = 20_000 + (std::process::id() % 20_000) as u16 + salt;
+/// on a port the system has just handed out (a port derived from the
+/// process id let two tests meet on one port and one test talk to the
+/// other's server), with `env` set, and waits up to 30 s for /healthz from
+/// this child. Returns the child (kill it) and the address.
+pub fn start_server(store: &str, extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = aisle();
     cmd.args(["serve", "--store", store, "--addr", &addr])
@@ -38,10 +37,12 @@ pub fn start_server(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     let up = (0..600).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
-        http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200)
+        // A child that exited (the port taken after all) is not up.
+        child.try_wait().unwrap().is_none()
+            && http(&addr, "GET", "/healthz", "").is_some_and(|r| r.0 == 200)
     });
     assert!(up, "server did not come up on {addr} (args {extra:?})");
     (child, addr)

@@ -155,7 +155,7 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
 
     // The server re-ranks a user's candidates by purchase probability.
     let art_s = art.to_str().unwrap();
-    let (mut server, addr) = crate::start_server(store, 11, &["--ranker", art_s], &[]);
+    let (mut server, addr) = crate::start_server(store, &["--ranker", art_s], &[]);
     let get = |path: &str| {
         let (code, body) = crate::http(&addr, "GET", path, "").unwrap();
         (code, json(&body))

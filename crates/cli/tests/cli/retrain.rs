@@ -51,7 +51,6 @@ fn new_events_retrain_evaluate_and_hot_swap() {
     // The scheduler: 20 new events start a low-priority run of the same command.
     let (mut server, addr) = crate::start_server(
         st,
-        1_000,
         &[
             "--retrain-model",
             "sasrec",

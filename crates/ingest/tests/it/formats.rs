@@ -162,3 +162,82 @@ fn catalog_file_rows_are_validated() {
     assert!(!out.catalog[0].in_stock);
     assert_eq!(reasons(&out), r(&[("unknown_item", 1)]));
 }
+
+/// Demo rows naming `items`, with a price each, and a catalog file for P1
+/// whose price differs from the events'.
+fn catalog_fixture(tmp: &Tmp, items: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cat = tmp.file(
+        "catalog.csv",
+        b"item_id,title,description,category,price,in_stock\nP1,Mug,,Kitchen,3.5,true\n",
+    );
+    let mut ev = String::from("user_id,item_id,event_type,timestamp,quantity,price,session_id\n");
+    for i in 1..=items {
+        ev.push_str(&format!("u{i},P{i},view,2025-06-01T00:00:00Z,,9.0,s1\n"));
+    }
+    (tmp.file("events.csv", ev.as_bytes()), cat)
+}
+
+fn catalog_cfg() -> DatasetConfig {
+    let mut c = DatasetConfig::preset("demo").unwrap();
+    c.catalog.from_events = true;
+    c.cleaning.require_catalog_item = false;
+    c
+}
+
+#[test]
+fn a_catalog_file_wins_over_the_events_and_the_catalog_comes_in_id_order() {
+    let tmp = Tmp::new();
+    let (ev, cat) = catalog_fixture(&tmp, 3);
+    let out = Ingestor::new(catalog_cfg())
+        .with_now(1_800_000_000)
+        .ingest(&ev, Some(&cat))
+        .unwrap();
+    let ids: Vec<&str> = out.catalog.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["P1", "P2", "P3"]);
+    assert_eq!(out.catalog[0].price, Some(3.5));
+    assert_eq!(out.catalog[0].title.as_deref(), Some("Mug"));
+    assert_eq!(out.catalog[1].price, Some(9.0));
+    assert_eq!(out.report.catalog_items, 3);
+}
+
+#[test]
+fn a_catalog_sink_gets_every_item_in_bounded_chunks_and_the_output_keeps_none() {
+    let tmp = Tmp::new();
+    let (ev, cat) = catalog_fixture(&tmp, 25_000);
+    let whole = Ingestor::new(catalog_cfg())
+        .with_now(1_800_000_000)
+        .ingest(&ev, Some(&cat))
+        .unwrap();
+    let chunks = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let c2 = chunks.clone();
+    let out = Ingestor::new(catalog_cfg())
+        .with_now(1_800_000_000)
+        .with_catalog_sink(move |chunk| c2.borrow_mut().push(chunk))
+        .ingest(&ev, Some(&cat))
+        .unwrap();
+    assert!(out.catalog.is_empty());
+    assert_eq!(out.report.catalog_items, 25_000);
+    let chunks = chunks.take();
+    assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+    assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= 10_000));
+    let mut got: Vec<aisle_core::CatalogItem> = chunks.into_iter().flatten().collect();
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, whole.catalog);
+}
+
+#[test]
+fn repeated_rows_count_their_user_and_item_once() {
+    let mut c = DatasetConfig::preset("demo").unwrap();
+    c.cleaning.dedupe_exact = false;
+    c.cleaning.consecutive_duplicate_window_s = None;
+    c.cleaning.bot_max_events_per_minute = None;
+    let row = "u1,P1,view,2025-06-01T00:00:00Z,,,s1\n";
+    let data = format!(
+        "user_id,item_id,event_type,timestamp,quantity,price,session_id\n{row}{row}{row}u2,P1,view,2025-06-01T00:00:00Z,,,s1\nu1,P2,purchase,2025-06-01T00:00:00Z,1,,s1\n{row}"
+    );
+    let out = ingest_bytes(c, data.as_bytes());
+    assert_eq!(out.report.accepted, 6);
+    assert_eq!((out.report.users, out.report.items), (2, 2));
+    assert_eq!(out.report.accepted_by_type.get("view"), Some(&5));
+    assert_eq!(out.report.accepted_by_type.get("purchase"), Some(&1));
+}
