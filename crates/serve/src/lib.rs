@@ -4,11 +4,11 @@
 //! an in-memory view of the catalog, histories and popularity that each
 //! event updates at once, and the promoted sequence model (hot-swapped
 //! atomically; popularity when none). Errors are `{"error":{"code","message"}}`
-//! with a 4xx; see `openapi.yaml` at the repository root.
+//! with a 4xx; see `openapi.json` at the repository root.
 
-mod api;
 pub mod auth;
 pub mod conn;
+mod http;
 pub mod jobs;
 mod limit;
 pub mod purchase;
@@ -24,9 +24,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use aisle_store::EventStore;
 
-pub use api::router;
 pub use auth::{Keys, Scope};
 pub use conn::{ConnLimits, Conns};
+pub use http::error::{ApiError, Code};
+pub use http::router;
 pub use jobs::{Job, Jobs, RetrainConfig};
 pub use limit::RateLimiter;
 pub use registry::{Entry, Registry};

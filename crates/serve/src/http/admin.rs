@@ -1,0 +1,109 @@
+//! `/v1/admin/*`: models, promotion, retraining jobs.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::{body_json, ApiError, ApiResult, Code};
+use super::recs::model_json;
+use crate::{App, ServeError};
+
+pub(super) async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {
+    let versions = match &app.registry {
+        Some(r) => serde_json::to_value(r.list()?).unwrap_or(Value::Null),
+        None => json!([]),
+    };
+    Ok(Json(json!({"serving": model_json(&app), "versions": versions})).into_response())
+}
+
+pub(super) fn reload(app: &App, version: &str) -> Result<Value, ApiError> {
+    let reg = app
+        .registry
+        .as_ref()
+        .ok_or_else(|| ApiError::new(Code::NoRegistry, "this store has no model registry"))?;
+    // A corrupt or incompatible artifact is refused; the old model keeps serving.
+    let s = reg
+        .path_of(version)
+        .and_then(|p| crate::load_serving(&p, version))
+        .map_err(|e| ApiError::with(Code::BadArtifact, e.to_string()))?;
+    app.swap(s);
+    Ok(model_json(app))
+}
+
+pub(super) async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
+    let v = app
+        .registry
+        .as_ref()
+        .map(|r| r.promoted_name())
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| ApiError::new(Code::NothingPromoted, "no model is promoted"))?;
+    let serving = tokio::task::spawn_blocking(move || reload(&app, &v))
+        .await
+        .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
+    Ok(Json(json!({"serving": serving})).into_response())
+}
+
+pub(super) async fn admin_promote(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let v = body_json(body)?;
+    let version = v
+        .get("version")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::BadRequest,
+                "expected {\"version\": \"FILE.safetensors\"}",
+            )
+        })?
+        .to_string();
+    let reg = app
+        .registry
+        .as_ref()
+        .ok_or_else(|| ApiError::new(Code::NoRegistry, "this store has no model registry"))?;
+    if !reg.path_of(&version).is_ok_and(|p| p.exists()) {
+        return Err(ApiError::not_found(format!("no model version {version:?}")));
+    }
+    // Loading runs off the request workers so serving never waits on it;
+    // `reload` swaps it in, then the promotion is recorded without a second load.
+    let app2 = app.clone();
+    let v2 = version.clone();
+    let serving = tokio::task::spawn_blocking(move || reload(&app2, &v2))
+        .await
+        .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
+    reg.mark_promoted(&version)?;
+    Ok(Json(json!({"serving": serving})).into_response())
+}
+
+pub(super) async fn admin_jobs(State(app): State<Arc<App>>) -> ApiResult {
+    let events = app.metrics.events_ingested.load(Ordering::Relaxed);
+    Ok(Json(app.jobs.snapshot(events)).into_response())
+}
+
+/// Queues a retraining run now (202); 409 while one runs or is queued.
+pub(super) async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
+    match app.jobs.trigger() {
+        Ok(id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"queued": true, "job_id": id, "kind": "retrain"})),
+        )
+            .into_response()),
+        Err(crate::jobs::TriggerError::NotConfigured) => Err(ApiError::with(
+            Code::RetrainingNotConfigured,
+            "this server has no retraining command (start it with --retrain-model)".into(),
+        )),
+        Err(crate::jobs::TriggerError::Busy) => Err(ApiError::with(
+            Code::JobRunning,
+            "a retraining job is already running or queued".into(),
+        )),
+    }
+}

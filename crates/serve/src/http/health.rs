@@ -1,0 +1,61 @@
+//! `/healthz`, `/readyz`, `/metrics`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::App;
+
+pub(super) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready (200) while the server can answer; `status` is `degraded` with a
+/// `reason` when the promoted model was refused and popularity serves.
+pub(super) async fn readyz(State(app): State<Arc<App>>) -> Json<Value> {
+    let s = app.current();
+    let mut body =
+        json!({"ready": true, "status": "ok", "model": {"name": s.name, "version": s.version}});
+    if let Some(why) = app.degraded() {
+        body["status"] = json!("degraded");
+        body["reason"] = json!(why);
+    }
+    Json(body)
+}
+
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let s = app.current();
+    let events = app.live.read().unwrap_or_else(|e| e.into_inner()).events;
+    let mut text = app.metrics.render(&s.name, &s.version, events);
+    app.jobs.render_metrics(&mut text);
+    {
+        use std::fmt::Write;
+        let (evicted, refused) = app.conns.shed();
+        let _ = writeln!(text, "# TYPE aisle_connections_open gauge");
+        let _ = writeln!(text, "aisle_connections_open {}", app.conns.open());
+        let _ = writeln!(text, "# TYPE aisle_connections_shed_total counter");
+        let _ = writeln!(
+            text,
+            "aisle_connections_shed_total{{reason=\"evicted_idle\"}} {evicted}"
+        );
+        let _ = writeln!(
+            text,
+            "aisle_connections_shed_total{{reason=\"refused_all_busy\"}} {refused}"
+        );
+        let _ = writeln!(text, "# TYPE aisle_ready gauge");
+        let _ = writeln!(
+            text,
+            "aisle_ready{{status=\"{}\"}} 1",
+            if app.degraded().is_some() {
+                "degraded"
+            } else {
+                "ok"
+            }
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

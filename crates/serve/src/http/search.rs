@@ -1,0 +1,126 @@
+//! `GET /v1/search` and `GET /v1/search/suggest`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult, Code, Q};
+use super::query::{flag, list_query};
+use crate::App;
+
+/// `GET /v1/search?q=&user=&k=&category=&price_min=&price_max=&personal=`
+pub(super) async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
+    let t = Instant::now();
+    let Query(map) = q?;
+    let lq = list_query(
+        &app,
+        Ok(Query(map.clone())),
+        &[
+            "q",
+            "user",
+            "k",
+            "category",
+            "price_min",
+            "price_max",
+            "personal",
+            "mode",
+        ],
+    )?;
+    let text = map.get("q").map(|s| s.trim()).unwrap_or("");
+    if text.is_empty() {
+        return Err(ApiError::new(
+            Code::EmptyQuery,
+            "q is required and must not be blank",
+        ));
+    }
+    if text.len() > 10_000 {
+        return Err(ApiError::new(
+            Code::QueryTooLong,
+            "q is limited to 10,000 bytes",
+        ));
+    }
+    let personal = flag(&map, "personal", true)?;
+    let user = map.get("user").filter(|u| !u.is_empty()).cloned();
+    if let Some(why) = user.as_deref().and_then(aisle_core::id_problem) {
+        return Err(ApiError::new(Code::BadId, format!("user {why}")));
+    }
+    let req = crate::search::SearchRequest {
+        q: text.to_string(),
+        user,
+        k: lq.k,
+        filters: aisle_search::Filters {
+            category: lq.category.clone(),
+            price_min: lq.price_min,
+            price_max: lq.price_max,
+            in_stock_only: true,
+        },
+        personal,
+        mode: map.get("mode").filter(|m| !m.is_empty()).cloned(),
+    };
+    if let Some(m) = &req.mode {
+        if !["keyword", "semantic", "hybrid"].contains(&m.as_str()) {
+            return Err(ApiError::new(
+                Code::BadQuery,
+                format!("mode must be keyword, semantic or hybrid, not {m:?}"),
+            ));
+        }
+        if m != "keyword" && app.search.semantic.is_none() {
+            return Err(ApiError::with(
+                Code::SemanticUnavailable,
+                format!("semantic search is {}", app.search.semantic_note),
+            ));
+        }
+    }
+    let app2 = app.clone();
+    let (mut out, req) = tokio::task::spawn_blocking(move || app2.search(&req).map(|b| (b, req)))
+        .await
+        .map_err(|e| ApiError::with(Code::Internal, e.to_string()))?
+        .map_err(|e| ApiError::with(Code::SearchUnavailable, e))?;
+    let took = t.elapsed().as_secs_f64() * 1000.0;
+    out["took_ms"] = json!(took);
+    let top: Vec<&Value> = out["results"]
+        .as_array()
+        .map(|r| r.iter().take(10).map(|x| &x["item_id"]).collect())
+        .unwrap_or_default();
+    app.search.record(&json!({
+        "ts": aisle_core::time::unix_now(), "q": req.q, "user": req.user, "k": req.k,
+        "total": out["total"], "top": top, "took_ms": took,
+    }));
+    Ok(Json(out).into_response())
+}
+
+/// `GET /v1/search/suggest?q=&k=`: past queries, then catalog titles.
+pub(super) async fn suggest(State(app): State<Arc<App>>, q: Q) -> ApiResult {
+    let Query(map) = q?;
+    let lq = list_query(&app, Ok(Query(map.clone())), &["q", "k"])?;
+    let prefix = map.get("q").map(|s| s.trim()).unwrap_or("");
+    if prefix.is_empty() {
+        return Err(ApiError::new(
+            Code::EmptyQuery,
+            "q is required and must not be blank",
+        ));
+    }
+    let mut out: Vec<Value> = app
+        .search
+        .popular_queries(prefix, lq.k)
+        .into_iter()
+        .map(|(text, n)| json!({"text": text, "source": "query", "count": n}))
+        .collect();
+    if out.len() < lq.k {
+        if let Some(k) = &app.search.keyword {
+            let titles = k
+                .suggest_titles(prefix, lq.k - out.len())
+                .map_err(|e| ApiError::with(Code::SearchUnavailable, e.to_string()))?;
+            out.extend(
+                titles
+                    .into_iter()
+                    .map(|t| json!({"text": t, "source": "title"})),
+            );
+        }
+    }
+    Ok(Json(json!({"suggestions": out})).into_response())
+}
