@@ -454,6 +454,115 @@ async fn every_query_parameter_is_validated() {
 }
 
 #[tokio::test]
+async fn an_unknown_parameter_is_named_with_the_ones_the_route_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app(&shop(dir.path()), |_| {});
+    for (path, known) in [
+        ("/v1/users/u1/recommendations?kk=3", "exclude_purchased"),
+        ("/v1/search?q=tea&rerank=1", "personal"),
+        ("/v1/search/suggest?q=te&category=x", "`k`"),
+    ] {
+        let (s, v, _) = call(&a, "GET", path, &[], None).await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_query"), "{v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("unknown field") && m.contains(known),
+            "{path}: {m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_parameter_is_refused_not_silently_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app(&shop(dir.path()), |_| {});
+    let (s, v, _) = call(&a, "GET", "/v1/popular?k=3&k=5", &[], None).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_query"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field `k`"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_json_body_with_an_unknown_field_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app(&shop(dir.path()), |_| {});
+    for (method, path, body, want, field) in [
+        (
+            "POST",
+            "/v1/sessions/recommendations",
+            r#"{"items":["i1"],"kk":3}"#,
+            "bad_session",
+            "kk",
+        ),
+        (
+            "POST",
+            "/v1/sessions/recommendations",
+            r#"{"item":["i1"]}"#,
+            "bad_session",
+            "item",
+        ),
+        (
+            "PUT",
+            "/v1/items/i1",
+            r#"{"titel":"x"}"#,
+            "bad_item",
+            "titel",
+        ),
+        (
+            "POST",
+            "/v1/admin/models/promote",
+            r#"{"version":"a","force":1}"#,
+            "bad_request",
+            "force",
+        ),
+        (
+            "POST",
+            "/v1/sessions/recommendations",
+            r#"{"items":["#,
+            "malformed_json",
+            "",
+        ),
+    ] {
+        let (s, v, _) = call(&a, method, path, &[JSON], Some(body)).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, want),
+            "{body}: {v}"
+        );
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(
+            field.is_empty() || m.contains(&format!("`{field}`")),
+            "{body}: {m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_bad_value_gets_its_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app(&shop(dir.path()), |_| {});
+    for (path, want) in [
+        ("/v1/popular?k=0", "bad_k"),
+        ("/v1/search/suggest?q=te&k=x", "bad_k"),
+        ("/v1/items/x/similar?price_min=-1", "bad_price"),
+        ("/v1/users/u1/recommendations?rerank=maybe", "bad_query"),
+        ("/v1/search?q=tea&personal=2", "bad_query"),
+    ] {
+        let (s, v, _) = call(&a, "GET", path, &[], None).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, want),
+            "{path}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_zero_length_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("aisle.db"), b"").unwrap();

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::{body_json, ApiError, ApiResult, Code};
+use super::error::{body_as, ApiError, ApiResult, Code};
 use super::recs::model_json;
 use crate::{App, ServeError};
 
@@ -51,21 +51,18 @@ pub(super) async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
     Ok(Json(json!({"serving": serving})).into_response())
 }
 
+/// `POST /v1/admin/models/promote`: `{"version": "FILE.safetensors"}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PromoteBody {
+    version: String,
+}
+
 pub(super) async fn admin_promote(
     State(app): State<Arc<App>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(body)?;
-    let version = v
-        .get("version")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::new(
-                Code::BadRequest,
-                "expected {\"version\": \"FILE.safetensors\"}",
-            )
-        })?
-        .to_string();
+    let PromoteBody { version } = body_as(body, Code::BadRequest)?;
     let reg = app
         .registry
         .as_ref()

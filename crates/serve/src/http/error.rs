@@ -4,7 +4,7 @@
 //! reference; the client gets only the reference.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -196,11 +196,23 @@ pub fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
     }
 }
 
-pub type Q = Result<Query<std::collections::HashMap<String, String>>, QueryRejection>;
-
 pub fn body_json(body: Result<axum::body::Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body?;
     serde_json::from_slice(&body).map_err(|e| ApiError::new(Code::MalformedJson, e.to_string()))
+}
+
+/// A JSON body as `T` (a typed body that refuses unknown fields): invalid
+/// JSON is `malformed_json`; JSON of the wrong shape is `code`, with serde's
+/// message naming the field.
+pub fn body_as<T: serde::de::DeserializeOwned>(
+    body: Result<axum::body::Bytes, BytesRejection>,
+    code: Code,
+) -> Result<T, ApiError> {
+    let body = body?;
+    serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::with(code, e.to_string()),
+        _ => ApiError::with(Code::MalformedJson, e.to_string()),
+    })
 }
 
 #[cfg(test)]

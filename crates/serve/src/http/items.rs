@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::error::{body_json, path_id, ApiError, ApiResult, Code};
+use super::error::{body_as, path_id, ApiError, ApiResult, Code};
 use super::write;
 use crate::App;
 
@@ -61,9 +61,7 @@ pub(super) async fn put_item(
             "item id must be 1 to 256 bytes",
         ));
     }
-    let v = body_json(body)?;
-    let b: ItemBody =
-        serde_json::from_value(v).map_err(|e| ApiError::new(Code::BadItem, e.to_string()))?;
+    let b: ItemBody = body_as(body, Code::BadItem)?;
     if b.price.is_some_and(|p| !p.is_finite() || p < 0.0) {
         return Err(ApiError::new(
             Code::BadItem,

@@ -2,12 +2,52 @@
 
 use axum::extract::Query;
 
-use super::error::{ApiError, Code, Q};
+use axum::extract::rejection::QueryRejection;
+
+use super::error::{ApiError, Code};
 use crate::state::Live;
 use crate::App;
-use std::collections::HashMap;
 
-/// Common query parameters of list endpoints.
+/// Query parameters, one struct per endpoint family. Values arrive as text
+/// and are checked here, so each bad value gets its own code (`bad_k`,
+/// `bad_price`, `bad_query`); an unknown or repeated parameter is refused
+/// by the extractor (400 `bad_query` naming it and the known ones).
+macro_rules! params {
+    ($(#[$doc:meta])* $name:ident { $($field:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            $(pub(super) $field: Option<String>,)+
+        }
+    };
+}
+
+params! {
+    /// `GET /v1/popular`, `GET /v1/items/{id}/similar`,
+    /// `POST /v1/sessions/recommendations`.
+    FilterParams { k, category, price_min, price_max }
+}
+
+params! {
+    /// `GET /v1/users/{id}/recommendations`.
+    UserRecsParams { k, category, price_min, price_max, exclude_purchased, experiment, rerank }
+}
+
+params! {
+    /// `GET /v1/search`.
+    SearchParams { q, user, k, category, price_min, price_max, personal, mode }
+}
+
+params! {
+    /// `GET /v1/search/suggest`.
+    SuggestParams { q, k }
+}
+
+/// A query string that parsed into `T`, or the extractor's refusal.
+pub(super) type Params<T> = Result<Query<T>, QueryRejection>;
+
+/// The list parameters every list endpoint shares, checked.
 pub(super) struct ListQuery {
     pub(super) k: usize,
     pub(super) category: Option<String>,
@@ -21,12 +61,8 @@ pub(super) struct ListQuery {
 
 /// A boolean query parameter: absent = `default`; `true`, `1` or empty (a
 /// bare `?name`) = true; `false` or `0` = false; anything else is a 400.
-pub(super) fn flag(
-    q: &HashMap<String, String>,
-    name: &str,
-    default: bool,
-) -> Result<bool, ApiError> {
-    match q.get(name).map(String::as_str) {
+pub(super) fn flag(value: Option<&str>, name: &str, default: bool) -> Result<bool, ApiError> {
+    match value {
         None => Ok(default),
         Some("true") | Some("1") | Some("") => Ok(true),
         Some("false") | Some("0") => Ok(false),
@@ -37,53 +73,72 @@ pub(super) fn flag(
     }
 }
 
-pub(super) fn list_query(app: &App, q: Q, allowed: &[&str]) -> Result<ListQuery, ApiError> {
-    let Query(q) = q?;
-    for k in q.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(ApiError::new(
-                Code::BadQuery,
-                format!("unknown parameter `{k}` (known: {})", allowed.join(", ")),
-            ));
-        }
-    }
-    let k = match q.get("k") {
-        None => 10,
+/// `k`: 10 when absent, else an integer from 1 to the server's `max_k`.
+pub(super) fn parse_k(app: &App, k: Option<&str>) -> Result<usize, ApiError> {
+    match k {
+        None => Ok(10),
         Some(s) => match s.trim().parse::<i64>() {
-            Ok(k) if k >= 1 && k as usize <= app.cfg.max_k => k as usize,
-            _ => {
-                return Err(ApiError::new(
-                    Code::BadK,
-                    format!("k must be an integer from 1 to {}", app.cfg.max_k),
-                ))
-            }
+            Ok(k) if k >= 1 && k as usize <= app.cfg.max_k => Ok(k as usize),
+            _ => Err(ApiError::new(
+                Code::BadK,
+                format!("k must be an integer from 1 to {}", app.cfg.max_k),
+            )),
         },
-    };
-    let price = |name: &str| -> Result<Option<f64>, ApiError> {
-        match q.get(name) {
-            None => Ok(None),
-            Some(s) => match s.trim().parse::<f64>() {
-                Ok(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
-                _ => Err(ApiError::new(
-                    Code::BadPrice,
-                    format!("{name} must be a non-negative number"),
-                )),
-            },
-        }
-    };
-    let exclude_purchased = flag(&q, "exclude_purchased", false)?;
-    Ok(ListQuery {
-        k,
-        category: q.get("category").filter(|c| !c.is_empty()).cloned(),
-        price_min: price("price_min")?,
-        price_max: price("price_max")?,
-        exclude_purchased,
-        experiment: q.get("experiment").filter(|c| !c.is_empty()).cloned(),
-        rerank: flag(&q, "rerank", true)?,
-    })
+    }
+}
+
+fn price(value: Option<&str>, name: &str) -> Result<Option<f64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(s) => match s.trim().parse::<f64>() {
+            Ok(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
+            _ => Err(ApiError::new(
+                Code::BadPrice,
+                format!("{name} must be a non-negative number"),
+            )),
+        },
+    }
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_ref().filter(|c| !c.is_empty()).cloned()
 }
 
 impl ListQuery {
+    /// The shared filters: `k`, `category`, `price_min`, `price_max`.
+    pub(super) fn filters(
+        app: &App,
+        k: &Option<String>,
+        category: &Option<String>,
+        price_min: &Option<String>,
+        price_max: &Option<String>,
+    ) -> Result<ListQuery, ApiError> {
+        Ok(ListQuery {
+            k: parse_k(app, k.as_deref())?,
+            category: non_empty(category),
+            price_min: price(price_min.as_deref(), "price_min")?,
+            price_max: price(price_max.as_deref(), "price_max")?,
+            exclude_purchased: false,
+            experiment: None,
+            rerank: true,
+        })
+    }
+
+    pub(super) fn of_filters(app: &App, q: Params<FilterParams>) -> Result<ListQuery, ApiError> {
+        let Query(p) = q?;
+        ListQuery::filters(app, &p.k, &p.category, &p.price_min, &p.price_max)
+    }
+
+    pub(super) fn of_user(app: &App, q: Params<UserRecsParams>) -> Result<ListQuery, ApiError> {
+        let Query(p) = q?;
+        Ok(ListQuery {
+            exclude_purchased: flag(p.exclude_purchased.as_deref(), "exclude_purchased", false)?,
+            experiment: non_empty(&p.experiment),
+            rerank: flag(p.rerank.as_deref(), "rerank", true)?,
+            ..ListQuery::filters(app, &p.k, &p.category, &p.price_min, &p.price_max)?
+        })
+    }
+
     pub(super) fn allows(
         &self,
         live: &Live,

@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::{body_json, path_id, ApiError, ApiResult, Code, Q};
-use super::query::{list_query, ListQuery};
+use super::error::{body_as, path_id, ApiError, ApiResult, Code};
+use super::query::{FilterParams, ListQuery, Params, UserRecsParams};
 use crate::state::Live;
 use crate::App;
 
@@ -129,22 +129,10 @@ pub(super) fn model_json(app: &App) -> Value {
 pub(super) async fn user_recs(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
-    q: Q,
+    q: Params<UserRecsParams>,
 ) -> ApiResult {
     let id = path_id(id)?;
-    let q = list_query(
-        &app,
-        q,
-        &[
-            "k",
-            "category",
-            "exclude_purchased",
-            "price_min",
-            "price_max",
-            "experiment",
-            "rerank",
-        ],
-    )?;
+    let q = ListQuery::of_user(&app, q)?;
     // A/B: a stable half of the users of an experiment get popularity.
     let variant = q.experiment.as_ref().map(|e| {
         let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
@@ -179,18 +167,24 @@ pub(super) async fn user_recs(
     Ok(Json(body).into_response())
 }
 
+/// `POST /v1/sessions/recommendations`: `{"items": [ids...], "k"?}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SessionBody {
+    /// Item ids (strings or numbers), oldest first.
+    items: Vec<Value>,
+    k: Option<Value>,
+}
+
 pub(super) async fn session_recs(
     State(app): State<Arc<App>>,
-    q: Q,
+    q: Params<FilterParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let q = list_query(&app, q, &["k", "category", "price_min", "price_max"])?;
-    let v = body_json(body)?;
-    let ids = v
-        .get("items")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::new(Code::BadSession, "expected {\"items\": [item ids...]}"))?;
-    let k = match v.get("k") {
+    let q = ListQuery::of_filters(&app, q)?;
+    let body: SessionBody = body_as(body, Code::BadSession)?;
+    let ids = &body.items;
+    let k = match &body.k {
         None => q.k,
         Some(k) => k
             .as_u64()
@@ -221,8 +215,8 @@ pub(super) async fn session_recs(
     .into_response())
 }
 
-pub(super) async fn popular(State(app): State<Arc<App>>, q: Q) -> ApiResult {
-    let q = list_query(&app, q, &["k", "category", "price_min", "price_max"])?;
+pub(super) async fn popular(State(app): State<Arc<App>>, q: Params<FilterParams>) -> ApiResult {
+    let q = ListQuery::of_filters(&app, q)?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     let items = popular_items(&live, &q, q.k, None, &[]);
     Ok(
@@ -234,10 +228,10 @@ pub(super) async fn popular(State(app): State<Arc<App>>, q: Q) -> ApiResult {
 pub(super) async fn similar(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
-    q: Q,
+    q: Params<FilterParams>,
 ) -> ApiResult {
     let id = path_id(id)?;
-    let q = list_query(&app, q, &["k", "category", "price_min", "price_max"])?;
+    let q = ListQuery::of_filters(&app, q)?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
     let Some(&li) = live.index.get(&id) else {
         return Err(ApiError::not_found(format!("unknown item {id:?}")));

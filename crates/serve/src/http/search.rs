@@ -8,29 +8,16 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiResult, Code, Q};
-use super::query::{flag, list_query};
+use super::error::{ApiError, ApiResult, Code};
+use super::query::{flag, parse_k, ListQuery, Params, SearchParams, SuggestParams};
 use crate::App;
 
 /// `GET /v1/search?q=&user=&k=&category=&price_min=&price_max=&personal=`
-pub(super) async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
+pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>) -> ApiResult {
     let t = Instant::now();
-    let Query(map) = q?;
-    let lq = list_query(
-        &app,
-        Ok(Query(map.clone())),
-        &[
-            "q",
-            "user",
-            "k",
-            "category",
-            "price_min",
-            "price_max",
-            "personal",
-            "mode",
-        ],
-    )?;
-    let text = map.get("q").map(|s| s.trim()).unwrap_or("");
+    let Query(p) = q?;
+    let lq = ListQuery::filters(&app, &p.k, &p.category, &p.price_min, &p.price_max)?;
+    let text = p.q.as_deref().map(str::trim).unwrap_or("");
     if text.is_empty() {
         return Err(ApiError::new(
             Code::EmptyQuery,
@@ -43,8 +30,8 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
             "q is limited to 10,000 bytes",
         ));
     }
-    let personal = flag(&map, "personal", true)?;
-    let user = map.get("user").filter(|u| !u.is_empty()).cloned();
+    let personal = flag(p.personal.as_deref(), "personal", true)?;
+    let user = p.user.clone().filter(|u| !u.is_empty());
     if let Some(why) = user.as_deref().and_then(aisle_core::id_problem) {
         return Err(ApiError::new(Code::BadId, format!("user {why}")));
     }
@@ -59,7 +46,7 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
             in_stock_only: true,
         },
         personal,
-        mode: map.get("mode").filter(|m| !m.is_empty()).cloned(),
+        mode: p.mode.clone().filter(|m| !m.is_empty()),
     };
     if let Some(m) = &req.mode {
         if !["keyword", "semantic", "hybrid"].contains(&m.as_str()) {
@@ -94,10 +81,10 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Q) -> ApiResult {
 }
 
 /// `GET /v1/search/suggest?q=&k=`: past queries, then catalog titles.
-pub(super) async fn suggest(State(app): State<Arc<App>>, q: Q) -> ApiResult {
-    let Query(map) = q?;
-    let lq = list_query(&app, Ok(Query(map.clone())), &["q", "k"])?;
-    let prefix = map.get("q").map(|s| s.trim()).unwrap_or("");
+pub(super) async fn suggest(State(app): State<Arc<App>>, q: Params<SuggestParams>) -> ApiResult {
+    let Query(p) = q?;
+    let k = parse_k(&app, p.k.as_deref())?;
+    let prefix = p.q.as_deref().map(str::trim).unwrap_or("");
     if prefix.is_empty() {
         return Err(ApiError::new(
             Code::EmptyQuery,
@@ -106,14 +93,14 @@ pub(super) async fn suggest(State(app): State<Arc<App>>, q: Q) -> ApiResult {
     }
     let mut out: Vec<Value> = app
         .search
-        .popular_queries(prefix, lq.k)
+        .popular_queries(prefix, k)
         .into_iter()
         .map(|(text, n)| json!({"text": text, "source": "query", "count": n}))
         .collect();
-    if out.len() < lq.k {
-        if let Some(k) = &app.search.keyword {
-            let titles = k
-                .suggest_titles(prefix, lq.k - out.len())
+    if out.len() < k {
+        if let Some(index) = &app.search.keyword {
+            let titles = index
+                .suggest_titles(prefix, k - out.len())
                 .map_err(|e| ApiError::with(Code::SearchUnavailable, e.to_string()))?;
             out.extend(
                 titles
