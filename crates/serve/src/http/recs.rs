@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::{body_as, path_id, ApiError, ApiResult, Code};
 use super::query::{FilterParams, ListQuery, Params, UserRecsParams};
+use super::{compute, heavy};
 use crate::state::Live;
 use crate::App;
 
@@ -133,38 +134,41 @@ pub(super) async fn user_recs(
 ) -> ApiResult {
     let id = path_id(id)?;
     let q = ListQuery::of_user(&app, q)?;
-    // A/B: a stable half of the users of an experiment get popularity.
-    let variant = q.experiment.as_ref().map(|e| {
-        let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
-        if h % 2 == 0 {
-            "model"
-        } else {
-            "popularity"
+    compute(heavy(&app), move || {
+        // A/B: a stable half of the users of an experiment get popularity.
+        let variant = q.experiment.as_ref().map(|e| {
+            let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
+            if h % 2 == 0 {
+                "model"
+            } else {
+                "popularity"
+            }
+        });
+        let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+        let user = live.users.get(&id);
+        let history = user.map_or(&[][..], |u| &u.history[..]);
+        let purchased = user.map(|u| &u.purchased);
+        let (items, unknown) = recommend(
+            &app,
+            &live,
+            &q,
+            Some(&id),
+            history,
+            purchased,
+            variant != Some("popularity"),
+        );
+        let mut body = json!({
+            "items": items,
+            "model": model_json(&app),
+            "user_known": user.is_some(),
+            "history_items_unknown_to_model": unknown,
+        });
+        if let (Some(e), Some(v)) = (&q.experiment, variant) {
+            body["experiment"] = json!({"name": e, "variant": v});
         }
-    });
-    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-    let user = live.users.get(&id);
-    let history = user.map_or(&[][..], |u| &u.history[..]);
-    let purchased = user.map(|u| &u.purchased);
-    let (items, unknown) = recommend(
-        &app,
-        &live,
-        &q,
-        Some(&id),
-        history,
-        purchased,
-        variant != Some("popularity"),
-    );
-    let mut body = json!({
-        "items": items,
-        "model": model_json(&app),
-        "user_known": user.is_some(),
-        "history_items_unknown_to_model": unknown,
-    });
-    if let (Some(e), Some(v)) = (&q.experiment, variant) {
-        body["experiment"] = json!({"name": e, "variant": v});
-    }
-    Ok(Json(body).into_response())
+        Ok(Json(body).into_response())
+    })
+    .await
 }
 
 /// `POST /v1/sessions/recommendations`: `{"items": [ids...], "k"?}`.
@@ -183,7 +187,7 @@ pub(super) async fn session_recs(
 ) -> ApiResult {
     let q = ListQuery::of_filters(&app, q)?;
     let body: SessionBody = body_as(body, Code::BadSession)?;
-    let ids = &body.items;
+    let ids = body.items;
     let k = match &body.k {
         None => q.k,
         Some(k) => k
@@ -197,32 +201,38 @@ pub(super) async fn session_recs(
             })? as usize,
     };
     let q = ListQuery { k, ..q };
-    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-    let mut history = Vec::new();
-    let mut unknown_ids = 0;
-    for id in ids {
-        match aisle_ingest::api::id_string(id).and_then(|s| live.index.get(&s).copied()) {
-            Some(i) => history.push(i),
-            None => unknown_ids += 1,
+    compute(heavy(&app), move || {
+        let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+        let mut history = Vec::new();
+        let mut unknown_ids = 0;
+        for id in &ids {
+            match aisle_ingest::api::id_string(id).and_then(|s| live.index.get(&s).copied()) {
+                Some(i) => history.push(i),
+                None => unknown_ids += 1,
+            }
         }
-    }
-    let (items, unknown) = recommend(&app, &live, &q, None, &history, None, true);
-    Ok(Json(json!({
-        "items": items,
-        "model": model_json(&app),
-        "unknown_items": unknown_ids + unknown,
-    }))
-    .into_response())
+        let (items, unknown) = recommend(&app, &live, &q, None, &history, None, true);
+        Ok(Json(json!({
+            "items": items,
+            "model": model_json(&app),
+            "unknown_items": unknown_ids + unknown,
+        }))
+        .into_response())
+    })
+    .await
 }
 
 pub(super) async fn popular(State(app): State<Arc<App>>, q: Params<FilterParams>) -> ApiResult {
     let q = ListQuery::of_filters(&app, q)?;
-    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-    let items = popular_items(&live, &q, q.k, None, &[]);
-    Ok(
-        Json(json!({"items": items, "model": {"name": "popularity", "version": "live"}}))
-            .into_response(),
-    )
+    compute(heavy(&app), move || {
+        let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+        let items = popular_items(&live, &q, q.k, None, &[]);
+        Ok(
+            Json(json!({"items": items, "model": {"name": "popularity", "version": "live"}}))
+                .into_response(),
+        )
+    })
+    .await
 }
 
 pub(super) async fn similar(
@@ -232,66 +242,69 @@ pub(super) async fn similar(
 ) -> ApiResult {
     let id = path_id(id)?;
     let q = ListQuery::of_filters(&app, q)?;
-    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-    let Some(&li) = live.index.get(&id) else {
-        return Err(ApiError::not_found(format!("unknown item {id:?}")));
-    };
-    let serving = app.current();
-    let title = live.title(li);
-    let mut items = Vec::new();
-    if let (Some(model), Some(&mj)) = (&serving.model, serving.model_index.get(&id)) {
-        let d = model.dim();
-        let v = model.item_vectors();
-        let norm = |r: &[f32]| r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        let me = &v[mj as usize * d..(mj as usize + 1) * d];
-        let nm = norm(me);
-        let scores: Vec<f32> = v
-            .chunks_exact(d)
-            .map(|r| r.iter().zip(me).map(|(a, b)| a * b).sum::<f32>() / (norm(r) * nm))
-            .collect();
-        for j in aisle_eval::top_k(&scores, q.k, |j| {
-            j == mj as usize
-                || live
-                    .index
-                    .get(&serving.model_items[j])
-                    .is_none_or(|&l| !q.allows(&live, l, None))
-        }) {
-            let l = live.index[&serving.model_items[j as usize]];
-            items.push(item_json(
-                &live,
-                l,
-                scores[j as usize],
-                &serving.name,
-                format!("often in the same sessions as {title}"),
-            ));
+    compute(heavy(&app), move || {
+        let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+        let Some(&li) = live.index.get(&id) else {
+            return Err(ApiError::not_found(format!("unknown item {id:?}")));
+        };
+        let serving = app.current();
+        let title = live.title(li);
+        let mut items = Vec::new();
+        if let (Some(model), Some(&mj)) = (&serving.model, serving.model_index.get(&id)) {
+            let d = model.dim();
+            let v = model.item_vectors();
+            let norm = |r: &[f32]| r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            let me = &v[mj as usize * d..(mj as usize + 1) * d];
+            let nm = norm(me);
+            let scores: Vec<f32> = v
+                .chunks_exact(d)
+                .map(|r| r.iter().zip(me).map(|(a, b)| a * b).sum::<f32>() / (norm(r) * nm))
+                .collect();
+            for j in aisle_eval::top_k(&scores, q.k, |j| {
+                j == mj as usize
+                    || live
+                        .index
+                        .get(&serving.model_items[j])
+                        .is_none_or(|&l| !q.allows(&live, l, None))
+            }) {
+                let l = live.index[&serving.model_items[j as usize]];
+                items.push(item_json(
+                    &live,
+                    l,
+                    scores[j as usize],
+                    &serving.name,
+                    format!("often in the same sessions as {title}"),
+                ));
+            }
         }
-    }
-    if items.len() < q.k {
-        // Cold item (or no model): content similarity (title words, category).
-        let taken: Vec<u32> = items
-            .iter()
-            .filter_map(|v| {
-                v["item_id"]
-                    .as_str()
-                    .and_then(|s| live.index.get(s).copied())
-            })
-            .chain(std::iter::once(li))
-            .collect();
-        let scores = live.content_scores(li);
-        let cat = live.category(li);
-        for j in aisle_eval::top_k(&scores, q.k - items.len(), |j| {
-            taken.contains(&(j as u32)) || !q.allows(&live, j as u32, None)
-        }) {
-            let words = live.shared_words(li, j);
-            let same = cat.is_some() && live.category(j) == cat;
-            let reason = match (words.is_empty(), same) {
-                (false, true) => format!("\"{}\" like {title}, same category", words.join(" ")),
-                (false, false) => format!("\"{}\" like {title}", words.join(" ")),
-                (true, true) => format!("same category as {title}"),
-                (true, false) => "popular in the shop".to_string(),
-            };
-            items.push(item_json(&live, j, scores[j as usize], "content", reason));
+        if items.len() < q.k {
+            // Cold item (or no model): content similarity (title words, category).
+            let taken: Vec<u32> = items
+                .iter()
+                .filter_map(|v| {
+                    v["item_id"]
+                        .as_str()
+                        .and_then(|s| live.index.get(s).copied())
+                })
+                .chain(std::iter::once(li))
+                .collect();
+            let scores = live.content_scores(li);
+            let cat = live.category(li);
+            for j in aisle_eval::top_k(&scores, q.k - items.len(), |j| {
+                taken.contains(&(j as u32)) || !q.allows(&live, j as u32, None)
+            }) {
+                let words = live.shared_words(li, j);
+                let same = cat.is_some() && live.category(j) == cat;
+                let reason = match (words.is_empty(), same) {
+                    (false, true) => format!("\"{}\" like {title}, same category", words.join(" ")),
+                    (false, false) => format!("\"{}\" like {title}", words.join(" ")),
+                    (true, true) => format!("same category as {title}"),
+                    (true, false) => "popular in the shop".to_string(),
+                };
+                items.push(item_json(&live, j, scores[j as usize], "content", reason));
+            }
         }
-    }
-    Ok(Json(json!({"items": items, "model": model_json(&app)})).into_response())
+        Ok(Json(json!({"items": items, "model": model_json(&app)})).into_response())
+    })
+    .await
 }
