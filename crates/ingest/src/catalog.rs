@@ -390,17 +390,8 @@ pub(crate) fn read_catalog_file(
             });
         };
     loop {
-        record_start.store(rdr.position().byte(), std::sync::atomic::Ordering::Relaxed);
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                return Err(IngestError::Read {
-                    path: path_s,
-                    line: e.position().map(|p| p.line()).unwrap_or(0),
-                    message: e.to_string(),
-                })
-            }
+        if !crate::read::next_record(&mut rdr, &mut rec, &record_start, &path_s)? {
+            break;
         }
         report.rows_read += 1;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);

@@ -76,16 +76,8 @@ pub(crate) fn read_events(
             let idx = column_indices(cfg, &header, &path_s)?;
             let ncols = header.len();
             loop {
-                // The guard refuses a record (a quoted field spanning lines)
-                // that runs past the line limit.
-                record_start.store(rdr.position().byte(), std::sync::atomic::Ordering::Relaxed);
-                match rdr.read_byte_record(&mut rec) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        let line = e.position().map(|p| p.line()).unwrap_or(0);
-                        return Err(read_err(&path_s, line, e));
-                    }
+                if !next_record(&mut rdr, &mut rec, &record_start, &path_s)? {
+                    break;
                 }
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
                 st.csv_row(&rec, line, ncols, &idx, delim);
@@ -195,6 +187,22 @@ pub(crate) fn for_each_line(
 pub(crate) fn trim_newline(b: &[u8]) -> &[u8] {
     let b = b.strip_suffix(b"\n").unwrap_or(b);
     b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+/// Reads the next CSV record, first telling the line guard where it starts
+/// (the guard refuses a record, a quoted field spanning lines, that runs
+/// past the line limit). `Ok(false)` at the end of the file.
+pub(crate) fn next_record<R: std::io::Read>(
+    rdr: &mut csv::Reader<R>,
+    rec: &mut csv::ByteRecord,
+    record_start: &std::sync::atomic::AtomicU64,
+    path: &str,
+) -> Result<bool> {
+    record_start.store(rdr.position().byte(), std::sync::atomic::Ordering::Relaxed);
+    rdr.read_byte_record(rec).map_err(|e| {
+        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        read_err(path, line, e)
+    })
 }
 
 pub(crate) fn read_err(path: &str, line: u64, e: impl std::fmt::Display) -> IngestError {
