@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::{body_as, ApiError, ApiResult, Code};
 use super::recs::model_json;
+use super::types::{JobQueued, ModelRef, Serving};
 use crate::{App, ServeError};
 
 pub(super) async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {
@@ -23,7 +24,7 @@ pub(super) async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {
     Ok(Json(json!({"serving": model_json(&app), "versions": versions})).into_response())
 }
 
-pub(super) fn reload(app: &App, version: &str) -> Result<Value, ApiError> {
+pub(super) fn reload(app: &App, version: &str) -> Result<ModelRef, ApiError> {
     let reg = app
         .registry
         .as_ref()
@@ -48,7 +49,7 @@ pub(super) async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
     let serving = tokio::task::spawn_blocking(move || reload(&app, &v))
         .await
         .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
-    Ok(Json(json!({"serving": serving})).into_response())
+    Ok(Json(Serving { serving }).into_response())
 }
 
 /// `POST /v1/admin/models/promote`: `{"version": "FILE.safetensors"}`.
@@ -78,7 +79,7 @@ pub(super) async fn admin_promote(
         .await
         .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
     reg.mark_promoted(&version)?;
-    Ok(Json(json!({"serving": serving})).into_response())
+    Ok(Json(Serving { serving }).into_response())
 }
 
 pub(super) async fn admin_jobs(State(app): State<Arc<App>>) -> ApiResult {
@@ -91,7 +92,11 @@ pub(super) async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
     match app.jobs.trigger() {
         Ok(id) => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"queued": true, "job_id": id, "kind": "retrain"})),
+            Json(JobQueued {
+                queued: true,
+                job_id: id,
+                kind: "retrain",
+            }),
         )
             .into_response()),
         Err(crate::jobs::TriggerError::NotConfigured) => Err(ApiError::with(

@@ -8,9 +8,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::{body_json, ApiError, ApiResult, Code};
+use super::types::EventsAccepted;
 use super::write;
 use crate::App;
 
@@ -96,8 +97,10 @@ pub(super) async fn post_events(
     app.metrics
         .events_ingested
         .fetch_add(inserted as u64, Ordering::Relaxed);
-    Ok(
-        Json(json!({"accepted": n, "inserted": inserted, "duplicates": n - inserted}))
-            .into_response(),
-    )
+    Ok(Json(EventsAccepted {
+        accepted: n,
+        inserted,
+        duplicates: n - inserted,
+    })
+    .into_response())
 }

@@ -6,25 +6,28 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
+use super::types::{Health, ModelRef, Ready};
 use crate::App;
 
-pub(super) async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready (200) while the server can answer; `status` is `degraded` with a
 /// `reason` when the promoted model was refused and popularity serves.
-pub(super) async fn readyz(State(app): State<Arc<App>>) -> Json<Value> {
+pub(super) async fn readyz(State(app): State<Arc<App>>) -> Json<Ready> {
     let s = app.current();
-    let mut body =
-        json!({"ready": true, "status": "ok", "model": {"name": s.name, "version": s.version}});
-    if let Some(why) = app.degraded() {
-        body["status"] = json!("degraded");
-        body["reason"] = json!(why);
-    }
-    Json(body)
+    let reason = app.degraded();
+    Json(Ready {
+        ready: true,
+        status: if reason.is_some() { "degraded" } else { "ok" },
+        model: ModelRef {
+            name: s.name.clone(),
+            version: s.version.clone(),
+        },
+        reason,
+    })
 }
 
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {

@@ -9,9 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
 
 use super::error::{body_as, path_id, ApiError, ApiResult, Code};
+use super::types::{ItemDeleted, ItemStored, ItemView};
 use super::write;
 use crate::App;
 
@@ -28,11 +28,15 @@ pub(super) async fn get_item(
                 in_stock: true,
                 ..CatalogItem::default()
             });
-            Ok(Json(json!({
-                "item_id": c.id, "title": c.title, "description": c.description,
-                "category": c.category, "price": c.price, "in_stock": c.in_stock,
-                "interactions": live.popularity[i as usize],
-            }))
+            Ok(Json(ItemView {
+                item_id: c.id,
+                title: c.title,
+                description: c.description,
+                category: c.category,
+                price: c.price,
+                in_stock: c.in_stock,
+                interactions: live.popularity[i as usize],
+            })
             .into_response())
         }
         _ => Err(ApiError::not_found(format!("unknown item {id:?}"))),
@@ -77,7 +81,14 @@ pub(super) async fn put_item(
         in_stock: b.in_stock.unwrap_or(true),
     };
     upsert(&app, item).await?;
-    Ok((StatusCode::OK, Json(json!({"item_id": id, "stored": true}))).into_response())
+    Ok((
+        StatusCode::OK,
+        Json(ItemStored {
+            item_id: id,
+            stored: true,
+        }),
+    )
+        .into_response())
 }
 
 pub(super) async fn upsert(app: &Arc<App>, item: CatalogItem) -> Result<(), ApiError> {
@@ -132,5 +143,9 @@ pub(super) async fn delete_item(
         },
     )
     .await?;
-    Ok(Json(json!({"item_id": id, "deleted": true})).into_response())
+    Ok(Json(ItemDeleted {
+        item_id: id,
+        deleted: true,
+    })
+    .into_response())
 }

@@ -13,6 +13,7 @@ mod items;
 mod query;
 mod recs;
 mod search;
+pub mod types;
 mod users;
 
 use std::sync::Arc;

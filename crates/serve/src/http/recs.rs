@@ -7,16 +7,24 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::error::{body_as, path_id, ApiError, ApiResult, Code};
 use super::query::{FilterParams, ListQuery, Params, UserRecsParams};
+use super::types::{ExperimentArm, ItemList, ModelRef, RecItem, SessionRecs, UserRecs};
 use super::{compute, heavy};
+
 use crate::state::Live;
 use crate::App;
 
-pub(super) fn item_json(live: &Live, i: u32, score: f32, source: &str, reason: String) -> Value {
-    json!({"item_id": live.items[i as usize], "score": score, "source": source, "reason": reason})
+pub(super) fn rec_item(live: &Live, i: u32, score: f32, source: &str, reason: String) -> RecItem {
+    RecItem {
+        item_id: live.items[i as usize].clone(),
+        score,
+        source: source.to_string(),
+        reason,
+        purchase_probability: None,
+    }
 }
 
 /// Popular items passing the filter, skipping `taken`.
@@ -26,7 +34,7 @@ pub(super) fn popular_items(
     k: usize,
     purchased: Option<&std::collections::HashSet<u32>>,
     taken: &[u32],
-) -> Vec<Value> {
+) -> Vec<RecItem> {
     let scores = &live.popularity;
     aisle_eval::top_k(scores, k, |i| {
         taken.contains(&(i as u32)) || !q.allows(live, i as u32, purchased)
@@ -37,7 +45,7 @@ pub(super) fn popular_items(
             Some(c) => format!("popular in {c}"),
             None => "popular in the shop".to_string(),
         };
-        item_json(live, i, scores[i as usize], "popularity", reason)
+        rec_item(live, i, scores[i as usize], "popularity", reason)
     })
     .collect()
 }
@@ -56,7 +64,7 @@ pub(super) fn recommend(
     history: &[u32],
     purchased: Option<&std::collections::HashSet<u32>>,
     use_model: bool,
-) -> (Vec<Value>, usize) {
+) -> (Vec<RecItem>, usize) {
     let serving = app.current();
     let mut out = Vec::new();
     let mut taken = Vec::new();
@@ -97,7 +105,7 @@ pub(super) fn recommend(
             for (j, p) in top.into_iter().zip(prob) {
                 let li = live.index[&serving.model_items[j as usize]];
                 taken.push(li);
-                let mut v = item_json(
+                let mut v = rec_item(
                     live,
                     li,
                     scores[j as usize],
@@ -105,12 +113,12 @@ pub(super) fn recommend(
                     format!("follows your recent interest in {last}"),
                 );
                 if let Some(p) = p {
-                    v["purchase_probability"] = json!(p);
-                    v["source"] = json!(format!("{}+ranker", serving.name));
-                    v["reason"] = json!(format!(
+                    v.purchase_probability = Some(p);
+                    v.source = format!("{}+ranker", serving.name);
+                    v.reason = format!(
                         "follows your recent interest in {last}; purchase probability {:.1}%",
                         p * 100.0
-                    ));
+                    );
                 }
                 out.push(v);
             }
@@ -122,9 +130,12 @@ pub(super) fn recommend(
     (out, unknown)
 }
 
-pub(super) fn model_json(app: &App) -> Value {
+pub(super) fn model_json(app: &App) -> ModelRef {
     let s = app.current();
-    json!({"name": s.name, "version": s.version})
+    ModelRef {
+        name: s.name.clone(),
+        version: s.version.clone(),
+    }
 }
 
 pub(super) async fn user_recs(
@@ -157,15 +168,20 @@ pub(super) async fn user_recs(
             purchased,
             variant != Some("popularity"),
         );
-        let mut body = json!({
-            "items": items,
-            "model": model_json(&app),
-            "user_known": user.is_some(),
-            "history_items_unknown_to_model": unknown,
-        });
-        if let (Some(e), Some(v)) = (&q.experiment, variant) {
-            body["experiment"] = json!({"name": e, "variant": v});
-        }
+        let experiment = match (&q.experiment, variant) {
+            (Some(e), Some(v)) => Some(ExperimentArm {
+                name: e.clone(),
+                variant: v,
+            }),
+            _ => None,
+        };
+        let body = UserRecs {
+            items,
+            model: model_json(&app),
+            user_known: user.is_some(),
+            history_items_unknown_to_model: unknown,
+            experiment,
+        };
         Ok(Json(body).into_response())
     })
     .await
@@ -212,11 +228,11 @@ pub(super) async fn session_recs(
             }
         }
         let (items, unknown) = recommend(&app, &live, &q, None, &history, None, true);
-        Ok(Json(json!({
-            "items": items,
-            "model": model_json(&app),
-            "unknown_items": unknown_ids + unknown,
-        }))
+        Ok(Json(SessionRecs {
+            items,
+            model: model_json(&app),
+            unknown_items: unknown_ids + unknown,
+        })
         .into_response())
     })
     .await
@@ -227,10 +243,11 @@ pub(super) async fn popular(State(app): State<Arc<App>>, q: Params<FilterParams>
     compute(heavy(&app), move || {
         let live = app.live.read().unwrap_or_else(|e| e.into_inner());
         let items = popular_items(&live, &q, q.k, None, &[]);
-        Ok(
-            Json(json!({"items": items, "model": {"name": "popularity", "version": "live"}}))
-                .into_response(),
-        )
+        let model = ModelRef {
+            name: "popularity".into(),
+            version: "live".into(),
+        };
+        Ok(Json(ItemList { items, model }).into_response())
     })
     .await
 }
@@ -268,7 +285,7 @@ pub(super) async fn similar(
                         .is_none_or(|&l| !q.allows(&live, l, None))
             }) {
                 let l = live.index[&serving.model_items[j as usize]];
-                items.push(item_json(
+                items.push(rec_item(
                     &live,
                     l,
                     scores[j as usize],
@@ -281,11 +298,7 @@ pub(super) async fn similar(
             // Cold item (or no model): content similarity (title words, category).
             let taken: Vec<u32> = items
                 .iter()
-                .filter_map(|v| {
-                    v["item_id"]
-                        .as_str()
-                        .and_then(|s| live.index.get(s).copied())
-                })
+                .filter_map(|v| live.index.get(&v.item_id).copied())
                 .chain(std::iter::once(li))
                 .collect();
             let scores = live.content_scores(li);
@@ -301,10 +314,14 @@ pub(super) async fn similar(
                     (true, true) => format!("same category as {title}"),
                     (true, false) => "popular in the shop".to_string(),
                 };
-                items.push(item_json(&live, j, scores[j as usize], "content", reason));
+                items.push(rec_item(&live, j, scores[j as usize], "content", reason));
             }
         }
-        Ok(Json(json!({"items": items, "model": model_json(&app)})).into_response())
+        Ok(Json(ItemList {
+            items,
+            model: model_json(&app),
+        })
+        .into_response())
     })
     .await
 }

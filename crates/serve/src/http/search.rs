@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult, Code};
 use super::query::{flag, parse_k, ListQuery, Params, SearchParams, SuggestParams};
+use super::types::{Suggestion, Suggestions};
 use crate::App;
 
 /// `GET /v1/search?q=&user=&k=&category=&price_min=&price_max=&personal=`
@@ -91,23 +92,27 @@ pub(super) async fn suggest(State(app): State<Arc<App>>, q: Params<SuggestParams
             "q is required and must not be blank",
         ));
     }
-    let mut out: Vec<Value> = app
+    let mut out: Vec<Suggestion> = app
         .search
         .popular_queries(prefix, k)
         .into_iter()
-        .map(|(text, n)| json!({"text": text, "source": "query", "count": n}))
+        .map(|(text, n)| Suggestion {
+            text,
+            source: "query",
+            count: Some(n),
+        })
         .collect();
     if out.len() < k {
         if let Some(index) = &app.search.keyword {
             let titles = index
                 .suggest_titles(prefix, k - out.len())
                 .map_err(|e| ApiError::with(Code::SearchUnavailable, e.to_string()))?;
-            out.extend(
-                titles
-                    .into_iter()
-                    .map(|t| json!({"text": t, "source": "title"})),
-            );
+            out.extend(titles.into_iter().map(|text| Suggestion {
+                text,
+                source: "title",
+                count: None,
+            }));
         }
     }
-    Ok(Json(json!({"suggestions": out})).into_response())
+    Ok(Json(Suggestions { suggestions: out }).into_response())
 }

@@ -6,9 +6,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
 
 use super::error::{path_id, ApiError, ApiResult, Code};
+use super::types::UserErased;
 use crate::App;
 
 /// `DELETE /v1/users/{id}`: erases the user everywhere (see
@@ -23,10 +23,10 @@ pub(super) async fn delete_user(
     let erased = tokio::task::spawn_blocking(move || app2.erase_user(&id2))
         .await
         .map_err(|e| ApiError::with(Code::Internal, e.to_string()))??;
-    Ok(Json(json!({
-        "user_id": id,
-        "deleted_events": erased.events,
-        "erased": erased,
-    }))
+    Ok(Json(UserErased {
+        user_id: id,
+        deleted_events: erased.events,
+        erased,
+    })
     .into_response())
 }

@@ -1,0 +1,150 @@
+//! The response bodies, as types: what each route answers is written down
+//! once here (and is what the OpenAPI document will be generated from).
+
+use serde::Serialize;
+
+/// The model that answered: its name and version.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecItem {
+    pub item_id: String,
+    pub score: f32,
+    /// What produced it: a model name, `popularity`, `content`, or
+    /// `MODEL+ranker` when the purchase model re-ranked it.
+    pub source: String,
+    /// A sentence a shopper can read.
+    pub reason: String,
+    /// Set when the purchase model re-ranked the list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase_probability: Option<f64>,
+}
+
+/// The A/B arm a user fell in.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentArm {
+    pub name: String,
+    pub variant: &'static str,
+}
+
+/// `GET /v1/users/{id}/recommendations`.
+#[derive(Debug, Serialize)]
+pub struct UserRecs {
+    pub items: Vec<RecItem>,
+    pub model: ModelRef,
+    pub user_known: bool,
+    pub history_items_unknown_to_model: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentArm>,
+}
+
+/// `POST /v1/sessions/recommendations`.
+#[derive(Debug, Serialize)]
+pub struct SessionRecs {
+    pub items: Vec<RecItem>,
+    pub model: ModelRef,
+    /// Session items the shop or the model does not know.
+    pub unknown_items: usize,
+}
+
+/// `GET /v1/popular`, `GET /v1/items/{id}/similar`.
+#[derive(Debug, Serialize)]
+pub struct ItemList {
+    pub items: Vec<RecItem>,
+    pub model: ModelRef,
+}
+
+/// `GET /v1/items/{id}`.
+#[derive(Debug, Serialize)]
+pub struct ItemView {
+    pub item_id: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub price: Option<f64>,
+    pub in_stock: bool,
+    /// Interactions counted for popularity.
+    pub interactions: f32,
+}
+
+/// `PUT /v1/items/{id}`.
+#[derive(Debug, Serialize)]
+pub struct ItemStored {
+    pub item_id: String,
+    pub stored: bool,
+}
+
+/// `DELETE /v1/items/{id}`.
+#[derive(Debug, Serialize)]
+pub struct ItemDeleted {
+    pub item_id: String,
+    pub deleted: bool,
+}
+
+/// `DELETE /v1/users/{id}`.
+#[derive(Debug, Serialize)]
+pub struct UserErased {
+    pub user_id: String,
+    pub deleted_events: u64,
+    pub erased: crate::Erased,
+}
+
+/// `POST /v1/events`.
+#[derive(Debug, Serialize)]
+pub struct EventsAccepted {
+    pub accepted: usize,
+    pub inserted: usize,
+    pub duplicates: usize,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    pub ready: bool,
+    /// `ok`, or `degraded` when the promoted model was refused.
+    pub status: &'static str,
+    pub model: ModelRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/admin/models/reload` and `/promote`.
+#[derive(Debug, Serialize)]
+pub struct Serving {
+    pub serving: ModelRef,
+}
+
+/// `POST /v1/admin/jobs`.
+#[derive(Debug, Serialize)]
+pub struct JobQueued {
+    pub queued: bool,
+    pub job_id: u64,
+    pub kind: &'static str,
+}
+
+/// One autocomplete suggestion.
+#[derive(Debug, Serialize)]
+pub struct Suggestion {
+    pub text: String,
+    /// `query` (a past search) or `title` (a catalog title).
+    pub source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+/// `GET /v1/search/suggest`.
+#[derive(Debug, Serialize)]
+pub struct Suggestions {
+    pub suggestions: Vec<Suggestion>,
+}
