@@ -12,16 +12,16 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::{body_as, ApiError, ApiResult, Code};
-use super::recs::model_json;
+use super::recs::serving_model;
 use super::types::{JobQueued, ModelRef, Serving};
-use crate::{App, ServeError};
+use crate::App;
 
 pub(super) async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {
     let versions = match &app.registry {
         Some(r) => serde_json::to_value(r.list()?).unwrap_or(Value::Null),
         None => json!([]),
     };
-    Ok(Json(json!({"serving": model_json(&app), "versions": versions})).into_response())
+    Ok(Json(json!({"serving": serving_model(&app), "versions": versions})).into_response())
 }
 
 pub(super) fn reload(app: &App, version: &str) -> Result<ModelRef, ApiError> {
@@ -33,9 +33,9 @@ pub(super) fn reload(app: &App, version: &str) -> Result<ModelRef, ApiError> {
     let s = reg
         .path_of(version)
         .and_then(|p| crate::load_serving(&p, version))
-        .map_err(|e| ApiError::with(Code::BadArtifact, e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::BadArtifact, e.to_string()))?;
     app.swap(s);
-    Ok(model_json(app))
+    Ok(serving_model(app))
 }
 
 pub(super) async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
@@ -48,7 +48,7 @@ pub(super) async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
         .ok_or_else(|| ApiError::new(Code::NothingPromoted, "no model is promoted"))?;
     let serving = tokio::task::spawn_blocking(move || reload(&app, &v))
         .await
-        .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
+        .map_err(ApiError::task)??;
     Ok(Json(Serving { serving }).into_response())
 }
 
@@ -77,7 +77,7 @@ pub(super) async fn admin_promote(
     let v2 = version.clone();
     let serving = tokio::task::spawn_blocking(move || reload(&app2, &v2))
         .await
-        .map_err(|e| ServeError::Config(format!("reload task: {e}")))??;
+        .map_err(ApiError::task)??;
     reg.mark_promoted(&version)?;
     Ok(Json(Serving { serving }).into_response())
 }
@@ -99,13 +99,13 @@ pub(super) async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
             }),
         )
             .into_response()),
-        Err(crate::jobs::TriggerError::NotConfigured) => Err(ApiError::with(
+        Err(crate::jobs::TriggerError::NotConfigured) => Err(ApiError::new(
             Code::RetrainingNotConfigured,
-            "this server has no retraining command (start it with --retrain-model)".into(),
+            "this server has no retraining command (start it with --retrain-model)",
         )),
-        Err(crate::jobs::TriggerError::Busy) => Err(ApiError::with(
+        Err(crate::jobs::TriggerError::Busy) => Err(ApiError::new(
             Code::JobRunning,
-            "a retraining job is already running or queued".into(),
+            "a retraining job is already running or queued",
         )),
     }
 }

@@ -93,18 +93,13 @@ impl ApiError {
         }
     }
 
-    /// [`ApiError::new`] for a message that is already a `String`.
-    pub fn with(code: Code, message: String) -> ApiError {
-        ApiError { code, message }
-    }
-
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(Code::NotFound, message)
     }
 
     /// A blocking task that panicked or was cancelled.
     pub fn task(e: tokio::task::JoinError) -> ApiError {
-        ApiError::with(Code::Internal, format!("a worker task failed: {e}"))
+        ApiError::new(Code::Internal, format!("a worker task failed: {e}"))
     }
 
     /// What the client is told. A 500's message (an internal error's own
@@ -142,9 +137,9 @@ impl IntoResponse for ApiError {
 impl From<ServeError> for ApiError {
     fn from(e: ServeError) -> ApiError {
         match e {
-            ServeError::BadRequest(m) => ApiError::with(Code::BadRequest, m),
+            ServeError::BadRequest(m) => ApiError::new(Code::BadRequest, m),
             ServeError::NotFound(m) => ApiError::not_found(m),
-            ServeError::Unauthorized(m) => ApiError::with(Code::Unauthorized, m),
+            ServeError::Unauthorized(m) => ApiError::new(Code::Unauthorized, m),
             ServeError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(
@@ -153,7 +148,7 @@ impl From<ServeError> for ApiError {
                 )
             }
             // Logged (with the reference the client sees) by `client_message`.
-            other => ApiError::with(Code::Internal, other.to_string()),
+            other => ApiError::new(Code::Internal, other.to_string()),
         }
     }
 }
@@ -165,19 +160,19 @@ impl From<BytesRejection> for ApiError {
         } else {
             Code::BadBody
         };
-        ApiError::with(code, e.body_text())
+        ApiError::new(code, e.body_text())
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> ApiError {
-        ApiError::with(Code::BadQuery, e.body_text())
+        ApiError::new(Code::BadQuery, e.body_text())
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(e: PathRejection) -> ApiError {
-        ApiError::with(Code::BadPath, e.body_text())
+        ApiError::new(Code::BadPath, e.body_text())
     }
 }
 
@@ -210,8 +205,8 @@ pub fn body_as<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let body = body?;
     serde_json::from_slice(&body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::with(code, e.to_string()),
-        _ => ApiError::with(Code::MalformedJson, e.to_string()),
+        serde_json::error::Category::Data => ApiError::new(code, e.to_string()),
+        _ => ApiError::new(Code::MalformedJson, e.to_string()),
     })
 }
 

@@ -45,7 +45,7 @@ pub(super) async fn post_events(
         return Err(ApiError::new(Code::BadEvents, "no events"));
     }
     if list.len() > app.cfg.max_batch {
-        return Err(ApiError::with(
+        return Err(ApiError::new(
             Code::BatchTooLarge,
             format!(
                 "{} events; at most {} per request",

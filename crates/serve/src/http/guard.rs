@@ -30,7 +30,7 @@ pub(super) fn with_cors(mut r: Response, cors: Option<&str>) -> Response {
 
 pub(super) fn rate_limited(wait: f64, msg: &str) -> Response {
     let mut r =
-        ApiError::with(Code::RateLimited, format!("{msg}; retry in {wait:.3} s")).into_response();
+        ApiError::new(Code::RateLimited, format!("{msg}; retry in {wait:.3} s")).into_response();
     r.headers_mut().insert(
         header::RETRY_AFTER,
         header::HeaderValue::from(wait.ceil().max(1.0) as u64),
@@ -105,7 +105,7 @@ fn browser_checks(app: &App, req: &Request) -> Result<Option<String>, Response> 
             } else {
                 Code::ForbiddenOrigin
             };
-            return Err(ApiError::with(code, why).into_response());
+            return Err(ApiError::new(code, why).into_response());
         }
     };
     // A CORS preflight carries no key; answer it for allowed origins.
@@ -162,7 +162,7 @@ fn authenticate(
     }
     match auth::presented_key(req.headers()).and_then(|k| app.keys.check(k)) {
         Some((i, have)) if have >= scope => Ok(format!("key:{i}")),
-        Some((_, have)) => Err(ApiError::with(
+        Some((_, have)) => Err(ApiError::new(
             Code::Forbidden,
             format!(
                 "this key has the {} scope; {} {route} needs {}",
@@ -200,7 +200,7 @@ async fn read_body(app: &App, req: Request) -> Result<Request, Response> {
     let bytes =
         match tokio::time::timeout(app.cfg.body_timeout, axum::body::to_bytes(body, limit)).await {
             Err(_) => {
-                return Err(ApiError::with(
+                return Err(ApiError::new(
                     Code::RequestTimeout,
                     format!(
                         "the request body did not arrive within {} s",
@@ -232,7 +232,7 @@ async fn read_body(app: &App, req: Request) -> Result<Request, Response> {
         None => bytes.is_empty(),
     };
     if writes && !json_ok {
-        return Err(ApiError::with(
+        return Err(ApiError::new(
             Code::UnsupportedMediaType,
             format!(
                 "a request body must be JSON with Content-Type: application/json (got {})",
@@ -245,7 +245,7 @@ async fn read_body(app: &App, req: Request) -> Result<Request, Response> {
 }
 
 pub(super) fn too_large(limit: usize) -> Response {
-    ApiError::with(
+    ApiError::new(
         Code::PayloadTooLarge,
         format!("the request body is larger than {limit} bytes"),
     )

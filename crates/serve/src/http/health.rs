@@ -7,7 +7,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::types::{Health, ModelRef, Ready};
+use super::recs::serving_model;
+use super::types::{Health, Ready};
 use crate::App;
 
 pub(super) async fn healthz() -> Json<Health> {
@@ -17,15 +18,11 @@ pub(super) async fn healthz() -> Json<Health> {
 /// Ready (200) while the server can answer; `status` is `degraded` with a
 /// `reason` when the promoted model was refused and popularity serves.
 pub(super) async fn readyz(State(app): State<Arc<App>>) -> Json<Ready> {
-    let s = app.current();
     let reason = app.degraded();
     Json(Ready {
         ready: true,
         status: if reason.is_some() { "degraded" } else { "ok" },
-        model: ModelRef {
-            name: s.name.clone(),
-            version: s.version.clone(),
-        },
+        model: serving_model(&app),
         reason,
     })
 }

@@ -57,10 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::with(
-                Code::MethodNotAllowed,
-                "method not allowed on this route".into(),
-            )
+            ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
         })
         .layer(middleware::from_fn_with_state(app.clone(), guard::guard))
         .layer(DefaultBodyLimit::max(limit))
@@ -84,7 +81,7 @@ pub(super) async fn write<R: Send + 'static, T: Send + 'static>(
         Ok::<T, ServeError>(apply(&mut live, r))
     })
     .await
-    .map_err(|e| ApiError::with(Code::Internal, e.to_string()))??;
+    .map_err(ApiError::task)??;
     Ok(out)
 }
 

@@ -130,7 +130,8 @@ pub(super) fn recommend(
     (out, unknown)
 }
 
-pub(super) fn model_json(app: &App) -> ModelRef {
+/// The model serving now, by name and version.
+pub(super) fn serving_model(app: &App) -> ModelRef {
     let s = app.current();
     ModelRef {
         name: s.name.clone(),
@@ -177,7 +178,7 @@ pub(super) async fn user_recs(
         };
         let body = UserRecs {
             items,
-            model: model_json(&app),
+            model: serving_model(&app),
             user_known: user.is_some(),
             history_items_unknown_to_model: unknown,
             experiment,
@@ -230,7 +231,7 @@ pub(super) async fn session_recs(
         let (items, unknown) = recommend(&app, &live, &q, None, &history, None, true);
         Ok(Json(SessionRecs {
             items,
-            model: model_json(&app),
+            model: serving_model(&app),
             unknown_items: unknown_ids + unknown,
         })
         .into_response())
@@ -319,7 +320,7 @@ pub(super) async fn similar(
         }
         Ok(Json(ItemList {
             items,
-            model: model_json(&app),
+            model: serving_model(&app),
         })
         .into_response())
     })

@@ -57,7 +57,7 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
             ));
         }
         if m != "keyword" && app.search.semantic.is_none() {
-            return Err(ApiError::with(
+            return Err(ApiError::new(
                 Code::SemanticUnavailable,
                 format!("semantic search is {}", app.search.semantic_note),
             ));
@@ -66,8 +66,8 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
     let app2 = app.clone();
     let (mut out, req) = tokio::task::spawn_blocking(move || app2.search(&req).map(|b| (b, req)))
         .await
-        .map_err(|e| ApiError::with(Code::Internal, e.to_string()))?
-        .map_err(|e| ApiError::with(Code::SearchUnavailable, e))?;
+        .map_err(ApiError::task)?
+        .map_err(|e| ApiError::new(Code::SearchUnavailable, e))?;
     let took = t.elapsed().as_secs_f64() * 1000.0;
     out["took_ms"] = json!(took);
     let top: Vec<&Value> = out["results"]
@@ -106,7 +106,7 @@ pub(super) async fn suggest(State(app): State<Arc<App>>, q: Params<SuggestParams
         if let Some(index) = &app.search.keyword {
             let titles = index
                 .suggest_titles(prefix, k - out.len())
-                .map_err(|e| ApiError::with(Code::SearchUnavailable, e.to_string()))?;
+                .map_err(|e| ApiError::new(Code::SearchUnavailable, e.to_string()))?;
             out.extend(titles.into_iter().map(|text| Suggestion {
                 text,
                 source: "title",

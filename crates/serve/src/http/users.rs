@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::error::{path_id, ApiError, ApiResult, Code};
+use super::error::{path_id, ApiError, ApiResult};
 use super::types::UserErased;
 use crate::App;
 
@@ -22,7 +22,7 @@ pub(super) async fn delete_user(
     let id2 = id.clone();
     let erased = tokio::task::spawn_blocking(move || app2.erase_user(&id2))
         .await
-        .map_err(|e| ApiError::with(Code::Internal, e.to_string()))??;
+        .map_err(ApiError::task)??;
     Ok(Json(UserErased {
         user_id: id,
         deleted_events: erased.events,
