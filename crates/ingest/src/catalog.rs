@@ -71,42 +71,64 @@ impl Interner {
     }
 }
 
-/// Counts of an item's distinct values of one field (titles, categories),
-/// as interned strings: most items have one, held inline; a second moves
-/// them to a list.
+/// Distinct values of one field of an item with their counts: most items
+/// have one, held inline; a second moves them to a list that the caller
+/// keeps bounded.
 #[derive(Default)]
-enum Tally {
+enum Counts<T> {
     #[default]
     Empty,
-    One(u32, u32),
+    One(T, u32),
     // Boxed: keeps the enum at 16 bytes (a Vec is 24) for the million
     // items that never need the list.
     #[allow(clippy::box_collection)]
-    Many(Box<Vec<(u32, u32)>>),
+    Many(Box<Vec<(T, u32)>>),
 }
+
+impl<T: Copy + PartialEq> Counts<T> {
+    /// Counts `v`; a value the list does not hold yet goes to `insert`,
+    /// which may refuse it or make room for it.
+    fn add(&mut self, v: T, insert: impl FnOnce(&mut Vec<(T, u32)>, T)) {
+        match self {
+            Counts::Empty => *self = Counts::One(v, 1),
+            Counts::One(x, n) if *x == v => *n = n.saturating_add(1),
+            Counts::One(x, n) => *self = Counts::Many(Box::new(vec![(*x, *n), (v, 1)])),
+            Counts::Many(list) => match list.iter_mut().find(|e| e.0 == v) {
+                Some(e) => e.1 = e.1.saturating_add(1),
+                None => insert(list, v),
+            },
+        }
+    }
+
+    #[cfg(test)]
+    fn counts(&self) -> Vec<u32> {
+        match self {
+            Counts::Empty => Vec::new(),
+            Counts::One(_, n) => vec![*n],
+            Counts::Many(l) => l.iter().map(|e| e.1).collect(),
+        }
+    }
+}
+
+/// Titles or categories, as interned strings; a value first seen after
+/// [`MAX_TALLY`] others is not counted.
+type Tally = Counts<u32>;
 
 impl Tally {
     fn bump(&mut self, s: u32) {
-        match self {
-            Tally::Empty => *self = Tally::One(s, 1),
-            Tally::One(v, n) if *v == s => *n = n.saturating_add(1),
-            Tally::One(v, n) => *self = Tally::Many(Box::new(vec![(*v, *n), (s, 1)])),
-            Tally::Many(list) => {
-                if let Some(e) = list.iter_mut().find(|(t, _)| *t == s) {
-                    e.1 = e.1.saturating_add(1);
-                } else if list.len() < MAX_TALLY {
-                    list.push((s, 1));
-                }
+        self.add(s, |list, s| {
+            if list.len() < MAX_TALLY {
+                list.push((s, 1));
             }
-        }
+        });
     }
 
     /// The most frequent value; ties go to the value seen first.
     fn most_frequent(&self) -> Option<u32> {
         match self {
-            Tally::Empty => None,
-            Tally::One(v, _) => Some(*v),
-            Tally::Many(list) => {
+            Counts::Empty => None,
+            Counts::One(v, _) => Some(*v),
+            Counts::Many(list) => {
                 let mut best: Option<(u32, u32)> = None;
                 for &e in list.iter() {
                     if best.is_none_or(|b| e.1 > b.1) {
@@ -117,51 +139,21 @@ impl Tally {
             }
         }
     }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        match self {
-            Tally::Empty => 0,
-            Tally::One(..) => 1,
-            Tally::Many(l) => l.len(),
-        }
-    }
 }
 
-/// Distinct positive prices with their counts: most items have one.
-#[derive(Default)]
-enum Prices {
-    #[default]
-    Empty,
-    One(f64, u32),
-    #[allow(clippy::box_collection)] // 16 bytes, as Tally
-    Many(Box<Vec<(f64, u32)>>),
-}
+/// Distinct positive prices, a streaming histogram past [`MAX_PRICES`].
+type Prices = Counts<f64>;
 
 impl Prices {
-    fn add(&mut self, p: f64) {
-        match self {
-            Prices::Empty => *self = Prices::One(p, 1),
-            Prices::One(v, n) if *v == p => *n = n.saturating_add(1),
-            Prices::One(v, n) => *self = Prices::Many(Box::new(vec![(*v, *n), (p, 1)])),
-            Prices::Many(list) => add_price(list, p),
-        }
+    fn add_price(&mut self, p: f64) {
+        self.add(p, insert_price);
     }
 
     fn median(self) -> Option<f64> {
         match self {
-            Prices::Empty => None,
-            Prices::One(p, _) => Some(p),
-            Prices::Many(list) => median_price(*list),
-        }
-    }
-
-    #[cfg(test)]
-    fn counts(&self) -> Vec<u32> {
-        match self {
-            Prices::Empty => Vec::new(),
-            Prices::One(_, n) => vec![*n],
-            Prices::Many(l) => l.iter().map(|e| e.1).collect(),
+            Counts::Empty => None,
+            Counts::One(p, _) => Some(p),
+            Counts::Many(list) => median_price(*list),
         }
     }
 }
@@ -191,13 +183,12 @@ fn median_price(mut v: Vec<(f64, u32)>) -> Option<f64> {
     None
 }
 
-fn add_price(v: &mut Vec<(f64, u32)>, p: f64) {
-    if let Some(e) = v.iter_mut().find(|(x, _)| *x == p) {
-        e.1 = e.1.saturating_add(1);
-    } else if v.len() < MAX_PRICES {
-        v.push((p, 1));
-    } else {
-        v.push((p, 1));
+/// Makes room for a price the list does not hold: pushed while under
+/// [`MAX_PRICES`], else the two closest prices are merged (count-weighted
+/// mean) after it is pushed.
+fn insert_price(v: &mut Vec<(f64, u32)>, p: f64) {
+    v.push((p, 1));
+    if v.len() > MAX_PRICES {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         let i = (0..v.len() - 1)
             .min_by(|&i, &j| (v[i + 1].0 - v[i].0).total_cmp(&(v[j + 1].0 - v[j].0)))
@@ -250,7 +241,7 @@ impl Aggregator {
             self.items[i].categories.bump(c);
         }
         if let Some(p) = price.filter(|p| *p > 0.0 && p.is_finite()) {
-            self.items[i].prices.add(p);
+            self.items[i].prices.add_price(p);
         }
     }
 
@@ -518,17 +509,17 @@ mod tests {
 
     #[test]
     fn the_median_of_counted_prices_is_the_sorted_lists_middle() {
-        let mut v = Vec::new();
+        let mut v = Prices::default();
         for p in [5.0, 1.0, 5.0, 3.0, 9.0, 5.0] {
-            add_price(&mut v, p);
+            v.add_price(p);
         }
         // Sorted: 1 3 5 5 5 9; position 3 is 5.
-        assert_eq!(median_price(v), Some(5.0));
-        let mut v = Vec::new();
+        assert_eq!(v.median(), Some(5.0));
+        let mut v = Prices::default();
         for p in [2.0, 4.0] {
-            add_price(&mut v, p);
+            v.add_price(p);
         }
-        assert_eq!(median_price(v), Some(4.0));
+        assert_eq!(v.median(), Some(4.0));
         assert_eq!(median_price(Vec::new()), None);
     }
 
@@ -540,8 +531,8 @@ mod tests {
             a.observe("x", Some(&t), None, Some(&t), Some(1.0 + i as f64));
         }
         let agg = &a.items[0];
-        assert_eq!(agg.titles.len(), MAX_TALLY);
-        assert_eq!(agg.categories.len(), MAX_TALLY);
+        assert_eq!(agg.titles.counts().len(), MAX_TALLY);
+        assert_eq!(agg.categories.counts().len(), MAX_TALLY);
         let counts = agg.prices.counts();
         assert_eq!(counts.len(), MAX_PRICES);
         assert_eq!(counts.iter().map(|&c| c as u64).sum::<u64>(), 10_000);
