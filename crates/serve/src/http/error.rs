@@ -8,7 +8,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::ServeError;
 
@@ -189,11 +189,6 @@ pub fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
             format!("the id in the path {why}"),
         )),
     }
-}
-
-pub fn body_json(body: Result<axum::body::Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::new(Code::MalformedJson, e.to_string()))
 }
 
 /// A JSON body as `T` (a typed body that refuses unknown fields): invalid

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
 
-use super::error::{body_json, ApiError, ApiResult, Code};
+use super::error::{body_as, ApiError, ApiResult, Code};
 use super::types::EventsAccepted;
 use super::write;
 use crate::App;
@@ -19,7 +19,8 @@ pub(super) async fn post_events(
     State(app): State<Arc<App>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(body)?;
+    // Any JSON: a single event or a batch, told apart below.
+    let v: Value = body_as(body, Code::MalformedJson)?;
     let list: Vec<Value> = match v {
         Value::Object(mut o) if o.contains_key("events") => {
             if o.len() != 1 {
