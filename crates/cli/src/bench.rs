@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use aisle_eval::{evaluate_loo, LooConfig, LooResult, Stage};
 use aisle_features::Sequences;
-use aisle_models::{ModelConfig, Recommender, TrainData};
+use aisle_models::{ModelConfig, TrainData};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::commands::{bar, load_sequences};
+use crate::commands::bar;
 
 /// Parsed overrides: (model or None for all, key, value).
 pub type Overrides = Vec<(Option<String>, String, String)>;
@@ -508,58 +508,6 @@ pub fn default_out(dataset: &str) -> PathBuf {
     PathBuf::from("bench-out").join(dataset)
 }
 
-/// Loads sequences from a store for evaluation.
-pub fn sequences_for(store: &str) -> Result<(Sequences, aisle_core::protocol::Protocol, String)> {
-    let (seqs, meta) = load_sequences(store)?;
-    let (protocol, name) = match meta {
-        Some(m) => (m.protocol, m.name),
-        None => (
-            aisle_core::protocol::Protocol::default(),
-            "unknown".to_string(),
-        ),
-    };
-    Ok((seqs, protocol, name))
-}
-
-/// `aisle train`: fits on each user's whole sequence (no hold-out) and saves
-/// a versioned artifact.
-pub fn train_and_save(store: &str, cfg: &ModelConfig, out: &Path) -> Result<serde_json::Value> {
-    let (seqs, _, dataset) = sequences_for(store)?;
-    let data = TrainData {
-        n_items: seqs.items.len(),
-        seqs: seqs.seqs.clone(),
-        times: Some(seqs.times.clone()),
-    };
-    let t0 = Instant::now();
-    let pb = bar(0, cfg.name());
-    let pb2 = pb.clone();
-    let model: Box<dyn Recommender> = aisle_models::fit(cfg, &data, &move |d, t| {
-        pb2.set_length(t);
-        pb2.set_position(d);
-    })?;
-    pb.finish_and_clear();
-    let fit_s = t0.elapsed().as_secs_f64();
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let ids = serde_json::to_string(&seqs.items)?;
-    aisle_models::save(
-        model.as_ref(),
-        out,
-        &[
-            ("dataset", dataset.clone()),
-            ("users", seqs.users.len().to_string()),
-            ("interactions", seqs.interactions().to_string()),
-            ("item_ids", ids),
-        ],
-    )?;
-    Ok(serde_json::json!({
-        "model": cfg.name(), "dataset": dataset, "artifact": out.display().to_string(),
-        "users": seqs.users.len(), "items": seqs.items.len(), "interactions": seqs.interactions(),
-        "fit_s": fit_s, "config": cfg,
-    }))
-}
-
 /// Sequence models run by `bench`/`evaluate`/`train` (trained with burn in aisle-seq).
 pub const SEQ_MODELS: &[&str] = &["sasrec", "gru4rec", "lstm"];
 
@@ -600,58 +548,7 @@ pub fn seq_config(
     Ok((arch, cfg))
 }
 
-/// Category and price bucket of each item of `seqs` from the store's catalog
-/// (categories numbered 1.. in sorted order, prices in 10 quantile buckets
-/// 1..=10; 0 = unknown), or None when the catalog has neither.
-pub fn side_info(store: &str, seqs: &Sequences) -> Result<Option<aisle_seq::SideInfo>> {
-    let s = aisle_store::open_existing(store)?;
-    let catalog: std::collections::HashMap<String, aisle_core::CatalogItem> = s
-        .catalog()?
-        .into_iter()
-        .map(|c| (c.id.clone(), c))
-        .collect();
-    let mut cats: Vec<&str> = catalog
-        .values()
-        .filter_map(|c| c.category.as_deref())
-        .collect();
-    cats.sort_unstable();
-    cats.dedup();
-    let mut prices: Vec<f64> = catalog
-        .values()
-        .filter_map(|c| c.price)
-        .filter(|p| p.is_finite() && *p > 0.0)
-        .collect();
-    prices.sort_by(f64::total_cmp);
-    if cats.is_empty() && prices.is_empty() {
-        return Ok(None);
-    }
-    let n_buckets = if prices.is_empty() { 0 } else { 10 };
-    let bucket = |p: f64| -> u32 {
-        let rank = prices.partition_point(|&x| x < p);
-        (rank * n_buckets / prices.len()).min(n_buckets - 1) as u32 + 1
-    };
-    let (mut category, mut price_bucket) = (Vec::new(), Vec::new());
-    for id in &seqs.items {
-        let item = catalog.get(id);
-        category.push(
-            item.and_then(|c| c.category.as_deref())
-                .and_then(|c| cats.binary_search(&c).ok())
-                .map_or(0, |i| i as u32 + 1),
-        );
-        price_bucket.push(
-            item.and_then(|c| c.price)
-                .filter(|p| p.is_finite() && *p > 0.0)
-                .map_or(0, bucket),
-        );
-    }
-    Ok(Some(aisle_seq::SideInfo {
-        category,
-        n_categories: cats.len(),
-        price_bucket,
-        n_buckets,
-    }))
-}
-
+/// Trains a sequence model with a progress bar.
 pub(crate) fn train_seq(
     arch: aisle_seq::Arch,
     cfg: &aisle_seq::SeqConfig,
@@ -660,12 +557,7 @@ pub(crate) fn train_seq(
 ) -> Result<(aisle_seq::SeqModel, aisle_seq::SeqFit)> {
     let pb = bar(0, arch.name());
     let pb2 = pb.clone();
-    let data = aisle_seq::TrainData {
-        n_items: seqs.items.len(),
-        seqs: &seqs.seqs,
-        side,
-    };
-    let out = aisle_seq::train(arch, cfg, &data, &move |d, t| {
+    let out = aisle_train::fit_sequence(arch, cfg, seqs, side, &move |d, t| {
         pb2.set_length(t);
         pb2.set_position(d);
     })?;
@@ -762,137 +654,6 @@ pub fn run_seq(
             serde_json::to_value(cfg)?,
         )
     })
-}
-
-/// `aisle train` for a sequence model: trains on every user's sequence (the
-/// last two items of each serve for early stopping) and saves the model with
-/// its item ids.
-pub fn train_seq_and_save(
-    store: &str,
-    model: &str,
-    arch_cfg: &(aisle_seq::Arch, aisle_seq::SeqConfig),
-    out: &Path,
-) -> Result<serde_json::Value> {
-    let (seqs, _, dataset) = sequences_for(store)?;
-    let (arch, cfg) = arch_cfg;
-    let side = if cfg.side_info {
-        side_info(store, &seqs)?
-    } else {
-        None
-    };
-    let t0 = Instant::now();
-    let (m, fit) = train_seq(*arch, cfg, &seqs, side)?;
-    let fit_s = t0.elapsed().as_secs_f64();
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let (from, to) = time_range(&seqs);
-    m.save(
-        out,
-        &[
-            ("dataset", dataset.clone()),
-            ("users", seqs.users.len().to_string()),
-            ("interactions", seqs.interactions().to_string()),
-            ("item_ids", serde_json::to_string(&seqs.items)?),
-            ("best_valid_ndcg10", fit.best_valid_ndcg10.to_string()),
-            ("data_from", from.to_string()),
-            ("data_to", to.to_string()),
-            ("created_at", aisle_core::time::unix_now().to_string()),
-        ],
-    )?;
-    Ok(serde_json::json!({
-        "model": model, "dataset": dataset, "artifact": out.display().to_string(),
-        "users": seqs.users.len(), "items": seqs.items.len(), "interactions": seqs.interactions(),
-        "fit_s": fit_s, "epochs": fit.epochs, "best_epoch": fit.best_epoch,
-        "best_valid_ndcg10": fit.best_valid_ndcg10, "stopped_by": fit.stopped_by, "config": cfg,
-    }))
-}
-
-/// The first and last event time of the training data.
-fn time_range(seqs: &Sequences) -> (i64, i64) {
-    let mut r = (i64::MAX, i64::MIN);
-    for &t in seqs.times.iter().flatten() {
-        r = (r.0.min(t), r.1.max(t));
-    }
-    if r.0 > r.1 {
-        (0, 0)
-    } else {
-        r
-    }
-}
-
-/// The newest hold-out: each user's last item, history = everything before
-/// it, full ranking without masking (as for every sequence model), K = 10.
-pub const HOLDOUT_PROTOCOL: &str =
-    "newest hold-out: each user's last item as target, all earlier items as history; full ranking over the store's current items, no masking; items the model never saw score -inf";
-
-/// Scores a sequence-model artifact on the store's current sequences
-/// ([`HOLDOUT_PROTOCOL`]). Its item ids are mapped onto the current ones, so
-/// a model trained on older data is judged on the same targets as a new one.
-pub fn holdout_eval(seqs: &Sequences, artifact: &Path) -> Result<serde_json::Value> {
-    let MappedModel { model, map, .. } = load_mapped(artifact, &seqs.items)?;
-    let unknown = map.iter().filter(|m| m.is_none()).count();
-    let scorer = Mapped { model: &model, map };
-    let r = evaluate_loo(
-        &scorer,
-        &seqs.seqs,
-        seqs.items.len(),
-        &[],
-        &LooConfig {
-            stage: Stage::Test,
-            masking: false,
-            ks: vec![10],
-            list_k: 0,
-        },
-    );
-    Ok(serde_json::json!({
-        "version": artifact.file_name().map(|f| f.to_string_lossy().to_string()),
-        "model": model.arch.name(),
-        "ndcg10": r.ndcg(10), "recall10": r.recall(10), "mrr10": r.mrr(10),
-        "users": r.users, "items_unknown_to_model": unknown, "eval_s": r.eval_s,
-    }))
-}
-
-/// A sequence-model artifact and how its items line up with a store's.
-pub struct MappedModel {
-    pub model: aisle_seq::SeqModel,
-    /// Item id -> the model's item.
-    pub index: std::collections::HashMap<String, u32>,
-    /// The store's item (dense id) -> the model's item.
-    pub map: Vec<Option<u32>>,
-}
-
-/// Loads `artifact` and maps its item ids onto `items` (a store's current ids).
-pub fn load_mapped(artifact: &Path, items: &[String]) -> Result<MappedModel> {
-    let (model, ids) = aisle_serve::load_artifact(artifact)?;
-    let index: std::collections::HashMap<String, u32> = ids
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| (s, i as u32))
-        .collect();
-    let map = items.iter().map(|s| index.get(s).copied()).collect();
-    Ok(MappedModel { model, index, map })
-}
-
-/// A sequence model scored over another item numbering.
-struct Mapped<'a> {
-    model: &'a aisle_seq::SeqModel,
-    /// Current item -> the model's item.
-    map: Vec<Option<u32>>,
-}
-
-impl aisle_eval::Scorer for Mapped<'_> {
-    fn score(&self, _user: u32, history: &[u32], out: &mut [f32]) {
-        let h: Vec<u32> = history
-            .iter()
-            .filter_map(|&i| self.map[i as usize])
-            .collect();
-        let mut own = vec![0f32; self.model.n_items];
-        self.model.score_history(&h, &mut own);
-        for (o, m) in out.iter_mut().zip(&self.map) {
-            *o = m.map_or(f32::NEG_INFINITY, |j| own[j as usize]);
-        }
-    }
 }
 
 /// Loss and validation NDCG@10 per epoch as an SVG line chart.

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use aisle_core::protocol::Protocol;
 use aisle_core::{time, Event, TimeKind};
-use aisle_features::{build_sequences, temporal_split, Interaction, Sequences};
+use aisle_features::{temporal_split, Sequences};
 use aisle_ingest::{DatasetConfig, Ingestor, QualityReport, StoreOutcome};
+use aisle_store::DatasetMeta;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::Digest;
 use tracing::info;
 
@@ -20,16 +21,6 @@ use crate::{
     AppendArgs, DemoArgs, DemoDataArgs, IngestArgs, PresetsArgs, SplitArgs, SplitProtocol,
     StatsArgs,
 };
-
-/// Facts about the data set a store holds, kept in its meta table.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct DatasetMeta {
-    pub name: String,
-    pub time_kind: TimeKind,
-    pub protocol: Protocol,
-}
-
-const DATASET_META: &str = "dataset";
 
 /// The folder that holds a store (for quarantine files and reports).
 /// The sentence encoder's folder: `AISLE_EMBEDDER_DIR` when set (only the
@@ -156,14 +147,12 @@ fn run_ingest(
     };
     // Open the store first: a bad URL should fail before minutes of parsing.
     let mut store = aisle_store::open(store_url)?;
-    if let Some(prev) = store.meta(DATASET_META)? {
-        if let Ok(prev) = serde_json::from_str::<DatasetMeta>(&prev) {
-            if prev.name != meta.name {
-                tracing::warn!(previous = %prev.name, now = %meta.name, "store already holds another data set; its protocol is replaced");
-            }
+    if let Ok(Some(prev)) = DatasetMeta::read(store.as_ref()) {
+        if prev.name != meta.name {
+            tracing::warn!(previous = %prev.name, now = %meta.name, "store already holds another data set; its protocol is replaced");
         }
     }
-    store.set_meta(DATASET_META, &serde_json::to_string(&meta)?)?;
+    meta.write(store.as_mut())?;
 
     // Storing overlaps parsing: a second thread commits each chunk of
     // accepted events while the reader validates the next one.
@@ -368,17 +357,10 @@ pub fn append(a: AppendArgs) -> Result<()> {
     Ok(())
 }
 
-fn dataset_meta(store: &dyn aisle_store::EventStore) -> Result<Option<DatasetMeta>> {
-    Ok(match store.meta(DATASET_META)? {
-        Some(s) => Some(serde_json::from_str(&s).context("corrupt dataset meta in store")?),
-        None => None,
-    })
-}
-
 pub fn stats(a: StatsArgs) -> Result<()> {
     let store = aisle_store::open_existing(&a.store)?;
     let s = store.stats()?;
-    let meta = dataset_meta(store.as_ref())?;
+    let meta = DatasetMeta::read(store.as_ref())?;
     let order_only = meta
         .as_ref()
         .is_some_and(|m| m.time_kind == TimeKind::Order);
@@ -422,21 +404,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-pub(crate) fn load_sequences(store_url: &str) -> Result<(Sequences, Option<DatasetMeta>)> {
-    let store = aisle_store::open_existing(store_url)?;
-    let meta = dataset_meta(store.as_ref())?;
-    let protocol = meta
-        .as_ref()
-        .map(|m| m.protocol.clone())
-        .unwrap_or_default();
-    let mut events = Vec::new();
-    store.scan_events(&mut |e| events.push(e))?;
-    let seqs = build_sequences(events.iter().map(Interaction::from), &protocol);
-    Ok((seqs, meta))
-}
-
 pub fn split(a: SplitArgs) -> Result<()> {
-    let (seqs, meta) = load_sequences(&a.store)?;
+    let aisle_train::StoreData { seqs, meta, .. } = aisle_train::StoreData::load(&a.store)?;
     if seqs.users.is_empty() {
         bail!("the store has no interactions that the protocol keeps: nothing to split");
     }
@@ -556,13 +525,27 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         let out = store
             .join("models")
             .join(format!("sasrec-{}.safetensors", unix_now()));
-        let summary = crate::bench::train_seq_and_save(&store_url, "sasrec", &arch_cfg, &out)?;
-        promote_artifact(&store_url, &out)?;
+        let data = aisle_train::StoreData::load(&store_url)?;
+        let pb = bar(0, "sasrec");
+        let pb2 = pb.clone();
+        let r = aisle_train::train_sequence(
+            &store_url,
+            &data,
+            (arch_cfg.0, &arch_cfg.1),
+            &out,
+            &move |d, t| {
+                pb2.set_length(t);
+                pb2.set_position(d);
+            },
+        )?;
+        pb.finish_and_clear();
+        let reg = registry(&store_url)?;
+        reg.promote(&reg.version_of(&out)?)?;
         println!(
             "   {} epochs, best validation NDCG@10 {:.4} (epoch {}), saved {}",
-            summary["epochs"],
-            summary["best_valid_ndcg10"].as_f64().unwrap_or(0.0),
-            summary["best_epoch"],
+            r.epochs.unwrap_or(0),
+            r.best_valid_ndcg10.unwrap_or(0.0),
+            r.best_epoch.unwrap_or(0),
             out.display()
         );
     }
@@ -712,7 +695,7 @@ fn report_models(
     for sm in &seq_models {
         let arch_cfg = crate::bench::seq_config(sm, &overrides, m.time_budget)?;
         let side = if arch_cfg.1.side_info {
-            crate::bench::side_info(store, seqs)?
+            aisle_train::side_info(store, seqs)?
         } else {
             None
         };
@@ -729,7 +712,7 @@ fn report_models(
             Some(name) => {
                 let arch_cfg = crate::bench::seq_config(name, &overrides, m.time_budget)?;
                 let side = if arch_cfg.1.side_info {
-                    crate::bench::side_info(store, seqs)?
+                    aisle_train::side_info(store, seqs)?
                 } else {
                     None
                 };
@@ -836,7 +819,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     // Reuse the store when it already holds this data set.
     let reusable = match aisle_store::open_existing(&store) {
         Ok(s) => {
-            let meta = dataset_meta(s.as_ref())?;
+            let meta = DatasetMeta::read(s.as_ref())?;
             s.stats()?.events > 0
                 && (name.is_none() || meta.as_ref().map(|m| &m.name) == name.as_ref())
         }
@@ -852,13 +835,23 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     } else {
         eprintln!("reusing store {store}");
     }
-    let (seqs, protocol, dataset) = crate::bench::sequences_for(&store)?;
+    let aisle_train::StoreData {
+        seqs,
+        protocol,
+        dataset,
+        ..
+    } = aisle_train::StoreData::load(&store)?;
     let out = crate::bench::default_out(&dataset);
     report_models(&store, &dataset, &seqs, &protocol, &a.m, out)
 }
 
 pub fn evaluate(a: EvaluateArgs) -> Result<()> {
-    let (seqs, protocol, dataset) = crate::bench::sequences_for(&a.store)?;
+    let aisle_train::StoreData {
+        seqs,
+        protocol,
+        dataset,
+        ..
+    } = aisle_train::StoreData::load(&a.store)?;
     let out = store_dir(&a.store)?.join("evaluation");
     report_models(&a.store, &dataset, &seqs, &protocol, &a.m, out)
 }
@@ -872,7 +865,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         None => Vec::new(),
     };
     overrides.extend(crate::bench::parse_overrides(&a.set)?);
-    let out = match a.out {
+    let out = match a.out.clone() {
         Some(p) => p,
         None => store_dir(&a.store)?.join("models").join(format!(
             "{}-{}.safetensors",
@@ -882,138 +875,72 @@ pub fn train(a: TrainArgs) -> Result<()> {
     };
     let is_seq = crate::bench::SEQ_MODELS.contains(&a.model.as_str());
     let is_purchase = crate::purchase::PURCHASE_MODELS.contains(&a.model.as_str());
-    if a.promote_if_better && !is_seq {
-        bail!(
-            "--promote-if-better applies to the served sequence models ({})",
-            crate::bench::SEQ_MODELS.join(", ")
-        );
-    }
     if a.samples.is_some() && !is_purchase {
         bail!("--samples applies to the purchase models (ranker, logreg)");
     }
     if a.seq_feature.is_some() && !is_purchase {
         bail!("--seq-feature applies to the purchase models (ranker, logreg)");
     }
-    let summary = if is_purchase {
-        if a.promote || (a.time_budget.is_some() && a.seq_feature.is_none()) {
-            bail!("--promote and --time-budget apply to the served sequence models (and --time-budget to --seq-feature)");
-        }
-        let ranker_keys = crate::purchase::ranker_keys();
-        let o: Vec<(String, String)> = overrides
-            .iter()
-            .filter(|(om, k, _)| match om {
-                Some(om) => om == &a.model,
-                None => a.seq_feature.is_none() || ranker_keys.contains(k),
-            })
-            .map(|(_, k, v)| (k.clone(), v.clone()))
-            .collect();
-        let cfg = crate::purchase::ranker_config(&a.model, &o)?;
-        let seq = match &a.seq_feature {
-            Some(name) => Some(crate::bench::seq_config(name, &overrides, a.time_budget)?),
-            None => None,
-        };
-        crate::purchase::train_and_save(
-            &a.store,
-            &a.model,
-            &cfg,
-            a.samples.as_deref(),
-            seq.as_ref(),
-            &out,
-        )?
-    } else if is_seq {
-        let arch_cfg = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
-        crate::bench::train_seq_and_save(&a.store, &a.model, &arch_cfg, &out)?
-    } else {
-        if a.time_budget.is_some() {
-            bail!(
-                "--time-budget applies to sequence models ({})",
-                crate::bench::SEQ_MODELS.join(", ")
-            );
-        }
-        let cfg =
-            crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
-        crate::bench::train_and_save(&a.store, &cfg, &out)?
-    };
-    let mut summary = summary;
-    if a.promote {
-        promote_artifact(&a.store, &out)?;
-    } else if a.promote_if_better {
-        summary["decision"] = promote_if_better(&a.store, &out)?;
-    }
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    Ok(())
-}
-
-/// Evaluates `candidate` and the promoted version on the store's newest
-/// hold-out and promotes the candidate unless it is worse.
-fn promote_if_better(store: &str, candidate: &std::path::Path) -> Result<serde_json::Value> {
-    let reg = registry(store)?;
-    let (seqs, _, _) = crate::bench::sequences_for(store)?;
-    let cand = crate::bench::holdout_eval(&seqs, candidate)?;
-    let serving = match reg.promoted_name()? {
-        Some(v) => match reg
-            .path_of(&v)
-            .map_err(anyhow::Error::from)
-            .and_then(|p| crate::bench::holdout_eval(&seqs, &p))
+    if is_purchase {
+        if a.promote || a.promote_if_better || (a.time_budget.is_some() && a.seq_feature.is_none())
         {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(version = v, error = %e, "the promoted version cannot be evaluated; treating it as absent");
-                None
-            }
-        },
-        None => None,
-    };
-    let c = cand["ndcg10"].as_f64().unwrap_or(0.0);
-    let s = serving.as_ref().and_then(|s| s["ndcg10"].as_f64());
-    // Equal within summation noise counts as not worse.
-    let promote = s.is_none_or(|s| c + 1e-9 >= s);
-    if promote {
-        promote_artifact(store, candidate)?;
-    }
-    eprintln!(
-        "candidate NDCG@10 {c:.4} vs serving {}: {}",
-        s.map_or("none".to_string(), |s| format!("{s:.4}")),
-        if promote {
-            "promoted"
-        } else {
-            "kept the serving version"
+            bail!("--promote, --promote-if-better and --time-budget apply to the served models ({}); --time-budget also to --seq-feature", aisle_train::model_names().join(", "));
         }
-    );
-    Ok(serde_json::json!({
-        "action": if promote { "promoted" } else { "kept" },
-        "metric": "ndcg10",
-        "protocol": crate::bench::HOLDOUT_PROTOCOL,
-        "candidate": cand,
-        "serving": serving,
-    }))
-}
-
-fn registry(store: &str) -> Result<aisle_serve::Registry> {
-    let dir = aisle_store::data_dir(store)
-        .with_context(|| format!("{store} has no directory for a model registry"))?;
-    Ok(aisle_serve::Registry::new(&dir))
-}
-
-fn promote_artifact(store: &str, artifact: &std::path::Path) -> Result<()> {
-    let reg = registry(store)?;
-    let in_registry = artifact
-        .parent()
-        .zip(std::fs::canonicalize(reg.dir()).ok())
-        .is_some_and(|(p, d)| std::fs::canonicalize(p).ok() == Some(d));
-    if !in_registry {
+        let summary = crate::purchase::train(&a, &overrides, &out)?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    if a.time_budget.is_some() && !is_seq {
         bail!(
-            "--promote needs the artifact in {} (drop --out)",
-            reg.dir().display()
+            "--time-budget applies to sequence models ({})",
+            crate::bench::SEQ_MODELS.join(", ")
         );
     }
-    let name = artifact
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .context("artifact has no file name")?;
-    reg.promote(&name)?;
-    eprintln!("promoted {name}");
+    let data = aisle_train::StoreData::load(&a.store)?;
+    let pb = bar(0, &a.model);
+    let pb2 = pb.clone();
+    let progress = move |d, t| {
+        pb2.set_length(t);
+        pb2.set_position(d);
+    };
+    let mut report = if is_seq {
+        let (arch, cfg) = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
+        aisle_train::train_sequence(&a.store, &data, (arch, &cfg), &out, &progress)?
+    } else {
+        let cfg =
+            crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
+        aisle_train::train_classical(&data, &cfg, &out, &progress)?
+    };
+    pb.finish_and_clear();
+    if a.promote {
+        let reg = registry(&a.store)?;
+        let version = reg.version_of(&out).context("--promote (drop --out)")?;
+        reg.promote(&version)?;
+        eprintln!("promoted {version}");
+    } else if a.promote_if_better {
+        let d = aisle_train::promote_if_better(&registry(&a.store)?, &data.seqs, &out)
+            .context("--promote-if-better (drop --out)")?;
+        eprintln!(
+            "candidate NDCG@10 {:.4} vs serving {}: {}",
+            d.candidate.ndcg10,
+            d.serving
+                .as_ref()
+                .map_or("none".to_string(), |s| format!("{:.4}", s.ndcg10)),
+            match d.action {
+                aisle_train::Action::Promoted => "promoted",
+                aisle_train::Action::Kept => "kept the serving version",
+            }
+        );
+        report.decision = Some(d);
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+fn registry(store: &str) -> Result<aisle_train::Registry> {
+    let dir = aisle_store::data_dir(store)
+        .with_context(|| format!("{store} has no directory for a model registry"))?;
+    Ok(aisle_train::Registry::new(&dir))
 }
 
 pub fn models(a: crate::ModelsArgs) -> Result<()> {

@@ -426,3 +426,35 @@ pub fn train_and_save(
         "seq_feature": seq_feature.map(|(_, info)| info),
     }))
 }
+
+/// `aisle train --model ranker|logreg`: the config from the overrides (the
+/// ranker's keys apply to it; with `--seq-feature`, the others to the
+/// sequence model), then [`train_and_save`].
+pub fn train(
+    a: &crate::TrainArgs,
+    overrides: &crate::bench::Overrides,
+    out: &Path,
+) -> Result<serde_json::Value> {
+    let ranker_keys = ranker_keys();
+    let o: Vec<(String, String)> = overrides
+        .iter()
+        .filter(|(om, k, _)| match om {
+            Some(om) => om == &a.model,
+            None => a.seq_feature.is_none() || ranker_keys.contains(k),
+        })
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect();
+    let cfg = ranker_config(&a.model, &o)?;
+    let seq = match &a.seq_feature {
+        Some(name) => Some(crate::bench::seq_config(name, overrides, a.time_budget)?),
+        None => None,
+    };
+    train_and_save(
+        &a.store,
+        &a.model,
+        &cfg,
+        a.samples.as_deref(),
+        seq.as_ref(),
+        out,
+    )
+}

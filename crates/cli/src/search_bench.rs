@@ -10,6 +10,8 @@
 //! Re-ranking weights are chosen on validation, reported on test.
 
 use std::collections::HashMap;
+
+use aisle_train::Servable;
 use std::path::PathBuf;
 
 use aisle_eval::{expected_at, ndcg_at, recall_at};
@@ -127,7 +129,7 @@ impl Totals {
 
 pub fn run(a: BenchSearchArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let (seqs, _, dataset) = crate::bench::sequences_for(&a.store)?;
+    let aisle_train::StoreData { seqs, dataset, .. } = aisle_train::StoreData::load(&a.store)?;
     let store = aisle_store::open_existing(&a.store)?;
     let catalog = store.catalog()?;
     drop(store);
@@ -163,18 +165,18 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => {
             let dir = aisle_store::data_dir(&a.store).context("the store has no directory")?;
-            let reg = aisle_serve::Registry::new(&dir);
+            let reg = aisle_train::Registry::new(&dir);
             let v = reg
                 .promoted_name()?
                 .context("no promoted model: give --model or promote one")?;
             reg.path_of(&v)?
         }
     };
-    let crate::bench::MappedModel {
+    let aisle_train::MappedModel {
         model,
         index: model_index,
         map: to_model,
-    } = crate::bench::load_mapped(&model_path, &seqs.items)?;
+    } = aisle_train::MappedModel::load(&model_path, &seqs.items)?;
     // Popularity over each sequence without its last two items (training part).
     let mut popularity: HashMap<&str, f32> = HashMap::new();
     for s in &seqs.seqs {
@@ -236,7 +238,7 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         // (semantic weight, personal weight) pairs.
         let mut hybrid_personal = vec![Totals::default(); sem_grid.len() * weights.len()];
         let mut pop = vec![Totals::default(); weights.len()];
-        let mut scores = vec![0f32; model.n_items];
+        let mut scores = vec![0f32; model.n_items()];
         for c in cases {
             // Every match, for the tie-aware keyword figure.
             let found = index.search_no_facets(&c.query, &none, 100_000)?;

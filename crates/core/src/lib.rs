@@ -12,6 +12,7 @@
 pub mod hash;
 pub mod protocol;
 pub mod rng;
+pub mod tensors;
 pub mod time;
 pub mod vector;
 

@@ -6,7 +6,7 @@
 //! shops where people buy the same things again. Each has a typed config with
 //! documented defaults (overridable key by key, see [`ModelConfig::with_overrides`]),
 //! trains on a [`TrainData`] of per-user sequences, scores every item for a
-//! user state, and saves to a versioned safetensors artifact.
+//! user state, and hands its tensors to `aisle-train`'s artifact.
 //!
 //! ```
 //! use aisle_models::{fit, ModelConfig, TrainData};
@@ -17,7 +17,6 @@
 //! assert!(scores[0] > scores[1]);
 //! ```
 
-mod artifact;
 mod ease;
 mod knn;
 mod lightgcn;
@@ -28,7 +27,6 @@ mod repeat;
 
 use serde::{Deserialize, Serialize};
 
-pub use artifact::{load, save, ARTIFACT_VERSION};
 pub use ease::EaseConfig;
 pub use knn::ItemKnnConfig;
 pub use lightgcn::LightGcnConfig;
@@ -304,7 +302,8 @@ pub fn fit(
     })
 }
 
-/// Rebuilds a model from its config and tensors (see [`load`]).
+/// Rebuilds a model from its config and [`Recommender::tensors`] (what an
+/// `aisle-train` artifact stores).
 pub fn from_parts(
     cfg: ModelConfig,
     tensors: std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>,

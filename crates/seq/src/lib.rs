@@ -23,7 +23,7 @@ mod softmax;
 mod train;
 
 pub use config::{Arch, LossKind, LrDecay, SeqConfig, TrainMasking, Window};
-pub use model::{Recommendation, SeqModel, UserVectors, SEQ_ARTIFACT_VERSION};
+pub use model::{Recommendation, SeqModel, UserVectors};
 pub use net::{SeqNet, SideInfo};
 pub use repeat::REPEAT_BUCKETS;
 pub use train::{step_benchmark, train, EpochLog, SeqFit, TrainData};

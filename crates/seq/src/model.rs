@@ -1,19 +1,14 @@
 //! A trained sequence model ready for inference: the network in inference
 //! mode, a flat copy of the item vectors for fast scoring, and the training
-//! popularity as the fallback for an empty history; saved to and loaded from
-//! one safetensors file (weights by module path, config in the metadata).
+//! popularity as the fallback for an empty history. Its parts (weights by
+//! module path, config) are what an `aisle-train` artifact stores.
 
 use aisle_core::vector::dot;
-use std::collections::HashMap;
-use std::path::Path;
 
 use aisle_eval::Scorer;
 use burn::tensor::{Device, Tensor};
 
 use crate::{params, repeat, Arch, Result, SeqConfig, SeqError, SeqNet, SideInfo};
-
-/// Bumped whenever the saved layout of a sequence model changes.
-pub const SEQ_ARTIFACT_VERSION: u32 = 3;
 
 pub(crate) fn left_padded(seqs: &[&[u32]], len: usize, shift: u32) -> Vec<i64> {
     let mut v = vec![0i64; seqs.len() * len];
@@ -235,61 +230,33 @@ impl SeqModel {
         }
     }
 
-    /// Writes the model to `path` (write, then rename).
-    pub fn save(&self, path: &Path, extra: &[(&str, String)]) -> Result<()> {
+    /// The model's tensors: the network's parameters by module path and the
+    /// training popularity (what an artifact stores).
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         let mut tensors = params::collect(&self.net);
         tensors.push((
             "popularity".into(),
             vec![self.n_items],
             self.popularity.clone(),
         ));
-        let art = |e: &dyn std::fmt::Display| SeqError::Artifact(e.to_string());
-        let mut meta = HashMap::new();
-        meta.insert(
-            "aisle_artifact_version".to_string(),
-            SEQ_ARTIFACT_VERSION.to_string(),
-        );
-        meta.insert("model".to_string(), self.arch.name().to_string());
-        meta.insert("n_items".to_string(), self.n_items.to_string());
-        meta.insert(
-            "config".to_string(),
-            serde_json::to_string(&self.config).map_err(|e| art(&e))?,
-        );
-        meta.insert(
-            "side".to_string(),
-            serde_json::to_string(&self.net.items.side).map_err(|e| art(&e))?,
-        );
-        for (k, val) in extra {
-            meta.insert(k.to_string(), val.clone());
-        }
-        params::write(path, &tensors, meta).map_err(|e| art(&e))
+        tensors
     }
 
-    /// Reads a model written by [`SeqModel::save`]; refuses other versions,
-    /// corrupt files and tensors whose shapes do not match the config.
-    pub fn load(path: &Path) -> Result<(SeqModel, HashMap<String, String>)> {
-        let art = |m: String| SeqError::Artifact(format!("{}: {m}", path.display()));
-        let (mut tensors, meta) = params::read(path).map_err(art)?;
-        let get = |k: &str| {
-            meta.get(k)
-                .cloned()
-                .ok_or_else(|| art(format!("metadata `{k}` missing")))
-        };
-        let version = get("aisle_artifact_version")?;
-        if version != SEQ_ARTIFACT_VERSION.to_string() {
-            return Err(art(format!(
-                "artifact version {version}, this build reads {SEQ_ARTIFACT_VERSION}"
-            )));
-        }
-        let arch = Arch::parse(&get("model")?)
-            .ok_or_else(|| art("not a sequence model artifact".into()))?;
-        let n_items: usize = get("n_items")?
-            .parse()
-            .map_err(|_| art("bad n_items".into()))?;
-        let config: SeqConfig =
-            serde_json::from_str(&get("config")?).map_err(|e| art(format!("config: {e}")))?;
-        let side: Option<SideInfo> =
-            serde_json::from_str(&get("side")?).map_err(|e| art(format!("side: {e}")))?;
+    /// The category and price side information the item table was built with.
+    pub fn side_info(&self) -> Option<&SideInfo> {
+        self.net.items.side.as_ref()
+    }
+
+    /// Rebuilds a model from [`SeqModel::tensors`]; a missing tensor, one
+    /// left over or a shape that does not match the config is an error.
+    pub fn from_parts(
+        arch: Arch,
+        config: SeqConfig,
+        n_items: usize,
+        side: Option<SideInfo>,
+        mut tensors: params::Tensors,
+    ) -> Result<SeqModel> {
+        let art = SeqError::Artifact;
         let popularity = match tensors.remove("popularity") {
             Some((s, v)) if s == [n_items] => v,
             _ => return Err(art("popularity missing or of the wrong size".into())),
@@ -297,7 +264,7 @@ impl SeqModel {
         let device = Device::default();
         let net = config.init(arch, n_items, side, &device);
         let net = params::restore(net, tensors, &device).map_err(art)?;
-        Ok((SeqModel::new(arch, config, n_items, net, popularity), meta))
+        Ok(SeqModel::new(arch, config, n_items, net, popularity))
     }
 }
 

@@ -12,7 +12,6 @@ mod http;
 pub mod jobs;
 mod limit;
 pub mod purchase;
-pub mod registry;
 pub mod search;
 pub mod seqfeature;
 mod state;
@@ -24,13 +23,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use aisle_store::EventStore;
 
+pub use aisle_train::{Entry, Registry};
 pub use auth::{Keys, Scope};
 pub use conn::{ConnLimits, Conns};
 pub use http::error::{ApiError, Code};
 pub use http::router;
 pub use jobs::{Job, Jobs, RetrainConfig};
 pub use limit::RateLimiter;
-pub use registry::{Entry, Registry};
 pub use state::{Live, Serving};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +44,8 @@ pub enum ServeError {
     Store(#[from] aisle_store::StoreError),
     #[error("model error: {0}")]
     Model(#[from] aisle_seq::SeqError),
+    #[error(transparent)]
+    Train(#[from] aisle_train::TrainError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -300,7 +301,11 @@ impl App {
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
-                match reg.path_of(&v).and_then(|p| load_serving(&p, &v)) {
+                match reg
+                    .path_of(&v)
+                    .map_err(ServeError::from)
+                    .and_then(|p| load_serving(&p, &v))
+                {
                     Ok(s) => app.swap(s),
                     Err(e) => {
                         tracing::error!(version = v, error = %e, "promoted model refused; serving popularity");
@@ -382,7 +387,10 @@ impl App {
         let v = reg
             .promoted_name()?
             .ok_or_else(|| ServeError::Config("no model is promoted".into()))?;
-        let s = reg.path_of(&v).and_then(|p| load_serving(&p, &v))?;
+        let s = reg
+            .path_of(&v)
+            .map_err(ServeError::from)
+            .and_then(|p| load_serving(&p, &v))?;
         self.swap(s.clone());
         Ok(s)
     }
@@ -417,39 +425,20 @@ fn keys_of(cfg: &ServeConfig) -> Result<Keys, ServeError> {
     Ok(keys)
 }
 
-/// A sequence-model artifact and its item ids (one per model item).
-pub fn load_artifact(path: &Path) -> Result<(aisle_seq::SeqModel, Vec<String>), ServeError> {
-    let (model, meta) = aisle_seq::SeqModel::load(path)?;
-    let items: Vec<String> = meta
-        .get("item_ids")
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| {
-            ServeError::Config(format!("{}: no item_ids in the artifact", path.display()))
-        })?;
-    if items.len() != model.n_items {
-        return Err(ServeError::Config(format!(
-            "{}: {} item ids for a model of {} items",
-            path.display(),
-            items.len(),
-            model.n_items
-        )));
-    }
-    Ok((model, items))
-}
-
-/// Loads a sequence-model artifact with its item ids.
+/// Loads an artifact of any kind for serving, with its item ids.
 pub fn load_serving(path: &Path, version: &str) -> Result<Arc<Serving>, ServeError> {
-    let (model, items) = load_artifact(path)?;
-    let index = items
+    let aisle_train::Artifact { header, model } = aisle_train::Artifact::load(path)?;
+    let index = header
+        .item_ids
         .iter()
         .enumerate()
         .map(|(i, s)| (s.clone(), i as u32))
         .collect();
     Ok(Arc::new(Serving {
-        name: model.arch.name().to_string(),
+        name: model.kind().to_string(),
         version: version.to_string(),
         model: Some(model),
-        model_items: items,
+        model_items: header.item_ids,
         model_index: index,
     }))
 }

@@ -13,6 +13,7 @@ use aisle_search::{Filters, KeywordIndex};
 use serde_json::{json, Value};
 
 use crate::state::{Live, Serving};
+use aisle_train::Servable;
 
 /// A progress callback for long index work: (stage, done, total), stage
 /// `embedding` or `graph`. The server logs; `aisle index` draws bars.
@@ -586,7 +587,7 @@ pub fn run(
                 if hist.is_empty() {
                     personal_note = json!("no history the model knows");
                 } else {
-                    let mut s = vec![0f32; model.n_items];
+                    let mut s = vec![0f32; model.n_items()];
                     model.score_history(&hist, &mut s);
                     scores = Some(s);
                     personal_note =

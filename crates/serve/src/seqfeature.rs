@@ -20,8 +20,6 @@ use crate::ServeError;
 
 /// Metadata key of the cut-off in a saved model.
 const META_BEFORE: &str = "seq_feature_trained_before";
-/// Metadata key of the model's item names (JSON list, model id order).
-const META_ITEMS: &str = "seq_feature_items";
 
 /// A trained sequence model, its vocabulary mapped onto a behaviour log.
 pub struct SeqFeature {
@@ -138,33 +136,29 @@ impl SeqFeature {
         }
     }
 
-    /// Writes the model with its cut-off and item names.
+    /// Writes the model (an `aisle-train` artifact) with its cut-off.
     pub fn save(&self, path: &Path) -> Result<(), ServeError> {
-        let items = serde_json::to_string(&self.items)
-            .map_err(|e| ServeError::Config(format!("seq feature items: {e}")))?;
-        self.model.save(
-            path,
-            &[(META_BEFORE, self.before.to_string()), (META_ITEMS, items)],
-        )?;
+        let mut header = aisle_train::Header::new(&self.model, self.items.clone());
+        header
+            .extra
+            .insert(META_BEFORE.to_string(), self.before.to_string());
+        header.save_with(&self.model, path)?;
         Ok(())
     }
 
     /// Reads a model written by [`SeqFeature::save`], its items mapped onto `log`.
     pub fn load(path: &Path, log: &EventLog) -> Result<SeqFeature, ServeError> {
         let bad = |m: &str| ServeError::Config(format!("seq feature {}: {m}", path.display()));
-        let (model, meta) = SeqModel::load(path)?;
-        let before: i64 = meta
+        let aisle_train::Artifact { header, model } = aisle_train::Artifact::load(path)?;
+        let aisle_train::Model::Sequence(model) = model else {
+            return Err(bad("not a sequence model"));
+        };
+        let before: i64 = header
+            .extra
             .get(META_BEFORE)
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| bad("no training cut-off in the metadata"))?;
-        let items: Vec<String> = meta
-            .get(META_ITEMS)
-            .and_then(|v| serde_json::from_str(v).ok())
-            .ok_or_else(|| bad("no item names in the metadata"))?;
-        if items.len() != model.n_items {
-            return Err(bad("item names and model size differ"));
-        }
-        Ok(SeqFeature::new(model, before, items, log))
+        Ok(SeqFeature::new(*model, before, header.item_ids, log))
     }
 
     fn model_id(&self, log_item: u32) -> Option<u32> {

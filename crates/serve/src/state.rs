@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use aisle_core::{CatalogItem, Event, EventType};
-use aisle_seq::SeqModel;
 
 /// Longest history kept per user in memory (the models read at most
 /// `max_len` of it; the store keeps everything).
@@ -183,7 +182,7 @@ impl Live {
 pub struct Serving {
     pub name: String,
     pub version: String,
-    pub model: Option<SeqModel>,
+    pub model: Option<aisle_train::Model>,
     /// The model's item ids, in its index order.
     pub model_items: Vec<String>,
     pub model_index: HashMap<String, u32>,

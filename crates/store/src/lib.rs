@@ -25,6 +25,7 @@
 //! assert_eq!(store.stats().unwrap().events, 1);
 //! ```
 
+mod dataset;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use aisle_core::{CatalogItem, Event, StoredEvent};
 use serde::{Deserialize, Serialize};
 
+pub use dataset::DatasetMeta;
 pub use sqlite::SqliteStore;
 
 /// On-disk schema version; a store written by a newer version is refused.

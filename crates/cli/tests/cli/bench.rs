@@ -316,9 +316,12 @@ fn bad_bench_input_is_a_clear_error() {
         art.to_str().unwrap(),
     ]));
     assert_eq!(summary["model"], "gru4rec");
-    let (m, meta) = aisle_seq::SeqModel::load(&art).unwrap();
-    assert_eq!(m.arch, aisle_seq::Arch::Gru4rec);
-    assert!(meta["item_ids"].starts_with('['));
+    let a = aisle_train::Artifact::load(&art).unwrap();
+    assert_eq!(a.model.kind(), "gru4rec");
+    assert_eq!(
+        a.header.item_ids.len(),
+        summary["items"].as_u64().unwrap() as usize
+    );
     fail(
         &[
             "evaluate",

@@ -8,6 +8,7 @@ mod datasets;
 mod demo;
 mod durability;
 mod keys;
+mod kinds;
 mod ranking;
 mod retrain;
 

@@ -32,6 +32,7 @@ pub(super) fn reload(app: &App, version: &str) -> Result<ModelRef, ApiError> {
     // A corrupt or incompatible artifact is refused; the old model keeps serving.
     let s = reg
         .path_of(version)
+        .map_err(crate::ServeError::from)
         .and_then(|p| crate::load_serving(&p, version))
         .map_err(|e| ApiError::new(Code::BadArtifact, e.to_string()))?;
     app.swap(s);

@@ -140,6 +140,7 @@ impl From<ServeError> for ApiError {
             ServeError::BadRequest(m) => ApiError::new(Code::BadRequest, m),
             ServeError::NotFound(m) => ApiError::not_found(m),
             ServeError::Unauthorized(m) => ApiError::new(Code::Unauthorized, m),
+            ServeError::Train(e) if !matches!(e, aisle_train::TrainError::Io(_)) => e.into(),
             ServeError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(
@@ -149,6 +150,21 @@ impl From<ServeError> for ApiError {
             }
             // Logged (with the reference the client sees) by `client_message`.
             other => ApiError::new(Code::Internal, other.to_string()),
+        }
+    }
+}
+
+impl From<aisle_train::TrainError> for ApiError {
+    fn from(e: aisle_train::TrainError) -> ApiError {
+        use aisle_train::TrainError as T;
+        match e {
+            T::BadVersion(_) | T::NoEarlierPromotion => {
+                ApiError::new(Code::BadRequest, e.to_string())
+            }
+            T::NotPromotable { .. } | T::Artifact { .. } => {
+                ApiError::new(Code::BadArtifact, e.to_string())
+            }
+            other => ServeError::Train(other).into(),
         }
     }
 }

@@ -25,6 +25,7 @@ use axum::Router;
 
 use crate::state::Live;
 use crate::{App, ServeError};
+use aisle_train::Servable;
 use error::{ApiError, Code};
 
 /// The API.
@@ -103,7 +104,7 @@ pub(super) fn heavy(app: &App) -> bool {
         .unwrap_or_else(|e| e.into_inner())
         .items
         .len();
-    let width = s.model.as_ref().map_or(1, |m| m.dim().max(1));
+    let width = s.model.as_ref().map_or(1, |m| m.width());
     live_items.saturating_mul(width) >= OFFLOAD_WORK
 }
 

@@ -16,6 +16,7 @@ use super::{compute, heavy};
 
 use crate::state::Live;
 use crate::App;
+use aisle_train::Servable;
 
 pub(super) fn rec_item(live: &Live, i: u32, score: f32, source: &str, reason: String) -> RecItem {
     RecItem {
@@ -73,7 +74,7 @@ pub(super) fn recommend(
         let hist = serving.known_history(live, history);
         unknown = history.len() - hist.len();
         if !hist.is_empty() {
-            let mut scores = vec![0f32; model.n_items];
+            let mut scores = vec![0f32; model.n_items()];
             model.score_history(&hist, &mut scores);
             let last = live.title(*history.last().expect("non-empty"));
             // With the purchase model: a wider candidate list, re-ranked.
@@ -269,15 +270,8 @@ pub(super) async fn similar(
         let title = live.title(li);
         let mut items = Vec::new();
         if let (Some(model), Some(&mj)) = (&serving.model, serving.model_index.get(&id)) {
-            let d = model.dim();
-            let v = model.item_vectors();
-            let norm = |r: &[f32]| r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            let me = &v[mj as usize * d..(mj as usize + 1) * d];
-            let nm = norm(me);
-            let scores: Vec<f32> = v
-                .chunks_exact(d)
-                .map(|r| r.iter().zip(me).map(|(a, b)| a * b).sum::<f32>() / (norm(r) * nm))
-                .collect();
+            let mut scores = vec![0f32; model.n_items()];
+            model.similar(mj, &mut scores);
             for j in aisle_eval::top_k(&scores, q.k, |j| {
                 j == mj as usize
                     || live

@@ -41,8 +41,8 @@ pub fn promote_tiny_sasrec(dir: &Path, items: u32, epochs: usize, version: u64) 
     let ids: Vec<String> = (0..items).map(|i| format!("i{i}")).collect();
     let name = format!("sasrec-{version}.safetensors");
     let p = models.join(&name);
-    model
-        .save(&p, &[("item_ids", serde_json::to_string(&ids).unwrap())])
+    aisle_train::Artifact::new(aisle_train::Model::Sequence(Box::new(model)), ids)
+        .save(&p)
         .unwrap();
     aisle_serve::Registry::new(dir).promote(&name).unwrap();
     p

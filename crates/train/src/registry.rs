@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::ServeError;
+use crate::{Artifact, Result, TrainError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -37,7 +37,7 @@ impl Registry {
     }
 
     /// Every artifact, oldest first (by file name: MODEL-UNIXTIME).
-    pub fn list(&self) -> Result<Vec<Entry>, ServeError> {
+    pub fn list(&self) -> Result<Vec<Entry>> {
         let promoted = self.promoted_name()?;
         let mut out = Vec::new();
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
@@ -75,33 +75,54 @@ impl Registry {
     }
 
     /// The promoted version's file name, if any.
-    pub fn promoted_name(&self) -> Result<Option<String>, ServeError> {
+    pub fn promoted_name(&self) -> Result<Option<String>> {
         match std::fs::read_to_string(self.dir.join("PROMOTED")) {
             Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ServeError::Io(e)),
+            Err(e) => Err(TrainError::Io(e)),
         }
     }
 
     /// The file of `version`; names that could leave the registry folder are refused.
-    pub fn path_of(&self, version: &str) -> Result<PathBuf, ServeError> {
+    pub fn path_of(&self, version: &str) -> Result<PathBuf> {
         if version.contains('/') || version.contains("..") {
-            return Err(ServeError::BadRequest(format!("bad version {version:?}")));
+            return Err(TrainError::BadVersion(version.to_string()));
         }
         Ok(self.dir.join(version))
     }
 
+    /// The version (file name) of an artifact at `path`, which must lie in
+    /// this registry's folder.
+    pub fn version_of(&self, path: &Path) -> Result<String> {
+        let outside = || TrainError::NotInRegistry {
+            path: path.to_path_buf(),
+            dir: self.dir.clone(),
+        };
+        let inside = path
+            .parent()
+            .zip(std::fs::canonicalize(&self.dir).ok())
+            .is_some_and(|(p, d)| std::fs::canonicalize(p).ok() == Some(d));
+        if !inside {
+            return Err(outside());
+        }
+        path.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .ok_or_else(outside)
+    }
+
     /// Marks `version` as the one to serve, after checking that it loads.
-    pub fn promote(&self, version: &str) -> Result<(), ServeError> {
-        aisle_seq::SeqModel::load(&self.path_of(version)?)
-            .map_err(|e| ServeError::BadRequest(format!("cannot promote {version}: {e}")))?;
+    pub fn promote(&self, version: &str) -> Result<()> {
+        Artifact::load(&self.path_of(version)?).map_err(|e| TrainError::NotPromotable {
+            version: version.to_string(),
+            reason: e.to_string(),
+        })?;
         self.mark_promoted(version)
     }
 
     /// Records `version` as promoted without loading it: for a caller that
     /// has just loaded it (the server's hot swap).
-    pub fn mark_promoted(&self, version: &str) -> Result<(), ServeError> {
+    pub fn mark_promoted(&self, version: &str) -> Result<()> {
         self.path_of(version)?;
         let tmp = self.dir.join("PROMOTED.tmp");
         std::fs::write(&tmp, format!("{version}\n"))?;
@@ -116,7 +137,7 @@ impl Registry {
     }
 
     /// Promotes the version promoted before the current one.
-    pub fn rollback(&self) -> Result<String, ServeError> {
+    pub fn rollback(&self) -> Result<String> {
         let log = std::fs::read_to_string(self.dir.join("promotions.log")).unwrap_or_default();
         let mut history: Vec<&str> = log.lines().filter(|l| !l.is_empty()).collect();
         let current = self.promoted_name()?;
@@ -128,9 +149,7 @@ impl Registry {
             history.pop();
         }
         let Some(prev) = history.last() else {
-            return Err(ServeError::BadRequest(
-                "no earlier promotion to roll back to".into(),
-            ));
+            return Err(TrainError::NoEarlierPromotion);
         };
         let prev = prev.to_string();
         self.promote(&prev)?;
@@ -138,32 +157,18 @@ impl Registry {
     }
 }
 
-/// The JSON metadata map of a safetensors file (header only).
-pub fn read_meta(path: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len).ok()?;
-    let n = u64::from_le_bytes(len);
-    if n > 100 << 20 {
-        return None;
-    }
-    let mut buf = vec![0u8; n as usize];
-    f.read_exact(&mut buf).ok()?;
-    let header: serde_json::Value = serde_json::from_slice(&buf).ok()?;
-    let meta = header.get("__metadata__")?.as_object()?.clone();
-    // item_ids is long: list the count instead.
+/// The metadata of an artifact as JSON strings, read from its header only;
+/// the long `item_ids` list is replaced by its count, `items`.
+fn read_meta(path: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let meta = aisle_core::tensors::read_meta(path)?;
     Some(
         meta.into_iter()
             .map(|(k, v)| {
                 if k == "item_ids" {
-                    let n = v
-                        .as_str()
-                        .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
-                        .map_or(0, |v| v.len());
+                    let n = serde_json::from_str::<Vec<String>>(&v).map_or(0, |v| v.len());
                     ("items".to_string(), serde_json::json!(n))
                 } else {
-                    (k, v)
+                    (k, serde_json::Value::String(v))
                 }
             })
             .collect(),
