@@ -21,7 +21,7 @@ Trials (each prints one JSON line and appends it to OUT/results.jsonl):
                  rule on, under --dry-run: peak RSS and time of each.
   fuzz N         the reader/event/config fuzz loop with N inputs
                  (cargo run --release -p aisle-ingest --example fuzz).
-  openapi S      schemathesis (from openapi.json) over every route for S
+  openapi S      schemathesis (from the served /openapi.json) over every route for S
                  seconds against a copy of the demo shop: no 5xx allowed.
                  Needs the peer venv: bench/setup-peers.sh schemathesis
                  (or --st PATH to its `st`).
@@ -448,8 +448,10 @@ def openapi(aisle, out, seconds, st):
     shutil.copytree(src, store)
     srv = Server(aisle, store)
     t = time.time()
-    p = subprocess.run([st, "run", os.path.join(ROOT, "openapi.json"), "--url", f"http://127.0.0.1:{srv.port}",
-                        "--checks", "not_a_server_error", "--max-time", str(seconds), "--workers", "2",
+    # The document the server generates and serves.
+    p = subprocess.run([st, "run", f"http://127.0.0.1:{srv.port}/openapi.json",
+                        "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
+                        "--max-time", str(seconds), "--workers", "2",
                         "--suppress-health-check", "all"],
                        capture_output=True, text=True, cwd=out)  # its .schemathesis/ cache stays in OUT
     srv.stop()

@@ -1200,7 +1200,8 @@ pub fn search(a: crate::SearchArgs) -> Result<()> {
     };
     let t_search = std::time::Instant::now();
     let mut out = app.search(&req).map_err(anyhow::Error::msg)?;
-    out["took_ms"] = serde_json::json!(t_search.elapsed().as_secs_f64() * 1000.0);
+    out.took_ms = t_search.elapsed().as_secs_f64() * 1000.0;
+    let out = serde_json::to_value(&out)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());

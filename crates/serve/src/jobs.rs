@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::App;
 
@@ -41,16 +41,70 @@ pub struct RetrainConfig {
     pub low_priority: bool,
 }
 
+/// `GET /v1/admin/jobs`: the scheduler and its jobs, newest first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JobsView {
+    pub scheduler: Scheduler,
+    pub jobs: Vec<Job>,
+}
+
+/// The scheduler's settings and counters (only `enabled` when it is off).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Scheduler {
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_new_events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_priority: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_since_last_job: Option<u64>,
+}
+
+/// What started a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Interval,
+    Events,
+    Manual,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Interval => "interval",
+            Trigger::Events => "events",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
 /// One job, as `GET /v1/admin/jobs` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: u64,
+    /// `retrain`.
     pub kind: String,
     pub model: String,
-    /// `interval`, `events` or `manual`.
-    pub trigger: String,
-    /// `running`, `succeeded` or `failed`.
-    pub status: String,
+    pub trigger: Trigger,
+    pub status: JobStatus,
     /// Unix seconds.
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -58,9 +112,12 @@ pub struct Job {
     /// Events acknowledged since the previous job started.
     pub new_events: u64,
     /// `promoted` or `kept` (succeeded jobs).
-    pub decision: Option<String>,
-    /// The run's summary (metrics of candidate and serving version).
-    pub result: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub decision: Option<aisle_train::Action>,
+    /// The run's report (`aisle train`'s JSON: fit figures and the decision
+    /// with both versions' hold-out metrics).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<aisle_train::TrainReport>,
     pub error: Option<String>,
     /// The run's log file.
     pub log: Option<String>,
@@ -151,23 +208,23 @@ impl Jobs {
     }
 
     /// Jobs newest first, and the scheduler's settings and counters.
-    pub fn snapshot(&self, events_total: u64) -> Value {
+    pub fn snapshot(&self, events_total: u64) -> JobsView {
         let s = self.lock();
-        let jobs: Vec<&Job> = s.jobs.iter().rev().collect();
+        let jobs: Vec<Job> = s.jobs.iter().rev().cloned().collect();
         let scheduler = match &self.cfg {
-            None => json!({"enabled": false}),
-            Some(c) => json!({
-                "enabled": true,
-                "model": c.model,
-                "interval_s": c.interval.map(|d| d.as_secs_f64()),
-                "min_new_events": c.min_new_events,
-                "low_priority": c.low_priority,
-                "running": s.running,
-                "queued": s.manual,
-                "events_since_last_job": events_total.saturating_sub(s.events_at_last),
-            }),
+            None => Scheduler::default(),
+            Some(c) => Scheduler {
+                enabled: true,
+                model: Some(c.model.clone()),
+                interval_s: c.interval.map(|d| d.as_secs_f64()),
+                min_new_events: c.min_new_events,
+                low_priority: Some(c.low_priority),
+                running: Some(s.running),
+                queued: Some(s.manual),
+                events_since_last_job: Some(events_total.saturating_sub(s.events_at_last)),
+            },
         };
-        json!({"scheduler": scheduler, "jobs": jobs})
+        JobsView { scheduler, jobs }
     }
 
     /// Prometheus lines: retraining durations and outcomes.
@@ -250,18 +307,18 @@ fn scheduler(app: &App) {
             }
             let events = app.metrics.events_ingested.load(Ordering::Relaxed);
             let trigger = if s.manual {
-                Some("manual")
+                Some(Trigger::Manual)
             } else if cfg
                 .interval
                 .zip(s.last_end)
                 .is_some_and(|(iv, t)| t.elapsed() >= iv)
             {
-                Some("interval")
+                Some(Trigger::Interval)
             } else if cfg
                 .min_new_events
                 .is_some_and(|n| events.saturating_sub(s.events_at_last) >= n)
             {
-                Some("events")
+                Some(Trigger::Events)
             } else {
                 None
             };
@@ -277,7 +334,7 @@ fn scheduler(app: &App) {
     }
 }
 
-fn run_job(app: &App, cfg: &RetrainConfig, trigger: &str) {
+fn run_job(app: &App, cfg: &RetrainConfig, trigger: Trigger) {
     let events = app.metrics.events_ingested.load(Ordering::Relaxed);
     let mut job = {
         let mut s = app.jobs.lock();
@@ -286,8 +343,8 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: &str) {
             id: s.next_id,
             kind: "retrain".into(),
             model: cfg.model.clone(),
-            trigger: trigger.into(),
-            status: "running".into(),
+            trigger,
+            status: JobStatus::Running,
             started_at: aisle_core::time::unix_now(),
             finished_at: None,
             duration_s: None,
@@ -307,7 +364,7 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: &str) {
     tracing::info!(
         job = job.id,
         model = cfg.model,
-        trigger,
+        trigger = trigger.as_str(),
         "retraining started"
     );
     let t0 = Instant::now();
@@ -315,17 +372,17 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: &str) {
     job.duration_s = Some(t0.elapsed().as_secs_f64());
     job.finished_at = Some(aisle_core::time::unix_now());
     match outcome {
-        Ok(()) => job.status = "succeeded".into(),
+        Ok(()) => job.status = JobStatus::Succeeded,
         Err(e) => {
             tracing::error!(job = job.id, error = %e, "retraining failed; the serving model is unchanged");
-            job.status = "failed".into();
+            job.status = JobStatus::Failed;
             job.error = Some(e);
         }
     }
     tracing::info!(
         job = job.id,
-        status = job.status,
-        decision = job.decision,
+        status = ?job.status,
+        decision = ?job.decision,
         secs = job.duration_s,
         "retraining finished"
     );
@@ -344,7 +401,7 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: &str) {
     s.running = false;
     s.last_end = Some(Instant::now());
     s.retrain_seconds += job.duration_s.unwrap_or(0.0);
-    if job.status == "succeeded" {
+    if job.status == JobStatus::Succeeded {
         s.succeeded += 1;
     } else {
         s.failed += 1;
@@ -439,15 +496,19 @@ fn execute(app: &App, cfg: &RetrainConfig, job: &mut Job) -> Result<(), String> 
     if !status.success() {
         return Err(format!("the run exited with {status}"));
     }
-    let summary: Value = serde_json::from_slice(&stdout)
-        .map_err(|e| format!("the run printed no JSON summary: {e}"))?;
-    let action = summary
-        .pointer("/decision/action")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    job.decision = action.clone();
-    job.result = Some(summary);
-    if action.as_deref() == Some("promoted") {
+    let report: aisle_train::TrainReport = serde_json::from_slice(&stdout)
+        .map_err(|e| format!("the run printed no train report (aisle train's JSON): {e}"))?;
+    if report.report_version != aisle_train::REPORT_VERSION {
+        return Err(format!(
+            "the run's report has version {}, this server reads {}",
+            report.report_version,
+            aisle_train::REPORT_VERSION
+        ));
+    }
+    let action = report.decision.as_ref().map(|d| d.action);
+    job.decision = action;
+    job.result = Some(report);
+    if action == Some(aisle_train::Action::Promoted) {
         app.reload_promoted().map_err(|e| {
             format!("the promoted version was refused ({e}); the old model keeps serving")
         })?;

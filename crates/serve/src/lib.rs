@@ -4,7 +4,7 @@
 //! an in-memory view of the catalog, histories and popularity that each
 //! event updates at once, and the promoted sequence model (hot-swapped
 //! atomically; popularity when none). Errors are `{"error":{"code","message"}}`
-//! with a 4xx; see `openapi.json` at the repository root.
+//! with a 4xx; the server documents itself at `GET /openapi.json`.
 
 pub mod auth;
 pub mod conn;
@@ -53,7 +53,7 @@ pub enum ServeError {
 }
 
 /// What an erasure removed.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Erased {
     /// Events deleted from the store.
     pub events: u64,
@@ -396,7 +396,7 @@ impl App {
     }
 
     /// Runs a search (what `GET /v1/search` answers, without `took_ms`).
-    pub fn search(&self, req: &search::SearchRequest) -> Result<serde_json::Value, String> {
+    pub fn search(&self, req: &search::SearchRequest) -> Result<search::SearchResults, String> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         search::run(&self.search, &live, &self.current(), req)
     }

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 
 use aisle_core::CatalogItem;
 use aisle_search::{Filters, KeywordIndex};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::state::{Live, Serving};
 use aisle_train::Servable;
@@ -490,13 +491,86 @@ pub struct SearchRequest {
     pub mode: Option<String>,
 }
 
+/// What `GET /v1/search` answers.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchResults {
+    /// Best first.
+    pub results: Vec<SearchHit>,
+    /// Items that matched (keyword mode and hybrid: keyword matches).
+    pub total: usize,
+    pub facets: Facets,
+    pub query: QueryInfo,
+    /// Whether semantic search is on, and why not when it is off.
+    pub semantic: String,
+    /// Time spent answering, in milliseconds.
+    pub took_ms: f64,
+}
+
+/// One result and why it ranks where it does.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchHit {
+    pub item_id: String,
+    pub title: String,
+    pub score: f32,
+    pub why: Why,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Why {
+    /// Query words found in the item.
+    pub matched: Vec<String>,
+    /// Query words matched approximately (typo or prefix).
+    pub approximate: Vec<String>,
+    /// 1-based rank in the keyword list.
+    pub keyword_rank: Option<usize>,
+    pub bm25: Option<f32>,
+    pub semantic: Option<SemanticMatch>,
+    pub personal: Option<PersonalBoost>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SemanticMatch {
+    /// 1-based rank in the semantic list.
+    pub rank: usize,
+    pub cosine: f32,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PersonalBoost {
+    /// Rank of the item in the user's model scores among the candidates.
+    pub rank: usize,
+    pub boost: f32,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Facets {
+    pub category: Vec<FacetCount>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QueryInfo {
+    /// The analyzed query words.
+    pub words: Vec<String>,
+    pub mode: String,
+    /// The retrievers that ran.
+    pub modes: Vec<String>,
+    /// What personal ranking did (None: not asked or no model).
+    pub personal: Option<String>,
+}
+
 /// Runs a search: keyword candidates, fusion, personal re-ranking.
 pub fn run(
     search: &Search,
     live: &Live,
     serving: &Serving,
     req: &SearchRequest,
-) -> Result<Value, String> {
+) -> Result<SearchResults, String> {
     let keyword = search
         .keyword
         .as_ref()
@@ -577,21 +651,21 @@ pub fn run(
         .map(|(r, (id, s))| (id.as_str(), (r, *s)))
         .collect();
     // Personal scores: the serving model after the user's history.
-    let mut personal_note = Value::Null;
+    let mut personal_note: Option<String> = None;
     let mut scores: Option<Vec<f32>> = None;
     if let (true, Some(user), Some(model)) = (req.personal, &req.user, &serving.model) {
         match live.users.get(user) {
-            None => personal_note = json!("unknown user: no personal ranking"),
+            None => personal_note = Some("unknown user: no personal ranking".into()),
             Some(u) => {
                 let hist = serving.known_history(live, &u.history);
                 if hist.is_empty() {
-                    personal_note = json!("no history the model knows");
+                    personal_note = Some("no history the model knows".into());
                 } else {
                     let mut s = vec![0f32; model.n_items()];
                     model.score_history(&hist, &mut s);
                     scores = Some(s);
                     personal_note =
-                        json!(format!("re-ranked by {} {}", serving.name, serving.version));
+                        Some(format!("re-ranked by {} {}", serving.name, serving.version));
                 }
             }
         }
@@ -612,7 +686,7 @@ pub fn run(
             0.0
         },
     );
-    let mut results: Vec<Value> = Vec::with_capacity(req.k);
+    let mut results: Vec<SearchHit> = Vec::with_capacity(req.k);
     for r in ranked.iter().take(req.k) {
         let kr = kw_rank.get(r.id.as_str()).copied();
         let (title, matched, approximate, bm25) = match kr {
@@ -631,20 +705,26 @@ pub fn run(
         };
         let semantic = sem_score
             .get(r.id.as_str())
-            .map(|(rank, s)| json!({"rank": rank + 1, "cosine": s}));
-        results.push(json!({
-            "item_id": r.id,
-            "title": title,
-            "score": r.score,
-            "why": {
-                "matched": matched,
-                "approximate": approximate,
-                "keyword_rank": kr.map(|k| k + 1),
-                "bm25": bm25,
-                "semantic": semantic,
-                "personal": r.personal_rank.map(|pr| json!({"rank": pr, "boost": r.boost})),
+            .map(|&(rank, cosine)| SemanticMatch {
+                rank: rank + 1,
+                cosine,
+            });
+        results.push(SearchHit {
+            item_id: r.id.clone(),
+            title,
+            score: r.score,
+            why: Why {
+                matched,
+                approximate,
+                keyword_rank: kr.map(|k| k + 1),
+                bm25,
+                semantic,
+                personal: r.personal_rank.map(|rank| PersonalBoost {
+                    rank,
+                    boost: r.boost,
+                }),
             },
-        }));
+        });
     }
     tracing::debug!(
         total_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -654,13 +734,32 @@ pub fn run(
         "hybrid" => vec!["keyword", "semantic"],
         m => vec![m],
     };
-    Ok(json!({
-        "results": results,
-        "total": if mode == "semantic" { json!(sem.len()) } else { json!(kw.total) },
-        "facets": {"category": kw.facets.iter().map(|(c, n)| json!({"value": c, "count": n})).collect::<Vec<_>>()},
-        "query": {"words": kw.words, "mode": mode, "modes": modes, "personal": personal_note},
-        "semantic": search.semantic_note,
-    }))
+    Ok(SearchResults {
+        results,
+        total: if mode == "semantic" {
+            sem.len()
+        } else {
+            kw.total
+        },
+        facets: Facets {
+            category: kw
+                .facets
+                .iter()
+                .map(|(value, count)| FacetCount {
+                    value: value.clone(),
+                    count: *count,
+                })
+                .collect(),
+        },
+        query: QueryInfo {
+            words: kw.words.clone(),
+            mode: mode.to_string(),
+            modes: modes.iter().map(|m| m.to_string()).collect(),
+            personal: personal_note,
+        },
+        semantic: search.semantic_note.clone(),
+        took_ms: 0.0,
+    })
 }
 
 /// STORE/search for a store directory.

@@ -9,19 +9,22 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
 
 use super::error::{body_as, ApiError, ApiResult, Code};
 use super::recs::serving_model;
-use super::types::{JobQueued, ModelRef, Serving};
+use super::types::{JobQueued, ModelRef, ModelVersion, Models, Serving};
 use crate::App;
 
 pub(super) async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {
     let versions = match &app.registry {
-        Some(r) => serde_json::to_value(r.list()?).unwrap_or(Value::Null),
-        None => json!([]),
+        Some(r) => r.list()?.into_iter().map(ModelVersion::from).collect(),
+        None => Vec::new(),
     };
-    Ok(Json(json!({"serving": serving_model(&app), "versions": versions})).into_response())
+    Ok(Json(Models {
+        serving: serving_model(&app),
+        versions,
+    })
+    .into_response())
 }
 
 pub(super) fn reload(app: &App, version: &str) -> Result<ModelRef, ApiError> {
@@ -54,9 +57,10 @@ pub(super) async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
 }
 
 /// `POST /v1/admin/models/promote`: `{"version": "FILE.safetensors"}`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PromoteBody {
+    /// A file name listed by `GET /v1/admin/models`.
     version: String,
 }
 

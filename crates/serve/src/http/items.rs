@@ -43,7 +43,7 @@ pub(super) async fn get_item(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ItemBody {
     title: Option<String>,

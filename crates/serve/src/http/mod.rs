@@ -10,6 +10,7 @@ mod events;
 mod guard;
 mod health;
 mod items;
+pub mod openapi;
 mod query;
 mod recs;
 mod search;
@@ -33,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
     let limit = app.cfg.max_body_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/openapi.json", get(openapi::openapi_json_route))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/events", post(events::post_events))

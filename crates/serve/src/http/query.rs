@@ -15,8 +15,9 @@ use crate::App;
 macro_rules! params {
     ($(#[$doc:meta])* $name:ident { $($field:ident),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Default, serde::Deserialize)]
+        #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
         #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
         pub(super) struct $name {
             $(pub(super) $field: Option<String>,)+
         }

@@ -190,11 +190,14 @@ pub(super) async fn user_recs(
 }
 
 /// `POST /v1/sessions/recommendations`: `{"items": [ids...], "k"?}`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SessionBody {
     /// Item ids (strings or numbers), oldest first.
+    #[schema(value_type = Vec<String>)]
     items: Vec<Value>,
+    /// How many items (1 to the server's max_k; default 10).
+    #[schema(value_type = Option<u32>)]
     k: Option<Value>,
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::error::{ApiError, ApiResult, Code};
 use super::query::{flag, parse_k, ListQuery, Params, SearchParams, SuggestParams};
@@ -69,14 +69,16 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
         .map_err(ApiError::task)?
         .map_err(|e| ApiError::new(Code::SearchUnavailable, e))?;
     let took = t.elapsed().as_secs_f64() * 1000.0;
-    out["took_ms"] = json!(took);
-    let top: Vec<&Value> = out["results"]
-        .as_array()
-        .map(|r| r.iter().take(10).map(|x| &x["item_id"]).collect())
-        .unwrap_or_default();
+    out.took_ms = took;
+    let top: Vec<&str> = out
+        .results
+        .iter()
+        .take(10)
+        .map(|x| x.item_id.as_str())
+        .collect();
     app.search.record(&json!({
         "ts": aisle_core::time::unix_now(), "q": req.q, "user": req.user, "k": req.k,
-        "total": out["total"], "top": top, "took_ms": took,
+        "total": out.total, "top": top, "took_ms": took,
     }));
     Ok(Json(out).into_response())
 }

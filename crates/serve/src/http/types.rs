@@ -4,14 +4,14 @@
 use serde::Serialize;
 
 /// The model that answered: its name and version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelRef {
     pub name: String,
     pub version: String,
 }
 
 /// One recommended item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecItem {
     pub item_id: String,
     pub score: f32,
@@ -26,14 +26,14 @@ pub struct RecItem {
 }
 
 /// The A/B arm a user fell in.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExperimentArm {
     pub name: String,
     pub variant: &'static str,
 }
 
 /// `GET /v1/users/{id}/recommendations`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserRecs {
     pub items: Vec<RecItem>,
     pub model: ModelRef,
@@ -44,7 +44,7 @@ pub struct UserRecs {
 }
 
 /// `POST /v1/sessions/recommendations`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionRecs {
     pub items: Vec<RecItem>,
     pub model: ModelRef,
@@ -53,14 +53,14 @@ pub struct SessionRecs {
 }
 
 /// `GET /v1/popular`, `GET /v1/items/{id}/similar`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemList {
     pub items: Vec<RecItem>,
     pub model: ModelRef,
 }
 
 /// `GET /v1/items/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemView {
     pub item_id: String,
     pub title: Option<String>,
@@ -73,21 +73,21 @@ pub struct ItemView {
 }
 
 /// `PUT /v1/items/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemStored {
     pub item_id: String,
     pub stored: bool,
 }
 
 /// `DELETE /v1/items/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemDeleted {
     pub item_id: String,
     pub deleted: bool,
 }
 
 /// `DELETE /v1/users/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserErased {
     pub user_id: String,
     pub deleted_events: u64,
@@ -95,7 +95,7 @@ pub struct UserErased {
 }
 
 /// `POST /v1/events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventsAccepted {
     pub accepted: usize,
     pub inserted: usize,
@@ -103,13 +103,13 @@ pub struct EventsAccepted {
 }
 
 /// `GET /healthz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: &'static str,
 }
 
 /// `GET /readyz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ready {
     pub ready: bool,
     /// `ok`, or `degraded` when the promoted model was refused.
@@ -120,13 +120,13 @@ pub struct Ready {
 }
 
 /// `POST /v1/admin/models/reload` and `/promote`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Serving {
     pub serving: ModelRef,
 }
 
 /// `POST /v1/admin/jobs`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobQueued {
     pub queued: bool,
     pub job_id: u64,
@@ -134,7 +134,7 @@ pub struct JobQueued {
 }
 
 /// One autocomplete suggestion.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Suggestion {
     pub text: String,
     /// `query` (a past search) or `title` (a catalog title).
@@ -144,7 +144,53 @@ pub struct Suggestion {
 }
 
 /// `GET /v1/search/suggest`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Suggestions {
     pub suggestions: Vec<Suggestion>,
+}
+
+/// One artifact in the registry (`GET /v1/admin/models`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelVersion {
+    /// The file name, e.g. `sasrec-1764300000.safetensors`.
+    pub version: String,
+    pub model: String,
+    pub bytes: u64,
+    pub promoted: bool,
+    /// Metadata written at training time (dataset, users, items, created_at...).
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<aisle_train::Entry> for ModelVersion {
+    fn from(e: aisle_train::Entry) -> ModelVersion {
+        ModelVersion {
+            version: e.version,
+            model: e.model,
+            bytes: e.bytes,
+            promoted: e.promoted,
+            meta: e.meta,
+        }
+    }
+}
+
+/// `GET /v1/admin/models`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Models {
+    pub serving: ModelRef,
+    /// Every artifact, oldest first.
+    pub versions: Vec<ModelVersion>,
+}
+
+/// Every error: `{"error": {"code", "message"}}`, `code` from the `Code` enum.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`bad_k`, `unauthorized`, ...).
+    pub code: String,
+    pub message: String,
 }
