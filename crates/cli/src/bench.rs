@@ -12,7 +12,7 @@ use aisle_models::{ModelConfig, TrainData};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::commands::bar;
+use crate::commands::with_bar;
 
 /// Parsed overrides: (model or None for all, key, value).
 pub type Overrides = Vec<(Option<String>, String, String)>;
@@ -267,13 +267,7 @@ pub fn run_models(
         let name = cfg.name();
         reset_peak_rss();
         let (t0, c0) = (Instant::now(), cpu_seconds());
-        let pb = bar(0, name);
-        let pb2 = pb.clone();
-        let fitted = aisle_models::fit(cfg, &train, &move |d, t| {
-            pb2.set_length(t);
-            pb2.set_position(d);
-        });
-        pb.finish_and_clear();
+        let fitted = with_bar(name, |progress| aisle_models::fit(cfg, &train, progress));
         let model = match fitted {
             Ok(m) => m,
             Err(e @ aisle_models::ModelError::TooLarge { .. }) => {
@@ -555,14 +549,9 @@ pub(crate) fn train_seq(
     seqs: &Sequences,
     side: Option<aisle_seq::SideInfo>,
 ) -> Result<(aisle_seq::SeqModel, aisle_seq::SeqFit)> {
-    let pb = bar(0, arch.name());
-    let pb2 = pb.clone();
-    let out = aisle_train::fit_sequence(arch, cfg, seqs, side, &move |d, t| {
-        pb2.set_length(t);
-        pb2.set_position(d);
-    })?;
-    pb.finish_and_clear();
-    Ok(out)
+    Ok(with_bar(arch.name(), |progress| {
+        aisle_train::fit_sequence(arch, cfg, seqs, side, progress)
+    })?)
 }
 
 /// The leaderboard's evaluation of one stage: K = 10 and 20, top-10 lists

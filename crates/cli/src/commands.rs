@@ -56,6 +56,19 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// Runs `f` with a progress bar named `what`, moved by the `(done, total)`
+/// callback `f` hands to the work; the bar is cleared when `f` returns.
+pub(crate) fn with_bar<T>(what: &str, f: impl FnOnce(&(dyn Fn(u64, u64) + Sync)) -> T) -> T {
+    let pb = bar(0, what);
+    let pb2 = pb.clone();
+    let out = f(&move |done, total| {
+        pb2.set_length(total);
+        pb2.set_position(done);
+    });
+    pb.finish_and_clear();
+    out
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -526,19 +539,15 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             .join("models")
             .join(format!("sasrec-{}.safetensors", unix_now()));
         let data = aisle_train::StoreData::load(&store_url)?;
-        let pb = bar(0, "sasrec");
-        let pb2 = pb.clone();
-        let r = aisle_train::train_sequence(
-            &store_url,
-            &data,
-            (arch_cfg.0, &arch_cfg.1),
-            &out,
-            &move |d, t| {
-                pb2.set_length(t);
-                pb2.set_position(d);
-            },
-        )?;
-        pb.finish_and_clear();
+        let r = with_bar("sasrec", |progress| {
+            aisle_train::train_sequence(
+                &store_url,
+                &data,
+                (arch_cfg.0, &arch_cfg.1),
+                &out,
+                progress,
+            )
+        })?;
         let reg = registry(&store_url)?;
         reg.promote(&reg.version_of(&out)?)?;
         println!(
@@ -897,21 +906,22 @@ pub fn train(a: TrainArgs) -> Result<()> {
         );
     }
     let data = aisle_train::StoreData::load(&a.store)?;
-    let pb = bar(0, &a.model);
-    let pb2 = pb.clone();
-    let progress = move |d, t| {
-        pb2.set_length(t);
-        pb2.set_position(d);
-    };
-    let mut report = if is_seq {
-        let (arch, cfg) = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
-        aisle_train::train_sequence(&a.store, &data, (arch, &cfg), &out, &progress)?
-    } else {
-        let cfg =
-            crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
-        aisle_train::train_classical(&data, &cfg, &out, &progress)?
-    };
-    pb.finish_and_clear();
+    let mut report = with_bar(&a.model, |progress| {
+        if is_seq {
+            let (arch, cfg) = crate::bench::seq_config(&a.model, &overrides, a.time_budget)?;
+            Ok::<_, anyhow::Error>(aisle_train::train_sequence(
+                &a.store,
+                &data,
+                (arch, &cfg),
+                &out,
+                progress,
+            )?)
+        } else {
+            let cfg =
+                crate::bench::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
+            Ok(aisle_train::train_classical(&data, &cfg, &out, progress)?)
+        }
+    })?;
     if a.promote {
         let reg = registry(&a.store)?;
         let version = reg.version_of(&out).context("--promote (drop --out)")?;

@@ -12,7 +12,7 @@ use aisle_rank::{Dataset, Ranker, RankerConfig};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::commands::bar;
+use crate::commands::with_bar;
 
 /// Purchase models `aisle bench` and `aisle train` accept.
 pub const PURCHASE_MODELS: &[&str] = &["ranker", "logreg"];
@@ -50,15 +50,9 @@ fn train_seq_feature(
 ) -> Result<(aisle_serve::seqfeature::SeqFeature, serde_json::Value)> {
     let before = seq_cut(row_times);
     let t0 = Instant::now();
-    let pb = bar(0, &format!("seq feature ({})", spec.0.name()));
-    let pb2 = pb.clone();
-    let out =
-        aisle_serve::seqfeature::SeqFeature::train(log, before, spec.0, &spec.1, &move |d, t| {
-            pb2.set_length(t);
-            pb2.set_position(d);
-        });
-    pb.finish_and_clear();
-    let (f, fit) = out?;
+    let (f, fit) = with_bar(&format!("seq feature ({})", spec.0.name()), |progress| {
+        aisle_serve::seqfeature::SeqFeature::train(log, before, spec.0, &spec.1, progress)
+    })?;
     let info = serde_json::json!({
         "model": spec.0.name(), "trained_before": before, "cut_share": SEQ_CUT_SHARE,
         "epochs": fit.epochs, "best_epoch": fit.best_epoch,
@@ -148,14 +142,9 @@ fn train_with_bar(
     n_cats: usize,
     name: &str,
 ) -> Result<(Ranker, aisle_rank::RankFit)> {
-    let pb = bar(0, name);
-    let pb2 = pb.clone();
-    let out = aisle_rank::train(cfg, d, n_cats, &move |done, total| {
-        pb2.set_length(total);
-        pb2.set_position(done);
-    });
-    pb.finish_and_clear();
-    Ok(out?)
+    Ok(with_bar(name, |progress| {
+        aisle_rank::train(cfg, d, n_cats, progress)
+    })?)
 }
 
 /// Builds the task from the store and trains + evaluates each model.

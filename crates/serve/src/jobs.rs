@@ -77,16 +77,6 @@ pub enum Trigger {
     Manual,
 }
 
-impl Trigger {
-    fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Interval => "interval",
-            Trigger::Events => "events",
-            Trigger::Manual => "manual",
-        }
-    }
-}
-
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -364,7 +354,7 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: Trigger) {
     tracing::info!(
         job = job.id,
         model = cfg.model,
-        trigger = trigger.as_str(),
+        trigger = ?trigger,
         "retraining started"
     );
     let t0 = Instant::now();

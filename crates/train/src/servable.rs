@@ -1,6 +1,6 @@
 //! What a server asks of a model, whatever its kind.
 
-use aisle_models::Recommender;
+use aisle_models::{ModelConfig, Recommender};
 use aisle_seq::SeqModel;
 
 use crate::Model;
@@ -17,8 +17,8 @@ pub trait Servable: Send + Sync {
     fn similar(&self, item: u32, out: &mut [f32]) {
         self.score_history(&[item], out);
     }
-    /// Work per item scored (the item vectors' width, or the weights per
-    /// item): whether a request is heavy enough to leave the async workers.
+    /// Work per item scored (the item vectors' width, or the weights read
+    /// per item): whether a request is heavy enough to leave the async workers.
     fn width(&self) -> usize;
 }
 
@@ -63,11 +63,19 @@ impl Classical {
 
     /// `model` over `n_items` items.
     pub fn new(model: Box<dyn Recommender>, n_items: usize) -> Classical {
-        let floats: usize = model.tensors().iter().map(|(_, _, v)| v.len()).sum();
+        let width = match model.config() {
+            ModelConfig::Pop(_) | ModelConfig::Repeat(_) => 1,
+            ModelConfig::ItemKnn(c) => c.k,
+            // A history's score sums rows of the item-item weights.
+            ModelConfig::Ease(_) => n_items,
+            ModelConfig::Bpr(c) => c.factors,
+            ModelConfig::Als(c) => c.factors,
+            ModelConfig::LightGcn(c) => c.factors,
+        };
         Classical {
             model,
             n_items,
-            width: (floats / n_items.max(1)).max(1),
+            width: width.max(1),
         }
     }
 }
