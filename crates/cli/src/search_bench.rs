@@ -127,7 +127,7 @@ impl Totals {
     }
 }
 
-pub fn run(a: BenchSearchArgs) -> Result<()> {
+pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
     let t0 = std::time::Instant::now();
     let aisle_train::StoreData { seqs, dataset, .. } = aisle_train::StoreData::load(&a.store)?;
     let store = aisle_store::open_existing(&a.store)?;
@@ -142,7 +142,7 @@ pub fn run(a: BenchSearchArgs) -> Result<()> {
         .collect();
     let index = KeywordIndex::in_ram(&catalog)?;
     // Semantic retrieval when the encoder is installed (vectors cached in STORE/search).
-    let semantic = match aisle_embed::Embedder::load(&crate::commands::embedder_dir()) {
+    let semantic = match aisle_embed::Embedder::load(embedder_dir) {
         Ok(e) => {
             let dir = aisle_store::data_dir(&a.store).map(|d| d.join("search"));
             let cfg = aisle_serve::search::SearchConfig::default();

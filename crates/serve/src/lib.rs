@@ -13,7 +13,6 @@ pub mod jobs;
 mod limit;
 pub mod purchase;
 pub mod search;
-pub mod seqfeature;
 mod state;
 
 use std::net::SocketAddr;
@@ -254,7 +253,7 @@ impl App {
         let purchase = match &cfg.ranker {
             Some(p) => Some(purchase::Purchase::open(
                 p,
-                purchase::log_of(&all, &catalog),
+                aisle_train::purchase::log_of(&all, &catalog),
             )?),
             None => None,
         };
@@ -334,7 +333,7 @@ impl App {
             .users
             .remove(user);
         if let Some(p) = &self.purchase {
-            let log = purchase::event_log(store.as_ref())?;
+            let log = aisle_train::purchase::event_log(store.as_ref())?;
             *p.log.write().unwrap_or_else(|e| e.into_inner()) = log;
         }
         let queries = self.search.erase_user(user)?;

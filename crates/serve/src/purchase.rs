@@ -7,60 +7,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use aisle_core::{CatalogItem, Event, StoredEvent};
+use aisle_core::Event;
 use aisle_features::behaviour::{
-    set_sequence_score, CatalogFacts, EventLog, ItemFacts, MissingCounts, Sample, SequenceScorer,
-    FEATURES, N_FEATURES,
+    EventLog, ItemFacts, MissingCounts, Sample, SequenceScorer, FEATURES, N_FEATURES,
 };
 use aisle_features::Interaction;
-use aisle_rank::{Dataset, Ranker};
-use aisle_store::EventStore;
+use aisle_rank::Ranker;
+use aisle_train::purchase::{dataset, META_SEQ_FEATURE};
+use aisle_train::seqfeature::SeqFeature;
 
-use crate::seqfeature::SeqFeature;
 use crate::ServeError;
-
-/// Ranker metadata key naming its sequence-feature model (a file beside it).
-pub const META_SEQ_FEATURE: &str = "seq_feature";
-
-/// The whole behaviour log of a store, with catalog categories and prices.
-pub fn event_log(store: &dyn EventStore) -> Result<EventLog, ServeError> {
-    let mut events = Vec::new();
-    store.scan_events(&mut |e| events.push(e))?;
-    Ok(log_of(&events, &store.catalog()?))
-}
-
-/// The behaviour log of events already read from a store (no second scan).
-pub fn log_of(events: &[StoredEvent], catalog: &[CatalogItem]) -> EventLog {
-    let facts: CatalogFacts = catalog
-        .iter()
-        .map(|c| (c.id.as_str(), ItemFacts::from(c)))
-        .collect();
-    EventLog::build(events.iter().map(Interaction::from), &facts)
-}
-
-/// Feature rows of samples, with each item's category id for the
-/// category embedding (training and serving build rows here alike); `seq`
-/// fills `seq_score` (without it the column is missing on every row).
-pub fn dataset(
-    log: &EventLog,
-    samples: &[Sample],
-    seq: Option<&dyn SequenceScorer>,
-    missing: &mut MissingCounts,
-) -> Dataset {
-    let mut d = Dataset::new(N_FEATURES);
-    let mut row = vec![0f32; N_FEATURES];
-    let scores = match seq {
-        Some(s) => log.sequence_scores(samples, s),
-        None => vec![None; samples.len()],
-    };
-    for (s, score) in samples.iter().zip(scores) {
-        log.features(s.user, s.item, s.t, &mut row, missing);
-        set_sequence_score(&mut row, score, missing);
-        let cat = log.item_category.get(s.item as usize).copied().unwrap_or(0);
-        d.push(&row, cat, s.label);
-    }
-    d
-}
 
 /// A loaded ranker and the live behaviour log it reads.
 pub struct Purchase {
@@ -74,7 +30,7 @@ pub struct Purchase {
 impl Purchase {
     /// Loads a ranker artifact (`aisle train --model ranker`); refuses one
     /// whose feature columns are not this build's.
-    /// `log` is the store's behaviour log ([`event_log`] or [`log_of`]).
+    /// `log` is the store's behaviour log (`aisle_train::purchase::event_log` or `log_of`).
     pub fn open(path: &Path, log: EventLog) -> Result<Purchase, ServeError> {
         let bad = |m: String| ServeError::Config(format!("ranker {}: {m}", path.display()));
         let (model, meta) = Ranker::load(path).map_err(|e| bad(e.to_string()))?;

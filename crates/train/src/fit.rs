@@ -16,6 +16,27 @@ pub const REPORT_VERSION: u32 = 1;
 /// Progress of a long fit: (done, total).
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
+/// Shows the progress of each long step of a run (one per model fit): a
+/// step's indicator ends when the callback it returned is dropped.
+pub trait Monitor: Sync {
+    fn step<'a>(&'a self, what: &str) -> Box<dyn Fn(u64, u64) + Sync + 'a>;
+}
+
+/// Shows nothing.
+pub struct Quiet;
+
+impl Monitor for Quiet {
+    fn step<'a>(&'a self, _: &str) -> Box<dyn Fn(u64, u64) + Sync + 'a> {
+        Box::new(|_, _| {})
+    }
+}
+
+/// Runs `f` as one step of `monitor` named `what`.
+pub fn stepped<T>(monitor: &dyn Monitor, what: &str, f: impl FnOnce(Progress<'_>) -> T) -> T {
+    let progress = monitor.step(what);
+    f(&*progress)
+}
+
 /// What `aisle train` reports (one JSON object on stdout).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainReport {

@@ -9,20 +9,30 @@
 //! serving version on the newest hold-out and returns a typed [`Decision`].
 
 mod artifact;
+pub mod bench;
 mod data;
 mod decision;
 mod fit;
 mod holdout;
+pub mod hyper;
+mod kind;
+pub mod leaderboard;
+pub mod purchase;
 mod registry;
+pub mod seqfeature;
 mod servable;
+pub mod twostage;
+pub mod usage;
 
 pub use artifact::{Artifact, DataRange, Header, Model, Parts, ARTIFACT_VERSION, LEGACY_VERSIONS};
 pub use data::{side_info, StoreData};
 pub use decision::{promote_if_better, Action, Decision};
 pub use fit::{
-    fit_sequence, train_classical, train_sequence, Progress, TrainReport, REPORT_VERSION,
+    fit_sequence, stepped, train_classical, train_sequence, Monitor, Progress, Quiet, TrainReport,
+    REPORT_VERSION,
 };
 pub use holdout::{holdout_eval, Holdout, MappedModel, HOLDOUT_PROTOCOL};
+pub use kind::{names_where, Kind, PurchaseModel};
 pub use registry::{Entry, Registry};
 pub use servable::{Classical, Servable};
 
@@ -46,6 +56,18 @@ pub enum TrainError {
     Model(#[from] aisle_models::ModelError),
     #[error(transparent)]
     Seq(#[from] aisle_seq::SeqError),
+    #[error(transparent)]
+    Rank(#[from] aisle_rank::RankError),
+    #[error("{0}")]
+    BadConfig(String),
+    #[error("unknown model `{0}`; known models: {known}", known = names_where(|_| true))]
+    UnknownModel(String),
+    #[error("{0}")]
+    NoData(String),
+    #[error("{}: {message}", path.display())]
+    Samples { path: PathBuf, message: String },
+    #[error("JSON error: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,7 +77,9 @@ pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 /// Every model name `aisle train --model` accepts that a server can serve:
 /// the classical models, then the sequence models.
 pub fn model_names() -> Vec<&'static str> {
-    let mut v = aisle_models::MODEL_NAMES.to_vec();
-    v.extend(aisle_seq::Arch::ALL.iter().map(|a| a.name()));
-    v
+    Kind::all()
+        .into_iter()
+        .filter(|k| k.served())
+        .map(Kind::name)
+        .collect()
 }

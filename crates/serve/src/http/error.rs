@@ -140,7 +140,7 @@ impl From<ServeError> for ApiError {
             ServeError::BadRequest(m) => ApiError::new(Code::BadRequest, m),
             ServeError::NotFound(m) => ApiError::not_found(m),
             ServeError::Unauthorized(m) => ApiError::new(Code::Unauthorized, m),
-            ServeError::Train(e) if !matches!(e, aisle_train::TrainError::Io(_)) => e.into(),
+            ServeError::Train(e) => e.into(),
             ServeError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(
@@ -164,7 +164,9 @@ impl From<aisle_train::TrainError> for ApiError {
             T::NotPromotable { .. } | T::Artifact { .. } => {
                 ApiError::new(Code::BadArtifact, e.to_string())
             }
-            other => ServeError::Train(other).into(),
+            T::Store(e) => ServeError::Store(e).into(),
+            // Logged (with the reference the client sees) by `client_message`.
+            other => ApiError::new(Code::Internal, other.to_string()),
         }
     }
 }

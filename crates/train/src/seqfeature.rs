@@ -16,7 +16,7 @@ use std::path::Path;
 use aisle_features::behaviour::{EventLog, Kind, SequenceScorer};
 use aisle_seq::{Arch, SeqConfig, SeqFit, SeqModel, SideInfo, TrainData};
 
-use crate::ServeError;
+use crate::{Artifact, Header, Model, Result, TrainError};
 
 /// Metadata key of the cut-off in a saved model.
 const META_BEFORE: &str = "seq_feature_trained_before";
@@ -46,7 +46,7 @@ impl SeqFeature {
         arch: Arch,
         cfg: &SeqConfig,
         progress: &dyn Fn(u64, u64),
-    ) -> Result<(SeqFeature, SeqFit), ServeError> {
+    ) -> Result<(SeqFeature, SeqFit)> {
         let mut seqs: Vec<Vec<u32>> = vec![Vec::new(); log.users.len()];
         for e in log.events.iter().filter(|e| e.ts < before) {
             if e.kind != Kind::Other {
@@ -137,8 +137,8 @@ impl SeqFeature {
     }
 
     /// Writes the model (an `aisle-train` artifact) with its cut-off.
-    pub fn save(&self, path: &Path) -> Result<(), ServeError> {
-        let mut header = aisle_train::Header::new(&self.model, self.items.clone());
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut header = Header::new(&self.model, self.items.clone());
         header
             .extra
             .insert(META_BEFORE.to_string(), self.before.to_string());
@@ -147,10 +147,13 @@ impl SeqFeature {
     }
 
     /// Reads a model written by [`SeqFeature::save`], its items mapped onto `log`.
-    pub fn load(path: &Path, log: &EventLog) -> Result<SeqFeature, ServeError> {
-        let bad = |m: &str| ServeError::Config(format!("seq feature {}: {m}", path.display()));
-        let aisle_train::Artifact { header, model } = aisle_train::Artifact::load(path)?;
-        let aisle_train::Model::Sequence(model) = model else {
+    pub fn load(path: &Path, log: &EventLog) -> Result<SeqFeature> {
+        let bad = |m: &str| TrainError::Artifact {
+            path: path.to_path_buf(),
+            message: format!("seq feature: {m}"),
+        };
+        let Artifact { header, model } = Artifact::load(path)?;
+        let Model::Sequence(model) = model else {
             return Err(bad("not a sequence model"));
         };
         let before: i64 = header

@@ -26,13 +26,23 @@ use aisle_eval::{LooConfig, Scorer, Stage};
 use aisle_features::Sequences;
 use aisle_models::{ModelConfig, Recommender, TrainData};
 use aisle_rank::{Dataset, RankerConfig};
-use anyhow::{Context, Result};
 use rayon::prelude::*;
 
-use crate::bench::{loo_train, Masking, Row};
+use crate::leaderboard::{loo_train, Masking, Row};
+use crate::usage::cpu_seconds;
+use crate::Result;
 
-/// Candidate sources, in feature order.
-pub const SOURCES: &[&str] = &["ease", "als", "itemknn", "repeat", "pop"];
+/// Candidate sources, in feature order, with their default configs.
+pub fn sources() -> Vec<ModelConfig> {
+    use aisle_models::{AlsConfig, EaseConfig, ItemKnnConfig, PopConfig, RepeatConfig};
+    vec![
+        ModelConfig::Ease(EaseConfig::default()),
+        ModelConfig::Als(AlsConfig::default()),
+        ModelConfig::ItemKnn(ItemKnnConfig::default()),
+        ModelConfig::Repeat(RepeatConfig::default()),
+        ModelConfig::Pop(PopConfig::default()),
+    ]
+}
 /// Items each source proposes.
 pub const PER_SOURCE: usize = 50;
 /// Score of an item no source proposed (a tie below every candidate).
@@ -175,27 +185,24 @@ fn rerank(model: &aisle_rank::Ranker, c: &Candidates) -> Vec<(u32, f32)> {
 
 /// Runs the pipeline and returns its leaderboard row (name `two-stage`).
 /// `extra` is an additional source (a sequence model trained on the same
-/// train part), appended after [`SOURCES`].
+/// train part), appended after the [`sources`].
 pub fn run(
     seqs: &Sequences,
     masking: Masking,
     ranker: &RankerConfig,
     extra: Option<(&str, &dyn Scorer, f64)>,
 ) -> Result<Row> {
-    let (t0, c0) = (Instant::now(), crate::bench::cpu_seconds());
+    let (t0, c0) = (Instant::now(), cpu_seconds());
     let train: TrainData = loo_train(seqs);
     let pop = train.item_counts();
     let popularity: Vec<f32> = pop.iter().map(|&c| (c as f32).ln_1p()).collect();
-    let models: Vec<Box<dyn Recommender>> = SOURCES
+    let sources = sources();
+    let models: Vec<Box<dyn Recommender>> = sources
         .iter()
-        .map(|s| {
-            let cfg = ModelConfig::default_for(s)?;
-            aisle_models::fit(&cfg, &train, &|_, _| {})
-                .with_context(|| format!("training source {s}"))
-        })
-        .collect::<Result<_>>()?;
+        .map(|cfg| aisle_models::fit(cfg, &train, &|_, _| {}))
+        .collect::<Result<_, _>>()?;
     let mut scorers: Vec<&dyn Scorer> = models.iter().map(|m| m.as_ref() as &dyn Scorer).collect();
-    let mut names: Vec<&str> = SOURCES.to_vec();
+    let mut names: Vec<&str> = sources.iter().map(ModelConfig::name).collect();
     let mut extra_s = 0.0;
     if let Some((name, s, train_s)) = extra {
         extra_s = train_s;
@@ -293,7 +300,7 @@ pub fn run(
         mask,
         &v,
         &t,
-        (fit_s, crate::bench::cpu_seconds() - c0),
+        (fit_s, cpu_seconds() - c0),
         config,
     ))
 }

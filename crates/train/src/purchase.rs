@@ -1,21 +1,69 @@
-//! The purchase-probability task from a store: the behaviour log, the
+//! The purchase-probability task: the behaviour log of a store, the
 //! view -> purchase samples on a temporal split, their point-in-time feature
-//! rows, and the `ranker` / `logreg` rows of `aisle bench`.
+//! rows (training and serving build rows here alike), and the `ranker` /
+//! `logreg` rows of `aisle bench` and artifacts of `aisle train`.
 
 use std::path::Path;
 use std::time::Instant;
 
+use aisle_core::{CatalogItem, StoredEvent};
 use aisle_features::behaviour::{
-    purchase_samples, EventLog, MissingCounts, PurchaseTask, Sample, FEATURES,
+    purchase_samples, set_sequence_score, CatalogFacts, EventLog, ItemFacts, MissingCounts,
+    PurchaseTask, Sample, SequenceScorer, FEATURES, N_FEATURES,
 };
+use aisle_features::Interaction;
 use aisle_rank::{Dataset, Ranker, RankerConfig};
-use anyhow::{bail, Context, Result};
+use aisle_store::EventStore;
 use serde::Serialize;
 
-use crate::commands::with_bar;
+use crate::fit::{stepped, Monitor};
+use crate::kind::PurchaseModel;
+use crate::seqfeature::SeqFeature;
+use crate::{Result, TrainError};
 
-/// Purchase models `aisle bench` and `aisle train` accept.
-pub const PURCHASE_MODELS: &[&str] = &["ranker", "logreg"];
+/// Ranker metadata key naming its sequence-feature model (a file beside it).
+pub const META_SEQ_FEATURE: &str = "seq_feature";
+
+/// The whole behaviour log of a store, with catalog categories and prices.
+pub fn event_log(store: &dyn EventStore) -> Result<EventLog> {
+    let mut events = Vec::new();
+    store.scan_events(&mut |e| events.push(e))?;
+    Ok(log_of(&events, &store.catalog()?))
+}
+
+/// The behaviour log of events already read from a store (no second scan).
+pub fn log_of(events: &[StoredEvent], catalog: &[CatalogItem]) -> EventLog {
+    let facts: CatalogFacts = catalog
+        .iter()
+        .map(|c| (c.id.as_str(), ItemFacts::from(c)))
+        .collect();
+    EventLog::build(events.iter().map(Interaction::from), &facts)
+}
+
+/// Feature rows of samples, with each item's category id for the
+/// category embedding (training and serving build rows here alike); `seq`
+/// fills `seq_score` (without it the column is missing on every row).
+pub fn dataset(
+    log: &EventLog,
+    samples: &[Sample],
+    seq: Option<&dyn SequenceScorer>,
+    missing: &mut MissingCounts,
+) -> Dataset {
+    let mut d = Dataset::new(N_FEATURES);
+    let mut row = vec![0f32; N_FEATURES];
+    let scores = match seq {
+        Some(s) => log.sequence_scores(samples, s),
+        None => vec![None; samples.len()],
+    };
+    for (s, score) in samples.iter().zip(scores) {
+        log.features(s.user, s.item, s.t, &mut row, missing);
+        set_sequence_score(&mut row, score, missing);
+        let cat = log.item_category.get(s.item as usize).copied().unwrap_or(0);
+        d.push(&row, cat, s.label);
+    }
+    d
+}
+
 /// A view is a positive when the same user buys the item within this window.
 pub const HORIZON_S: i64 = 24 * 3600;
 /// The test period: the last day whose label windows close inside the log.
@@ -47,11 +95,13 @@ fn train_seq_feature(
     log: &EventLog,
     row_times: impl Iterator<Item = i64>,
     spec: &SeqFeatureSpec,
-) -> Result<(aisle_serve::seqfeature::SeqFeature, serde_json::Value)> {
+    monitor: &dyn Monitor,
+) -> Result<(SeqFeature, serde_json::Value)> {
     let before = seq_cut(row_times);
     let t0 = Instant::now();
-    let (f, fit) = with_bar(&format!("seq feature ({})", spec.0.name()), |progress| {
-        aisle_serve::seqfeature::SeqFeature::train(log, before, spec.0, &spec.1, progress)
+    let what = format!("seq feature ({})", spec.0.name());
+    let (f, fit) = stepped(monitor, &what, |progress| {
+        SeqFeature::train(log, before, spec.0, &spec.1, progress)
     })?;
     let info = serde_json::json!({
         "model": spec.0.name(), "trained_before": before, "cut_share": SEQ_CUT_SHARE,
@@ -62,11 +112,10 @@ fn train_seq_feature(
     Ok((f, info))
 }
 
-/// The whole behaviour log of a store, with catalog categories and prices
-/// (the same log the server keeps for the ranker).
-pub fn event_log(store: &str) -> Result<EventLog> {
-    let s = aisle_store::open_existing(store).with_context(|| format!("opening {store}"))?;
-    Ok(aisle_serve::purchase::event_log(s.as_ref())?)
+/// The behaviour log of the store at `url` (the same log the server keeps
+/// for the ranker).
+pub fn store_log(url: &str) -> Result<EventLog> {
+    event_log(aisle_store::open_existing(url)?.as_ref())
 }
 
 /// The protocol text written with every purchase figure.
@@ -115,34 +164,14 @@ pub struct PurchaseRow {
 /// Bootstrap resamples of [`PurchaseRow::auc_vs_logreg`].
 pub const AUC_RESAMPLES: usize = 1000;
 
-/// The ranker config of a purchase model name with `key=value` overrides.
-pub fn ranker_config(model: &str, overrides: &[(String, String)]) -> Result<RankerConfig> {
-    let base = match model {
-        "ranker" => RankerConfig::default(),
-        "logreg" => RankerConfig::logreg(),
-        other => bail!("unknown purchase model {other}"),
-    };
-    let cfg: RankerConfig = aisle_models::apply_overrides(&base, overrides)
-        .map_err(|m| anyhow::anyhow!("bad hyperparameter for {model}: {m}"))?;
-    cfg.validate()?;
-    Ok(cfg)
-}
-
-/// The keys a purchase model accepts.
-pub fn ranker_keys() -> Vec<String> {
-    match serde_json::to_value(RankerConfig::default()) {
-        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn train_with_bar(
+fn fit_ranker(
     cfg: &RankerConfig,
     d: &Dataset,
     n_cats: usize,
     name: &str,
+    monitor: &dyn Monitor,
 ) -> Result<(Ranker, aisle_rank::RankFit)> {
-    Ok(with_bar(name, |progress| {
+    Ok(stepped(monitor, name, |progress| {
         aisle_rank::train(cfg, d, n_cats, progress)
     })?)
 }
@@ -150,23 +179,25 @@ fn train_with_bar(
 /// Builds the task from the store and trains + evaluates each model.
 pub fn run(
     store: &str,
-    models: &[(String, RankerConfig)],
+    models: &[(PurchaseModel, RankerConfig)],
     seq: Option<&SeqFeatureSpec>,
+    monitor: &dyn Monitor,
 ) -> Result<(Vec<PurchaseRow>, serde_json::Value)> {
-    let log = event_log(store)?;
+    let log = store_log(store)?;
     let task = purchase_samples(&log, HORIZON_S, TEST_S);
     if task.train.is_empty() || task.test.is_empty() {
-        bail!(
+        return Err(TrainError::NoData(format!(
             "the purchase task needs view events (impressions) before and in the last two days: {} training and {} test samples",
             task.train.len(),
             task.test.len()
-        );
+        )));
     }
     let seq_feature = match seq {
         Some(spec) => Some(train_seq_feature(
             &log,
             task.train.iter().map(|s| s.t),
             spec,
+            monitor,
         )?),
         None => None,
     };
@@ -174,20 +205,21 @@ pub fn run(
         .as_ref()
         .map(|(f, _)| f as &dyn aisle_features::behaviour::SequenceScorer);
     let mut missing = MissingCounts::default();
-    let train = aisle_serve::purchase::dataset(&log, &task.train, scorer, &mut missing);
-    let test = aisle_serve::purchase::dataset(&log, &task.test, scorer, &mut missing);
+    let train = dataset(&log, &task.train, scorer, &mut missing);
+    let test = dataset(&log, &task.test, scorer, &mut missing);
     let rate = train.positives() as f64 / train.len() as f64;
     let prior = vec![rate; test.len()];
     let prior_logloss = aisle_eval::logloss(&test.y, &prior);
     let mut rows = Vec::new();
     let mut preds: Vec<Vec<f64>> = Vec::new();
-    for (name, cfg) in models {
+    for (m, cfg) in models {
+        let name = m.name();
         let t0 = Instant::now();
-        let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
+        let (model, fit) = fit_ranker(cfg, &train, log.n_categories, name, monitor)?;
         let fit_s = t0.elapsed().as_secs_f64();
         let p = model.predict(&test);
         rows.push(PurchaseRow {
-            model: name.clone(),
+            model: name.to_string(),
             auc: aisle_eval::auc(&test.y, &p).unwrap_or(f64::NAN),
             logloss: aisle_eval::logloss(&test.y, &p),
             accuracy: aisle_eval::accuracy(&test.y, &p, 0.5),
@@ -233,7 +265,7 @@ pub fn run(
 
 /// What reading a labelled-samples file did: every row is accepted or
 /// quarantined with one reason.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SamplesReport {
     pub rows_read: u64,
     pub accepted: u64,
@@ -253,24 +285,24 @@ pub struct SamplesReport {
 pub fn read_samples(path: &Path, log: &EventLog) -> Result<(Vec<Sample>, SamplesReport)> {
     use std::collections::HashMap;
     use std::io::Write;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bad = |message: String| TrainError::Samples {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let mut lines = text.lines().enumerate();
     let header: Vec<String> = match lines.next() {
         Some((_, h)) => h
             .split(',')
             .map(|c| c.trim().to_ascii_lowercase())
             .collect(),
-        None => bail!(
-            "{} is empty: expected the header user,item,ts,label",
-            path.display()
-        ),
+        None => return Err(bad("empty: expected the header user,item,ts,label".into())),
     };
     let col = |name: &str| {
         header
             .iter()
             .position(|c| c == name)
-            .with_context(|| format!("{}: no `{name}` column in the header", path.display()))
+            .ok_or_else(|| bad(format!("no `{name}` column in the header")))
     };
     let (cu, ci, ct, cl) = (col("user")?, col("item")?, col("ts")?, col("label")?);
     let users: HashMap<&str, u32> = log
@@ -351,18 +383,38 @@ pub fn read_samples(path: &Path, log: &EventLog) -> Result<(Vec<Sample>, Samples
     Ok((out, rep))
 }
 
+/// What `aisle train --model ranker|logreg` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurchaseReport {
+    pub model: String,
+    pub artifact: String,
+    pub rows: usize,
+    pub positives: usize,
+    pub fit_s: f64,
+    pub epochs: usize,
+    pub best_epoch: usize,
+    pub best_valid_logloss: f64,
+    pub missing: MissingCounts,
+    pub config: RankerConfig,
+    /// What reading `--samples` did (absent when training on the store's views).
+    pub samples: Option<SamplesReport>,
+    /// The sequence model behind `seq_score`, when one was trained.
+    pub seq_feature: Option<serde_json::Value>,
+}
+
 /// `aisle train --model ranker|logreg`: trains on every view whose label
 /// window has closed (or on the labelled rows of `samples`) and saves the
-/// model with its feature names.
+/// model with its feature names (and its sequence feature beside it).
 pub fn train_and_save(
     store: &str,
-    name: &str,
-    cfg: &RankerConfig,
+    (model, cfg): (PurchaseModel, &RankerConfig),
     samples: Option<&Path>,
     seq: Option<&SeqFeatureSpec>,
     out: &Path,
-) -> Result<serde_json::Value> {
-    let log = event_log(store)?;
+    monitor: &dyn Monitor,
+) -> Result<PurchaseReport> {
+    let name = model.name();
+    let log = store_log(store)?;
     let (mut rows, report) = match samples {
         Some(p) => {
             let (s, r) = read_samples(p, &log)?;
@@ -386,64 +438,36 @@ pub fn train_and_save(
     ];
     let seq_feature = match seq {
         Some(spec) if !rows.is_empty() => {
-            let (f, info) = train_seq_feature(&log, rows.iter().map(|s| s.t), spec)?;
+            let (f, info) = train_seq_feature(&log, rows.iter().map(|s| s.t), spec, monitor)?;
             // Saved beside the ranker; the server loads it by this name.
             let file = format!(
                 "{}.seq.safetensors",
                 out.file_stem().and_then(|s| s.to_str()).unwrap_or("ranker")
             );
             f.save(&out.with_file_name(&file))?;
-            meta.push((aisle_serve::purchase::META_SEQ_FEATURE, file));
+            meta.push((META_SEQ_FEATURE, file));
             Some((f, info))
         }
         _ => None,
     };
-    let scorer = seq_feature
-        .as_ref()
-        .map(|(f, _)| f as &dyn aisle_features::behaviour::SequenceScorer);
+    let scorer = seq_feature.as_ref().map(|(f, _)| f as &dyn SequenceScorer);
     let mut missing = MissingCounts::default();
-    let train = aisle_serve::purchase::dataset(&log, &rows, scorer, &mut missing);
+    let train = dataset(&log, &rows, scorer, &mut missing);
     let t0 = Instant::now();
-    let (model, fit) = train_with_bar(cfg, &train, log.n_categories, name)?;
-    model.save(out, &meta)?;
-    Ok(serde_json::json!({
-        "model": name, "artifact": out.display().to_string(), "rows": train.len(),
-        "positives": train.positives(), "fit_s": t0.elapsed().as_secs_f64(),
-        "epochs": fit.epochs, "best_epoch": fit.best_epoch,
-        "best_valid_logloss": fit.best_valid_logloss, "missing": missing, "config": cfg,
-        "samples": report,
-        "seq_feature": seq_feature.map(|(_, info)| info),
-    }))
-}
-
-/// `aisle train --model ranker|logreg`: the config from the overrides (the
-/// ranker's keys apply to it; with `--seq-feature`, the others to the
-/// sequence model), then [`train_and_save`].
-pub fn train(
-    a: &crate::TrainArgs,
-    overrides: &crate::bench::Overrides,
-    out: &Path,
-) -> Result<serde_json::Value> {
-    let ranker_keys = ranker_keys();
-    let o: Vec<(String, String)> = overrides
-        .iter()
-        .filter(|(om, k, _)| match om {
-            Some(om) => om == &a.model,
-            None => a.seq_feature.is_none() || ranker_keys.contains(k),
-        })
-        .map(|(_, k, v)| (k.clone(), v.clone()))
-        .collect();
-    let cfg = ranker_config(&a.model, &o)?;
-    let seq = match &a.seq_feature {
-        Some(name) => Some(crate::bench::seq_config(name, overrides, a.time_budget)?),
-        None => None,
-    };
-    train_and_save(
-        &a.store,
-        &a.model,
-        &cfg,
-        a.samples.as_deref(),
-        seq.as_ref(),
-        out,
-    )
+    let (ranker, fit) = fit_ranker(cfg, &train, log.n_categories, name, monitor)?;
+    ranker.save(out, &meta)?;
+    Ok(PurchaseReport {
+        model: name.to_string(),
+        artifact: out.display().to_string(),
+        rows: train.len(),
+        positives: train.positives(),
+        fit_s: t0.elapsed().as_secs_f64(),
+        epochs: fit.epochs,
+        best_epoch: fit.best_epoch,
+        best_valid_logloss: fit.best_valid_logloss,
+        missing,
+        config: cfg.clone(),
+        samples: report,
+        seq_feature: seq_feature.map(|(_, info)| info),
+    })
 }

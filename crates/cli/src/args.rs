@@ -1,0 +1,469 @@
+//! The command line: every subcommand's arguments, parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Aisle: an e-commerce search and recommendation engine.
+///
+/// Start with `aisle demo`, which writes a synthetic shop, ingests it and
+/// prints its data-quality report.
+#[derive(Parser, Debug)]
+#[command(name = "aisle", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Log verbosity (-v info, -vv debug); AISLE_LOG overrides (e.g. AISLE_LOG=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// The demo shop end to end: generate it, ingest it (data-quality report), train and
+    /// promote a SASRec model, and serve the API on --addr with example requests.
+    Demo(DemoArgs),
+    /// Write a seeded synthetic shop (catalog.csv + events.csv, with a little dirt).
+    DemoData(DemoDataArgs),
+    /// Read, validate and clean an events file (and catalog) into a store.
+    ///
+    /// Every input row is either accepted or quarantined with a reason; the
+    /// quarantined rows go to STORE/quarantine/. Exit status 0 whenever the file
+    /// could be read, even with quarantined rows.
+    Ingest(IngestArgs),
+    /// Append events from standard input (one JSON object per line) to a store.
+    ///
+    /// Prints `ack N` on stdout after each durable commit: every event counted in
+    /// an ack survives a crash. Fields: user_id, item_id, type, timestamp
+    /// (Unix seconds or RFC 3339; now when absent), event_id (idempotency),
+    /// quantity, price, session_id.
+    Append(AppendArgs),
+    /// Print users, items, events by type and time span of a store.
+    Stats(StatsArgs),
+    /// Build per-user sequences and a train/validation/test split, and export them.
+    Split(SplitArgs),
+    /// List the dataset presets or print one as TOML (a starting point for --config).
+    Presets(PresetsArgs),
+    /// Ingest (or reuse a store), split leave-one-out, train and evaluate models, print a leaderboard.
+    ///
+    /// Protocol: shared/baselines/PROTOCOL.md (full ranking; seen items masked for general
+    /// models, not for repeat/sequence models). Writes bench.json, leaderboard.md and
+    /// leaderboard.svg to --out. With --json the report goes to stdout, logs to stderr.
+    Bench(BenchArgs),
+    /// Evaluate models on the leave-one-out split of an existing store (same report as bench).
+    Evaluate(EvaluateArgs),
+    /// Train a model on all of a store's sequences and save a versioned artifact.
+    Train(TrainArgs),
+    /// Serve the HTTP API (events, recommendations, catalog, admin) over a store.
+    ///
+    /// Serves the promoted sequence model (popularity when none). Without
+    /// --api-key/--admin-key the server is open and binds loopback only.
+    Serve(ServeArgs),
+    /// The model registry of a store: list, promote, rollback.
+    Models(ModelsArgs),
+    /// Search a store's catalog (keyword, re-ranked for --user by the promoted model).
+    ///
+    /// Prints what GET /v1/search answers; --json prints it as JSON.
+    Search(SearchArgs),
+    /// Build a store's search indexes ahead of serving, with progress bars: the keyword
+    /// index, the item vectors (all-MiniLM-L6-v2) and, for large catalogs, the HNSW graph.
+    /// `aisle serve` and `aisle search` reuse them (only changed items are re-embedded).
+    Index(IndexArgs),
+    /// Search quality on a store's purchases: keyword, keyword + popularity,
+    /// keyword + personal (query = head noun of each held-out purchase).
+    BenchSearch(crate::search_bench::BenchSearchArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct IndexArgs {
+    /// Store directory or URL.
+    #[arg(long)]
+    pub store: String,
+    /// Build the HNSW graph from this many items (fewer: exact scan, no graph).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub ann_min_items: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SearchArgs {
+    /// Store directory or URL.
+    #[arg(long)]
+    pub store: String,
+    /// The query.
+    pub query: String,
+    /// Personalize for this user id.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long)]
+    pub category: Option<String>,
+    #[arg(long)]
+    pub price_min: Option<f64>,
+    #[arg(long)]
+    pub price_max: Option<f64>,
+    /// keyword, semantic or hybrid (default: hybrid when the embedder is installed).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Print the JSON object the API returns.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Store directory or URL.
+    #[arg(long)]
+    pub store: String,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Write-scope key: reads, events and the catalog (header x-api-key or
+    /// Authorization: Bearer). Also AISLE_API_KEY / AISLE_WRITE_KEY. A key given
+    /// as a flag shows in the process list: prefer --write-key-file or the
+    /// environment.
+    #[arg(long, env = "AISLE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Admin-scope key: everything, /v1/admin and user erasure included.
+    #[arg(long, env = "AISLE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Read-scope key: recommendations, search, popular, similar, items, metrics.
+    #[arg(long, env = "AISLE_READ_KEY", hide_env_values = true)]
+    pub read_key: Option<String>,
+    /// Write-scope key (the same scope as --api-key).
+    #[arg(long, env = "AISLE_WRITE_KEY", hide_env_values = true)]
+    pub write_key: Option<String>,
+    /// File holding the read-scope key (one line; kept out of the process list).
+    #[arg(long, value_name = "FILE")]
+    pub read_key_file: Option<PathBuf>,
+    /// File holding the write-scope key.
+    #[arg(long, value_name = "FILE")]
+    pub write_key_file: Option<PathBuf>,
+    /// File holding the admin-scope key.
+    #[arg(long, value_name = "FILE")]
+    pub admin_key_file: Option<PathBuf>,
+    /// A browser origin allowed to call the API cross-origin (CORS), e.g.
+    /// https://shop.example; repeatable; `*` allows any origin.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Longest wait for a request's headers, and for the next request on an
+    /// idle keep-alive connection (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Longest time a request body may take to arrive (seconds; 408 after it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub body_timeout: f64,
+    /// Most open connections; at the cap the idlest one is closed to make room
+    /// (default: half the open-file limit, at most 10,000).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Requests per second per client (API key, else peer address) on /v1
+    /// routes, with bursts of as many; 429 beyond. Unlimited when absent.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate_limit: Option<f64>,
+    /// Model the retraining scheduler trains (any served kind: pop, itemknn, ease, bpr,
+    /// als, lightgcn, repeat, sasrec, gru4rec, lstm; --retrain-budget bounds the sequence
+    /// models). Without it, POST /v1/admin/jobs answers 409 and nothing retrains.
+    #[arg(long, value_name = "MODEL")]
+    pub retrain_model: Option<String>,
+    /// Retrain this many seconds after the previous run ended.
+    #[arg(long, value_name = "SECONDS")]
+    pub retrain_every: Option<f64>,
+    /// Retrain once this many new events were acknowledged.
+    #[arg(long, value_name = "N")]
+    pub retrain_after_events: Option<u64>,
+    /// Training time budget of one retraining run, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub retrain_budget: f64,
+    /// Hyperparameter override for retraining runs `key=value`; repeatable.
+    #[arg(long = "retrain-set", value_name = "KEY=VALUE")]
+    pub retrain_set: Vec<String>,
+    /// Semantic search uses an HNSW graph from this many catalog items (fewer: exact scan).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub ann_min_items: usize,
+    /// Beam width of an HNSW search (recall against speed; at least the 100 candidates).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub ann_ef: usize,
+    /// A purchase-probability model (`aisle train --model ranker`): recommendations for a
+    /// known user are the sequence model's top candidates re-ranked by the probability of a
+    /// purchase (`rerank=false` on a request turns it off).
+    #[arg(long, value_name = "FILE")]
+    pub ranker: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: ModelsAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ModelsAction {
+    /// List the trained versions (oldest first) and which one is promoted.
+    List {
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Promote a version (its file name) for serving; checks that it loads.
+    Promote {
+        #[arg(long)]
+        store: String,
+        version: String,
+    },
+    /// Promote the version promoted before the current one.
+    Rollback {
+        #[arg(long)]
+        store: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ModelArgs {
+    /// Comma-separated models: pop, itemknn, ease, bpr, als, lightgcn, repeat, sasrec, gru4rec,
+    /// lstm, two-stage (ranking); ranker, logreg (purchase probability).
+    #[arg(
+        long,
+        default_value = "pop,itemknn,ease,bpr,als,repeat",
+        value_delimiter = ','
+    )]
+    pub(crate) models: Vec<String>,
+    /// Hyperparameter override, `key=value` (every listed model with that key) or
+    /// `model.key=value`; repeatable. E.g. --set als.factors=128 --set epochs=50.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Model hyperparameters from a TOML file (`[als] factors = 128`; see config/models.toml).
+    /// --set wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) model_config: Option<PathBuf>,
+    /// Force masking of seen items on or off for every model (default: per model).
+    #[arg(long, value_name = "on|off")]
+    pub(crate) masking: Option<String>,
+    /// Wall-time budget for each sequence model's training, in seconds
+    /// (the best epoch so far is kept when it runs out).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) time_budget: Option<f64>,
+    /// Add this sequence model (sasrec, gru4rec, lstm; trained on the train part under
+    /// --time-budget) as a candidate source of `two-stage`.
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) two_stage_seq: Option<String>,
+    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
+    /// gru4rec, lstm), trained on the events before the median training row's
+    /// moment (earlier rows have it missing); --time-budget and `--set MODEL.key=v`
+    /// apply to it.
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) seq_feature: Option<String>,
+    /// Print the report JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Folder for bench.json, leaderboard.md and leaderboard.svg.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Dataset preset (its defaults are the dataset's documented protocol).
+    #[arg(long, conflicts_with = "config", required_unless_present_any = ["config", "store"])]
+    pub(crate) preset: Option<String>,
+    /// Dataset config TOML instead of a preset.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Events file to ingest (not needed when --store already holds the data set).
+    #[arg(long)]
+    pub(crate) input: Option<PathBuf>,
+    /// Store to use; reused when it already holds this data set (default bench-out/NAME/store).
+    #[arg(long)]
+    pub(crate) store: Option<String>,
+    #[command(flatten)]
+    pub(crate) m: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EvaluateArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
+    #[arg(long)]
+    pub(crate) store: String,
+    #[command(flatten)]
+    pub(crate) m: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TrainArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
+    #[arg(long)]
+    pub(crate) store: String,
+    /// Model name: pop, itemknn, ease, bpr, als, lightgcn, repeat, sasrec, gru4rec, lstm,
+    /// ranker, logreg.
+    #[arg(long)]
+    pub(crate) model: String,
+    /// Purchase models: labelled samples `user,item,ts,label` (CSV with that header; ts in
+    /// Unix seconds; label 0/1/true/false) instead of the views derived from the store.
+    /// Rows that do not fit are counted and written to FILE.quarantine.jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) samples: Option<PathBuf>,
+    /// Hyperparameter override `key=value`; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Model hyperparameters from a TOML file (see config/models.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) model_config: Option<PathBuf>,
+    /// Wall-time budget for training a sequence model, in seconds (also the
+    /// --seq-feature model's).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) time_budget: Option<f64>,
+    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
+    /// gru4rec, lstm), trained on the events before the median training row's
+    /// moment and saved beside the artifact as NAME.seq.safetensors (the server loads it).
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) seq_feature: Option<String>,
+    /// Promote the new version for serving (see `aisle models`).
+    #[arg(long, conflicts_with = "promote_if_better")]
+    pub(crate) promote: bool,
+    /// Evaluate the new version and the promoted one on the newest hold-out
+    /// (each user's last item, full ranking, NDCG@10) and promote the new one
+    /// only if it is not worse (sequence models). What the server's retraining
+    /// scheduler runs.
+    #[arg(long)]
+    pub(crate) promote_if_better: bool,
+    /// Artifact path (default STORE/models/MODEL-UNIXTIME.safetensors).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Folder for the demo shop's files and store.
+    #[arg(long, default_value = "demo-shop")]
+    pub(crate) dir: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) users: usize,
+    #[arg(long, default_value_t = 1200)]
+    pub(crate) items: usize,
+    /// Seconds of SASRec training for the served model (0: serve popularity only).
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) train_seconds: f64,
+    /// Where the demo server listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) addr: std::net::SocketAddr,
+    /// Stop after preparing the shop (do not start the server).
+    #[arg(long)]
+    pub(crate) no_serve: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoDataArgs {
+    /// Output folder (created).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) users: usize,
+    #[arg(long, default_value_t = 1200)]
+    pub(crate) items: usize,
+    /// Simulated period in days.
+    #[arg(long, default_value_t = 90)]
+    pub(crate) days: u32,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct IngestArgs {
+    /// A built-in dataset preset (see `aisle presets`).
+    #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+    pub(crate) preset: Option<String>,
+    /// A dataset config TOML file (unknown keys are errors).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Events file: CSV, TSV, JSONL or sequence lines, plain or gzip.
+    #[arg(long)]
+    pub(crate) input: PathBuf,
+    /// Catalog file (CSV/TSV with a header).
+    #[arg(long)]
+    pub(crate) catalog: Option<PathBuf>,
+    /// Store directory or URL (sqlite:///path/aisle.db).
+    #[arg(long, required_unless_present = "dry_run")]
+    pub(crate) store: Option<String>,
+    /// Write the data-quality report as JSON to this file.
+    #[arg(long)]
+    pub(crate) report: Option<PathBuf>,
+    /// Print the report JSON on stdout instead of the readable summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Quarantine the 2nd and later copies of identical rows.
+    #[arg(long)]
+    pub(crate) dedupe: bool,
+    /// Quarantine fee/postage/adjustment codes (the preset's non-product list).
+    #[arg(long)]
+    pub(crate) drop_non_products: bool,
+    /// Quarantine users with more than N events in any minute (bots).
+    #[arg(long, value_name = "N")]
+    pub(crate) bot_cap: Option<u32>,
+    /// Keep only users and items with at least K events (iterated).
+    #[arg(long, value_name = "K")]
+    pub(crate) kcore: Option<u32>,
+    /// Quarantine repeats of a user's previous event (same item and type) within S seconds.
+    #[arg(long, value_name = "S")]
+    pub(crate) consecutive_window: Option<i64>,
+    /// Validate and report only: nothing is written to the store.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AppendArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
+    #[arg(long)]
+    pub(crate) store: String,
+    /// Events per durable commit.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct StatsArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
+    #[arg(long)]
+    pub(crate) store: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub(crate) enum SplitProtocol {
+    /// Leave-one-out: last item test, second-to-last validation.
+    Loo,
+    /// Global temporal: interactions at or after a time cutoff are test.
+    Temporal,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SplitArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db).
+    #[arg(long)]
+    pub(crate) store: String,
+    #[arg(long, value_enum)]
+    pub(crate) protocol: SplitProtocol,
+    /// Output folder (created).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Temporal split: share of interactions (by time) in the test part.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) test_fraction: f64,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PresetsArgs {
+    /// Print this preset's TOML.
+    #[arg(long)]
+    pub(crate) show: Option<String>,
+}

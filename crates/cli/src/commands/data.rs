@@ -1,0 +1,432 @@
+//! The data commands: presets, ingest, append, stats, split, demo-data.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aisle_core::{time, Event, TimeKind};
+use aisle_features::temporal_split;
+use aisle_ingest::{DatasetConfig, Ingestor, QualityReport, StoreOutcome};
+use aisle_store::DatasetMeta;
+use anyhow::{bail, Context, Result};
+use sha2::Digest;
+use tracing::info;
+
+use super::{bar, store_dir, unix_now, write_json};
+use crate::args::{
+    AppendArgs, DemoDataArgs, IngestArgs, PresetsArgs, SplitArgs, SplitProtocol, StatsArgs,
+};
+
+pub fn presets(a: PresetsArgs) -> Result<()> {
+    match a.show {
+        Some(name) => print!("{}", aisle_ingest::config::preset_toml(&name)?),
+        None => {
+            for name in aisle_ingest::config::preset_names() {
+                let cfg = DatasetConfig::preset(name)?;
+                println!("{name:<26} {}", cfg.description);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn ingest(a: IngestArgs) -> Result<()> {
+    let mut cfg = match (&a.preset, &a.config) {
+        (Some(p), _) => DatasetConfig::preset(p)?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            DatasetConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        (None, None) => bail!("give --preset NAME or --config FILE"),
+    };
+    if a.dedupe {
+        cfg.cleaning.dedupe_exact = true;
+    }
+    if a.drop_non_products {
+        cfg.cleaning.drop_non_products = true;
+    }
+    if let Some(n) = a.bot_cap {
+        cfg.cleaning.bot_max_events_per_minute = Some(n);
+    }
+    if let Some(k) = a.kcore {
+        cfg.cleaning.kcore = k;
+    }
+    if let Some(w) = a.consecutive_window {
+        cfg.cleaning.consecutive_duplicate_window_s = Some(w);
+    }
+    let report = match (&a.store, a.dry_run) {
+        (Some(store), false) => run_ingest(cfg, &a.input, a.catalog.as_deref(), store)?,
+        // Dry run: validate and count, keep nothing.
+        _ => {
+            Ingestor::new(cfg)
+                .with_quarantine_sink(|_| {})
+                .with_catalog_sink(|_| {})
+                .ingest_into(&a.input, a.catalog.as_deref(), &mut |_| true)?
+                .report
+        }
+    };
+    if let Some(path) = &a.report {
+        write_json(path, &report)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.summary());
+    }
+    Ok(())
+}
+
+/// Ingests a file into a store and returns the completed report.
+pub(super) fn run_ingest(
+    cfg: DatasetConfig,
+    input: &Path,
+    catalog: Option<&Path>,
+    store_url: &str,
+) -> Result<QualityReport> {
+    let started = Instant::now();
+    let name = cfg.name.clone();
+    let meta = DatasetMeta {
+        name: cfg.name.clone(),
+        time_kind: cfg.time_kind(),
+        protocol: cfg.protocol.clone(),
+    };
+    // Open the store first: a bad URL should fail before minutes of parsing.
+    let mut store = aisle_store::open(store_url)?;
+    if let Ok(Some(prev)) = DatasetMeta::read(store.as_ref()) {
+        if prev.name != meta.name {
+            tracing::warn!(previous = %prev.name, now = %meta.name, "store already holds another data set; its protocol is replaced");
+        }
+    }
+    meta.write(store.as_mut())?;
+
+    // Storing overlaps parsing: a second thread commits each chunk of
+    // accepted events while the reader validates the next one.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let writer = std::thread::spawn(move || -> Result<(StoreOutcome, f64)> {
+        let mut outcome = StoreOutcome::default();
+        let mut busy = 0.0;
+        let mut bulk = false;
+        for batch in rx {
+            let t = Instant::now();
+            match batch {
+                Batch::Events(chunk) => {
+                    if !bulk {
+                        // Into an empty store: build the indexes once at the end.
+                        bulk = store.begin_bulk()?;
+                    }
+                    let o = store.append(&chunk)?;
+                    outcome.inserted += o.inserted;
+                    outcome.already_present += o.already_present;
+                }
+                Batch::Items(items) => outcome.catalog_upserted += store.upsert_items(&items)?,
+            }
+            busy += t.elapsed().as_secs_f64();
+        }
+        let t = Instant::now();
+        store.end_bulk()?;
+        busy += t.elapsed().as_secs_f64();
+        Ok((outcome, busy))
+    });
+    let pb = bar(0, "ingesting");
+    let pb2 = pb.clone();
+    let mut sink = |chunk: Vec<aisle_core::Event>| tx.send(Batch::Events(chunk)).is_ok();
+    // The catalog follows the events in chunks; a closed channel means the
+    // writer failed, and its error is the one reported.
+    let items_tx = tx.clone();
+    let catalog_sink = move |items| {
+        let _ = items_tx.send(Batch::Items(items));
+    };
+    // Quarantined rows are written as they are found (the file is created
+    // with the first one), never gathered in memory.
+    let dir = store_dir(store_url)?;
+    let qpath = dir.join("quarantine").join(format!(
+        "{}-{}-{}.jsonl",
+        name,
+        unix_now(),
+        std::process::id()
+    ));
+    let qwriter = std::rc::Rc::new(std::cell::RefCell::new(QuarantineWriter::new(qpath)));
+    let qw = qwriter.clone();
+    // The whole-history rules spill beside the store (a real disk; the
+    // system's temporary directory may be memory-backed); a killed earlier
+    // ingest's spill is removed first.
+    let stale = aisle_ingest::remove_stale_spills(&dir)?;
+    if stale > 0 {
+        info!(stale, "removed the spill of an ingest that did not finish");
+    }
+    let ingested = Ingestor::new(cfg)
+        .with_spill_dir(dir)
+        .with_progress(move |done, total| {
+            pb2.set_length(total);
+            pb2.set_position(done);
+        })
+        .with_quarantine_sink(move |row| qw.borrow_mut().write(row))
+        .with_catalog_sink(catalog_sink)
+        .ingest_into(input, catalog, &mut sink);
+    drop(tx);
+    pb.finish_and_clear();
+    let stored = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
+    // A store error explains a closed sink better than the ingest error does.
+    let (mut outcome, store_busy) = stored?;
+    let out = ingested?;
+    let mut report = out.report;
+    info!(
+        rows = report.rows_read,
+        accepted = report.accepted,
+        "ingested"
+    );
+    report.timings.insert("store_busy".into(), store_busy);
+    // The catalog's quarantined rows (the events' are already written).
+    let mut qw = qwriter.borrow_mut();
+    for q in &out.quarantine {
+        qw.write(q);
+    }
+    outcome.quarantine_file = qw.finish()?;
+    drop(qw);
+    report.store = Some(outcome);
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.rows_per_s = report.rows_read as f64 / report.elapsed_s.max(1e-9);
+    if !report.balanced() {
+        bail!("internal error: the report does not add up: {report:?}");
+    }
+    Ok(report)
+}
+
+/// What the ingest hands the store's writer thread.
+enum Batch {
+    Events(Vec<aisle_core::Event>),
+    Items(Vec<aisle_core::CatalogItem>),
+}
+
+/// Writes quarantined rows as JSON lines, creating the file (and its
+/// folder) with the first row; the first I/O error is kept for `finish`.
+struct QuarantineWriter {
+    path: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    error: Option<std::io::Error>,
+}
+
+impl QuarantineWriter {
+    fn new(path: PathBuf) -> QuarantineWriter {
+        QuarantineWriter {
+            path,
+            out: None,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, row: &aisle_ingest::QuarantinedRow) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = (|| -> std::io::Result<()> {
+            if self.out.is_none() {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                self.out = Some(std::io::BufWriter::new(std::fs::File::create(&self.path)?));
+            }
+            let w = self.out.as_mut().expect("opened");
+            serde_json::to_writer(&mut *w, row)?;
+            w.write_all(b"\n")
+        })();
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    /// Flushes and syncs; the file's path if any row was written.
+    fn finish(&mut self) -> Result<Option<String>> {
+        if let Some(e) = self.error.take() {
+            return Err(e).with_context(|| format!("writing {}", self.path.display()));
+        }
+        match self.out.take() {
+            None => Ok(None),
+            Some(w) => {
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                Ok(Some(self.path.display().to_string()))
+            }
+        }
+    }
+}
+
+fn parse_append(line: &str, now: i64, counter: u64) -> Result<Event, String> {
+    let l: aisle_ingest::api::ApiEvent =
+        serde_json::from_str(line).map_err(|e| format!("bad JSON: {e}"))?;
+    aisle_ingest::api::to_event(l, line.as_bytes(), now, counter, std::process::id() as u64)
+}
+
+pub fn append(a: AppendArgs) -> Result<()> {
+    let mut store = aisle_store::open(&a.store)?;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut batch = Vec::with_capacity(a.batch.max(1));
+    let (mut acked, mut rejected, mut counter) = (0u64, 0u64, 0u64);
+    let mut flush = |batch: &mut Vec<Event>,
+                     out: &mut std::io::StdoutLock<'_>,
+                     acked: &mut u64|
+     -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        store.append(batch)?;
+        *acked += batch.len() as u64;
+        batch.clear();
+        writeln!(out, "ack {acked}")?;
+        out.flush()?;
+        Ok(())
+    };
+    for (n, line) in stdin.lock().lines().enumerate() {
+        let line = line.context("reading standard input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        counter += 1;
+        match parse_append(&line, unix_now(), counter) {
+            Ok(ev) => batch.push(ev),
+            Err(reason) => {
+                rejected += 1;
+                eprintln!("reject line {}: {reason}", n + 1);
+            }
+        }
+        if batch.len() >= a.batch.max(1) {
+            flush(&mut batch, &mut out, &mut acked)?;
+        }
+    }
+    flush(&mut batch, &mut out, &mut acked)?;
+    eprintln!("appended {acked} events, rejected {rejected} lines");
+    Ok(())
+}
+
+pub fn stats(a: StatsArgs) -> Result<()> {
+    let store = aisle_store::open_existing(&a.store)?;
+    let s = store.stats()?;
+    let meta = DatasetMeta::read(store.as_ref())?;
+    let order_only = meta
+        .as_ref()
+        .is_some_and(|m| m.time_kind == TimeKind::Order);
+    if a.json {
+        let mut v = serde_json::to_value(&s)?;
+        v["dataset"] = serde_json::json!(meta.as_ref().map(|m| m.name.clone()));
+        v["time_kind"] = serde_json::json!(if order_only { "order" } else { "unix" });
+        if !order_only {
+            v["time_from"] = serde_json::json!(s.time_min.map(time::format_rfc3339));
+            v["time_to"] = serde_json::json!(s.time_max.map(time::format_rfc3339));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("store        {}", a.store);
+    if let Some(m) = &meta {
+        println!("dataset      {}", m.name);
+    }
+    println!("users        {}", s.users);
+    println!("items        {} (catalog: {})", s.items, s.catalog_items);
+    println!("events       {}", s.events);
+    for (t, n) in &s.events_by_type {
+        println!("  {t:<12}{n:>10}");
+    }
+    match (s.time_min, s.time_max, order_only) {
+        (Some(a), Some(b), false) => println!(
+            "time span    {} .. {}",
+            time::format_rfc3339(a),
+            time::format_rfc3339(b)
+        ),
+        (Some(a), Some(b), true) => println!("time span    order only (positions {a} .. {b})"),
+        _ => println!("time span    (no events)"),
+    }
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn split(a: SplitArgs) -> Result<()> {
+    let aisle_train::StoreData { seqs, meta, .. } = aisle_train::StoreData::load(&a.store)?;
+    if seqs.users.is_empty() {
+        bail!("the store has no interactions that the protocol keeps: nothing to split");
+    }
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let mut buf = Vec::new();
+    seqs.write_tsv(&mut buf)?;
+    std::fs::write(a.out.join("sequences.tsv"), &buf)?;
+    let mut summary = serde_json::json!({
+        "dataset": meta.as_ref().map(|m| m.name.clone()),
+        "protocol": meta.as_ref().map(|m| serde_json::to_value(&m.protocol)).transpose()?,
+        "users": seqs.users.len(),
+        "items": seqs.items.len(),
+        "interactions": seqs.interactions(),
+        "sequences_sha256": sha256_hex(&buf),
+    });
+    match a.protocol {
+        SplitProtocol::Loo => {
+            let (mut valid, mut test, mut train) = (0usize, 0usize, 0usize);
+            for s in &seqs.seqs {
+                let l = aisle_features::leave_one_out(s);
+                train += l.train.len();
+                valid += l.valid.is_some() as usize;
+                test += l.test.is_some() as usize;
+            }
+            summary["split"] = serde_json::json!({
+                "kind": "leave_one_out",
+                "rule": "per user in sequences.tsv: last item = test, second-to-last = validation, the rest = train",
+                "train_interactions": train, "valid_users": valid, "test_users": test,
+            });
+        }
+        SplitProtocol::Temporal => {
+            let order_only = meta
+                .as_ref()
+                .is_some_and(|m| m.time_kind == TimeKind::Order);
+            let t = temporal_split(&seqs, a.test_fraction, order_only)?;
+            for (name, part) in [("train.tsv", &t.train), ("test.tsv", &t.test)] {
+                let mut b = Vec::new();
+                part.write_tsv(&mut b)?;
+                std::fs::write(a.out.join(name), b)?;
+            }
+            summary["split"] = serde_json::json!({
+                "kind": "temporal",
+                "cutoff": t.cutoff,
+                "cutoff_time": time::format_rfc3339(t.cutoff),
+                "test_fraction": a.test_fraction,
+                "train_interactions": t.train.interactions(),
+                "test_interactions": t.test.interactions(),
+                "rule": "interactions with time < cutoff in train.tsv, the rest in test.tsv (per-user order kept)",
+            });
+        }
+    }
+    write_json(&a.out.join("split.json"), &summary)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+pub fn demo_data(a: DemoDataArgs) -> Result<()> {
+    let cfg = aisle_demo::DemoConfig {
+        seed: a.seed,
+        users: a.users,
+        items: a.items,
+        days: a.days,
+        ..aisle_demo::DemoConfig::default()
+    };
+    let s = aisle_demo::write_demo(&a.out, &cfg)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} catalog rows and {} event rows to {}",
+        s.catalog_rows,
+        s.event_rows,
+        a.out.display()
+    );
+    for (k, n) in &s.dirt {
+        println!("  planted {k}: {n}");
+    }
+    Ok(())
+}

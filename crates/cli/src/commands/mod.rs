@@ -1,0 +1,87 @@
+//! The subcommands, one module per family: data (ingest, append, stats,
+//! split, presets, demo-data), demo, models (bench, evaluate, train, the
+//! registry) and serve (serve, index, search). Each parses its arguments
+//! into library calls and prints; this module holds what they share.
+
+pub mod data;
+pub mod demo;
+pub mod models;
+mod report;
+pub mod serve;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// The sentence encoder's folder: `AISLE_EMBEDDER_DIR` when set (only the
+/// binary reads the environment), else where `aisle_embed` finds it.
+pub(crate) fn embedder_dir() -> PathBuf {
+    std::env::var_os("AISLE_EMBEDDER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(aisle_embed::default_dir)
+}
+
+/// The folder that holds a store (for quarantine files and reports); the
+/// temporary directory for an in-memory store.
+fn store_dir(url: &str) -> Result<PathBuf> {
+    Ok(aisle_store::parse_url(url)?
+        .dir()
+        .unwrap_or_else(std::env::temp_dir))
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {percent:>3}% {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// A progress bar per step of a training run, cleared when the step ends.
+struct Bars;
+
+/// Clears its bar when dropped (with the step's progress callback).
+struct Cleared(ProgressBar);
+
+impl Drop for Cleared {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl aisle_train::Monitor for Bars {
+    fn step<'a>(&'a self, what: &str) -> Box<dyn Fn(u64, u64) + Sync + 'a> {
+        let pb = Cleared(bar(0, what));
+        Box::new(move |done, total| {
+            pb.0.set_length(total);
+            pb.0.set_position(done);
+        })
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The model registry of the store at `store`.
+fn registry(store: &str) -> Result<aisle_train::Registry> {
+    let dir = aisle_store::data_dir(store)
+        .with_context(|| format!("{store} has no directory for a model registry"))?;
+    Ok(aisle_train::Registry::new(&dir))
+}
