@@ -224,6 +224,30 @@ pub(crate) enum ModelsAction {
     },
 }
 
+/// Hyperparameters of the models of `bench`, `evaluate` and `train`.
+#[derive(Args, Debug)]
+pub(crate) struct HyperArgs {
+    /// Hyperparameter override, `key=value` (every selected model with that key) or
+    /// `model.key=value`; repeatable. E.g. --set als.factors=128 --set epochs=50.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Model hyperparameters from a TOML file (`[als] factors = 128`; see config/models.toml).
+    /// --set wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) model_config: Option<PathBuf>,
+    /// Wall-time budget for each sequence model's training, in seconds (the best epoch so
+    /// far is kept when it runs out); also the --seq-feature model's.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) time_budget: Option<f64>,
+    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
+    /// gru4rec, lstm), trained on the events before the median training row's moment
+    /// (earlier rows have it missing; `train` saves it beside the artifact as
+    /// NAME.seq.safetensors, which the server loads); --time-budget and
+    /// `--set MODEL.key=v` apply to it.
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) seq_feature: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct ModelArgs {
     /// Comma-separated models: pop, itemknn, ease, bpr, als, lightgcn, repeat, sasrec, gru4rec,
@@ -234,31 +258,15 @@ pub(crate) struct ModelArgs {
         value_delimiter = ','
     )]
     pub(crate) models: Vec<String>,
-    /// Hyperparameter override, `key=value` (every listed model with that key) or
-    /// `model.key=value`; repeatable. E.g. --set als.factors=128 --set epochs=50.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub(crate) set: Vec<String>,
-    /// Model hyperparameters from a TOML file (`[als] factors = 128`; see config/models.toml).
-    /// --set wins over the file.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) model_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) h: HyperArgs,
     /// Force masking of seen items on or off for every model (default: per model).
     #[arg(long, value_name = "on|off")]
     pub(crate) masking: Option<String>,
-    /// Wall-time budget for each sequence model's training, in seconds
-    /// (the best epoch so far is kept when it runs out).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) time_budget: Option<f64>,
     /// Add this sequence model (sasrec, gru4rec, lstm; trained on the train part under
     /// --time-budget) as a candidate source of `two-stage`.
     #[arg(long, value_name = "MODEL")]
     pub(crate) two_stage_seq: Option<String>,
-    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
-    /// gru4rec, lstm), trained on the events before the median training row's
-    /// moment (earlier rows have it missing); --time-budget and `--set MODEL.key=v`
-    /// apply to it.
-    #[arg(long, value_name = "MODEL")]
-    pub(crate) seq_feature: Option<String>,
     /// Print the report JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,
@@ -308,27 +316,14 @@ pub(crate) struct TrainArgs {
     /// Rows that do not fit are counted and written to FILE.quarantine.jsonl.
     #[arg(long, value_name = "FILE")]
     pub(crate) samples: Option<PathBuf>,
-    /// Hyperparameter override `key=value`; repeatable.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub(crate) set: Vec<String>,
-    /// Model hyperparameters from a TOML file (see config/models.toml).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) model_config: Option<PathBuf>,
-    /// Wall-time budget for training a sequence model, in seconds (also the
-    /// --seq-feature model's).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) time_budget: Option<f64>,
-    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
-    /// gru4rec, lstm), trained on the events before the median training row's
-    /// moment and saved beside the artifact as NAME.seq.safetensors (the server loads it).
-    #[arg(long, value_name = "MODEL")]
-    pub(crate) seq_feature: Option<String>,
+    #[command(flatten)]
+    pub(crate) h: HyperArgs,
     /// Promote the new version for serving (see `aisle models`).
     #[arg(long, conflicts_with = "promote_if_better")]
     pub(crate) promote: bool,
     /// Evaluate the new version and the promoted one on the newest hold-out
     /// (each user's last item, full ranking, NDCG@10) and promote the new one
-    /// only if it is not worse (sequence models). What the server's retraining
+    /// only if it is not worse (any served kind). What the server's retraining
     /// scheduler runs.
     #[arg(long)]
     pub(crate) promote_if_better: bool,

@@ -127,28 +127,46 @@ impl Totals {
     }
 }
 
-pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
-    let t0 = std::time::Instant::now();
-    let aisle_train::StoreData { seqs, dataset, .. } = aisle_train::StoreData::load(&a.store)?;
-    let store = aisle_store::open_existing(&a.store)?;
-    let catalog = store.catalog()?;
-    drop(store);
-    if catalog.iter().all(|c| c.title.is_none()) {
-        bail!("{}: the catalog has no titles to search", a.store);
+/// Each user's held-out item (`drop_last` = 0: the last, 1: the one before)
+/// as a query case; users whose target has no head noun are counted in `skipped`.
+fn cases(
+    seqs: &aisle_features::Sequences,
+    title: &HashMap<&str, &str>,
+    drop_last: usize,
+    skipped: &mut usize,
+) -> Vec<Case> {
+    let mut out = Vec::new();
+    for s in &seqs.seqs {
+        if s.len() < drop_last + 2 {
+            continue;
+        }
+        let cut = s.len() - drop_last;
+        let target = &seqs.items[s[cut - 1] as usize];
+        match title.get(target.as_str()).and_then(|t| head_noun(t)) {
+            Some(q) => out.push(Case {
+                query: q,
+                target: target.clone(),
+                history: s[..cut - 1].to_vec(),
+            }),
+            None => *skipped += 1,
+        }
     }
-    let title: HashMap<&str, &str> = catalog
-        .iter()
-        .filter_map(|c| c.title.as_deref().map(|t| (c.id.as_str(), t)))
-        .collect();
-    let index = KeywordIndex::in_ram(&catalog)?;
-    // Semantic retrieval when the encoder is installed (vectors cached in STORE/search).
-    let semantic = match aisle_embed::Embedder::load(embedder_dir) {
+    out
+}
+
+/// Semantic retrieval when the encoder is installed (vectors cached in STORE/search).
+fn open_semantic(
+    store: &str,
+    catalog: &[aisle_core::CatalogItem],
+    embedder_dir: &std::path::Path,
+) -> Option<aisle_serve::search::Semantic> {
+    match aisle_embed::Embedder::load(embedder_dir) {
         Ok(e) => {
-            let dir = aisle_store::data_dir(&a.store).map(|d| d.join("search"));
+            let dir = aisle_store::data_dir(store).map(|d| d.join("search"));
             let cfg = aisle_serve::search::SearchConfig::default();
             Some(aisle_serve::search::Semantic::open(
                 dir.as_deref(),
-                &catalog,
+                catalog,
                 e,
                 cfg.ann_min_items,
                 cfg.ann_ef,
@@ -159,89 +177,71 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
             eprintln!("semantic modes skipped: {e}");
             None
         }
-    };
-    let mut sem_lists: HashMap<String, Vec<String>> = HashMap::new();
-    let model_path = match &a.model {
-        Some(p) => p.clone(),
-        None => {
-            let dir = aisle_store::data_dir(&a.store).context("the store has no directory")?;
-            let reg = aisle_train::Registry::new(&dir);
-            let v = reg
-                .promoted_name()?
-                .context("no promoted model: give --model or promote one")?;
-            reg.path_of(&v)?
-        }
-    };
-    let aisle_train::MappedModel {
-        model,
-        index: model_index,
-        map: to_model,
-    } = aisle_train::MappedModel::load(&model_path, &seqs.items)?;
-    // Popularity over each sequence without its last two items (training part).
-    let mut popularity: HashMap<&str, f32> = HashMap::new();
-    for s in &seqs.seqs {
-        for &i in &s[..s.len().saturating_sub(2)] {
-            *popularity
-                .entry(seqs.items[i as usize].as_str())
-                .or_default() += 1.0;
-        }
     }
-    let mut skipped = 0usize;
-    let mut cases = |drop_last: usize| -> Vec<Case> {
-        let mut out = Vec::new();
-        for s in &seqs.seqs {
-            if s.len() < drop_last + 2 {
-                continue;
-            }
-            let cut = s.len() - drop_last;
-            let target = &seqs.items[s[cut - 1] as usize];
-            match title.get(target.as_str()).and_then(|t| head_noun(t)) {
-                Some(q) => out.push(Case {
-                    query: q,
-                    target: target.clone(),
-                    history: s[..cut - 1].to_vec(),
-                }),
-                None => skipped += 1,
-            }
+}
+
+/// The top `k` items of semantic retrieval for each distinct query.
+fn semantic_lists<'c>(
+    s: &aisle_serve::search::Semantic,
+    cases: impl Iterator<Item = &'c Case>,
+    k: usize,
+) -> Result<HashMap<String, Vec<String>>> {
+    let ix = s
+        .index
+        .read()
+        .map_err(|_| anyhow::anyhow!("vector index lock"))?;
+    let mut lists = HashMap::new();
+    for c in cases {
+        if lists.contains_key(&c.query) {
+            continue;
         }
-        out
-    };
-    let valid = cases(1);
-    let test = cases(0);
-    if let Some(s) = &semantic {
-        let ix = s
-            .index
-            .read()
-            .map_err(|_| anyhow::anyhow!("vector index lock"))?;
-        for c in valid.iter().chain(&test) {
-            if sem_lists.contains_key(&c.query) {
-                continue;
-            }
-            let v = s.query_vector(&c.query).map_err(anyhow::Error::msg)?;
-            let top = aisle_search::VectorIndex::search(&*ix, &v, a.candidates, &|_| true);
-            sem_lists.insert(c.query.clone(), top.into_iter().map(|(id, _)| id).collect());
-        }
+        let v = s.query_vector(&c.query).map_err(anyhow::Error::msg)?;
+        let top = aisle_search::VectorIndex::search(&*ix, &v, k, &|_| true);
+        lists.insert(c.query.clone(), top.into_iter().map(|(id, _)| id).collect());
     }
-    let sem_grid: &[f32] = if semantic.is_some() {
-        &[0.5, 1.0, 2.0]
-    } else {
-        &[]
-    };
-    let none = Filters::default();
-    let eval = |cases: &[Case], weights: &[f32]| -> Result<Value> {
+    Ok(lists)
+}
+
+/// The artifact promoted in the store's registry.
+fn promoted(store: &str) -> Result<PathBuf> {
+    let dir = aisle_store::data_dir(store).context("the store has no directory")?;
+    let reg = aisle_train::Registry::new(&dir);
+    let v = reg
+        .promoted_name()?
+        .context("no promoted model: give --model or promote one")?;
+    Ok(reg.path_of(&v)?)
+}
+
+/// What the evaluation reads: the keyword index, the model behind the
+/// personal signal, training popularity, semantic lists per query.
+struct Bench<'a> {
+    index: KeywordIndex,
+    mm: aisle_train::MappedModel,
+    popularity: HashMap<&'a str, f32>,
+    sem_lists: HashMap<String, Vec<String>>,
+    /// Semantic weights tried (empty without the encoder).
+    sem_grid: &'static [f32],
+    candidates: usize,
+}
+
+impl Bench<'_> {
+    /// Every mode's metrics over `cases`, for each re-ranking weight.
+    fn eval(&self, cases: &[Case], weights: &[f32]) -> Result<Value> {
         let mut kw_expected = Totals::default();
         let mut kw_served = Totals::default();
         let mut in_candidates = 0usize;
         let mut personal = vec![Totals::default(); weights.len()];
         let mut sem_only = Totals::default();
-        let mut hybrid = vec![Totals::default(); sem_grid.len()];
+        let mut hybrid = vec![Totals::default(); self.sem_grid.len()];
         // (semantic weight, personal weight) pairs.
-        let mut hybrid_personal = vec![Totals::default(); sem_grid.len() * weights.len()];
+        let mut hybrid_personal = vec![Totals::default(); self.sem_grid.len() * weights.len()];
         let mut pop = vec![Totals::default(); weights.len()];
-        let mut scores = vec![0f32; model.n_items()];
+        let mut scores = vec![0f32; self.mm.model.n_items()];
         for c in cases {
             // Every match, for the tie-aware keyword figure.
-            let found = index.search_no_facets(&c.query, &none, 100_000)?;
+            let found = self
+                .index
+                .search_no_facets(&c.query, &Filters::default(), 100_000)?;
             let all: Vec<(String, f32)> = found
                 .candidates
                 .into_iter()
@@ -256,7 +256,7 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
             kw_expected.add_expected(counts);
             let ids: Vec<String> = all
                 .iter()
-                .take(a.candidates)
+                .take(self.candidates)
                 .map(|(id, _)| id.clone())
                 .collect();
             let served = ids.iter().position(|id| *id == c.target);
@@ -265,18 +265,18 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
             let hist: Vec<u32> = c
                 .history
                 .iter()
-                .filter_map(|&i| to_model[i as usize])
+                .filter_map(|&i| self.mm.map[i as usize])
                 .collect();
-            model.score_history(&hist, &mut scores);
+            self.mm.model.score_history(&hist, &mut scores);
             let personal_score = |id: &str| -> Option<f32> {
                 (!hist.is_empty())
-                    .then(|| model_index.get(id).map(|&j| scores[j as usize]))
+                    .then(|| self.mm.index.get(id).map(|&j| scores[j as usize]))
                     .flatten()
             };
-            let pop_score = |id: &str| -> Option<f32> { popularity.get(id).copied() };
-            if let Some(sl) = sem_lists.get(&c.query) {
+            let pop_score = |id: &str| -> Option<f32> { self.popularity.get(id).copied() };
+            if let Some(sl) = self.sem_lists.get(&c.query) {
                 sem_only.add(sl.iter().position(|id| *id == c.target));
-                for (si, sw) in sem_grid.iter().enumerate() {
+                for (si, sw) in self.sem_grid.iter().enumerate() {
                     let lists: [(&[String], f32); 2] = [(&ids, 1.0), (sl, *sw)];
                     let at = |w: f32, f: &dyn Fn(&str) -> Option<f32>| {
                         aisle_search::fuse::rank(&lists, f, w)
@@ -307,15 +307,15 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
         let (bp, bq) = (pick(&personal), pick(&pop));
         let bh = pick(&hybrid);
         let bhp = pick(&hybrid_personal);
-        let semantic_json = if sem_grid.is_empty() {
+        let semantic_json = if self.sem_grid.is_empty() {
             Value::Null
         } else {
             json!({
                 "semantic_only": sem_only.json(),
-                "hybrid": {"by_semantic_weight": sem_grid.iter().zip(&hybrid).map(|(w, t)| json!({"semantic_weight": w, "metrics": t.json()})).collect::<Vec<_>>(), "best": sem_grid.get(bh)},
+                "hybrid": {"by_semantic_weight": self.sem_grid.iter().zip(&hybrid).map(|(w, t)| json!({"semantic_weight": w, "metrics": t.json()})).collect::<Vec<_>>(), "best": self.sem_grid.get(bh)},
                 "hybrid_personal": {
-                    "by_weights": hybrid_personal.iter().enumerate().map(|(i, t)| json!({"semantic_weight": sem_grid[i / weights.len()], "personal_weight": weights[i % weights.len()], "metrics": t.json()})).collect::<Vec<_>>(),
-                    "best": {"semantic_weight": sem_grid.get(bhp / weights.len().max(1)), "personal_weight": weights.get(bhp % weights.len().max(1))},
+                    "by_weights": hybrid_personal.iter().enumerate().map(|(i, t)| json!({"semantic_weight": self.sem_grid[i / weights.len()], "personal_weight": weights[i % weights.len()], "metrics": t.json()})).collect::<Vec<_>>(),
+                    "best": {"semantic_weight": self.sem_grid.get(bhp / weights.len().max(1)), "personal_weight": weights.get(bhp % weights.len().max(1))},
                 },
             })
         };
@@ -327,17 +327,68 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
             "keyword_popularity": {"by_weight": weights.iter().zip(&pop).map(|(w, t)| json!({"weight": w, "metrics": t.json()})).collect::<Vec<_>>(), "best_weight": weights.get(bq)},
             "keyword_personal": {"by_weight": weights.iter().zip(&personal).map(|(w, t)| json!({"weight": w, "metrics": t.json()})).collect::<Vec<_>>(), "best_weight": weights.get(bp)},
         }))
+    }
+}
+
+pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let aisle_train::StoreData { seqs, dataset, .. } = aisle_train::StoreData::load(&a.store)?;
+    let store = aisle_store::open_existing(&a.store)?;
+    let catalog = store.catalog()?;
+    drop(store);
+    if catalog.iter().all(|c| c.title.is_none()) {
+        bail!("{}: the catalog has no titles to search", a.store);
+    }
+    let title: HashMap<&str, &str> = catalog
+        .iter()
+        .filter_map(|c| c.title.as_deref().map(|t| (c.id.as_str(), t)))
+        .collect();
+    let index = KeywordIndex::in_ram(&catalog)?;
+    let semantic = open_semantic(&a.store, &catalog, embedder_dir);
+    let model_path = match &a.model {
+        Some(p) => p.clone(),
+        None => promoted(&a.store)?,
+    };
+    let mm = aisle_train::MappedModel::load(&model_path, &seqs.items)?;
+    // Popularity over each sequence without its last two items (training part).
+    let mut popularity: HashMap<&str, f32> = HashMap::new();
+    for s in &seqs.seqs {
+        for &i in &s[..s.len().saturating_sub(2)] {
+            *popularity
+                .entry(seqs.items[i as usize].as_str())
+                .or_default() += 1.0;
+        }
+    }
+    let mut skipped = 0usize;
+    let valid = cases(&seqs, &title, 1, &mut skipped);
+    let test = cases(&seqs, &title, 0, &mut skipped);
+    let sem_lists = match &semantic {
+        Some(s) => semantic_lists(s, valid.iter().chain(&test), a.candidates)?,
+        None => HashMap::new(),
+    };
+    let sem_grid: &'static [f32] = if semantic.is_some() {
+        &[0.5, 1.0, 2.0]
+    } else {
+        &[]
+    };
+    let bench = Bench {
+        index,
+        mm,
+        popularity,
+        sem_lists,
+        sem_grid,
+        candidates: a.candidates,
     };
     if a.weights.is_empty() || a.weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
         bail!("--weights must be non-negative numbers");
     }
-    let v = eval(&valid, &a.weights)?;
+    let v = bench.eval(&valid, &a.weights)?;
     let wp = v["keyword_personal"]["best_weight"].as_f64().unwrap_or(1.0) as f32;
     let wq = v["keyword_popularity"]["best_weight"]
         .as_f64()
         .unwrap_or(1.0) as f32;
-    let tp = eval(&test, &[wp])?;
-    let tq = eval(&test, &[wq])?;
+    let tp = bench.eval(&test, &[wp])?;
+    let tq = bench.eval(&test, &[wq])?;
     let pick_entry = |list: &Value, key: &str, w: &Value| -> Value {
         list.as_array()
             .and_then(|l| l.iter().find(|e| e[key] == *w))
@@ -351,7 +402,7 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
         let hpp = v["semantic"]["hybrid_personal"]["best"]["personal_weight"]
             .as_f64()
             .unwrap_or(1.0) as f32;
-        let th = eval(&test, &[hpp])?;
+        let th = bench.eval(&test, &[hpp])?;
         json!({
             "semantic_only": tp["semantic"]["semantic_only"],
             "hybrid": pick_entry(&tp["semantic"]["hybrid"]["by_semantic_weight"], "semantic_weight", &hs),
@@ -380,59 +431,63 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let t = &report["test"];
-        let row = |name: &str, m: &Value| {
-            println!(
-                "{name:<34} {:>8.4} {:>10.4}",
-                m["ndcg10"].as_f64().unwrap_or(0.0),
-                m["recall10"].as_f64().unwrap_or(0.0)
-            );
-        };
-        println!(
-            "search quality on {} ({} test queries, {} candidates; test split)",
-            report["dataset"], t["keyword_as_served"]["queries"], a.candidates
-        );
-        println!("{:<34} {:>8} {:>10}", "mode", "NDCG@10", "Recall@10");
-        row(
-            "keyword (BM25, ties expected)",
-            &t["keyword_expected_over_ties"],
-        );
-        row("keyword (BM25, as served)", &t["keyword_as_served"]);
-        row(
-            &format!("keyword + popularity (w={wq})"),
-            &t["keyword_popularity"]["metrics"],
-        );
-        row(
-            &format!("keyword + personal (w={wp})"),
-            &t["keyword_personal"]["metrics"],
-        );
-        if t["semantic"].is_object() {
-            let s = &t["semantic"];
-            row("semantic only (MiniLM, exact)", &s["semantic_only"]);
-            row(
-                &format!(
-                    "hybrid (RRF, semantic w={})",
-                    s["hybrid"]["semantic_weight"]
-                ),
-                &s["hybrid"]["metrics"],
-            );
-            row(
-                &format!(
-                    "hybrid + personal (w={}/{})",
-                    s["hybrid_personal"]["semantic_weight"],
-                    s["hybrid_personal"]["personal_weight"]
-                ),
-                &s["hybrid_personal"]["metrics"],
-            );
-        } else {
-            println!("semantic modes: {}", t["semantic"]);
-        }
-        println!(
-            "target among the candidates: {:.3}",
-            t["target_in_candidates"].as_f64().unwrap_or(0.0)
-        );
+        print_table(&report, a.candidates, (wq, wp));
     }
     Ok(())
+}
+
+/// The test figures of `report` as a table.
+fn print_table(report: &Value, candidates: usize, (wq, wp): (f32, f32)) {
+    let t = &report["test"];
+    let row = |name: &str, m: &Value| {
+        println!(
+            "{name:<34} {:>8.4} {:>10.4}",
+            m["ndcg10"].as_f64().unwrap_or(0.0),
+            m["recall10"].as_f64().unwrap_or(0.0)
+        );
+    };
+    println!(
+        "search quality on {} ({} test queries, {} candidates; test split)",
+        report["dataset"], t["keyword_as_served"]["queries"], candidates
+    );
+    println!("{:<34} {:>8} {:>10}", "mode", "NDCG@10", "Recall@10");
+    row(
+        "keyword (BM25, ties expected)",
+        &t["keyword_expected_over_ties"],
+    );
+    row("keyword (BM25, as served)", &t["keyword_as_served"]);
+    row(
+        &format!("keyword + popularity (w={wq})"),
+        &t["keyword_popularity"]["metrics"],
+    );
+    row(
+        &format!("keyword + personal (w={wp})"),
+        &t["keyword_personal"]["metrics"],
+    );
+    if t["semantic"].is_object() {
+        let s = &t["semantic"];
+        row("semantic only (MiniLM, exact)", &s["semantic_only"]);
+        row(
+            &format!(
+                "hybrid (RRF, semantic w={})",
+                s["hybrid"]["semantic_weight"]
+            ),
+            &s["hybrid"]["metrics"],
+        );
+        row(
+            &format!(
+                "hybrid + personal (w={}/{})",
+                s["hybrid_personal"]["semantic_weight"], s["hybrid_personal"]["personal_weight"]
+            ),
+            &s["hybrid_personal"]["metrics"],
+        );
+    } else {
+        println!("semantic modes: {}", t["semantic"]);
+    }
+    println!(
+        "target among the candidates: {:.3}",
+        t["target_in_candidates"].as_f64().unwrap_or(0.0)
+    );
 }
 
 #[cfg(test)]

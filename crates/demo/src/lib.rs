@@ -216,11 +216,39 @@ struct Item {
 }
 
 /// Writes `catalog.csv` and `events.csv` into `dir` (created if needed).
+/// One events.csv line and its moment (the file is written in time order).
+struct Row {
+    ts: i64,
+    line: String,
+}
+
 pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> {
     std::fs::create_dir_all(dir)?;
     let mut rng = Rng::seed(cfg.seed);
     let mut summary = DemoSummary::default();
+    let items = write_catalog(dir, cfg, &mut rng)?;
+    summary.catalog_rows = items.len();
+    let mut rows = behaviour(cfg, &items, &mut rng, &mut summary);
+    let dirt = dirt(cfg, &items, &rows, &mut rng, &mut summary);
+    rows.extend(dirt);
+    // A log is written in time order; same-time rows keep their generation order.
+    rows.sort_by_key(|r| r.ts);
 
+    let mut ev_w = BufWriter::new(std::fs::File::create(dir.join("events.csv"))?);
+    writeln!(
+        ev_w,
+        "user_id,item_id,event_type,timestamp,quantity,price,session_id"
+    )?;
+    for r in &rows {
+        writeln!(ev_w, "{}", r.line)?;
+    }
+    ev_w.flush()?;
+    summary.event_rows = rows.len();
+    Ok(summary)
+}
+
+/// Writes catalog.csv: each item's title, description, category, price and stock.
+fn write_catalog(dir: &Path, cfg: &DemoConfig, rng: &mut Rng) -> std::io::Result<Vec<Item>> {
     // Catalog.
     let mut items = Vec::with_capacity(cfg.items);
     let mut cat_w = BufWriter::new(std::fs::File::create(dir.join("catalog.csv"))?);
@@ -263,8 +291,17 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
         });
     }
     cat_w.flush()?;
-    summary.catalog_rows = items.len();
+    Ok(items)
+}
 
+/// Users' sessions: views within favourite categories (Zipf-like popularity
+/// within each), favourites, carts, purchases, repeat buys of consumables.
+fn behaviour(
+    cfg: &DemoConfig,
+    items: &[Item],
+    rng: &mut Rng,
+    summary: &mut DemoSummary,
+) -> Vec<Row> {
     // Popularity within each category: Zipf-like over a random order.
     let mut by_cat: Vec<Vec<usize>> = vec![Vec::new(); CATEGORIES.len()];
     for (i, it) in items.iter().enumerate() {
@@ -283,11 +320,6 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
         })
         .collect();
 
-    // Behaviour.
-    struct Row {
-        ts: i64,
-        line: String,
-    }
     let mut rows: Vec<Row> = Vec::new();
     let period = cfg.days as i64 * 86_400;
     let mut session_no = 0u64;
@@ -307,92 +339,136 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
         for start in times {
             session_no += 1;
             let session = format!("s{session_no:06}");
-            let mut t = start;
-            let mut cart: Vec<usize> = Vec::new();
-            let push =
-                |rows: &mut Vec<Row>, t: i64, item: &str, ty: &str, qty: &str, price: &str| {
-                    rows.push(Row {
-                        ts: t,
-                        line: format!(
-                            "{user},{item},{ty},{},{qty},{price},{session}",
-                            format_rfc3339(t)
-                        ),
-                    });
-                };
-            // Repeat purchase of a consumable bought before.
-            if !bought.is_empty() && rng.chance(0.25) {
-                let &i = rng.pick(&bought);
-                if CATEGORIES[items[i].category].consumable {
-                    push(&mut rows, t, &items[i].id, "view", "", "");
-                    t += rng.range(10, 90);
-                    cart.push(i);
-                    push(&mut rows, t, &items[i].id, "add_to_cart", "1", "");
-                    t += rng.range(10, 90);
-                }
-            }
-            let c = if rng.chance(0.8) {
-                *rng.pick(&favs)
-            } else {
-                rng.below(CATEGORIES.len() as u64) as usize
+            let ctx = Session {
+                user: &user,
+                session: &session,
+                favs: &favs,
             };
-            let views = 1 + rng.below(10) as usize;
-            for _ in 0..views {
-                let cc = if rng.chance(0.85) {
-                    c
-                } else {
-                    rng.below(CATEGORIES.len() as u64) as usize
-                };
-                if by_cat[cc].is_empty() {
-                    continue;
-                }
-                let i = by_cat[cc][rng.weighted(&cum[cc])];
-                push(&mut rows, t, &items[i].id, "view", "", "");
-                if rng.chance(0.01) {
-                    // A double click: the same view again within a second.
-                    push(&mut rows, t + 1, &items[i].id, "view", "", "");
-                    *summary
-                        .dirt
-                        .entry("consecutive_duplicate_view")
-                        .or_insert(0) += 1;
-                }
-                t += rng.range(15, 150);
-                if rng.chance(0.03) {
-                    push(&mut rows, t, &items[i].id, "favorite", "", "");
-                    t += rng.range(5, 30);
-                }
-                if rng.chance(0.18) {
-                    cart.push(i);
-                    push(&mut rows, t, &items[i].id, "add_to_cart", "1", "");
-                    t += rng.range(10, 60);
-                }
-            }
-            if !cart.is_empty() && rng.chance(0.55) {
-                for &i in &cart {
-                    let qty = 1 + (rng.exp(0.6) as u32).min(5);
-                    let price = if rng.chance(0.1) {
-                        items[i].price * 0.8
-                    } else {
-                        items[i].price
-                    };
-                    push(
-                        &mut rows,
-                        t,
-                        &items[i].id,
-                        "purchase",
-                        &qty.to_string(),
-                        &format!("{price:.2}"),
-                    );
-                    bought.push(i);
-                }
-                if rng.chance(0.02) {
-                    push(&mut rows, t, "GIFTWRAP", "purchase", "1", "1.50");
-                    *summary.dirt.entry("non_product_fee").or_insert(0) += 1;
-                }
-            }
+            shop_session(
+                &ctx,
+                start,
+                (items, &by_cat, &cum),
+                &mut bought,
+                rng,
+                &mut rows,
+                summary,
+            );
         }
     }
+    rows
+}
 
-    // Dirt: each kind planted at a small, counted rate.
+/// Who shops in a session.
+struct Session<'a> {
+    user: &'a str,
+    session: &'a str,
+    favs: &'a [usize],
+}
+
+/// One session from `start`: maybe a repeat buy, views mostly in one
+/// favourite category, favourites, carts and, often, a purchase of the cart.
+fn shop_session(
+    ctx: &Session<'_>,
+    start: i64,
+    (items, by_cat, cum): (&[Item], &[Vec<usize>], &[Vec<f64>]),
+    bought: &mut Vec<usize>,
+    rng: &mut Rng,
+    rows: &mut Vec<Row>,
+    summary: &mut DemoSummary,
+) {
+    let (user, session, favs) = (ctx.user, ctx.session, ctx.favs);
+    let mut t = start;
+    let mut cart: Vec<usize> = Vec::new();
+    let push = |rows: &mut Vec<Row>, t: i64, item: &str, ty: &str, qty: &str, price: &str| {
+        rows.push(Row {
+            ts: t,
+            line: format!(
+                "{user},{item},{ty},{},{qty},{price},{session}",
+                format_rfc3339(t)
+            ),
+        });
+    };
+    // Repeat purchase of a consumable bought before.
+    if !bought.is_empty() && rng.chance(0.25) {
+        let &i = rng.pick(&bought);
+        if CATEGORIES[items[i].category].consumable {
+            push(rows, t, &items[i].id, "view", "", "");
+            t += rng.range(10, 90);
+            cart.push(i);
+            push(rows, t, &items[i].id, "add_to_cart", "1", "");
+            t += rng.range(10, 90);
+        }
+    }
+    let c = if rng.chance(0.8) {
+        *rng.pick(&favs)
+    } else {
+        rng.below(CATEGORIES.len() as u64) as usize
+    };
+    let views = 1 + rng.below(10) as usize;
+    for _ in 0..views {
+        let cc = if rng.chance(0.85) {
+            c
+        } else {
+            rng.below(CATEGORIES.len() as u64) as usize
+        };
+        if by_cat[cc].is_empty() {
+            continue;
+        }
+        let i = by_cat[cc][rng.weighted(&cum[cc])];
+        push(rows, t, &items[i].id, "view", "", "");
+        if rng.chance(0.01) {
+            // A double click: the same view again within a second.
+            push(rows, t + 1, &items[i].id, "view", "", "");
+            *summary
+                .dirt
+                .entry("consecutive_duplicate_view")
+                .or_insert(0) += 1;
+        }
+        t += rng.range(15, 150);
+        if rng.chance(0.03) {
+            push(rows, t, &items[i].id, "favorite", "", "");
+            t += rng.range(5, 30);
+        }
+        if rng.chance(0.18) {
+            cart.push(i);
+            push(rows, t, &items[i].id, "add_to_cart", "1", "");
+            t += rng.range(10, 60);
+        }
+    }
+    if !cart.is_empty() && rng.chance(0.55) {
+        for &i in &cart {
+            let qty = 1 + (rng.exp(0.6) as u32).min(5);
+            let price = if rng.chance(0.1) {
+                items[i].price * 0.8
+            } else {
+                items[i].price
+            };
+            push(
+                rows,
+                t,
+                &items[i].id,
+                "purchase",
+                &qty.to_string(),
+                &format!("{price:.2}"),
+            );
+            bought.push(i);
+        }
+        if rng.chance(0.02) {
+            push(rows, t, "GIFTWRAP", "purchase", "1", "1.50");
+            *summary.dirt.entry("non_product_fee").or_insert(0) += 1;
+        }
+    }
+}
+
+/// Dirt: each kind planted at a small, counted rate.
+fn dirt(
+    cfg: &DemoConfig,
+    items: &[Item],
+    rows: &[Row],
+    rng: &mut Rng,
+    summary: &mut DemoSummary,
+) -> Vec<Row> {
+    let period = cfg.days as i64 * 86_400;
     let clean = rows.len();
     let mut dirt: Vec<Row> = Vec::new();
     let mut plant = |kind: &'static str, ts: i64, line: String, dirt: &mut Vec<Row>| {
@@ -464,21 +540,7 @@ pub fn write_demo(dir: &Path, cfg: &DemoConfig) -> std::io::Result<DemoSummary> 
             &mut dirt,
         );
     }
-    rows.extend(dirt);
-    // A log is written in time order; same-time rows keep their generation order.
-    rows.sort_by_key(|r| r.ts);
-
-    let mut ev_w = BufWriter::new(std::fs::File::create(dir.join("events.csv"))?);
-    writeln!(
-        ev_w,
-        "user_id,item_id,event_type,timestamp,quantity,price,session_id"
-    )?;
-    for r in &rows {
-        writeln!(ev_w, "{}", r.line)?;
-    }
-    ev_w.flush()?;
-    summary.event_rows = rows.len();
-    Ok(summary)
+    dirt
 }
 
 fn csv_field(s: &str) -> String {

@@ -278,17 +278,24 @@ impl aisle_eval::Scorer for Bpr {
     }
 }
 
-impl Recommender for Bpr {
-    fn kind(&self) -> &'static str {
-        "bpr"
-    }
-    fn config(&self) -> ModelConfig {
-        ModelConfig::Bpr(self.cfg.clone())
-    }
-    fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        factor_tensors(self.cfg.factors, &self.users, &self.items)
-    }
+/// The `Recommender` face of a factor model: its kind, config and factors.
+macro_rules! factor_recommender {
+    ($model:ident, $kind:literal) => {
+        impl Recommender for $model {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+            fn config(&self) -> ModelConfig {
+                ModelConfig::$model(self.cfg.clone())
+            }
+            fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+                factor_tensors(self.cfg.factors, &self.users, &self.items)
+            }
+        }
+    };
 }
+
+factor_recommender!(Bpr, "bpr");
 
 // ---------------------------------------------------------------- ALS
 
@@ -460,14 +467,4 @@ impl aisle_eval::Scorer for Als {
     }
 }
 
-impl Recommender for Als {
-    fn kind(&self) -> &'static str {
-        "als"
-    }
-    fn config(&self) -> ModelConfig {
-        ModelConfig::Als(self.cfg.clone())
-    }
-    fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        factor_tensors(self.cfg.factors, &self.users, &self.items)
-    }
-}
+factor_recommender!(Als, "als");

@@ -47,13 +47,13 @@ fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: Path
         .filter(|s| !s.is_empty())
         .collect();
     let selection = Selection {
-        overrides: overrides(m.model_config.as_deref(), &m.set, |om| {
+        overrides: overrides(m.h.model_config.as_deref(), &m.h.set, |om| {
             models.iter().any(|x| x == om)
         })?,
         models,
-        seq_feature: m.seq_feature.clone(),
+        seq_feature: m.h.seq_feature.clone(),
         two_stage_seq: m.two_stage_seq.clone(),
-        time_budget: m.time_budget,
+        time_budget: m.h.time_budget,
     };
     let plan = Plan::new(&selection)?;
     let out = m.out.clone().unwrap_or(default_out);
@@ -121,7 +121,7 @@ pub fn evaluate(a: EvaluateArgs) -> Result<()> {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    let overrides = overrides(a.model_config.as_deref(), &a.set, |om| om == a.model)?;
+    let overrides = overrides(a.h.model_config.as_deref(), &a.h.set, |om| om == a.model)?;
     let out = match a.out.clone() {
         Some(p) => p,
         None => store_dir(&a.store)?.join("models").join(format!(
@@ -134,17 +134,19 @@ pub fn train(a: TrainArgs) -> Result<()> {
         .ok_or_else(|| aisle_train::TrainError::UnknownModel(a.model.clone()))?;
     let purchase_only = "applies to the purchase models (ranker, logreg)";
     if let Kind::Purchase(p) = kind {
-        if a.promote || a.promote_if_better || (a.time_budget.is_some() && a.seq_feature.is_none())
+        if a.promote
+            || a.promote_if_better
+            || (a.h.time_budget.is_some() && a.h.seq_feature.is_none())
         {
             bail!("--promote, --promote-if-better and --time-budget apply to the served models ({}); --time-budget also to --seq-feature", aisle_train::names_where(Kind::served));
         }
         // The ranker's keys apply to it; with --seq-feature, the others to the sequence model.
-        let cfg = hyper::purchase_config(p, &overrides, a.seq_feature.is_none())?;
-        let seq = a
-            .seq_feature
-            .as_deref()
-            .map(|name| hyper::seq_config(name, &overrides, a.time_budget))
-            .transpose()?;
+        let cfg = hyper::purchase_config(p, &overrides, a.h.seq_feature.is_none())?;
+        let seq =
+            a.h.seq_feature
+                .as_deref()
+                .map(|name| hyper::seq_config(name, &overrides, a.h.time_budget))
+                .transpose()?;
         let report = aisle_train::purchase::train_and_save(
             &a.store,
             (p, &cfg),
@@ -159,11 +161,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if a.samples.is_some() {
         bail!("--samples {purchase_only}");
     }
-    if a.seq_feature.is_some() {
+    if a.h.seq_feature.is_some() {
         bail!("--seq-feature {purchase_only}");
     }
     match kind {
-        Kind::Classical(_) if a.time_budget.is_some() => bail!(
+        Kind::Classical(_) if a.h.time_budget.is_some() => bail!(
             "--time-budget applies to sequence models ({})",
             aisle_train::names_where(|k| matches!(k, Kind::Sequence(_)))
         ),
@@ -175,7 +177,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let data = StoreData::load(&a.store)?;
     let mut report = match kind {
         Kind::Sequence(_) => {
-            let (arch, cfg) = hyper::seq_config(&a.model, &overrides, a.time_budget)?;
+            let (arch, cfg) = hyper::seq_config(&a.model, &overrides, a.h.time_budget)?;
             aisle_train::stepped(&Bars, &a.model, |progress| {
                 aisle_train::train_sequence(&a.store, &data, (arch, &cfg), &out, progress)
             })?

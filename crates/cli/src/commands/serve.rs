@@ -17,8 +17,59 @@ fn serve_config(store: &str, addr: std::net::SocketAddr) -> aisle_serve::ServeCo
     cfg
 }
 
+/// The retraining scheduler's settings: `aisle train --promote-if-better`
+/// of `m`, its overrides checked now rather than in every failed run.
+fn retrain_config(a: &ServeArgs, m: &str) -> Result<aisle_serve::RetrainConfig> {
+    let kind = Kind::parse(m).filter(|k| k.served()).with_context(|| {
+        format!(
+            "--retrain-model {m:?}: the server retrains the models it serves ({})",
+            aisle_train::names_where(Kind::served)
+        )
+    })?;
+    // Check the overrides now rather than in every failed run.
+    let overrides = hyper::parse_overrides(&a.retrain_set)?;
+    let exe = std::env::current_exe().context("locating the aisle binary")?;
+    let mut command = vec![
+        exe.display().to_string(),
+        "train".into(),
+        "--store".into(),
+        a.store.clone(),
+        "--model".into(),
+        m.to_string(),
+        "--promote-if-better".into(),
+    ];
+    if let Kind::Sequence(_) = kind {
+        hyper::seq_config(m, &overrides, Some(a.retrain_budget))?;
+        command.extend(["--time-budget".into(), a.retrain_budget.to_string()]);
+    } else {
+        hyper::model_configs(&[m.to_string()], &overrides)?;
+    }
+    for kv in &a.retrain_set {
+        command.extend(["--set".to_string(), kv.clone()]);
+    }
+    Ok(aisle_serve::RetrainConfig {
+        model: m.to_string(),
+        command,
+        interval: a
+            .retrain_every
+            .map(std::time::Duration::try_from_secs_f64)
+            .transpose()
+            .context("--retrain-every")?,
+        min_new_events: a.retrain_after_events,
+        low_priority: true,
+    })
+}
+
 pub fn serve(a: ServeArgs) -> Result<()> {
     let mut cfg = serve_config(&a.store, a.addr);
+    if a.retrain_model.is_none() && (a.retrain_every.is_some() || a.retrain_after_events.is_some())
+    {
+        bail!("--retrain-every/--retrain-after-events need --retrain-model");
+    }
+    let retrain = match &a.retrain_model {
+        Some(m) => Some(retrain_config(&a, m)?),
+        None => None,
+    };
     let on_command_line: Vec<&str> = ["--api-key", "--admin-key", "--read-key", "--write-key"]
         .into_iter()
         .filter(|f| std::env::args().any(|x| x == *f || x.starts_with(&format!("{f}="))))
@@ -80,50 +131,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         }
         cfg.rate_limit = Some(r);
     }
-    if a.retrain_model.is_none() && (a.retrain_every.is_some() || a.retrain_after_events.is_some())
-    {
-        bail!("--retrain-every/--retrain-after-events need --retrain-model");
-    }
-    if let Some(m) = &a.retrain_model {
-        let kind = Kind::parse(m).filter(|k| k.served()).with_context(|| {
-            format!(
-                "--retrain-model {m:?}: the server retrains the models it serves ({})",
-                aisle_train::names_where(Kind::served)
-            )
-        })?;
-        // Check the overrides now rather than in every failed run.
-        let overrides = hyper::parse_overrides(&a.retrain_set)?;
-        let exe = std::env::current_exe().context("locating the aisle binary")?;
-        let mut command = vec![
-            exe.display().to_string(),
-            "train".into(),
-            "--store".into(),
-            a.store.clone(),
-            "--model".into(),
-            m.clone(),
-            "--promote-if-better".into(),
-        ];
-        if let Kind::Sequence(_) = kind {
-            hyper::seq_config(m, &overrides, Some(a.retrain_budget))?;
-            command.extend(["--time-budget".into(), a.retrain_budget.to_string()]);
-        } else {
-            hyper::model_configs(std::slice::from_ref(m), &overrides)?;
-        }
-        for kv in &a.retrain_set {
-            command.extend(["--set".to_string(), kv.clone()]);
-        }
-        cfg.retrain = Some(aisle_serve::RetrainConfig {
-            model: m.clone(),
-            command,
-            interval: a
-                .retrain_every
-                .map(std::time::Duration::try_from_secs_f64)
-                .transpose()
-                .context("--retrain-every")?,
-            min_new_events: a.retrain_after_events,
-            low_priority: true,
-        });
-    }
+    cfg.retrain = retrain;
     aisle_store::open_existing(&a.store)?;
     let app = aisle_serve::App::open(cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
