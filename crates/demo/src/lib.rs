@@ -390,7 +390,7 @@ fn shop_session(
     };
     // Repeat purchase of a consumable bought before.
     if !bought.is_empty() && rng.chance(0.25) {
-        let &i = rng.pick(&bought);
+        let &i = rng.pick(bought);
         if CATEGORIES[items[i].category].consumable {
             push(rows, t, &items[i].id, "view", "", "");
             t += rng.range(10, 90);
@@ -400,7 +400,7 @@ fn shop_session(
         }
     }
     let c = if rng.chance(0.8) {
-        *rng.pick(&favs)
+        *rng.pick(favs)
     } else {
         rng.below(CATEGORIES.len() as u64) as usize
     };

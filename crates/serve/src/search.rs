@@ -565,19 +565,12 @@ pub struct QueryInfo {
 }
 
 /// Runs a search: keyword candidates, fusion, personal re-ranking.
-pub fn run(
-    search: &Search,
-    live: &Live,
-    serving: &Serving,
-    req: &SearchRequest,
-) -> Result<SearchResults, String> {
-    let keyword = search
-        .keyword
-        .as_ref()
-        .ok_or_else(|| search.error.clone().unwrap_or_default())?;
-    let n = search.cfg.candidates.max(req.k);
+/// The retrieval mode asked for (hybrid by default when semantic search is up).
+fn mode_of(search: &Search, req: &SearchRequest) -> Result<&'static str, String> {
     let mode = match req.mode.as_deref() {
-        Some(m @ ("keyword" | "semantic" | "hybrid")) => m,
+        Some("keyword") => "keyword",
+        Some("semantic") => "semantic",
+        Some("hybrid") => "hybrid",
         Some(other) => {
             return Err(format!(
                 "mode must be keyword, semantic or hybrid, not {other:?}"
@@ -589,16 +582,25 @@ pub fn run(
     if mode != "keyword" && search.semantic.is_none() {
         return Err(format!("semantic search is {}", search.semantic_note));
     }
-    let f = &req.filters;
-    let allowed = |id: &str| -> bool {
-        live.index
-            .get(id)
-            .is_some_and(|&i| live.passes(i, f.category.as_deref(), f.price_min, f.price_max))
-    };
+    Ok(mode)
+}
+
+/// Keyword candidates and, for semantic modes, the query's embedding: the
+/// embedding (the slow part of hybrid search, ~5 ms) runs on its own thread
+/// while keyword retrieval runs on this one.
+#[allow(clippy::type_complexity)]
+fn retrieve(
+    search: &Search,
+    keyword: &aisle_search::KeywordIndex,
+    req: &SearchRequest,
+    mode: &str,
+    n: usize,
+) -> (
+    Result<aisle_search::KeywordResults, String>,
+    Option<Result<std::sync::Arc<Vec<f32>>, String>>,
+) {
     let started = std::time::Instant::now();
-    // The query embedding (the slow part of hybrid search, ~5 ms) runs on
-    // its own thread while keyword retrieval runs here.
-    let (kw, query_vec) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let embedding = match (&search.semantic, mode) {
             (Some(s), "semantic" | "hybrid") => Some(scope.spawn(|| s.query_vector(&req.q))),
             _ => None,
@@ -621,73 +623,42 @@ pub fn run(
             "search retrieval"
         );
         (kw, v)
-    });
-    let kw = kw?;
-    // Only items that may be shown (deleted or out of stock never are).
-    let shown: Vec<usize> = (0..kw.candidates.len())
-        .filter(|&c| allowed(&kw.candidates[c].item_id))
-        .collect();
-    let kw_ids: Vec<String> = shown
-        .iter()
-        .map(|&c| kw.candidates[c].item_id.clone())
-        .collect();
-    let kw_rank: HashMap<&str, usize> = kw_ids
-        .iter()
-        .enumerate()
-        .map(|(r, id)| (id.as_str(), r))
-        .collect();
-    let sem: Vec<(String, f32)> = match (&search.semantic, query_vec) {
-        (Some(s), Some(q)) => {
-            let q = q?;
-            let ix = s.index.read().unwrap_or_else(|e| e.into_inner());
-            aisle_search::VectorIndex::search(&*ix, &q, n, &allowed)
-        }
-        _ => Vec::new(),
+    })
+}
+
+/// Personal scores (the serving model after the user's history) and what
+/// the response says about them.
+fn personal_scores(
+    live: &Live,
+    serving: &Serving,
+    req: &SearchRequest,
+) -> (Option<Vec<f32>>, Option<String>) {
+    let (true, Some(user), Some(model)) = (req.personal, &req.user, &serving.model) else {
+        return (None, None);
     };
-    let sem_ids: Vec<String> = sem.iter().map(|(id, _)| id.clone()).collect();
-    let sem_score: HashMap<&str, (usize, f32)> = sem
-        .iter()
-        .enumerate()
-        .map(|(r, (id, s))| (id.as_str(), (r, *s)))
-        .collect();
-    // Personal scores: the serving model after the user's history.
-    let mut personal_note: Option<String> = None;
-    let mut scores: Option<Vec<f32>> = None;
-    if let (true, Some(user), Some(model)) = (req.personal, &req.user, &serving.model) {
-        match live.users.get(user) {
-            None => personal_note = Some("unknown user: no personal ranking".into()),
-            Some(u) => {
-                let hist = serving.known_history(live, &u.history);
-                if hist.is_empty() {
-                    personal_note = Some("no history the model knows".into());
-                } else {
-                    let mut s = vec![0f32; model.n_items()];
-                    model.score_history(&hist, &mut s);
-                    scores = Some(s);
-                    personal_note =
-                        Some(format!("re-ranked by {} {}", serving.name, serving.version));
-                }
-            }
-        }
+    let Some(u) = live.users.get(user) else {
+        return (None, Some("unknown user: no personal ranking".into()));
+    };
+    let hist = serving.known_history(live, &u.history);
+    if hist.is_empty() {
+        return (None, Some("no history the model knows".into()));
     }
-    let personal = |id: &str| -> Option<f32> {
-        let s = scores.as_ref()?;
-        serving.model_index.get(id).map(|&j| s[j as usize])
-    };
-    let ranked = aisle_search::fuse::rank(
-        &[
-            (&kw_ids, search.cfg.keyword_weight),
-            (&sem_ids, search.cfg.semantic_weight),
-        ],
-        &personal,
-        if scores.is_some() {
-            search.cfg.personal_weight
-        } else {
-            0.0
-        },
-    );
-    let mut results: Vec<SearchHit> = Vec::with_capacity(req.k);
-    for r in ranked.iter().take(req.k) {
+    let mut s = vec![0f32; model.n_items()];
+    model.score_history(&hist, &mut s);
+    let note = format!("re-ranked by {} {}", serving.name, serving.version);
+    (Some(s), Some(note))
+}
+
+/// The shown results with why each is where it is.
+fn hits(
+    ranked: &[aisle_search::fuse::Ranked],
+    kw: &aisle_search::KeywordResults,
+    (shown, kw_rank): (&[usize], &HashMap<&str, usize>),
+    sem_score: &HashMap<&str, (usize, f32)>,
+    live: &Live,
+) -> Result<Vec<SearchHit>, String> {
+    let mut results: Vec<SearchHit> = Vec::with_capacity(ranked.len());
+    for r in ranked {
         let kr = kw_rank.get(r.id.as_str()).copied();
         let (title, matched, approximate, bm25) = match kr {
             Some(kr) => {
@@ -726,6 +697,81 @@ pub fn run(
             },
         });
     }
+    Ok(results)
+}
+
+pub fn run(
+    search: &Search,
+    live: &Live,
+    serving: &Serving,
+    req: &SearchRequest,
+) -> Result<SearchResults, String> {
+    let keyword = search
+        .keyword
+        .as_ref()
+        .ok_or_else(|| search.error.clone().unwrap_or_default())?;
+    let n = search.cfg.candidates.max(req.k);
+    let mode = mode_of(search, req)?;
+    let f = &req.filters;
+    let allowed = |id: &str| -> bool {
+        live.index
+            .get(id)
+            .is_some_and(|&i| live.passes(i, f.category.as_deref(), f.price_min, f.price_max))
+    };
+    let started = std::time::Instant::now();
+    let (kw, query_vec) = retrieve(search, keyword, req, mode, n);
+    let kw = kw?;
+    // Only items that may be shown (deleted or out of stock never are).
+    let shown: Vec<usize> = (0..kw.candidates.len())
+        .filter(|&c| allowed(&kw.candidates[c].item_id))
+        .collect();
+    let kw_ids: Vec<String> = shown
+        .iter()
+        .map(|&c| kw.candidates[c].item_id.clone())
+        .collect();
+    let kw_rank: HashMap<&str, usize> = kw_ids
+        .iter()
+        .enumerate()
+        .map(|(r, id)| (id.as_str(), r))
+        .collect();
+    let sem: Vec<(String, f32)> = match (&search.semantic, query_vec) {
+        (Some(s), Some(q)) => {
+            let q = q?;
+            let ix = s.index.read().unwrap_or_else(|e| e.into_inner());
+            aisle_search::VectorIndex::search(&*ix, &q, n, &allowed)
+        }
+        _ => Vec::new(),
+    };
+    let sem_ids: Vec<String> = sem.iter().map(|(id, _)| id.clone()).collect();
+    let sem_score: HashMap<&str, (usize, f32)> = sem
+        .iter()
+        .enumerate()
+        .map(|(r, (id, s))| (id.as_str(), (r, *s)))
+        .collect();
+    let (scores, personal_note) = personal_scores(live, serving, req);
+    let personal = |id: &str| -> Option<f32> {
+        let s = scores.as_ref()?;
+        serving.model_index.get(id).map(|&j| s[j as usize])
+    };
+    let ranked = aisle_search::fuse::rank(
+        &[
+            (&kw_ids, search.cfg.keyword_weight),
+            (&sem_ids, search.cfg.semantic_weight),
+        ],
+        &personal,
+        if scores.is_some() {
+            search.cfg.personal_weight
+        } else {
+            0.0
+        },
+    );
+    let results = hits(
+        &ranked[..ranked.len().min(req.k)],
+        &kw,
+        (&shown, &kw_rank),
+        &sem_score,
+        live,
+    )?;
     tracing::debug!(
         total_ms = started.elapsed().as_secs_f64() * 1e3,
         "search ranked and explained"
