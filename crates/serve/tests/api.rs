@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aisle_core::{CatalogItem, Event, EventType};
 use aisle_serve::{router, App, ServeConfig};
@@ -15,9 +15,34 @@ use tower::ServiceExt;
 
 const ITEMS: u32 = 12;
 
-/// 40 users walk a cycle of 12 items (item k then k + 1); items are in two
-/// categories with prices 1..=12.
+/// A copy of the shop in `dir` (built once per test binary, see [`build_shop`]).
 fn shop(dir: &std::path::Path) -> String {
+    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let t = tempfile::tempdir().unwrap();
+        build_shop(t.path());
+        t
+    });
+    copy_dir(template.path(), dir);
+    dir.display().to_string()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// 40 users walk a cycle of 12 items (item k then k + 1); items are in two
+/// categories with prices 1..=12; a tiny SASRec trained on them is promoted.
+fn build_shop(dir: &std::path::Path) {
     let url = dir.display().to_string();
     let mut store = aisle_store::open(&url).unwrap();
     let catalog: Vec<CatalogItem> = (0..ITEMS)
@@ -55,7 +80,6 @@ fn shop(dir: &std::path::Path) -> String {
     store.append(&events).unwrap();
     // Train and promote a small SASRec on the same sequences.
     common::promote_tiny_sasrec(dir, ITEMS, 30, 100);
-    url
 }
 
 struct Client {
@@ -119,19 +143,34 @@ fn assert_error(status: StatusCode, v: &Value, want: StatusCode) {
     );
 }
 
-#[tokio::test]
-async fn routes_feedback_loop_and_catalog_rules() {
+/// A fresh copy of the shop, served in process.
+fn fresh() -> (tempfile::TempDir, Client) {
     let dir = tempfile::tempdir().unwrap();
     let url = shop(dir.path());
     let (_app, c) = open(&url, |_| {});
+    (dir, c)
+}
+
+async fn post_ok(c: &Client, uri: &str, body: &str) -> Value {
+    let (s, v) = c.post(uri, body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn health_and_readiness_name_the_promoted_model() {
+    let (_dir, c) = fresh();
     assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
     let (s, v) = c.get("/readyz").await;
     assert_eq!(
         (s, v["model"]["name"].as_str()),
         (StatusCode::OK, Some("sasrec"))
     );
+}
 
-    // A known user: model recommendations with source and reason.
+#[tokio::test]
+async fn a_known_user_gets_the_models_next_items_with_source_and_reason() {
+    let (_dir, c) = fresh();
     let (s, v) = c.get("/v1/users/u3/recommendations?k=5").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["model"]["name"], "sasrec");
@@ -143,51 +182,77 @@ async fn routes_feedback_loop_and_catalog_rules() {
     }
     // u3 saw i3..i10: the cycle continues with i11.
     assert_eq!(ids(&v)[0], "i11", "{v}");
+}
 
-    // An unknown user is a cold start (200, popularity).
+#[tokio::test]
+async fn an_unknown_user_is_a_cold_start_on_popularity() {
+    let (_dir, c) = fresh();
     let (s, v) = c.get("/v1/users/nobody/recommendations").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["items"][0]["source"], "popularity");
     assert_eq!(v["user_known"], false);
+}
 
-    // Feedback loop: one event and the very next request follows it.
-    let (s, v) = c
-        .post(
-            "/v1/events",
-            r#"{"user_id":"nobody","item_id":"i4","type":"view","event_id":"e1"}"#,
-        )
-        .await;
-    assert_eq!(
-        (s, v["inserted"].as_u64()),
-        (StatusCode::OK, Some(1)),
-        "{v}"
-    );
+#[tokio::test]
+async fn one_event_changes_the_very_next_recommendation() {
+    let (_dir, c) = fresh();
+    let v = post_ok(
+        &c,
+        "/v1/events",
+        r#"{"user_id":"nobody","item_id":"i4","type":"view","event_id":"e1"}"#,
+    )
+    .await;
+    assert_eq!(v["inserted"].as_u64(), Some(1), "{v}");
     let (_, v) = c.get("/v1/users/nobody/recommendations?k=3").await;
     assert_eq!(v["items"][0]["source"], "sasrec", "{v}");
     assert_eq!(ids(&v)[0], "i5", "{v}");
-    // Idempotent with the same event id; a batch is one durable append.
-    let (_, v) = c
-        .post("/v1/events", r#"{"events":[{"user_id":"nobody","item_id":"i4","type":"view","event_id":"e1"},{"user_id":"nobody","item_id":"i5","type":"purchase","timestamp":"2024-01-01T00:00:00Z"}]}"#)
-        .await;
+}
+
+#[tokio::test]
+async fn a_repeated_event_id_is_a_duplicate_within_one_batch_append() {
+    let (_dir, c) = fresh();
+    post_ok(
+        &c,
+        "/v1/events",
+        r#"{"user_id":"nobody","item_id":"i4","type":"view","event_id":"e1"}"#,
+    )
+    .await;
+    let v = post_ok(&c, "/v1/events", r#"{"events":[{"user_id":"nobody","item_id":"i4","type":"view","event_id":"e1"},{"user_id":"nobody","item_id":"i5","type":"purchase","timestamp":"2024-01-01T00:00:00Z"}]}"#).await;
     assert_eq!(
         (v["inserted"].as_u64(), v["duplicates"].as_u64()),
         (Some(1), Some(1)),
         "{v}"
     );
-    // exclude_purchased drops i5; category and price filters hold.
+}
+
+#[tokio::test]
+async fn exclude_purchased_drops_what_the_user_bought() {
+    let (_dir, c) = fresh();
+    post_ok(&c, "/v1/events", r#"{"events":[{"user_id":"nobody","item_id":"i4","type":"view"},{"user_id":"nobody","item_id":"i5","type":"purchase"}]}"#).await;
+    let (_, v) = c.get("/v1/users/nobody/recommendations?k=12").await;
+    assert!(ids(&v).contains(&"i5".to_string()), "{v}");
     let (_, v) = c
         .get("/v1/users/nobody/recommendations?k=12&exclude_purchased=true")
         .await;
     assert!(!ids(&v).contains(&"i5".to_string()), "{v}");
+}
+
+#[tokio::test]
+async fn category_and_price_filters_hold() {
+    let (_dir, c) = fresh();
     let (_, v) = c
         .get("/v1/users/u3/recommendations?k=12&category=odd&price_min=2&price_max=8")
         .await;
+    assert!(!ids(&v).is_empty(), "{v}");
     for id in ids(&v) {
         let n: u32 = id[1..].parse().unwrap();
         assert!(n % 2 == 1 && (1..=7).contains(&n), "{id} in {v}");
     }
+}
 
-    // Catalog: out of stock and deleted items are never recommended.
+#[tokio::test]
+async fn an_out_of_stock_item_is_never_recommended() {
+    let (_dir, c) = fresh();
     let (s, _) = c
         .call(
             "PUT",
@@ -201,15 +266,27 @@ async fn routes_feedback_loop_and_catalog_rules() {
     assert!(!ids(&v).contains(&"i11".to_string()), "{v}");
     let (s, v) = c.get("/v1/items/i11").await;
     assert_eq!((s, v["in_stock"].as_bool()), (StatusCode::OK, Some(false)));
+    let (_, v) = c.get("/v1/popular?k=12").await;
+    assert!(!ids(&v).iter().any(|i| i == "i11"), "{v}");
+}
+
+#[tokio::test]
+async fn a_deleted_item_is_gone_from_the_catalog_and_every_list() {
+    let (_dir, c) = fresh();
     assert_eq!(
         c.call("DELETE", "/v1/items/i0", None, None).await.0,
         StatusCode::OK
     );
     assert_eq!(c.get("/v1/items/i0").await.0, StatusCode::NOT_FOUND);
     let (_, v) = c.get("/v1/popular?k=12").await;
-    assert!(!ids(&v).iter().any(|i| i == "i0" || i == "i11"), "{v}");
-    // New items through the API: similar items by title words and category
-    // until they have interactions.
+    assert!(!ids(&v).iter().any(|i| i == "i0"), "{v}");
+    let (_, v) = c.get("/v1/users/u4/recommendations?k=12").await;
+    assert!(!ids(&v).iter().any(|i| i == "i0"), "{v}");
+}
+
+#[tokio::test]
+async fn a_new_item_is_similar_by_title_words_then_by_category() {
+    let (_dir, c) = fresh();
     for (id, body) in [
         (
             "new1",
@@ -243,29 +320,44 @@ async fn routes_feedback_loop_and_catalog_rules() {
         "{v}"
     );
     assert_eq!(v["items"][1]["reason"], "same category as Copper lantern");
+}
+
+#[tokio::test]
+async fn a_known_items_neighbours_come_from_the_model() {
+    let (_dir, c) = fresh();
     let (s, v) = c.get("/v1/items/i2/similar?k=3").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["items"][0]["source"], "sasrec");
     assert!(!ids(&v).contains(&"i2".to_string()));
+}
 
-    // Anonymous session.
-    let (s, v) = c
-        .post(
-            "/v1/sessions/recommendations",
-            r#"{"items":["i6","i7","zzz"],"k":2}"#,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+#[tokio::test]
+async fn an_anonymous_session_is_recommended_from_its_items() {
+    let (_dir, c) = fresh();
+    let v = post_ok(
+        &c,
+        "/v1/sessions/recommendations",
+        r#"{"items":["i6","i7","zzz"],"k":2}"#,
+    )
+    .await;
     assert_eq!(ids(&v)[0], "i8");
     assert_eq!(v["unknown_items"], 1);
+}
 
-    // Privacy: deleting a user erases the history; they are a cold start again.
+#[tokio::test]
+async fn deleting_a_user_erases_their_history() {
+    let (_dir, c) = fresh();
     let (s, v) = c.call("DELETE", "/v1/users/u3", None, None).await;
     assert_eq!((s, v["deleted_events"].as_u64()), (StatusCode::OK, Some(8)));
     let (_, v) = c.get("/v1/users/u3/recommendations").await;
     assert_eq!(v["user_known"], false);
+}
 
-    // Metrics name routes and count events.
+#[tokio::test]
+async fn metrics_name_routes_and_count_events() {
+    let (_dir, c) = fresh();
+    c.get("/v1/users/u3/recommendations").await;
+    post_ok(&c, "/v1/events", r#"{"events":[{"user_id":"a","item_id":"i1","type":"view"},{"user_id":"a","item_id":"i2","type":"view"}]}"#).await;
     let (s, v) = c.get("/metrics").await;
     assert_eq!(s, StatusCode::OK);
     let text = v.as_str().unwrap();
