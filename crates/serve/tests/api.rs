@@ -556,15 +556,31 @@ async fn bad_input_is_a_4xx_with_a_json_reason() {
     }
 }
 
-#[tokio::test]
-async fn hot_swap_refuses_corrupt_artifacts_and_keys_guard_scopes() {
+/// A fresh shop served with a write key `read` and an admin key `admin`.
+fn keyed() -> (tempfile::TempDir, Arc<App>, Client) {
     let dir = tempfile::tempdir().unwrap();
     let url = shop(dir.path());
     let (app, c) = open(&url, |c| {
         c.api_key = Some("read".into());
         c.admin_key = Some("admin".into());
     });
-    // Keys: missing or wrong -> 401; the API key cannot reach admin routes (403).
+    (dir, app, c)
+}
+
+async fn promote(c: &Client, version: &str) -> (StatusCode, Value) {
+    let body = format!(r#"{{"version":"{version}"}}"#);
+    c.call(
+        "POST",
+        "/v1/admin/models/promote",
+        Some(&body),
+        Some("admin"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_missing_key_is_401_and_the_api_key_cannot_reach_admin_routes() {
+    let (_dir, _app, c) = keyed();
     let (s, v) = c.get("/v1/popular").await;
     assert_error(s, &v, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -577,34 +593,32 @@ async fn hot_swap_refuses_corrupt_artifacts_and_keys_guard_scopes() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["versions"][0]["promoted"], true, "{v}");
     assert_eq!(c.get("/healthz").await.0, StatusCode::OK);
+}
 
-    // A corrupt artifact is refused and the old model keeps serving.
+#[tokio::test]
+async fn a_corrupt_artifact_is_refused_and_the_old_model_keeps_serving() {
+    let (dir, app, c) = keyed();
     let models = dir.path().join("models");
     std::fs::write(models.join("sasrec-200.safetensors"), b"garbage").unwrap();
-    let (s, v) = c
-        .call(
-            "POST",
-            "/v1/admin/models/promote",
-            Some(r#"{"version":"sasrec-200.safetensors"}"#),
-            Some("admin"),
-        )
-        .await;
+    let (s, v) = promote(&c, "sasrec-200.safetensors").await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.current().version, "sasrec-100.safetensors");
-    // A good one swaps in; requests keep succeeding.
+    let (s, _) = c
+        .call("GET", "/v1/users/u1/recommendations", None, Some("read"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_promoted_artifact_serves_the_next_request() {
+    let (dir, _app, c) = keyed();
+    let models = dir.path().join("models");
     std::fs::copy(
         models.join("sasrec-100.safetensors"),
         models.join("sasrec-300.safetensors"),
     )
     .unwrap();
-    let (s, v) = c
-        .call(
-            "POST",
-            "/v1/admin/models/promote",
-            Some(r#"{"version":"sasrec-300.safetensors"}"#),
-            Some("admin"),
-        )
-        .await;
+    let (s, v) = promote(&c, "sasrec-300.safetensors").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = c
         .call("GET", "/v1/users/u1/recommendations", None, Some("read"))
@@ -613,7 +627,22 @@ async fn hot_swap_refuses_corrupt_artifacts_and_keys_guard_scopes() {
         (s, v["model"]["version"].as_str()),
         (StatusCode::OK, Some("sasrec-300.safetensors"))
     );
-    // Rollback goes back to the previous promotion.
+}
+
+#[tokio::test]
+async fn a_rollback_and_reload_serve_the_previous_promotion() {
+    let (dir, app, c) = keyed();
+    let models = dir.path().join("models");
+    std::fs::copy(
+        models.join("sasrec-100.safetensors"),
+        models.join("sasrec-300.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(
+        promote(&c, "sasrec-300.safetensors").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(app.current().version, "sasrec-300.safetensors");
     let reg = aisle_serve::Registry::new(dir.path());
     assert_eq!(reg.rollback().unwrap(), "sasrec-100.safetensors");
     let (s, _) = c
@@ -1119,12 +1148,26 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
 /// Search: keyword results with reasons, filters, the personal re-ranking,
 /// catalog changes reaching the index at once, suggestions, the query log
 /// and bad queries.
-#[tokio::test]
-async fn search_routes_filters_personalization_and_bad_queries() {
+/// A fresh shop with keyword search only (the semantic test below runs the encoder).
+fn keyword_only() -> (tempfile::TempDir, Client) {
     let dir = tempfile::tempdir().unwrap();
     let url = shop(dir.path());
-    // Keyword only here (the semantic test below runs the encoder).
     let (_app, c) = open(&url, |c| c.search.no_semantic = true);
+    (dir, c)
+}
+
+fn result_ids(v: &Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["item_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_answers_hits_with_titles_scores_and_matched_words() {
+    let (_dir, c) = keyword_only();
     let (s, v) = c.get("/v1/search?q=items&k=3").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["took_ms"].as_f64().unwrap() >= 0.0);
@@ -1138,27 +1181,36 @@ async fn search_routes_filters_personalization_and_bad_queries() {
         );
         assert_eq!(x["why"]["matched"][0], "items", "{x}");
     }
-    // Filters.
+}
+
+#[tokio::test]
+async fn search_filters_by_category_and_price_with_facets() {
+    let (_dir, c) = keyword_only();
     let (_, v) = c
         .get("/v1/search?q=item&k=20&category=even&price_min=3&price_max=7")
         .await;
-    let got: Vec<&str> = v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["item_id"].as_str().unwrap())
-        .collect();
-    let mut got = got.clone();
+    let mut got = result_ids(&v);
     got.sort();
     assert_eq!(got, ["i2", "i4", "i6"], "{v}");
     assert_eq!(v["facets"]["category"][0]["value"], "even", "{v}");
-    // Personal: u3 saw i3..i10; the model's next item i11 comes first.
+    let (_, v) = c.get("/v1/search?q=item&category=nothing").await;
+    assert_eq!(v["results"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn search_for_a_known_user_puts_the_models_next_item_first() {
+    let (_dir, c) = keyword_only();
+    // u3 saw i3..i10; the model's next item i11 comes first.
     let (_, v) = c.get("/v1/search?q=item&k=3&user=u3").await;
     assert_eq!(v["results"][0]["item_id"], "i11", "{v}");
     assert_eq!(v["results"][0]["why"]["personal"]["rank"], 1, "{v}");
     let (_, v) = c.get("/v1/search?q=item&k=3&user=u3&personal=false").await;
     assert!(v["results"][0]["why"]["personal"].is_null(), "{v}");
-    // An unknown user searches without personalization (200).
+}
+
+#[tokio::test]
+async fn an_unknown_user_searches_without_personalization() {
+    let (_dir, c) = keyword_only();
     let (s, v) = c.get("/v1/search?q=item&user=nobody").await;
     assert_eq!(s, StatusCode::OK);
     assert!(
@@ -1168,7 +1220,11 @@ async fn search_routes_filters_personalization_and_bad_queries() {
             .contains("unknown user"),
         "{v}"
     );
-    // Catalog changes reach the index at once; out of stock and deleted never show.
+}
+
+#[tokio::test]
+async fn a_new_item_is_found_at_once_even_with_a_typo() {
+    let (_dir, c) = keyword_only();
     let (s, _) = c
         .call(
             "PUT",
@@ -1182,50 +1238,53 @@ async fn search_routes_filters_personalization_and_bad_queries() {
     assert_eq!(v["results"][0]["item_id"], "lamp1", "{v}");
     let (_, v) = c.get("/v1/search?q=lantrn").await; // a typo in a 7-letter word
     assert_eq!(v["results"][0]["item_id"], "lamp1", "{v}");
-    c.call(
-        "PUT",
-        "/v1/items/lamp1",
-        Some(r#"{"title":"Copper lantern","in_stock":false}"#),
-        None,
-    )
-    .await;
+}
+
+#[tokio::test]
+async fn out_of_stock_and_deleted_items_never_show_in_search() {
+    let (_dir, c) = keyword_only();
+    let put = |body: &'static str| c.call("PUT", "/v1/items/lamp1", Some(body), None);
+    assert_eq!(put(r#"{"title":"Copper lantern"}"#).await.0, StatusCode::OK);
+    put(r#"{"title":"Copper lantern","in_stock":false}"#).await;
+    assert!(result_ids(&c.get("/v1/search?q=lantern").await.1).is_empty());
+    put(r#"{"title":"Copper lantern"}"#).await;
     assert_eq!(
-        c.get("/v1/search?q=lantern").await.1["results"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
+        result_ids(&c.get("/v1/search?q=lantern").await.1),
+        ["lamp1"]
     );
-    c.call(
-        "PUT",
-        "/v1/items/lamp1",
-        Some(r#"{"title":"Copper lantern"}"#),
-        None,
-    )
-    .await;
     assert_eq!(
         c.call("DELETE", "/v1/items/lamp1", None, None).await.0,
         StatusCode::OK
     );
-    assert_eq!(
-        c.get("/v1/search?q=lantern").await.1["results"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
-    // Suggestions: past queries first, then titles.
+    assert!(result_ids(&c.get("/v1/search?q=lantern").await.1).is_empty());
+}
+
+#[tokio::test]
+async fn suggestions_offer_past_queries_first_then_titles() {
+    let (_dir, c) = keyword_only();
+    c.get("/v1/search?q=item").await;
     let (s, v) = c.get("/v1/search/suggest?q=it").await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let sug = v["suggestions"].as_array().unwrap();
     assert_eq!(sug[0]["text"], "item", "{v}");
     assert_eq!(sug[0]["source"], "query");
     assert!(sug.iter().any(|x| x["source"] == "title"), "{v}");
-    // The query log.
+}
+
+#[tokio::test]
+async fn every_search_is_written_to_the_query_log() {
+    let (dir, c) = keyword_only();
+    for q in ["item", "lantrn", "items"] {
+        c.get(&format!("/v1/search?q={q}")).await;
+    }
     let log = std::fs::read_to_string(dir.path().join("search/queries.jsonl")).unwrap();
-    assert!(log.lines().count() >= 8, "{log}");
+    assert_eq!(log.lines().count(), 3, "{log}");
     assert!(log.contains(r#""q":"lantrn""#), "{log}");
-    // Odd but valid queries: 200 with sensible (possibly empty) results.
+}
+
+#[tokio::test]
+async fn odd_but_valid_queries_answer_200() {
+    let (_dir, c) = keyword_only();
     for q in [
         "%21%21%21",
         "%F0%9F%8E%89",
@@ -1237,9 +1296,11 @@ async fn search_routes_filters_personalization_and_bad_queries() {
         assert_eq!(s, StatusCode::OK, "{q}: {v}");
         assert!(v["results"].is_array(), "{q}: {v}");
     }
-    let (_, v) = c.get("/v1/search?q=item&category=nothing").await;
-    assert_eq!(v["results"].as_array().unwrap().len(), 0);
-    // Bad queries: 4xx with a JSON reason.
+}
+
+#[tokio::test]
+async fn bad_search_queries_are_400_with_a_json_reason() {
+    let (_dir, c) = keyword_only();
     let long = "a".repeat(10_001);
     for uri in [
         "/v1/search".to_string(),
