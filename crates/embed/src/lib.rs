@@ -299,9 +299,53 @@ pub struct Embedder {
     single: std::sync::OnceLock<Option<rayon::ThreadPool>>,
 }
 
+/// The layer count from `config.json`, after checking it describes
+/// all-MiniLM-L6-v2's shape (hidden 384, 12 heads, gelu).
+fn n_layers(dir: &Path) -> Result<usize> {
+    let cfg_path = dir.join("config.json");
+    let bad = |message: String| EmbedError::Bad {
+        path: cfg_path.clone(),
+        message,
+    };
+    let cfg: serde_json::Value = std::fs::read(&cfg_path)
+        .map_err(|e| bad(e.to_string()))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| bad(e.to_string())))?;
+    let get = |k: &str| cfg[k].as_u64().map(|v| v as usize);
+    let (hidden, layers, heads) = (
+        get("hidden_size"),
+        get("num_hidden_layers"),
+        get("num_attention_heads"),
+    );
+    if (hidden, heads) != (Some(384), Some(HEADS)) || cfg["hidden_act"] != "gelu" {
+        return Err(bad(
+            "expected a BERT with hidden_size 384, 12 heads and gelu (all-MiniLM-L6-v2)".into(),
+        ));
+    }
+    layers.ok_or_else(|| bad("no num_hidden_layers".into()))
+}
+
+/// The WordPiece tokenizer of `tokenizer.json`, unpadded, truncated at [`MAX_TOKENS`].
+fn tokenizer(dir: &Path) -> Result<tokenizers::Tokenizer> {
+    let tok_path = dir.join("tokenizer.json");
+    let mut tokenizer =
+        tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| EmbedError::Bad {
+            path: tok_path.clone(),
+            message: e.to_string(),
+        })?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: MAX_TOKENS,
+            ..Default::default()
+        }))
+        .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+    Ok(tokenizer)
+}
+
 impl Embedder {
     /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`.
     pub fn load(dir: &Path) -> Result<Embedder> {
+        // The model's config and tokenizer, then its weights (below).
         let model = dir.join("model.safetensors");
         if !model.exists() {
             return Err(EmbedError::Missing(dir.to_path_buf()));
@@ -310,23 +354,7 @@ impl Embedder {
             path: path.to_path_buf(),
             message,
         };
-        let cfg_path = dir.join("config.json");
-        let cfg: serde_json::Value = std::fs::read(&cfg_path)
-            .map_err(|e| bad(&cfg_path, e.to_string()))
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| bad(&cfg_path, e.to_string())))?;
-        let get = |k: &str| cfg[k].as_u64().map(|v| v as usize);
-        let (hidden, layers, heads) = (
-            get("hidden_size"),
-            get("num_hidden_layers"),
-            get("num_attention_heads"),
-        );
-        if (hidden, heads) != (Some(384), Some(HEADS)) || cfg["hidden_act"] != "gelu" {
-            return Err(bad(
-                &cfg_path,
-                "expected a BERT with hidden_size 384, 12 heads and gelu (all-MiniLM-L6-v2)".into(),
-            ));
-        }
-        let n_layers = layers.ok_or_else(|| bad(&cfg_path, "no num_hidden_layers".into()))?;
+        let n_layers = n_layers(dir)?;
         let bytes = std::fs::read(&model).map_err(|e| bad(&model, e.to_string()))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| bad(&model, e.to_string()))?;
@@ -406,16 +434,7 @@ impl Embedder {
                 out_norm: norm(&format!("{p}.output.LayerNorm"))?,
             });
         }
-        let tok_path = dir.join("tokenizer.json");
-        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
-            .map_err(|e| bad(&tok_path, e.to_string()))?;
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(tokenizers::TruncationParams {
-                max_length: MAX_TOKENS,
-                ..Default::default()
-            }))
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let tokenizer = tokenizer(dir)?;
         Ok(Embedder {
             word: t2("embeddings.word_embeddings.weight")?,
             position: t2("embeddings.position_embeddings.weight")?,

@@ -380,7 +380,6 @@ impl EventLog {
         let ln = |x: f32| x.ln_1p();
         let hours = |dt: i64| (dt as f32 / 3600.0).clamp(0.0, RECENCY_CAP_H);
         let cat = self.item_category.get(item as usize).copied().unwrap_or(0);
-        let price = self.item_price.get(item as usize).copied().flatten();
         let mut set = |f: F, v: f32| out[f as usize] = v;
 
         // User side.
@@ -464,7 +463,25 @@ impl EventLog {
             missing.users_without_history += 1;
         }
 
-        // Item side.
+        self.item_side(item, t, price_level, out, missing);
+    }
+
+    /// The item's own columns (counts, conversion, age, price, its
+    /// category's conversion) from events before `t`; `price_level` is the
+    /// user's, for the relative price.
+    fn item_side(
+        &self,
+        item: u32,
+        t: i64,
+        price_level: Option<f32>,
+        out: &mut [f32],
+        missing: &mut MissingCounts,
+    ) {
+        let ln = |x: f32| x.ln_1p();
+        let hours = |dt: i64| (dt as f32 / 3600.0).clamp(0.0, RECENCY_CAP_H);
+        let cat = self.item_category.get(item as usize).copied().unwrap_or(0);
+        let price = self.item_price.get(item as usize).copied().flatten();
+        let mut set = |f: F, v: f32| out[f as usize] = v;
         let i_events = self.before(self.by_item.get(item as usize).map_or(&[], |v| v), t);
         let (mut ic, mut ic1d) = ([0f32; 5], [0f32; 5]);
         for &k in i_events {

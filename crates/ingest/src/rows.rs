@@ -500,6 +500,114 @@ impl<'c, 's> RowState<'c, 's> {
         t
     }
 
+    /// The event a row describes, or why it is refused (every check that
+    /// reads only the row: ids, type, time, numbers).
+    fn parse_event(
+        &mut self,
+        f: &[Option<&str>; NF],
+    ) -> Result<Event, (Reason, Cow<'static, str>)> {
+        let Some(user) = f[F::User as usize] else {
+            return Err((Reason::MissingUser, "user id is empty".into()));
+        };
+        let Some(item) = f[F::Item as usize] else {
+            return Err((Reason::MissingItem, "item id is empty".into()));
+        };
+        for (what, id) in [
+            ("user id", Some(user)),
+            ("item id", Some(item)),
+            ("session id", f[F::Session as usize]),
+        ] {
+            if let Some(why) = id.and_then(aisle_core::id_problem) {
+                return Err((Reason::BadId, format!("{what} {why}").into()));
+            }
+        }
+        let (event_type, source_type) = match f[F::Type as usize] {
+            Some(src) => match self.event_type(src) {
+                Some(t) => (t, src.to_string()),
+                None => {
+                    return Err((
+                        Reason::UnknownEventType,
+                        format!("event type {src:?} is not known").into(),
+                    ));
+                }
+            },
+            None => match self.cfg.default_event_type {
+                Some(t) => (
+                    t,
+                    self.cfg
+                        .source_type
+                        .clone()
+                        .unwrap_or_else(|| t.as_str().to_string()),
+                ),
+                None => return Err((Reason::UnknownEventType, "event type is empty".into())),
+            },
+        };
+        let ts = match parse_time(self.cfg, f[F::Time as usize], f[F::TimeOffset as usize]) {
+            Ok(ts) => ts,
+            Err(d) => return Err((Reason::BadTimestamp, d.into())),
+        };
+        if self.cfg.fields.time_format != TimeFormat::Order
+            && (ts < self.min_ts || ts > self.max_ts)
+        {
+            return Err((
+                Reason::BadTimestamp,
+                format!(
+                    "{} is outside the plausible range",
+                    aisle_core::time::format_rfc3339(ts)
+                )
+                .into(),
+            ));
+        }
+        let num = |s: Option<&str>, what: &str| -> Result<Option<f64>, String> {
+            match s {
+                None => Ok(None),
+                Some(s) => match s.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(Some(v)),
+                    _ => Err(format!("{what} {s:?} is not a number")),
+                },
+            }
+        };
+        let (mut quantity, price, value) = match (
+            num(f[F::Quantity as usize], "quantity"),
+            num(f[F::Price as usize], "price"),
+            num(f[F::Value as usize], "value"),
+        ) {
+            (Ok(q), Ok(p), Ok(v)) => (q, p, v),
+            (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
+                return Err((Reason::BadNumber, d.into()))
+            }
+        };
+        if let Some(q) = quantity {
+            if event_type == EventType::Cancel {
+                if q < 0.0 {
+                    quantity = Some(-q);
+                }
+            } else if q <= 0.0 {
+                return Err((
+                    Reason::NonPositiveQuantity,
+                    format!("quantity {q} on a {event_type} event").into(),
+                ));
+            }
+        }
+        if let Some(p) = price {
+            if p < 0.0 {
+                return Err((Reason::NegativePrice, format!("price {p}").into()));
+            }
+        }
+        Ok(Event {
+            key: 0,
+            user: user.to_string(),
+            item: item.to_string(),
+            ts,
+            event_type,
+            source_type,
+            quantity,
+            price,
+            session: f[F::Session as usize].map(str::to_string),
+            value,
+        })
+    }
+
     pub(crate) fn validate(
         &mut self,
         line: u64,
@@ -532,108 +640,9 @@ impl<'c, 's> RowState<'c, 's> {
                 );
             }
         }
-        let Some(user) = f[F::User as usize] else {
-            return fail(self, Reason::MissingUser, "user id is empty".into());
-        };
-        let Some(item) = f[F::Item as usize] else {
-            return fail(self, Reason::MissingItem, "item id is empty".into());
-        };
-        for (what, id) in [
-            ("user id", Some(user)),
-            ("item id", Some(item)),
-            ("session id", f[F::Session as usize]),
-        ] {
-            if let Some(why) = id.and_then(aisle_core::id_problem) {
-                return fail(self, Reason::BadId, format!("{what} {why}").into());
-            }
-        }
-        let (event_type, source_type) = match f[F::Type as usize] {
-            Some(src) => match self.event_type(src) {
-                Some(t) => (t, src.to_string()),
-                None => {
-                    return fail(
-                        self,
-                        Reason::UnknownEventType,
-                        format!("event type {src:?} is not known").into(),
-                    );
-                }
-            },
-            None => match self.cfg.default_event_type {
-                Some(t) => (
-                    t,
-                    self.cfg
-                        .source_type
-                        .clone()
-                        .unwrap_or_else(|| t.as_str().to_string()),
-                ),
-                None => return fail(self, Reason::UnknownEventType, "event type is empty".into()),
-            },
-        };
-        let ts = match parse_time(self.cfg, f[F::Time as usize], f[F::TimeOffset as usize]) {
-            Ok(ts) => ts,
-            Err(d) => return fail(self, Reason::BadTimestamp, d.into()),
-        };
-        if self.cfg.fields.time_format != TimeFormat::Order
-            && (ts < self.min_ts || ts > self.max_ts)
-        {
-            return fail(
-                self,
-                Reason::BadTimestamp,
-                format!(
-                    "{} is outside the plausible range",
-                    aisle_core::time::format_rfc3339(ts)
-                )
-                .into(),
-            );
-        }
-        let num = |s: Option<&str>, what: &str| -> Result<Option<f64>, String> {
-            match s {
-                None => Ok(None),
-                Some(s) => match s.parse::<f64>() {
-                    Ok(v) if v.is_finite() => Ok(Some(v)),
-                    _ => Err(format!("{what} {s:?} is not a number")),
-                },
-            }
-        };
-        let (mut quantity, price, value) = match (
-            num(f[F::Quantity as usize], "quantity"),
-            num(f[F::Price as usize], "price"),
-            num(f[F::Value as usize], "value"),
-        ) {
-            (Ok(q), Ok(p), Ok(v)) => (q, p, v),
-            (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => {
-                return fail(self, Reason::BadNumber, d.into())
-            }
-        };
-        if let Some(q) = quantity {
-            if event_type == EventType::Cancel {
-                if q < 0.0 {
-                    quantity = Some(-q);
-                }
-            } else if q <= 0.0 {
-                return fail(
-                    self,
-                    Reason::NonPositiveQuantity,
-                    format!("quantity {q} on a {event_type} event").into(),
-                );
-            }
-        }
-        if let Some(p) = price {
-            if p < 0.0 {
-                return fail(self, Reason::NegativePrice, format!("price {p}").into());
-            }
-        }
-        let event = Event {
-            key: 0,
-            user: user.to_string(),
-            item: item.to_string(),
-            ts,
-            event_type,
-            source_type,
-            quantity,
-            price,
-            session: f[F::Session as usize].map(str::to_string),
-            value,
+        let event = match self.parse_event(&f) {
+            Ok(e) => e,
+            Err((reason, detail)) => return fail(self, reason, detail),
         };
         // Identical rows are identical up to here (every check so far reads
         // only the row), so counting them at this point gives the same

@@ -297,14 +297,7 @@ impl History {
                 }
                 if let Some(g) = groups.as_mut() {
                     let item = if kcore > 0 {
-                        let next = items.len() as u32;
-                        match items.get(&*k.item) {
-                            Some(&i) => i,
-                            None => {
-                                items.insert(k.item.clone(), next);
-                                next
-                            }
-                        }
+                        intern(&mut items, &k.item)
                     } else {
                         0
                     };
@@ -327,94 +320,20 @@ impl History {
             "spill: runs merged by user"
         );
         let t = std::time::Instant::now();
-        let mut passes = 0u32;
-        if let Some(mut g) = groups.take() {
-            g.flush()?;
-            drop(g);
-            let nitems = items.len();
-            drop(items);
-            if bots.iter().any(|&b| b) {
-                for_each_group_row(&groups_path, |seq, g, _| {
-                    if bots[g as usize] && marks.get(seq).is_none() {
-                        marks.set(seq, Reason::BotUser);
-                    }
-                })?;
+        let passes = match groups.take() {
+            Some(g) => {
+                let nitems = items.len();
+                drop(items);
+                drop_bots_and_kcore(g, &groups_path, (bots, ngroups, nitems), kcore, &mut marks)?
             }
-            drop(bots);
-            if kcore > 0 {
-                loop {
-                    let mut users = vec![0u32; ngroups as usize];
-                    let mut degree = vec![0u32; nitems];
-                    for_each_group_row(&groups_path, |seq, g, it| {
-                        if marks.get(seq).is_none() {
-                            users[g as usize] += 1;
-                            degree[it as usize] += 1;
-                        }
-                    })?;
-                    let mut dropped = false;
-                    for_each_group_row(&groups_path, |seq, g, it| {
-                        if marks.get(seq).is_none()
-                            && (users[g as usize] < kcore || degree[it as usize] < kcore)
-                        {
-                            marks.set(seq, Reason::Kcore);
-                            dropped = true;
-                        }
-                    })?;
-                    passes += 1;
-                    if !dropped {
-                        break;
-                    }
-                }
-            }
-        }
+            None => 0,
+        };
         tracing::debug!(
             kcore_passes = passes,
             secs = t.elapsed().as_secs_f64(),
             "spill: bots and k-core"
         );
-        let mut r = BufReader::with_capacity(BUF, File::open(self.dir.path().join("cands"))?);
-        let mut ords = ordinals
-            .map(|p| File::open(p).map(|f| BufReader::with_capacity(BUF, f)))
-            .transpose()?;
-        let mut next_ord: Option<(u64, u32)> = None;
-        let rows = self.rows;
-        let dir = self.dir;
-        let mut seq = 0u64;
-        Ok(std::iter::from_fn(move || {
-            let _keep = &dir;
-            if seq == rows {
-                return None;
-            }
-            let mut row = || -> io::Result<Spilled> {
-                let (line, ordinal, content_hash, raw, event) = read_cand(&mut r)?;
-                let ordinal = if ordinal != PENDING {
-                    ordinal
-                } else {
-                    // The settled ordinals (non-zero only) come in seq order.
-                    if next_ord.is_none_or(|(s, _)| s < seq) {
-                        next_ord = match ords.as_mut() {
-                            Some(o) => read_ordinal(o)?,
-                            None => None,
-                        };
-                    }
-                    match next_ord {
-                        Some((s, o)) if s == seq => o,
-                        _ => 0,
-                    }
-                };
-                Ok(Spilled {
-                    event,
-                    line,
-                    raw,
-                    ordinal,
-                    content_hash,
-                    dropped: marks.get(seq),
-                })
-            };
-            let out = row();
-            seq += 1;
-            Some(out)
-        }))
+        settled_rows(self.dir, self.rows, ordinals, marks)
     }
 
     /// Counts the pending rows partition by partition and marks exact
@@ -762,6 +681,116 @@ fn read_key(r: &mut impl Read) -> io::Result<Option<Key>> {
         seq,
         item,
         et,
+    }))
+}
+
+/// The dense id of `item`, given on first sight.
+fn intern(items: &mut aisle_core::hash::FastMap<Box<str>, u32>, item: &str) -> u32 {
+    if let Some(&i) = items.get(item) {
+        return i;
+    }
+    let next = items.len() as u32;
+    items.insert(item.into(), next);
+    next
+}
+
+/// Marks the rows of bot users (more than the cap of events in a minute)
+/// and, with `kcore`, drops users and items below K events until none is
+/// left (k-core passes over the groups file; returns their count).
+fn drop_bots_and_kcore(
+    mut g: BufWriter<File>,
+    groups_path: &std::path::Path,
+    (bots, ngroups, nitems): (Vec<bool>, u32, usize),
+    kcore: u32,
+    marks: &mut Marks,
+) -> io::Result<u32> {
+    let mut passes = 0u32;
+    g.flush()?;
+    drop(g);
+    if bots.iter().any(|&b| b) {
+        for_each_group_row(groups_path, |seq, g, _| {
+            if bots[g as usize] && marks.get(seq).is_none() {
+                marks.set(seq, Reason::BotUser);
+            }
+        })?;
+    }
+    drop(bots);
+    if kcore > 0 {
+        loop {
+            let mut users = vec![0u32; ngroups as usize];
+            let mut degree = vec![0u32; nitems];
+            for_each_group_row(groups_path, |seq, g, it| {
+                if marks.get(seq).is_none() {
+                    users[g as usize] += 1;
+                    degree[it as usize] += 1;
+                }
+            })?;
+            let mut dropped = false;
+            for_each_group_row(groups_path, |seq, g, it| {
+                if marks.get(seq).is_none()
+                    && (users[g as usize] < kcore || degree[it as usize] < kcore)
+                {
+                    marks.set(seq, Reason::Kcore);
+                    dropped = true;
+                }
+            })?;
+            passes += 1;
+            if !dropped {
+                break;
+            }
+        }
+    }
+    Ok(passes)
+}
+
+/// The spilled rows in seq order, each with its settled ordinal and verdict
+/// (the spill folder `dir` lives as long as the iterator).
+fn settled_rows(
+    dir: tempfile::TempDir,
+    rows: u64,
+    ordinals: Option<std::path::PathBuf>,
+    marks: Marks,
+) -> io::Result<impl Iterator<Item = io::Result<Spilled>>> {
+    let mut r = BufReader::with_capacity(BUF, File::open(dir.path().join("cands"))?);
+    let mut ords = ordinals
+        .map(|p| File::open(p).map(|f| BufReader::with_capacity(BUF, f)))
+        .transpose()?;
+    let mut next_ord: Option<(u64, u32)> = None;
+    let mut seq = 0u64;
+    Ok(std::iter::from_fn(move || {
+        let _keep = &dir;
+        if seq == rows {
+            return None;
+        }
+        let mut row = || -> io::Result<Spilled> {
+            let (line, ordinal, content_hash, raw, event) = read_cand(&mut r)?;
+            let ordinal = if ordinal != PENDING {
+                ordinal
+            } else {
+                // The settled ordinals (non-zero only) come in seq order.
+                if next_ord.is_none_or(|(s, _)| s < seq) {
+                    next_ord = match ords.as_mut() {
+                        Some(o) => read_ordinal(o)?,
+                        None => None,
+                    };
+                }
+                match next_ord {
+                    Some((s, o)) if s == seq => o,
+                    _ => 0,
+                }
+            };
+            Ok(Spilled {
+                event,
+                line,
+                raw,
+                ordinal,
+                content_hash,
+                dropped: marks.get(seq),
+            })
+        };
+        let out = row();
+        seq += 1;
+        Some(out)
     }))
 }
 

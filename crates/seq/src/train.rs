@@ -94,190 +94,225 @@ fn batch_loss(
     bias: Option<Bias<'_>>,
     rng: &mut Rng,
 ) -> (Tensor<1>, f64) {
-    let n = y.len();
     match cfg.loss {
-        LossKind::Ce => {
-            // In row blocks of at most ~8 MB of scores: the allocator then
-            // reuses heap memory instead of mapping (and faulting in) fresh
-            // pages for one huge score matrix at every step.
-            let w = table.narrow(0, 1, n_items).transpose();
-            let rows = (CE_BLOCK_FLOATS / n_items).clamp(1, n.max(1));
-            let mut total: Option<Tensor<1>> = None;
-            let mut value = 0f64;
-            let mut grad_w = [0f64; REPEAT_BUCKETS];
-            for start in (0..n).step_by(rows) {
-                let m = rows.min(n - start);
-                let logits = h.clone().narrow(0, start, m).matmul(w.clone());
-                let targets: Vec<usize> = y[start..start + m]
-                    .iter()
-                    .map(|&i| i as usize - 1)
-                    .collect();
-                let row_bias = bias.as_ref().map(|b| RowBias {
-                    weights: b.weights,
-                    seen: &b.seen[start..start + m],
-                    mask: b.mask,
-                });
-                let (part, ce, gw) =
-                    crate::softmax::cross_entropy_block(logits, &targets, n, row_bias);
-                value += ce;
-                for (a, g) in grad_w.iter_mut().zip(gw) {
-                    *a += g;
-                }
-                total = Some(match total {
-                    Some(t) => t + part,
-                    None => part,
-                });
-            }
-            let mut total = total.expect("a batch has positions");
-            if let Some(w) = bias.and_then(|b| b.tensor) {
-                // The weights' gradient, handed to the graph the same way:
-                // d/dw sum(w * g) = g.
-                let g: Vec<f32> = grad_w.iter().map(|&x| x as f32).collect();
-                let g = Tensor::<1>::from_data(TensorData::new(g, [REPEAT_BUCKETS]), &h.device());
-                total = total + (w * g).sum();
-            }
-            (total, value / n as f64)
-        }
-        LossKind::Sampled | LossKind::Gbce => {
-            let device = h.device();
-            let k = cfg.negatives;
-            let negs: Vec<i64> = (0..k)
-                .map(|_| rng.below(n_items as u64) as i64 + 1)
-                .collect();
-            // With the repeat bias, each position also scores up to
-            // SEEN_NEGATIVES of the items it has seen (the most recent, not
-            // its target) as negatives: uniform samples almost never hit a
-            // history, and the bias would then only ever be pushed up. With
-            // train masking, seen items are no negatives at all.
-            let seen_maps: Vec<std::collections::HashMap<u32, u8>> = bias
-                .as_ref()
-                .map(|b| b.seen.iter().map(|s| s.iter().copied().collect()).collect())
-                .unwrap_or_default();
-            let extra: Vec<Vec<(u32, u8)>> = bias
-                .as_ref()
-                .filter(|b| b.tensor.is_some() && !b.mask)
-                .map(|b| {
-                    b.seen
-                        .iter()
-                        .zip(y)
-                        .map(|(s, &t)| {
-                            let mut e: Vec<(u32, u8)> = s
-                                .iter()
-                                .copied()
-                                .filter(|&(i, _)| i as i64 + 1 != t)
-                                .collect();
-                            // The most recent first (stable: older first seen
-                            // first among equals).
-                            e.sort_by_key(|&(_, b)| b as usize % repeat::RECENCY_CLASSES);
-                            e.truncate(SEEN_NEGATIVES);
-                            e
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            // A sampled item that is the position's own target is not a
-            // negative; nor is one the position has seen (masked, or the most
-            // recent of those are scored among its seen items instead, not
-            // twice).
-            let hit: Vec<bool> = y
-                .iter()
-                .enumerate()
-                .flat_map(|(r, &t)| {
-                    let seen = seen_maps.get(r);
-                    negs.iter().map(move |&g| {
-                        g == t || seen.is_some_and(|m| m.contains_key(&(g as u32 - 1)))
-                    })
-                })
-                .collect();
-            let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k]), &device);
-            let y_t = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &device);
-            let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs, [k]), &device);
-            let mut pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
-            let neg = h
-                .clone()
-                .matmul(table.clone().select(0, g_t).transpose())
-                .mask_fill(hit, -1e4); // [n, k]
+        LossKind::Ce => full_ce_loss(h, y, table, n_items, bias),
+        LossKind::Sampled | LossKind::Gbce => sampled_loss(cfg, h, y, table, n_items, bias, rng),
+    }
+}
 
-            // A seen target with its bias competes, under train masking, with
-            // every unseen item: the uniform negatives then stand for them all.
-            let masked_bias = bias.as_ref().is_some_and(|b| b.mask && b.tensor.is_some());
-            // The seen items' scores, [n, c] (c = 0 without the bias).
-            let mut seen_scores: Option<Tensor<2>> = None;
-            if let Some(tensor) = bias.and_then(|b| b.tensor) {
-                // A bucket's two weights (recency, count), each the extra zero
-                // weight where it has none: a target the position has not
-                // seen (seen negatives are masked above), or seen once.
-                let none = REPEAT_BUCKETS as i64;
-                let w = Tensor::cat(vec![tensor, Tensor::<1>::zeros([1], &device)], 0);
-                let both = |b: Option<u8>| match b.map(repeat::weight_indices) {
-                    Some((r, c)) => (r as i64, c.map_or(none, |c| c as i64)),
-                    None => (none, none),
-                };
-                let select2 = |(r, c): (Vec<i64>, Vec<i64>), shape: [usize; 2]| {
-                    let len = r.len();
-                    let r = Tensor::<1, Int>::from_data(TensorData::new(r, [len]), &device);
-                    let c = Tensor::<1, Int>::from_data(TensorData::new(c, [len]), &device);
-                    (w.clone().select(0, r) + w.clone().select(0, c)).reshape(shape)
-                };
-                let pos_b: (Vec<i64>, Vec<i64>) = seen_maps
-                    .iter()
-                    .zip(y)
-                    .map(|(m, &t)| both(m.get(&(t as u32 - 1)).copied()))
-                    .unzip();
-                pos = pos + select2(pos_b, [n, 1]);
-                let c = extra.iter().map(Vec::len).max().unwrap_or(0);
-                if c > 0 {
-                    let d = h.dims()[1];
-                    let mut ids = vec![0i64; n * c];
-                    let mut buckets = (vec![none; n * c], vec![none; n * c]);
-                    let mut pad = vec![true; n * c];
-                    for (r, e) in extra.iter().enumerate() {
-                        for (j, &(i, b)) in e.iter().enumerate() {
-                            ids[r * c + j] = i as i64 + 1;
-                            (buckets.0[r * c + j], buckets.1[r * c + j]) = both(Some(b));
-                            pad[r * c + j] = false;
-                        }
-                    }
-                    let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n * c]), &device);
-                    let pad = Tensor::<2, Bool>::from_data(TensorData::new(pad, [n, c]), &device);
-                    let e = table.select(0, ids).reshape([n, c, d]);
-                    let scores = (e * h.unsqueeze_dim::<3>(1)).sum_dim(2).reshape([n, c])
-                        + select2(buckets, [n, c]);
-                    seen_scores = Some(scores.mask_fill(pad, -1e4));
+/// Full cross-entropy over every item (see [`batch_loss`]).
+fn full_ce_loss(
+    h: Tensor<2>,
+    y: &[i64],
+    table: Tensor<2>,
+    n_items: usize,
+    bias: Option<Bias<'_>>,
+) -> (Tensor<1>, f64) {
+    let n = y.len();
+    // In row blocks of at most ~8 MB of scores: the allocator then
+    // reuses heap memory instead of mapping (and faulting in) fresh
+    // pages for one huge score matrix at every step.
+    let w = table.narrow(0, 1, n_items).transpose();
+    let rows = (CE_BLOCK_FLOATS / n_items).clamp(1, n.max(1));
+    let mut total: Option<Tensor<1>> = None;
+    let mut value = 0f64;
+    let mut grad_w = [0f64; REPEAT_BUCKETS];
+    for start in (0..n).step_by(rows) {
+        let m = rows.min(n - start);
+        let logits = h.clone().narrow(0, start, m).matmul(w.clone());
+        let targets: Vec<usize> = y[start..start + m]
+            .iter()
+            .map(|&i| i as usize - 1)
+            .collect();
+        let row_bias = bias.as_ref().map(|b| RowBias {
+            weights: b.weights,
+            seen: &b.seen[start..start + m],
+            mask: b.mask,
+        });
+        let (part, ce, gw) = crate::softmax::cross_entropy_block(logits, &targets, n, row_bias);
+        value += ce;
+        for (a, g) in grad_w.iter_mut().zip(gw) {
+            *a += g;
+        }
+        total = Some(match total {
+            Some(t) => t + part,
+            None => part,
+        });
+    }
+    let mut total = total.expect("a batch has positions");
+    if let Some(w) = bias.and_then(|b| b.tensor) {
+        // The weights' gradient, handed to the graph the same way:
+        // d/dw sum(w * g) = g.
+        let g: Vec<f32> = grad_w.iter().map(|&x| x as f32).collect();
+        let g = Tensor::<1>::from_data(TensorData::new(g, [REPEAT_BUCKETS]), &h.device());
+        total = total + (w * g).sum();
+    }
+    (total, value / n as f64)
+}
+
+/// With the repeat bias and no train masking: for each position, up to
+/// SEEN_NEGATIVES of the items it has seen (the most recent first, never its
+/// target), scored as negatives beside the uniform samples.
+fn seen_negatives(bias: Option<&Bias<'_>>, y: &[i64]) -> Vec<Vec<(u32, u8)>> {
+    bias.filter(|b| b.tensor.is_some() && !b.mask)
+        .map(|b| {
+            b.seen
+                .iter()
+                .zip(y)
+                .map(|(s, &t)| {
+                    let mut e: Vec<(u32, u8)> = s
+                        .iter()
+                        .copied()
+                        .filter(|&(i, _)| i as i64 + 1 != t)
+                        .collect();
+                    // The most recent first (stable: older first seen
+                    // first among equals).
+                    e.sort_by_key(|&(_, b)| b as usize % repeat::RECENCY_CLASSES);
+                    e.truncate(SEEN_NEGATIVES);
+                    e
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sampled objective from the target's score `pos` `[n, 1]`, the
+/// uniform negatives' `neg` `[n, k]` and the seen negatives' `seen` `[n, c]`.
+fn sampled_objective(
+    cfg: &SeqConfig,
+    n_items: usize,
+    (pos, neg, seen_scores): (Tensor<2>, Tensor<2>, Option<Tensor<2>>),
+    masked_bias: bool,
+) -> Tensor<1> {
+    let k = cfg.negatives;
+    // Each uniform negative stands for (items - 1) / k items, each seen
+    // one for itself: with seen negatives in the mix (or a masked
+    // bias), the uniform ones are weighted up accordingly (the log-Q
+    // correction of sampled softmax; for gBCE, the seen terms
+    // weighted down).
+    let share = (n_items.max(2) - 1) as f64 / k as f64;
+    if cfg.loss == LossKind::Sampled {
+        let log_q = seen_scores.is_some() || masked_bias;
+        let mut parts = vec![
+            pos,
+            if log_q {
+                neg.add_scalar(share.ln())
+            } else {
+                neg
+            },
+        ];
+        parts.extend(seen_scores);
+        -log_softmax(Tensor::cat(parts, 1), 1).narrow(1, 0, 1).mean()
+    } else {
+        let alpha = (k as f64 / (n_items.max(2) - 1) as f64).min(1.0);
+        let beta = alpha * (cfg.gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha);
+        let mut per_row = softplus(-pos, 1.0).mul_scalar(beta) + softplus(neg, 1.0).sum_dim(1);
+        if let Some(s) = seen_scores {
+            per_row = per_row + softplus(s, 1.0).sum_dim(1).div_scalar(share.max(1.0));
+        }
+        per_row.mean()
+    }
+}
+
+/// Sampled softmax or gBCE over `cfg.negatives` uniform negatives (see [`batch_loss`]).
+fn sampled_loss(
+    cfg: &SeqConfig,
+    h: Tensor<2>,
+    y: &[i64],
+    table: Tensor<2>,
+    n_items: usize,
+    bias: Option<Bias<'_>>,
+    rng: &mut Rng,
+) -> (Tensor<1>, f64) {
+    let n = y.len();
+    let device = h.device();
+    let k = cfg.negatives;
+    let negs: Vec<i64> = (0..k)
+        .map(|_| rng.below(n_items as u64) as i64 + 1)
+        .collect();
+    // With the repeat bias, each position also scores up to
+    // SEEN_NEGATIVES of the items it has seen (the most recent, not
+    // its target) as negatives: uniform samples almost never hit a
+    // history, and the bias would then only ever be pushed up. With
+    // train masking, seen items are no negatives at all.
+    let seen_maps: Vec<std::collections::HashMap<u32, u8>> = bias
+        .as_ref()
+        .map(|b| b.seen.iter().map(|s| s.iter().copied().collect()).collect())
+        .unwrap_or_default();
+    let extra = seen_negatives(bias.as_ref(), y);
+    // A sampled item that is the position's own target is not a
+    // negative; nor is one the position has seen (masked, or the most
+    // recent of those are scored among its seen items instead, not
+    // twice).
+    let hit: Vec<bool> = y
+        .iter()
+        .enumerate()
+        .flat_map(|(r, &t)| {
+            let seen = seen_maps.get(r);
+            negs.iter()
+                .map(move |&g| g == t || seen.is_some_and(|m| m.contains_key(&(g as u32 - 1))))
+        })
+        .collect();
+    let hit = Tensor::<2, Bool>::from_data(TensorData::new(hit, [n, k]), &device);
+    let y_t = Tensor::<1, Int>::from_data(TensorData::new(y.to_vec(), [n]), &device);
+    let g_t = Tensor::<1, Int>::from_data(TensorData::new(negs, [k]), &device);
+    let mut pos = (h.clone() * table.clone().select(0, y_t)).sum_dim(1); // [n, 1]
+    let neg = h
+        .clone()
+        .matmul(table.clone().select(0, g_t).transpose())
+        .mask_fill(hit, -1e4); // [n, k]
+
+    // A seen target with its bias competes, under train masking, with
+    // every unseen item: the uniform negatives then stand for them all.
+    let masked_bias = bias.as_ref().is_some_and(|b| b.mask && b.tensor.is_some());
+    // The seen items' scores, [n, c] (c = 0 without the bias).
+    let mut seen_scores: Option<Tensor<2>> = None;
+    if let Some(tensor) = bias.and_then(|b| b.tensor) {
+        // A bucket's two weights (recency, count), each the extra zero
+        // weight where it has none: a target the position has not
+        // seen (seen negatives are masked above), or seen once.
+        let none = REPEAT_BUCKETS as i64;
+        let w = Tensor::cat(vec![tensor, Tensor::<1>::zeros([1], &device)], 0);
+        let both = |b: Option<u8>| match b.map(repeat::weight_indices) {
+            Some((r, c)) => (r as i64, c.map_or(none, |c| c as i64)),
+            None => (none, none),
+        };
+        let select2 = |(r, c): (Vec<i64>, Vec<i64>), shape: [usize; 2]| {
+            let len = r.len();
+            let r = Tensor::<1, Int>::from_data(TensorData::new(r, [len]), &device);
+            let c = Tensor::<1, Int>::from_data(TensorData::new(c, [len]), &device);
+            (w.clone().select(0, r) + w.clone().select(0, c)).reshape(shape)
+        };
+        let pos_b: (Vec<i64>, Vec<i64>) = seen_maps
+            .iter()
+            .zip(y)
+            .map(|(m, &t)| both(m.get(&(t as u32 - 1)).copied()))
+            .unzip();
+        pos = pos + select2(pos_b, [n, 1]);
+        let c = extra.iter().map(Vec::len).max().unwrap_or(0);
+        if c > 0 {
+            let d = h.dims()[1];
+            let mut ids = vec![0i64; n * c];
+            let mut buckets = (vec![none; n * c], vec![none; n * c]);
+            let mut pad = vec![true; n * c];
+            for (r, e) in extra.iter().enumerate() {
+                for (j, &(i, b)) in e.iter().enumerate() {
+                    ids[r * c + j] = i as i64 + 1;
+                    (buckets.0[r * c + j], buckets.1[r * c + j]) = both(Some(b));
+                    pad[r * c + j] = false;
                 }
             }
-            // Each uniform negative stands for (items - 1) / k items, each seen
-            // one for itself: with seen negatives in the mix (or a masked
-            // bias), the uniform ones are weighted up accordingly (the log-Q
-            // correction of sampled softmax; for gBCE, the seen terms
-            // weighted down).
-            let share = (n_items.max(2) - 1) as f64 / k as f64;
-            let loss = if cfg.loss == LossKind::Sampled {
-                let log_q = seen_scores.is_some() || masked_bias;
-                let mut parts = vec![
-                    pos,
-                    if log_q {
-                        neg.add_scalar(share.ln())
-                    } else {
-                        neg
-                    },
-                ];
-                parts.extend(seen_scores);
-                -log_softmax(Tensor::cat(parts, 1), 1).narrow(1, 0, 1).mean()
-            } else {
-                let alpha = (k as f64 / (n_items.max(2) - 1) as f64).min(1.0);
-                let beta = alpha * (cfg.gbce_t * (1.0 - 1.0 / alpha) + 1.0 / alpha);
-                let mut per_row =
-                    softplus(-pos, 1.0).mul_scalar(beta) + softplus(neg, 1.0).sum_dim(1);
-                if let Some(s) = seen_scores {
-                    per_row = per_row + softplus(s, 1.0).sum_dim(1).div_scalar(share.max(1.0));
-                }
-                per_row.mean()
-            };
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            (loss, value)
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n * c]), &device);
+            let pad = Tensor::<2, Bool>::from_data(TensorData::new(pad, [n, c]), &device);
+            let e = table.select(0, ids).reshape([n, c, d]);
+            let scores =
+                (e * h.unsqueeze_dim::<3>(1)).sum_dim(2).reshape([n, c]) + select2(buckets, [n, c]);
+            seen_scores = Some(scores.mask_fill(pad, -1e4));
         }
     }
+    let loss = sampled_objective(cfg, n_items, (pos, neg, seen_scores), masked_bias);
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    (loss, value)
 }
 
 /// One optimisation step at a time: the code shared by training and the
@@ -434,18 +469,20 @@ pub fn step_benchmark(
 /// items, validation NDCG@10 (no masking, as for sequential models, unless
 /// `valid_masking`) on the
 /// second-to-last picks the epoch. Returns the best model and the record.
-pub fn train(
+/// Each user's training part (the sequence without its last two items),
+/// the users with at least two training items, and training popularity
+/// (the fallback for empty histories); refuses a bad config or data.
+#[allow(clippy::type_complexity)]
+fn training_part<'a>(
     arch: Arch,
     cfg: &SeqConfig,
-    data: &TrainData<'_>,
-    progress: &dyn Fn(u64, u64),
-) -> Result<(SeqModel, SeqFit)> {
+    data: &TrainData<'a>,
+) -> Result<(Vec<&'a [u32]>, Vec<usize>, Vec<f32>)> {
     cfg.check(arch).map_err(|message| SeqError::BadConfig {
         model: arch.name().into(),
         message,
     })?;
-    let n_items = data.n_items;
-    let seqs = data.seqs;
+    let (n_items, seqs) = (data.n_items, data.seqs);
     let train: Vec<&[u32]> = seqs
         .iter()
         .map(|s| &s[..s.len().saturating_sub(2)])
@@ -460,13 +497,40 @@ pub fn train(
             message: format!("an item id is outside the catalog of {n_items} items"),
         });
     }
-    // Popularity over the training part: the fallback for empty histories.
     let mut popularity = vec![0f32; n_items];
     for s in &train {
         for &i in s.iter() {
             popularity[i as usize] += 1.0;
         }
     }
+    Ok((train, trainable, popularity))
+}
+
+/// Validation NDCG@10: history = training part, target = second-to-last item.
+fn valid_ndcg10(model: &SeqModel, train: &[&[u32]], seqs: &[Vec<u32>], cfg: &SeqConfig) -> f64 {
+    evaluate_loo(
+        &model.user_vectors(train),
+        seqs,
+        model.n_items,
+        &[],
+        &LooConfig {
+            stage: Stage::Valid,
+            masking: cfg.valid_masking,
+            ks: vec![10],
+            list_k: 0,
+        },
+    )
+    .ndcg(10)
+}
+
+pub fn train(
+    arch: Arch,
+    cfg: &SeqConfig,
+    data: &TrainData<'_>,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(SeqModel, SeqFit)> {
+    let (n_items, seqs) = (data.n_items, data.seqs);
+    let (train, trainable, popularity) = training_part(arch, cfg, data)?;
     let device = Device::default().autodiff();
     device.seed(cfg.seed);
     let mut net: SeqNet = cfg.init(arch, n_items, data.side.clone(), &device);
@@ -527,21 +591,8 @@ pub fn train(
             loss_n += 1;
             progress(b as u64 + 1, batches);
         }
-        // Validation: history = training part, target = second-to-last item.
         let inference = finish(net.valid());
-        let valid = evaluate_loo(
-            &inference.user_vectors(&train),
-            seqs,
-            n_items,
-            &[],
-            &LooConfig {
-                stage: Stage::Valid,
-                masking: cfg.valid_masking,
-                ks: vec![10],
-                list_k: 0,
-            },
-        );
-        let ndcg = valid.ndcg(10);
+        let ndcg = valid_ndcg10(&inference, &train, seqs, cfg);
         let secs = t_epoch.elapsed().as_secs_f64();
         let mean_loss = loss_sum / loss_n.max(1) as f64;
         tracing::info!(
