@@ -259,22 +259,34 @@ fn check_factors(u: &(Vec<usize>, Vec<f32>), i: &(Vec<usize>, Vec<f32>), f: usiz
     Ok(())
 }
 
+/// Every item's score for `user`: from its trained factors when training
+/// saw it, else from the vector `unseen` makes of its history.
+fn user_scores(
+    (users, items, f): (&[f32], &[f32], usize),
+    user: u32,
+    out: &mut [f32],
+    unseen: impl FnOnce() -> Vec<f32>,
+) {
+    let u = user as usize;
+    match users.get(u * f..(u + 1) * f) {
+        Some(x) => mf_scores(x, items, f, out),
+        None => mf_scores(&unseen(), items, f, out),
+    }
+}
+
 impl aisle_eval::Scorer for Bpr {
     fn score(&self, user: u32, history: &[u32], out: &mut [f32]) {
         let f = self.cfg.factors;
-        let u = user as usize;
-        if (u + 1) * f <= self.users.len() {
-            mf_scores(&self.users[u * f..(u + 1) * f], &self.items, f, out);
-        } else {
-            // Unknown user: the mean of the history's item vectors.
+        // Unknown user: the mean of the history's item vectors.
+        user_scores((&self.users, &self.items, f), user, out, || {
             let mut x = vec![0f32; f];
             for &i in history {
                 if let Some(y) = self.items.get(i as usize * f..(i as usize + 1) * f) {
                     axpy(&mut x, 1.0 / history.len() as f32, y);
                 }
             }
-            mf_scores(&x, &self.items, f, out);
-        }
+            x
+        });
     }
 }
 
@@ -440,11 +452,8 @@ impl Als {
 impl aisle_eval::Scorer for Als {
     fn score(&self, user: u32, history: &[u32], out: &mut [f32]) {
         let f = self.cfg.factors;
-        let u = user as usize;
-        if (u + 1) * f <= self.users.len() {
-            mf_scores(&self.users[u * f..(u + 1) * f], &self.items, f, out);
-        } else {
-            // Unknown user: fold in by solving for a user vector from the history.
+        // Unknown user: fold in by solving for a user vector from the history.
+        user_scores((&self.users, &self.items, f), user, out, || {
             let mut idx: Vec<u32> = history
                 .iter()
                 .copied()
@@ -462,8 +471,8 @@ impl aisle_eval::Scorer for Als {
                 f.min(16),
                 f,
             );
-            mf_scores(&x, &self.items, f, out);
-        }
+            x
+        });
     }
 }
 

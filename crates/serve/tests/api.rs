@@ -1357,10 +1357,10 @@ async fn bad_search_queries_are_400_with_a_json_reason() {
     }
 }
 
-/// Semantic and hybrid search with the real encoder (scripts/fetch-embedder.sh
-/// installs it; the README's test command runs that first).
-#[tokio::test]
-async fn semantic_and_hybrid_search_with_the_encoder() {
+/// A fresh shop searched with the real encoder (scripts/fetch-embedder.sh
+/// installs it; the README's test command runs that first), with a lantern
+/// and a mug added to the catalog.
+async fn with_encoder() -> (tempfile::TempDir, Client) {
     let dir = tempfile::tempdir().unwrap();
     let url = shop(dir.path());
     let embedder = std::path::PathBuf::from(concat!(
@@ -1372,31 +1372,39 @@ async fn semantic_and_hybrid_search_with_the_encoder() {
         "run scripts/fetch-embedder.sh"
     );
     let (_app, c) = open(&url, |c| c.search.embedder_dir = Some(embedder.clone()));
-    let has = |v: &Value, id: &str| {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["item_id"] == id)
-    };
-    c.call(
-        "PUT",
-        "/v1/items/lamp1",
-        Some(r#"{"title":"Brass garden lantern","category":"odd"}"#),
-        None,
-    )
-    .await;
-    c.call(
-        "PUT",
-        "/v1/items/mug1",
-        Some(r#"{"title":"Stoneware coffee mug","category":"even"}"#),
-        None,
-    )
-    .await;
+    for (id, body) in [
+        (
+            "lamp1",
+            r#"{"title":"Brass garden lantern","category":"odd"}"#,
+        ),
+        (
+            "mug1",
+            r#"{"title":"Stoneware coffee mug","category":"even"}"#,
+        ),
+    ] {
+        let (s, v) = c
+            .call("PUT", &format!("/v1/items/{id}"), Some(body), None)
+            .await;
+        assert!(s.is_success(), "{v}");
+    }
+    (dir, c)
+}
+
+fn has(v: &Value, id: &str) -> bool {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["item_id"] == id)
+}
+
+const PATIO: &str = "/v1/search?q=outdoor%20light%20for%20the%20patio&mode=semantic&k=3";
+
+#[tokio::test]
+async fn semantic_search_finds_an_item_by_meaning_alone() {
+    let (_dir, c) = with_encoder().await;
     // No shared word with the title: only the meaning connects them.
-    let (s, v) = c
-        .get("/v1/search?q=outdoor%20light%20for%20the%20patio&mode=semantic&k=3")
-        .await;
+    let (s, v) = c.get(PATIO).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["results"][0]["item_id"], "lamp1", "{v}");
     let cos = v["results"][0]["why"]["semantic"]["cosine"]
@@ -1404,7 +1412,11 @@ async fn semantic_and_hybrid_search_with_the_encoder() {
         .unwrap();
     assert!(cos > 0.2 && cos <= 1.0, "{v}");
     assert!(v["results"][0]["why"]["keyword_rank"].is_null());
-    // Hybrid is the default: a keyword match and a semantic one both count.
+}
+
+#[tokio::test]
+async fn hybrid_is_the_default_and_counts_both_matches() {
+    let (_dir, c) = with_encoder().await;
     let (_, v) = c.get("/v1/search?q=cup%20of%20coffee&k=3").await;
     assert_eq!(v["query"]["mode"], "hybrid", "{v}");
     assert_eq!(v["results"][0]["item_id"], "mug1", "{v}");
@@ -1413,23 +1425,37 @@ async fn semantic_and_hybrid_search_with_the_encoder() {
         v["results"][0]["why"]["semantic"]["rank"].is_number(),
         "{v}"
     );
-    // Filters apply to the semantic list too.
+}
+
+#[tokio::test]
+async fn filters_apply_to_the_semantic_list() {
+    let (_dir, c) = with_encoder().await;
     let (_, v) = c
         .get("/v1/search?q=outdoor%20light&mode=semantic&category=even&k=20")
         .await;
     assert!(!has(&v, "lamp1"), "{v}");
-    // A deleted item leaves the vector index.
+}
+
+#[tokio::test]
+async fn a_deleted_item_leaves_the_vector_index() {
+    let (dir, c) = with_encoder().await;
+    assert!(has(&c.get(PATIO).await.1, "lamp1"));
     c.call("DELETE", "/v1/items/lamp1", None, None).await;
-    let (_, v) = c
-        .get("/v1/search?q=outdoor%20light%20for%20the%20patio&mode=semantic&k=3")
-        .await;
-    assert!(!has(&v, "lamp1"), "{v}");
+    assert!(!has(&c.get(PATIO).await.1, "lamp1"));
     // Vectors are stored with the index and reused.
     assert!(dir.path().join("search/vectors.bin").exists());
+}
+
+#[tokio::test]
+async fn an_unknown_search_mode_is_400() {
+    let (_dir, c) = with_encoder().await;
     let (s, v) = c.get("/v1/search?q=x&mode=bogus").await;
     assert_error(s, &v, StatusCode::BAD_REQUEST);
-    // Without the encoder: keyword works, semantic is a 409 that says why.
-    let (_app, c) = open(&url, |c| c.search.no_semantic = true);
+}
+
+#[tokio::test]
+async fn without_the_encoder_semantic_is_409_and_keyword_works() {
+    let (_dir, c) = keyword_only();
     let (s, v) = c.get("/v1/search?q=item&mode=semantic").await;
     assert_error(s, &v, StatusCode::CONFLICT);
     let (s, v) = c.get("/v1/search?q=item").await;
