@@ -204,8 +204,7 @@ fn semantic_lists<'c>(
 
 /// The artifact promoted in the store's registry.
 fn promoted(store: &str) -> Result<PathBuf> {
-    let dir = aisle_store::data_dir(store).context("the store has no directory")?;
-    let reg = aisle_train::Registry::new(&dir);
+    let reg = crate::commands::registry(store)?;
     let v = reg
         .promoted_name()?
         .context("no promoted model: give --model or promote one")?;

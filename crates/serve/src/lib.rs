@@ -300,11 +300,7 @@ impl App {
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
-                match reg
-                    .path_of(&v)
-                    .map_err(ServeError::from)
-                    .and_then(|p| load_serving(&p, &v))
-                {
+                match load_version(reg, &v) {
                     Ok(s) => app.swap(s),
                     Err(e) => {
                         tracing::error!(version = v, error = %e, "promoted model refused; serving popularity");
@@ -386,10 +382,7 @@ impl App {
         let v = reg
             .promoted_name()?
             .ok_or_else(|| ServeError::Config("no model is promoted".into()))?;
-        let s = reg
-            .path_of(&v)
-            .map_err(ServeError::from)
-            .and_then(|p| load_serving(&p, &v))?;
+        let s = load_version(reg, &v)?;
         self.swap(s.clone());
         Ok(s)
     }
@@ -422,6 +415,11 @@ fn keys_of(cfg: &ServeConfig) -> Result<Keys, ServeError> {
         }
     }
     Ok(keys)
+}
+
+/// Loads the registry's `version` for serving.
+pub(crate) fn load_version(reg: &Registry, version: &str) -> Result<Arc<Serving>, ServeError> {
+    load_serving(&reg.path_of(version)?, version)
 }
 
 /// Loads an artifact of any kind for serving, with its item ids.

@@ -8,7 +8,7 @@ use aisle_rank::RankerConfig;
 use aisle_seq::{Arch, SeqConfig};
 
 use crate::fit::{stepped, Monitor};
-use crate::hyper::{self, Overrides};
+use crate::hyper::{self, bad, Overrides};
 use crate::kind::{Kind, PurchaseModel};
 use crate::leaderboard::{self, BenchReport, Masking, ResultRow, Row};
 use crate::purchase::SeqFeatureSpec;
@@ -37,10 +37,6 @@ pub struct Plan {
     pub two_stage: Option<Option<(Arch, SeqConfig)>>,
     pub purchase: Vec<(PurchaseModel, RankerConfig)>,
     pub seq_feature: Option<SeqFeatureSpec>,
-}
-
-fn bad(message: String) -> TrainError {
-    TrainError::BadConfig(message)
 }
 
 impl Plan {

@@ -13,7 +13,7 @@ use crate::{Result, TrainError};
 /// Parsed overrides: (model or None for all, key, value).
 pub type Overrides = Vec<(Option<String>, String, String)>;
 
-fn bad(message: String) -> TrainError {
+pub(crate) fn bad(message: String) -> TrainError {
     TrainError::BadConfig(message)
 }
 
@@ -60,14 +60,18 @@ pub fn file_overrides(path: &Path) -> Result<Overrides> {
     Ok(out)
 }
 
-/// The overrides that apply to `model`: those scoped to it, and unscoped
-/// ones whose key it has.
-fn scoped(model: &str, keys: &[String], overrides: &Overrides) -> Vec<(String, String)> {
+/// The overrides that apply to `model`: those scoped to it, and the
+/// unscoped ones `unscoped` accepts (by key).
+fn scoped(
+    model: &str,
+    unscoped: impl Fn(&String) -> bool,
+    overrides: &Overrides,
+) -> Vec<(String, String)> {
     overrides
         .iter()
         .filter(|(m, k, _)| match m {
             Some(m) => m == model,
-            None => keys.contains(k),
+            None => unscoped(k),
         })
         .map(|(_, k, v)| (k.clone(), v.clone()))
         .collect()
@@ -80,7 +84,8 @@ pub fn model_configs(models: &[String], overrides: &Overrides) -> Result<Vec<Mod
     let mut out = Vec::new();
     for m in models {
         let base = ModelConfig::default_for(m)?;
-        out.push(base.with_overrides(&scoped(m, &base.keys(), overrides))?);
+        let keys = base.keys();
+        out.push(base.with_overrides(&scoped(m, |k| keys.contains(k), overrides))?);
     }
     for (om, k, _) in overrides {
         let used = out.iter().any(|c| match om {
@@ -119,7 +124,8 @@ pub fn seq_config(
 ) -> Result<(Arch, SeqConfig)> {
     let arch =
         Arch::parse(model).ok_or_else(|| bad(format!("`{model}` is not a sequence model")))?;
-    let mine = scoped(model, &seq_keys(), overrides);
+    let keys = seq_keys();
+    let mine = scoped(model, |k| keys.contains(k), overrides);
     let mut cfg = aisle_models::apply_overrides(&SeqConfig::for_arch(arch), &mine)
         .map_err(|m| bad(format!("bad hyperparameter for {model}: {m}")))?;
     if let Some(t) = time_budget {
@@ -152,13 +158,10 @@ pub fn purchase_config(
     all_unscoped: bool,
 ) -> Result<RankerConfig> {
     let keys = ranker_keys();
-    let mine: Vec<(String, String)> = overrides
-        .iter()
-        .filter(|(om, k, _)| match om {
-            Some(om) => om == model.name(),
-            None => all_unscoped || keys.contains(k),
-        })
-        .map(|(_, k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mine = scoped(
+        model.name(),
+        |k| all_unscoped || keys.contains(k),
+        overrides,
+    );
     ranker_config(model, &mine)
 }

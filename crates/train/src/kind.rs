@@ -87,12 +87,16 @@ impl Kind {
     }
 }
 
-/// The names of the kinds matching `keep`, comma-separated (for messages).
-pub fn names_where(keep: impl Fn(Kind) -> bool) -> String {
+/// The names of the kinds matching `keep`, in [`Kind::all`]'s order.
+pub fn names(keep: impl Fn(Kind) -> bool) -> Vec<&'static str> {
     Kind::all()
         .into_iter()
         .filter(|k| keep(*k))
         .map(Kind::name)
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect()
+}
+
+/// The same, comma-separated (for messages).
+pub fn names_where(keep: impl Fn(Kind) -> bool) -> String {
+    names(keep).join(", ")
 }

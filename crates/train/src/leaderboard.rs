@@ -261,7 +261,7 @@ pub fn best_by_validation(rows: &[Row]) -> Option<String> {
 
 /// The leaderboard's evaluation of one stage: K = 10 and 20, top-10 lists
 /// kept for coverage and popularity bias.
-fn bench_eval(
+pub(crate) fn bench_eval(
     scorer: &dyn aisle_eval::Scorer,
     seqs: &Sequences,
     popularity: &[u32],

@@ -77,9 +77,5 @@ pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 /// Every model name `aisle train --model` accepts that a server can serve:
 /// the classical models, then the sequence models.
 pub fn model_names() -> Vec<&'static str> {
-    Kind::all()
-        .into_iter()
-        .filter(|k| k.served())
-        .map(Kind::name)
-        .collect()
+    kind::names(Kind::served)
 }

@@ -28,7 +28,7 @@ use aisle_models::{ModelConfig, Recommender, TrainData};
 use aisle_rank::{Dataset, RankerConfig};
 use rayon::prelude::*;
 
-use crate::leaderboard::{loo_train, Masking, Row};
+use crate::leaderboard::{bench_eval, loo_train, Masking, Row};
 use crate::usage::cpu_seconds;
 use crate::Result;
 
@@ -247,18 +247,7 @@ pub fn run(
     let fit_s = t0.elapsed().as_secs_f64() + extra_s;
     let mask = matches!(masking, Masking::On);
     let eval = |stage, scores: Vec<Vec<(u32, f32)>>| {
-        aisle_eval::evaluate_loo(
-            &Precomputed { scores },
-            &seqs.seqs,
-            seqs.items.len(),
-            &pop,
-            &LooConfig {
-                stage,
-                masking: mask,
-                ks: vec![10, 20],
-                list_k: 10,
-            },
-        )
+        bench_eval(&Precomputed { scores }, seqs, &pop, stage, mask)
     };
     let v = eval(Stage::Valid, valid_scores);
     let t = eval(Stage::Test, test_scores);

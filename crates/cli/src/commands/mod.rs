@@ -80,7 +80,7 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
 }
 
 /// The model registry of the store at `store`.
-fn registry(store: &str) -> Result<aisle_train::Registry> {
+pub(crate) fn registry(store: &str) -> Result<aisle_train::Registry> {
     let dir = aisle_store::data_dir(store)
         .with_context(|| format!("{store} has no directory for a model registry"))?;
     Ok(aisle_train::Registry::new(&dir))

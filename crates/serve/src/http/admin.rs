@@ -33,10 +33,7 @@ pub(super) fn reload(app: &App, version: &str) -> Result<ModelRef, ApiError> {
         .as_ref()
         .ok_or_else(|| ApiError::new(Code::NoRegistry, "this store has no model registry"))?;
     // A corrupt or incompatible artifact is refused; the old model keeps serving.
-    let s = reg
-        .path_of(version)
-        .map_err(crate::ServeError::from)
-        .and_then(|p| crate::load_serving(&p, version))
+    let s = crate::load_version(reg, version)
         .map_err(|e| ApiError::new(Code::BadArtifact, e.to_string()))?;
     app.swap(s);
     Ok(serving_model(app))
