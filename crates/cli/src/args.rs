@@ -42,7 +42,8 @@ pub(crate) enum Command {
     Stats(StatsArgs),
     /// Build per-user sequences and a train/validation/test split, and export them.
     Split(SplitArgs),
-    /// List the dataset presets or print one as TOML (a starting point for --config).
+    /// List the dataset presets, print one as TOML (a starting point for --config), or print
+    /// the reference of every config key (--reference).
     Presets(PresetsArgs),
     /// Ingest (or reuse a store), split leave-one-out, train and evaluate models, print a leaderboard.
     ///
@@ -263,10 +264,11 @@ pub(crate) struct ModelArgs {
     /// Force masking of seen items on or off for every model (default: per model).
     #[arg(long, value_name = "on|off")]
     pub(crate) masking: Option<String>,
-    /// Add this sequence model (sasrec, gru4rec, lstm; trained on the train part under
-    /// --time-budget) as a candidate source of `two-stage`.
-    #[arg(long, value_name = "MODEL")]
-    pub(crate) two_stage_seq: Option<String>,
+    /// The sequence model (sasrec, gru4rec, lstm; trained on the train part under
+    /// --time-budget) that is a candidate source of `two-stage`; `none` for the
+    /// classical sources alone.
+    #[arg(long, value_name = "MODEL|none", default_value = "sasrec")]
+    pub(crate) two_stage_seq: String,
     /// Print the report JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,
@@ -459,6 +461,10 @@ pub(crate) struct SplitArgs {
 #[derive(Args, Debug)]
 pub(crate) struct PresetsArgs {
     /// Print this preset's TOML.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reference")]
     pub(crate) show: Option<String>,
+    /// Print every dataset-config key with its type, allowed values and default, as an
+    /// annotated TOML (itself a valid config).
+    #[arg(long)]
+    pub(crate) reference: bool,
 }

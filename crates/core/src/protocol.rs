@@ -13,6 +13,18 @@ pub enum UserOrder {
     Lexicographic,
 }
 
+/// How a user's events with equal times are ordered in their sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TieOrder {
+    /// In the order they were ingested (file order, then later appends).
+    #[default]
+    File,
+    /// By item id (byte order), then file order: the same sequences
+    /// whatever order the rows of one moment came in (e.g. a basket).
+    Item,
+}
+
 /// How per-user sequences are built for splits (see shared/baselines/PROTOCOL.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +40,9 @@ pub struct Protocol {
     pub min_sequence_len: usize,
     #[serde(default)]
     pub user_order: UserOrder,
+    /// Order of one user's events with equal times.
+    #[serde(default)]
+    pub tie_order: TieOrder,
 }
 
 fn one() -> usize {
@@ -41,6 +56,7 @@ impl Default for Protocol {
             collapse_consecutive: false,
             min_sequence_len: 1,
             user_order: UserOrder::Numeric,
+            tie_order: TieOrder::File,
         }
     }
 }

@@ -54,7 +54,35 @@ pub struct LooResult {
     pub coverage: f64,
     /// Mean popularity of recommended items / mean item popularity.
     pub popularity_bias: f64,
+    /// The same metrics split by the kind of target: one the user already
+    /// had in the history ("seen", a repeat) or a new one.
+    pub by_target: ByTarget,
     pub eval_s: f64,
+}
+
+/// Metrics of the users whose target is a repeat of a history item
+/// (`seen`) and of those whose target is new to them; `seen.users +
+/// new.users` = all users evaluated. With masking on, a seen target is
+/// exempt from the mask while every other history item is masked, so a
+/// model that ranks any seen item first scores well on the seen part
+/// without predicting anything: read the `new` part for what masking
+/// measures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ByTarget {
+    pub seen: RankingTotals,
+    pub new: RankingTotals,
+}
+
+impl ByTarget {
+    /// Share of evaluated users whose target is in their history.
+    pub fn seen_share(&self) -> f64 {
+        let all = self.seen.users + self.new.users;
+        if all == 0 {
+            0.0
+        } else {
+            self.seen.users as f64 / all as f64
+        }
+    }
 }
 
 impl LooResult {
@@ -83,7 +111,7 @@ pub fn evaluate_loo(
         Stage::Valid => 2,
         Stage::Test => 1,
     };
-    let (totals, lists) = seqs
+    let (totals, (seen, new), lists) = seqs
         .par_iter()
         .enumerate()
         .filter(|(_, s)| s.len() >= need)
@@ -110,14 +138,23 @@ pub fn evaluate_loo(
                 }
                 let mut t = RankingTotals::new(&cfg.ks);
                 t.add_counts(counts);
-                (t, vec![list])
+                let empty = RankingTotals::new(&cfg.ks);
+                let split = if history.contains(&(target as u32)) {
+                    (t.clone(), empty)
+                } else {
+                    (empty, t.clone())
+                };
+                (t, split, vec![list])
             },
         )
         .reduce(
-            || (RankingTotals::new(&cfg.ks), Vec::new()),
-            |(a, mut la), (b, lb)| {
+            || {
+                let e = || RankingTotals::new(&cfg.ks);
+                (e(), (e(), e()), Vec::new())
+            },
+            |(a, (sa, na), mut la), (b, (sb, nb), lb)| {
                 la.extend(lb);
-                (a.merge(&b), la)
+                (a.merge(&b), (sa.merge(&sb), na.merge(&nb)), la)
             },
         );
     LooResult {
@@ -127,6 +164,7 @@ pub fn evaluate_loo(
         coverage: coverage(&lists, n_items),
         popularity_bias: popularity_bias(&lists, popularity),
         totals,
+        by_target: ByTarget { seen, new },
         eval_s: start.elapsed().as_secs_f64(),
     }
 }
@@ -165,6 +203,32 @@ mod tests {
         let seqs = vec![vec![0, 1, 0]];
         let r = evaluate_loo(&s, &seqs, 4, &[1, 1, 1, 1], &cfg(true));
         assert_eq!(r.recall(1), 1.0);
+    }
+
+    #[test]
+    fn a_seen_target_and_a_new_one_are_counted_apart() {
+        // Items 0 > 1 > 2 > 3. User a repeats item 1 (history [0, 1]);
+        // user b's target 3 is new to them. Masked, a's target is second
+        // of what is left after masking 0 and keeping 1: first. b: item 3
+        // ranks after 1 and 2 (0 masked): third.
+        let s = Fixed(vec![4.0, 3.0, 2.0, 1.0]);
+        let seqs = vec![vec![0, 1, 1], vec![0, 3]];
+        let cfg = LooConfig {
+            stage: Stage::Test,
+            masking: true,
+            ks: vec![1, 3],
+            list_k: 1,
+        };
+        let r = evaluate_loo(&s, &seqs, 4, &[1, 1, 1, 1], &cfg);
+        assert_eq!(r.users, 2);
+        assert_eq!(r.by_target.seen.users, 1);
+        assert_eq!(r.by_target.new.users, 1);
+        assert_eq!(r.by_target.seen_share(), 0.5);
+        assert_eq!(r.by_target.seen.recall(1), 1.0);
+        assert_eq!(r.by_target.new.recall(1), 0.0);
+        assert_eq!(r.by_target.new.recall(3), 1.0);
+        assert!((r.by_target.new.ndcg(3) - 0.5).abs() < 1e-12);
+        assert!((r.recall(1) - 0.5).abs() < 1e-12);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod behaviour;
 use std::collections::HashMap;
 use std::io::Write;
 
-use aisle_core::protocol::{Protocol, UserOrder};
+use aisle_core::protocol::{Protocol, TieOrder, UserOrder};
 use aisle_core::EventType;
 use serde::Serialize;
 
@@ -119,7 +119,8 @@ fn user_key(order: UserOrder, u: &str) -> (u8, u128, &str) {
 }
 
 /// Builds per-user sequences: keep the protocol's interaction types, sort
-/// each user's events by (time, insertion order), collapse consecutive repeats
+/// each user's events by time, equal times in insertion order (or by item
+/// id first with `tie_order = "item"`), collapse consecutive repeats
 /// if asked, and drop users shorter than `min_sequence_len`.
 pub fn build_sequences<'a>(
     log: impl IntoIterator<Item = Interaction<'a>>,
@@ -142,7 +143,10 @@ pub fn build_sequences<'a>(
     let mut vocab: HashMap<&'a str, u32> = HashMap::new();
     for u in users {
         let evs = per_user.get_mut(u).expect("user key");
-        evs.sort_by_key(|&(ts, seq, _)| (ts, seq));
+        match p.tie_order {
+            TieOrder::File => evs.sort_by_key(|&(ts, seq, _)| (ts, seq)),
+            TieOrder::Item => evs.sort_by_key(|&(ts, seq, it)| (ts, it, seq)),
+        }
         let mut items: Vec<&'a str> = Vec::with_capacity(evs.len());
         let mut times = Vec::with_capacity(evs.len());
         for &(ts, _, it) in evs.iter() {
@@ -290,6 +294,24 @@ mod tests {
         );
         let p = Protocol::default();
         assert_eq!(build_sequences(log, &p).to_tsv(), "1\ta\tb\ta\tc\tc\ta\n");
+    }
+
+    #[test]
+    fn equal_times_keep_file_order_or_go_by_item() {
+        // Two moments of two items each, the rows of each in reverse item order.
+        let log = vec![
+            ia("1", "b", 5, 1),
+            ia("1", "a", 5, 2),
+            ia("1", "d", 6, 3),
+            ia("1", "c", 6, 4),
+        ];
+        let file = build_sequences(log.clone(), &Protocol::default());
+        assert_eq!(file.to_tsv(), "1\tb\ta\td\tc\n");
+        let p = Protocol {
+            tie_order: TieOrder::Item,
+            ..Protocol::default()
+        };
+        assert_eq!(build_sequences(log, &p).to_tsv(), "1\ta\tb\tc\td\n");
     }
 
     #[test]

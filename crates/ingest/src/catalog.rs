@@ -293,11 +293,17 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// A catalog file read: its items, report, quarantined rows and the ids
+/// that `cleaning.exclude` matched.
+pub(crate) type CatalogRead = (
+    Vec<CatalogItem>,
+    CatalogReport,
+    Vec<QuarantinedRow>,
+    std::collections::HashSet<String>,
+);
+
 /// Reads a catalog file (CSV/TSV with a header). Bad rows are quarantined.
-pub(crate) fn read_catalog_file(
-    cfg: &DatasetConfig,
-    path: &Path,
-) -> Result<(Vec<CatalogItem>, CatalogReport, Vec<QuarantinedRow>)> {
+pub(crate) fn read_catalog_file(cfg: &DatasetConfig, path: &Path) -> Result<CatalogRead> {
     let c = &cfg.catalog;
     let path_s = path.display().to_string();
     if !matches!(c.format, Format::Csv | Format::Tsv) {
@@ -360,6 +366,12 @@ pub(crate) fn read_catalog_file(
     let cat_i = col("category", &c.category)?;
     let price_i = col("price", &c.price)?;
     let stock_i = col("in_stock", &c.in_stock)?;
+    let mut exclude_cols = Vec::new();
+    for (name, values) in &cfg.cleaning.exclude {
+        let i = col(&format!("exclude.{name}"), &Some(name.clone()))?.expect("named");
+        exclude_cols.push((i, values));
+    }
+    let mut excluded = std::collections::HashSet::new();
 
     let mut report = CatalogReport {
         input: path_s.clone(),
@@ -467,6 +479,30 @@ pub(crate) fn read_catalog_file(
                 }
             },
         };
+        let matches = exclude_cols.iter().any(|(i, values)| {
+            get(Some(*i)).is_some_and(|v| values.iter().any(|x| *x == v))
+        });
+        if matches || excluded.contains(&id) {
+            excluded.insert(id.clone());
+            // An earlier row of the same item goes too.
+            if let Some((prev_line, prev_raw, _)) = items.remove(&id) {
+                q(
+                    prev_line,
+                    Reason::ExcludedItem,
+                    format!("item {id} matches cleaning.exclude at line {line}"),
+                    prev_raw,
+                    &mut report,
+                );
+            }
+            q(
+                line,
+                Reason::ExcludedItem,
+                format!("item {id} matches cleaning.exclude"),
+                raw,
+                &mut report,
+            );
+            continue;
+        }
         let item = CatalogItem {
             id: id.clone(),
             title: get(title_i),
@@ -500,6 +536,7 @@ pub(crate) fn read_catalog_file(
         items.into_values().map(|(_, _, i)| i).collect(),
         report,
         quarantine,
+        excluded,
     ))
 }
 

@@ -141,7 +141,7 @@ pub struct Cleaning {
     #[serde(default)]
     pub drop_non_products: bool,
     /// Quarantine every event of a user who exceeds this many events in any
-    /// 60-second window (`bot_user`). Ignored for order-only data.
+    /// 60-second window (`bot_user`). Refused for order-only data.
     #[serde(default)]
     pub bot_max_events_per_minute: Option<u32>,
     /// Quarantine events whose item is not in the catalog (`unknown_item`),
@@ -152,6 +152,14 @@ pub struct Cleaning {
     /// iterated to a fixed point (`kcore`). 0 = off.
     #[serde(default)]
     pub kcore: u32,
+    /// Items to drop by a catalog attribute: column name -> values, e.g.
+    /// `exclude = { department = ["FUEL"] }`. With a catalog file the names
+    /// are its columns (the matching catalog rows and every event on their
+    /// items are quarantined `excluded_item`); without one, with
+    /// `catalog.from_events`, `category` and `title` match the event rows'
+    /// own fields. Values match exactly (after trimming).
+    #[serde(default)]
+    pub exclude: std::collections::BTreeMap<String, Vec<String>>,
     /// Earliest plausible time (`bad_timestamp` before it); RFC 3339 or date.
     #[serde(default = "default_min_time")]
     pub min_time: String,
@@ -190,13 +198,14 @@ impl Default for Cleaning {
             bot_max_events_per_minute: None,
             require_catalog_item: false,
             kcore: 0,
+            exclude: Default::default(),
             min_time: default_min_time(),
             future_slack_s: default_future_slack(),
         }
     }
 }
 
-pub use aisle_core::protocol::{Protocol, UserOrder};
+pub use aisle_core::protocol::{Protocol, TieOrder, UserOrder};
 
 /// A whole dataset config (a preset or a user's TOML file).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,6 +267,10 @@ const PRESETS: &[(&str, &str)] = &[
     ("demo", include_str!("../presets/demo.toml")),
 ];
 
+/// Every key of a dataset config with its type, allowed values and
+/// default, as an annotated TOML that is itself a valid config.
+pub const REFERENCE: &str = include_str!("../presets/REFERENCE.toml");
+
 /// Names of the built-in presets.
 pub fn preset_names() -> Vec<&'static str> {
     PRESETS.iter().map(|(n, _)| *n).collect()
@@ -302,12 +315,37 @@ impl DatasetConfig {
             if self.fields.user.is_none() || self.fields.item.is_none() {
                 return bad("fields.user and fields.item are required".into());
             }
+            if self.fields.time.is_none() {
+                return bad("fields.time is required (every row needs a time; with only an order, name the position column and set time_format = \"order\")".into());
+            }
             if !self.header && self.columns.is_empty() && self.format != Format::Jsonl {
                 return bad("header = false needs `columns` (the column names)".into());
             }
         }
         if self.fields.event_type.is_none() && self.default_event_type.is_none() {
             return bad("set fields.event_type or default_event_type".into());
+        }
+        let order = self.fields.time_format == TimeFormat::Order;
+        if order && self.fields.time_offset_ms.is_some() {
+            return bad("fields.time_offset_ms cannot act with time_format = \"order\" (a position has no milliseconds): remove one".into());
+        }
+        if order && self.cleaning.bot_max_events_per_minute.is_some() {
+            return bad("cleaning.bot_max_events_per_minute needs real time; time_format = \"order\" has only positions".into());
+        }
+        if !self.catalog.from_events {
+            let f = &self.fields;
+            for (key, set) in [
+                ("title", &f.title),
+                ("description", &f.description),
+                ("category", &f.category),
+            ] {
+                if set.is_some() {
+                    return bad(format!("fields.{key} is read only with catalog.from_events = true: set it, or map the column under [catalog] for a catalog file"));
+                }
+            }
+        }
+        if let Some((k, _)) = self.cleaning.exclude.iter().find(|(_, v)| v.is_empty()) {
+            return bad(format!("cleaning.exclude.{k} lists no values"));
         }
         if aisle_core::time::parse_datetime(&self.cleaning.min_time).is_none() {
             return bad(format!(
@@ -360,6 +398,144 @@ mod tests {
         );
         let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    /// Every key path of a TOML value (tables recursed, except the maps
+    /// whose keys are data: event_types and cleaning.exclude).
+    fn key_paths(v: &toml::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let path = format!("{prefix}{k}");
+                out.insert(path.clone());
+                if !matches!(path.as_str(), "event_types" | "cleaning.exclude") {
+                    key_paths(v, &format!("{path}."), out);
+                }
+            }
+        }
+    }
+
+    /// A config with every field set: listing each field by name (no
+    /// `..Default::default()`) makes a new field fail to compile here until
+    /// it is added, and then the reference test below until it is documented.
+    fn every_key_set() -> DatasetConfig {
+        let s = |x: &str| Some(x.to_string());
+        DatasetConfig {
+            name: "x".into(),
+            description: "x".into(),
+            format: Format::Csv,
+            delimiter: ",".into(),
+            header: true,
+            columns: vec!["a".into()],
+            default_event_type: Some(aisle_core::EventType::View),
+            source_type: s("x"),
+            fields: Fields {
+                user: s("u"),
+                item: s("i"),
+                time: s("t"),
+                time_format: TimeFormat::Unix,
+                time_offset_ms: s("o"),
+                event_type: s("e"),
+                quantity: s("q"),
+                price: s("p"),
+                session: s("s"),
+                value: s("v"),
+                title: s("t"),
+                description: s("d"),
+                category: s("c"),
+            },
+            event_types: [("x".to_string(), aisle_core::EventType::View)].into(),
+            catalog: CatalogConfig {
+                from_events: true,
+                format: Format::Csv,
+                delimiter: ",".into(),
+                id: "id".into(),
+                title: s("t"),
+                description: s("d"),
+                category: s("c"),
+                price: s("p"),
+                in_stock: s("s"),
+            },
+            cleaning: Cleaning {
+                max_field_bytes: 1,
+                max_line_bytes: 1,
+                max_decompression_ratio: 1,
+                dedupe_exact: true,
+                consecutive_duplicate_window_s: Some(1),
+                non_product_codes: vec!["x".into()],
+                non_product_prefixes: vec!["x".into()],
+                drop_non_products: true,
+                bot_max_events_per_minute: Some(1),
+                require_catalog_item: true,
+                kcore: 1,
+                exclude: [("c".to_string(), vec!["x".to_string()])].into(),
+                min_time: "1990-01-01".into(),
+                future_slack_s: 1,
+            },
+            protocol: Protocol {
+                interaction_types: vec![aisle_core::EventType::View],
+                collapse_consecutive: true,
+                min_sequence_len: 1,
+                user_order: UserOrder::Numeric,
+                tie_order: TieOrder::Item,
+            },
+        }
+    }
+
+    #[test]
+    fn the_reference_is_a_valid_config_that_names_every_key() {
+        DatasetConfig::from_toml(REFERENCE).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        key_paths(&toml::from_str(REFERENCE).unwrap(), "", &mut documented);
+        let mut all = std::collections::BTreeSet::new();
+        let every = toml::Value::try_from(every_key_set()).unwrap();
+        key_paths(&every, "", &mut all);
+        let missing: Vec<_> = all.difference(&documented).collect();
+        assert!(missing.is_empty(), "keys missing from REFERENCE.toml: {missing:?}");
+        // Each key carries a comment: the line before it, or a group comment above.
+        for line in REFERENCE.lines().filter(|l| l.contains(" = ")) {
+            assert!(!line.starts_with(' '), "{line}");
+        }
+    }
+
+    fn with(preset: &str, from: &str, to: &str) -> String {
+        let text = preset_toml(preset).unwrap();
+        assert!(text.contains(from), "{from}");
+        text.replace(from, to)
+    }
+
+    #[test]
+    fn a_time_offset_on_order_only_data_is_refused() {
+        let text = with(
+            "ml-1m",
+            "time_format = \"order\"",
+            "time_format = \"order\"\ntime_offset_ms = \"x\"",
+        );
+        let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("time_offset_ms") && err.contains("order"), "{err}");
+    }
+
+    #[test]
+    fn a_bot_cap_on_order_only_data_is_refused() {
+        let text = format!(
+            "{}\n[cleaning]\nbot_max_events_per_minute = 10\n",
+            preset_toml("ml-1m").unwrap()
+        );
+        let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("bot_max_events_per_minute"), "{err}");
+    }
+
+    #[test]
+    fn event_row_catalog_fields_without_from_events_are_refused() {
+        let text = with("online-retail", "from_events = true", "from_events = false");
+        let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("fields.title") && err.contains("from_events"), "{err}");
+    }
+
+    #[test]
+    fn a_config_without_a_time_column_is_refused() {
+        let text = with("ml-100k", "time = \"timestamp\"", "");
+        let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("fields.time"), "{err}");
     }
 
     #[test]

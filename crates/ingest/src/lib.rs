@@ -228,19 +228,31 @@ impl Ingestor {
         let mut quarantine = Vec::new();
         let mut catalog_report = None;
         let mut catalog: BTreeMap<String, CatalogItem> = BTreeMap::new();
+        let mut excluded = Default::default();
         if let Some(cp) = catalog_path {
-            let (items, rep, q) = catalog::read_catalog_file(&self.cfg, cp)?;
+            let (items, rep, q, ex) = catalog::read_catalog_file(&self.cfg, cp)?;
             for it in items {
                 catalog.insert(it.id.clone(), it);
             }
             catalog_report = Some(rep);
             quarantine.extend(q);
+            excluded = ex;
+        } else if !self.cfg.cleaning.exclude.is_empty() {
+            let bad_key = self.cfg.cleaning.exclude.keys().find(|k| {
+                !(self.cfg.catalog.from_events && matches!(k.as_str(), "category" | "title"))
+            });
+            if let Some(k) = bad_key {
+                return Err(IngestError::Config(format!(
+                    "cleaning.exclude.{k} cannot act: without a catalog file (--catalog) only `category` and `title` of event rows can exclude items, with catalog.from_events = true"
+                )));
+            }
         }
         let known_items =
             (catalog_path.is_some() && self.cfg.cleaning.require_catalog_item).then_some(&catalog);
         let cfg = self.cfg.clone();
         let mut state = RowState::new(&cfg, self.now, known_items, sink);
         state.q_sink = self.quarantine_sink.take();
+        state.excluded = excluded;
         let spill_err = |dir: &Option<std::path::PathBuf>, source| IngestError::Spill {
             dir: dir.as_ref().map_or_else(
                 || std::env::temp_dir().display().to_string(),

@@ -39,6 +39,8 @@ pub enum Reason {
     NonProduct,
     /// The item is not in the catalog.
     UnknownItem,
+    /// The item matches `cleaning.exclude` (a catalog attribute).
+    ExcludedItem,
     /// Same user, item and type as the user's previous accepted event, within the window.
     ConsecutiveDuplicate,
     /// The user exceeded the events-per-minute cap (all their events).
@@ -68,6 +70,7 @@ impl Reason {
             Reason::ExactDuplicate => "exact_duplicate",
             Reason::NonProduct => "non_product",
             Reason::UnknownItem => "unknown_item",
+            Reason::ExcludedItem => "excluded_item",
             Reason::ConsecutiveDuplicate => "consecutive_duplicate",
             Reason::BotUser => "bot_user",
             Reason::Kcore => "kcore",

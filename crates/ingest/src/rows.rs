@@ -91,6 +91,8 @@ impl Accum {
 pub(crate) struct RowState<'c, 's> {
     pub(crate) cfg: &'c DatasetConfig,
     pub(crate) known_items: Option<&'c BTreeMap<String, CatalogItem>>,
+    /// Items the catalog file's rows matched to `cleaning.exclude`.
+    pub(crate) excluded: std::collections::HashSet<String>,
     pub(crate) sink: Option<&'s mut dyn FnMut(Vec<Event>) -> bool>,
     /// A whole-history rule is on: candidates are held until the end.
     pub(crate) needs_history: bool,
@@ -133,6 +135,7 @@ impl<'c, 's> RowState<'c, 's> {
         RowState {
             cfg,
             known_items,
+            excluded: Default::default(),
             sink,
             needs_history,
             stopped: false,
@@ -608,6 +611,23 @@ impl<'c, 's> RowState<'c, 's> {
         })
     }
 
+    /// Whether the row's own catalog fields match `cleaning.exclude`
+    /// (catalogs built from events; a catalog file's exclusions are in
+    /// `excluded`).
+    fn excluded_by_row(&self, f: &[Option<&str>; NF]) -> bool {
+        let ex = &self.cfg.cleaning.exclude;
+        if ex.is_empty() || !self.cfg.catalog.from_events {
+            return false;
+        }
+        [("category", F::Category), ("title", F::Title)]
+            .iter()
+            .any(|(key, field)| {
+                ex.get(*key).is_some_and(|vals| {
+                    f[*field as usize].is_some_and(|v| vals.iter().any(|x| x == v.trim()))
+                })
+            })
+    }
+
     pub(crate) fn validate(
         &mut self,
         line: u64,
@@ -627,8 +647,9 @@ impl<'c, 's> RowState<'c, 's> {
                 raw_hex: None,
             });
         };
-        // The catalog learns from every row that names an item.
-        if self.cfg.catalog.from_events {
+        let excluded_here = self.excluded_by_row(&f);
+        // The catalog learns from every row that names an item (not one excluded).
+        if self.cfg.catalog.from_events && !excluded_here {
             if let Some(item) = f[F::Item as usize] {
                 let price = f[F::Price as usize].and_then(|p| p.parse::<f64>().ok());
                 self.catalog_agg.observe(
@@ -651,6 +672,8 @@ impl<'c, 's> RowState<'c, 's> {
         let c = &self.cfg.cleaning;
         let row_rule = if c.drop_non_products && self.cfg.is_non_product(&event.item) {
             Some(Reason::NonProduct)
+        } else if excluded_here || self.excluded.contains(&event.item) {
+            Some(Reason::ExcludedItem)
         } else if self
             .known_items
             .is_some_and(|k| !k.contains_key(&event.item))
@@ -727,6 +750,7 @@ pub(crate) fn rule_detail(reason: Reason, ev: &Event) -> String {
         Reason::ExactDuplicate => "identical to an earlier row".into(),
         Reason::NonProduct => format!("{} is a non-product code", ev.item),
         Reason::UnknownItem => format!("item {} is not in the catalog", ev.item),
+        Reason::ExcludedItem => format!("item {} matches cleaning.exclude", ev.item),
         Reason::ConsecutiveDuplicate => format!(
             "repeats the user's previous {} of {}",
             ev.event_type, ev.item

@@ -492,13 +492,14 @@ fn le_u32(b: &[u8]) -> u32 {
 struct Marks(Vec<u8>);
 
 impl Marks {
-    const REASONS: [Reason; 6] = [
+    const REASONS: [Reason; 7] = [
         Reason::ConsecutiveDuplicate,
         Reason::BotUser,
         Reason::Kcore,
         Reason::ExactDuplicate,
         Reason::NonProduct,
         Reason::UnknownItem,
+        Reason::ExcludedItem,
     ];
 
     fn new(rows: u64) -> Marks {

@@ -36,7 +36,7 @@ pub use repeat::RepeatConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("unknown model `{0}`; known models: pop, itemknn, ease, bpr, als, lightgcn, repeat")]
+    #[error("unknown model `{0}`; this crate's models: {known}", known = MODEL_NAMES.join(", "))]
     UnknownModel(String),
     #[error("bad hyperparameter for {model}: {message}")]
     BadConfig { model: String, message: String },

@@ -10,7 +10,7 @@ use aisle_seq::{Arch, SeqConfig};
 use crate::fit::{stepped, Monitor};
 use crate::hyper::{self, bad, Overrides};
 use crate::kind::{Kind, PurchaseModel};
-use crate::leaderboard::{self, BenchReport, Masking, ResultRow, Row};
+use crate::leaderboard::{self, BenchReport, BestByMasking, Masking, ResultRow, Row};
 use crate::purchase::SeqFeatureSpec;
 use crate::{Result, StoreData, TrainError};
 
@@ -51,6 +51,14 @@ impl Plan {
         for m in &sel.models {
             kinds.push(Kind::parse(m).ok_or_else(|| TrainError::UnknownModel(m.clone()))?);
         }
+        // The two-stage sequence source counts only when two-stage runs.
+        let sel = &Selection {
+            two_stage_seq: sel
+                .two_stage_seq
+                .clone()
+                .filter(|_| kinds.contains(&Kind::TwoStage)),
+            ..sel.clone()
+        };
         let classical: Vec<String> = kinds
             .iter()
             .filter(|k| matches!(k, Kind::Classical(_)))
@@ -136,11 +144,17 @@ impl Plan {
             purchase_rows = rows;
             purchase_protocol = Some(proto);
         }
+        let seen_target_share = leaderboard::seen_target_share(seqs);
+        let best_by_masking = BestByMasking::of(&rows);
+        let warnings = leaderboard::warnings(&rows, seen_target_share);
         Ok(BenchReport {
             dataset: data.dataset.clone(),
             protocol: leaderboard::protocol_json(seqs, &data.protocol, masking),
             purchase_protocol,
-            best_by_validation: leaderboard::best_by_validation(&rows),
+            best_by_validation: best_by_masking.pick(seen_target_share),
+            best_by_masking,
+            seen_target_share,
+            warnings,
             results: rows
                 .into_iter()
                 .map(ResultRow::Ranking)

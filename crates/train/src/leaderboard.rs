@@ -57,6 +57,9 @@ pub struct Row {
     #[serde(rename = "valid_ndcg@10")]
     pub valid_ndcg10: f64,
     pub users: u64,
+    /// The test metrics of users whose target they already had ("seen")
+    /// and of those whose target is new to them.
+    pub by_target: RowByTarget,
     pub fit_s: f64,
     pub fit_cpu_s: f64,
     pub eval_s: f64,
@@ -98,6 +101,10 @@ impl Row {
             popularity_bias10: test.popularity_bias,
             valid_ndcg10: valid.ndcg(10),
             users: test.users,
+            by_target: RowByTarget {
+                seen: KindMetrics::of(&test.by_target.seen),
+                new: KindMetrics::of(&test.by_target.new),
+            },
             fit_s: fit.0,
             fit_cpu_s: fit.1,
             eval_s: test.eval_s,
@@ -109,6 +116,117 @@ impl Row {
             config,
         }
     }
+}
+
+/// A row's test metrics by target kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowByTarget {
+    pub seen: KindMetrics,
+    pub new: KindMetrics,
+}
+
+/// The metrics of one kind of target.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindMetrics {
+    pub users: u64,
+    #[serde(rename = "ndcg@10")]
+    pub ndcg10: f64,
+    #[serde(rename = "recall@10")]
+    pub recall10: f64,
+}
+
+impl KindMetrics {
+    fn of(t: &aisle_eval::RankingTotals) -> KindMetrics {
+        KindMetrics {
+            users: t.users,
+            ndcg10: t.ndcg(10),
+            recall10: t.recall(10),
+        }
+    }
+}
+
+/// Above this share of test targets already in the user's history, masked
+/// metrics are called degenerate: the target is exempt from the mask, so a
+/// masked model that ranks any seen item first hits every repeat target.
+pub const DEGENERATE_SEEN_SHARE: f64 = 0.2;
+
+/// Share of users whose test target (their last item) is already in the
+/// rest of their sequence.
+pub fn seen_target_share(seqs: &Sequences) -> f64 {
+    let (mut seen, mut all) = (0u64, 0u64);
+    for s in seqs.seqs.iter().filter(|s| !s.is_empty()) {
+        all += 1;
+        let (last, history) = s.split_last().expect("non-empty");
+        seen += u64::from(history.contains(last));
+    }
+    if all == 0 {
+        0.0
+    } else {
+        seen as f64 / all as f64
+    }
+}
+
+/// The best model by validation NDCG@10 among the rows of each masking
+/// rule: metrics under different rules are not comparable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BestByMasking {
+    pub on: Option<String>,
+    pub off: Option<String>,
+}
+
+impl BestByMasking {
+    pub fn of(rows: &[Row]) -> BestByMasking {
+        let best = |masking: bool| {
+            rows.iter()
+                .filter(|r| r.masking == masking)
+                .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
+                .map(|r| r.model.clone())
+        };
+        BestByMasking {
+            on: best(true),
+            off: best(false),
+        }
+    }
+
+    /// The one model to recommend: the best under the rule that is honest
+    /// for this data set (masking off when masked metrics are degenerate,
+    /// else masking on), or under the other rule when that one has no rows.
+    pub fn pick(&self, seen_share: f64) -> Option<String> {
+        let (first, second) = if seen_share > DEGENERATE_SEEN_SHARE {
+            (&self.off, &self.on)
+        } else {
+            (&self.on, &self.off)
+        };
+        first.clone().or_else(|| second.clone())
+    }
+}
+
+/// The warnings a report carries about its own metrics.
+pub fn warnings(rows: &[Row], seen_share: f64) -> Vec<String> {
+    let masked: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.masking)
+        .map(|r| r.model.as_str())
+        .collect();
+    let mut out = Vec::new();
+    if !masked.is_empty() && seen_share > DEGENERATE_SEEN_SHARE {
+        out.push(format!(
+            "masked metrics are degenerate here: {:.1}% of test targets are items the user already had; \
+             masking exempts the target, so a masked model ranking any seen item first hits every repeat \
+             target. Masked rows ({}): read their by_target.new metrics, or compare with --masking off.",
+            100.0 * seen_share,
+            masked.join(", ")
+        ));
+    }
+    let mixed = rows.iter().any(|r| r.masking) && rows.iter().any(|r| !r.masking);
+    if mixed {
+        out.push(
+            "rows were evaluated under different masking rules and are not comparable across rules; \
+             best_by_masking names the best of each"
+                .to_string(),
+        );
+    }
+    out
 }
 
 /// How a masking choice was made.
@@ -221,8 +339,16 @@ pub struct BenchReport {
     pub results: Vec<ResultRow>,
     /// Models that refused this data set, with the reason.
     pub skipped: Vec<Skipped>,
-    /// The model with the best validation NDCG@10 (model selection never looks at test).
+    /// The model to use: the best validation NDCG@10 (model selection never
+    /// looks at test) among the rows of one masking rule, chosen by
+    /// [`BestByMasking::pick`].
     pub best_by_validation: Option<String>,
+    /// The best by validation NDCG@10 under each masking rule.
+    pub best_by_masking: BestByMasking,
+    /// Share of test targets the user already had in their history.
+    pub seen_target_share: f64,
+    /// What the reader must know about these metrics (also printed on stderr).
+    pub warnings: Vec<String>,
     pub threads: usize,
     /// Each sequence model's training curve (written beside the report).
     #[serde(skip)]
@@ -251,12 +377,6 @@ pub fn protocol_json(
         "interactions": seqs.interactions(),
         "sequences": protocol,
     })
-}
-
-pub fn best_by_validation(rows: &[Row]) -> Option<String> {
-    rows.iter()
-        .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
-        .map(|r| r.model.clone())
 }
 
 /// The leaderboard's evaluation of one stage: K = 10 and 20, top-10 lists

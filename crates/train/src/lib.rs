@@ -52,8 +52,10 @@ pub enum TrainError {
     NotInRegistry { path: PathBuf, dir: PathBuf },
     #[error(transparent)]
     Store(#[from] aisle_store::StoreError),
+    /// (An unknown name becomes [`TrainError::UnknownModel`], which lists
+    /// every kind, not only the classical ones.)
     #[error(transparent)]
-    Model(#[from] aisle_models::ModelError),
+    Model(aisle_models::ModelError),
     #[error(transparent)]
     Seq(#[from] aisle_seq::SeqError),
     #[error(transparent)]
@@ -73,6 +75,15 @@ pub enum TrainError {
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl From<aisle_models::ModelError> for TrainError {
+    fn from(e: aisle_models::ModelError) -> TrainError {
+        match e {
+            aisle_models::ModelError::UnknownModel(name) => TrainError::UnknownModel(name),
+            e => TrainError::Model(e),
+        }
+    }
+}
 
 /// Every model name `aisle train --model` accepts that a server can serve:
 /// the classical models, then the sequence models.

@@ -4,8 +4,8 @@
 //! purchase-probability model (aisle-rank) trained on the validation stage.
 //!
 //! - Sources (trained on the train part only): EASE, ALS, item-kNN, the
-//!   repeat baseline and popularity, optionally a sequence model
-//!   (`--two-stage-seq sasrec`); each proposes its top [`PER_SOURCE`]
+//!   repeat baseline and popularity, and a sequence model (SASRec unless
+//!   `--two-stage-seq` names another or `none`); each proposes its top [`PER_SOURCE`]
 //!   items of the full catalog (no masking inside candidate generation).
 //! - Features of (user, candidate), from the history before the target only:
 //!   per source the z-score of the item's score among all items and the

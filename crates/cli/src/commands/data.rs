@@ -18,6 +18,10 @@ use crate::args::{
 };
 
 pub fn presets(a: PresetsArgs) -> Result<()> {
+    if a.reference {
+        print!("{}", aisle_ingest::config::REFERENCE);
+        return Ok(());
+    }
     match a.show {
         Some(name) => print!("{}", aisle_ingest::config::preset_toml(&name)?),
         None => {
@@ -55,6 +59,8 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     if let Some(w) = a.consecutive_window {
         cfg.cleaning.consecutive_duplicate_window_s = Some(w);
     }
+    // The flags must make sense with the config too (e.g. --bot-cap on order-only data).
+    cfg.validate()?;
     let report = match (&a.store, a.dry_run) {
         (Some(store), false) => run_ingest(cfg, &a.input, a.catalog.as_deref(), store)?,
         // Dry run: validate and count, keep nothing.

@@ -52,7 +52,7 @@ fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: Path
         })?,
         models,
         seq_feature: m.h.seq_feature.clone(),
-        two_stage_seq: m.two_stage_seq.clone(),
+        two_stage_seq: (m.two_stage_seq != "none").then(|| m.two_stage_seq.clone()),
         time_budget: m.h.time_budget,
     };
     let plan = Plan::new(&selection)?;
@@ -60,6 +60,9 @@ fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: Path
     let report = plan.run(store, data, masking, &Bars)?;
     for s in &report.skipped {
         eprintln!("skipped {}: {}", s.model, s.reason);
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     write_outputs(&out, &report)?;
     if m.json {
@@ -85,9 +88,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         (None, None) => None,
     };
     let name = cfg.as_ref().map(|c| c.name.clone());
+    // Every file goes under --out when it is given; else under bench-out/NAME.
+    let out_of = |dataset: &str| a.m.out.clone().unwrap_or_else(|| default_out(dataset));
     let store = match (&a.store, &name) {
         (Some(s), _) => s.clone(),
-        (None, Some(n)) => default_out(n).join("store").display().to_string(),
+        (None, Some(n)) => out_of(n).join("store").display().to_string(),
         (None, None) => bail!("give --preset/--config with --input, or --store"),
     };
     // Reuse the store when it already holds this data set.
@@ -110,7 +115,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         eprintln!("reusing store {store}");
     }
     let data = StoreData::load(&store)?;
-    let out = default_out(&data.dataset);
+    let out = out_of(&data.dataset);
     report_models(&store, &data, &a.m, out)
 }
 

@@ -32,10 +32,21 @@ pub fn write_outputs(dir: &Path, report: &BenchReport) -> Result<()> {
         report.protocol["users"],
         report.best_by_validation.as_deref().unwrap_or("-")
     );
-    let _ = writeln!(md, "| model | masking | NDCG@10 | Recall@10 | MRR@10 | NDCG@20 | Recall@20 | coverage@10 | pop. bias@10 | valid NDCG@10 | fit s | fit CPU s | eval s | peak RSS MB |");
+    let best = &report.best_by_masking;
     let _ = writeln!(
         md,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "Best per masking rule (rules are not comparable): on **{}**, off **{}**. {:.1}% of test targets are items the user already had (seen).\n",
+        best.on.as_deref().unwrap_or("-"),
+        best.off.as_deref().unwrap_or("-"),
+        100.0 * report.seen_target_share
+    );
+    for w in &report.warnings {
+        let _ = writeln!(md, "> **Warning:** {w}\n");
+    }
+    let _ = writeln!(md, "| model | masking | NDCG@10 | Recall@10 | MRR@10 | NDCG@20 | Recall@20 | NDCG@10 seen (users) | NDCG@10 new (users) | coverage@10 | pop. bias@10 | valid NDCG@10 | fit s | fit CPU s | eval s | peak RSS MB |");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let mut rows: Vec<&Row> = report
         .results
@@ -49,8 +60,9 @@ pub fn write_outputs(dir: &Path, report: &BenchReport) -> Result<()> {
     for r in &rows {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} ({}) | {:.4} ({}) | {:.3} | {:.2} | {:.4} | {:.2} | {:.2} | {:.2} | {:.0} |",
             r.model, if r.masking { "on" } else { "off" }, r.ndcg10, r.recall10, r.mrr10, r.ndcg20, r.recall20,
+            r.by_target.seen.ndcg10, r.by_target.seen.users, r.by_target.new.ndcg10, r.by_target.new.users,
             r.coverage10, r.popularity_bias10, r.valid_ndcg10, r.fit_s, r.fit_cpu_s, r.eval_s, r.peak_rss_mb
         );
     }

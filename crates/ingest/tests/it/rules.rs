@@ -229,3 +229,68 @@ fn the_spill_goes_where_it_is_told_and_is_removed() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot spill"), "{err}");
 }
+
+/// The catalog for the exclusion tests: `department` is not a mapped field.
+const EXCLUDE_CATALOG: &str = "item_id,title,department\ni1,Milk,DAIRY\ni2,Diesel,FUEL\ni3,Bread,BAKERY\n";
+
+fn ingest_with_catalog(
+    cfg: aisle_ingest::DatasetConfig,
+    events: &str,
+    catalog: &str,
+) -> aisle_ingest::IngestOutput {
+    let tmp = crate::Tmp::new();
+    let (e, c) = (
+        tmp.file("events.csv", events.as_bytes()),
+        tmp.file("catalog.csv", catalog.as_bytes()),
+    );
+    let out = aisle_ingest::Ingestor::new(cfg)
+        .with_now(1_800_000_000)
+        .ingest(&e, Some(&c))
+        .unwrap();
+    crate::assert_balanced(&out);
+    out
+}
+
+#[test]
+fn items_are_excluded_by_a_catalog_column() {
+    // The catalog file has no description, price or stock columns.
+    let mut cfg = cfg("exclude = { department = [\"FUEL\"] }");
+    let events = format!("{H}u1,i1,1600000000,buy,1,\nu1,i2,1600000001,buy,1,\nu2,i2,1600000002,view,,\nu2,i3,1600000003,buy,1,\n");
+    cfg.catalog.price = None;
+    cfg.catalog.in_stock = None;
+    cfg.catalog.description = None;
+    cfg.catalog.category = None;
+    let out = ingest_with_catalog(cfg, &events, EXCLUDE_CATALOG);
+    assert_eq!(reasons(&out), r(&[("excluded_item", 2)]));
+    assert!(out.events.iter().all(|e| e.item != "i2"));
+    let cat = out.report.catalog.as_ref().unwrap();
+    assert_eq!((cat.accepted, cat.by_reason["excluded_item"]), (2, 1));
+    assert!(out.catalog.iter().all(|i| i.id != "i2"));
+}
+
+#[test]
+fn items_are_excluded_by_the_event_rows_category_under_a_whole_history_rule() {
+    // A catalog built from events; kcore = 1 sends rows through the spill.
+    let text = format!(
+        "{}category = \"cat\"\n[catalog]\nfrom_events = true\n[cleaning]\nkcore = 1\nexclude = {{ category = [\"FUEL\"] }}\n",
+        crate::CSV_CFG
+    );
+    let cfg = aisle_ingest::DatasetConfig::from_toml(&text).unwrap();
+    let out = ingest_bytes(
+        cfg,
+        b"user,item,ts,type,qty,price,cat\nu1,i1,1600000000,buy,1,,DAIRY\nu1,i2,1600000001,buy,1,,FUEL\nu2,i3,1600000002,buy,1,,BAKERY\n",
+    );
+    assert_eq!(reasons(&out), r(&[("excluded_item", 1)]));
+    assert!(out.catalog.iter().all(|i| i.id != "i2"), "{:?}", out.catalog);
+}
+
+#[test]
+fn an_exclusion_that_cannot_act_is_refused() {
+    let tmp = crate::Tmp::new();
+    let e = tmp.file("events.csv", format!("{H}u1,i1,1600000000,buy,1,\n").as_bytes());
+    let err = aisle_ingest::Ingestor::new(cfg("exclude = { department = [\"FUEL\"] }"))
+        .ingest(&e, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cleaning.exclude.department"), "{err}");
+}
