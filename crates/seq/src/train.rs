@@ -548,6 +548,14 @@ pub fn train(
     let mut stopped_by = "epochs".to_string();
     let batches = order.len().div_ceil(cfg.batch_size) as u64;
     let finish = |net: SeqNet| SeqModel::new(arch, cfg.clone(), n_items, net, popularity.clone());
+    let mut budget = Budget::new(cfg.time_budget_s, start);
+    if budget.is_set() {
+        // What validating costs, from a sample of users, before the first epoch.
+        let k = seqs.len().min(128);
+        let t = Instant::now();
+        valid_ndcg10(&finish(net.valid()), &train[..k], &seqs[..k], cfg);
+        budget.eval_s = t.elapsed().as_secs_f64() * seqs.len() as f64 / k.max(1) as f64;
+    }
     for epoch in 1..=cfg.epochs {
         let t_epoch = Instant::now();
         // Fisher-Yates shuffle with the seeded generator.
@@ -569,7 +577,15 @@ pub fn train(
                 0.0
             };
             stepper.progress = by_epochs.max(by_time).min(1.0);
+            // Stop inside the epoch when one more step and the validation
+            // after it would overrun the budget (after at least one step).
+            if (best.is_some() || loss_n > 0) && budget.no_room_for_a_step() {
+                budget.ran_out = true;
+                break;
+            }
+            let t_step = Instant::now();
             let (next, value) = stepper.step(net, &batch);
+            budget.record_step(t_step.elapsed().as_secs_f64());
             net = next;
             if !value.is_finite() {
                 tracing::error!(
@@ -591,8 +607,15 @@ pub fn train(
             loss_n += 1;
             progress(b as u64 + 1, batches);
         }
+        if budget.ran_out && loss_n == 0 {
+            // Out of time before this epoch's first step: nothing new to validate.
+            stopped_by = "time_budget".into();
+            break;
+        }
+        let t_valid = Instant::now();
         let inference = finish(net.valid());
         let ndcg = valid_ndcg10(&inference, &train, seqs, cfg);
+        budget.eval_s = t_valid.elapsed().as_secs_f64();
         let secs = t_epoch.elapsed().as_secs_f64();
         let mean_loss = loss_sum / loss_n.max(1) as f64;
         tracing::info!(
@@ -621,7 +644,7 @@ pub fn train(
                 break;
             }
         }
-        if cfg.time_budget_s > 0.0 && start.elapsed().as_secs_f64() >= cfg.time_budget_s {
+        if budget.ran_out || budget.spent() {
             stopped_by = "time_budget".into();
             break;
         }
@@ -630,6 +653,53 @@ pub fn train(
     let (m, v, e) = best.ok_or(SeqError::EmptyData)?;
     let fit = fit_record(&m, epochs, e, v, start, positions, curve, stopped_by);
     Ok((m, fit))
+}
+
+/// A training run's wall-time budget (`time_budget_s`, 0 = none). Training
+/// stops before a step when the mean step so far plus the last validation's
+/// time would carry the run past the budget, inside an epoch if need be:
+/// the run then validates what it has and keeps the best epoch, ending
+/// within a step's time variation of the budget.
+struct Budget {
+    limit_s: f64,
+    start: Instant,
+    steps: u64,
+    step_s_sum: f64,
+    /// The latest validation's seconds (before the first: an estimate).
+    eval_s: f64,
+    ran_out: bool,
+}
+
+impl Budget {
+    fn new(limit_s: f64, start: Instant) -> Budget {
+        Budget {
+            limit_s,
+            start,
+            steps: 0,
+            step_s_sum: 0.0,
+            eval_s: 0.0,
+            ran_out: false,
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.limit_s > 0.0
+    }
+
+    fn record_step(&mut self, secs: f64) {
+        self.steps += 1;
+        self.step_s_sum += secs;
+    }
+
+    fn no_room_for_a_step(&self) -> bool {
+        let mean_step = self.step_s_sum / self.steps.max(1) as f64;
+        self.is_set()
+            && self.start.elapsed().as_secs_f64() + mean_step + self.eval_s > self.limit_s
+    }
+
+    fn spent(&self) -> bool {
+        self.is_set() && self.start.elapsed().as_secs_f64() >= self.limit_s
+    }
 }
 
 /// What one step reads of a training sequence: the history up to the end of
