@@ -490,7 +490,10 @@ mod tests {
         let every = toml::Value::try_from(every_key_set()).unwrap();
         key_paths(&every, "", &mut all);
         let missing: Vec<_> = all.difference(&documented).collect();
-        assert!(missing.is_empty(), "keys missing from REFERENCE.toml: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "keys missing from REFERENCE.toml: {missing:?}"
+        );
         // Each key carries a comment: the line before it, or a group comment above.
         for line in REFERENCE.lines().filter(|l| l.contains(" = ")) {
             assert!(!line.starts_with(' '), "{line}");
@@ -511,7 +514,10 @@ mod tests {
             "time_format = \"order\"\ntime_offset_ms = \"x\"",
         );
         let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
-        assert!(err.contains("time_offset_ms") && err.contains("order"), "{err}");
+        assert!(
+            err.contains("time_offset_ms") && err.contains("order"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -528,7 +534,10 @@ mod tests {
     fn event_row_catalog_fields_without_from_events_are_refused() {
         let text = with("online-retail", "from_events = true", "from_events = false");
         let err = DatasetConfig::from_toml(&text).unwrap_err().to_string();
-        assert!(err.contains("fields.title") && err.contains("from_events"), "{err}");
+        assert!(
+            err.contains("fields.title") && err.contains("from_events"),
+            "{err}"
+        );
     }
 
     #[test]

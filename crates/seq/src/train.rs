@@ -693,8 +693,7 @@ impl Budget {
 
     fn no_room_for_a_step(&self) -> bool {
         let mean_step = self.step_s_sum / self.steps.max(1) as f64;
-        self.is_set()
-            && self.start.elapsed().as_secs_f64() + mean_step + self.eval_s > self.limit_s
+        self.is_set() && self.start.elapsed().as_secs_f64() + mean_step + self.eval_s > self.limit_s
     }
 
     fn spent(&self) -> bool {

@@ -399,5 +399,9 @@ fn a_time_budget_stops_inside_a_long_epoch() {
     // 5% over the budget is the target; the margin here is for a shared,
     // noisy machine (before stopping inside epochs this run took the whole
     // epoch, several times the budget).
-    assert!(fit.train_s < 4.0 * 1.3, "{} s for a 4 s budget", fit.train_s);
+    assert!(
+        fit.train_s < 4.0 * 1.3,
+        "{} s for a 4 s budget",
+        fit.train_s
+    );
 }

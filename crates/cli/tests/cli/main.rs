@@ -11,6 +11,7 @@ mod keys;
 mod kinds;
 mod ranking;
 mod retrain;
+mod shop_data;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

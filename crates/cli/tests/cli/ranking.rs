@@ -77,6 +77,8 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
         "pop,lightgcn,two-stage",
         "--set",
         "lightgcn.epochs=5",
+        "--set",
+        "sasrec.epochs=2",
         "--out",
         out.to_str().unwrap(),
         "--json",
@@ -90,6 +92,9 @@ fn lightgcn_two_stage_and_ranker_from_the_cli() {
     }
     let ts = row(&rep, "two-stage");
     assert_eq!(ts["masking"], false);
+    // A sequence model is one of its sources unless told otherwise.
+    let sources = ts["config"]["sources"].as_array().unwrap();
+    assert!(sources.iter().any(|s| s == "sasrec"), "{ts}");
     let rec = ts["config"]["candidate_recall_test"].as_f64().unwrap();
     assert!(rec > 0.0 && rec <= 1.0, "{ts}");
 

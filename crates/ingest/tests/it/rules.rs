@@ -231,7 +231,8 @@ fn the_spill_goes_where_it_is_told_and_is_removed() {
 }
 
 /// The catalog for the exclusion tests: `department` is not a mapped field.
-const EXCLUDE_CATALOG: &str = "item_id,title,department\ni1,Milk,DAIRY\ni2,Diesel,FUEL\ni3,Bread,BAKERY\n";
+const EXCLUDE_CATALOG: &str =
+    "item_id,title,department\ni1,Milk,DAIRY\ni2,Diesel,FUEL\ni3,Bread,BAKERY\n";
 
 fn ingest_with_catalog(
     cfg: aisle_ingest::DatasetConfig,
@@ -281,13 +282,20 @@ fn items_are_excluded_by_the_event_rows_category_under_a_whole_history_rule() {
         b"user,item,ts,type,qty,price,cat\nu1,i1,1600000000,buy,1,,DAIRY\nu1,i2,1600000001,buy,1,,FUEL\nu2,i3,1600000002,buy,1,,BAKERY\n",
     );
     assert_eq!(reasons(&out), r(&[("excluded_item", 1)]));
-    assert!(out.catalog.iter().all(|i| i.id != "i2"), "{:?}", out.catalog);
+    assert!(
+        out.catalog.iter().all(|i| i.id != "i2"),
+        "{:?}",
+        out.catalog
+    );
 }
 
 #[test]
 fn an_exclusion_that_cannot_act_is_refused() {
     let tmp = crate::Tmp::new();
-    let e = tmp.file("events.csv", format!("{H}u1,i1,1600000000,buy,1,\n").as_bytes());
+    let e = tmp.file(
+        "events.csv",
+        format!("{H}u1,i1,1600000000,buy,1,\n").as_bytes(),
+    );
     let err = aisle_ingest::Ingestor::new(cfg("exclude = { department = [\"FUEL\"] }"))
         .ingest(&e, None)
         .unwrap_err()
