@@ -481,7 +481,7 @@ pub(crate) fn read_catalog_file(cfg: &DatasetConfig, path: &Path) -> Result<Cata
         };
         let matches = exclude_cols
             .iter()
-            .any(|(i, values)| get(Some(*i)).is_some_and(|v| values.iter().any(|x| *x == v)));
+            .any(|(i, values)| get(Some(*i)).is_some_and(|v| values.contains(&v)));
         if matches || excluded.contains(&id) {
             excluded.insert(id.clone());
             // An earlier row of the same item goes too.
