@@ -275,6 +275,14 @@ pub(crate) struct ModelArgs {
     /// Folder for bench.json, leaderboard.md and leaderboard.svg.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// Run every model in this process (default: each in a child process of its own, so
+    /// that each row's peak_rss_mb is that model's alone).
+    #[arg(long)]
+    pub(crate) in_process: bool,
+    /// Internal: run only this part of the plan and print it as JSON (what each child
+    /// process of a run does).
+    #[arg(long, hide = true)]
+    pub(crate) part: Option<usize>,
 }
 
 #[derive(Args, Debug)]

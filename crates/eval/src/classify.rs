@@ -28,7 +28,7 @@ pub fn auc(labels: &[bool], preds: &[f64]) -> Option<f64> {
 }
 
 /// How much one model's AUC is above another's ([`auc_difference`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AucDifference {
     /// AUC(a) − AUC(b) on the samples themselves.
     pub diff: f64,

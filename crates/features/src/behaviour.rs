@@ -142,7 +142,7 @@ features! {
 pub const N_FEATURES: usize = FEATURES.len();
 
 /// How often each kind of missing input was replaced by its default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MissingCounts {
     pub rows: u64,
     pub users_without_history: u64,

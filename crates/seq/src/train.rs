@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// One epoch of the training curve.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
     pub loss: f64,
@@ -34,7 +34,7 @@ pub struct EpochLog {
 }
 
 /// What training did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SeqFit {
     pub model: String,
     pub epochs: usize,

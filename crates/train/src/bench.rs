@@ -144,17 +144,14 @@ impl Plan {
             purchase_rows = rows;
             purchase_protocol = Some(proto);
         }
-        let seen_target_share = leaderboard::seen_target_share(seqs);
-        let best_by_masking = BestByMasking::of(&rows);
-        let warnings = leaderboard::warnings(&rows, seen_target_share);
-        Ok(BenchReport {
+        let mut report = BenchReport {
             dataset: data.dataset.clone(),
             protocol: leaderboard::protocol_json(seqs, &data.protocol, masking),
             purchase_protocol,
-            best_by_validation: best_by_masking.pick(seen_target_share),
-            best_by_masking,
-            seen_target_share,
-            warnings,
+            best_by_validation: None,
+            best_by_masking: BestByMasking::default(),
+            seen_target_share: leaderboard::seen_target_share(seqs),
+            warnings: Vec::new(),
             results: rows
                 .into_iter()
                 .map(ResultRow::Ranking)
@@ -163,7 +160,59 @@ impl Plan {
             skipped,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             curves,
-        })
+        };
+        report.finish();
+        Ok(report)
+    }
+
+    /// The plan as parts that can each run in a process of its own: one
+    /// per classical and sequence model, two-stage, and the purchase models
+    /// together (their AUC difference is paired over the same test users).
+    /// Running the parts and merging them ([`BenchReport::merge`]) gives
+    /// the rows of [`Plan::run`], in its order.
+    pub fn parts(&self) -> Vec<Plan> {
+        let mut out: Vec<Plan> = Vec::new();
+        for c in &self.classical {
+            out.push(Plan {
+                classical: vec![c.clone()],
+                ..Plan::default()
+            });
+        }
+        for s in &self.sequence {
+            out.push(Plan {
+                sequence: vec![s.clone()],
+                ..Plan::default()
+            });
+        }
+        if let Some(ts) = &self.two_stage {
+            out.push(Plan {
+                two_stage: Some(ts.clone()),
+                ..Plan::default()
+            });
+        }
+        if !self.purchase.is_empty() {
+            out.push(Plan {
+                purchase: self.purchase.clone(),
+                seq_feature: self.seq_feature.clone(),
+                ..Plan::default()
+            });
+        }
+        out
+    }
+
+    /// The model names of the plan, as its rows will name them.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .classical
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        v.extend(self.sequence.iter().map(|(a, _)| a.name().to_string()));
+        if self.two_stage.is_some() {
+            v.push("two-stage".into());
+        }
+        v.extend(self.purchase.iter().map(|(p, _)| p.name().to_string()));
+        v
     }
 }
 

@@ -8,10 +8,10 @@ use aisle_eval::{evaluate_loo, LooConfig, LooResult, Stage};
 use aisle_features::Sequences;
 use aisle_models::{ModelConfig, TrainData};
 use aisle_seq::{Arch, SeqConfig, SeqFit, SideInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fit::{stepped, Monitor};
-use crate::usage::{cpu_seconds, peak_rss_mb, reset_peak_rss};
+use crate::usage::{cpu_seconds, peak_rss_mb};
 use crate::{Result, TrainError};
 
 /// The leave-one-out training view: each user's sequence without its last two items.
@@ -34,7 +34,7 @@ pub fn loo_train(seqs: &Sequences) -> TrainData {
 }
 
 /// One row of the leaderboard.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub model: String,
     pub masking: bool,
@@ -119,14 +119,14 @@ impl Row {
 }
 
 /// A row's test metrics by target kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RowByTarget {
     pub seen: KindMetrics,
     pub new: KindMetrics,
 }
 
 /// The metrics of one kind of target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KindMetrics {
     pub users: u64,
     #[serde(rename = "ndcg@10")]
@@ -168,7 +168,7 @@ pub fn seen_target_share(seqs: &Sequences) -> f64 {
 
 /// The best model by validation NDCG@10 among the rows of each masking
 /// rule: metrics under different rules are not comparable.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BestByMasking {
     pub on: Option<String>,
     pub off: Option<String>,
@@ -254,7 +254,7 @@ impl Masking {
 }
 
 /// A model that could not run on this data set (e.g. EASE on a huge catalog).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     pub model: String,
     pub reason: String,
@@ -279,7 +279,6 @@ pub fn run_models(
     let mut skipped = Vec::new();
     for cfg in configs {
         let name = cfg.name();
-        reset_peak_rss();
         let (t0, c0) = (Instant::now(), cpu_seconds());
         let fitted = stepped(monitor, name, |progress| {
             aisle_models::fit(cfg, &train, progress)
@@ -321,7 +320,7 @@ pub fn run_models(
 /// One row of `results`: a ranking model (leave-one-out metrics) or a
 /// purchase-probability model (classification metrics on the temporal
 /// hold-out of the purchase task).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ResultRow {
     Ranking(Row),
@@ -329,7 +328,7 @@ pub enum ResultRow {
 }
 
 /// The whole report printed by `aisle bench --json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BenchReport {
     pub dataset: String,
     pub protocol: serde_json::Value,
@@ -355,6 +354,50 @@ pub struct BenchReport {
     pub curves: Vec<SeqFit>,
 }
 
+impl BenchReport {
+    /// The report of a run from the reports of its parts (each a plan of
+    /// [`crate::bench::Plan::parts`], run on the same data in its own
+    /// process): rows in the parts' order, then the picks and warnings
+    /// over all of them.
+    pub fn merge(parts: Vec<BenchReport>) -> Result<BenchReport> {
+        let mut it = parts.into_iter();
+        let mut out = it
+            .next()
+            .ok_or_else(|| TrainError::NoData("no parts to merge".into()))?;
+        for p in it {
+            out.results.extend(p.results);
+            out.skipped.extend(p.skipped);
+            out.curves.extend(p.curves);
+            out.purchase_protocol = out.purchase_protocol.or(p.purchase_protocol);
+        }
+        out.finish();
+        Ok(out)
+    }
+
+    /// Sets the picks and warnings from the ranking rows.
+    pub fn finish(&mut self) {
+        let rows: Vec<Row> = self
+            .results
+            .iter()
+            .filter_map(|r| match r {
+                ResultRow::Ranking(r) => Some(r.clone()),
+                ResultRow::Purchase(_) => None,
+            })
+            .collect();
+        self.best_by_masking = BestByMasking::of(&rows);
+        self.best_by_validation = self.best_by_masking.pick(self.seen_target_share);
+        self.warnings = warnings(&rows, self.seen_target_share);
+    }
+}
+
+/// What one part of a run prints for the process that merges the parts:
+/// its report and its training curves (which the report does not carry).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchPart {
+    pub report: BenchReport,
+    pub curves: Vec<SeqFit>,
+}
+
 pub fn protocol_json(
     seqs: &Sequences,
     protocol: &aisle_core::protocol::Protocol,
@@ -371,6 +414,7 @@ pub fn protocol_json(
         },
         "ties": "metrics are expected values under uniformly random tie-breaking (target rank uniform over its tie block); top-10 lists for coverage break ties by item index",
         "ks": [10, 20],
+        "peak_rss_mb": "the high-water resident memory of a process that loaded the data and ran this model alone (aisle bench and evaluate run each model in a child process of its own; the purchase models share one); with --in-process, of the whole run so far",
         "metrics": "Recall@K (= HitRate@K with one target), NDCG@K, MRR@K averaged over users with a test target; coverage@10 = share of items in any top-10; popularity_bias@10 = mean training popularity of top-10 items / mean item popularity",
         "users": seqs.users.len(),
         "items": seqs.items.len(),
@@ -427,7 +471,6 @@ pub fn run_seq(
         train_masking,
         ..cfg.clone()
     };
-    reset_peak_rss();
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let (model_fit, fit) = stepped(monitor, model, |progress| {
         crate::fit_sequence(*arch, cfg, seqs, side, progress)

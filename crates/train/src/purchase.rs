@@ -135,7 +135,7 @@ pub fn protocol_json(task: &PurchaseTask) -> serde_json::Value {
 }
 
 /// One purchase-model row of `aisle bench`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PurchaseRow {
     pub model: String,
     pub auc: f64,

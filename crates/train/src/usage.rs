@@ -1,6 +1,8 @@
 //! What a fit cost this process: peak resident memory and CPU seconds (Linux; 0 elsewhere).
 
-/// Peak resident memory since the last reset, in MB (Linux; 0 elsewhere).
+/// Peak resident memory of this process so far (its high-water mark), in
+/// MB (Linux; 0 elsewhere). Never reset: a reset would hide earlier peaks
+/// from `/usr/bin/time` too; each model runs in a process of its own instead.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -12,11 +14,6 @@ pub fn peak_rss_mb() -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
-}
-
-/// Resets the peak-RSS counter so each model's peak is its own.
-pub fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// CPU seconds (user + system) of this process so far (Linux; 0 elsewhere).

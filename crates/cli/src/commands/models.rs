@@ -8,7 +8,7 @@ use aisle_ingest::DatasetConfig;
 use aisle_store::DatasetMeta;
 use aisle_train::bench::{Plan, Selection};
 use aisle_train::hyper::{self, Overrides};
-use aisle_train::leaderboard::Masking;
+use aisle_train::leaderboard::{BenchPart, BenchReport, Masking};
 use aisle_train::{Kind, StoreData};
 use anyhow::{bail, Context, Result};
 
@@ -56,8 +56,26 @@ fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: Path
         time_budget: m.h.time_budget,
     };
     let plan = Plan::new(&selection)?;
+    let parts = plan.parts();
+    if let Some(k) = m.part {
+        let part = parts
+            .get(k)
+            .with_context(|| format!("--part {k}: this run has {} parts", parts.len()))?;
+        let mut report = part.run(store, data, masking, &Bars)?;
+        let curves = std::mem::take(&mut report.curves);
+        println!("{}", serde_json::to_string(&BenchPart { report, curves })?);
+        return Ok(());
+    }
     let out = m.out.clone().unwrap_or(default_out);
-    let report = plan.run(store, data, masking, &Bars)?;
+    let report = if parts.len() > 1 && !m.in_process {
+        let mut reports = Vec::new();
+        for (k, p) in parts.iter().enumerate() {
+            reports.push(run_part(k, &p.names())?);
+        }
+        BenchReport::merge(reports)?
+    } else {
+        plan.run(store, data, masking, &Bars)?
+    };
     for s in &report.skipped {
         eprintln!("skipped {}: {}", s.model, s.reason);
     }
@@ -75,6 +93,31 @@ fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: Path
         out.display()
     );
     Ok(())
+}
+
+/// Runs part `k` of this command's plan in a child process (the same
+/// command line with `--part k`) and reads back its report.
+fn run_part(k: usize, names: &[String]) -> Result<BenchReport> {
+    let exe = std::env::current_exe().context("locating the aisle binary")?;
+    let out = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .args(["--part", &k.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("starting a model's process")?;
+    if !out.status.success() {
+        bail!(
+            "{} failed in its own process ({})",
+            names.join(", "),
+            out.status
+        );
+    }
+    let part: BenchPart = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("reading the report of {}", names.join(", ")))?;
+    let mut report = part.report;
+    report.curves = part.curves;
+    Ok(report)
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -111,7 +154,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         eprintln!("ingesting {} into {store}", input.display());
         let report = run_ingest(cfg, input, None, &store)?;
         eprintln!("{}", report.summary());
-    } else {
+    } else if a.m.part.is_none() {
         eprintln!("reusing store {store}");
     }
     let data = StoreData::load(&store)?;

@@ -153,3 +153,63 @@ fn an_unknown_model_lists_every_kind() {
         assert!(err.contains(name), "{name} missing: {err}");
     }
 }
+
+/// Each row's peak memory is its model's alone: EASE (a dense item-item
+/// matrix over a 4,895-item demo catalog) peaks far above popularity run
+/// after it, because each model runs in a process of its own; in one
+/// process the high-water mark is never reset (that hid earlier peaks from
+/// `/usr/bin/time` too), so a later row carries the earlier peak.
+#[test]
+fn each_rows_peak_memory_is_its_models_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    crate::ok(&[
+        "demo-data",
+        "--out",
+        data.to_str().unwrap(),
+        "--users",
+        "1500",
+        "--items",
+        "5000",
+    ]);
+    let (input, store, out_dir) = (
+        data.join("events.csv"),
+        tmp.path().join("store"),
+        tmp.path().join("out"),
+    );
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--preset",
+            "demo",
+            "--input",
+            input.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--models",
+            "ease,pop",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        let rep = json(&out);
+        let peak = |m: &str| {
+            rep["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["model"] == m)
+                .unwrap()["peak_rss_mb"]
+                .as_f64()
+                .unwrap()
+        };
+        (peak("ease"), peak("pop"))
+    };
+    let (ease, pop) = bench(&[]);
+    assert!(ease > pop + 100.0, "ease {ease} MB, pop {pop} MB");
+    let (ease, pop) = bench(&["--in-process"]);
+    assert!(pop >= ease, "in one process: ease {ease} MB, pop {pop} MB");
+}
