@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use aisle_train::{names_where, Kind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Aisle: an e-commerce search and recommendation engine.
@@ -167,10 +168,7 @@ pub(crate) struct ServeArgs {
     /// routes, with bursts of as many; 429 beyond. Unlimited when absent.
     #[arg(long, value_name = "PER_SECOND")]
     pub rate_limit: Option<f64>,
-    /// Model the retraining scheduler trains (any served kind: pop, itemknn, ease, bpr,
-    /// als, lightgcn, repeat, sasrec, gru4rec, lstm; --retrain-budget bounds the sequence
-    /// models). Without it, POST /v1/admin/jobs answers 409 and nothing retrains.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", help = retrain_model_help())]
     pub retrain_model: Option<String>,
     /// Retrain this many seconds after the previous run ended.
     #[arg(long, value_name = "SECONDS")]
@@ -236,25 +234,20 @@ pub(crate) struct HyperArgs {
     /// --set wins over the file.
     #[arg(long, value_name = "FILE")]
     pub(crate) model_config: Option<PathBuf>,
-    /// Wall-time budget for each sequence model's training, in seconds (the best epoch so
-    /// far is kept when it runs out); also the --seq-feature model's.
+    /// Wall-time budget for each sequence model's training, in seconds: training stops
+    /// inside an epoch when one more step and a validation would overrun it, and keeps its
+    /// best epoch; also the --seq-feature model's.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) time_budget: Option<f64>,
-    /// Purchase models: add the `seq_score` feature from this sequence model (sasrec,
-    /// gru4rec, lstm), trained on the events before the median training row's moment
-    /// (earlier rows have it missing; `train` saves it beside the artifact as
-    /// NAME.seq.safetensors, which the server loads); --time-budget and
-    /// `--set MODEL.key=v` apply to it.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", help = seq_feature_help())]
     pub(crate) seq_feature: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct ModelArgs {
-    /// Comma-separated models: pop, itemknn, ease, bpr, als, lightgcn, repeat, sasrec, gru4rec,
-    /// lstm, two-stage (ranking); ranker, logreg (purchase probability).
     #[arg(
         long,
+        help = models_help(),
         default_value = "pop,itemknn,ease,bpr,als,repeat",
         value_delimiter = ','
     )]
@@ -264,10 +257,7 @@ pub(crate) struct ModelArgs {
     /// Force masking of seen items on or off for every model (default: per model).
     #[arg(long, value_name = "on|off")]
     pub(crate) masking: Option<String>,
-    /// The sequence model (sasrec, gru4rec, lstm; trained on the train part under
-    /// --time-budget) that is a candidate source of `two-stage`; `none` for the
-    /// classical sources alone.
-    #[arg(long, value_name = "MODEL|none", default_value = "sasrec")]
+    #[arg(long, value_name = "MODEL|none", default_value = "sasrec", help = two_stage_seq_help())]
     pub(crate) two_stage_seq: String,
     /// Print the report JSON on stdout.
     #[arg(long)]
@@ -317,9 +307,7 @@ pub(crate) struct TrainArgs {
     /// Store directory or URL (sqlite:///path/aisle.db).
     #[arg(long)]
     pub(crate) store: String,
-    /// Model name: pop, itemknn, ease, bpr, als, lightgcn, repeat, sasrec, gru4rec, lstm,
-    /// ranker, logreg.
-    #[arg(long)]
+    #[arg(long, help = train_model_help())]
     pub(crate) model: String,
     /// Purchase models: labelled samples `user,item,ts,label` (CSV with that header; ts in
     /// Unix seconds; label 0/1/true/false) instead of the views derived from the store.
@@ -475,4 +463,44 @@ pub(crate) struct PresetsArgs {
     /// annotated TOML (itself a valid config).
     #[arg(long)]
     pub(crate) reference: bool,
+}
+
+// Help texts that list model names take them from the one registry
+// (aisle_train::kind), so a new kind appears in every list at once.
+
+fn seq_names() -> String {
+    names_where(|k| matches!(k, Kind::Sequence(_)))
+}
+
+fn models_help() -> String {
+    format!(
+        "Comma-separated models: {} (ranking); {} (purchase probability)",
+        names_where(|k| !matches!(k, Kind::Purchase(_))),
+        names_where(|k| matches!(k, Kind::Purchase(_)))
+    )
+}
+
+fn train_model_help() -> String {
+    format!("Model name: {}", names_where(|k| k != Kind::TwoStage))
+}
+
+fn retrain_model_help() -> String {
+    format!(
+        "Model the retraining scheduler trains (any served kind: {}; --retrain-budget bounds the sequence models). Without it, POST /v1/admin/jobs answers 409 and nothing retrains",
+        names_where(Kind::served)
+    )
+}
+
+fn two_stage_seq_help() -> String {
+    format!(
+        "The sequence model ({}; trained on the train part under --time-budget) that is a candidate source of `two-stage`; `none` for the classical sources alone",
+        seq_names()
+    )
+}
+
+fn seq_feature_help() -> String {
+    format!(
+        "Purchase models: add the `seq_score` feature from this sequence model ({}), trained on the events before the median training row's moment (earlier rows have it missing; `train` saves it beside the artifact as NAME.seq.safetensors, which the server loads); --time-budget and `--set MODEL.key=v` apply to it",
+        seq_names()
+    )
 }

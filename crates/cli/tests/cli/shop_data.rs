@@ -213,3 +213,25 @@ fn each_rows_peak_memory_is_its_models_alone() {
     let (ease, pop) = bench(&["--in-process"]);
     assert!(pop >= ease, "in one process: ease {ease} MB, pop {pop} MB");
 }
+
+/// The help texts list the model names from the same registry.
+#[test]
+fn help_lists_every_model_from_the_registry() {
+    let (_, bench, _) = run(&["bench", "--help"]);
+    for name in [
+        "pop",
+        "lightgcn",
+        "sasrec",
+        "lstm",
+        "two-stage",
+        "ranker",
+        "logreg",
+    ] {
+        assert!(bench.contains(name), "bench --help lacks {name}: {bench}");
+    }
+    let (_, train, _) = run(&["train", "--help"]);
+    assert!(
+        train.contains("gru4rec") && train.contains("logreg"),
+        "{train}"
+    );
+}
