@@ -25,7 +25,9 @@ pub mod topk;
 pub use classify::{
     accuracy, auc, auc_difference, expected_calibration_error, logloss, AucDifference,
 };
-pub use protocol::{evaluate_loo, ByTarget, LooConfig, LooResult, Scorer, Stage};
+pub use protocol::{
+    evaluate_loo, seen_target_share, ByTarget, LooConfig, LooResult, Scorer, Stage,
+};
 pub use topk::top_k;
 
 /// 0-based rank of `target` among the unmasked items, ties broken by index.

@@ -73,15 +73,19 @@ pub struct ByTarget {
     pub new: RankingTotals,
 }
 
-impl ByTarget {
-    /// Share of evaluated users whose target is in their history.
-    pub fn seen_share(&self) -> f64 {
-        let all = self.seen.users + self.new.users;
-        if all == 0 {
-            0.0
-        } else {
-            self.seen.users as f64 / all as f64
-        }
+/// Share of users whose test target (their last item) is already in the
+/// rest of their sequence: the `seen` share of a test-stage [`ByTarget`],
+/// known before any model runs.
+pub fn seen_target_share(seqs: &[Vec<u32>]) -> f64 {
+    let (mut seen, mut all) = (0u64, 0u64);
+    for (last, history) in seqs.iter().filter_map(|s| s.split_last()) {
+        all += 1;
+        seen += u64::from(history.contains(last));
+    }
+    if all == 0 {
+        0.0
+    } else {
+        seen as f64 / all as f64
     }
 }
 
@@ -223,7 +227,7 @@ mod tests {
         assert_eq!(r.users, 2);
         assert_eq!(r.by_target.seen.users, 1);
         assert_eq!(r.by_target.new.users, 1);
-        assert_eq!(r.by_target.seen_share(), 0.5);
+        assert_eq!(seen_target_share(&seqs), 0.5);
         assert_eq!(r.by_target.seen.recall(1), 1.0);
         assert_eq!(r.by_target.new.recall(1), 0.0);
         assert_eq!(r.by_target.new.recall(3), 1.0);

@@ -494,9 +494,17 @@ mod tests {
             missing.is_empty(),
             "keys missing from REFERENCE.toml: {missing:?}"
         );
-        // Each key carries a comment: the line before it, or a group comment above.
-        for line in REFERENCE.lines().filter(|l| l.contains(" = ")) {
+        // Each key carries a comment: the first line above its run of
+        // key lines is a comment (one comment may describe a group).
+        let lines: Vec<&str> = REFERENCE.lines().collect();
+        let is_key = |l: &str| !l.starts_with('#') && l.contains(" = ");
+        for (i, line) in lines.iter().enumerate().filter(|(_, l)| is_key(l)) {
             assert!(!line.starts_with(' '), "{line}");
+            let above = lines[..i].iter().rev().find(|l| !is_key(l));
+            assert!(
+                above.is_some_and(|l| l.starts_with('#')),
+                "no comment above {line}"
+            );
         }
     }
 

@@ -150,7 +150,7 @@ impl Plan {
             purchase_protocol,
             best_by_validation: None,
             best_by_masking: BestByMasking::default(),
-            seen_target_share: leaderboard::seen_target_share(seqs),
+            seen_target_share: aisle_eval::seen_target_share(&seqs.seqs),
             warnings: Vec::new(),
             results: rows
                 .into_iter()

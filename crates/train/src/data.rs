@@ -16,7 +16,19 @@ pub struct StoreData {
     pub meta: Option<DatasetMeta>,
 }
 
+/// The data set name of an optional meta record (`unknown` without one).
+fn dataset_name(meta: Option<&DatasetMeta>) -> String {
+    meta.map_or_else(|| "unknown".to_string(), |m| m.name.clone())
+}
+
 impl StoreData {
+    /// The name of the data set in the store at `url`, without reading its
+    /// events (what [`StoreData::load`] puts in `dataset`).
+    pub fn dataset_of(url: &str) -> Result<String> {
+        let store = aisle_store::open_existing(url)?;
+        Ok(dataset_name(DatasetMeta::read(store.as_ref())?.as_ref()))
+    }
+
     /// Reads every event of the store at `url` into per-user sequences.
     pub fn load(url: &str) -> Result<StoreData> {
         let store = aisle_store::open_existing(url)?;
@@ -31,9 +43,7 @@ impl StoreData {
         Ok(StoreData {
             seqs,
             protocol,
-            dataset: meta
-                .as_ref()
-                .map_or_else(|| "unknown".to_string(), |m| m.name.clone()),
+            dataset: dataset_name(meta.as_ref()),
             meta,
         })
     }

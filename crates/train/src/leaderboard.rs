@@ -150,22 +150,6 @@ impl KindMetrics {
 /// masked model that ranks any seen item first hits every repeat target.
 pub const DEGENERATE_SEEN_SHARE: f64 = 0.2;
 
-/// Share of users whose test target (their last item) is already in the
-/// rest of their sequence.
-pub fn seen_target_share(seqs: &Sequences) -> f64 {
-    let (mut seen, mut all) = (0u64, 0u64);
-    for s in seqs.seqs.iter().filter(|s| !s.is_empty()) {
-        all += 1;
-        let (last, history) = s.split_last().expect("non-empty");
-        seen += u64::from(history.contains(last));
-    }
-    if all == 0 {
-        0.0
-    } else {
-        seen as f64 / all as f64
-    }
-}
-
 /// The best model by validation NDCG@10 among the rows of each masking
 /// rule: metrics under different rules are not comparable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

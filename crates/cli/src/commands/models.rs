@@ -37,8 +37,9 @@ fn overrides(
 }
 
 /// Runs the models of `m` on the store's leave-one-out split and writes and
-/// prints the leaderboard.
-fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: PathBuf) -> Result<()> {
+/// prints the leaderboard. The store's data is loaded only by the process
+/// that runs models (with a child process per model, not the parent).
+fn report_models(store: &str, m: &ModelArgs, default_out: PathBuf) -> Result<()> {
     let masking = Masking::parse(m.masking.as_deref())?;
     let models: Vec<String> = m
         .models
@@ -61,7 +62,7 @@ fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: Path
         let part = parts
             .get(k)
             .with_context(|| format!("--part {k}: this run has {} parts", parts.len()))?;
-        let mut report = part.run(store, data, masking, &Bars)?;
+        let mut report = part.run(store, &StoreData::load(store)?, masking, &Bars)?;
         let curves = std::mem::take(&mut report.curves);
         println!("{}", serde_json::to_string(&BenchPart { report, curves })?);
         return Ok(());
@@ -74,7 +75,7 @@ fn report_models(store: &str, data: &StoreData, m: &ModelArgs, default_out: Path
         }
         BenchReport::merge(reports)?
     } else {
-        plan.run(store, data, masking, &Bars)?
+        plan.run(store, &StoreData::load(store)?, masking, &Bars)?
     };
     for s in &report.skipped {
         eprintln!("skipped {}: {}", s.model, s.reason);
@@ -157,15 +158,15 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     } else if a.m.part.is_none() {
         eprintln!("reusing store {store}");
     }
-    let data = StoreData::load(&store)?;
-    let out = out_of(&data.dataset);
-    report_models(&store, &data, &a.m, out)
+    let out = out_of(&StoreData::dataset_of(&store)?);
+    report_models(&store, &a.m, out)
 }
 
 pub fn evaluate(a: EvaluateArgs) -> Result<()> {
-    let data = StoreData::load(&a.store)?;
+    // A store that is not there is a clear error before any child starts.
+    StoreData::dataset_of(&a.store)?;
     let out = store_dir(&a.store)?.join("evaluation");
-    report_models(&a.store, &data, &a.m, out)
+    report_models(&a.store, &a.m, out)
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
