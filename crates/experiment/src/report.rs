@@ -1,0 +1,584 @@
+//! An experiment's report from per-user, per-day outcomes: each arm's
+//! metrics with intervals, each arm against control (fixed-horizon and
+//! always-valid p-values, CUPED), the sample-ratio check and a verdict.
+
+use serde::{Deserialize, Serialize};
+
+use crate::interleave::Credit;
+use crate::spec::{ExperimentSpec, Metric, Mode};
+use crate::stats::{self, Estimate, Msprt, Stat, ALPHA, SRM_ALPHA};
+
+/// One user's attributed outcomes on one day of an experiment, in one arm.
+/// Interleaving rows carry arm 0 and the user's credited clicks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UserDay {
+    /// The user's dense index (into `ReportInput::pre`).
+    pub user: u32,
+    pub arm: u16,
+    /// Days since the experiment started (the looks of the always-valid test).
+    pub day: u32,
+    pub impressions: u64,
+    pub clicks: u64,
+    pub carts: u64,
+    pub purchases: u64,
+    pub gmv: f64,
+    pub credit: Credit,
+}
+
+/// A user's behaviour before the experiment: CUPED's covariate (clicks for
+/// click metrics, purchases for conversion, spend for GMV).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PrePeriod {
+    pub clicks: f64,
+    pub carts: f64,
+    pub purchases: f64,
+    pub gmv: f64,
+}
+
+pub struct ReportInput<'a> {
+    pub spec: &'a ExperimentSpec,
+    pub rows: &'a [UserDay],
+    /// By user index; empty when no pre-period is known (CUPED is skipped).
+    pub pre: &'a [PrePeriod],
+    /// A stopped experiment that found nothing reports "no detectable difference".
+    pub stopped: bool,
+}
+
+/// The report of one experiment (the JSON of
+/// `GET /v1/admin/experiments/{name}/report`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub experiment: String,
+    pub mode: Mode,
+    pub primary_metric: Metric,
+    pub arms: Vec<ArmReport>,
+    pub comparisons: Vec<Comparison>,
+    pub srm: Srm,
+    /// Interleaving only: users' preferences between the two rankers.
+    pub interleaving: Option<InterleavingReport>,
+    /// `winner`, `no_detectable_difference`, `keep_running`, or
+    /// `sample_ratio_mismatch` (the split is broken: nothing else can be read).
+    pub verdict: Verdict,
+    /// The winning arm's name (with verdict `winner`).
+    pub winner: Option<String>,
+    /// Users (all arms) still needed for 80% power at the observed effect
+    /// of the primary metric (with verdict `keep_running`).
+    pub users_needed: Option<u64>,
+    /// Days of data the always-valid p-values looked at.
+    pub looks: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Winner,
+    NoDetectableDifference,
+    KeepRunning,
+    SampleRatioMismatch,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmReport {
+    pub name: String,
+    pub users: u64,
+    pub impressions: u64,
+    /// Attributed clicks (interleaving: clicks credited to this ranker).
+    pub clicks: u64,
+    pub carts: u64,
+    pub purchases: u64,
+    pub gmv: f64,
+    /// Clicks per impression (delta method over users).
+    pub ctr: Option<Estimate>,
+    /// Add-to-carts per impression.
+    pub cart_rate: Option<Estimate>,
+    /// Share of users with an attributed purchase.
+    pub cvr: Option<Estimate>,
+    /// Attributed purchase value per user.
+    pub gmv_per_user: Option<Estimate>,
+}
+
+/// One arm against control on one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub arm: String,
+    pub metric: Metric,
+    /// Relative lift over control, `arm / control − 1`, and its 95% interval.
+    pub lift: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Fixed-horizon two-sided p-value (valid when read once, at the planned end).
+    pub p_value: f64,
+    /// mSPRT p-value: valid however many days it is read.
+    pub always_valid_p_value: f64,
+    /// The same comparison on CUPED-adjusted values (per-user metrics with a
+    /// pre-period).
+    pub cuped: Option<CupedComparison>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CupedComparison {
+    pub lift: f64,
+    pub low: f64,
+    pub high: f64,
+    pub p_value: f64,
+    /// The coefficients of the pre-period clicks, carts, purchases and spend.
+    pub theta: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Srm {
+    pub p_value: f64,
+    pub flagged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterleavingReport {
+    /// Users whose credited clicks favoured each ranker, and the tied ones.
+    pub wins: [u64; 2],
+    pub ties: u64,
+    /// Share of deciding users who preferred the second arm, with Wilson's interval.
+    pub preference: Estimate,
+    /// Exact binomial test of that share against ½.
+    pub p_value: f64,
+    pub always_valid_p_value: f64,
+}
+
+/// The scale of plausible relative effects that sets the mSPRT mixture
+/// (τ = 10% of the pooled metric): any τ keeps the test valid; this one
+/// makes lifts of a few percent decidable in a shop's traffic.
+pub const TAU_RELATIVE: f64 = 0.1;
+/// τ of interleaving's preference share (5 points away from ½).
+pub const TAU_PREFERENCE: f64 = 0.05;
+
+const AB_METRICS: [Metric; 4] = [
+    Metric::Ctr,
+    Metric::CartRate,
+    Metric::Cvr,
+    Metric::GmvPerUser,
+];
+
+/// One unit's (user in an arm) running totals.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    user: u32,
+    arm: u16,
+    impressions: f64,
+    clicks: f64,
+    carts: f64,
+    purchases: f64,
+    gmv: f64,
+    credit: Credit,
+}
+
+impl Totals {
+    fn add(&mut self, r: &UserDay) {
+        self.impressions += r.impressions as f64;
+        self.clicks += r.clicks as f64;
+        self.carts += r.carts as f64;
+        self.purchases += r.purchases as f64;
+        self.gmv += r.gmv;
+        self.credit.a += r.credit.a;
+        self.credit.b += r.credit.b;
+    }
+}
+
+/// Per-user columns of one arm.
+#[derive(Default)]
+struct Columns {
+    impressions: Vec<f64>,
+    clicks: Vec<f64>,
+    carts: Vec<f64>,
+    converted: Vec<f64>,
+    gmv: Vec<f64>,
+    users: Vec<u32>,
+}
+
+impl Columns {
+    fn of(units: &[Totals], arm: u16) -> Columns {
+        let mut c = Columns::default();
+        for t in units.iter().filter(|t| t.arm == arm) {
+            c.impressions.push(t.impressions);
+            c.clicks.push(t.clicks);
+            c.carts.push(t.carts);
+            c.converted.push(if t.purchases > 0.0 { 1.0 } else { 0.0 });
+            c.gmv.push(t.gmv);
+            c.users.push(t.user);
+        }
+        c
+    }
+
+    fn stat(&self, m: Metric) -> Option<Stat> {
+        let s = match m {
+            Metric::Ctr => stats::ratio(&self.clicks, &self.impressions),
+            Metric::CartRate => stats::ratio(&self.carts, &self.impressions),
+            Metric::Cvr => stats::mean(&self.converted),
+            Metric::GmvPerUser => stats::mean(&self.gmv),
+            Metric::Preference => return None,
+        };
+        s.value.is_finite().then_some(s)
+    }
+
+    /// The per-user values CUPED adjusts (per-user means only) and their
+    /// covariates: every pre-period series of the user.
+    fn per_user(&self, m: Metric, pre: &[PrePeriod]) -> Option<(&[f64], [Vec<f64>; 4])> {
+        let ys: &[f64] = match m {
+            Metric::Cvr => &self.converted,
+            Metric::GmvPerUser => &self.gmv,
+            _ => return None,
+        };
+        let of = |f: fn(&PrePeriod) -> f64| -> Vec<f64> {
+            self.users
+                .iter()
+                .map(|&u| pre.get(u as usize).map_or(0.0, f))
+                .collect()
+        };
+        Some((
+            ys,
+            [
+                of(|p| p.clicks),
+                of(|p| p.carts),
+                of(|p| p.purchases),
+                of(|p| p.gmv),
+            ],
+        ))
+    }
+}
+
+fn units_through(
+    rows: &[UserDay],
+    units: &mut Vec<Totals>,
+    index: &mut std::collections::HashMap<(u32, u16), usize>,
+) {
+    for r in rows {
+        let i = *index.entry((r.user, r.arm)).or_insert_with(|| {
+            units.push(Totals {
+                user: r.user,
+                arm: r.arm,
+                ..Totals::default()
+            });
+            units.len() - 1
+        });
+        units[i].add(r);
+    }
+}
+
+pub fn report(input: &ReportInput<'_>) -> Report {
+    let spec = input.spec;
+    let mut rows = input.rows.to_vec();
+    rows.sort_by_key(|r| r.day);
+    let n_arms = spec.arms.len();
+    let looks = rows.last().map_or(0, |r| r.day + 1);
+
+    // The always-valid p-values: one look per day over the data so far.
+    let mut units = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let metrics: &[Metric] = match spec.mode {
+        Mode::Ab => &AB_METRICS,
+        Mode::Interleave => &[],
+    };
+    let mut seq: Vec<Vec<Option<Msprt>>> = vec![vec![None; metrics.len()]; n_arms];
+    let mut pref_seq = Msprt::new(TAU_PREFERENCE);
+    let mut start = 0;
+    while start < rows.len() {
+        let day = rows[start].day;
+        let end = start + rows[start..].iter().take_while(|r| r.day == day).count();
+        units_through(&rows[start..end], &mut units, &mut index);
+        start = end;
+        match spec.mode {
+            Mode::Ab => {
+                let cols: Vec<Columns> =
+                    (0..n_arms).map(|a| Columns::of(&units, a as u16)).collect();
+                for (mi, &m) in metrics.iter().enumerate() {
+                    let Some(c) = cols[0].stat(m) else { continue };
+                    for arm in 1..n_arms {
+                        let Some(t) = cols[arm].stat(m) else { continue };
+                        let l = stats::lift(t, c);
+                        let tau = TAU_RELATIVE * ((t.value + c.value) / 2.0).abs();
+                        seq[arm][mi]
+                            .get_or_insert_with(|| Msprt::new(tau.max(f64::MIN_POSITIVE)))
+                            .look(l.diff, l.diff_var);
+                    }
+                }
+            }
+            Mode::Interleave => {
+                let (wa, wb, _) = preferences(&units);
+                let n = wa + wb;
+                if n > 0 {
+                    let share = wb as f64 / n as f64;
+                    pref_seq.look(share - 0.5, 0.25 / n as f64);
+                }
+            }
+        }
+    }
+
+    let cols: Vec<Columns> = (0..n_arms).map(|a| Columns::of(&units, a as u16)).collect();
+    let arms: Vec<ArmReport> = spec
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(a, s)| arm_report(&s.name, a as u16, &units, &cols[a], spec.mode))
+        .collect();
+
+    let mut comparisons = Vec::new();
+    let mut interleaving = None;
+    match spec.mode {
+        Mode::Ab => {
+            for arm in 1..n_arms {
+                for (mi, &m) in metrics.iter().enumerate() {
+                    let (Some(t), Some(c)) = (cols[arm].stat(m), cols[0].stat(m)) else {
+                        continue;
+                    };
+                    let l = stats::lift(t, c);
+                    comparisons.push(Comparison {
+                        arm: spec.arms[arm].name.clone(),
+                        metric: m,
+                        lift: l.lift,
+                        low: l.low,
+                        high: l.high,
+                        p_value: l.p_value,
+                        always_valid_p_value: seq[arm][mi].map_or(1.0, |s| s.p_value()),
+                        cuped: cuped_comparison(&cols, arm, m, input.pre),
+                    });
+                }
+            }
+        }
+        Mode::Interleave => {
+            let (wa, wb, ties) = preferences(&units);
+            let n = wa + wb;
+            let pref = stats::wilson(wb, n);
+            let p_value = stats::binomial_test_half(wb, n);
+            // The second arm's preference as a lift: wins_b / wins_a − 1.
+            let odds = |s: f64| {
+                if s >= 1.0 {
+                    f64::INFINITY
+                } else {
+                    s / (1.0 - s) - 1.0
+                }
+            };
+            comparisons.push(Comparison {
+                arm: spec.arms[1].name.clone(),
+                metric: Metric::Preference,
+                lift: odds(pref.value),
+                low: odds(pref.low),
+                high: odds(pref.high),
+                p_value,
+                always_valid_p_value: pref_seq.p_value(),
+                cuped: None,
+            });
+            interleaving = Some(InterleavingReport {
+                wins: [wa, wb],
+                ties,
+                preference: pref,
+                p_value,
+                always_valid_p_value: pref_seq.p_value(),
+            });
+        }
+    }
+
+    let srm = match spec.mode {
+        Mode::Ab => {
+            let observed: Vec<u64> = arms.iter().map(|a| a.users).collect();
+            let (_, p) = stats::chi_square_gof(&observed, &spec.shares());
+            Srm {
+                p_value: p,
+                flagged: p < SRM_ALPHA,
+            }
+        }
+        Mode::Interleave => Srm {
+            p_value: 1.0,
+            flagged: false,
+        },
+    };
+
+    let users = match &interleaving {
+        // Users whose clicks decided between the rankers.
+        Some(i) => i.wins[0] + i.wins[1],
+        None => arms.iter().map(|a| a.users).sum(),
+    };
+    let (verdict, winner, users_needed) =
+        verdict(spec, users, &cols, &comparisons, &srm, input.stopped);
+    Report {
+        experiment: spec.name.clone(),
+        mode: spec.mode,
+        primary_metric: spec.primary_metric,
+        arms,
+        comparisons,
+        srm,
+        interleaving,
+        verdict,
+        winner,
+        users_needed,
+        looks,
+    }
+}
+
+fn preferences(units: &[Totals]) -> (u64, u64, u64) {
+    let (mut wa, mut wb, mut ties) = (0, 0, 0);
+    for u in units {
+        match u.credit.preference() {
+            Some(crate::interleave::Team::A) => wa += 1,
+            Some(crate::interleave::Team::B) => wb += 1,
+            _ => ties += 1,
+        }
+    }
+    (wa, wb, ties)
+}
+
+fn arm_report(name: &str, arm: u16, units: &[Totals], cols: &Columns, mode: Mode) -> ArmReport {
+    let mine = || {
+        units
+            .iter()
+            .filter(|t| t.arm == arm || mode == Mode::Interleave)
+    };
+    let sum = |f: fn(&Totals) -> f64| mine().map(f).sum::<f64>();
+    let est = |m: Metric| cols.stat(m).map(|s| s.interval());
+    match mode {
+        Mode::Ab => ArmReport {
+            name: name.to_string(),
+            users: mine().count() as u64,
+            impressions: sum(|t| t.impressions) as u64,
+            clicks: sum(|t| t.clicks) as u64,
+            carts: sum(|t| t.carts) as u64,
+            purchases: sum(|t| t.purchases) as u64,
+            gmv: sum(|t| t.gmv),
+            ctr: est(Metric::Ctr),
+            cart_rate: est(Metric::CartRate),
+            cvr: est(Metric::Cvr),
+            gmv_per_user: est(Metric::GmvPerUser),
+        },
+        Mode::Interleave => {
+            // Every user saw both rankers: clicks are the credited ones, over
+            // the lists shown.
+            let credited: Vec<f64> = mine()
+                .map(|t| if arm == 0 { t.credit.a } else { t.credit.b } as f64)
+                .collect();
+            let impressions: Vec<f64> = mine().map(|t| t.impressions).collect();
+            let ctr = stats::ratio(&credited, &impressions);
+            ArmReport {
+                name: name.to_string(),
+                users: mine().count() as u64,
+                impressions: impressions.iter().sum::<f64>() as u64,
+                clicks: credited.iter().sum::<f64>() as u64,
+                carts: 0,
+                purchases: 0,
+                gmv: 0.0,
+                ctr: ctr.value.is_finite().then(|| ctr.interval()),
+                cart_rate: None,
+                cvr: None,
+                gmv_per_user: None,
+            }
+        }
+    }
+}
+
+fn cuped_comparison(
+    cols: &[Columns],
+    arm: usize,
+    m: Metric,
+    pre: &[PrePeriod],
+) -> Option<CupedComparison> {
+    if pre.is_empty() {
+        return None;
+    }
+    let (yt, xt) = cols[arm].per_user(m, pre)?;
+    let (yc, xc) = cols[0].per_user(m, pre)?;
+    let ys: Vec<f64> = yt.iter().chain(yc).copied().collect();
+    let xs: Vec<Vec<f64>> = (0..4)
+        .map(|k| xt[k].iter().chain(&xc[k]).copied().collect())
+        .collect();
+    let cols: Vec<&[f64]> = xs.iter().map(|x| x.as_slice()).collect();
+    let (adj, theta) = stats::cuped(&ys, &cols);
+    let (at, ac) = adj.split_at(yt.len());
+    let l = stats::lift(stats::mean(at), stats::mean(ac));
+    l.lift.is_finite().then_some(CupedComparison {
+        lift: l.lift,
+        low: l.low,
+        high: l.high,
+        p_value: l.p_value,
+        theta,
+    })
+}
+
+fn verdict(
+    spec: &ExperimentSpec,
+    users: u64,
+    cols: &[Columns],
+    comparisons: &[Comparison],
+    srm: &Srm,
+    stopped: bool,
+) -> (Verdict, Option<String>, Option<u64>) {
+    if srm.flagged {
+        return (Verdict::SampleRatioMismatch, None, None);
+    }
+    let primary: Vec<&Comparison> = comparisons
+        .iter()
+        .filter(|c| c.metric == spec.primary_metric)
+        .collect();
+    let significant: Vec<&&Comparison> = primary
+        .iter()
+        .filter(|c| c.always_valid_p_value < ALPHA)
+        .collect();
+    if !significant.is_empty() {
+        let winner = match spec.mode {
+            Mode::Interleave => {
+                let c = significant[0];
+                if c.lift > 0.0 {
+                    &spec.arms[1].name
+                } else {
+                    &spec.arms[0].name
+                }
+            }
+            Mode::Ab => {
+                // The best arm significantly above control; control when
+                // every significant arm is below it.
+                significant
+                    .iter()
+                    .filter(|c| c.lift > 0.0)
+                    .max_by(|a, b| a.lift.total_cmp(&b.lift))
+                    .map_or(&spec.arms[0].name, |c| &c.arm)
+            }
+        };
+        return (Verdict::Winner, Some(winner.clone()), None);
+    }
+    if stopped {
+        return (Verdict::NoDetectableDifference, None, None);
+    }
+    let arms = spec.arms.len() as f64;
+    let (needed_mde, needed_obs) = match spec.mode {
+        Mode::Interleave => {
+            // Deciding users for a share of ½ + δ: n = (z_α + z_β)² · ¼ / δ²,
+            // with δ = lift / (2 (2 + lift)) for a lift in wins_b / wins_a − 1.
+            let share_gap = |lift: f64| (lift / (2.0 * (2.0 + lift))).abs();
+            let need = |lift: f64| stats::users_per_arm(share_gap(lift), 0.125, 0.125);
+            let obs = primary.first().and_then(|c| need(c.lift));
+            (need(spec.min_detectable_lift), obs)
+        }
+        Mode::Ab => {
+            let Some(c) = cols[0].stat(spec.primary_metric) else {
+                return (Verdict::KeepRunning, None, None);
+            };
+            let vt = (1..cols.len())
+                .filter_map(|a| cols[a].stat(spec.primary_metric))
+                .map(|s| s.unit_var())
+                .fold(0.0, f64::max);
+            let need_mde =
+                stats::users_per_arm(spec.min_detectable_lift * c.value, vt, c.unit_var())
+                    .map(|n| n * arms);
+            let obs = primary
+                .iter()
+                .map(|p| p.lift.abs() * c.value)
+                .fold(f64::NAN, f64::min);
+            (
+                need_mde,
+                stats::users_per_arm(obs, vt, c.unit_var()).map(|n| n * arms),
+            )
+        }
+    };
+    if needed_mde.is_some_and(|n| users as f64 >= n) {
+        return (Verdict::NoDetectableDifference, None, None);
+    }
+    let still = needed_obs
+        .or(needed_mde)
+        .map(|n| (n - users as f64).max(0.0).min(u64::MAX as f64 / 2.0) as u64);
+    (Verdict::KeepRunning, None, still)
+}
