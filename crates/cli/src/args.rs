@@ -74,6 +74,38 @@ pub(crate) enum Command {
     /// Search quality on a store's purchases: keyword, keyword + popularity,
     /// keyword + personal (query = head noun of each held-out purchase).
     BenchSearch(crate::search_bench::BenchSearchArgs),
+    /// Online experiments of a store: list them, print one's report (what
+    /// GET /v1/admin/experiments/NAME/report answers).
+    Experiments(ExperimentsArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExperimentsArgs {
+    #[command(subcommand)]
+    pub action: ExperimentsAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ExperimentsAction {
+    /// Every experiment (oldest first): surface, mode, arms, running or stopped.
+    List {
+        /// Store directory or URL.
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One experiment's report: each arm's users, impressions, CTR, conversion and GMV per
+    /// user with 95% intervals; each arm against control (lift, p-value, always-valid
+    /// p-value, CUPED); the sample-ratio check; the verdict.
+    Report {
+        name: String,
+        /// Store directory or URL.
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -193,6 +225,13 @@ pub(crate) struct ServeArgs {
     /// purchase (`rerank=false` on a request turns it off).
     #[arg(long, value_name = "FILE")]
     pub ranker: Option<PathBuf>,
+    /// A click, cart or purchase without a `request_id` is credited to the latest list
+    /// that showed the item to the user this many hours before (last touch).
+    #[arg(long, value_name = "HOURS", default_value_t = 24.0)]
+    pub attribution_window_hours: f64,
+    /// Impressions (lists shown) and their joined outcomes older than this are deleted.
+    #[arg(long, value_name = "DAYS", default_value_t = 90.0)]
+    pub impression_retention_days: f64,
 }
 
 #[derive(Args, Debug)]

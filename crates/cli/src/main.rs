@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         Command::Index(a) => commands::serve::index(a),
         Command::BenchSearch(a) => search_bench::run(a, &commands::embedder_dir()),
         Command::Models(a) => commands::models::models(a),
+        Command::Experiments(a) => commands::experiments::experiments(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

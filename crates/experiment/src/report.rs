@@ -102,7 +102,9 @@ pub struct ArmReport {
 pub struct Comparison {
     pub arm: String,
     pub metric: Metric,
-    /// Relative lift over control, `arm / control − 1`, and its 95% interval.
+    /// Relative lift over control, `arm / control − 1`, and its 95% interval
+    /// (interleaving: the preference margin, the share of deciding users who
+    /// preferred this arm minus the share who preferred control).
     pub lift: f64,
     pub low: f64,
     pub high: f64,
@@ -292,7 +294,7 @@ pub fn report(input: &ReportInput<'_>) -> Report {
                     let Some(c) = cols[0].stat(m) else { continue };
                     for arm in 1..n_arms {
                         let Some(t) = cols[arm].stat(m) else { continue };
-                        let l = stats::lift(t, c);
+                        let Some(l) = comparable(t, c) else { continue };
                         let tau = TAU_RELATIVE * ((t.value + c.value) / 2.0).abs();
                         seq[arm][mi]
                             .get_or_insert_with(|| Msprt::new(tau.max(f64::MIN_POSITIVE)))
@@ -328,7 +330,7 @@ pub fn report(input: &ReportInput<'_>) -> Report {
                     let (Some(t), Some(c)) = (cols[arm].stat(m), cols[0].stat(m)) else {
                         continue;
                     };
-                    let l = stats::lift(t, c);
+                    let Some(l) = comparable(t, c) else { continue };
                     comparisons.push(Comparison {
                         arm: spec.arms[arm].name.clone(),
                         metric: m,
@@ -347,24 +349,22 @@ pub fn report(input: &ReportInput<'_>) -> Report {
             let n = wa + wb;
             let pref = stats::wilson(wb, n);
             let p_value = stats::binomial_test_half(wb, n);
-            // The second arm's preference as a lift: wins_b / wins_a − 1.
-            let odds = |s: f64| {
-                if s >= 1.0 {
-                    f64::INFINITY
-                } else {
-                    s / (1.0 - s) - 1.0
-                }
-            };
-            comparisons.push(Comparison {
-                arm: spec.arms[1].name.clone(),
-                metric: Metric::Preference,
-                lift: odds(pref.value),
-                low: odds(pref.low),
-                high: odds(pref.high),
-                p_value,
-                always_valid_p_value: pref_seq.p_value(),
-                cuped: None,
-            });
+            if n > 0 {
+                // The second arm's preference as a margin: the share of
+                // deciding users preferring it minus the share preferring
+                // control (2s − 1).
+                let margin = |s: f64| 2.0 * s - 1.0;
+                comparisons.push(Comparison {
+                    arm: spec.arms[1].name.clone(),
+                    metric: Metric::Preference,
+                    lift: margin(pref.value),
+                    low: margin(pref.low),
+                    high: margin(pref.high),
+                    p_value,
+                    always_valid_p_value: pref_seq.p_value(),
+                    cuped: None,
+                });
+            }
             interleaving = Some(InterleavingReport {
                 wins: [wa, wb],
                 ties,
@@ -410,6 +410,19 @@ pub fn report(input: &ReportInput<'_>) -> Report {
         users_needed,
         looks,
     }
+}
+
+/// Treatment against control when both arms have at least two users and
+/// the lift is a number (a control at 0 has no relative lift yet).
+fn comparable(t: Stat, c: Stat) -> Option<stats::Lift> {
+    if t.n < 2 || c.n < 2 {
+        return None;
+    }
+    let l = stats::lift(t, c);
+    [l.lift, l.low, l.high]
+        .iter()
+        .all(|x| x.is_finite())
+        .then_some(l)
 }
 
 fn preferences(units: &[Totals]) -> (u64, u64, u64) {
@@ -489,8 +502,8 @@ fn cuped_comparison(
     let cols: Vec<&[f64]> = xs.iter().map(|x| x.as_slice()).collect();
     let (adj, theta) = stats::cuped(&ys, &cols);
     let (at, ac) = adj.split_at(yt.len());
-    let l = stats::lift(stats::mean(at), stats::mean(ac));
-    l.lift.is_finite().then_some(CupedComparison {
+    let l = comparable(stats::mean(at), stats::mean(ac))?;
+    Some(CupedComparison {
         lift: l.lift,
         low: l.low,
         high: l.high,
@@ -547,8 +560,8 @@ fn verdict(
     let (needed_mde, needed_obs) = match spec.mode {
         Mode::Interleave => {
             // Deciding users for a share of ½ + δ: n = (z_α + z_β)² · ¼ / δ²,
-            // with δ = lift / (2 (2 + lift)) for a lift in wins_b / wins_a − 1.
-            let share_gap = |lift: f64| (lift / (2.0 * (2.0 + lift))).abs();
+            // with δ = margin / 2.
+            let share_gap = |margin: f64| (margin / 2.0).abs();
             let need = |lift: f64| stats::users_per_arm(share_gap(lift), 0.125, 0.125);
             let obs = primary.first().and_then(|c| need(c.lift));
             (need(spec.min_detectable_lift), obs)

@@ -154,10 +154,11 @@ pub fn lift(treatment: Stat, control: Stat) -> Lift {
     }
 }
 
-/// Two-sided p-value of an estimate `x` with variance `var` against 0.
+/// Two-sided p-value of an estimate `x` with variance `var` against 0; 1
+/// when the variance is not positive (one user, or none: nothing to test).
 pub fn z_test_p(x: f64, var: f64) -> f64 {
     if var.is_nan() || var <= 0.0 || !x.is_finite() {
-        return if x == 0.0 || !x.is_finite() { 1.0 } else { 0.0 };
+        return 1.0;
     }
     let z = x.abs() / var.sqrt();
     2.0 * standard_normal().sf(z)

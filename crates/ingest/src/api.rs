@@ -20,6 +20,13 @@ pub struct ApiEvent {
     pub quantity: Option<f64>,
     pub price: Option<f64>,
     pub session_id: Option<String>,
+    /// The `request_id` of the list the event came from (a click, cart or
+    /// purchase is joined to it).
+    pub request_id: Option<String>,
+    /// The item's 1-based position in that list.
+    pub position: Option<u32>,
+    /// A purchase's value (its GMV); price × quantity when absent.
+    pub value: Option<f64>,
 }
 
 /// A non-empty string (trimmed) or a number, as an id: at most 256 bytes,
@@ -79,6 +86,15 @@ pub fn to_event(
     if l.price.is_some_and(|p| !p.is_finite() || p < 0.0) {
         return Err("price must be a non-negative number".into());
     }
+    if l.value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+        return Err("value must be a non-negative number".into());
+    }
+    if l.position == Some(0) {
+        return Err("position is 1-based: the first item of a list is 1".into());
+    }
+    if let Some(why) = l.request_id.as_deref().and_then(aisle_core::id_problem) {
+        return Err(format!("request_id {why}"));
+    }
     let key = match &l.event_id {
         Some(id) => hash_fields([b"event_id".as_slice(), id.as_bytes()]),
         None => hash_fields([
@@ -99,6 +115,6 @@ pub fn to_event(
         quantity: l.quantity,
         price: l.price,
         session: l.session_id,
-        value: None,
+        value: l.value,
     })
 }

@@ -11,6 +11,7 @@ pub mod conn;
 mod http;
 pub mod jobs;
 mod limit;
+pub mod online;
 pub mod purchase;
 pub mod search;
 mod state;
@@ -29,6 +30,7 @@ pub use http::error::{ApiError, Code};
 pub use http::router;
 pub use jobs::{Job, Jobs, RetrainConfig};
 pub use limit::RateLimiter;
+pub use online::{Online, OnlineConfig};
 pub use state::{Live, Serving};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +62,8 @@ pub struct Erased {
     pub queries: u64,
     /// Quarantined rows that mentioned the user.
     pub quarantine_rows: u64,
-    /// Logged impressions (none are logged yet).
+    /// Logged impressions (lists shown to the user), with their shown
+    /// items and the user's joined clicks, carts and purchases.
     pub impressions: u64,
 }
 
@@ -103,6 +106,8 @@ pub struct ServeConfig {
     /// A purchase-probability model (`aisle train --model ranker`) that
     /// re-ranks recommendation candidates; None: the sequence model's order.
     pub ranker: Option<PathBuf>,
+    /// Impressions, attribution and experiments.
+    pub online: OnlineConfig,
 }
 
 impl ServeConfig {
@@ -125,6 +130,7 @@ impl ServeConfig {
             retrain: None,
             search: search::SearchConfig::default(),
             ranker: None,
+            online: OnlineConfig::default(),
         }
     }
 }
@@ -224,6 +230,8 @@ pub struct App {
     /// Why the server is not fully ready (a promoted model was refused and
     /// popularity serves instead); None when ready.
     pub degraded: RwLock<Option<String>>,
+    /// The impression log, attribution and experiments.
+    pub online: Online,
 }
 
 impl App {
@@ -272,14 +280,16 @@ impl App {
             &live,
             cfg.search.clone(),
         );
-        let jobs = Jobs::new(cfg.retrain.clone(), dir);
-        let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
-        let (cfg_rate, cfg_burst) = (cfg.auth_failure_rate, cfg.auth_failure_burst);
         let nonce = aisle_core::hash::hash_fields([
             b"serve".as_slice(),
             &std::process::id().to_le_bytes(),
             &aisle_core::time::unix_now().to_le_bytes(),
+            &aisle_core::time::unix_now_ms().to_le_bytes(),
         ]);
+        let online = Online::open(dir.as_deref(), cfg.online.clone(), nonce)?;
+        let jobs = Jobs::new(cfg.retrain.clone(), dir);
+        let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
+        let (cfg_rate, cfg_burst) = (cfg.auth_failure_rate, cfg.auth_failure_burst);
         let app = Arc::new(App {
             cfg,
             store: Mutex::new(store),
@@ -297,6 +307,7 @@ impl App {
             auth_failures: RateLimiter::new(cfg_rate, cfg_burst),
             conns: Arc::new(Conns::default()),
             degraded: RwLock::new(None),
+            online,
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
@@ -341,12 +352,16 @@ impl App {
             }
             None => 0,
         };
-        tracing::info!(events, queries, quarantine_rows, "user erased");
+        let impressions = self
+            .online
+            .erase_user(user)
+            .map_err(|e| ServeError::Config(format!("erasing the online log: {e}")))?;
+        tracing::info!(events, queries, quarantine_rows, impressions, "user erased");
         Ok(Erased {
             events,
             queries,
             quarantine_rows,
-            impressions: 0,
+            impressions,
         })
     }
 
@@ -391,6 +406,50 @@ impl App {
     pub fn search(&self, req: &search::SearchRequest) -> Result<search::SearchResults, String> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         search::run(&self.search, &live, &self.current(), req)
+    }
+
+    /// What an experiment arm's `model` names, ready to serve: `pop` (or
+    /// `popularity`), `promoted` (the model serving now), a registry version
+    /// (`sasrec-1764300000.safetensors`), or a model kind (its newest
+    /// version in the registry). Loaded once per name.
+    pub fn arm_serving(&self, model: &str) -> Result<Arc<Serving>, ServeError> {
+        match model {
+            "pop" | "popularity" => return Ok(Serving::popularity_only()),
+            "promoted" | "current" => return Ok(self.current()),
+            _ => {}
+        }
+        if let Some(s) = self
+            .online
+            .arm_models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(model)
+        {
+            return Ok(s.clone());
+        }
+        let reg = self.registry.as_ref().ok_or_else(|| {
+            ServeError::NotFound(format!(
+                "unknown arm model `{model}`: this store has no model registry"
+            ))
+        })?;
+        let entries = reg.list()?;
+        let version = entries
+            .iter()
+            .find(|e| e.version == model)
+            .or_else(|| entries.iter().rev().find(|e| e.model == model))
+            .map(|e| e.version.clone())
+            .ok_or_else(|| {
+                ServeError::NotFound(format!(
+                    "unknown arm model `{model}`: not pop, promoted, a registry version or the kind of one"
+                ))
+            })?;
+        let s = load_version(reg, &version)?;
+        self.online
+            .arm_models
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(model.to_string(), s.clone());
+        Ok(s)
     }
 
     pub fn current(&self) -> Arc<Serving> {
@@ -475,9 +534,13 @@ pub async fn serve_on(
     .await;
     // A retraining run in flight is killed; its candidate was not promoted.
     let a = app.clone();
-    tokio::task::spawn_blocking(move || a.jobs.stop())
-        .await
-        .map_err(|e| ServeError::Config(format!("stopping the scheduler: {e}")))?;
+    tokio::task::spawn_blocking(move || {
+        a.jobs.stop();
+        // Every impression queued before the shutdown is written.
+        a.online.flush();
+    })
+    .await
+    .map_err(|e| ServeError::Config(format!("stopping the scheduler: {e}")))?;
     served?;
     Ok(())
 }

@@ -4,158 +4,15 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use aisle_core::{CatalogItem, Event, EventType};
-use aisle_serve::{router, App, ServeConfig};
+use aisle_serve::{App, ServeConfig};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const ITEMS: u32 = 12;
-
-/// A copy of the shop in `dir` (built once per test binary, see [`build_shop`]).
-fn shop(dir: &std::path::Path) -> String {
-    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let template = TEMPLATE.get_or_init(|| {
-        let t = tempfile::tempdir().unwrap();
-        build_shop(t.path());
-        t
-    });
-    copy_dir(template.path(), dir);
-    dir.display().to_string()
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-/// 40 users walk a cycle of 12 items (item k then k + 1); items are in two
-/// categories with prices 1..=12; a tiny SASRec trained on them is promoted.
-fn build_shop(dir: &std::path::Path) {
-    let url = dir.display().to_string();
-    let mut store = aisle_store::open(&url).unwrap();
-    let catalog: Vec<CatalogItem> = (0..ITEMS)
-        .map(|i| CatalogItem {
-            id: format!("i{i}"),
-            title: Some(format!("Item {i}")),
-            description: None,
-            category: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
-            price: Some(i as f64 + 1.0),
-            in_stock: true,
-        })
-        .collect();
-    store.upsert_items(&catalog).unwrap();
-    let mut events = Vec::new();
-    for u in 0..40u32 {
-        for k in 0..8u32 {
-            events.push(Event {
-                key: (u as u64) << 32 | k as u64,
-                user: format!("u{u}"),
-                item: format!("i{}", (u + k) % ITEMS),
-                ts: 1_700_000_000 + k as i64,
-                event_type: if k == 7 {
-                    EventType::Purchase
-                } else {
-                    EventType::View
-                },
-                source_type: "view".into(),
-                quantity: None,
-                price: None,
-                session: None,
-                value: None,
-            });
-        }
-    }
-    store.append(&events).unwrap();
-    // Train and promote a small SASRec on the same sequences.
-    common::promote_tiny_sasrec(dir, ITEMS, 30, 100);
-}
-
-struct Client {
-    app: axum::Router,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        body: Option<&str>,
-        key: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(k) = key {
-            req = req.header("x-api-key", k);
-        }
-        let req = req
-            .header("content-type", "application/json")
-            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
-            .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        let v = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, v)
-    }
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.call("GET", uri, None, None).await
-    }
-    async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
-        self.call("POST", uri, Some(body), None).await
-    }
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["item_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn open(url: &str, cfg: impl FnOnce(&mut ServeConfig)) -> (Arc<App>, Client) {
-    let mut c = ServeConfig::new(url, "127.0.0.1:0".parse().unwrap());
-    cfg(&mut c);
-    let app = App::open(c).unwrap();
-    (app.clone(), Client { app: router(app) })
-}
-
-fn assert_error(status: StatusCode, v: &Value, want: StatusCode) {
-    assert_eq!(status, want, "{v}");
-    assert!(
-        v["error"]["code"].is_string() && v["error"]["message"].is_string(),
-        "{v}"
-    );
-}
-
-/// A fresh copy of the shop, served in process.
-fn fresh() -> (tempfile::TempDir, Client) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = shop(dir.path());
-    let (_app, c) = open(&url, |_| {});
-    (dir, c)
-}
-
-async fn post_ok(c: &Client, uri: &str, body: &str) -> Value {
-    let (s, v) = c.post(uri, body).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v
-}
+use common::*;
 
 #[tokio::test]
 async fn health_and_readiness_name_the_promoted_model() {
@@ -686,7 +543,7 @@ async fn the_served_openapi_document_matches_the_router() {
     let (_app, c) = open(&url, |_| {});
     let doc = served_document(&c).await;
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 17);
+    assert_eq!(paths.len(), 21);
     for (path, ops) in paths {
         for method in ["get", "put", "post", "delete"] {
             let concrete = path.replace("{id}", "i1");
@@ -904,6 +761,39 @@ async fn every_route_answers_what_the_document_says() {
         ("get", "/v1/admin/jobs", "/v1/admin/jobs", None),
         ("post", "/v1/admin/jobs", "/v1/admin/jobs", None),
         ("delete", "/v1/users/{id}", "/v1/users/u3", None),
+        (
+            "post",
+            "/v1/admin/experiments",
+            "/v1/admin/experiments",
+            Some(
+                r#"{"name":"e1","surface":"recommendations","mode":"ab","arms":[{"name":"a","model":"pop","traffic":50},{"name":"b","model":"promoted","traffic":50}]}"#,
+            ),
+        ),
+        (
+            "get",
+            "/v1/users/{id}/recommendations",
+            "/v1/users/u4/recommendations",
+            None,
+        ),
+        (
+            "get",
+            "/v1/admin/experiments",
+            "/v1/admin/experiments",
+            None,
+        ),
+        (
+            "get",
+            "/v1/admin/experiments/{name}/report",
+            "/v1/admin/experiments/e1/report",
+            None,
+        ),
+        ("get", "/v1/admin/kpis", "/v1/admin/kpis", None),
+        (
+            "post",
+            "/v1/admin/experiments/{name}/stop",
+            "/v1/admin/experiments/e1/stop",
+            None,
+        ),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for &(method, path, uri, body) in calls {

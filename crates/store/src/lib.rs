@@ -26,6 +26,7 @@
 //! ```
 
 mod dataset;
+pub mod online;
 mod sqlite;
 
 use std::collections::BTreeMap;

@@ -88,6 +88,9 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     println!("   curl '{base}/v1/search?q=gift+for+a+tea+lover&user=u00165&k=5'");
     println!("   curl '{base}/v1/search/suggest?q=mu'");
     println!("   curl {base}/metrics");
+    println!(
+        "   curl {base}/v1/admin/kpis      # lists shown, joined clicks and purchases, CTR by position"
+    );
     let retrain = a.train_seconds > 0.0;
     if retrain {
         println!(
@@ -118,5 +121,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         ann_min_items: aisle_serve::search::SearchConfig::default().ann_min_items,
         ann_ef: aisle_serve::search::SearchConfig::default().ann_ef,
         ranker: None,
+        attribution_window_hours: 24.0,
+        impression_retention_days: 90.0,
     })
 }

@@ -1,10 +1,11 @@
 //! The subcommands, one module per family: data (ingest, append, stats,
 //! split, presets, demo-data), demo, models (bench, evaluate, train, the
-//! registry) and serve (serve, index, search). Each parses its arguments
+//! registry), serve (serve, index, search) and experiments (list, report). Each parses its arguments
 //! into library calls and prints; this module holds what they share.
 
 pub mod data;
 pub mod demo;
+pub mod experiments;
 pub mod models;
 mod report;
 pub mod serve;

@@ -132,6 +132,18 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         cfg.rate_limit = Some(r);
     }
     cfg.retrain = retrain;
+    for (v, name) in [
+        (a.attribution_window_hours, "--attribution-window-hours"),
+        (a.impression_retention_days, "--impression-retention-days"),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{name} must be a positive number");
+        }
+    }
+    cfg.online.attribution_window =
+        std::time::Duration::from_secs_f64(a.attribution_window_hours * 3600.0);
+    cfg.online.retention =
+        std::time::Duration::from_secs_f64(a.impression_retention_days * 86_400.0);
     aisle_store::open_existing(&a.store)?;
     let app = aisle_serve::App::open(cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

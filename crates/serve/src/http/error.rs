@@ -56,6 +56,13 @@ codes! {
     BadSession = "bad_session" => BAD_REQUEST,
     BatchTooLarge = "batch_too_large" => PAYLOAD_TOO_LARGE,
     EmptyQuery = "empty_query" => BAD_REQUEST,
+    BadExperiment = "bad_experiment" => BAD_REQUEST,
+    ExperimentExists = "experiment_exists" => CONFLICT,
+    ExperimentStopped = "experiment_stopped" => CONFLICT,
+    SurfaceBusy = "surface_busy" => CONFLICT,
+    UnknownArm = "unknown_arm" => BAD_REQUEST,
+    UnknownExperiment = "unknown_experiment" => NOT_FOUND,
+    OnlineLogUnavailable = "online_log_unavailable" => SERVICE_UNAVAILABLE,
     Forbidden = "forbidden" => FORBIDDEN,
     ForbiddenHost = "forbidden_host" => FORBIDDEN,
     ForbiddenOrigin = "forbidden_origin" => FORBIDDEN,
@@ -131,6 +138,12 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": code, "message": message}})),
         )
             .into_response()
+    }
+}
+
+impl From<aisle_store::StoreError> for ApiError {
+    fn from(e: aisle_store::StoreError) -> ApiError {
+        ServeError::Store(e).into()
     }
 }
 

@@ -13,7 +13,50 @@ use serde_json::Value;
 use super::error::{body_as, ApiError, ApiResult, Code};
 use super::types::EventsAccepted;
 use super::write;
+use crate::online::parse_request_id;
+use crate::state::Live;
 use crate::App;
+use aisle_core::{Event, EventType};
+use aisle_store::online::{Attribution, Outcome, OutcomeKind};
+
+/// The outcome an event is, if any: a click (or a view that names the
+/// list it came from), an add-to-cart or a purchase. A purchase's value is
+/// its `value`, else price × quantity, else the catalog price × quantity.
+fn outcome(
+    live: &Live,
+    e: &Event,
+    (request_id, position): (Option<String>, Option<u32>),
+) -> Option<Outcome> {
+    let kind = match e.event_type {
+        EventType::Click => OutcomeKind::Click,
+        EventType::View if request_id.is_some() => OutcomeKind::Click,
+        EventType::AddToCart => OutcomeKind::Cart,
+        EventType::Purchase => OutcomeKind::Purchase,
+        _ => return None,
+    };
+    let quantity = e.quantity.unwrap_or(1.0);
+    let value = match kind {
+        OutcomeKind::Purchase => e.value.unwrap_or_else(|| {
+            let price = e
+                .price
+                .or_else(|| live.index.get(&e.item).and_then(|&i| live.price(i)));
+            price.map_or(0.0, |p| p * quantity)
+        }),
+        _ => 0.0,
+    };
+    Some(Outcome {
+        key: e.key,
+        ts_ms: e.ts.saturating_mul(1000),
+        user: e.user.clone(),
+        item: e.item.clone(),
+        kind,
+        value,
+        quantity: e.quantity,
+        request_id: request_id.as_deref().and_then(parse_request_id),
+        request_id_given: request_id.is_some(),
+        position,
+    })
+}
 
 pub(super) async fn post_events(
     State(app): State<Arc<App>>,
@@ -57,11 +100,14 @@ pub(super) async fn post_events(
     }
     let now = aisle_core::time::unix_now();
     let mut events = Vec::with_capacity(list.len());
+    // Each event's list, as the client named it: (request_id, position).
+    let mut origins = Vec::with_capacity(list.len());
     for (i, ev) in list.into_iter().enumerate() {
         let raw = ev.to_string();
         let parsed: aisle_ingest::api::ApiEvent = serde_json::from_value(ev)
             .map_err(|e| ApiError::new(Code::BadEvent, format!("events[{i}]: {e}")))?;
         let counter = app.counter.fetch_add(1, Ordering::Relaxed);
+        origins.push((parsed.request_id.clone(), parsed.position));
         events.push(
             aisle_ingest::api::to_event(parsed, raw.as_bytes(), now, counter, app.nonce)
                 .map_err(|m| ApiError::new(Code::BadEvent, format!("events[{i}]: {m}")))?,
@@ -70,13 +116,17 @@ pub(super) async fn post_events(
     let n = events.len();
     // One durable transaction, then the in-memory view (see `write`).
     let app2 = app.clone();
-    let inserted = write(
+    let (inserted, outcomes) = write(
         &app,
         move |store| Ok((store.append_detailed(&events)?, events)),
         move |live, (fresh, events)| {
             let mut k = 0;
-            for (e, f) in events.iter().zip(&fresh) {
+            let mut outcomes = Vec::new();
+            for ((e, f), origin) in events.iter().zip(&fresh).zip(origins) {
                 if *f {
+                    if let Some(o) = outcome(live, e, origin) {
+                        outcomes.push(o);
+                    }
                     live.apply(e);
                     if let Some(p) = &app2.purchase {
                         let facts = live
@@ -91,10 +141,29 @@ pub(super) async fn post_events(
                     k += 1;
                 }
             }
-            k
+            (k, outcomes)
         },
     )
     .await?;
+    // Joined to their lists and committed before the answer.
+    let a = app.clone();
+    let joined = tokio::task::spawn_blocking(move || a.online.attribute(outcomes))
+        .await
+        .map_err(ApiError::task)?;
+    let (mut attributed, mut unattributed) = (0, 0);
+    match joined {
+        Ok(how) => {
+            for h in how {
+                match h {
+                    Attribution::Request { .. } | Attribution::Window { .. } => attributed += 1,
+                    Attribution::UnknownRequest | Attribution::None => unattributed += 1,
+                    Attribution::Duplicate => {}
+                }
+            }
+        }
+        // The events are stored (and live); only their join is missing.
+        Err(e) => tracing::error!(error = %e, "events stored but not joined to their lists"),
+    }
     app.metrics
         .events_ingested
         .fetch_add(inserted as u64, Ordering::Relaxed);
@@ -102,6 +171,8 @@ pub(super) async fn post_events(
         accepted: n,
         inserted,
         duplicates: n - inserted,
+        attributed,
+        unattributed,
     })
     .into_response())
 }

@@ -7,6 +7,7 @@
 mod admin;
 pub mod error;
 mod events;
+mod experiments;
 mod guard;
 mod health;
 mod items;
@@ -54,6 +55,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/models", get(admin::admin_models))
         .route("/v1/admin/models/reload", post(admin::admin_reload))
         .route("/v1/admin/models/promote", post(admin::admin_promote))
+        .route(
+            "/v1/admin/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route(
+            "/v1/admin/experiments/{name}/report",
+            get(experiments::report),
+        )
+        .route("/v1/admin/experiments/{name}/stop", post(experiments::stop))
+        .route("/v1/admin/kpis", get(experiments::kpis))
         .route(
             "/v1/admin/jobs",
             get(admin::admin_jobs).post(admin::admin_run_job),

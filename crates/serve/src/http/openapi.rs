@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::admin::PromoteBody;
 use super::items::ItemBody;
-use super::query::{FilterParams, SearchParams, SuggestParams, UserRecsParams};
+use super::query::{FilterParams, KpiParams, SearchParams, SuggestParams, UserRecsParams};
 use super::recs::SessionBody;
 use super::types::*;
 use crate::jobs::{Job, JobStatus, JobsView, Scheduler, Trigger};
@@ -39,6 +39,99 @@ struct Event {
     quantity: Option<f64>,
     price: Option<f64>,
     session_id: Option<String>,
+    /// The `request_id` of the list the event came from.
+    request_id: Option<String>,
+    /// The item's 1-based position in that list.
+    position: Option<u32>,
+    /// A purchase's value (GMV); price × quantity when absent.
+    value: Option<f64>,
+}
+
+/// `POST /v1/admin/experiments`.
+#[derive(ToSchema)]
+struct ExperimentIn {
+    /// 1-64 letters, digits, `-` or `_`.
+    name: String,
+    /// recommendations, search or similar.
+    surface: String,
+    /// ab or interleave.
+    mode: String,
+    arms: Vec<ArmIn>,
+    /// Hashed with the user id for the assignment (default: the name).
+    salt: Option<String>,
+    /// ctr (default), cvr, cart_rate or gmv_per_user.
+    primary_metric: Option<String>,
+    /// The smallest relative lift worth detecting (default 0.05).
+    min_detectable_lift: Option<f64>,
+}
+
+#[derive(ToSchema)]
+struct ArmIn {
+    name: String,
+    /// `pop`, `promoted`, a registry version or a model kind.
+    model: String,
+    /// Percent of users (A/B; the arms sum to 100).
+    traffic: Option<f64>,
+}
+
+/// An estimate with its 95% interval.
+#[derive(ToSchema)]
+struct EstimateOut {
+    value: f64,
+    low: f64,
+    high: f64,
+}
+
+#[derive(ToSchema)]
+struct ArmOut {
+    name: String,
+    users: u64,
+    impressions: u64,
+    clicks: u64,
+    carts: u64,
+    purchases: u64,
+    gmv: f64,
+    ctr: Option<EstimateOut>,
+    cart_rate: Option<EstimateOut>,
+    cvr: Option<EstimateOut>,
+    gmv_per_user: Option<EstimateOut>,
+}
+
+#[derive(ToSchema)]
+struct ComparisonOut {
+    arm: String,
+    metric: String,
+    lift: f64,
+    low: f64,
+    high: f64,
+    p_value: f64,
+    always_valid_p_value: f64,
+    #[schema(value_type = Option<Object>)]
+    cuped: Option<String>,
+}
+
+#[derive(ToSchema)]
+struct SrmOut {
+    p_value: f64,
+    flagged: bool,
+}
+
+/// `GET /v1/admin/experiments/{name}/report`.
+#[derive(ToSchema)]
+struct ReportOut {
+    experiment: String,
+    mode: String,
+    primary_metric: String,
+    arms: Vec<ArmOut>,
+    comparisons: Vec<ComparisonOut>,
+    srm: SrmOut,
+    #[schema(value_type = Option<Object>)]
+    interleaving: Option<String>,
+    /// winner, no_detectable_difference, keep_running or sample_ratio_mismatch.
+    verdict: String,
+    winner: Option<String>,
+    users_needed: Option<u64>,
+    looks: u32,
 }
 
 /// A batch of events.
@@ -134,6 +227,29 @@ fn admin_reload() {}
     responses((status = 200, body = Serving), (status = "default", description = ERRORS, body = ErrorBody)))]
 fn admin_promote() {}
 
+#[utoipa::path(get, path = "/v1/admin/experiments", tag = "experiments",
+    responses((status = 200, body = super::experiments::ExperimentList), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn experiments_list() {}
+
+#[utoipa::path(post, path = "/v1/admin/experiments", tag = "experiments", request_body = ExperimentIn,
+    responses((status = 201, body = super::experiments::ExperimentView), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn experiments_create() {}
+
+#[utoipa::path(get, path = "/v1/admin/experiments/{name}/report", tag = "experiments",
+    params(("name" = String, Path, description = "experiment name")),
+    responses((status = 200, body = ReportOut), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn experiments_report() {}
+
+#[utoipa::path(post, path = "/v1/admin/experiments/{name}/stop", tag = "experiments",
+    params(("name" = String, Path, description = "experiment name")),
+    responses((status = 200, body = super::experiments::ExperimentView), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn experiments_stop() {}
+
+#[utoipa::path(get, path = "/v1/admin/kpis", tag = "experiments", params(KpiParams),
+    responses((status = 200, description = "impressions, clicks, CTR (by position), attributed and total GMV, zero-result rate", body = Object),
+        (status = "default", description = ERRORS, body = ErrorBody)))]
+fn kpis() {}
+
 #[utoipa::path(get, path = "/v1/admin/jobs", tag = "admin",
     responses((status = 200, body = JobsView), (status = "default", description = ERRORS, body = ErrorBody)))]
 fn admin_jobs() {}
@@ -169,7 +285,8 @@ impl Modify for Keys {
     info(title = "Aisle", description = "E-commerce search and recommendation engine: events in, recommendations and search out."),
     paths(healthz, readyz, metrics, post_events, user_recs, delete_user, similar, get_item,
         put_item, delete_item, session_recs, popular, search, suggest, admin_models,
-        admin_reload, admin_promote, admin_jobs, admin_run_job, openapi_json),
+        admin_reload, admin_promote, admin_jobs, admin_run_job, experiments_list,
+        experiments_create, experiments_report, experiments_stop, kpis, openapi_json),
     components(schemas(ErrorBody, ErrorDetail, Job, JobStatus, Trigger, Scheduler, JobsView,
         SearchResults, SearchHit, Why, SemanticMatch, PersonalBoost, Facets, FacetCount, QueryInfo,
         Event, EventBatch)),

@@ -26,8 +26,9 @@ macro_rules! params {
 
 params! {
     /// `GET /v1/popular`, `GET /v1/items/{id}/similar`,
-    /// `POST /v1/sessions/recommendations`.
-    FilterParams { k, category, price_min, price_max }
+    /// `POST /v1/sessions/recommendations` (`user` and `session` identify
+    /// who was shown the list, for the impression log and experiments).
+    FilterParams { k, category, price_min, price_max, user, session }
 }
 
 params! {
@@ -38,6 +39,12 @@ params! {
 params! {
     /// `GET /v1/search`.
     SearchParams { q, user, k, category, price_min, price_max, personal, mode }
+}
+
+params! {
+    /// `GET /v1/admin/kpis`: `from`, `to` (Unix seconds or RFC 3339; the
+    /// last 24 hours by default), `surface`.
+    KpiParams { from, to, surface }
 }
 
 params! {
@@ -58,6 +65,10 @@ pub(super) struct ListQuery {
     pub(super) experiment: Option<String>,
     /// Re-rank model candidates by the purchase model (when one is loaded).
     pub(super) rerank: bool,
+    /// Who the list is for (`user`, `session` parameters of the lists that
+    /// have no user in their path).
+    pub(super) user: Option<String>,
+    pub(super) session: Option<String>,
 }
 
 /// A boolean query parameter: absent = `default`; `true`, `1` or empty (a
@@ -122,12 +133,27 @@ impl ListQuery {
             exclude_purchased: false,
             experiment: None,
             rerank: true,
+            user: None,
+            session: None,
         })
     }
 
     pub(super) fn of_filters(app: &App, q: Params<FilterParams>) -> Result<ListQuery, ApiError> {
         let Query(p) = q?;
-        ListQuery::filters(app, &p.k, &p.category, &p.price_min, &p.price_max)
+        let id = |v: &Option<String>, name: &str| -> Result<Option<String>, ApiError> {
+            match non_empty(v) {
+                Some(s) => match aisle_core::id_problem(&s) {
+                    Some(why) => Err(ApiError::new(Code::BadId, format!("{name} {why}"))),
+                    None => Ok(Some(s)),
+                },
+                None => Ok(None),
+            }
+        };
+        Ok(ListQuery {
+            user: id(&p.user, "user")?,
+            session: id(&p.session, "session")?,
+            ..ListQuery::filters(app, &p.k, &p.category, &p.price_min, &p.price_max)?
+        })
     }
 
     pub(super) fn of_user(app: &App, q: Params<UserRecsParams>) -> Result<ListQuery, ApiError> {

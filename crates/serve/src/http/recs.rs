@@ -14,8 +14,11 @@ use super::query::{FilterParams, ListQuery, Params, UserRecsParams};
 use super::types::{ExperimentArm, ItemList, ModelRef, RecItem, SessionRecs, UserRecs};
 use super::{compute, heavy};
 
-use crate::state::Live;
+use crate::online::format_request_id;
+use crate::state::{Live, Serving};
 use crate::App;
+use aisle_experiment::{ExperimentSpec, Mode, Surface, Team};
+use aisle_store::online::{Impression, Shown};
 use aisle_train::Servable;
 
 pub(super) fn rec_item(live: &Live, i: u32, score: f32, source: &str, reason: String) -> RecItem {
@@ -59,6 +62,7 @@ pub(super) const RERANK_CANDIDATES: usize = 50;
 #[allow(clippy::too_many_arguments)]
 pub(super) fn recommend(
     app: &App,
+    serving: &Serving,
     live: &Live,
     q: &ListQuery,
     user: Option<&str>,
@@ -66,7 +70,6 @@ pub(super) fn recommend(
     purchased: Option<&std::collections::HashSet<u32>>,
     use_model: bool,
 ) -> (Vec<RecItem>, usize) {
-    let serving = app.current();
     let mut out = Vec::new();
     let mut taken = Vec::new();
     let mut unknown = 0;
@@ -133,10 +136,136 @@ pub(super) fn recommend(
 
 /// The model serving now, by name and version.
 pub(super) fn serving_model(app: &App) -> ModelRef {
-    let s = app.current();
+    model_ref(&app.current())
+}
+
+pub(super) fn model_ref(s: &Serving) -> ModelRef {
     ModelRef {
         name: s.name.clone(),
         version: s.version.clone(),
+    }
+}
+
+/// What one list was, for the impression log.
+pub(super) struct ListShown<'a> {
+    pub surface: &'static str,
+    pub user: Option<&'a str>,
+    pub session: Option<&'a str>,
+    pub experiment: Option<&'a ExperimentArm>,
+    pub model: &'a ModelRef,
+    pub query: Option<&'a str>,
+}
+
+/// Logs a list shown under request id `rid` (never blocks: see `Online::log`).
+pub(super) fn log_list(
+    app: &App,
+    rid: u64,
+    what: ListShown<'_>,
+    items: &[(&str, f32)],
+    teams: Option<&[Team]>,
+) {
+    app.online.log(Impression {
+        rid,
+        ts_ms: aisle_core::time::unix_now_ms(),
+        user: what.user.map(str::to_string),
+        session: what.session.map(str::to_string),
+        surface: what.surface.to_string(),
+        experiment: what.experiment.map(|e| e.name.clone()),
+        arm: what.experiment.map(|e| e.arm.clone()),
+        model: format!("{}@{}", what.model.name, what.model.version),
+        query: what.query.map(str::to_string),
+        items: items
+            .iter()
+            .enumerate()
+            .map(|(p, (item, score))| Shown {
+                item: item.to_string(),
+                score: *score,
+                propensity: None,
+                team: teams.and_then(|t| t.get(p).copied()),
+            })
+            .collect(),
+    });
+}
+
+fn rec_ids(items: &[RecItem]) -> Vec<(&str, f32)> {
+    items
+        .iter()
+        .map(|v| (v.item_id.as_str(), v.score))
+        .collect()
+}
+
+/// A list under an experiment: the user's arm (A/B), or both arms' lists
+/// merged by team draft (interleaving, seeded by the request id).
+pub(super) struct ArmList {
+    pub items: Vec<RecItem>,
+    /// Each item's interleaving team (interleaving only).
+    pub teams: Option<Vec<Team>>,
+    /// What answered (both arms' models, `a|b`, when interleaved).
+    pub model: ModelRef,
+    pub arm: ExperimentArm,
+}
+
+pub(super) fn experiment_list(
+    app: &App,
+    spec: &ExperimentSpec,
+    user: &str,
+    rid: u64,
+    k: usize,
+    mut list: impl FnMut(&Serving) -> Vec<RecItem>,
+) -> Result<ArmList, ApiError> {
+    let arm_error = |e: crate::ServeError| ApiError::new(Code::UnknownArm, e.to_string());
+    match spec.mode {
+        Mode::Ab => {
+            let arm = spec.assign(user);
+            let serving = app.arm_serving(&spec.arms[arm].model).map_err(arm_error)?;
+            let items = list(&serving);
+            let exp = ExperimentArm {
+                name: spec.name.clone(),
+                arm: spec.arms[arm].name.clone(),
+                variant: None,
+            };
+            Ok(ArmList {
+                items,
+                teams: None,
+                model: model_ref(&serving),
+                arm: exp,
+            })
+        }
+        Mode::Interleave => {
+            let a = app.arm_serving(&spec.arms[0].model).map_err(arm_error)?;
+            let b = app.arm_serving(&spec.arms[1].model).map_err(arm_error)?;
+            let (la, lb) = (list(&a), list(&b));
+            let ia: Vec<&str> = la.iter().map(|v| v.item_id.as_str()).collect();
+            let ib: Vec<&str> = lb.iter().map(|v| v.item_id.as_str()).collect();
+            let merged =
+                aisle_experiment::team_draft(&ia, &ib, k, &mut aisle_core::rng::Rng::seed(rid));
+            let items = merged
+                .items
+                .iter()
+                .map(|id| {
+                    la.iter()
+                        .chain(&lb)
+                        .find(|v| v.item_id == *id)
+                        .cloned()
+                        .expect("drafted from the two lists")
+                })
+                .collect();
+            let model = ModelRef {
+                name: format!("{}|{}", a.name, b.name),
+                version: format!("{}|{}", a.version, b.version),
+            };
+            let exp = ExperimentArm {
+                name: spec.name.clone(),
+                arm: "interleaved".into(),
+                variant: None,
+            };
+            Ok(ArmList {
+                items,
+                teams: Some(merged.teams),
+                model,
+                arm: exp,
+            })
+        }
     }
 }
 
@@ -148,38 +277,73 @@ pub(super) async fn user_recs(
     let id = path_id(id)?;
     let q = ListQuery::of_user(&app, q)?;
     compute(heavy(&app), move || {
-        // A/B: a stable half of the users of an experiment get popularity.
-        let variant = q.experiment.as_ref().map(|e| {
-            let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
-            if h % 2 == 0 {
-                "model"
-            } else {
-                "popularity"
-            }
-        });
+        let rid = app.online.request_id();
         let live = app.live.read().unwrap_or_else(|e| e.into_inner());
         let user = live.users.get(&id);
         let history = user.map_or(&[][..], |u| &u.history[..]);
         let purchased = user.map(|u| &u.purchased);
-        let (items, unknown) = recommend(
-            &app,
-            &live,
-            &q,
-            Some(&id),
-            history,
-            purchased,
-            variant != Some("popularity"),
-        );
-        let experiment = match (&q.experiment, variant) {
-            (Some(e), Some(v)) => Some(ExperimentArm {
-                name: e.clone(),
-                variant: v,
-            }),
-            _ => None,
+        let mut unknown = 0;
+        let mut rec = |serving: &Serving, use_model: bool| {
+            let (items, u) = recommend(
+                &app,
+                serving,
+                &live,
+                &q,
+                Some(&id),
+                history,
+                purchased,
+                use_model,
+            );
+            unknown = u;
+            items
         };
+        let (items, teams, model, experiment) = match app.online.running(Surface::Recommendations) {
+            Some(spec) => {
+                let l = experiment_list(&app, &spec, &id, rid, q.k, |s| rec(s, true))?;
+                (l.items, l.teams, l.model, Some(l.arm))
+            }
+            None => {
+                // The legacy flag: a stable half of the users of
+                // `?experiment=NAME` get popularity.
+                let variant = q.experiment.as_ref().map(|e| {
+                    let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
+                    if h % 2 == 0 {
+                        "model"
+                    } else {
+                        "popularity"
+                    }
+                });
+                let serving = app.current();
+                let items = rec(&serving, variant != Some("popularity"));
+                let experiment = match (&q.experiment, variant) {
+                    (Some(e), Some(v)) => Some(ExperimentArm {
+                        name: e.clone(),
+                        arm: v.to_string(),
+                        variant: Some(v),
+                    }),
+                    _ => None,
+                };
+                (items, None, model_ref(&serving), experiment)
+            }
+        };
+        log_list(
+            &app,
+            rid,
+            ListShown {
+                surface: "recommendations",
+                user: Some(&id),
+                session: None,
+                experiment: experiment.as_ref(),
+                model: &model,
+                query: None,
+            },
+            &rec_ids(&items),
+            teams.as_deref(),
+        );
         let body = UserRecs {
+            request_id: format_request_id(rid),
             items,
-            model: serving_model(&app),
+            model,
             user_known: user.is_some(),
             history_items_unknown_to_model: unknown,
             experiment,
@@ -232,10 +396,28 @@ pub(super) async fn session_recs(
                 None => unknown_ids += 1,
             }
         }
-        let (items, unknown) = recommend(&app, &live, &q, None, &history, None, true);
+        let serving = app.current();
+        let (items, unknown) = recommend(&app, &serving, &live, &q, None, &history, None, true);
+        let rid = app.online.request_id();
+        let model = model_ref(&serving);
+        log_list(
+            &app,
+            rid,
+            ListShown {
+                surface: "session",
+                user: q.user.as_deref(),
+                session: q.session.as_deref(),
+                experiment: None,
+                model: &model,
+                query: None,
+            },
+            &rec_ids(&items),
+            None,
+        );
         Ok(Json(SessionRecs {
+            request_id: format_request_id(rid),
             items,
-            model: serving_model(&app),
+            model,
             unknown_items: unknown_ids + unknown,
         })
         .into_response())
@@ -252,7 +434,28 @@ pub(super) async fn popular(State(app): State<Arc<App>>, q: Params<FilterParams>
             name: "popularity".into(),
             version: "live".into(),
         };
-        Ok(Json(ItemList { items, model }).into_response())
+        let rid = app.online.request_id();
+        log_list(
+            &app,
+            rid,
+            ListShown {
+                surface: "popular",
+                user: q.user.as_deref(),
+                session: q.session.as_deref(),
+                experiment: None,
+                model: &model,
+                query: None,
+            },
+            &rec_ids(&items),
+            None,
+        );
+        Ok(Json(ItemList {
+            request_id: format_request_id(rid),
+            items,
+            model,
+            experiment: None,
+        })
+        .into_response())
     })
     .await
 }
@@ -269,57 +472,91 @@ pub(super) async fn similar(
         let Some(&li) = live.index.get(&id) else {
             return Err(ApiError::not_found(format!("unknown item {id:?}")));
         };
-        let serving = app.current();
-        let title = live.title(li);
-        let mut items = Vec::new();
-        if let (Some(model), Some(&mj)) = (&serving.model, serving.model_index.get(&id)) {
-            let mut scores = vec![0f32; model.n_items()];
-            model.similar(mj, &mut scores);
-            for j in aisle_eval::top_k(&scores, q.k, |j| {
-                j == mj as usize
-                    || live
-                        .index
-                        .get(&serving.model_items[j])
-                        .is_none_or(|&l| !q.allows(&live, l, None))
-            }) {
-                let l = live.index[&serving.model_items[j as usize]];
-                items.push(rec_item(
-                    &live,
-                    l,
-                    scores[j as usize],
-                    &serving.name,
-                    format!("often in the same sessions as {title}"),
-                ));
+        let rid = app.online.request_id();
+        let list = |s: &Serving| similar_items(s, &live, li, &id, &q);
+        let running = app.online.running(Surface::Similar);
+        let (items, teams, model, experiment) = match (running, &q.user) {
+            (Some(spec), Some(user)) => {
+                let l = experiment_list(&app, &spec, user, rid, q.k, list)?;
+                (l.items, l.teams, l.model, Some(l.arm))
             }
-        }
-        if items.len() < q.k {
-            // Cold item (or no model): content similarity (title words, category).
-            let taken: Vec<u32> = items
-                .iter()
-                .filter_map(|v| live.index.get(&v.item_id).copied())
-                .chain(std::iter::once(li))
-                .collect();
-            let scores = live.content_scores(li);
-            let cat = live.category(li);
-            for j in aisle_eval::top_k(&scores, q.k - items.len(), |j| {
-                taken.contains(&(j as u32)) || !q.allows(&live, j as u32, None)
-            }) {
-                let words = live.shared_words(li, j);
-                let same = cat.is_some() && live.category(j) == cat;
-                let reason = match (words.is_empty(), same) {
-                    (false, true) => format!("\"{}\" like {title}, same category", words.join(" ")),
-                    (false, false) => format!("\"{}\" like {title}", words.join(" ")),
-                    (true, true) => format!("same category as {title}"),
-                    (true, false) => "popular in the shop".to_string(),
-                };
-                items.push(rec_item(&live, j, scores[j as usize], "content", reason));
+            _ => {
+                let serving = app.current();
+                (list(&serving), None, model_ref(&serving), None)
             }
-        }
+        };
+        log_list(
+            &app,
+            rid,
+            ListShown {
+                surface: "similar",
+                user: q.user.as_deref(),
+                session: q.session.as_deref(),
+                experiment: experiment.as_ref(),
+                model: &model,
+                query: None,
+            },
+            &rec_ids(&items),
+            teams.as_deref(),
+        );
         Ok(Json(ItemList {
+            request_id: format_request_id(rid),
             items,
-            model: serving_model(&app),
+            model,
+            experiment,
         })
         .into_response())
     })
     .await
+}
+
+/// Items like item `li` (`id`): the model's neighbours, then content
+/// similarity for what the model does not know.
+fn similar_items(serving: &Serving, live: &Live, li: u32, id: &str, q: &ListQuery) -> Vec<RecItem> {
+    let title = live.title(li);
+    let mut items = Vec::new();
+    if let (Some(model), Some(&mj)) = (&serving.model, serving.model_index.get(id)) {
+        let mut scores = vec![0f32; model.n_items()];
+        model.similar(mj, &mut scores);
+        for j in aisle_eval::top_k(&scores, q.k, |j| {
+            j == mj as usize
+                || live
+                    .index
+                    .get(&serving.model_items[j])
+                    .is_none_or(|&l| !q.allows(live, l, None))
+        }) {
+            let l = live.index[&serving.model_items[j as usize]];
+            items.push(rec_item(
+                live,
+                l,
+                scores[j as usize],
+                &serving.name,
+                format!("often in the same sessions as {title}"),
+            ));
+        }
+    }
+    if items.len() < q.k {
+        // Cold item (or no model): content similarity (title words, category).
+        let taken: Vec<u32> = items
+            .iter()
+            .filter_map(|v| live.index.get(&v.item_id).copied())
+            .chain(std::iter::once(li))
+            .collect();
+        let scores = live.content_scores(li);
+        let cat = live.category(li);
+        for j in aisle_eval::top_k(&scores, q.k - items.len(), |j| {
+            taken.contains(&(j as u32)) || !q.allows(live, j as u32, None)
+        }) {
+            let words = live.shared_words(li, j);
+            let same = cat.is_some() && live.category(j) == cat;
+            let reason = match (words.is_empty(), same) {
+                (false, true) => format!("\"{}\" like {title}, same category", words.join(" ")),
+                (false, false) => format!("\"{}\" like {title}", words.join(" ")),
+                (true, true) => format!("same category as {title}"),
+                (true, false) => "popular in the shop".to_string(),
+            };
+            items.push(rec_item(live, j, scores[j as usize], "content", reason));
+        }
+    }
+    items
 }

@@ -10,8 +10,10 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult, Code};
 use super::query::{flag, parse_k, ListQuery, Params, SearchParams, SuggestParams};
-use super::types::{Suggestion, Suggestions};
+use super::types::{ExperimentArm, ModelRef, Suggestion, Suggestions};
+use crate::search::{SearchHit, SearchRequest, SearchResults};
 use crate::App;
+use aisle_experiment::{Surface, Team};
 
 /// `GET /v1/search?q=&user=&k=&category=&price_min=&price_max=&personal=`
 pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>) -> ApiResult {
@@ -64,10 +66,31 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
         }
     }
     let app2 = app.clone();
-    let (mut out, req) = tokio::task::spawn_blocking(move || app2.search(&req).map(|b| (b, req)))
-        .await
-        .map_err(ApiError::task)?
-        .map_err(|e| ApiError::new(Code::SearchUnavailable, e))?;
+    let rid = app.online.request_id();
+    let (mut out, req, teams, model, experiment) =
+        tokio::task::spawn_blocking(move || searched(&app2, req, rid))
+            .await
+            .map_err(ApiError::task)??;
+    out.request_id = crate::online::format_request_id(rid);
+    let shown: Vec<(&str, f32)> = out
+        .results
+        .iter()
+        .map(|h| (h.item_id.as_str(), h.score))
+        .collect();
+    super::recs::log_list(
+        &app,
+        rid,
+        super::recs::ListShown {
+            surface: "search",
+            user: req.user.as_deref(),
+            session: None,
+            experiment: experiment.as_ref(),
+            model: &model,
+            query: Some(&req.q),
+        },
+        &shown,
+        teams.as_deref(),
+    );
     let took = t.elapsed().as_secs_f64() * 1000.0;
     out.took_ms = took;
     let top: Vec<&str> = out
@@ -81,6 +104,67 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
         "total": out.total, "top": top, "took_ms": took,
     }));
     Ok(Json(out).into_response())
+}
+
+type Searched = (
+    SearchResults,
+    SearchRequest,
+    Option<Vec<Team>>,
+    ModelRef,
+    Option<ExperimentArm>,
+);
+
+/// Runs a search: under a running search experiment (and a `user`), with
+/// the user's arm's model re-ranking (A/B) or both arms' results merged by
+/// team draft (interleaving); else with the serving model.
+fn searched(app: &App, req: SearchRequest, rid: u64) -> Result<Searched, ApiError> {
+    let unavailable = |e: String| ApiError::new(Code::SearchUnavailable, e);
+    let running = app.online.running(Surface::Search);
+    let (Some(spec), Some(user)) = (running, req.user.clone()) else {
+        let out = app.search(&req).map_err(unavailable)?;
+        let model = super::recs::model_ref(&app.current());
+        return Ok((out, req, None, model, None));
+    };
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let run = |s: &crate::Serving| crate::search::run(&app.search, &live, s, &req);
+    let mut failure = None;
+    let mut first: Option<SearchResults> = None;
+    let mut pool: Vec<SearchHit> = Vec::new();
+    let list = super::recs::experiment_list(app, &spec, &user, rid, req.k, |s| match run(s) {
+        Ok(out) => {
+            let hits = out.results.iter().map(hit_item).collect();
+            pool.extend(out.results.iter().cloned());
+            first.get_or_insert(out);
+            hits
+        }
+        Err(e) => {
+            failure = Some(e);
+            Vec::new()
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(unavailable(e));
+    }
+    let mut out = first.ok_or_else(|| unavailable("no search ran".into()))?;
+    // The list shown, as hits: each from whichever arm's results hold it.
+    out.results = list
+        .items
+        .iter()
+        .filter_map(|v| pool.iter().find(|h| h.item_id == v.item_id).cloned())
+        .collect();
+    drop(live);
+    Ok((out, req, list.teams, list.model, Some(list.arm)))
+}
+
+/// A search hit as a list item (what experiment lists merge).
+fn hit_item(h: &SearchHit) -> super::types::RecItem {
+    super::types::RecItem {
+        item_id: h.item_id.clone(),
+        score: h.score,
+        source: "search".into(),
+        reason: String::new(),
+        purchase_probability: None,
+    }
 }
 
 /// `GET /v1/search/suggest?q=&k=`: past queries, then catalog titles.

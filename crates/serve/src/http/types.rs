@@ -25,16 +25,24 @@ pub struct RecItem {
     pub purchase_probability: Option<f64>,
 }
 
-/// The A/B arm a user fell in.
+/// The experiment arm that served a list.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExperimentArm {
+    /// The experiment's name.
     pub name: String,
-    pub variant: &'static str,
+    /// The arm's name; `interleaved` when the list merges both arms.
+    pub arm: String,
+    /// The legacy `?experiment=` flag's half: `model` or `popularity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<&'static str>,
 }
 
 /// `GET /v1/users/{id}/recommendations`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserRecs {
+    /// Identifies this list: send it back with the clicks, carts and
+    /// purchases it leads to (`POST /v1/events`, `request_id`).
+    pub request_id: String,
     pub items: Vec<RecItem>,
     pub model: ModelRef,
     pub user_known: bool,
@@ -46,6 +54,7 @@ pub struct UserRecs {
 /// `POST /v1/sessions/recommendations`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionRecs {
+    pub request_id: String,
     pub items: Vec<RecItem>,
     pub model: ModelRef,
     /// Session items the shop or the model does not know.
@@ -55,8 +64,11 @@ pub struct SessionRecs {
 /// `GET /v1/popular`, `GET /v1/items/{id}/similar`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemList {
+    pub request_id: String,
     pub items: Vec<RecItem>,
     pub model: ModelRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentArm>,
 }
 
 /// `GET /v1/items/{id}`.
@@ -100,6 +112,12 @@ pub struct EventsAccepted {
     pub accepted: usize,
     pub inserted: usize,
     pub duplicates: usize,
+    /// Clicks, carts and purchases joined to a list shown (by `request_id`,
+    /// else the latest list that showed the item to the user within the
+    /// attribution window).
+    pub attributed: usize,
+    /// Clicks, carts and purchases joined to no list (kept and counted).
+    pub unattributed: usize,
 }
 
 /// `GET /healthz`.

@@ -25,6 +25,9 @@ pub struct SearchRequest {
 /// What `GET /v1/search` answers.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchResults {
+    /// Identifies this list: send it back with the clicks, carts and
+    /// purchases it leads to (`POST /v1/events`, `request_id`).
+    pub request_id: String,
     /// Best first.
     pub results: Vec<SearchHit>,
     /// Items that matched (keyword mode and hybrid: keyword matches).
@@ -312,6 +315,7 @@ pub fn run(
         m => vec![m],
     };
     Ok(SearchResults {
+        request_id: String::new(),
         results,
         total: if mode == "semantic" {
             sem.len()
