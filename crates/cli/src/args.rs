@@ -77,6 +77,37 @@ pub(crate) enum Command {
     /// Online experiments of a store: list them, print one's report (what
     /// GET /v1/admin/experiments/NAME/report answers).
     Experiments(ExperimentsArgs),
+    /// Drive a running server like a storefront with simulated shoppers (hidden tastes over
+    /// categories, a position-based click model, carts and purchases at catalog prices), and
+    /// print the true CTR of each arm beside what --experiment's report measured.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SimulateArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Items per recommendation list.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// An experiment whose report to print beside the truth.
+    #[arg(long)]
+    pub experiment: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    /// Write-scope key (events); also AISLE_API_KEY.
+    #[arg(long, env = "AISLE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Admin-scope key (the report; used for every call when given); also AISLE_ADMIN_KEY.
+    #[arg(long, env = "AISLE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
 }
 
 #[derive(Args, Debug)]

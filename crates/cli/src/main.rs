@@ -65,6 +65,7 @@ fn main() -> ExitCode {
         Command::BenchSearch(a) => search_bench::run(a, &commands::embedder_dir()),
         Command::Models(a) => commands::models::models(a),
         Command::Experiments(a) => commands::experiments::experiments(a),
+        Command::Simulate(a) => commands::simulate::simulate(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

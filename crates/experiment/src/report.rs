@@ -590,8 +590,11 @@ fn verdict(
     if needed_mde.is_some_and(|n| users as f64 >= n) {
         return (Verdict::NoDetectableDifference, None, None);
     }
+    // None when the fixed-horizon plan is already met: the always-valid
+    // test, which pays for safe peeking, has not caught up yet.
     let still = needed_obs
         .or(needed_mde)
-        .map(|n| (n - users as f64).max(0.0).min(u64::MAX as f64 / 2.0) as u64);
+        .map(|n| (n - users as f64).max(0.0).min(u64::MAX as f64 / 2.0) as u64)
+        .filter(|&n| n > 0);
     (Verdict::KeepRunning, None, still)
 }
