@@ -412,9 +412,8 @@ impl OnlineLog {
             let n = users.len() as u32;
             *users.entry(u).or_insert(n)
         };
-        let arm_of = |a: Option<String>| -> u16 {
-            a.and_then(|a| rec.spec.arm_index(&a)).unwrap_or(0) as u16
-        };
+        let arm_of =
+            |a: Option<&str>| -> u16 { a.and_then(|a| rec.spec.arm_index(a)).unwrap_or(0) as u16 };
         let interleave = rec.spec.mode == Mode::Interleave;
         // One key per impression, (day, user, arm) packed so that sorting
         // them sorts the cells; runs of equal keys are the counts. (An SQL
@@ -424,7 +423,6 @@ impl OnlineLog {
         };
         let mut keys: Vec<u64> = Vec::new();
         {
-            let arms: Vec<&str> = rec.spec.arms.iter().map(|a| a.name.as_str()).collect();
             let mut st = self.conn.prepare_cached(
                 "SELECT user, arm, ts_ms FROM impressions WHERE experiment = ?1 AND user IS NOT NULL",
             )?;
@@ -440,9 +438,7 @@ impl OnlineLog {
                 let arm = if interleave {
                     0
                 } else {
-                    let a = r.get_ref(1)?.as_str_or_null().ok().flatten();
-                    a.and_then(|a| arms.iter().position(|x| *x == a))
-                        .unwrap_or(0) as u16
+                    arm_of(r.get_ref(1)?.as_str_or_null().ok().flatten())
                 };
                 let day = ((r.get::<_, i64>(2)? - start) / DAY_MS).max(0) as u32;
                 keys.push(pack(day, u, arm));
@@ -478,7 +474,11 @@ impl OnlineLog {
             let mut rows = st.query(params![name, start])?;
             while let Some(r) = rows.next()? {
                 let user = index(r.get(0)?, &mut users);
-                let arm = if interleave { 0 } else { arm_of(r.get(1)?) };
+                let arm = if interleave {
+                    0
+                } else {
+                    arm_of(r.get::<_, Option<String>>(1)?.as_deref())
+                };
                 let day = r.get::<_, i64>(2)?.max(0) as u32;
                 let kind = OutcomeKind::of(r.get(3)?);
                 let team: Option<i64> = r.get(4)?;
