@@ -9,8 +9,12 @@
 //!   always-valid p-values, CUPED, χ² sample-ratio test, exact binomial
 //!   test, Wilson interval, sample sizes).
 //! - `report`: an experiment's report from per-user, per-day outcomes.
+//! - `ope`: off-policy estimates (IPS, SNIPS, doubly robust) of a candidate
+//!   ranker's CTR from logged, partly randomised lists, and the exploration
+//!   that makes them possible.
 
 pub mod interleave;
+pub mod ope;
 pub mod report;
 pub mod spec;
 pub mod stats;
