@@ -81,6 +81,23 @@ pub(crate) enum Command {
     /// categories, a position-based click model, carts and purchases at catalog prices), and
     /// print the true CTR of each arm beside what --experiment's report measured.
     Simulate(SimulateArgs),
+    /// Off-policy estimates of a candidate model's CTR (clicks per recommendation list) from
+    /// the lists a server showed with --explore: IPS, self-normalised IPS and doubly robust,
+    /// with 95% intervals, before the candidate is shown to anyone.
+    Ope(OpeArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct OpeArgs {
+    /// Store directory (its online.db holds the logged lists).
+    #[arg(long)]
+    pub store: String,
+    /// The candidate: a registry version, a model kind (its newest version), `promoted`
+    /// or `pop`.
+    #[arg(long, value_name = "VERSION")]
+    pub candidate: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -263,6 +280,14 @@ pub(crate) struct ServeArgs {
     /// Impressions (lists shown) and their joined outcomes older than this are deleted.
     #[arg(long, value_name = "DAYS", default_value_t = 90.0)]
     pub impression_retention_days: f64,
+    /// Share of recommendation requests (outside experiments, 0 to 0.5) that show a random
+    /// draw of the model's top `--explore-pool` items, with each item's probability of
+    /// being shown logged: what `aisle ope` estimates a candidate model's CTR from.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub explore: f64,
+    /// The model's top items an exploring request draws from.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub explore_pool: usize,
 }
 
 #[derive(Args, Debug)]
@@ -417,6 +442,10 @@ pub(crate) struct DemoArgs {
     /// Where the demo server listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) addr: std::net::SocketAddr,
+    /// Share of recommendation lists drawn at random from the model's top 50 (propensities
+    /// logged), so `aisle ope` can estimate other models' CTR from the demo's logs.
+    #[arg(long, default_value_t = 0.05)]
+    pub(crate) explore: f64,
     /// Stop after preparing the shop (do not start the server).
     #[arg(long)]
     pub(crate) no_serve: bool,

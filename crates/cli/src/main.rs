@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         Command::Models(a) => commands::models::models(a),
         Command::Experiments(a) => commands::experiments::experiments(a),
         Command::Simulate(a) => commands::simulate::simulate(a),
+        Command::Ope(a) => commands::experiments::ope(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ mod http;
 pub mod jobs;
 mod limit;
 pub mod online;
+pub mod ope;
 pub mod purchase;
 pub mod search;
 mod state;
@@ -272,6 +273,7 @@ impl App {
         for e in &all {
             live.apply(&e.event);
         }
+        live.last_seq = all.iter().map(|e| e.seq).max().unwrap_or(0);
         drop(all);
         let dir = aisle_store::data_dir(&cfg.store);
         let registry = dir.as_deref().map(Registry::new);
@@ -432,18 +434,7 @@ impl App {
                 "unknown arm model `{model}`: this store has no model registry"
             ))
         })?;
-        let entries = reg.list()?;
-        let version = entries
-            .iter()
-            .find(|e| e.version == model)
-            .or_else(|| entries.iter().rev().find(|e| e.model == model))
-            .map(|e| e.version.clone())
-            .ok_or_else(|| {
-                ServeError::NotFound(format!(
-                    "unknown arm model `{model}`: not pop, promoted, a registry version or the kind of one"
-                ))
-            })?;
-        let s = load_version(reg, &version)?;
+        let s = load_version(reg, &registry_version(reg, model)?)?;
         self.online
             .arm_models
             .lock()
@@ -458,6 +449,22 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// The registry version `model` names: a version itself, or a model kind
+/// (its newest version).
+pub(crate) fn registry_version(reg: &Registry, model: &str) -> Result<String, ServeError> {
+    let entries = reg.list()?;
+    entries
+        .iter()
+        .find(|e| e.version == model)
+        .or_else(|| entries.iter().rev().find(|e| e.model == model))
+        .map(|e| e.version.clone())
+        .ok_or_else(|| {
+            ServeError::NotFound(format!(
+                "unknown model `{model}`: not pop, promoted, a registry version or the kind of one"
+            ))
+        })
 }
 
 /// The keys of a configuration; an empty or blank key is an error.

@@ -28,6 +28,12 @@ pub struct OnlineConfig {
     /// counted as dropped rather than held (memory stays bounded under
     /// overload).
     pub queue: usize,
+    /// Share of recommendation requests (outside experiments) whose list is
+    /// the first k of a random permutation of the model's top
+    /// `explore_pool` (0 to ½; 0: none). Every shown item's propensity is
+    /// logged, which is what `aisle ope` needs.
+    pub explore: f64,
+    pub explore_pool: usize,
 }
 
 impl Default for OnlineConfig {
@@ -36,6 +42,8 @@ impl Default for OnlineConfig {
             attribution_window: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(90 * 86_400),
             queue: 65_536,
+            explore: 0.0,
+            explore_pool: 50,
         }
     }
 }
@@ -79,6 +87,12 @@ impl Online {
     /// Opens (or creates) `DIR/online.db`; without a folder (an in-memory
     /// store) the log lives in memory.
     pub fn open(dir: Option<&Path>, cfg: OnlineConfig, nonce: u64) -> Result<Online, ServeError> {
+        if !(0.0..=0.5).contains(&cfg.explore) || cfg.explore_pool == 0 {
+            return Err(ServeError::Config(format!(
+                "exploration share {} must be from 0 to 0.5 (and its pool at least 1 item)",
+                cfg.explore
+            )));
+        }
         // An in-memory store keeps its log in a temporary folder that goes
         // with the server.
         let temp = match dir {

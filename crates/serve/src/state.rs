@@ -19,6 +19,28 @@ pub struct UserState {
     pub purchased: HashSet<u32>,
 }
 
+impl UserState {
+    /// Applies one of the user's events on item `i`; false for a cancel
+    /// (which does not count towards popularity).
+    pub fn apply(&mut self, i: u32, t: EventType) -> bool {
+        match t {
+            EventType::Cancel => {
+                self.purchased.remove(&i);
+                return false;
+            }
+            EventType::Purchase => {
+                self.purchased.insert(i);
+            }
+            _ => {}
+        }
+        self.history.push(i);
+        if self.history.len() > HISTORY_CAP * 2 {
+            self.history.drain(..HISTORY_CAP);
+        }
+        true
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Live {
     pub items: Vec<String>,
@@ -31,6 +53,8 @@ pub struct Live {
     pub popularity: Vec<f32>,
     pub users: HashMap<String, UserState>,
     pub events: u64,
+    /// The store's latest event sequence number this view includes.
+    pub last_seq: i64,
 }
 
 impl Live {
@@ -59,21 +83,9 @@ impl Live {
         let i = self.item(&e.item);
         self.events += 1;
         let u = self.users.entry(e.user.clone()).or_default();
-        match e.event_type {
-            EventType::Cancel => {
-                u.purchased.remove(&i);
-                return;
-            }
-            EventType::Purchase => {
-                u.purchased.insert(i);
-            }
-            _ => {}
+        if u.apply(i, e.event_type) {
+            self.popularity[i as usize] += 1.0;
         }
-        u.history.push(i);
-        if u.history.len() > HISTORY_CAP * 2 {
-            u.history.drain(..HISTORY_CAP);
-        }
-        self.popularity[i as usize] += 1.0;
     }
 
     /// Whether item `i` may be recommended at all: known, not deleted, and

@@ -90,6 +90,7 @@ fn build(log: &mut OnlineLog) -> aisle_store::online::ExperimentRecord {
                 arm: Some(spec.arms[arm].name.clone()),
                 model: "m@v".into(),
                 query: None,
+                events_seq: None,
                 items,
             });
         }

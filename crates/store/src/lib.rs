@@ -116,6 +116,8 @@ pub trait EventStore: Send {
     fn user_events(&self, user: &str, limit: usize) -> Result<Vec<StoredEvent>>;
     /// Every event in insertion order.
     fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()>;
+    /// The sequence number of the latest event (0 when there is none).
+    fn last_seq(&self) -> Result<i64>;
     fn stats(&self) -> Result<StoreStats>;
     fn meta(&self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;

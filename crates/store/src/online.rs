@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS impressions(
   model TEXT NOT NULL,
   query TEXT,
   n INTEGER NOT NULL,
-  seq INTEGER NOT NULL
+  seq INTEGER NOT NULL,
+  events_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS impressions_ts ON impressions(ts_ms);
 DROP INDEX IF EXISTS impressions_experiment;
@@ -100,6 +101,11 @@ pub struct Impression {
     pub model: String,
     pub query: Option<String>,
     pub items: Vec<Shown>,
+    /// The event store's last sequence number the server had applied when
+    /// it answered: the events the list was computed from are those up to
+    /// it (what off-policy replay rebuilds histories from).
+    #[serde(default)]
+    pub events_seq: Option<i64>,
 }
 
 /// One shown item (its position is its index + 1).
@@ -275,6 +281,13 @@ impl OnlineLog {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        // Logs written before `events_seq` existed gain the column.
+        let has: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('impressions') WHERE name = 'events_seq'")?
+            .exists([])?;
+        if !has {
+            conn.execute_batch("ALTER TABLE impressions ADD COLUMN events_seq INTEGER")?;
+        }
         let last: i64 =
             conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM impressions", [], |r| {
                 r.get(0)
@@ -678,7 +691,7 @@ impl OnlineLog {
         let head = self
             .conn
             .query_row(
-                "SELECT ts_ms, user, session, surface, experiment, arm, model, query
+                "SELECT ts_ms, user, session, surface, experiment, arm, model, query, events_seq
                  FROM impressions WHERE rid = ?1",
                 [rid as i64],
                 |r| {
@@ -693,6 +706,7 @@ impl OnlineLog {
                         model: r.get(6)?,
                         query: r.get(7)?,
                         items: Vec::new(),
+                        events_seq: r.get(8)?,
                     })
                 },
             )
@@ -731,6 +745,56 @@ impl OnlineLog {
         rows.map(|r| r.map_err(StoreError::from)).collect()
     }
 
+    /// Recommendation lists shown outside experiments with every item's
+    /// propensity logged (exploration was on), oldest first, each with its
+    /// clicked positions: what off-policy estimates read.
+    pub fn logged_lists(&self) -> Result<Vec<LoggedImpression>> {
+        let mut st = self.conn.prepare(
+            "SELECT i.rid, i.ts_ms, i.user, i.n, s.pos, s.item, s.propensity, i.model, i.events_seq
+             FROM impressions i JOIN shown s ON s.rid = i.rid
+             WHERE i.surface = 'recommendations' AND i.experiment IS NULL
+               AND i.user IS NOT NULL AND s.propensity IS NOT NULL
+             ORDER BY i.ts_ms, i.rid, s.pos",
+        )?;
+        let mut out: Vec<LoggedImpression> = Vec::new();
+        let mut expected = Vec::new();
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let rid = r.get::<_, i64>(0)? as u64;
+            if out.last().is_none_or(|l| l.rid != rid) {
+                out.push(LoggedImpression {
+                    rid,
+                    ts_ms: r.get(1)?,
+                    user: r.get(2)?,
+                    model: r.get(7)?,
+                    events_seq: r.get(8)?,
+                    items: Vec::new(),
+                    clicked: Vec::new(),
+                });
+                expected.push(r.get::<_, i64>(3)? as usize);
+            }
+            let l = out.last_mut().expect("pushed");
+            l.items.push((r.get(5)?, r.get(6)?));
+        }
+        // A list is usable only whole (every position logged with its propensity).
+        let mut keep = expected.iter();
+        out.retain(|l| keep.next() == Some(&l.items.len()));
+        let index: HashMap<u64, usize> = out.iter().enumerate().map(|(i, l)| (l.rid, i)).collect();
+        let mut st = self.conn.prepare(
+            "SELECT rid, pos FROM outcomes WHERE kind = ?1 AND rid IS NOT NULL AND pos IS NOT NULL",
+        )?;
+        let mut rows = st.query([OutcomeKind::Click as i64])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&(r.get::<_, i64>(0)? as u64)) {
+                let pos = r.get::<_, i64>(1)? as u32;
+                if !out[i].clicked.contains(&pos) {
+                    out[i].clicked.push(pos);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Rows in each table (impressions, shown, outcomes).
     pub fn counts(&self) -> Result<(u64, u64, u64)> {
         let c = |t: &str| -> Result<u64> {
@@ -742,6 +806,22 @@ impl OnlineLog {
         };
         Ok((c("impressions")?, c("shown")?, c("outcomes")?))
     }
+}
+
+/// A logged list with propensities (see [`OnlineLog::logged_lists`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedImpression {
+    pub rid: u64,
+    pub ts_ms: i64,
+    pub user: String,
+    /// `name@version` of the model that ranked it.
+    pub model: String,
+    /// See [`Impression::events_seq`].
+    pub events_seq: Option<i64>,
+    /// Shown items in order, each with its propensity.
+    pub items: Vec<(String, f64)>,
+    /// Clicked positions (1-based).
+    pub clicked: Vec<u32>,
 }
 
 /// An outcome joined to a list: kind, item, position, value.
@@ -789,8 +869,8 @@ impl Batch<'_> {
     pub fn log_impression(&mut self, i: &Impression) -> Result<()> {
         self.tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO impressions(rid, ts_ms, user, session, surface, experiment, arm, model, query, n, seq)
-                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT OR IGNORE INTO impressions(rid, ts_ms, user, session, surface, experiment, arm, model, query, n, seq, events_seq)
+                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 i.rid as i64,
@@ -803,7 +883,8 @@ impl Batch<'_> {
                 i.model,
                 i.query,
                 i.items.len() as i64,
-                *self.seq
+                *self.seq,
+                i.events_seq
             ])?;
         let mut st = self.tx.prepare_cached(
             "INSERT OR IGNORE INTO shown(rid, pos, item, score, propensity, team, user, ts_ms, seq)

@@ -330,6 +330,12 @@ impl EventStore for SqliteStore {
         Ok(v)
     }
 
+    fn last_seq(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+
     fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()> {
         let users: HashMap<i64, &str> = self.users.iter().map(|(k, v)| (*v, k.as_str())).collect();
         let items: HashMap<i64, &str> = self.items.iter().map(|(k, v)| (*v, k.as_str())).collect();

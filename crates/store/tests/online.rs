@@ -21,6 +21,7 @@ fn list(rid: u64, ts_ms: i64, user: &str, items: &[&str]) -> Impression {
         arm: None,
         model: "sasrec@v1".into(),
         query: None,
+        events_seq: None,
         items: items
             .iter()
             .map(|i| Shown {

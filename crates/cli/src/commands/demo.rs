@@ -123,5 +123,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         ranker: None,
         attribution_window_hours: 24.0,
         impression_retention_days: 90.0,
+        explore: a.explore,
+        explore_pool: 50,
     })
 }

@@ -154,3 +154,38 @@ pub(crate) fn render(r: &Report) -> String {
     s.push('\n');
     s
 }
+
+/// `aisle ope --store DIR --candidate VERSION [--json]`.
+pub fn ope(a: crate::args::OpeArgs) -> Result<()> {
+    let o = aisle_serve::ope::off_policy(&a.store, &a.candidate)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&o)?);
+        return Ok(());
+    }
+    let r = &o.report;
+    println!(
+        "off-policy estimate of {} from {} logged lists ({} explored) served by {}",
+        o.candidate,
+        r.lists,
+        r.explored_lists,
+        o.logged_models.join(", ")
+    );
+    let line = |name: &str, e: &Estimate| {
+        println!("  {name:<22} {:.4}  [{:.4}, {:.4}]", e.value, e.low, e.high)
+    };
+    println!("  clicks per list        value   95% interval");
+    line("logged (what was shown)", &r.logged_ctr);
+    line("IPS", &r.ips);
+    line("self-normalised IPS", &r.snips);
+    line("doubly robust", &r.dr);
+    println!(
+        "  click model alone {:.4}; candidate items matched {} times; support {:.2} (1 = every candidate item could have been shown)",
+        r.direct, r.matched_slots, r.support
+    );
+    if r.support < 0.8 {
+        println!(
+            "  warning: much of the candidate lies outside what the logs ever showed; widen --explore-pool or trust DR's model part less"
+        );
+    }
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! The subcommands, one module per family: data (ingest, append, stats,
 //! split, presets, demo-data), demo, models (bench, evaluate, train, the
-//! registry), serve (serve, index, search), experiments (list, report) and
-//! simulate. Each parses its arguments
+//! registry), serve (serve, index, search), experiments (list, report, ope)
+//! and simulate. Each parses its arguments
 //! into library calls and prints; this module holds what they share.
 
 pub mod data;

@@ -144,6 +144,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         std::time::Duration::from_secs_f64(a.attribution_window_hours * 3600.0);
     cfg.online.retention =
         std::time::Duration::from_secs_f64(a.impression_retention_days * 86_400.0);
+    if !(0.0..=0.5).contains(&a.explore) {
+        bail!("--explore must be a share from 0 to 0.5");
+    }
+    if a.explore_pool == 0 {
+        bail!("--explore-pool must be at least 1");
+    }
+    cfg.online.explore = a.explore;
+    cfg.online.explore_pool = a.explore_pool;
     aisle_store::open_existing(&a.store)?;
     let app = aisle_serve::App::open(cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

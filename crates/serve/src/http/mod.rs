@@ -12,8 +12,8 @@ mod guard;
 mod health;
 mod items;
 pub mod openapi;
-mod query;
-mod recs;
+pub(crate) mod query;
+pub(crate) mod recs;
 mod search;
 pub mod types;
 mod users;
@@ -91,7 +91,9 @@ pub(super) async fn write<R: Send + 'static, T: Send + 'static>(
     let out = tokio::task::spawn_blocking(move || {
         let mut store = app.store.lock().unwrap_or_else(|e| e.into_inner());
         let r = durable(store.as_mut())?;
+        let seq = store.last_seq()?;
         let mut live = app.live.write().unwrap_or_else(|e| e.into_inner());
+        live.last_seq = seq;
         Ok::<T, ServeError>(apply(&mut live, r))
     })
     .await

@@ -56,7 +56,8 @@ params! {
 pub(super) type Params<T> = Result<Query<T>, QueryRejection>;
 
 /// The list parameters every list endpoint shares, checked.
-pub(super) struct ListQuery {
+#[derive(Clone)]
+pub(crate) struct ListQuery {
     pub(super) k: usize,
     pub(super) category: Option<String>,
     pub(super) price_min: Option<f64>,
@@ -164,6 +165,22 @@ impl ListQuery {
             rerank: flag(p.rerank.as_deref(), "rerank", true)?,
             ..ListQuery::filters(app, &p.k, &p.category, &p.price_min, &p.price_max)?
         })
+    }
+
+    /// A list of `k` with no filter and no re-ranking (what off-policy
+    /// replay asks a candidate for).
+    pub(crate) fn plain(k: usize) -> ListQuery {
+        ListQuery {
+            k,
+            category: None,
+            price_min: None,
+            price_max: None,
+            exclude_purchased: false,
+            experiment: None,
+            rerank: false,
+            user: None,
+            session: None,
+        }
     }
 
     pub(super) fn allows(

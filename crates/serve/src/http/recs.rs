@@ -60,8 +60,8 @@ pub(super) fn popular_items(
 pub(super) const RERANK_CANDIDATES: usize = 50;
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn recommend(
-    app: &App,
+pub(crate) fn recommend(
+    purchase: Option<&crate::purchase::Purchase>,
     serving: &Serving,
     live: &Live,
     q: &ListQuery,
@@ -81,7 +81,7 @@ pub(super) fn recommend(
             model.score_history(&hist, &mut scores);
             let last = live.title(*history.last().expect("non-empty"));
             // With the purchase model: a wider candidate list, re-ranked.
-            let rerank = app.purchase.as_ref().filter(|_| q.rerank && user.is_some());
+            let rerank = purchase.filter(|_| q.rerank && user.is_some());
             let n = if rerank.is_some() {
                 (q.k * 5).max(RERANK_CANDIDATES)
             } else {
@@ -154,6 +154,8 @@ pub(super) struct ListShown<'a> {
     pub experiment: Option<&'a ExperimentArm>,
     pub model: &'a ModelRef,
     pub query: Option<&'a str>,
+    /// `Live::last_seq` of the view the list was computed from.
+    pub events_seq: i64,
 }
 
 /// Logs a list shown under request id `rid` (never blocks: see `Online::log`).
@@ -163,6 +165,7 @@ pub(super) fn log_list(
     what: ListShown<'_>,
     items: &[(&str, f32)],
     teams: Option<&[Team]>,
+    propensities: Option<&[f64]>,
 ) {
     app.online.log(Impression {
         rid,
@@ -174,13 +177,14 @@ pub(super) fn log_list(
         arm: what.experiment.map(|e| e.arm.clone()),
         model: format!("{}@{}", what.model.name, what.model.version),
         query: what.query.map(str::to_string),
+        events_seq: Some(what.events_seq),
         items: items
             .iter()
             .enumerate()
             .map(|(p, (item, score))| Shown {
                 item: item.to_string(),
                 score: *score,
-                propensity: None,
+                propensity: propensities.and_then(|t| t.get(p).copied()),
                 team: teams.and_then(|t| t.get(p).copied()),
             })
             .collect(),
@@ -269,6 +273,10 @@ pub(super) fn experiment_list(
     }
 }
 
+/// Mixed into a request id to seed its exploration draw (independent of
+/// the interleaving coin flips, which the request id seeds directly).
+const EXPLORE_SEED: u64 = 0x0e8b_1a7e_5eed_0001;
+
 pub(super) async fn user_recs(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
@@ -283,12 +291,12 @@ pub(super) async fn user_recs(
         let history = user.map_or(&[][..], |u| &u.history[..]);
         let purchased = user.map(|u| &u.purchased);
         let mut unknown = 0;
-        let mut rec = |serving: &Serving, use_model: bool| {
+        let mut rec = |serving: &Serving, q: &ListQuery, use_model: bool| {
             let (items, u) = recommend(
-                &app,
+                app.purchase.as_ref(),
                 serving,
                 &live,
-                &q,
+                q,
                 Some(&id),
                 history,
                 purchased,
@@ -297,10 +305,28 @@ pub(super) async fn user_recs(
             unknown = u;
             items
         };
+        let mut propensities = None;
+        let explore = app.online.config().explore;
         let (items, teams, model, experiment) = match app.online.running(Surface::Recommendations) {
             Some(spec) => {
-                let l = experiment_list(&app, &spec, &id, rid, q.k, |s| rec(s, true))?;
+                let l = experiment_list(&app, &spec, &id, rid, q.k, |s| rec(s, &q, true))?;
                 (l.items, l.teams, l.model, Some(l.arm))
+            }
+            None if explore > 0.0 && q.experiment.is_none() => {
+                // Exploration: the model's top pool, of which a share of
+                // requests shows a random draw (propensities logged).
+                let serving = app.current();
+                let pool_q = ListQuery {
+                    k: app.online.config().explore_pool.max(q.k),
+                    ..q.clone()
+                };
+                let pool = rec(&serving, &pool_q, true);
+                let mut rng = aisle_core::rng::Rng::seed(rid ^ EXPLORE_SEED);
+                let (order, props) =
+                    aisle_experiment::ope::explore(pool.len(), q.k, explore, &mut rng);
+                propensities = Some(props);
+                let items = order.iter().map(|&o| pool[o].clone()).collect();
+                (items, None, model_ref(&serving), None)
             }
             None => {
                 // The legacy flag: a stable half of the users of
@@ -314,7 +340,7 @@ pub(super) async fn user_recs(
                     }
                 });
                 let serving = app.current();
-                let items = rec(&serving, variant != Some("popularity"));
+                let items = rec(&serving, &q, variant != Some("popularity"));
                 let experiment = match (&q.experiment, variant) {
                     (Some(e), Some(v)) => Some(ExperimentArm {
                         name: e.clone(),
@@ -336,9 +362,11 @@ pub(super) async fn user_recs(
                 experiment: experiment.as_ref(),
                 model: &model,
                 query: None,
+                events_seq: live.last_seq,
             },
             &rec_ids(&items),
             teams.as_deref(),
+            propensities.as_deref(),
         );
         let body = UserRecs {
             request_id: format_request_id(rid),
@@ -397,7 +425,16 @@ pub(super) async fn session_recs(
             }
         }
         let serving = app.current();
-        let (items, unknown) = recommend(&app, &serving, &live, &q, None, &history, None, true);
+        let (items, unknown) = recommend(
+            app.purchase.as_ref(),
+            &serving,
+            &live,
+            &q,
+            None,
+            &history,
+            None,
+            true,
+        );
         let rid = app.online.request_id();
         let model = model_ref(&serving);
         log_list(
@@ -410,8 +447,10 @@ pub(super) async fn session_recs(
                 experiment: None,
                 model: &model,
                 query: None,
+                events_seq: live.last_seq,
             },
             &rec_ids(&items),
+            None,
             None,
         );
         Ok(Json(SessionRecs {
@@ -445,8 +484,10 @@ pub(super) async fn popular(State(app): State<Arc<App>>, q: Params<FilterParams>
                 experiment: None,
                 model: &model,
                 query: None,
+                events_seq: live.last_seq,
             },
             &rec_ids(&items),
+            None,
             None,
         );
         Ok(Json(ItemList {
@@ -495,9 +536,11 @@ pub(super) async fn similar(
                 experiment: experiment.as_ref(),
                 model: &model,
                 query: None,
+                events_seq: live.last_seq,
             },
             &rec_ids(&items),
             teams.as_deref(),
+            None,
         );
         Ok(Json(ItemList {
             request_id: format_request_id(rid),

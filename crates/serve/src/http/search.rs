@@ -87,9 +87,11 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
             experiment: experiment.as_ref(),
             model: &model,
             query: Some(&req.q),
+            events_seq: app.live.read().unwrap_or_else(|e| e.into_inner()).last_seq,
         },
         &shown,
         teams.as_deref(),
+        None,
     );
     let took = t.elapsed().as_secs_f64() * 1000.0;
     out.took_ms = took;
