@@ -109,14 +109,28 @@ fn build(log: &mut OnlineLog) -> aisle_store::online::ExperimentRecord {
 }
 
 fn bench(c: &mut Criterion) {
+    // ONLINE_BENCH_DB=FILE keeps the log between runs (built once when
+    // FILE does not exist): building it takes minutes.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("online.db");
-    let t = std::time::Instant::now();
-    let rec = build(&mut OnlineLog::open(&path).unwrap());
-    eprintln!(
-        "built 1,000,000 impressions in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    let path = match std::env::var_os("ONLINE_BENCH_DB") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => dir.path().join("online.db"),
+    };
+    let rec = if path.exists() {
+        OnlineLog::open(&path)
+            .unwrap()
+            .experiment("bench")
+            .unwrap()
+            .expect("the bench experiment")
+    } else {
+        let t = std::time::Instant::now();
+        let rec = build(&mut OnlineLog::open(&path).unwrap());
+        eprintln!(
+            "built 1,000,000 impressions in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        rec
+    };
     let log = OnlineLog::open(&path).unwrap();
     let r = experiment_report(&log, &rec).unwrap();
     let users: u64 = r.arms.iter().map(|a| a.users).sum();
@@ -130,6 +144,22 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("report_1m_impressions", |b| {
         b.iter(|| experiment_report(&log, &rec).unwrap())
+    });
+    // The two halves: the per-user, per-day rows from SQLite, and the
+    // statistics over them.
+    g.bench_function("rows_1m_impressions", |b| {
+        b.iter(|| log.experiment_data(&rec).unwrap())
+    });
+    let data = log.experiment_data(&rec).unwrap();
+    g.bench_function("stats_1m_impressions", |b| {
+        b.iter(|| {
+            aisle_experiment::report(&aisle_experiment::ReportInput {
+                spec: &rec.spec,
+                rows: &data.rows,
+                pre: &data.pre,
+                stopped: false,
+            })
+        })
     });
     g.finish();
 }
