@@ -196,8 +196,15 @@ struct Columns {
 }
 
 impl Columns {
-    fn of(units: &[Totals], arm: u16) -> Columns {
-        let mut c = Columns::default();
+    /// Refills the columns with arm `arm`'s users (keeping the buffers).
+    fn fill(&mut self, units: &[Totals], arm: u16) {
+        let c = self;
+        c.impressions.clear();
+        c.clicks.clear();
+        c.carts.clear();
+        c.converted.clear();
+        c.gmv.clear();
+        c.users.clear();
         for t in units.iter().filter(|t| t.arm == arm) {
             c.impressions.push(t.impressions);
             c.clicks.push(t.clicks);
@@ -206,7 +213,6 @@ impl Columns {
             c.gmv.push(t.gmv);
             c.users.push(t.user);
         }
-        c
     }
 
     fn stat(&self, m: Metric) -> Option<Stat> {
@@ -246,50 +252,98 @@ impl Columns {
     }
 }
 
-fn units_through(
-    rows: &[UserDay],
-    units: &mut Vec<Totals>,
-    index: &mut std::collections::HashMap<(u32, u16), usize>,
-) {
-    for r in rows {
-        let i = *index.entry((r.user, r.arm)).or_insert_with(|| {
+/// Each (user, arm)'s slot in `units`: a dense table when user indices
+/// are dense (as the store makes them), else a hash map.
+enum UnitIndex {
+    Dense { arms: usize, slots: Vec<u32> },
+    Sparse(std::collections::HashMap<(u32, u16), u32>),
+}
+
+impl UnitIndex {
+    fn new(rows: &[UserDay], arms: usize) -> UnitIndex {
+        let max_user = rows.iter().map(|r| r.user).max().unwrap_or(0) as usize;
+        let arms = arms.max(rows.iter().map(|r| r.arm as usize + 1).max().unwrap_or(1));
+        let size = (max_user + 1).saturating_mul(arms);
+        if size <= (4 * rows.len()).max(1 << 16) {
+            UnitIndex::Dense {
+                arms,
+                slots: vec![u32::MAX; size],
+            }
+        } else {
+            UnitIndex::Sparse(std::collections::HashMap::new())
+        }
+    }
+
+    fn slot(&mut self, r: &UserDay, units: &mut Vec<Totals>) -> usize {
+        let next = units.len() as u32;
+        let s = match self {
+            UnitIndex::Dense { arms, slots } => {
+                let s = &mut slots[r.user as usize * *arms + r.arm as usize];
+                if *s == u32::MAX {
+                    *s = next;
+                }
+                *s
+            }
+            UnitIndex::Sparse(m) => *m.entry((r.user, r.arm)).or_insert(next),
+        };
+        if s == next {
             units.push(Totals {
                 user: r.user,
                 arm: r.arm,
                 ..Totals::default()
             });
-            units.len() - 1
-        });
-        units[i].add(r);
+        }
+        s as usize
     }
 }
 
 pub fn report(input: &ReportInput<'_>) -> Report {
     let spec = input.spec;
-    let mut rows = input.rows.to_vec();
-    rows.sort_by_key(|r| r.day);
+    let rows = input.rows;
+    // The rows by day (a counting sort of their indices).
+    let looks = rows.iter().map(|r| r.day + 1).max().unwrap_or(0);
+    let mut by_day = vec![0usize; looks as usize + 1];
+    for r in rows {
+        by_day[r.day as usize + 1] += 1;
+    }
+    for d in 1..by_day.len() {
+        by_day[d] += by_day[d - 1];
+    }
+    let mut order = vec![0u32; rows.len()];
+    {
+        let mut at = by_day.clone();
+        for (i, r) in rows.iter().enumerate() {
+            order[at[r.day as usize]] = i as u32;
+            at[r.day as usize] += 1;
+        }
+    }
     let n_arms = spec.arms.len();
-    let looks = rows.last().map_or(0, |r| r.day + 1);
 
     // The always-valid p-values: one look per day over the data so far.
-    let mut units = Vec::new();
-    let mut index = std::collections::HashMap::new();
+    let mut units: Vec<Totals> = Vec::new();
+    let mut index = UnitIndex::new(rows, n_arms);
+    let mut cols: Vec<Columns> = (0..n_arms).map(|_| Columns::default()).collect();
     let metrics: &[Metric] = match spec.mode {
         Mode::Ab => &AB_METRICS,
         Mode::Interleave => &[],
     };
     let mut seq: Vec<Vec<Option<Msprt>>> = vec![vec![None; metrics.len()]; n_arms];
     let mut pref_seq = Msprt::new(TAU_PREFERENCE);
-    let mut start = 0;
-    while start < rows.len() {
-        let day = rows[start].day;
-        let end = start + rows[start..].iter().take_while(|r| r.day == day).count();
-        units_through(&rows[start..end], &mut units, &mut index);
-        start = end;
+    for day in 0..looks as usize {
+        let today = &order[by_day[day]..by_day[day + 1]];
+        if today.is_empty() {
+            continue;
+        }
+        for &i in today {
+            let r = &rows[i as usize];
+            let u = index.slot(r, &mut units);
+            units[u].add(r);
+        }
         match spec.mode {
             Mode::Ab => {
-                let cols: Vec<Columns> =
-                    (0..n_arms).map(|a| Columns::of(&units, a as u16)).collect();
+                for (a, c) in cols.iter_mut().enumerate() {
+                    c.fill(&units, a as u16);
+                }
                 for (mi, &m) in metrics.iter().enumerate() {
                     let Some(c) = cols[0].stat(m) else { continue };
                     for arm in 1..n_arms {
@@ -313,7 +367,9 @@ pub fn report(input: &ReportInput<'_>) -> Report {
         }
     }
 
-    let cols: Vec<Columns> = (0..n_arms).map(|a| Columns::of(&units, a as u16)).collect();
+    for (a, c) in cols.iter_mut().enumerate() {
+        c.fill(&units, a as u16);
+    }
     let arms: Vec<ArmReport> = spec
         .arms
         .iter()

@@ -428,25 +428,97 @@ impl OnlineLog {
         let arm_of =
             |a: Option<&str>| -> u16 { a.and_then(|a| rec.spec.arm_index(a)).unwrap_or(0) as u16 };
         let interleave = rec.spec.mode == Mode::Interleave;
-        // One key per impression, (day, user, arm) packed so that sorting
-        // them sorts the cells; runs of equal keys are the counts. (An SQL
-        // GROUP BY, or a hash map of cells, took 3-6x longer.)
+        // Cells keyed by (user, arm, day) packed into a u64. The covering
+        // index hands impressions over grouped by user (text order), then
+        // arm, then time, and users get their index as they first appear,
+        // so equal keys are consecutive and keys only grow: one pass makes
+        // the cells in key order, with no sort and one user lookup per
+        // user. (Sorting packed keys took 1.2 s at 1M impressions; an SQL
+        // GROUP BY or a hash map of cells 3-6x longer.)
         let pack = |day: u32, user: u32, arm: u16| -> u64 {
-            (u64::from(day.min(0xffff)) << 48) | (u64::from(user) << 16) | u64::from(arm)
+            (u64::from(user) << 32) | (u64::from(arm) << 16) | u64::from(day.min(0xffff))
         };
-        let mut keys: Vec<u64> = Vec::new();
+        let mut cells: Vec<(u64, UserDay)> = Vec::new();
         {
             let mut st = self.conn.prepare_cached(
-                "SELECT user, arm, ts_ms FROM impressions WHERE experiment = ?1 AND user IS NOT NULL",
+                "SELECT user, arm, ts_ms FROM impressions
+                 WHERE experiment = ?1 AND user IS NOT NULL
+                 ORDER BY user, arm, ts_ms",
             )?;
             let mut rows = st.query(params![name])?;
+            let mut last_user: Vec<u8> = Vec::new();
+            let mut u = u32::MAX;
+            let mut last_arm: Option<(Vec<u8>, u16)> = None;
             while let Some(r) = rows.next()? {
-                let u = match r.get_ref(0)?.as_str() {
-                    Ok(s) => match users.get(s) {
-                        Some(&u) => u,
-                        None => index(s.to_string(), &mut users),
-                    },
-                    Err(_) => continue,
+                let Ok(user) = r.get_ref(0)?.as_bytes() else {
+                    continue;
+                };
+                if u == u32::MAX || user != last_user.as_slice() {
+                    let Ok(text) = std::str::from_utf8(user) else {
+                        continue;
+                    };
+                    u = index(text.to_string(), &mut users);
+                    last_user.clear();
+                    last_user.extend_from_slice(user);
+                }
+                let arm = if interleave {
+                    0
+                } else {
+                    let a = r.get_ref(1)?.as_bytes_or_null().ok().flatten().unwrap_or(b"");
+                    match &last_arm {
+                        Some((name, i)) if name.as_slice() == a => *i,
+                        _ => {
+                            let i = arm_of(std::str::from_utf8(a).ok());
+                            last_arm = Some((a.to_vec(), i));
+                            i
+                        }
+                    }
+                };
+                let day = ((r.get::<_, i64>(2)? - start) / DAY_MS).max(0) as u32;
+                let k = pack(day, u, arm);
+                match cells.last_mut() {
+                    Some((last, c)) if *last == k => c.impressions += 1,
+                    _ => cells.push((
+                        k,
+                        UserDay {
+                            user: u,
+                            arm,
+                            day,
+                            impressions: 1,
+                            ..UserDay::default()
+                        },
+                    )),
+                }
+            }
+        }
+        // Keys grow along the scan; were they not to (another collation),
+        // sort and merge.
+        if !cells.windows(2).all(|w| w[0].0 < w[1].0) {
+            cells = merge_cells(cells, Vec::new());
+        }
+        // Outcomes of cells with no impression (a request id from another
+        // user's list, or a list shown on an earlier day).
+        let mut extra: Vec<(u64, UserDay)> = Vec::new();
+        let mut extra_at: HashMap<u64, usize> = HashMap::new();
+        {
+            // One pass in the covering index's order (a GROUP BY sorted
+            // them in a temporary B-tree: 0.16 s at 60,000 outcomes).
+            let mut st = self.conn.prepare_cached(
+                "SELECT user, arm, ts_ms, kind, team, value
+                 FROM outcomes WHERE experiment = ?1
+                 ORDER BY user, arm, ts_ms",
+            )?;
+            let mut rows = st.query(params![name])?;
+            let mut last_user: Option<(String, u32)> = None;
+            while let Some(r) = rows.next()? {
+                let name: String = r.get(0)?;
+                let user = match &last_user {
+                    Some((u, i)) if *u == name => *i,
+                    _ => {
+                        let i = index(name.clone(), &mut users);
+                        last_user = Some((name, i));
+                        i
+                    }
                 };
                 let arm = if interleave {
                     0
@@ -454,49 +526,10 @@ impl OnlineLog {
                     arm_of(r.get_ref(1)?.as_str_or_null().ok().flatten())
                 };
                 let day = ((r.get::<_, i64>(2)? - start) / DAY_MS).max(0) as u32;
-                keys.push(pack(day, u, arm));
-            }
-        }
-        keys.sort_unstable();
-        let mut cells: Vec<(u64, UserDay)> = Vec::new();
-        for k in keys {
-            match cells.last_mut() {
-                Some((last, c)) if *last == k => c.impressions += 1,
-                _ => cells.push((
-                    k,
-                    UserDay {
-                        user: ((k >> 16) & 0xffff_ffff) as u32,
-                        arm: (k & 0xffff) as u16,
-                        day: (k >> 48) as u32,
-                        impressions: 1,
-                        ..UserDay::default()
-                    },
-                )),
-            }
-        }
-        // Outcomes of cells with no impression (a request id from another
-        // user's list, or a list shown on an earlier day).
-        let mut extra: Vec<(u64, UserDay)> = Vec::new();
-        let mut extra_at: HashMap<u64, usize> = HashMap::new();
-        {
-            let mut st = self.conn.prepare_cached(
-                "SELECT user, arm, (ts_ms - ?2) / 86400000, kind, team, COUNT(*), SUM(value)
-                 FROM outcomes WHERE experiment = ?1
-                 GROUP BY user, arm, 3, kind, team",
-            )?;
-            let mut rows = st.query(params![name, start])?;
-            while let Some(r) = rows.next()? {
-                let user = index(r.get(0)?, &mut users);
-                let arm = if interleave {
-                    0
-                } else {
-                    arm_of(r.get::<_, Option<String>>(1)?.as_deref())
-                };
-                let day = r.get::<_, i64>(2)?.max(0) as u32;
                 let kind = OutcomeKind::of(r.get(3)?);
                 let team: Option<i64> = r.get(4)?;
-                let n = r.get::<_, i64>(5)? as u64;
-                let value: f64 = r.get::<_, Option<f64>>(6)?.unwrap_or(0.0);
+                let n = 1u64;
+                let value: f64 = r.get::<_, Option<f64>>(5)?.unwrap_or(0.0);
                 let k = pack(day, user, arm);
                 let c = match cells.binary_search_by_key(&k, |c| c.0) {
                     Ok(i) => &mut cells[i].1,
@@ -560,9 +593,7 @@ impl OnlineLog {
                 }
             }
         }
-        cells.extend(extra);
-        cells.sort_unstable_by_key(|c| c.0);
-        let rows = cells.into_iter().map(|c| c.1).collect();
+        let rows = merge_cells(cells, extra).into_iter().map(|c| c.1).collect();
         Ok(ExperimentData { rows, pre })
     }
 
@@ -822,6 +853,33 @@ pub struct LoggedImpression {
     pub items: Vec<(String, f64)>,
     /// Clicked positions (1-based).
     pub clicked: Vec<u32>,
+}
+
+/// Cells in key order, equal keys' impressions summed; `a` is usually
+/// sorted already and `b` small (outcomes' cells without impressions, whose
+/// keys are not in `a`).
+fn merge_cells(mut a: Vec<(u64, UserDay)>, mut b: Vec<(u64, UserDay)>) -> Vec<(u64, UserDay)> {
+    if b.is_empty() && a.windows(2).all(|w| w[0].0 < w[1].0) {
+        return a;
+    }
+    a.append(&mut b);
+    a.sort_by_key(|c| c.0);
+    let mut out: Vec<(u64, UserDay)> = Vec::with_capacity(a.len());
+    for (k, c) in a {
+        match out.last_mut() {
+            Some((last, o)) if *last == k => {
+                o.impressions += c.impressions;
+                o.clicks += c.clicks;
+                o.carts += c.carts;
+                o.purchases += c.purchases;
+                o.gmv += c.gmv;
+                o.credit.a += c.credit.a;
+                o.credit.b += c.credit.b;
+            }
+            _ => out.push((k, c)),
+        }
+    }
+    out
 }
 
 /// An outcome joined to a list: kind, item, position, value.

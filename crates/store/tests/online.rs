@@ -225,11 +225,13 @@ fn experiment_rows_are_per_user_arm_and_day_with_the_pre_period() {
     )
     .unwrap();
     let data = log.experiment_data(&rec).unwrap();
-    let cells: Vec<(u32, u16, u32, u64, u64, u64)> = data
+    let mut cells: Vec<(u32, u16, u32, u64, u64, u64)> = data
         .rows
         .iter()
         .map(|r| (r.day, r.arm, r.user, r.impressions, r.clicks, r.purchases))
         .collect();
+    // (The rows' order is the log's; the report does not depend on it.)
+    cells.sort();
     // Users are numbered as met: u1 = 0, u2 = 1.
     assert_eq!(
         cells,
