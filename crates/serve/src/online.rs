@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{
+    sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError,
+};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,9 @@ pub struct Online {
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Impressions written per transaction at most.
 const GROUP: usize = 4096;
+/// How long the log thread waits for more lists before committing the
+/// ones it has (when no outcome, flush or erasure is waiting on it).
+const LINGER: Duration = Duration::from_millis(20);
 /// How often the log thread deletes what is past retention.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -103,7 +108,7 @@ impl Online {
             .or(temp.as_ref().map(|t| t.path()))
             .expect("a folder")
             .join("online.db");
-        let (writer_log, reader) = (OnlineLog::open(&path)?, OnlineLog::open(&path)?);
+        let (writer_log, reader) = (OnlineLog::open_writer(&path)?, OnlineLog::open(&path)?);
         let experiments = reader.experiments()?;
         let (tx, rx) = sync_channel(cfg.queue);
         let window_ms = cfg.attribution_window.as_millis() as i64;
@@ -112,7 +117,10 @@ impl Online {
         let errors = log_errors.clone();
         let writer = std::thread::Builder::new()
             .name("aisle-online-log".into())
-            .spawn(move || write_loop(writer_log, rx, window_ms, retention_ms, &errors))?;
+            .spawn(move || {
+                background_priority();
+                write_loop(writer_log, rx, window_ms, retention_ms, &errors)
+            })?;
         Ok(Online {
             cfg,
             tx: Mutex::new(Some(tx)),
@@ -233,6 +241,20 @@ impl Drop for Online {
 
 /// The log thread: group commits of whatever is queued, control messages
 /// (erase, flush) in their place in the queue.
+/// Lowers the calling thread's scheduling priority (nice 10), so that on a
+/// busy machine the request workers run first and the log catches up in
+/// between (its queue is bounded; see `OnlineConfig::queue`).
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // PRIO_PROCESS with a thread id changes only that thread's nice value.
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), 10) {
+            tracing::debug!(error = %e, "online log: could not lower the log thread's priority");
+        }
+    }
+}
+
 fn write_loop(
     mut log: OnlineLog,
     rx: Receiver<Msg>,
@@ -258,12 +280,30 @@ fn write_loop(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        // A group commit: what is queued, and while only impressions wait
+        // (nobody is blocked on them) whatever arrives within LINGER. One
+        // commit per list cost a 700 lists/s server 12-19% of its CPU in
+        // SQLite's end-of-transaction page-cache scan.
+        let mut urgent = !matches!(first, Msg::Impression(_));
         let mut batch = vec![first];
+        let deadline = Instant::now() + LINGER;
         while batch.len() < GROUP {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
+            let m = match rx.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if urgent || now >= deadline {
+                        break;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    }
+                }
+            };
+            urgent |= !matches!(m, Msg::Impression(_));
+            batch.push(m);
         }
         let mut pending: Vec<Msg> = Vec::new();
         for m in batch {
