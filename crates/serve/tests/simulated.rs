@@ -66,7 +66,7 @@ fn experiment(a: &str, b: &str, users: usize, seed: u64) -> (Truth, Value) {
             let i: u32 = id[1..].parse().unwrap();
             Item {
                 id,
-                category: Some(if i % 2 == 0 { "even" } else { "odd" }.into()),
+                category: Some(if i.is_multiple_of(2) { "even" } else { "odd" }.into()),
                 price: i as f64 + 1.0,
             }
         })
@@ -85,6 +85,16 @@ fn experiment(a: &str, b: &str, users: usize, seed: u64) -> (Truth, Value) {
     (truth, report)
 }
 
+/// The report's CTR comparison of arm b against arm a.
+fn ctr_comparison(r: &Value) -> &Value {
+    r["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "ctr")
+        .unwrap()
+}
+
 #[test]
 fn every_simulated_list_and_outcome_is_in_the_report_and_the_true_lift_in_its_interval() {
     let (truth, r) = experiment("pop", "promoted", 400, 5);
@@ -96,14 +106,12 @@ fn every_simulated_list_and_outcome_is_in_the_report_and_the_true_lift_in_its_in
         assert_eq!(arm["carts"], t.carts, "{name}");
         assert_eq!(arm["purchases"], t.purchases, "{name}");
         assert_eq!(arm["users"], t.users, "{name}");
-        assert!((arm["gmv"].as_f64().unwrap() - t.gmv).abs() < 1e-6, "{name}");
+        assert!(
+            (arm["gmv"].as_f64().unwrap() - t.gmv).abs() < 1e-6,
+            "{name}"
+        );
     }
-    let ctr = r["comparisons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["metric"] == "ctr")
-        .unwrap();
+    let ctr = ctr_comparison(&r);
     let true_lift = truth.true_lift("b", "a").unwrap();
     let (low, high) = (ctr["low"].as_f64().unwrap(), ctr["high"].as_f64().unwrap());
     eprintln!("true CTR lift {true_lift:+.3}; measured [{low:+.3}, {high:+.3}]");
@@ -117,13 +125,11 @@ fn every_simulated_list_and_outcome_is_in_the_report_and_the_true_lift_in_its_in
 fn an_aa_test_of_simulated_shoppers_finds_no_difference() {
     let (truth, r) = experiment("promoted", "promoted", 400, 6);
     assert!(truth.true_lift("b", "a").unwrap().abs() < 0.1);
-    let ctr = r["comparisons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["metric"] == "ctr")
-        .unwrap();
-    assert!(ctr["always_valid_p_value"].as_f64().unwrap() > 0.05, "{ctr}");
+    let ctr = ctr_comparison(&r);
+    assert!(
+        ctr["always_valid_p_value"].as_f64().unwrap() > 0.05,
+        "{ctr}"
+    );
     assert_ne!(r["verdict"], "winner", "{r}");
     assert!(!r["srm"]["flagged"].as_bool().unwrap(), "{r}");
 }

@@ -475,7 +475,12 @@ impl OnlineLog {
                 let arm = if interleave {
                     0
                 } else {
-                    let a = r.get_ref(1)?.as_bytes_or_null().ok().flatten().unwrap_or(b"");
+                    let a = r
+                        .get_ref(1)?
+                        .as_bytes_or_null()
+                        .ok()
+                        .flatten()
+                        .unwrap_or(b"");
                     match &last_arm {
                         Some((name, i)) if name.as_slice() == a => *i,
                         _ => {
