@@ -64,6 +64,20 @@ impl Rng {
         -mean * (1.0 - self.f64()).ln()
     }
 
+    /// Poisson with the given mean (Knuth's method: one uniform per unit of
+    /// the draw plus one, so for the small means of simulated visits).
+    pub fn poisson(&mut self, mean: f64) -> u64 {
+        let l = (-mean).exp();
+        let (mut k, mut p) = (0u64, 1.0);
+        loop {
+            p *= self.f64();
+            if p <= l {
+                return k;
+            }
+            k += 1;
+        }
+    }
+
     /// Picks an element uniformly. Panics on an empty slice.
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len() as u64) as usize]

@@ -44,22 +44,9 @@ fn spec(salt: String) -> ExperimentSpec {
     .unwrap()
 }
 
-fn poisson(rng: &mut Rng, mean: f64) -> u64 {
-    // Knuth's method; means here are small.
-    let l = (-mean).exp();
-    let (mut k, mut p) = (0u64, 1.0);
-    loop {
-        p *= rng.f64();
-        if p <= l {
-            return k;
-        }
-        k += 1;
-    }
-}
-
 /// One shopper's day: impressions, clicks, carts, purchases, spend.
 fn day(rng: &mut Rng, lists_per_day: f64, p_click: f64) -> (u64, u64, u64, u64, f64) {
-    let impressions = poisson(rng, lists_per_day);
+    let impressions = rng.poisson(lists_per_day);
     let (mut clicks, mut carts, mut purchases, mut gmv) = (0, 0, 0, 0.0);
     for _ in 0..impressions {
         if rng.chance(p_click) {
@@ -278,7 +265,7 @@ fn run_interleaved(users: usize, p_a: f64, p_b: f64, seed: u64) -> Report {
     let mut rows = Vec::new();
     for u in 0..users {
         for d in 0..7 {
-            let impressions = poisson(&mut rng, 0.6);
+            let impressions = rng.poisson(0.6);
             let mut credit = aisle_experiment::Credit::default();
             for _ in 0..impressions {
                 if rng.chance(p_a) {

@@ -252,7 +252,7 @@ pub fn run(
     let mut seen_users: BTreeMap<String, std::collections::HashSet<usize>> = BTreeMap::new();
     for day in 0..cfg.days {
         for u in 0..cfg.users {
-            let sessions = poisson(&mut rng, cfg.sessions_per_day);
+            let sessions = rng.poisson(cfg.sessions_per_day);
             for _ in 0..sessions {
                 session(world, engine, u, &mut rng, &mut truth, &mut seen_users)?;
             }
@@ -338,16 +338,4 @@ fn session(
         truth.events_sent += events.len() as u64;
     }
     Ok(())
-}
-
-fn poisson(rng: &mut Rng, mean: f64) -> u64 {
-    let l = (-mean).exp();
-    let (mut k, mut p) = (0u64, 1.0);
-    loop {
-        p *= rng.f64();
-        if p <= l {
-            return k;
-        }
-        k += 1;
-    }
 }
