@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{
-    sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError,
-};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -62,6 +60,7 @@ pub struct Online {
     cfg: OnlineConfig,
     tx: Mutex<Option<SyncSender<Msg>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    log_thread: std::thread::Thread,
     /// A connection for reads (reports, experiments), beside the writer's.
     pub reader: Mutex<OnlineLog>,
     /// Every experiment, as stored.
@@ -69,7 +68,8 @@ pub struct Online {
     /// Arms' models by their `model` string, loaded once.
     pub(crate) arm_models: Mutex<HashMap<String, Arc<Serving>>>,
     nonce: u64,
-    counter: AtomicU64,
+    /// The last request id issued.
+    last_rid: AtomicU64,
     pub logged: AtomicU64,
     pub dropped: AtomicU64,
     /// Group commits that failed (their impressions are lost; their
@@ -78,6 +78,8 @@ pub struct Online {
     _temp: Option<tempfile::TempDir>,
 }
 
+/// Request ids count milliseconds from 2024-01-01T00:00:00Z.
+const RID_EPOCH_MS: i64 = 1_704_067_200_000;
 /// Outcome batches and erasures wait this long for the log thread at most.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Impressions written per transaction at most.
@@ -124,12 +126,13 @@ impl Online {
         Ok(Online {
             cfg,
             tx: Mutex::new(Some(tx)),
+            log_thread: writer.thread().clone(),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
             experiments: RwLock::new(experiments),
             arm_models: Mutex::new(HashMap::new()),
             nonce,
-            counter: AtomicU64::new(0),
+            last_rid: AtomicU64::new(0),
             logged: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             log_errors,
@@ -141,11 +144,23 @@ impl Online {
         &self.cfg
     }
 
-    /// A new request id: unique in this process and, by the nonce, across
-    /// processes; 63 bits so that it is a positive SQLite integer.
+    /// A new request id, growing with time: milliseconds since 2024 (41
+    /// bits, until 2093), then 10 bits of this process's nonce, then a
+    /// 12-bit count within the millisecond; never below the last one issued
+    /// plus one. 63 bits, so that it is a positive SQLite integer. Ids that
+    /// grow keep the log's inserts at the end of its table (random ids
+    /// took 2x as long per group commit; BENCHMARKS.md §10.6); the nonce
+    /// keeps two processes apart within one millisecond.
     pub fn request_id(&self) -> u64 {
-        let c = self.counter.fetch_add(1, Ordering::Relaxed);
-        aisle_core::hash::mix(self.nonce ^ c.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 1
+        let ms = (aisle_core::time::unix_now_ms() - RID_EPOCH_MS).max(0) as u64;
+        let floor = ((ms & ((1 << 41) - 1)) << 22) | ((self.nonce & 0x3ff) << 12);
+        let prev = self
+            .last_rid
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(floor.max(last + 1))
+            })
+            .unwrap_or_else(|last| last);
+        floor.max(prev + 1)
     }
 
     fn sender(&self) -> Option<SyncSender<Msg>> {
@@ -191,6 +206,8 @@ impl Online {
         let tx = self.sender().ok_or("the online log is closed")?;
         tx.send(m)
             .map_err(|_| "the online log thread stopped".to_string())?;
+        // The log thread may be lingering over lists: this one waits.
+        self.log_thread.unpark();
         rx.recv_timeout(REPLY_TIMEOUT)
             .map_err(|_| "the online log did not answer in time".to_string())
     }
@@ -198,6 +215,7 @@ impl Online {
     /// Stops the log thread after it has written what is queued.
     pub fn close(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.log_thread.unpark();
         if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = h.join();
         }
@@ -239,11 +257,11 @@ impl Drop for Online {
     }
 }
 
-/// The log thread: group commits of whatever is queued, control messages
-/// (erase, flush) in their place in the queue.
 /// Lowers the calling thread's scheduling priority (nice 10), so that on a
 /// busy machine the request workers run first and the log catches up in
-/// between (its queue is bounded; see `OnlineConfig::queue`).
+/// between (its queue is bounded; see `OnlineConfig::queue`). Nice 19 was
+/// no better measurably (BENCHMARKS.md §10.6) and would leave the log too
+/// little CPU to keep up under overload, where lists are then dropped.
 fn background_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -255,6 +273,8 @@ fn background_priority() {
     }
 }
 
+/// The log thread: group commits of whatever is queued, control messages
+/// (erase, flush) in their place in the queue.
 fn write_loop(
     mut log: OnlineLog,
     rx: Receiver<Msg>,
@@ -283,27 +303,20 @@ fn write_loop(
         // A group commit: what is queued, and while only impressions wait
         // (nobody is blocked on them) whatever arrives within LINGER. One
         // commit per list cost a 700 lists/s server 12-19% of its CPU in
-        // SQLite's end-of-transaction page-cache scan.
-        let mut urgent = !matches!(first, Msg::Impression(_));
+        // SQLite's end-of-transaction page-cache scan. The thread sleeps
+        // through LINGER parked, not in `recv`: a list sent meanwhile wakes
+        // nobody (waking it per list was a futex call on the request path
+        // and a context switch each), while whoever sends an outcome, a
+        // flush or an erasure unparks it (`Online::call`).
         let mut batch = vec![first];
-        let deadline = Instant::now() + LINGER;
+        if matches!(batch[0], Msg::Impression(_)) {
+            std::thread::park_timeout(LINGER);
+        }
         while batch.len() < GROUP {
-            let m = match rx.try_recv() {
-                Ok(m) => m,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    let now = Instant::now();
-                    if urgent || now >= deadline {
-                        break;
-                    }
-                    match rx.recv_timeout(deadline - now) {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    }
-                }
-            };
-            urgent |= !matches!(m, Msg::Impression(_));
-            batch.push(m);
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
         }
         let mut pending: Vec<Msg> = Vec::new();
         for m in batch {

@@ -69,6 +69,25 @@ async fn every_list_carries_a_request_id_and_is_logged_with_its_positions() {
 }
 
 #[tokio::test]
+async fn request_ids_grow_with_time_and_never_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_app, c) = open(&shop(dir.path()), |_| {});
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut last = 0u64;
+    for _ in 0..50 {
+        let r = rid(&recs(&c, "u3").await);
+        assert!(r > last, "{r:x} after {last:x}");
+        last = r;
+    }
+    // The top 41 bits are milliseconds since 2024-01-01.
+    let ms = (last >> 22) + 1_704_067_200_000;
+    assert!(ms >= before && ms < before + 60_000, "{ms} vs {before}");
+}
+
+#[tokio::test]
 async fn a_click_with_its_request_id_is_joined_to_the_list_and_position() {
     let dir = tempfile::tempdir().unwrap();
     let (app, c) = open(&shop(dir.path()), |_| {});

@@ -5,11 +5,11 @@
 //!
 //! Tables:
 //! - `impressions`: one row per response that showed items: request id,
-//!   time (ms), user or session, surface, experiment and arm, model, query.
-//! - `shown`: one row per shown item: position (1-based), item, score, the
-//!   propensity when the list was randomised, the interleaving team; with
-//!   the user and time repeated so that the attribution window finds "the
-//!   latest list that showed this item to this user" through one index.
+//!   time (ms), user or session, surface, experiment and arm, model, query,
+//!   and its items packed in one blob (item, score, the propensity when the
+//!   list was randomised, the interleaving team; position = order). The
+//!   attribution window finds "the latest list that showed this item to
+//!   this user" by reading the user's lists in the window, latest first.
 //! - `outcomes`: every click, cart and purchase event (by event key, so a
 //!   retried event is one outcome), with the impression it was joined to or
 //!   none (unattributed), and that impression's surface, experiment, arm and
@@ -38,25 +38,9 @@ CREATE TABLE IF NOT EXISTS impressions(
   query TEXT,
   n INTEGER NOT NULL,
   seq INTEGER NOT NULL,
-  events_seq INTEGER
+  events_seq INTEGER,
+  items BLOB
 );
-CREATE INDEX IF NOT EXISTS impressions_ts ON impressions(ts_ms);
-DROP INDEX IF EXISTS impressions_experiment;
-CREATE INDEX IF NOT EXISTS impressions_by_experiment ON impressions(experiment, user, arm, ts_ms);
-CREATE INDEX IF NOT EXISTS impressions_user ON impressions(user);
-CREATE TABLE IF NOT EXISTS shown(
-  rid INTEGER NOT NULL,
-  pos INTEGER NOT NULL,
-  item TEXT NOT NULL,
-  score REAL,
-  propensity REAL,
-  team INTEGER,
-  user TEXT,
-  ts_ms INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  PRIMARY KEY(rid, pos)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS shown_user_item ON shown(user, item, ts_ms);
 CREATE TABLE IF NOT EXISTS outcomes(
   ekey INTEGER PRIMARY KEY,
   ts_ms INTEGER NOT NULL,
@@ -85,6 +69,28 @@ CREATE TABLE IF NOT EXISTS experiments(
   stopped_ms INTEGER
 );
 ";
+
+/// The impressions' indexes, made after older logs are brought up to date.
+/// A list is one row, its items packed (see [`pack_items`]): with request
+/// ids that grow with time, logging it touches the table's last page, the
+/// time index's last page and one page of the user index (a row per shown
+/// item and four more indexes made a group commit of 20 lists take 2.4x as
+/// long; BENCHMARKS.md §10.6). Lists outside experiments have no entry in
+/// the experiment index.
+const IMPRESSION_INDEXES: &str = "
+DROP INDEX IF EXISTS impressions_experiment;
+DROP INDEX IF EXISTS impressions_by_experiment;
+DROP INDEX IF EXISTS impressions_user;
+CREATE INDEX IF NOT EXISTS impressions_ts ON impressions(ts_ms);
+CREATE INDEX IF NOT EXISTS impressions_in_experiment ON impressions(experiment, user, arm, ts_ms)
+  WHERE experiment IS NOT NULL;
+CREATE INDEX IF NOT EXISTS impressions_user_ts ON impressions(user, ts_ms, seq);
+";
+
+/// Lists a user was shown that last-touch attribution looks through at
+/// most (the latest first, within the window): a client that fetches
+/// lists without end cannot make one event's join scan without end.
+pub const WINDOW_LISTS: i64 = 1_000;
 
 /// One response that showed items.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,13 +287,8 @@ impl OnlineLog {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        // Logs written before `events_seq` existed gain the column.
-        let has: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('impressions') WHERE name = 'events_seq'")?
-            .exists([])?;
-        if !has {
-            conn.execute_batch("ALTER TABLE impressions ADD COLUMN events_seq INTEGER")?;
-        }
+        migrate(&conn)?;
+        conn.execute_batch(IMPRESSION_INDEXES)?;
         let last: i64 =
             conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM impressions", [], |r| {
                 r.get(0)
@@ -703,13 +704,59 @@ impl OnlineLog {
         Ok(k)
     }
 
-    /// Removes everything logged about a user: their impressions, shown
-    /// rows and outcomes. Returns the impressions removed.
+    /// The searches between two times by query text (as typed, trimmed and
+    /// lower-cased): the most frequent, and the most frequent that showed
+    /// nothing, each with its clicks (joined outcomes).
+    pub fn search_queries(&self, from_ms: i64, to_ms: i64, limit: usize) -> Result<QueryStats> {
+        let mut out = QueryStats {
+            from_ms,
+            to_ms,
+            ..QueryStats::default()
+        };
+        let mut by_query: HashMap<String, QueryCount> = HashMap::new();
+        let mut st = self.conn.prepare_cached(
+            "SELECT lower(trim(COALESCE(i.query, ''))), i.n,
+                    (SELECT COUNT(*) FROM outcomes o WHERE o.rid = i.rid AND o.kind = 1)
+             FROM impressions i
+             WHERE i.surface = 'search' AND i.ts_ms >= ?1 AND i.ts_ms < ?2",
+        )?;
+        let mut rows = st.query(params![from_ms, to_ms])?;
+        while let Some(r) = rows.next()? {
+            let q: String = r.get(0)?;
+            let n: i64 = r.get(1)?;
+            let clicks: i64 = r.get(2)?;
+            out.searches += 1;
+            let e = by_query.entry(q.clone()).or_insert_with(|| QueryCount {
+                query: q,
+                ..QueryCount::default()
+            });
+            e.searches += 1;
+            e.clicks += clicks as u64;
+            if n == 0 {
+                out.zero_result_searches += 1;
+                e.zero_results += 1;
+            }
+        }
+        let mut all: Vec<QueryCount> = by_query.into_values().collect();
+        all.sort_by(|a, b| b.searches.cmp(&a.searches).then(a.query.cmp(&b.query)));
+        out.distinct_queries = all.len() as u64;
+        out.zero_result = all
+            .iter()
+            .filter(|q| q.zero_results > 0)
+            .take(limit)
+            .cloned()
+            .collect();
+        all.truncate(limit);
+        out.top = all;
+        Ok(out)
+    }
+
+    /// Removes everything logged about a user: their impressions (with the
+    /// items shown) and outcomes. Returns the impressions removed.
     pub fn erase_user(&mut self, user: &str) -> Result<u64> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM shown WHERE user = ?1", [user])?;
         let n = tx.execute("DELETE FROM impressions WHERE user = ?1", [user])?;
         tx.execute("DELETE FROM outcomes WHERE user = ?1", [user])?;
         tx.commit()?;
@@ -720,13 +767,12 @@ impl OnlineLog {
         Ok(n as u64)
     }
 
-    /// Drops impressions, shown rows and outcomes older than `before_ms`
+    /// Drops impressions and outcomes older than `before_ms`
     /// (the retention setting). Returns the impressions removed.
     pub fn prune(&mut self, before_ms: i64) -> Result<u64> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM shown WHERE ts_ms < ?1", [before_ms])?;
         let n = tx.execute("DELETE FROM impressions WHERE ts_ms < ?1", [before_ms])?;
         tx.execute("DELETE FROM outcomes WHERE ts_ms < ?1", [before_ms])?;
         tx.commit()?;
@@ -735,10 +781,10 @@ impl OnlineLog {
 
     /// One impression and its items (for tests and off-policy estimates).
     pub fn impression(&self, rid: u64) -> Result<Option<Impression>> {
-        let head = self
+        Ok(self
             .conn
             .query_row(
-                "SELECT ts_ms, user, session, surface, experiment, arm, model, query, events_seq
+                "SELECT ts_ms, user, session, surface, experiment, arm, model, query, events_seq, items
                  FROM impressions WHERE rid = ?1",
                 [rid as i64],
                 |r| {
@@ -752,28 +798,14 @@ impl OnlineLog {
                         arm: r.get(5)?,
                         model: r.get(6)?,
                         query: r.get(7)?,
-                        items: Vec::new(),
+                        items: unpack_items(
+                            r.get_ref(9)?.as_bytes_or_null().ok().flatten().unwrap_or(&[]),
+                        ),
                         events_seq: r.get(8)?,
                     })
                 },
             )
-            .optional()?;
-        let Some(mut imp) = head else { return Ok(None) };
-        let mut st = self.conn.prepare_cached(
-            "SELECT item, score, propensity, team FROM shown WHERE rid = ?1 ORDER BY pos",
-        )?;
-        let rows = st.query_map([rid as i64], |r| {
-            Ok(Shown {
-                item: r.get(0)?,
-                score: r.get::<_, Option<f64>>(1)?.unwrap_or(0.0) as f32,
-                propensity: r.get(2)?,
-                team: r.get::<_, Option<i64>>(3)?.map(|t| team_of(Some(t))),
-            })
-        })?;
-        for s in rows {
-            imp.items.push(s?);
-        }
-        Ok(Some(imp))
+            .optional()?)
     }
 
     /// The outcomes joined to a request (for tests): kind, item, position, value.
@@ -797,35 +829,41 @@ impl OnlineLog {
     /// clicked positions: what off-policy estimates read.
     pub fn logged_lists(&self) -> Result<Vec<LoggedImpression>> {
         let mut st = self.conn.prepare(
-            "SELECT i.rid, i.ts_ms, i.user, i.n, s.pos, s.item, s.propensity, i.model, i.events_seq
-             FROM impressions i JOIN shown s ON s.rid = i.rid
-             WHERE i.surface = 'recommendations' AND i.experiment IS NULL
-               AND i.user IS NOT NULL AND s.propensity IS NOT NULL
-             ORDER BY i.ts_ms, i.rid, s.pos",
+            "SELECT rid, ts_ms, user, n, items, model, events_seq FROM impressions
+             WHERE surface = 'recommendations' AND experiment IS NULL AND user IS NOT NULL
+             ORDER BY ts_ms, seq",
         )?;
         let mut out: Vec<LoggedImpression> = Vec::new();
-        let mut expected = Vec::new();
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let rid = r.get::<_, i64>(0)? as u64;
-            if out.last().is_none_or(|l| l.rid != rid) {
-                out.push(LoggedImpression {
-                    rid,
-                    ts_ms: r.get(1)?,
-                    user: r.get(2)?,
-                    model: r.get(7)?,
-                    events_seq: r.get(8)?,
-                    items: Vec::new(),
-                    clicked: Vec::new(),
-                });
-                expected.push(r.get::<_, i64>(3)? as usize);
+            let items = unpack_items(
+                r.get_ref(4)?
+                    .as_bytes_or_null()
+                    .ok()
+                    .flatten()
+                    .unwrap_or(&[]),
+            );
+            // A list is usable only whole (every position logged with its
+            // propensity).
+            if items.is_empty()
+                || items.len() != r.get::<_, i64>(3)? as usize
+                || items.iter().any(|s| s.propensity.is_none())
+            {
+                continue;
             }
-            let l = out.last_mut().expect("pushed");
-            l.items.push((r.get(5)?, r.get(6)?));
+            out.push(LoggedImpression {
+                rid: r.get::<_, i64>(0)? as u64,
+                ts_ms: r.get(1)?,
+                user: r.get(2)?,
+                model: r.get(5)?,
+                events_seq: r.get(6)?,
+                items: items
+                    .into_iter()
+                    .map(|s| (s.item, s.propensity.unwrap_or(1.0)))
+                    .collect(),
+                clicked: Vec::new(),
+            });
         }
-        // A list is usable only whole (every position logged with its propensity).
-        let mut keep = expected.iter();
-        out.retain(|l| keep.next() == Some(&l.items.len()));
         let index: HashMap<u64, usize> = out.iter().enumerate().map(|(i, l)| (l.rid, i)).collect();
         let mut st = self.conn.prepare(
             "SELECT rid, pos FROM outcomes WHERE kind = ?1 AND rid IS NOT NULL AND pos IS NOT NULL",
@@ -842,17 +880,41 @@ impl OnlineLog {
         Ok(out)
     }
 
-    /// Rows in each table (impressions, shown, outcomes).
+    /// Impressions, the items they showed, outcomes.
     pub fn counts(&self) -> Result<(u64, u64, u64)> {
-        let c = |t: &str| -> Result<u64> {
-            Ok(self
-                .conn
-                .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| {
-                    r.get::<_, i64>(0)
-                })? as u64)
+        let c = |q: &str| -> Result<u64> {
+            Ok(self.conn.query_row(q, [], |r| r.get::<_, i64>(0))? as u64)
         };
-        Ok((c("impressions")?, c("shown")?, c("outcomes")?))
+        Ok((
+            c("SELECT COUNT(*) FROM impressions")?,
+            c("SELECT COALESCE(SUM(n), 0) FROM impressions")?,
+            c("SELECT COUNT(*) FROM outcomes")?,
+        ))
     }
+}
+
+/// Searches by query (`GET /v1/admin/search/queries`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryStats {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub searches: u64,
+    pub zero_result_searches: u64,
+    pub distinct_queries: u64,
+    /// The most frequent queries, most searched first.
+    pub top: Vec<QueryCount>,
+    /// The most frequent queries that showed nothing at least once.
+    pub zero_result: Vec<QueryCount>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryCount {
+    pub query: String,
+    pub searches: u64,
+    /// Searches of it that showed no item.
+    pub zero_results: u64,
+    /// Clicks joined to its result lists.
+    pub clicks: u64,
 }
 
 /// A logged list with propensities (see [`OnlineLog::logged_lists`]).
@@ -904,6 +966,161 @@ pub type JoinedOutcome = (OutcomeKind, String, Option<u32>, f64);
 /// Positions CTR-by-position reports at most.
 const MAX_POSITIONS: usize = 100;
 
+/// A list's items as one blob: per item a flags byte (bit 0: a propensity
+/// follows; bits 1-2: the team code, 3 for none), the item id's length
+/// (LEB128) and bytes, the score (f32 LE), the propensity (f64 LE) if any.
+pub fn pack_items(items: &[Shown]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|s| s.item.len() + 14).sum());
+    for s in items {
+        let team = s.team.map_or(3, team_code) as u8;
+        out.push(u8::from(s.propensity.is_some()) | (team << 1));
+        let mut n = s.item.len();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+        out.extend_from_slice(s.item.as_bytes());
+        out.extend_from_slice(&s.score.to_le_bytes());
+        if let Some(p) = s.propensity {
+            out.extend_from_slice(&p.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// One packed item, borrowed; None past the end or at a damaged entry.
+struct PackedItem<'a> {
+    item: &'a [u8],
+    score: f32,
+    propensity: Option<f64>,
+    team: Option<i64>,
+}
+
+fn next_packed<'a>(b: &mut &'a [u8]) -> Option<PackedItem<'a>> {
+    let (&flags, rest) = b.split_first()?;
+    let mut rest = rest;
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let (&x, r) = rest.split_first()?;
+        rest = r;
+        len |= usize::from(x & 0x7f).checked_shl(shift)?;
+        if x & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 28 {
+            return None;
+        }
+    }
+    let item = rest.get(..len)?;
+    rest = &rest[len..];
+    let score = f32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+    rest = &rest[4..];
+    let propensity = if flags & 1 == 1 {
+        let p = f64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+        rest = &rest[8..];
+        Some(p)
+    } else {
+        None
+    };
+    let team = match (flags >> 1) & 3 {
+        3 => None,
+        t => Some(i64::from(t)),
+    };
+    *b = rest;
+    Some(PackedItem {
+        item,
+        score,
+        propensity,
+        team,
+    })
+}
+
+/// A packed list's items (as many as are whole).
+pub fn unpack_items(mut b: &[u8]) -> Vec<Shown> {
+    let mut out = Vec::new();
+    while let Some(p) = next_packed(&mut b) {
+        out.push(Shown {
+            item: String::from_utf8_lossy(p.item).into_owned(),
+            score: p.score,
+            propensity: p.propensity,
+            team: p.team.map(|t| team_of(Some(t))),
+        });
+    }
+    out
+}
+
+/// Where a packed list first showed `item` (1-based) and its team code.
+fn find_item(mut b: &[u8], item: &str) -> Option<(u32, Option<i64>)> {
+    let mut pos = 0u32;
+    while let Some(p) = next_packed(&mut b) {
+        pos += 1;
+        if p.item == item.as_bytes() {
+            return Some((pos, p.team));
+        }
+    }
+    None
+}
+
+/// Brings a log written by an older version up to date: the `events_seq`
+/// column, and items moved from the `shown` table (a row per item) into
+/// their impression's blob.
+fn migrate(conn: &Connection) -> Result<()> {
+    let has_column = |c: &str| -> Result<bool> {
+        Ok(conn
+            .prepare("SELECT 1 FROM pragma_table_info('impressions') WHERE name = ?1")?
+            .exists([c])?)
+    };
+    if !has_column("events_seq")? {
+        conn.execute_batch("ALTER TABLE impressions ADD COLUMN events_seq INTEGER")?;
+    }
+    if !has_column("items")? {
+        conn.execute_batch("ALTER TABLE impressions ADD COLUMN items BLOB")?;
+    }
+    let has_shown = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'shown'")?
+        .exists([])?;
+    if !has_shown {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut read =
+            tx.prepare("SELECT rid, item, score, propensity, team FROM shown ORDER BY rid, pos")?;
+        let mut write = tx.prepare("UPDATE impressions SET items = ?2 WHERE rid = ?1")?;
+        let mut rows = read.query([])?;
+        let mut current: Option<(i64, Vec<Shown>)> = None;
+        while let Some(r) = rows.next()? {
+            let rid: i64 = r.get(0)?;
+            if current.as_ref().is_some_and(|c| c.0 != rid) {
+                let (id, items) = current.take().expect("checked");
+                write.execute(params![id, pack_items(&items)])?;
+            }
+            current
+                .get_or_insert_with(|| (rid, Vec::new()))
+                .1
+                .push(Shown {
+                    item: r.get(1)?,
+                    score: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0) as f32,
+                    propensity: r.get(3)?,
+                    team: r.get::<_, Option<i64>>(4)?.map(|t| team_of(Some(t))),
+                });
+        }
+        if let Some((id, items)) = current {
+            write.execute(params![id, pack_items(&items)])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE shown")?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn team_of(code: Option<i64>) -> Team {
     match code {
         Some(0) => Team::A,
@@ -943,8 +1160,8 @@ impl Batch<'_> {
     pub fn log_impression(&mut self, i: &Impression) -> Result<()> {
         self.tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO impressions(rid, ts_ms, user, session, surface, experiment, arm, model, query, n, seq, events_seq)
-                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT OR IGNORE INTO impressions(rid, ts_ms, user, session, surface, experiment, arm, model, query, n, seq, events_seq, items)
+                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 i.rid as i64,
@@ -958,25 +1175,9 @@ impl Batch<'_> {
                 i.query,
                 i.items.len() as i64,
                 *self.seq,
-                i.events_seq
+                i.events_seq,
+                pack_items(&i.items)
             ])?;
-        let mut st = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO shown(rid, pos, item, score, propensity, team, user, ts_ms, seq)
-             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for (p, s) in i.items.iter().enumerate() {
-            st.execute(params![
-                i.rid as i64,
-                p as i64 + 1,
-                s.item,
-                s.score as f64,
-                s.propensity,
-                s.team.map(team_code),
-                i.user,
-                i.ts_ms,
-                *self.seq
-            ])?;
-        }
         *self.seq += 1;
         Ok(())
     }
@@ -1002,47 +1203,55 @@ impl Batch<'_> {
                 .flatten()
             {
                 Some(j) => {
-                    let listed: Option<(i64, Option<i64>)> = self
-                        .tx
-                        .prepare_cached(
-                            "SELECT pos, team FROM shown WHERE rid = ?1 AND item = ?2 ORDER BY pos LIMIT 1",
-                        )?
-                        .query_row(params![j.rid as i64, o.item], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()?;
+                    let listed = find_item(&j.items, &o.item);
                     let rid = j.rid;
                     joined = Some((j, listed.and_then(|l| l.1)));
                     Attribution::Request {
                         rid,
-                        position: listed.map(|l| l.0 as u32).or(o.position),
+                        position: listed.map(|l| l.0).or(o.position),
                     }
                 }
                 None => Attribution::UnknownRequest,
             }
         } else {
-            let hit: Option<(i64, i64, Option<i64>)> = self
-                .tx
-                .prepare_cached(
-                    "SELECT rid, pos, team FROM shown WHERE user = ?1 AND item = ?2
-                       AND ts_ms >= ?3 AND ts_ms <= ?4
-                     ORDER BY ts_ms DESC, seq DESC LIMIT 1",
-                )?
-                .query_row(
-                    params![o.user, o.item, o.ts_ms - window_ms, o.ts_ms + CLOCK_SKEW_MS],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            match hit {
-                Some((rid, pos, team)) => {
-                    if let Some(j) = self.joined(rid as u64)? {
-                        joined = Some((j, team));
-                    }
-                    Attribution::Window {
-                        rid: rid as u64,
-                        position: pos as u32,
-                    }
+            // The user's lists in the window, latest first, until one
+            // showed the item.
+            let mut st = self.tx.prepare_cached(
+                "SELECT rid, items, surface, experiment, arm FROM impressions
+                 WHERE user = ?1 AND ts_ms >= ?2 AND ts_ms <= ?3
+                 ORDER BY ts_ms DESC, seq DESC LIMIT ?4",
+            )?;
+            let mut rows = st.query(params![
+                o.user,
+                o.ts_ms - window_ms,
+                o.ts_ms + CLOCK_SKEW_MS,
+                WINDOW_LISTS
+            ])?;
+            let mut hit = None;
+            while let Some(r) = rows.next()? {
+                let items = r
+                    .get_ref(1)?
+                    .as_bytes_or_null()
+                    .ok()
+                    .flatten()
+                    .unwrap_or(&[]);
+                if let Some((pos, team)) = find_item(items, &o.item) {
+                    let rid = r.get::<_, i64>(0)? as u64;
+                    joined = Some((
+                        Joined {
+                            rid,
+                            surface: r.get(2)?,
+                            experiment: r.get(3)?,
+                            arm: r.get(4)?,
+                            items: Vec::new(),
+                        },
+                        team,
+                    ));
+                    hit = Some(Attribution::Window { rid, position: pos });
+                    break;
                 }
-                None => Attribution::None,
             }
+            hit.unwrap_or(Attribution::None)
         };
         let (rid, pos, label) = match how {
             Attribution::Request { rid, position } => (
@@ -1088,13 +1297,16 @@ impl Batch<'_> {
     fn joined(&self, rid: u64) -> Result<Option<Joined>> {
         Ok(self
             .tx
-            .prepare_cached("SELECT surface, experiment, arm FROM impressions WHERE rid = ?1")?
+            .prepare_cached(
+                "SELECT surface, experiment, arm, items FROM impressions WHERE rid = ?1",
+            )?
             .query_row([rid as i64], |r| {
                 Ok(Joined {
                     rid,
                     surface: r.get(0)?,
                     experiment: r.get(1)?,
                     arm: r.get(2)?,
+                    items: r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
                 })
             })
             .optional()?)
@@ -1107,6 +1319,8 @@ struct Joined {
     surface: String,
     experiment: Option<String>,
     arm: Option<String>,
+    /// The list's packed items (read when joined by request id).
+    items: Vec<u8>,
 }
 
 /// An experiment's report from the log as it stands (a stopped experiment

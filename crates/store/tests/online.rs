@@ -3,7 +3,8 @@
 
 use aisle_experiment::{ArmSpec, ExperimentSpec, Metric, Mode, Surface, Team};
 use aisle_store::online::{
-    Attribution, ExperimentConflict, Impression, OnlineLog, Outcome, OutcomeKind, Shown, DAY_MS,
+    pack_items, unpack_items, Attribution, ExperimentConflict, Impression, OnlineLog, Outcome,
+    OutcomeKind, Shown, DAY_MS, WINDOW_LISTS,
 };
 
 const T0: i64 = 1_800_000_000_000;
@@ -381,4 +382,125 @@ fn of_two_lists_in_the_same_millisecond_the_later_one_gets_the_credit() {
             }
         );
     }
+}
+
+#[test]
+fn a_lists_items_pack_and_unpack_whole_with_propensities_and_teams() {
+    let long = "x".repeat(300);
+    let items = vec![
+        Shown {
+            item: "a".into(),
+            score: 0.5,
+            propensity: Some(0.96),
+            team: Some(Team::A),
+        },
+        Shown {
+            item: "chaussure-été".into(),
+            score: -1.25,
+            propensity: None,
+            team: Some(Team::Neutral),
+        },
+        Shown {
+            item: long,
+            score: 3.0,
+            propensity: Some(0.0008),
+            team: None,
+        },
+        Shown {
+            item: String::new(),
+            score: 0.0,
+            propensity: None,
+            team: Some(Team::B),
+        },
+    ];
+    let packed = pack_items(&items);
+    assert_eq!(unpack_items(&packed), items);
+    // A damaged blob gives its whole items and stops.
+    assert_eq!(unpack_items(&packed[..packed.len() - 1]), items[..3]);
+    assert!(unpack_items(&[]).is_empty());
+}
+
+#[test]
+fn last_touch_looks_through_at_most_the_latest_window_lists() {
+    let mut log = OnlineLog::open_memory().unwrap();
+    let mut lists = vec![list(1, T0, "u", &["a"])];
+    for i in 0..WINDOW_LISTS as u64 {
+        lists.push(list(2 + i, T0 + 1 + i as i64, "u", &["b"]));
+    }
+    log.log_impressions(&lists).unwrap();
+    let late = T0 + WINDOW_LISTS + 10;
+    assert_eq!(
+        log.attribute(&outcome(1, late, "u", "a", OutcomeKind::Click), WINDOW)
+            .unwrap(),
+        Attribution::None,
+        "the list that showed `a` is older than the latest {WINDOW_LISTS}"
+    );
+    assert_eq!(
+        log.attribute(&outcome(2, late, "u", "b", OutcomeKind::Click), WINDOW)
+            .unwrap(),
+        Attribution::Window {
+            rid: 1 + WINDOW_LISTS as u64,
+            position: 1
+        }
+    );
+}
+
+#[test]
+fn a_log_with_a_row_per_shown_item_is_moved_into_packed_lists_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("online.db");
+    {
+        // The layout before packed items.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE impressions(rid INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, user TEXT,
+               session TEXT, surface TEXT NOT NULL, experiment TEXT, arm TEXT, model TEXT NOT NULL,
+               query TEXT, n INTEGER NOT NULL, seq INTEGER NOT NULL);
+             CREATE INDEX impressions_user ON impressions(user);
+             CREATE TABLE shown(rid INTEGER NOT NULL, pos INTEGER NOT NULL, item TEXT NOT NULL,
+               score REAL, propensity REAL, team INTEGER, user TEXT, ts_ms INTEGER NOT NULL,
+               seq INTEGER NOT NULL, PRIMARY KEY(rid, pos)) WITHOUT ROWID;
+             INSERT INTO impressions VALUES(7, 1800000000000, 'u', NULL, 'recommendations',
+               NULL, NULL, 'm@v', NULL, 2, 1);
+             INSERT INTO shown VALUES(7, 2, 'b', 0.5, 0.25, NULL, 'u', 1800000000000, 1);
+             INSERT INTO shown VALUES(7, 1, 'a', 0.75, 0.5, 1, 'u', 1800000000000, 1);",
+        )
+        .unwrap();
+    }
+    let mut log = OnlineLog::open(&path).unwrap();
+    let imp = log.impression(7).unwrap().expect("kept");
+    assert_eq!(
+        imp.items,
+        vec![
+            Shown {
+                item: "a".into(),
+                score: 0.75,
+                propensity: Some(0.5),
+                team: Some(Team::B),
+            },
+            Shown {
+                item: "b".into(),
+                score: 0.5,
+                propensity: Some(0.25),
+                team: None,
+            },
+        ]
+    );
+    assert_eq!(
+        log.attribute(&outcome(1, T0 + 5, "u", "b", OutcomeKind::Click), WINDOW)
+            .unwrap(),
+        Attribution::Window {
+            rid: 7,
+            position: 2
+        }
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'shown'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the per-item table is gone");
 }
