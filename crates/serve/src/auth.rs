@@ -128,7 +128,15 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
 /// nothing about which routes exist.
 pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
     match route {
-        "/healthz" | "/readyz" => None,
+        // Health, and what the console needs before a login.
+        "/healthz"
+        | "/readyz"
+        | "/console/login"
+        | "/console/logout"
+        | "/console/assets/console.css"
+        | "/console/assets/console.js" => None,
+        // The overview is what `/metrics` says, in other words.
+        "/v1/admin/overview" => Some(Scope::Read),
         _ if route.starts_with("/v1/admin") => Some(Scope::Admin),
         "/v1/users/{id}" => Some(Scope::Admin),
         "/v1/events" => Some(Scope::Write),

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod conn;
+mod console;
 mod http;
 pub mod jobs;
 mod limit;
@@ -136,12 +137,85 @@ impl ServeConfig {
     }
 }
 
-/// Per-route request counts and latency histograms, Prometheus text format.
+/// Per-route request counts and latency histograms, Prometheus text format;
+/// events and requests per minute over the last hour (the console's
+/// overview).
 #[derive(Default)]
 pub struct Metrics {
     pub events_ingested: AtomicU64,
     pub model_swaps: AtomicU64,
     routes: Mutex<std::collections::BTreeMap<(String, u16), RouteStats>>,
+    minutes: Mutex<Minutes>,
+}
+
+/// Minutes the per-minute counts go back.
+pub const MINUTES: usize = 60;
+
+/// A ring of per-minute counts: slot `m % MINUTES` holds minute `m` (since
+/// the Unix epoch) when its stamp says so, else nothing.
+#[derive(Default)]
+struct Minutes {
+    slots: Vec<(i64, u64, u64)>,
+}
+
+impl Minutes {
+    fn add(&mut self, minute: i64, events: u64, requests: u64) {
+        if self.slots.is_empty() {
+            self.slots = vec![(-1, 0, 0); MINUTES];
+        }
+        let s = &mut self.slots[minute.rem_euclid(MINUTES as i64) as usize];
+        if s.0 != minute {
+            *s = (minute, 0, 0);
+        }
+        s.1 += events;
+        s.2 += requests;
+    }
+
+    /// (minute, events, requests) for the last MINUTES minutes up to `now`, oldest first.
+    fn window(&self, now: i64) -> Vec<(i64, u64, u64)> {
+        (now - MINUTES as i64 + 1..=now)
+            .map(|m| {
+                self.slots
+                    .get(m.rem_euclid(MINUTES as i64) as usize)
+                    .filter(|s| s.0 == m)
+                    .map_or((m, 0, 0), |s| (m, s.1, s.2))
+            })
+            .collect()
+    }
+}
+
+/// One route's requests since the server started.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RouteSummary {
+    pub route: String,
+    pub requests: u64,
+    /// Answers with a 5xx status.
+    pub server_errors: u64,
+    /// Answers with a 4xx status.
+    pub client_errors: u64,
+    /// server_errors / requests.
+    pub error_rate: f64,
+    /// Latency percentiles (ms), interpolated within the histogram's buckets
+    /// (0.5, 1, 2, 5, 10, 20, 50, 100, 500, 1000 ms; 1000 when beyond).
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// A quantile of a bucketed histogram (cumulative counts per bound),
+/// linearly interpolated within its bucket, in the bounds' unit.
+pub fn bucket_quantile(bounds: &[f64], cumulative: &[u64], count: u64, q: f64) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    let target = q * count as f64;
+    let (mut lo, mut below) = (0.0, 0u64);
+    for (&le, &c) in bounds.iter().zip(cumulative) {
+        if c as f64 >= target && c > below {
+            return lo + (le - lo) * (target - below as f64) / (c - below) as f64;
+        }
+        (lo, below) = (le, c);
+    }
+    *bounds.last().unwrap_or(&0.0)
 }
 
 /// Latency bucket bounds in seconds.
@@ -156,6 +230,11 @@ struct RouteStats {
 
 impl Metrics {
     pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        self.minutes.lock().unwrap_or_else(|e| e.into_inner()).add(
+            aisle_core::time::unix_now() / 60,
+            0,
+            1,
+        );
         let mut m = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let r = m.entry((route.to_string(), status)).or_default();
         r.count += 1;
@@ -165,6 +244,65 @@ impl Metrics {
                 *b += 1;
             }
         }
+    }
+
+    /// Counts events acknowledged now (the per-minute series).
+    pub fn count_events(&self, n: u64) {
+        self.events_ingested.fetch_add(n, Ordering::Relaxed);
+        self.minutes.lock().unwrap_or_else(|e| e.into_inner()).add(
+            aisle_core::time::unix_now() / 60,
+            n,
+            0,
+        );
+    }
+
+    /// (minute since the epoch, events, requests) over the last hour, oldest first.
+    pub fn per_minute(&self) -> Vec<(i64, u64, u64)> {
+        self.minutes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .window(aisle_core::time::unix_now() / 60)
+    }
+
+    /// Every route's requests, errors and latency percentiles.
+    pub fn routes(&self) -> Vec<RouteSummary> {
+        let m = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<RouteSummary> = Vec::new();
+        let mut hist: Vec<[u64; BUCKETS.len()]> = Vec::new();
+        for ((route, status), r) in m.iter() {
+            if out.last().is_none_or(|o| &o.route != route) {
+                out.push(RouteSummary {
+                    route: route.clone(),
+                    requests: 0,
+                    server_errors: 0,
+                    client_errors: 0,
+                    error_rate: 0.0,
+                    p50_ms: 0.0,
+                    p99_ms: 0.0,
+                });
+                hist.push([0; BUCKETS.len()]);
+            }
+            let (o, h) = (
+                out.last_mut().expect("pushed"),
+                hist.last_mut().expect("pushed"),
+            );
+            o.requests += r.count;
+            match status {
+                500.. => o.server_errors += r.count,
+                400..=499 => o.client_errors += r.count,
+                _ => {}
+            }
+            for (a, b) in h.iter_mut().zip(&r.buckets) {
+                *a += b;
+            }
+        }
+        let ms: Vec<f64> = BUCKETS.iter().map(|b| b * 1000.0).collect();
+        for (o, h) in out.iter_mut().zip(&hist) {
+            o.error_rate = o.server_errors as f64 / o.requests.max(1) as f64;
+            o.p50_ms = bucket_quantile(&ms, h, o.requests, 0.5);
+            o.p99_ms = bucket_quantile(&ms, h, o.requests, 0.99);
+        }
+        out
     }
 
     pub fn render(&self, model: &str, version: &str, live_events: u64) -> String {
@@ -233,6 +371,8 @@ pub struct App {
     pub degraded: RwLock<Option<String>>,
     /// The impression log, attribution and experiments.
     pub online: Online,
+    /// The console's session signing key.
+    pub(crate) sessions: console::Sessions,
 }
 
 impl App {
@@ -289,6 +429,9 @@ impl App {
             &aisle_core::time::unix_now_ms().to_le_bytes(),
         ]);
         let online = Online::open(dir.as_deref(), cfg.online.clone(), nonce)?;
+        let sessions = console::Sessions::new().map_err(|e| {
+            ServeError::Config(format!("no random source for console sessions: {e}"))
+        })?;
         let jobs = Jobs::new(cfg.retrain.clone(), dir);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
         let (cfg_rate, cfg_burst) = (cfg.auth_failure_rate, cfg.auth_failure_burst);
@@ -310,6 +453,7 @@ impl App {
             conns: Arc::new(Conns::default()),
             degraded: RwLock::new(None),
             online,
+            sessions,
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {

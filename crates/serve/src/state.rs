@@ -17,6 +17,8 @@ pub struct UserState {
     /// Item indices, oldest first (views, clicks, carts, purchases...).
     pub history: Vec<u32>,
     pub purchased: HashSet<u32>,
+    /// The time (Unix seconds) of the user's latest event.
+    pub last_ts: i64,
 }
 
 impl UserState {
@@ -53,6 +55,8 @@ pub struct Live {
     pub popularity: Vec<f32>,
     pub users: HashMap<String, UserState>,
     pub events: u64,
+    /// The latest event time (Unix seconds) seen.
+    pub max_ts: i64,
     /// The store's latest event sequence number this view includes.
     pub last_seq: i64,
 }
@@ -82,10 +86,18 @@ impl Live {
     pub fn apply(&mut self, e: &Event) {
         let i = self.item(&e.item);
         self.events += 1;
+        self.max_ts = self.max_ts.max(e.ts);
         let u = self.users.entry(e.user.clone()).or_default();
+        u.last_ts = u.last_ts.max(e.ts);
         if u.apply(i, e.event_type) {
             self.popularity[i as usize] += 1.0;
         }
+    }
+
+    /// Users with an event in the `secs` before the latest event.
+    pub fn active_users(&self, secs: i64) -> usize {
+        let since = self.max_ts - secs;
+        self.users.values().filter(|u| u.last_ts > since).count()
     }
 
     /// Whether item `i` may be recommended at all: known, not deleted, and

@@ -543,7 +543,7 @@ async fn the_served_openapi_document_matches_the_router() {
     let (_app, c) = open(&url, |_| {});
     let doc = served_document(&c).await;
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 21);
+    assert_eq!(paths.len(), 25);
     for (path, ops) in paths {
         for method in ["get", "put", "post", "delete"] {
             let concrete = path.replace("{id}", "i1");
@@ -662,6 +662,13 @@ async fn every_route_answers_what_the_document_says() {
     let url = shop(dir.path());
     // Retraining configured (never started here): POST /v1/admin/jobs queues.
     let (_app, c) = open(&url, |c| c.retrain = Some(retrain("true", None)));
+    // A second version, so that a rollback has somewhere to go.
+    let models = dir.path().join("models");
+    std::fs::copy(
+        models.join("sasrec-100.safetensors"),
+        models.join("sasrec-300.safetensors"),
+    )
+    .unwrap();
     let doc = served_document(&c).await;
     // (method, documented path, concrete URI, body)
     let calls: &[(&str, &str, &str, Option<&str>)] = &[
@@ -758,6 +765,38 @@ async fn every_route_answers_what_the_document_says() {
             "/v1/admin/models/promote",
             Some(r#"{"version":"none.safetensors"}"#),
         ),
+        (
+            "post",
+            "/v1/admin/models/promote",
+            "/v1/admin/models/promote",
+            Some(r#"{"version":"sasrec-300.safetensors"}"#),
+        ),
+        (
+            "post",
+            "/v1/admin/models/rollback",
+            "/v1/admin/models/rollback",
+            None,
+        ),
+        (
+            "post",
+            "/v1/admin/models/rollback",
+            "/v1/admin/models/rollback",
+            None,
+        ),
+        ("get", "/v1/admin/overview", "/v1/admin/overview", None),
+        (
+            "get",
+            "/v1/admin/search/queries",
+            "/v1/admin/search/queries?limit=5",
+            None,
+        ),
+        (
+            "get",
+            "/v1/admin/search/queries",
+            "/v1/admin/search/queries?limit=0",
+            None,
+        ),
+        ("get", "/v1/admin/users/{id}", "/v1/admin/users/u1", None),
         ("get", "/v1/admin/jobs", "/v1/admin/jobs", None),
         ("post", "/v1/admin/jobs", "/v1/admin/jobs", None),
         ("delete", "/v1/users/{id}", "/v1/users/u3", None),

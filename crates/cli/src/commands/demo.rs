@@ -79,6 +79,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     }
     let base = format!("http://{}", a.addr);
     println!("\n== 5. serving the shop on {base} (Ctrl-C stops; nothing acknowledged is lost)");
+    println!("   the operator's console: {base}/ (open it in a browser)");
     println!("   curl {base}/v1/users/u00165/recommendations?k=5");
     println!("   curl {base}/v1/popular?k=5");
     println!(

@@ -84,6 +84,28 @@ pub(super) async fn admin_promote(
     Ok(Json(Serving { serving }).into_response())
 }
 
+/// `POST /v1/admin/models/rollback`: serves the version promoted before
+/// the current one again (409 `nothing_to_roll_back` when there is none).
+pub(super) async fn admin_rollback(State(app): State<Arc<App>>) -> ApiResult {
+    let serving = tokio::task::spawn_blocking(move || {
+        let reg = app
+            .registry
+            .as_ref()
+            .ok_or_else(|| ApiError::new(Code::NoRegistry, "this store has no model registry"))?;
+        let version = reg.rollback().map_err(|e| match e {
+            aisle_train::TrainError::NoEarlierPromotion => ApiError::new(
+                Code::NothingToRollBack,
+                "no version was promoted before the current one",
+            ),
+            e => ApiError::new(Code::BadArtifact, e.to_string()),
+        })?;
+        reload(&app, &version)
+    })
+    .await
+    .map_err(ApiError::task)??;
+    Ok(Json(Serving { serving }).into_response())
+}
+
 pub(super) async fn admin_jobs(State(app): State<Arc<App>>) -> ApiResult {
     let events = app.metrics.events_ingested.load(Ordering::Relaxed);
     Ok(Json(app.jobs.snapshot(events)).into_response())

@@ -73,6 +73,7 @@ codes! {
     NoRegistry = "no_registry" => BAD_REQUEST,
     NotFound = "not_found" => NOT_FOUND,
     NothingPromoted = "nothing_promoted" => BAD_REQUEST,
+    NothingToRollBack = "nothing_to_roll_back" => CONFLICT,
     PayloadTooLarge = "payload_too_large" => PAYLOAD_TOO_LARGE,
     QueryTooLong = "query_too_long" => BAD_REQUEST,
     RateLimited = "rate_limited" => TOO_MANY_REQUESTS,

@@ -164,9 +164,7 @@ pub(super) async fn post_events(
         // The events are stored (and live); only their join is missing.
         Err(e) => tracing::error!(error = %e, "events stored but not joined to their lists"),
     }
-    app.metrics
-        .events_ingested
-        .fetch_add(inserted as u64, Ordering::Relaxed);
+    app.metrics.count_events(inserted as u64);
     Ok(Json(EventsAccepted {
         accepted: n,
         inserted,

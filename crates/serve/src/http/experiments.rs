@@ -90,7 +90,7 @@ fn conflict(c: ExperimentConflict) -> ApiError {
 }
 
 /// Runs `f` with the online log's read connection on a blocking thread.
-async fn with_log<T: Send + 'static>(
+pub(super) async fn with_log<T: Send + 'static>(
     app: &Arc<App>,
     f: impl FnOnce(&App, &mut aisle_store::online::OnlineLog) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -178,28 +178,7 @@ pub(super) async fn report(
 
 pub(super) async fn kpis(State(app): State<Arc<App>>, q: Params<KpiParams>) -> ApiResult {
     let Query(p) = q?;
-    let now = aisle_core::time::unix_now_ms();
-    let time = |v: &Option<String>, name: &str, default: i64| -> Result<i64, ApiError> {
-        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => Ok(default),
-            Some(s) => s
-                .parse::<i64>()
-                .ok()
-                .or_else(|| aisle_core::time::parse_datetime(s))
-                .map(|secs| secs.saturating_mul(1000))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        Code::BadQuery,
-                        format!("{name} must be Unix seconds or an RFC 3339 time, not {s:?}"),
-                    )
-                }),
-        }
-    };
-    let to = time(&p.to, "to", now)?;
-    let from = time(&p.from, "from", to - aisle_store::online::DAY_MS)?;
-    if from > to {
-        return Err(ApiError::new(Code::BadQuery, "from is after to"));
-    }
+    let (from, to) = super::query::time_range(&p.from, &p.to, aisle_store::online::DAY_MS)?;
     let surface = p.surface.clone().filter(|s| !s.is_empty());
     if let Some(s) = &surface {
         const SURFACES: [&str; 5] = ["recommendations", "session", "popular", "similar", "search"];

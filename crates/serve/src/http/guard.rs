@@ -38,10 +38,19 @@ pub(super) fn rate_limited(wait: f64, msg: &str) -> Response {
     r
 }
 
-pub(super) fn peer_ip(req: &Request) -> String {
+pub(crate) fn peer_ip(req: &Request) -> String {
     req.extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map_or("anonymous".to_string(), |c| c.0.ip().to_string())
+}
+
+/// Who a request acts as, for the handlers that show or hide by scope (the
+/// console): the scope it authenticated with, and the CSRF token of its
+/// session when a console cookie authenticated it.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub scope: auth::Scope,
+    pub csrf: Option<String>,
 }
 
 /// Everything a request passes before its handler, in order: browser
@@ -56,8 +65,13 @@ pub(super) async fn guard(State(app): State<Arc<App>>, req: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched".to_string(), |m| m.as_str().to_string());
+    let page = crate::console::is_page(&route) && req.method() == axum::http::Method::GET;
     let resp = match admit(&app, &route, req).await {
         Ok((req, cors)) => with_cors(next.run(req).await, cors.as_deref()),
+        // A console page without a valid session: the login form.
+        Err(r) if page && r.status() == StatusCode::UNAUTHORIZED => {
+            axum::response::Redirect::to("/console/login").into_response()
+        }
         Err(r) => r,
     };
     app.metrics
@@ -77,7 +91,9 @@ pub(super) async fn admit(
     };
     let cors = browser_checks(app, &req)?;
     let refuse = |r: Response| with_cors(r, cors.as_deref());
-    let client = authenticate(app, &req, route, scope).map_err(refuse)?;
+    let (client, access) = authenticate(app, &req, route, scope).map_err(refuse)?;
+    let mut req = req;
+    req.extensions_mut().insert(access);
     if let Some(l) = &app.limiter {
         if let Err(wait) = l.check(&client) {
             return Err(refuse(rate_limited(
@@ -140,19 +156,63 @@ fn browser_checks(app: &App, req: &Request) -> Result<Option<String>, Response> 
     Ok(cors)
 }
 
-/// The key and its scope (failures rate-limited per peer address). `Ok`:
-/// the client the rate limit counts (the key, or the address when no keys
-/// are configured).
+/// The key (or the console's session cookie) and its scope (failures
+/// rate-limited per peer address). `Ok`: the client the rate limit counts
+/// (the key, or the address when no keys are configured or a cookie
+/// authenticated), and who it acts as. A write authenticated by the cookie
+/// must carry the session's CSRF token in `x-csrf-token`.
 #[allow(clippy::result_large_err)]
 fn authenticate(
     app: &App,
     req: &Request,
     route: &str,
     scope: auth::Scope,
-) -> Result<String, Response> {
+) -> Result<(String, Access), Response> {
     let ip = peer_ip(req);
     if !app.keys.enforced() {
-        return Ok(format!("ip:{ip}"));
+        let access = Access {
+            scope: auth::Scope::Admin,
+            csrf: None,
+        };
+        return Ok((format!("ip:{ip}"), access));
+    }
+    if auth::presented_key(req.headers()).is_none() {
+        if let Some(s) = crate::console::session::cookie_of(req.headers())
+            .and_then(|c| app.sessions.verify(c, aisle_core::time::unix_now()))
+        {
+            let reads = matches!(
+                *req.method(),
+                axum::http::Method::GET | axum::http::Method::HEAD
+            );
+            let token = req
+                .headers()
+                .get("x-csrf-token")
+                .map_or(&b""[..], |v| v.as_bytes());
+            if !reads && !crate::console::Sessions::csrf_matches(&s, token) {
+                return Err(ApiError::new(
+                    Code::Forbidden,
+                    "a write with the console's session cookie needs its x-csrf-token header",
+                )
+                .into_response());
+            }
+            if s.scope < scope {
+                return Err(ApiError::new(
+                    Code::Forbidden,
+                    format!(
+                        "this session has the {} scope; {} {route} needs {}",
+                        s.scope.as_str(),
+                        req.method(),
+                        scope.as_str()
+                    ),
+                )
+                .into_response());
+            }
+            let access = Access {
+                scope: s.scope,
+                csrf: Some(s.csrf),
+            };
+            return Ok((format!("ip:{ip}"), access));
+        }
     }
     if let Err(wait) = app.auth_failures.peek(&ip) {
         return Err(rate_limited(
@@ -161,7 +221,13 @@ fn authenticate(
         ));
     }
     match auth::presented_key(req.headers()).and_then(|k| app.keys.check(k)) {
-        Some((i, have)) if have >= scope => Ok(format!("key:{i}")),
+        Some((i, have)) if have >= scope => Ok((
+            format!("key:{i}"),
+            Access {
+                scope: have,
+                csrf: None,
+            },
+        )),
         Some((_, have)) => Err(ApiError::new(
             Code::Forbidden,
             format!(

@@ -7,9 +7,10 @@
 mod admin;
 pub mod error;
 mod events;
-mod experiments;
-mod guard;
+pub(crate) mod experiments;
+pub(crate) mod guard;
 mod health;
+pub mod insights;
 mod items;
 pub mod openapi;
 pub(crate) mod query;
@@ -55,6 +56,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/models", get(admin::admin_models))
         .route("/v1/admin/models/reload", post(admin::admin_reload))
         .route("/v1/admin/models/promote", post(admin::admin_promote))
+        .route("/v1/admin/models/rollback", post(admin::admin_rollback))
+        .route("/v1/admin/overview", get(insights::get_overview))
+        .route(
+            "/v1/admin/search/queries",
+            get(insights::get_search_queries),
+        )
+        .route("/v1/admin/users/{id}", get(insights::get_shopper))
         .route(
             "/v1/admin/experiments",
             get(experiments::list).post(experiments::create),
@@ -69,6 +77,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/admin/jobs",
             get(admin::admin_jobs).post(admin::admin_run_job),
         )
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")

@@ -227,6 +227,24 @@ fn admin_reload() {}
     responses((status = 200, body = Serving), (status = "default", description = ERRORS, body = ErrorBody)))]
 fn admin_promote() {}
 
+#[utoipa::path(post, path = "/v1/admin/models/rollback", tag = "admin",
+    responses((status = 200, body = Serving), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn admin_rollback() {}
+
+#[utoipa::path(get, path = "/v1/admin/overview", tag = "admin",
+    responses((status = 200, body = super::insights::Overview), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn admin_overview() {}
+
+#[utoipa::path(get, path = "/v1/admin/search/queries", tag = "search", params(super::query::QueryStatsParams),
+    responses((status = 200, description = "searches, zero-result searches, the top queries and the top zero-result queries with their clicks", body = Object),
+        (status = "default", description = ERRORS, body = ErrorBody)))]
+fn admin_search_queries() {}
+
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin",
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 200, body = super::insights::Shopper), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn admin_shopper() {}
+
 #[utoipa::path(get, path = "/v1/admin/experiments", tag = "experiments",
     responses((status = 200, body = super::experiments::ExperimentList), (status = "default", description = ERRORS, body = ErrorBody)))]
 fn experiments_list() {}
@@ -285,11 +303,13 @@ impl Modify for Keys {
     info(title = "Aisle", description = "E-commerce search and recommendation engine: events in, recommendations and search out."),
     paths(healthz, readyz, metrics, post_events, user_recs, delete_user, similar, get_item,
         put_item, delete_item, session_recs, popular, search, suggest, admin_models,
-        admin_reload, admin_promote, admin_jobs, admin_run_job, experiments_list,
+        admin_reload, admin_promote, admin_rollback, admin_overview, admin_search_queries,
+        admin_shopper, admin_jobs, admin_run_job, experiments_list,
         experiments_create, experiments_report, experiments_stop, kpis, openapi_json),
     components(schemas(ErrorBody, ErrorDetail, Job, JobStatus, Trigger, Scheduler, JobsView,
         SearchResults, SearchHit, Why, SemanticMatch, PersonalBoost, Facets, FacetCount, QueryInfo,
-        Event, EventBatch)),
+        Event, EventBatch, crate::RouteSummary, super::insights::MinuteCount,
+        super::insights::ShopperEvent, super::insights::ShopperArm)),
     modifiers(&Keys),
     security(("api_key" = []), ("bearer" = [])),
 )]

@@ -48,8 +48,45 @@ params! {
 }
 
 params! {
+    /// `GET /v1/admin/search/queries`: `from`, `to` (as for KPIs; the last 7
+    /// days by default), `limit` (queries per list, 1 to 1,000; 20).
+    QueryStatsParams { from, to, limit }
+}
+
+params! {
     /// `GET /v1/search/suggest`.
     SuggestParams { q, k }
+}
+
+/// `from` and `to` (Unix seconds or RFC 3339) as Unix milliseconds: `to`
+/// defaults to now, `from` to `span_ms` before `to`.
+pub(super) fn time_range(
+    from: &Option<String>,
+    to: &Option<String>,
+    span_ms: i64,
+) -> Result<(i64, i64), ApiError> {
+    let time = |v: &Option<String>, name: &str, default: i64| -> Result<i64, ApiError> {
+        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(default),
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .or_else(|| aisle_core::time::parse_datetime(s))
+                .map(|secs| secs.saturating_mul(1000))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        Code::BadQuery,
+                        format!("{name} must be Unix seconds or an RFC 3339 time, not {s:?}"),
+                    )
+                }),
+        }
+    };
+    let to = time(to, "to", aisle_core::time::unix_now_ms())?;
+    let from = time(from, "from", to - span_ms)?;
+    if from > to {
+        return Err(ApiError::new(Code::BadQuery, "from is after to"));
+    }
+    Ok((from, to))
 }
 
 /// A query string that parsed into `T`, or the extractor's refusal.

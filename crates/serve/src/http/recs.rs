@@ -135,7 +135,7 @@ pub(crate) fn recommend(
 }
 
 /// The model serving now, by name and version.
-pub(super) fn serving_model(app: &App) -> ModelRef {
+pub(crate) fn serving_model(app: &App) -> ModelRef {
     model_ref(&app.current())
 }
 
@@ -602,4 +602,61 @@ fn similar_items(serving: &Serving, live: &Live, li: u32, id: &str, q: &ListQuer
         }
     }
     items
+}
+
+/// What a shopper's recommendations are now, for the console: the list the
+/// API would answer (the user's arm under an A/B experiment, else the
+/// serving model's list, without exploration), computed but neither logged
+/// nor counted as shown.
+pub(crate) fn preview_user(
+    app: &App,
+    user: &str,
+    k: usize,
+) -> (Vec<RecItem>, ModelRef, Option<ExperimentArm>) {
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let state = live.users.get(user);
+    let history = state.map_or(&[][..], |u| &u.history[..]);
+    let q = ListQuery::plain(k);
+    let rec = |serving: &Serving| {
+        recommend(
+            app.purchase.as_ref(),
+            serving,
+            &live,
+            &q,
+            Some(user),
+            history,
+            state.map(|u| &u.purchased),
+            true,
+        )
+        .0
+    };
+    if let Some(spec) = app.online.running(Surface::Recommendations) {
+        if spec.mode == Mode::Ab {
+            let arm = &spec.arms[spec.assign(user)];
+            if let Ok(serving) = app.arm_serving(&arm.model) {
+                let exp = ExperimentArm {
+                    name: spec.name.clone(),
+                    arm: arm.name.clone(),
+                    variant: None,
+                };
+                return (rec(&serving), model_ref(&serving), Some(exp));
+            }
+        }
+    }
+    let serving = app.current();
+    (rec(&serving), model_ref(&serving), None)
+}
+
+/// Items similar to `item` by the serving model, for the console (not
+/// logged); None for an unknown item.
+pub(crate) fn preview_similar(app: &App, item: &str, k: usize) -> Option<Vec<RecItem>> {
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let &li = live.index.get(item)?;
+    Some(similar_items(
+        &app.current(),
+        &live,
+        li,
+        item,
+        &ListQuery::plain(k),
+    ))
 }
