@@ -196,7 +196,8 @@ pub struct RouteSummary {
     /// server_errors / requests.
     pub error_rate: f64,
     /// Latency percentiles (ms), interpolated within the histogram's buckets
-    /// (0.5, 1, 2, 5, 10, 20, 50, 100, 500, 1000 ms; 1000 when beyond).
+    /// (0.5, 1, 2, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000, 2500 ms;
+    /// 2500 when beyond).
     pub p50_ms: f64,
     pub p99_ms: f64,
 }
@@ -219,7 +220,11 @@ pub fn bucket_quantile(bounds: &[f64], cumulative: &[u64], count: u64, q: f64) -
 }
 
 /// Latency bucket bounds in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
+/// (Between 0.1 and 1 s at 1-2-3-5 steps too, so that a console page or a
+/// heavy search is not read as 300 ms when it takes 110.)
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
+];
 
 #[derive(Default, Clone)]
 struct RouteStats {
@@ -694,4 +699,43 @@ pub async fn serve_on(
     .map_err(|e| ServeError::Config(format!("stopping the scheduler: {e}")))?;
     served?;
     Ok(())
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::{bucket_quantile, Minutes, MINUTES};
+
+    #[test]
+    fn a_quantile_is_interpolated_within_its_bucket() {
+        // 10 requests, all between 1 and 2 ms.
+        let (bounds, cum) = ([1.0, 2.0, 5.0], [0, 10, 10]);
+        assert!((bucket_quantile(&bounds, &cum, 10, 0.5) - 1.5).abs() < 1e-12);
+        assert!((bucket_quantile(&bounds, &cum, 10, 0.99) - 1.99).abs() < 1e-12);
+        // 4 of 10 at most 1 ms: the median is in the next bucket, 1/6 in.
+        assert!(
+            (bucket_quantile(&bounds, &[4, 10, 10], 10, 0.5) - (1.0 + 1.0 / 6.0)).abs() < 1e-12
+        );
+        // Beyond the last bound: the last bound; nothing counted: 0.
+        assert_eq!(bucket_quantile(&bounds, &[0, 0, 0], 5, 0.5), 5.0);
+        assert_eq!(bucket_quantile(&bounds, &[0, 0, 0], 0, 0.5), 0.0);
+    }
+
+    #[test]
+    fn the_minute_ring_keeps_the_last_hour_and_forgets_older_minutes() {
+        let mut m = Minutes::default();
+        m.add(100, 5, 0);
+        m.add(100, 0, 2);
+        m.add(101, 0, 3);
+        let w = m.window(101);
+        assert_eq!(w.len(), MINUTES);
+        assert_eq!(w[MINUTES - 2], (100, 5, 2));
+        assert_eq!(w[MINUTES - 1], (101, 0, 3));
+        // An hour later minute 161 takes minute 101's slot; 100 is gone.
+        m.add(161, 1, 0);
+        let w = m.window(161);
+        assert_eq!(w[MINUTES - 1], (161, 1, 0));
+        assert!(w
+            .iter()
+            .all(|x| x.0 > 101 && (x.0 == 161 || x.1 + x.2 == 0)));
+    }
 }

@@ -253,6 +253,11 @@ fn version_row(e: aisle_train::Entry) -> view::VersionRow {
             serde_json::Value::String(s) => s.clone(),
             x => x.to_string(),
         };
+        // Figures to four decimals.
+        let text = match text.parse::<f64>() {
+            Ok(x) if text.contains('.') && x.is_finite() => format!("{x:.4}"),
+            _ => text,
+        };
         if k == "created_at" {
             created = text.parse::<i64>().ok().map(view::fmt_time).or(Some(text));
             continue;
