@@ -31,6 +31,7 @@ pub mod report;
 
 pub mod api;
 mod catalog;
+pub mod drift;
 pub mod erase;
 mod read;
 mod rows;

@@ -378,6 +378,16 @@ pub struct App {
     pub online: Online,
     /// The console's session signing key.
     pub(crate) sessions: console::Sessions,
+    /// The console's data page, reused briefly (see `console::data_view`).
+    pub(crate) data_page: Mutex<Option<DataPage>>,
+}
+
+/// The data page's figures and what they were computed at.
+pub(crate) struct DataPage {
+    pub seq: i64,
+    pub version: String,
+    pub at: std::time::Instant,
+    pub view: Arc<console::view::DataView>,
 }
 
 impl App {
@@ -459,6 +469,7 @@ impl App {
             degraded: RwLock::new(None),
             online,
             sessions,
+            data_page: Mutex::new(None),
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {

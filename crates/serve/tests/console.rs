@@ -181,6 +181,22 @@ fn session_cookie(h: &[(String, String)]) -> String {
         .to_string()
 }
 
+/// The CSRF token a console page hands its script.
+fn csrf_token(srv: &Server, cookie: &str) -> String {
+    let (_, _, page) = http(
+        srv.addr,
+        "GET",
+        "/console/models",
+        &[("cookie", cookie)],
+        "",
+    );
+    page.split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page's CSRF token")
+        .to_string()
+}
+
 #[test]
 fn a_page_without_a_session_sends_the_browser_to_the_login_form() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,19 +251,7 @@ fn an_api_write_with_the_cookie_but_without_its_csrf_token_is_refused() {
     assert_eq!(s, 403, "{body}");
     assert!(body.contains("x-csrf-token"), "{body}");
     // With the token the page carries, the same call goes through.
-    let (_, _, page) = http(
-        srv.addr,
-        "GET",
-        "/console/models",
-        &[("cookie", &cookie)],
-        "",
-    );
-    let token = page
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("the page's CSRF token")
-        .to_string();
+    let token = csrf_token(&srv, &cookie);
     let (s, _, body) = http(
         srv.addr,
         "POST",
@@ -291,19 +295,7 @@ fn a_read_scoped_session_sees_the_pages_but_no_buttons_and_cannot_act() {
             "{page} shows a button to a read key"
         );
     }
-    let (_, _, page) = http(
-        srv.addr,
-        "GET",
-        "/console/models",
-        &[("cookie", &cookie)],
-        "",
-    );
-    let token = page
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = csrf_token(&srv, &cookie);
     let (s, _, _) = http(
         srv.addr,
         "POST",
@@ -716,4 +708,37 @@ fn the_console_in_a_browser_shows_the_apis_numbers_and_its_buttons_act() {
         "the browser logged errors: {:#?}",
         b.errors
     );
+}
+
+#[test]
+fn the_data_page_warns_when_recent_events_drift_from_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&console_shop(dir.path()));
+    let (_, h) = form_login(srv.addr, ADMIN_KEY);
+    let cookie = session_cookie(&h);
+    // Recent events are only carts, where the reference (the shop's events
+    // from 2023) was views and purchases. (The page keeps its figures for a
+    // minute while events arrive, so it is first read after them.)
+    let events: Vec<Value> = (0..40)
+        .map(|i| json!({"user_id": format!("u{}", i % 10), "item_id": format!("i{}", i % 12), "type": "add_to_cart"}))
+        .collect();
+    let (s, _, body) = http(
+        srv.addr,
+        "POST",
+        "/v1/events",
+        &[
+            ("x-api-key", ADMIN_KEY),
+            ("content-type", "application/json"),
+        ],
+        &json!({ "events": events }).to_string(),
+    );
+    assert_eq!(s, 200, "{body}");
+    let (s, _, after) = http(srv.addr, "GET", "/console/data", &[("cookie", &cookie)], "");
+    assert_eq!(s, 200);
+    assert!(after.contains("id=\"drift-warning\""), "a warning: {after}");
+    let row = after
+        .split("data-signal=\"event type\"")
+        .nth(1)
+        .expect("an event type row");
+    assert!(row.contains("major shift"), "{row}");
 }

@@ -119,10 +119,30 @@ pub trait EventStore: Send {
     /// The sequence number of the latest event (0 when there is none).
     fn last_seq(&self) -> Result<i64>;
     fn stats(&self) -> Result<StoreStats>;
+    /// The events with `from_ts <= ts < to_ts`, counted by type, by hour of
+    /// the day (UTC) and by item: what drift is measured on.
+    fn profile(&self, from_ts: i64, to_ts: i64) -> Result<Profile>;
     fn meta(&self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
     /// Erases a user's events; returns how many were deleted.
     fn delete_user(&mut self, user: &str) -> Result<u64>;
+}
+
+/// Events of a time range counted three ways (see [`EventStore::profile`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    /// By [`EventType`] code.
+    pub by_type: [u64; 7],
+    /// By hour of the day, UTC.
+    pub by_hour: [u64; 24],
+    /// By item id.
+    pub by_item: Vec<(String, u64)>,
+}
+
+impl Profile {
+    pub fn events(&self) -> u64 {
+        self.by_type.iter().sum()
+    }
 }
 
 /// Where a store URL points.

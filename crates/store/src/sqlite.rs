@@ -378,6 +378,34 @@ impl EventStore for SqliteStore {
         Ok(())
     }
 
+    fn profile(&self, from_ts: i64, to_ts: i64) -> Result<crate::Profile> {
+        let mut out = crate::Profile::default();
+        let mut st = self.conn.prepare_cached(
+            "SELECT etype, (ts % 86400) / 3600, COUNT(*) FROM events
+             WHERE ts >= ?1 AND ts < ?2 GROUP BY 1, 2",
+        )?;
+        let mut rows = st.query(params![from_ts, to_ts])?;
+        while let Some(r) = rows.next()? {
+            let (t, h, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if let Some(x) = out.by_type.get_mut(t as usize) {
+                *x += n as u64;
+            }
+            out.by_hour[h.rem_euclid(24) as usize] += n as u64;
+        }
+        let items: HashMap<i64, &str> = self.items.iter().map(|(k, v)| (*v, k.as_str())).collect();
+        let mut st = self.conn.prepare_cached(
+            "SELECT item_id, COUNT(*) FROM events WHERE ts >= ?1 AND ts < ?2 GROUP BY 1",
+        )?;
+        let mut rows = st.query(params![from_ts, to_ts])?;
+        while let Some(r) = rows.next()? {
+            let (i, n): (i64, i64) = (r.get(0)?, r.get(1)?);
+            if let Some(id) = items.get(&i) {
+                out.by_item.push((id.to_string(), n as u64));
+            }
+        }
+        Ok(out)
+    }
+
     fn stats(&self) -> Result<StoreStats> {
         let c = &self.conn;
         let (events, users, items, tmin, tmax): (u64, u64, u64, Option<i64>, Option<i64>) = c.query_row(

@@ -196,3 +196,25 @@ fn a_zero_length_database_is_refused_by_every_open() {
         0
     );
 }
+
+#[test]
+fn a_profile_counts_a_time_ranges_events_by_type_hour_and_item() {
+    let mut s = aisle_store::open("sqlite::memory:").unwrap();
+    let day = 1_700_006_400; // a midnight, UTC
+    s.append(&[
+        ev(1, "u", "a", day + 3_600, EventType::View), // 01:00
+        ev(2, "u", "a", day + 3_700, EventType::Purchase), // 01:01
+        ev(3, "v", "b", day + 7_300, EventType::View), // 02:01
+        ev(4, "v", "b", day - 10, EventType::View),    // before the range
+        ev(5, "v", "c", day + 86_400, EventType::View), // at its end (excluded)
+    ])
+    .unwrap();
+    let p = s.profile(day, day + 86_400).unwrap();
+    assert_eq!(p.events(), 3);
+    assert_eq!(p.by_type[EventType::View.code() as usize], 2);
+    assert_eq!(p.by_type[EventType::Purchase.code() as usize], 1);
+    assert_eq!((p.by_hour[1], p.by_hour[2], p.by_hour[23]), (2, 1, 0));
+    let mut items = p.by_item.clone();
+    items.sort();
+    assert_eq!(items, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
+}

@@ -443,14 +443,7 @@ const QUARANTINE_FILES: usize = 20;
 const QUARANTINE_BYTES: u64 = 8 << 20;
 
 async fn data(State(app): State<Arc<App>>, Extension(a): Extension<Access>) -> Response {
-    let out = blocking(&app, |app| {
-        let stats = app.store.lock().unwrap_or_else(|e| e.into_inner()).stats();
-        let quarantine = aisle_store::data_dir(&app.cfg.store)
-            .map(|d| quarantine_files(&d.join("quarantine")))
-            .unwrap_or_default();
-        stats.map(|stats| view::DataView { stats, quarantine })
-    })
-    .await;
+    let out = blocking(&app, data_view).await;
     match out {
         Ok(Ok(d)) => page(view::layout("data", &viewer(&a), view::data(&d))),
         Ok(Err(e)) => {
@@ -458,6 +451,147 @@ async fn data(State(app): State<Arc<App>>, Extension(a): Extension<Access>) -> R
         }
         Err(r) => r,
     }
+}
+
+/// How long the data page's figures are reused while events arrive (its
+/// queries scan the events table).
+const DATA_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The data page's figures: reused while no event arrived, or for a
+/// minute, for the same serving model.
+fn data_view(app: &App) -> Result<Arc<view::DataView>, aisle_store::StoreError> {
+    let seq = app.live.read().unwrap_or_else(|e| e.into_inner()).last_seq;
+    let version = app.current().version.clone();
+    {
+        let cache = app.data_page.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.as_ref() {
+            if c.version == version && (c.seq == seq || c.at.elapsed() < DATA_TTL) {
+                return Ok(c.view.clone());
+            }
+        }
+    }
+    let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
+    let stats = store.stats()?;
+    let drift = drift_view(app, store.as_ref(), &stats)?;
+    drop(store);
+    let quarantine = aisle_store::data_dir(&app.cfg.store)
+        .map(|d| quarantine_files(&d.join("quarantine")))
+        .unwrap_or_default();
+    let view = Arc::new(view::DataView {
+        computed_at: aisle_core::time::unix_now(),
+        stats,
+        quarantine,
+        drift,
+    });
+    *app.data_page.lock().unwrap_or_else(|e| e.into_inner()) = Some(crate::DataPage {
+        seq,
+        version,
+        at: std::time::Instant::now(),
+        view: view.clone(),
+    });
+    Ok(view)
+}
+
+/// Drift of the events after the serving model's training data (its
+/// artifact's `data_from`..`data_to`) against that data; for a model
+/// without a data range, the last 7 days against what came before.
+fn drift_view(
+    app: &App,
+    store: &dyn aisle_store::EventStore,
+    stats: &aisle_store::StoreStats,
+) -> Result<view::DriftView, aisle_store::StoreError> {
+    use aisle_ingest::drift::{bin_of, decile_edges, psi, Level};
+    const WEEK: i64 = 7 * 86_400;
+    let (lo, hi) = (stats.time_min.unwrap_or(0), stats.time_max.unwrap_or(0) + 1);
+    let serving = app.current().version.clone();
+    let range = app
+        .registry
+        .as_ref()
+        .and_then(|r| r.list().ok())
+        .and_then(|l| l.into_iter().find(|e| e.version == serving))
+        .and_then(|e| {
+            let f = |k: &str| e.meta.get(k)?.as_str()?.parse::<i64>().ok();
+            Some((f("data_from")?, f("data_to")?))
+        });
+    let (reference_is, reference, recent) = match range {
+        Some((from, to)) => (
+            format!("the training data of {serving}"),
+            (from, to + 1),
+            (to + 1, hi.max(to + 1)),
+        ),
+        None => (
+            "the events before the last 7 days".to_string(),
+            (lo, (hi - WEEK).max(lo)),
+            ((hi - WEEK).max(lo), hi),
+        ),
+    };
+    let (a, b) = (
+        store.profile(reference.0, reference.1)?,
+        store.profile(recent.0, recent.1)?,
+    );
+    let mut signals = Vec::new();
+    let level = |p: Option<f64>| p.map_or(Level::Stable, Level::of);
+    let p = psi(&a.by_type, &b.by_type);
+    signals.push(("event type".to_string(), p, level(p)));
+    let p = psi(&a.by_hour, &b.by_hour);
+    signals.push(("hour of day (UTC)".to_string(), p, level(p)));
+    // Category and price of the items interacted with.
+    let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let item = |id: &str| {
+        live.index
+            .get(id)
+            .and_then(|&i| live.catalog[i as usize].as_ref())
+    };
+    let mut cats: std::collections::HashMap<String, u64> = Default::default();
+    for (id, n) in &a.by_item {
+        let c = item(id)
+            .and_then(|c| c.category.clone())
+            .unwrap_or_default();
+        *cats.entry(c).or_default() += n;
+    }
+    let mut top: Vec<(String, u64)> = cats.into_iter().collect();
+    top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    top.truncate(20);
+    let bin = |id: &str| -> usize {
+        let c = item(id)
+            .and_then(|c| c.category.clone())
+            .unwrap_or_default();
+        top.iter().position(|t| t.0 == c).unwrap_or(top.len())
+    };
+    let count = |p: &aisle_store::Profile, k: usize, f: &dyn Fn(&str) -> Option<usize>| {
+        let mut c = vec![0u64; k];
+        for (id, n) in &p.by_item {
+            if let Some(b) = f(id) {
+                c[b] += n;
+            }
+        }
+        c
+    };
+    let k = top.len() + 1;
+    let p = psi(
+        &count(&a, k, &|id| Some(bin(id))),
+        &count(&b, k, &|id| Some(bin(id))),
+    );
+    signals.push(("category".to_string(), p, level(p)));
+    let prices: Vec<f64> = a
+        .by_item
+        .iter()
+        .filter_map(|(id, n)| Some((item(id)?.price?, *n)))
+        .flat_map(|(price, n)| std::iter::repeat_n(price, n.min(10_000) as usize))
+        .collect();
+    let edges = decile_edges(prices);
+    let price_bin = |id: &str| item(id).and_then(|c| c.price).map(|x| bin_of(&edges, x));
+    let k = edges.len() + 1;
+    let p = psi(&count(&a, k, &price_bin), &count(&b, k, &price_bin));
+    signals.push(("price band (reference deciles)".to_string(), p, level(p)));
+    Ok(view::DriftView {
+        reference_is,
+        reference,
+        recent,
+        reference_events: a.events(),
+        recent_events: b.events(),
+        signals,
+    })
 }
 
 /// The newest quarantine files: rows by reason (from each file's first

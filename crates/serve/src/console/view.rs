@@ -45,15 +45,7 @@ pub fn layout(page: &str, v: &Viewer, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(t) = &v.csrf { meta name="csrf-token" content=(t); }
-                title { (title) " · Aisle console" }
-                link rel="icon" href="data:,";
-                link rel="stylesheet" href="/console/assets/console.css";
-                script src="/console/assets/console.js" defer {}
-            }
+            (head(title, v.csrf.as_deref(), true))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header {
@@ -88,18 +80,27 @@ pub fn layout(page: &str, v: &Viewer, body: Markup) -> Markup {
     }
 }
 
+/// A page's head: its title, the CSRF token for `console.js`, the assets.
+fn head(title: &str, csrf: Option<&str>, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            @if let Some(t) = csrf { meta name="csrf-token" content=(t); }
+            title { (title) " · Aisle console" }
+            link rel="icon" href="data:,";
+            link rel="stylesheet" href="/console/assets/console.css";
+            @if script { script src="/console/assets/console.js" defer {} }
+        }
+    }
+}
+
 /// The login form (a key is required).
 pub fn login(error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · Aisle console" }
-                link rel="icon" href="data:,";
-                link rel="stylesheet" href="/console/assets/console.css";
-            }
+            (head("Log in", None, false))
             body {
                 main #main .login {
                     h1 { "Aisle console" }
@@ -572,10 +573,27 @@ pub fn shopper(
     }
 }
 
-/// The data page: the store, the ingests' quarantined rows.
+/// The data page: the store, the ingests' quarantined rows, drift.
 pub struct DataView {
+    /// When these figures were computed (Unix seconds).
+    pub computed_at: i64,
     pub stats: aisle_store::StoreStats,
     pub quarantine: Vec<QuarantineFile>,
+    pub drift: DriftView,
+}
+
+/// Recent events against a reference period, per signal.
+pub struct DriftView {
+    /// What the reference is (the serving model's training data, or the
+    /// events before the last 7 days).
+    pub reference_is: String,
+    /// Unix seconds, [from, to).
+    pub reference: (i64, i64),
+    pub recent: (i64, i64),
+    pub reference_events: u64,
+    pub recent_events: u64,
+    /// Signal, PSI (None: a side has no events), level.
+    pub signals: Vec<(String, Option<f64>, aisle_ingest::drift::Level)>,
 }
 
 pub struct QuarantineFile {
@@ -595,7 +613,8 @@ pub fn data(d: &DataView) -> Markup {
         }
         p { "Events from "
             (d.stats.time_min.map(fmt_time).unwrap_or_else(|| "—".into())) " to "
-            (d.stats.time_max.map(fmt_time).unwrap_or_else(|| "—".into())) "." }
+            (d.stats.time_max.map(fmt_time).unwrap_or_else(|| "—".into())) ". "
+            span.hint { "Figures as of " (fmt_time(d.computed_at)) " (kept up to a minute while events arrive)." } }
         h2 { "Event types" }
         table #event-types {
             thead { tr { th scope="col" { "Type" } th.num scope="col" { "Events" } th.num scope="col" { "Share" } } }
@@ -603,6 +622,8 @@ pub fn data(d: &DataView) -> Markup {
                 tr { td { (t) } td.num { (fmt_int(*n)) } td.num { (fmt_pct(*n as f64 / d.stats.events.max(1) as f64)) } }
             } }
         }
+        h2 { "Drift of recent events" }
+        (drift(&d.drift))
         h2 { "Quarantined rows by ingest" }
         @if d.quarantine.is_empty() { p { "No ingest into this store quarantined a row." } }
         @for q in &d.quarantine {
@@ -612,6 +633,38 @@ pub fn data(d: &DataView) -> Markup {
                     tbody { @for (r, n) in &q.by_reason { tr { td { (r) } td.num { (fmt_int(*n)) } } } } }
                 details { summary { "Sample rows" } pre { @for s in &q.samples { (s) "\n" } } }
             }
+        }
+    }
+}
+
+fn drift(d: &DriftView) -> Markup {
+    use aisle_ingest::drift::{Level, MAJOR, MODERATE};
+    let shifted: Vec<&str> = d
+        .signals
+        .iter()
+        .filter(|s| s.2 == Level::Major)
+        .map(|s| s.0.as_str())
+        .collect();
+    html! {
+        p { "Reference: " (d.reference_is) ", " (fmt_time(d.reference.0)) " to " (fmt_time(d.reference.1))
+            " (" (fmt_int(d.reference_events)) " events). Recent: " (fmt_time(d.recent.0)) " to " (fmt_time(d.recent.1))
+            " (" (fmt_int(d.recent_events)) " events)." }
+        @if d.recent_events == 0 {
+            p #drift-none { "No events in the recent window yet: nothing to compare." }
+        } @else {
+            @if !shifted.is_empty() {
+                p.warning #drift-warning role="alert" { "Shifted beyond PSI " (MAJOR) ": " (shifted.join(", "))
+                    ". The serving model was trained on behaviour unlike today's: consider retraining." }
+            }
+            table #drift {
+                thead { tr { th scope="col" { "Signal" } th.num scope="col" { "PSI" } th scope="col" { "Reading" } } }
+                tbody { @for (name, psi, level) in &d.signals {
+                    tr data-signal=(name) { td { (name) } td.num { @match psi { Some(p) => (format!("{p:.4}")), None => "—" } }
+                        td { @match level { Level::Stable => "stable", Level::Moderate => "moderate shift", Level::Major => strong { "major shift" } } } }
+                } }
+            }
+            p.hint { "Population stability index of each signal's distribution, recent against reference: below "
+                (MODERATE) " stable, " (MODERATE) "–" (MAJOR) " moderate, above " (MAJOR) " a shift worth acting on." }
         }
     }
 }
