@@ -132,6 +132,14 @@ impl Live {
         true
     }
 
+    /// The catalog entry of an item id (None for an unknown item or one
+    /// seen in events only).
+    pub fn catalog_item(&self, id: &str) -> Option<&CatalogItem> {
+        self.index
+            .get(id)
+            .and_then(|&i| self.catalog[i as usize].as_ref())
+    }
+
     pub fn title(&self, i: u32) -> String {
         self.catalog[i as usize]
             .as_ref()

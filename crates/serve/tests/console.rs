@@ -197,6 +197,17 @@ fn csrf_token(srv: &Server, cookie: &str) -> String {
         .to_string()
 }
 
+/// `POST /v1/admin/models/rollback` as the console's script sends it: the
+/// session cookie, and the CSRF token when given.
+fn rollback_with_cookie(srv: &Server, cookie: &str, token: Option<&str>) -> (u16, String) {
+    let mut headers = vec![("cookie", cookie), ("content-type", "application/json")];
+    if let Some(t) = token {
+        headers.push(("x-csrf-token", t));
+    }
+    let (s, _, body) = http(srv.addr, "POST", "/v1/admin/models/rollback", &headers, "");
+    (s, body)
+}
+
 #[test]
 fn a_page_without_a_session_sends_the_browser_to_the_login_form() {
     let dir = tempfile::tempdir().unwrap();
@@ -241,28 +252,12 @@ fn an_api_write_with_the_cookie_but_without_its_csrf_token_is_refused() {
     let srv = Server::start(&console_shop(dir.path()));
     let (_, h) = form_login(srv.addr, ADMIN_KEY);
     let cookie = session_cookie(&h);
-    let (s, _, body) = http(
-        srv.addr,
-        "POST",
-        "/v1/admin/models/rollback",
-        &[("cookie", &cookie), ("content-type", "application/json")],
-        "",
-    );
+    let (s, body) = rollback_with_cookie(&srv, &cookie, None);
     assert_eq!(s, 403, "{body}");
     assert!(body.contains("x-csrf-token"), "{body}");
     // With the token the page carries, the same call goes through.
     let token = csrf_token(&srv, &cookie);
-    let (s, _, body) = http(
-        srv.addr,
-        "POST",
-        "/v1/admin/models/rollback",
-        &[
-            ("cookie", &cookie),
-            ("content-type", "application/json"),
-            ("x-csrf-token", &token),
-        ],
-        "",
-    );
+    let (s, body) = rollback_with_cookie(&srv, &cookie, Some(&token));
     assert_eq!(s, 200, "{body}");
     assert!(body.contains("sasrec-100.safetensors"), "{body}");
 }
@@ -296,18 +291,8 @@ fn a_read_scoped_session_sees_the_pages_but_no_buttons_and_cannot_act() {
         );
     }
     let token = csrf_token(&srv, &cookie);
-    let (s, _, _) = http(
-        srv.addr,
-        "POST",
-        "/v1/admin/models/rollback",
-        &[
-            ("cookie", &cookie),
-            ("content-type", "application/json"),
-            ("x-csrf-token", &token),
-        ],
-        "",
-    );
-    assert_eq!(s, 403);
+    let (s, body) = rollback_with_cookie(&srv, &cookie, Some(&token));
+    assert_eq!(s, 403, "{body}");
 }
 
 #[test]

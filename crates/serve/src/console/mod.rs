@@ -429,13 +429,8 @@ async fn shopper(
 
 fn titles<'a>(app: &App, ids: impl Iterator<Item = &'a str>) -> Vec<Option<String>> {
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-    ids.map(|id| {
-        live.index
-            .get(id)
-            .and_then(|&i| live.catalog[i as usize].as_ref())
-            .and_then(|c| c.title.clone())
-    })
-    .collect()
+    ids.map(|id| live.catalog_item(id).and_then(|c| c.title.clone()))
+        .collect()
 }
 
 /// Quarantine files read per page at most, and bytes read of each.
@@ -537,11 +532,7 @@ fn drift_view(
     signals.push(("hour of day (UTC)".to_string(), p, level(p)));
     // Category and price of the items interacted with.
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-    let item = |id: &str| {
-        live.index
-            .get(id)
-            .and_then(|&i| live.catalog[i as usize].as_ref())
-    };
+    let item = |id: &str| live.catalog_item(id);
     let mut cats: std::collections::HashMap<String, u64> = Default::default();
     for (id, n) in &a.by_item {
         let c = item(id)

@@ -130,9 +130,7 @@ pub(super) async fn post_events(
                     live.apply(e);
                     if let Some(p) = &app2.purchase {
                         let facts = live
-                            .index
-                            .get(&e.item)
-                            .and_then(|&i| live.catalog[i as usize].as_ref())
+                            .catalog_item(&e.item)
                             .map(aisle_features::behaviour::ItemFacts::from)
                             .unwrap_or_default();
                         let seq = app2.counter.fetch_add(1, Ordering::Relaxed) as i64;

@@ -190,12 +190,7 @@ pub fn shopper(app: &App, user: &str) -> Result<Shopper, ApiError> {
         .unwrap_or_else(|e| e.into_inner())
         .user_events(user, 100)?;
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-    let title = |item: &str| -> Option<String> {
-        live.index
-            .get(item)
-            .and_then(|&i| live.catalog[i as usize].as_ref())
-            .and_then(|c| c.title.clone())
-    };
+    let title = |item: &str| live.catalog_item(item).and_then(|c| c.title.clone());
     let mut events: Vec<ShopperEvent> = stored
         .iter()
         .map(|e| ShopperEvent {
