@@ -46,7 +46,9 @@ use std::time::Instant;
 use aisle_core::{CatalogItem, Event};
 
 pub use config::{DatasetConfig, Format, Protocol, TimeFormat, UserOrder};
-pub use report::{CatalogReport, QualityReport, QuarantinedRow, Reason, SourceFile, StoreOutcome};
+pub use report::{
+    CatalogReport, QualityReport, QuarantinedRow, Reason, SavedReport, SourceFile, StoreOutcome,
+};
 pub use spill::remove_stale_spills;
 
 use read::read_events;

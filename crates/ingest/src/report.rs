@@ -253,3 +253,120 @@ impl QualityReport {
         s
     }
 }
+
+/// The folder, beside a store's database, that keeps every ingest's report.
+pub const REPORTS_DIR: &str = "reports";
+
+/// A report kept in a store's [`REPORTS_DIR`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedReport {
+    /// The file's name: `ingest-<unix seconds>-<pid>.json`.
+    pub file: String,
+    /// When the ingest finished (Unix seconds, from the name).
+    pub at: i64,
+    pub report: QualityReport,
+}
+
+impl QualityReport {
+    /// Keeps the report in `store_dir/reports` as `ingest-<at>-<pid>.json`
+    /// (written to a temporary name, then renamed: a reader never sees half
+    /// of one). Returns the file's path.
+    pub fn save(
+        &self,
+        store_dir: &std::path::Path,
+        at: i64,
+    ) -> std::io::Result<std::path::PathBuf> {
+        let dir = store_dir.join(REPORTS_DIR);
+        std::fs::create_dir_all(&dir)?;
+        let name = format!("ingest-{at}-{}.json", std::process::id());
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        let path = dir.join(name);
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+
+    /// The newest `n` reports kept in `store_dir/reports`, newest first.
+    /// Files that do not parse are skipped, as are files over 1 MiB.
+    pub fn recent(store_dir: &std::path::Path, n: usize) -> Vec<SavedReport> {
+        let Ok(rd) = std::fs::read_dir(store_dir.join(REPORTS_DIR)) else {
+            return Vec::new();
+        };
+        let mut named: Vec<(i64, String, std::path::PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let file = e.file_name().to_str()?.to_string();
+                let at = file
+                    .strip_prefix("ingest-")?
+                    .strip_suffix(".json")?
+                    .split('-')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((at, file, e.path()))
+            })
+            .collect();
+        named.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        named
+            .into_iter()
+            .filter_map(|(at, file, path)| {
+                if std::fs::metadata(&path).ok()?.len() > 1 << 20 {
+                    return None;
+                }
+                let report = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+                Some(SavedReport { file, at, report })
+            })
+            .take(n)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod saved_tests {
+    use super::*;
+
+    fn report(rows: u64) -> QualityReport {
+        QualityReport {
+            dataset: "demo".into(),
+            rows_read: rows,
+            accepted: rows - 1,
+            quarantined: 1,
+            by_reason: [("bad_timestamp".to_string(), 1)].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn saved_reports_read_back_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        report(10).save(dir.path(), 1_000).unwrap();
+        report(20).save(dir.path(), 3_000).unwrap();
+        report(30).save(dir.path(), 2_000).unwrap();
+        let got = QualityReport::recent(dir.path(), 2);
+        assert_eq!(
+            got.iter().map(|r| r.at).collect::<Vec<_>>(),
+            vec![3_000, 2_000]
+        );
+        assert_eq!(got[0].report, report(20));
+        assert!(got[0].file.starts_with("ingest-3000-"));
+    }
+
+    #[test]
+    fn unreadable_or_foreign_files_in_the_reports_folder_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        report(10).save(dir.path(), 1_000).unwrap();
+        let reports = dir.path().join(REPORTS_DIR);
+        std::fs::write(reports.join("ingest-2000-1.json"), b"{not json").unwrap();
+        std::fs::write(reports.join("notes.txt"), b"hello").unwrap();
+        std::fs::write(reports.join(".ingest-3000-1.json.tmp"), b"{}").unwrap();
+        let got = QualityReport::recent(dir.path(), 10);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].at, 1_000);
+    }
+
+    #[test]
+    fn a_store_without_reports_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(QualityReport::recent(dir.path(), 10).is_empty());
+    }
+}

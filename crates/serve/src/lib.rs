@@ -378,16 +378,9 @@ pub struct App {
     pub online: Online,
     /// The console's session signing key.
     pub(crate) sessions: console::Sessions,
-    /// The console's data page, reused briefly (see `console::data_view`).
-    pub(crate) data_page: Mutex<Option<DataPage>>,
-}
-
-/// The data page's figures and what they were computed at.
-pub(crate) struct DataPage {
-    pub seq: i64,
-    pub version: String,
-    pub at: std::time::Instant,
-    pub view: Arc<console::view::DataView>,
+    /// The data report (`GET /v1/admin/data`, the console's data page),
+    /// computed off the request path (see `http::data`).
+    pub(crate) data_page: Mutex<http::data::DataCache>,
 }
 
 impl App {
@@ -469,7 +462,7 @@ impl App {
             degraded: RwLock::new(None),
             online,
             sessions,
-            data_page: Mutex::new(None),
+            data_page: Mutex::new(Default::default()),
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
@@ -691,6 +684,7 @@ pub async fn serve_on(
 ) -> Result<(), ServeError> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     jobs::start(&app);
+    http::data::warm(&app);
     let served = conn::serve(
         listener,
         router(app.clone()),

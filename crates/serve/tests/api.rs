@@ -543,7 +543,7 @@ async fn the_served_openapi_document_matches_the_router() {
     let (_app, c) = open(&url, |_| {});
     let doc = served_document(&c).await;
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 25);
+    assert_eq!(paths.len(), 26);
     for (path, ops) in paths {
         for method in ["get", "put", "post", "delete"] {
             let concrete = path.replace("{id}", "i1");
@@ -784,6 +784,7 @@ async fn every_route_answers_what_the_document_says() {
             None,
         ),
         ("get", "/v1/admin/overview", "/v1/admin/overview", None),
+        ("get", "/v1/admin/data", "/v1/admin/data", None),
         (
             "get",
             "/v1/admin/search/queries",

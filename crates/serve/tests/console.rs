@@ -59,6 +59,35 @@ fn console_shop(dir: &Path) -> String {
         }])
         .unwrap();
     drop(store);
+    // One ingest's report and its quarantined rows, as `aisle ingest` keeps
+    // them beside the store; a quarantined row holds markup.
+    let store_dir = aisle_store::data_dir(&url).unwrap();
+    let q = store_dir.join("quarantine");
+    std::fs::create_dir_all(&q).unwrap();
+    std::fs::write(
+        q.join("shop-1700000200-1.jsonl"),
+        format!(
+            "{}\n",
+            json!({"file": "events", "line": 7, "reason": "bad_timestamp", "detail": "no time", "raw": EVIL})
+        ),
+    )
+    .unwrap();
+    aisle_ingest::QualityReport {
+        dataset: "shop".into(),
+        input: "events.csv".into(),
+        rows_read: 1234,
+        accepted: 1233,
+        quarantined: 1,
+        by_reason: [("bad_timestamp".to_string(), 1)].into(),
+        store: Some(aisle_ingest::StoreOutcome {
+            inserted: 1233,
+            quarantine_file: Some(q.join("shop-1700000200-1.jsonl").display().to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .save(&store_dir, 1_700_000_200)
+    .unwrap();
     common::promote_tiny_sasrec(dir, common::ITEMS, 5, 200);
     url
 }
@@ -618,6 +647,32 @@ fn the_console_in_a_browser_shows_the_apis_numbers_and_its_buttons_act() {
         api["users"].to_string()
     );
 
+    b.open(&srv.url("/console/data"));
+    let api = b.eval("fetch('/v1/admin/data').then(r => r.json())");
+    let shown = b.eval("document.getElementById('store-events').textContent");
+    assert_eq!(
+        shown.as_str().unwrap().replace(',', ""),
+        api["store"]["events"].to_string()
+    );
+    let last = api["daily"].as_array().unwrap().last().unwrap().clone();
+    let row = b.eval(&format!(
+        "(() => {{ const r = document.querySelector('#daily tr[data-day=\"{}\"]');
+                  return [r.querySelector('.new-users').textContent, r.querySelector('.new-items').textContent]; }})()",
+        last["date"].as_str().unwrap()
+    ));
+    assert_eq!(
+        row,
+        json!([last["new_users"].to_string(), last["new_items"].to_string()])
+    );
+    let ingest = b.eval("document.querySelector('#ingests tbody tr').textContent");
+    assert_eq!(api["ingests"][0]["rows_read"], json!(1234));
+    assert!(ingest.as_str().unwrap().contains("1,234"), "{ingest}");
+    assert_eq!(
+        b.eval("document.querySelector('.quarantine pre').textContent.includes('<script>window.__pwned=1</script>')"),
+        json!(true)
+    );
+    assert_eq!(b.eval("window.__pwned === undefined"), json!(true));
+
     b.open(&srv.url("/console/search"));
     let api = b.eval("fetch('/v1/admin/search/queries').then(r => r.json())");
     let shown = b.eval("document.getElementById('searches').textContent");
@@ -718,12 +773,69 @@ fn the_data_page_warns_when_recent_events_drift_from_the_reference() {
         &json!({ "events": events }).to_string(),
     );
     assert_eq!(s, 200, "{body}");
-    let (s, _, after) = http(srv.addr, "GET", "/console/data", &[("cookie", &cookie)], "");
-    assert_eq!(s, 200);
+    // The figures are recomputed in the background once events arrived:
+    // the page shows the new ones within moments.
+    let mut after = String::new();
+    for _ in 0..100 {
+        let (s, _, body) = http(srv.addr, "GET", "/console/data", &[("cookie", &cookie)], "");
+        assert_eq!(s, 200);
+        after = body;
+        if after.contains("id=\"drift-warning\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(after.contains("id=\"drift-warning\""), "a warning: {after}");
     let row = after
         .split("data-signal=\"event type\"")
         .nth(1)
         .expect("an event type row");
     assert!(row.contains("major shift"), "{row}");
+}
+
+#[test]
+fn the_data_route_answers_a_read_key_with_days_ingests_quarantine_and_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(&console_shop(dir.path()));
+    let (s, _, body) = http(
+        srv.addr,
+        "GET",
+        "/v1/admin/data",
+        &[("x-api-key", READ_KEY)],
+        "",
+    );
+    assert_eq!(s, 200, "{body}");
+    let d: Value = serde_json::from_str(&body).unwrap();
+    // The per-day table ends on the newest event's day and counts no more
+    // events than the store holds.
+    let days = d["daily"].as_array().unwrap();
+    let newest = d["store"]["time_max"].as_i64().unwrap();
+    let (y, m, dd) = aisle_core::time::civil_from_days(newest.div_euclid(86_400));
+    assert_eq!(
+        days.last().unwrap()["date"],
+        json!(format!("{y:04}-{m:02}-{dd:02}"))
+    );
+    let events: u64 = days.iter().map(|x| x["events"].as_u64().unwrap()).sum();
+    assert!(events > 0 && events <= d["store"]["events"].as_u64().unwrap());
+    let by_type: u64 = days
+        .iter()
+        .flat_map(|x| x["by_type"].as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_type, events);
+    // The ingest's kept report and its quarantined row.
+    assert_eq!(d["ingests"][0]["rows_read"], json!(1234));
+    assert_eq!(
+        d["ingests"][0]["quarantine_file"],
+        json!("shop-1700000200-1.jsonl")
+    );
+    assert_eq!(
+        d["quarantine"][0]["by_reason"][0],
+        json!({"reason": "bad_timestamp", "rows": 1})
+    );
+    assert_eq!(d["drift"]["signals"].as_array().unwrap().len(), 4);
+    assert!(d["refreshing"].is_boolean());
+    // Without a key: refused.
+    let (s, _, _) = http(srv.addr, "GET", "/v1/admin/data", &[], "");
+    assert_eq!(s, 401);
 }

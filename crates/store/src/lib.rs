@@ -122,6 +122,10 @@ pub trait EventStore: Send {
     /// The events with `from_ts <= ts < to_ts`, counted by type, by hour of
     /// the day (UTC) and by item: what drift is measured on.
     fn profile(&self, from_ts: i64, to_ts: i64) -> Result<Profile>;
+    /// The UTC days from `from_day` to `to_day` (day numbers: Unix seconds
+    /// / 86,400; both included, at most [`MAX_DAYS`]): each day's events by
+    /// type, and the users and items whose first event falls on it.
+    fn daily(&self, from_day: i64, to_day: i64) -> Result<Vec<DayCounts>>;
     fn meta(&self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
     /// Erases a user's events; returns how many were deleted.
@@ -140,6 +144,28 @@ pub struct Profile {
 }
 
 impl Profile {
+    pub fn events(&self) -> u64 {
+        self.by_type.iter().sum()
+    }
+}
+
+/// The most days [`EventStore::daily`] answers.
+pub const MAX_DAYS: i64 = 366;
+
+/// One UTC day of events (see [`EventStore::daily`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayCounts {
+    /// Unix seconds / 86,400.
+    pub day: i64,
+    /// By [`EventType`] code.
+    pub by_type: [u64; 7],
+    /// Users whose first event is on this day.
+    pub new_users: u64,
+    /// Items whose first event is on this day.
+    pub new_items: u64,
+}
+
+impl DayCounts {
     pub fn events(&self) -> u64 {
         self.by_type.iter().sum()
     }

@@ -218,3 +218,42 @@ fn a_profile_counts_a_time_ranges_events_by_type_hour_and_item() {
     items.sort();
     assert_eq!(items, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
 }
+
+#[test]
+fn daily_counts_each_days_events_by_type_and_first_seen_users_and_items() {
+    let mut s = aisle_store::open("sqlite::memory:").unwrap();
+    let d = 19_675; // a day number
+    let t = |day: i64, sec: i64| day * 86_400 + sec;
+    s.append(&[
+        ev(1, "old", "a", t(d - 3, 10), EventType::View), // before the range
+        ev(2, "old", "a", t(d, 5), EventType::View),
+        ev(3, "u", "b", t(d, 86_399), EventType::Purchase), // the day's last second
+        ev(4, "u", "c", t(d + 2, 0), EventType::View),
+        ev(5, "w", "a", t(d + 2, 7), EventType::AddToCart),
+        ev(6, "x", "z", t(d + 3, 0), EventType::View), // after the range
+    ])
+    .unwrap();
+    let days = s.daily(d, d + 2).unwrap();
+    assert_eq!(
+        days.iter().map(|x| x.day).collect::<Vec<_>>(),
+        vec![d, d + 1, d + 2]
+    );
+    assert_eq!(days[0].events(), 2);
+    assert_eq!(days[0].by_type[EventType::Purchase.code() as usize], 1);
+    assert_eq!((days[0].new_users, days[0].new_items), (1, 1)); // u; b
+    assert_eq!(
+        days[1],
+        aisle_store::DayCounts {
+            day: d + 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(days[2].by_type[EventType::AddToCart.code() as usize], 1);
+    assert_eq!((days[2].new_users, days[2].new_items), (1, 1)); // w; c
+                                                                // An inverted range is empty; a long one is cut to MAX_DAYS.
+    assert!(s.daily(d, d - 1).unwrap().is_empty());
+    assert_eq!(
+        s.daily(0, 100_000).unwrap().len() as i64,
+        aisle_store::MAX_DAYS
+    );
+}

@@ -162,7 +162,7 @@ pub(super) fn run_ingest(
         info!(stale, "removed the spill of an ingest that did not finish");
     }
     let ingested = Ingestor::new(cfg)
-        .with_spill_dir(dir)
+        .with_spill_dir(dir.clone())
         .with_progress(move |done, total| {
             pb2.set_length(total);
             pb2.set_position(done);
@@ -197,6 +197,13 @@ pub(super) fn run_ingest(
     report.rows_per_s = report.rows_read as f64 / report.elapsed_s.max(1e-9);
     if !report.balanced() {
         bail!("internal error: the report does not add up: {report:?}");
+    }
+    // Kept beside the store: the console's data page shows them over time.
+    if aisle_store::data_dir(store_url).is_some() {
+        let path = report
+            .save(&dir, unix_now())
+            .with_context(|| format!("saving the report in {}", dir.display()))?;
+        info!(report = %path.display(), "report kept");
     }
     Ok(report)
 }

@@ -7,6 +7,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use crate::auth::Scope;
+use crate::http::data::{DataReport, Day, Drift, IngestRun};
 use crate::http::insights::{Overview, Shopper};
 use crate::http::types::{ModelRef, RecItem};
 
@@ -573,98 +574,172 @@ pub fn shopper(
     }
 }
 
-/// The data page: the store, the ingests' quarantined rows, drift.
-pub struct DataView {
-    /// When these figures were computed (Unix seconds).
-    pub computed_at: i64,
-    pub stats: aisle_store::StoreStats,
-    pub quarantine: Vec<QuarantineFile>,
-    pub drift: DriftView,
-}
-
-/// Recent events against a reference period, per signal.
-pub struct DriftView {
-    /// What the reference is (the serving model's training data, or the
-    /// events before the last 7 days).
-    pub reference_is: String,
-    /// Unix seconds, [from, to).
-    pub reference: (i64, i64),
-    pub recent: (i64, i64),
-    pub reference_events: u64,
-    pub recent_events: u64,
-    /// Signal, PSI (None: a side has no events), level.
-    pub signals: Vec<(String, Option<f64>, aisle_ingest::drift::Level)>,
-}
-
-pub struct QuarantineFile {
-    pub name: String,
-    pub rows: u64,
-    pub by_reason: Vec<(String, u64)>,
-    pub samples: Vec<String>,
-}
-
-pub fn data(d: &DataView) -> Markup {
+pub fn data(d: &DataReport) -> Markup {
+    let st = &d.store;
     html! {
         section.cards aria-label="The store" {
-            div.card { h2 { "Events" } p.big #store-events { (fmt_int(d.stats.events)) } }
-            div.card { h2 { "Users" } p.big #store-users { (fmt_int(d.stats.users)) } }
-            div.card { h2 { "Items with events" } p.big #store-items { (fmt_int(d.stats.items)) } }
-            div.card { h2 { "Catalog" } p.big #store-catalog { (fmt_int(d.stats.catalog_items)) } }
+            div.card { h2 { "Events" } p.big #store-events { (fmt_int(st.events)) } }
+            div.card { h2 { "Users" } p.big #store-users { (fmt_int(st.users)) } }
+            div.card { h2 { "Items with events" } p.big #store-items { (fmt_int(st.items)) } }
+            div.card { h2 { "Catalog" } p.big #store-catalog { (fmt_int(st.catalog_items)) } }
         }
         p { "Events from "
-            (d.stats.time_min.map(fmt_time).unwrap_or_else(|| "—".into())) " to "
-            (d.stats.time_max.map(fmt_time).unwrap_or_else(|| "—".into())) ". "
-            span.hint { "Figures as of " (fmt_time(d.computed_at)) " (kept up to a minute while events arrive)." } }
+            (st.time_min.map(fmt_time).unwrap_or_else(|| "—".into())) " to "
+            (st.time_max.map(fmt_time).unwrap_or_else(|| "—".into())) ". "
+            span.hint #computed-at { "Figures as of " (fmt_time(d.computed_at))
+                @if d.refreshing { "; newer ones are being computed (reload in a moment)" } "." } }
         h2 { "Event types" }
         table #event-types {
             thead { tr { th scope="col" { "Type" } th.num scope="col" { "Events" } th.num scope="col" { "Share" } } }
-            tbody { @for (t, n) in &d.stats.events_by_type {
-                tr { td { (t) } td.num { (fmt_int(*n)) } td.num { (fmt_pct(*n as f64 / d.stats.events.max(1) as f64)) } }
+            tbody { @for (t, n) in &st.events_by_type {
+                tr { td { (t) } td.num { (fmt_int(*n)) } td.num { (fmt_pct(*n as f64 / st.events.max(1) as f64)) } }
             } }
         }
+        h2 { "Per day" }
+        (daily(&d.daily))
         h2 { "Drift of recent events" }
         (drift(&d.drift))
+        h2 { "Ingests" }
+        (ingests(&d.ingests))
         h2 { "Quarantined rows by ingest" }
         @if d.quarantine.is_empty() { p { "No ingest into this store quarantined a row." } }
         @for q in &d.quarantine {
-            section.quarantine aria-label={"Quarantine " (q.name)} {
-                h3 { code { (q.name) } " — " (fmt_int(q.rows)) " rows" }
+            section.quarantine aria-label={"Quarantine " (q.file)} id={"q-" (q.file)} {
+                h3 { code { (q.file) } " — " (fmt_int(q.rows)) " rows" }
                 table { thead { tr { th scope="col" { "Reason" } th.num scope="col" { "Rows" } } }
-                    tbody { @for (r, n) in &q.by_reason { tr { td { (r) } td.num { (fmt_int(*n)) } } } } }
+                    tbody { @for r in &q.by_reason { tr { td { (r.reason) } td.num { (fmt_int(r.rows)) } } } } }
                 details { summary { "Sample rows" } pre { @for s in &q.samples { (s) "\n" } } }
             }
         }
     }
 }
 
-fn drift(d: &DriftView) -> Markup {
-    use aisle_ingest::drift::{Level, MAJOR, MODERATE};
+/// The event types in the order a shop's funnel reads.
+const FUNNEL: [&str; 7] = [
+    "view",
+    "click",
+    "favorite",
+    "add_to_cart",
+    "purchase",
+    "cancel",
+    "rating",
+];
+
+fn daily(days: &[Day]) -> Markup {
+    use std::collections::BTreeSet;
+    // The types present, funnel order first.
+    let present: BTreeSet<&str> = days
+        .iter()
+        .flat_map(|d| d.by_type.keys().map(String::as_str))
+        .collect();
+    let mut types: Vec<&str> = FUNNEL
+        .iter()
+        .copied()
+        .filter(|t| present.contains(t))
+        .collect();
+    types.extend(present.iter().filter(|t| !FUNNEL.contains(t)));
+    let max = days.iter().map(|d| d.events).max().unwrap_or(0).max(1);
+    html! {
+        @if days.is_empty() {
+            p { "No dated events (the data set's times are an order, or the store is empty)." }
+        } @else {
+            p.hint { "Each day (UTC) of the last " (crate::http::data::DAYS) " before the newest event. The bar is the day's events, split by type: "
+                @for (i, t) in types.iter().enumerate() { span class={"swatch t" (i % 7)} {} " " (t) " " } }
+            div.scroll { table #daily {
+                thead { tr { th scope="col" { "Day" } th scope="col" { "Mix" } th.num scope="col" { "Events" }
+                    @for t in &types { th.num scope="col" { (t) } }
+                    th.num scope="col" { "New users" } th.num scope="col" { "New items" } } }
+                tbody { @for d in days {
+                    tr data-day=(d.date) {
+                        td { (d.date) }
+                        td { svg.mix width="120" height="12" viewBox="0 0 120 12" role="img"
+                                aria-label={(d.events) " events"} {
+                            @for (i, x, w) in segments(d, &types, max) {
+                                rect class={"t" (i % 7)} x=(format!("{x:.2}")) y="0" width=(format!("{w:.2}")) height="12" {}
+                            }
+                        } }
+                        td.num { (fmt_int(d.events)) }
+                        @for t in &types { td.num { (fmt_int(d.by_type.get(*t).copied().unwrap_or(0))) } }
+                        td.num.new-users { (fmt_int(d.new_users)) }
+                        td.num.new-items { (fmt_int(d.new_items)) }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+/// A day's bar: (type index, x, width) of each type, 120 wide for the
+/// busiest day.
+fn segments(d: &Day, types: &[&str], max: u64) -> Vec<(usize, f64, f64)> {
+    let mut x = 0.0;
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let w = 120.0 * d.by_type.get(*t).copied().unwrap_or(0) as f64 / max as f64;
+            x += w;
+            (i, x - w, w)
+        })
+        .collect()
+}
+
+fn ingests(runs: &[IngestRun]) -> Markup {
+    html! {
+        @if runs.is_empty() {
+            p { "No ingest report is kept in this store (" code { "aisle ingest" } " keeps each one in its "
+                code { "reports/" } " folder)." }
+        } @else {
+            div.scroll { table #ingests {
+                thead { tr { th scope="col" { "Finished" } th scope="col" { "Input" } th.num scope="col" { "Rows read" }
+                    th.num scope="col" { "Accepted" } th.num scope="col" { "Quarantined" } th scope="col" { "By reason" }
+                    th.num scope="col" { "New events" } } }
+                tbody { @for r in runs {
+                    tr data-file=(r.file) {
+                        td { (fmt_time(r.at)) }
+                        td { code { (r.input) } " (" (r.dataset) ")" }
+                        td.num { (fmt_int(r.rows_read)) }
+                        td.num { (fmt_int(r.accepted)) }
+                        td.num { (fmt_int(r.quarantined)) }
+                        td { @for (i, (reason, n)) in r.by_reason.iter().enumerate() {
+                                @if i > 0 { ", " } (reason) " " (fmt_int(*n)) }
+                            @if let Some(q) = &r.quarantine_file { " " a href={"#q-" (q)} { "sample rows" } } }
+                        td.num { (r.inserted.map(fmt_int).unwrap_or_else(|| "—".into())) }
+                    }
+                } }
+            } }
+        }
+    }
+}
+
+fn drift(d: &Drift) -> Markup {
+    use aisle_ingest::drift::Level;
     let shifted: Vec<&str> = d
         .signals
         .iter()
-        .filter(|s| s.2 == Level::Major)
-        .map(|s| s.0.as_str())
+        .filter(|s| s.level == Level::Major)
+        .map(|s| s.signal.as_str())
         .collect();
     html! {
-        p { "Reference: " (d.reference_is) ", " (fmt_time(d.reference.0)) " to " (fmt_time(d.reference.1))
-            " (" (fmt_int(d.reference_events)) " events). Recent: " (fmt_time(d.recent.0)) " to " (fmt_time(d.recent.1))
+        p { "Reference: " (d.reference_is) ", " (fmt_time(d.reference_from)) " to " (fmt_time(d.reference_to))
+            " (" (fmt_int(d.reference_events)) " events). Recent: " (fmt_time(d.recent_from)) " to " (fmt_time(d.recent_to))
             " (" (fmt_int(d.recent_events)) " events)." }
         @if d.recent_events == 0 {
             p #drift-none { "No events in the recent window yet: nothing to compare." }
         } @else {
             @if !shifted.is_empty() {
-                p.warning #drift-warning role="alert" { "Shifted beyond PSI " (MAJOR) ": " (shifted.join(", "))
+                p.warning #drift-warning role="alert" { "Shifted beyond PSI " (d.major) ": " (shifted.join(", "))
                     ". The serving model was trained on behaviour unlike today's: consider retraining." }
             }
             table #drift {
                 thead { tr { th scope="col" { "Signal" } th.num scope="col" { "PSI" } th scope="col" { "Reading" } } }
-                tbody { @for (name, psi, level) in &d.signals {
-                    tr data-signal=(name) { td { (name) } td.num { @match psi { Some(p) => (format!("{p:.4}")), None => "—" } }
-                        td { @match level { Level::Stable => "stable", Level::Moderate => "moderate shift", Level::Major => strong { "major shift" } } } }
+                tbody { @for s in &d.signals {
+                    tr data-signal=(s.signal) { td { (s.signal) } td.num { @match s.psi { Some(p) => (format!("{p:.4}")), None => "—" } }
+                        td { @match s.level { Level::Stable => "stable", Level::Moderate => "moderate shift", Level::Major => strong { "major shift" } } } }
                 } }
             }
             p.hint { "Population stability index of each signal's distribution, recent against reference: below "
-                (MODERATE) " stable, " (MODERATE) "–" (MAJOR) " moderate, above " (MAJOR) " a shift worth acting on." }
+                (d.moderate) " stable, " (d.moderate) "–" (d.major) " moderate, above " (d.major) " a shift worth acting on." }
         }
     }
 }

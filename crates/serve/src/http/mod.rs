@@ -5,6 +5,7 @@
 //! workers.
 
 mod admin;
+pub mod data;
 pub mod error;
 mod events;
 pub(crate) mod experiments;
@@ -58,6 +59,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/models/promote", post(admin::admin_promote))
         .route("/v1/admin/models/rollback", post(admin::admin_rollback))
         .route("/v1/admin/overview", get(insights::get_overview))
+        .route("/v1/admin/data", get(data::get_data))
         .route(
             "/v1/admin/search/queries",
             get(insights::get_search_queries),
