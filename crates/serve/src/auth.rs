@@ -136,7 +136,7 @@ pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
         | "/console/assets/console.css"
         | "/console/assets/console.js" => None,
         // The overview is what `/metrics` says, in other words.
-        "/v1/admin/overview" | "/v1/admin/data" => Some(Scope::Read),
+        "/v1/admin/overview" | "/v1/admin/data" | "/v1/admin/evaluation" => Some(Scope::Read),
         _ if route.starts_with("/v1/admin") => Some(Scope::Admin),
         "/v1/users/{id}" => Some(Scope::Admin),
         "/v1/events" => Some(Scope::Write),

@@ -543,7 +543,7 @@ async fn the_served_openapi_document_matches_the_router() {
     let (_app, c) = open(&url, |_| {});
     let doc = served_document(&c).await;
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 26);
+    assert_eq!(paths.len(), 27);
     for (path, ops) in paths {
         for method in ["get", "put", "post", "delete"] {
             let concrete = path.replace("{id}", "i1");
@@ -669,6 +669,13 @@ async fn every_route_answers_what_the_document_says() {
         models.join("sasrec-300.safetensors"),
     )
     .unwrap();
+    // An evaluation report, as `aisle evaluate` leaves it in the store.
+    std::fs::create_dir_all(dir.path().join("evaluation")).unwrap();
+    std::fs::write(
+        dir.path().join("evaluation/bench.json"),
+        r#"{"dataset":"shop","results":[],"best_by_validation":null}"#,
+    )
+    .unwrap();
     let doc = served_document(&c).await;
     // (method, documented path, concrete URI, body)
     let calls: &[(&str, &str, &str, Option<&str>)] = &[
@@ -785,6 +792,7 @@ async fn every_route_answers_what_the_document_says() {
         ),
         ("get", "/v1/admin/overview", "/v1/admin/overview", None),
         ("get", "/v1/admin/data", "/v1/admin/data", None),
+        ("get", "/v1/admin/evaluation", "/v1/admin/evaluation", None),
         (
             "get",
             "/v1/admin/search/queries",
@@ -1394,4 +1402,19 @@ async fn without_the_encoder_semantic_is_409_and_keyword_works() {
         (StatusCode::OK, Some("keyword")),
         "{v}"
     );
+}
+
+/// Before `aisle evaluate` ran on the store there is no evaluation to show.
+#[tokio::test]
+async fn the_evaluation_of_a_store_never_evaluated_is_a_404_that_says_how() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (_app, c) = open(&url, |_| {});
+    let (s, v) = c.get("/v1/admin/evaluation").await;
+    assert_error(s, &v, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "no_evaluation");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("aisle evaluate"));
 }

@@ -89,6 +89,21 @@ fn console_shop(dir: &Path) -> String {
     .save(&store_dir, 1_700_000_200)
     .unwrap();
     common::promote_tiny_sasrec(dir, common::ITEMS, 5, 200);
+    // The last `aisle evaluate` of the store, in the shape it writes.
+    let eval = store_dir.join("evaluation");
+    std::fs::create_dir_all(&eval).unwrap();
+    let row = |model: &str, ndcg: f64, valid: f64| {
+        json!({"model": model, "masking": true, "ndcg@10": ndcg, "recall@10": 0.5, "mrr@10": 0.2,
+               "coverage@10": 0.3, "valid_ndcg@10": valid, "fit_s": 0.01, "users": 40})
+    };
+    std::fs::write(
+        eval.join("bench.json"),
+        json!({"dataset": "shop", "protocol": {"rule": "per user: last item = test"},
+               "results": [row("ease", 0.31234, 0.25), row(EVIL, 0.1, 0.05)],
+               "best_by_validation": "ease", "warnings": []})
+        .to_string(),
+    )
+    .unwrap();
     url
 }
 
@@ -671,6 +686,27 @@ fn the_console_in_a_browser_shows_the_apis_numbers_and_its_buttons_act() {
         b.eval("document.querySelector('.quarantine pre').textContent.includes('<script>window.__pwned=1</script>')"),
         json!(true)
     );
+    assert_eq!(b.eval("window.__pwned === undefined"), json!(true));
+
+    b.open(&srv.url("/console/models"));
+    let api = b.eval("fetch('/v1/admin/evaluation').then(r => r.json())");
+    let shown =
+        b.eval("document.querySelector('#leaderboard tr[data-model=\"ease\"] .ndcg').textContent");
+    let want = api["report"]["results"][0]["ndcg@10"].as_f64().unwrap();
+    assert_eq!(shown, json!(format!("{want:.4}")));
+    // The promoted version's training curve: one point per epoch in the API.
+    let models = b.eval("fetch('/v1/admin/models').then(r => r.json())");
+    let versions = models["versions"].as_array().expect("versions");
+    let promoted = versions
+        .iter()
+        .find(|v| v["promoted"] == json!(true))
+        .unwrap();
+    let epochs = promoted["meta"]["curve"].as_array().unwrap().len();
+    let points = b.eval(&format!(
+        "document.querySelector('figure.curve[data-version=\"{}\"] polyline.loss').getAttribute('points').split(' ').length",
+        promoted["version"].as_str().unwrap()
+    ));
+    assert_eq!(points, json!(epochs));
     assert_eq!(b.eval("window.__pwned === undefined"), json!(true));
 
     b.open(&srv.url("/console/search"));

@@ -89,6 +89,25 @@ impl TrainReport {
     }
 }
 
+/// The metadata key of a sequence model's training curve: a JSON array of
+/// `{"epoch", "loss", "valid_ndcg10"}`, one per epoch.
+pub const CURVE: &str = "curve";
+
+/// A training curve as the artifact keeps it (under [`CURVE`]).
+pub fn curve_json(curve: &[aisle_seq::EpochLog]) -> String {
+    let rows: Vec<serde_json::Value> = curve
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "epoch": e.epoch,
+                "loss": (e.loss * 1e5).round() / 1e5,
+                "valid_ndcg10": (e.valid_ndcg10 * 1e5).round() / 1e5,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
 /// The header every artifact trained on `data` carries.
 fn artifact(model: Model, data: &StoreData) -> Artifact {
     let mut a = Artifact::new(model, data.seqs.items.clone());
@@ -168,6 +187,7 @@ pub fn train_sequence(
         "best_valid_ndcg10".into(),
         fit.best_valid_ndcg10.to_string(),
     );
+    a.header.extra.insert(CURVE.into(), curve_json(&fit.curve));
     a.save(out)?;
     Ok(TrainReport {
         epochs: Some(fit.epochs),

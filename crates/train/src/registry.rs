@@ -158,7 +158,8 @@ impl Registry {
 }
 
 /// The metadata of an artifact as JSON strings, read from its header only;
-/// the long `item_ids` list is replaced by its count, `items`.
+/// the long `item_ids` list is replaced by its count, `items`, and the
+/// training curve is JSON.
 fn read_meta(path: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
     let meta = aisle_core::tensors::read_meta(path)?;
     Some(
@@ -167,6 +168,9 @@ fn read_meta(path: &Path) -> Option<serde_json::Map<String, serde_json::Value>> 
                 if k == "item_ids" {
                     let n = serde_json::from_str::<Vec<String>>(&v).map_or(0, |v| v.len());
                     ("items".to_string(), serde_json::json!(n))
+                } else if k == crate::fit::CURVE {
+                    let curve = serde_json::from_str(&v).unwrap_or(serde_json::Value::Null);
+                    (k, curve)
                 } else {
                     (k, serde_json::Value::String(v))
                 }

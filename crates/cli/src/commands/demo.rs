@@ -7,7 +7,9 @@ use anyhow::Result;
 use super::data::{demo_data, run_ingest, stats};
 use super::serve::serve;
 use super::{registry, unix_now, write_json, Bars};
-use crate::args::{DemoArgs, DemoDataArgs, ServeArgs, StatsArgs};
+use crate::args::{
+    DemoArgs, DemoDataArgs, EvaluateArgs, HyperArgs, ModelArgs, ServeArgs, StatsArgs,
+};
 
 pub fn demo(a: DemoArgs) -> Result<()> {
     let data = a.dir.join("data");
@@ -69,6 +71,25 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             out.display()
         );
     }
+    println!("\n== 5. evaluating pop, itemknn and ease on the store (leave-one-out, full ranking; the console's models page shows it)");
+    super::models::evaluate(EvaluateArgs {
+        store: store_url.clone(),
+        m: ModelArgs {
+            models: ["pop", "itemknn", "ease"].map(String::from).to_vec(),
+            h: HyperArgs {
+                set: Vec::new(),
+                model_config: None,
+                time_budget: None,
+                seq_feature: None,
+            },
+            masking: None,
+            two_stage_seq: "none".into(),
+            json: false,
+            out: None,
+            in_process: true,
+            part: None,
+        },
+    })?;
     if a.no_serve {
         println!(
             "\nNext: aisle serve --store {} --addr {}",
@@ -78,7 +99,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         return Ok(());
     }
     let base = format!("http://{}", a.addr);
-    println!("\n== 5. serving the shop on {base} (Ctrl-C stops; nothing acknowledged is lost)");
+    println!("\n== 6. serving the shop on {base} (Ctrl-C stops; nothing acknowledged is lost)");
     println!("   the operator's console: {base}/ (open it in a browser)");
     println!("   curl {base}/v1/users/u00165/recommendations?k=5");
     println!("   curl {base}/v1/popular?k=5");

@@ -61,6 +61,36 @@ fn demo_runs_end_to_end_and_catches_the_planted_dirt() {
         "--no-serve",
     ]);
     assert!(again.contains(" 0 new events"), "{again}");
+    // The store keeps each ingest's report, for the console's data page.
+    let store = dir.join("store");
+    let reports: Vec<_> = std::fs::read_dir(store.join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("ingest-") && n.ends_with(".json"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    // The evaluation the models page shows: pop, itemknn and ease.
+    let bench = json(&std::fs::read_to_string(store.join("evaluation/bench.json")).unwrap());
+    let mut models: Vec<&str> = bench["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model"].as_str().unwrap())
+        .collect();
+    models.sort();
+    assert_eq!(models, ["ease", "itemknn", "pop"]);
+    // The trained SASRec keeps its training curve, one point per epoch.
+    let list = json(&ok(&[
+        "models",
+        "list",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+    ]));
+    let curve = list[0]["meta"]["curve"].as_array().unwrap().clone();
+    assert!(!curve.is_empty(), "{list}");
+    assert_eq!(curve[0]["epoch"], 1);
+    assert!(curve.iter().all(|e| e["loss"].as_f64().unwrap() > 0.0));
 }
 
 #[test]

@@ -226,19 +226,21 @@ async fn models(State(app): State<Arc<App>>, Extension(a): Extension<Access>) ->
             ),
         )
         .unwrap_or_default();
-        (versions, jobs)
+        let evaluation = crate::http::data::evaluation(app);
+        (versions, jobs, evaluation)
     })
     .await;
-    let (versions, jobs) = match out {
+    let (versions, jobs, evaluation) = match out {
         Ok(x) => x,
         Err(r) => return r,
     };
     let rows: Vec<view::VersionRow> = versions.into_iter().map(version_row).collect();
     let serving = crate::http::recs::serving_model(&app);
+    let evaluation = evaluation.map_err(|e| (e.code, e.message));
     page(view::layout(
         "models",
         &viewer(&a),
-        view::models(&viewer(&a), &serving, &rows, &jobs),
+        view::models(&viewer(&a), &serving, &rows, &jobs, &evaluation),
     ))
 }
 
@@ -248,6 +250,7 @@ fn version_row(e: aisle_train::Entry) -> view::VersionRow {
     let mut metrics = Vec::new();
     let mut data = Vec::new();
     let mut created = None;
+    let mut curve = Vec::new();
     for (k, v) in &e.meta {
         let text = match v {
             serde_json::Value::String(s) => s.clone(),
@@ -260,6 +263,23 @@ fn version_row(e: aisle_train::Entry) -> view::VersionRow {
         };
         if k == "created_at" {
             created = text.parse::<i64>().ok().map(view::fmt_time).or(Some(text));
+            continue;
+        }
+        if k == "curve" {
+            curve = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| {
+                            Some((
+                                e.get("epoch")?.as_u64()?,
+                                e.get("loss")?.as_f64()?,
+                                e.get("valid_ndcg10")?.as_f64()?,
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             continue;
         }
         let metric = k.contains("ndcg")
@@ -290,6 +310,7 @@ fn version_row(e: aisle_train::Entry) -> view::VersionRow {
         created,
         metrics,
         data,
+        curve,
     }
 }
 

@@ -209,6 +209,8 @@ pub struct VersionRow {
     /// Hold-out and training figures from the artifact's metadata.
     pub metrics: Vec<(String, String)>,
     pub data: Vec<(String, String)>,
+    /// The training curve: (epoch, loss, validation NDCG@10).
+    pub curve: Vec<(u64, f64, f64)>,
 }
 
 pub fn models(
@@ -216,6 +218,7 @@ pub fn models(
     serving: &ModelRef,
     versions: &[VersionRow],
     jobs: &serde_json::Value,
+    evaluation: &Result<crate::http::data::Evaluation, (crate::http::error::Code, String)>,
 ) -> Markup {
     html! {
         p { "Serving " strong #serving { (serving.name) } " " code { (serving.version) } }
@@ -253,8 +256,118 @@ pub fn models(
                 }
             }
         }
+        @let curves: Vec<&VersionRow> = versions.iter().filter(|r| r.curve.len() > 1).take(6).collect();
+        @if !curves.is_empty() {
+            h2 { "Training curves" }
+            div.curves { @for r in curves { (curve_chart(r)) } }
+        }
+        h2 { "Last evaluation" }
+        (leaderboard(evaluation))
         h2 { "Retraining jobs" }
         (jobs_table(jobs))
+    }
+}
+
+/// A version's training loss and validation NDCG@10 per epoch, each scaled
+/// to its own range (the caption gives the figures).
+fn curve_chart(r: &VersionRow) -> Markup {
+    let (w, h, pad) = (300.0, 110.0, 6.0);
+    let n = r.curve.len();
+    let line = |pick: &dyn Fn(&(u64, f64, f64)) -> f64| -> String {
+        let ys: Vec<f64> = r.curve.iter().map(pick).collect();
+        let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let span = (hi - lo).max(1e-12);
+        ys.iter()
+            .enumerate()
+            .map(|(i, y)| {
+                let x = pad + (w - 2.0 * pad) * i as f64 / (n - 1).max(1) as f64;
+                let y = h - pad - (h - 2.0 * pad) * (y - lo) / span;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let first = r.curve[0];
+    let last = r.curve[n - 1];
+    let best = r
+        .curve
+        .iter()
+        .copied()
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .unwrap_or(last);
+    let caption = format!(
+        "{} epochs; loss {:.4} → {:.4}; validation NDCG@10 best {:.4} at epoch {}",
+        n, first.1, last.1, best.2, best.0
+    );
+    html! {
+        figure.curve data-version=(r.version) {
+            svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label={(r.version) ": " (caption)} {
+                polyline.loss points=(line(&|e| e.1)) {}
+                polyline.ndcg points=(line(&|e| e.2)) {}
+            }
+            figcaption { code { (r.version) } br; span.key-loss { "— loss" } " " span.key-ndcg { "— validation NDCG@10" } br; (caption) }
+        }
+    }
+}
+
+/// The rows of the last `aisle evaluate` (ranking models), best by
+/// validation first marked.
+fn leaderboard(
+    evaluation: &Result<crate::http::data::Evaluation, (crate::http::error::Code, String)>,
+) -> Markup {
+    use crate::http::error::Code;
+    let e = match evaluation {
+        Ok(e) => e,
+        Err((Code::NoEvaluation, _)) => {
+            return html! { p #leaderboard-none { "No evaluation yet: " code { "aisle evaluate --store STORE" }
+            " writes one (leave-one-out, full ranking) that shows here." } }
+        }
+        Err((_, message)) => return html! { p.error { (message) } },
+    };
+    let r = &e.report;
+    let best = r.get("best_by_validation").and_then(|b| b.as_str());
+    let rows: Vec<&serde_json::Value> = r
+        .get("results")
+        .and_then(|x| x.as_array())
+        .map(|a| a.iter().filter(|x| x.get("ndcg@10").is_some()).collect())
+        .unwrap_or_default();
+    let num = |x: &serde_json::Value, k: &str, d: usize| -> String {
+        x.get(k)
+            .and_then(|v| v.as_f64())
+            .map_or("—".into(), |v| format!("{v:.d$}"))
+    };
+    let text = |x: &serde_json::Value, k: &str| -> String {
+        match x.get(k) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "—".into(),
+            Some(v) => v.to_string(),
+        }
+    };
+    html! {
+        p { "Data set " strong { (text(r, "dataset")) } ", evaluated " (fmt_time(e.at)) ". "
+            span.hint { "Leave-one-out, full ranking (" (text(&r["protocol"], "rule")) "); the model to use is the best by validation NDCG@10." } }
+        @for w in r.get("warnings").and_then(|w| w.as_array()).into_iter().flatten() {
+            p.hint { "Note: " (w.as_str().unwrap_or_default()) }
+        }
+        div.scroll { table #leaderboard {
+            thead { tr { th scope="col" { "Model" } th scope="col" { "Masking" } th.num scope="col" { "NDCG@10" }
+                th.num scope="col" { "Recall@10" } th.num scope="col" { "MRR@10" } th.num scope="col" { "Coverage@10" }
+                th.num scope="col" { "Valid NDCG@10" } th.num scope="col" { "Fit s" } } }
+            tbody { @for x in rows {
+                @let model = text(x, "model");
+                tr data-model=(model) {
+                    td { (model) @if best == Some(model.as_str()) { " " span.badge.running { "best by validation" } } }
+                    td { @match x.get("masking").and_then(|m| m.as_bool()) { Some(true) => "on", Some(false) => "off", None => "—" } }
+                    td.num.ndcg { (num(x, "ndcg@10", 4)) }
+                    td.num { (num(x, "recall@10", 4)) }
+                    td.num { (num(x, "mrr@10", 4)) }
+                    td.num { (num(x, "coverage@10", 3)) }
+                    td.num { (num(x, "valid_ndcg@10", 4)) }
+                    td.num { (num(x, "fit_s", 2)) }
+                }
+            } }
+        } }
     }
 }
 

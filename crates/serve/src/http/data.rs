@@ -20,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Code};
 use crate::App;
 
 /// Days of the per-day table (ending at the newest event).
@@ -525,4 +525,64 @@ pub(super) async fn get_data(State(app): State<Arc<App>>) -> ApiResult {
         .await
         .map_err(ApiError::task)??;
     Ok(Json(&*r).into_response())
+}
+
+/// The folder, in the store's directory, where `aisle evaluate` writes its
+/// report (`bench.json`, `leaderboard.md`, each sequence model's curve).
+pub const EVALUATION_DIR: &str = "evaluation";
+
+/// `GET /v1/admin/evaluation`: the last `aisle evaluate` of this store.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Evaluation {
+    /// When its report was written (Unix seconds).
+    pub at: i64,
+    /// `bench.json` as `aisle evaluate` wrote it: `dataset`, `protocol`,
+    /// `results` (one row per model: `ndcg@10`, `recall@10`, `mrr@10`,
+    /// `valid_ndcg@10`, ...), `best_by_validation`, `warnings`.
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
+/// The last evaluation of the store, if `aisle evaluate` ran on it (a
+/// report over 8 MiB or that does not parse is an error).
+pub fn evaluation(app: &App) -> Result<Evaluation, ApiError> {
+    let none = || {
+        ApiError::new(
+            Code::NoEvaluation,
+            "this store has not been evaluated: run `aisle evaluate --store STORE`",
+        )
+    };
+    let path = aisle_store::data_dir(&app.cfg.store)
+        .ok_or_else(none)?
+        .join(EVALUATION_DIR)
+        .join("bench.json");
+    let meta = std::fs::metadata(&path).map_err(|_| none())?;
+    if meta.len() > 8 << 20 {
+        return Err(ApiError::new(
+            Code::Internal,
+            format!("{} is over 8 MiB", path.display()),
+        ));
+    }
+    let at = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let report = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::Internal,
+                format!("{} is not a readable report", path.display()),
+            )
+        })?;
+    Ok(Evaluation { at, report })
+}
+
+pub(super) async fn get_evaluation(State(app): State<Arc<App>>) -> ApiResult {
+    let r = tokio::task::spawn_blocking(move || evaluation(&app))
+        .await
+        .map_err(ApiError::task)??;
+    Ok(Json(r).into_response())
 }

@@ -70,6 +70,7 @@ codes! {
     JobRunning = "job_running" => CONFLICT,
     MalformedJson = "malformed_json" => BAD_REQUEST,
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
+    NoEvaluation = "no_evaluation" => NOT_FOUND,
     NoRegistry = "no_registry" => BAD_REQUEST,
     NotFound = "not_found" => NOT_FOUND,
     NothingPromoted = "nothing_promoted" => BAD_REQUEST,

@@ -60,6 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/models/rollback", post(admin::admin_rollback))
         .route("/v1/admin/overview", get(insights::get_overview))
         .route("/v1/admin/data", get(data::get_data))
+        .route("/v1/admin/evaluation", get(data::get_evaluation))
         .route(
             "/v1/admin/search/queries",
             get(insights::get_search_queries),

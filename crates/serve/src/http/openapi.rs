@@ -239,6 +239,10 @@ fn admin_overview() {}
     responses((status = 200, body = super::data::DataReport), (status = "default", description = ERRORS, body = ErrorBody)))]
 fn admin_data() {}
 
+#[utoipa::path(get, path = "/v1/admin/evaluation", tag = "admin",
+    responses((status = 200, body = super::data::Evaluation), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn admin_evaluation() {}
+
 #[utoipa::path(get, path = "/v1/admin/search/queries", tag = "search", params(super::query::QueryStatsParams),
     responses((status = 200, description = "searches, zero-result searches, the top queries and the top zero-result queries with their clicks", body = Object),
         (status = "default", description = ERRORS, body = ErrorBody)))]
@@ -307,7 +311,7 @@ impl Modify for Keys {
     info(title = "Aisle", description = "E-commerce search and recommendation engine: events in, recommendations and search out."),
     paths(healthz, readyz, metrics, post_events, user_recs, delete_user, similar, get_item,
         put_item, delete_item, session_recs, popular, search, suggest, admin_models,
-        admin_reload, admin_promote, admin_rollback, admin_overview, admin_data, admin_search_queries,
+        admin_reload, admin_promote, admin_rollback, admin_overview, admin_data, admin_evaluation, admin_search_queries,
         admin_shopper, admin_jobs, admin_run_job, experiments_list,
         experiments_create, experiments_report, experiments_stop, kpis, openapi_json),
     components(schemas(ErrorBody, ErrorDetail, Job, JobStatus, Trigger, Scheduler, JobsView,

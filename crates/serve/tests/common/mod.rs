@@ -45,15 +45,18 @@ pub fn promote_tiny_sasrec(dir: &Path, items: u32, epochs: usize, version: u64) 
         seqs: &seqs,
         side: None,
     };
-    let (model, _) = aisle_seq::train(Arch::Sasrec, &cfg, &data, &|_, _| {}).unwrap();
+    let (model, fit) = aisle_seq::train(Arch::Sasrec, &cfg, &data, &|_, _| {}).unwrap();
     let models = dir.join("models");
     std::fs::create_dir_all(&models).unwrap();
     let ids: Vec<String> = (0..items).map(|i| format!("i{i}")).collect();
     let name = format!("sasrec-{version}.safetensors");
     let p = models.join(&name);
-    aisle_train::Artifact::new(aisle_train::Model::Sequence(Box::new(model)), ids)
-        .save(&p)
-        .unwrap();
+    let mut a = aisle_train::Artifact::new(aisle_train::Model::Sequence(Box::new(model)), ids);
+    a.header.extra.insert(
+        aisle_train::CURVE.into(),
+        aisle_train::curve_json(&fit.curve),
+    );
+    a.save(&p).unwrap();
     aisle_serve::Registry::new(dir).promote(&name).unwrap();
     p
 }
