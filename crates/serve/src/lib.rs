@@ -380,7 +380,7 @@ pub struct App {
     pub(crate) sessions: console::Sessions,
     /// The data report (`GET /v1/admin/data`, the console's data page),
     /// computed off the request path (see `http::data`).
-    pub(crate) data_page: Mutex<http::data::DataCache>,
+    pub(crate) data_page: http::data::DataSlot,
 }
 
 impl App {
@@ -462,7 +462,7 @@ impl App {
             degraded: RwLock::new(None),
             online,
             sessions,
-            data_page: Mutex::new(Default::default()),
+            data_page: Default::default(),
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {

@@ -85,6 +85,7 @@ CREATE INDEX IF NOT EXISTS impressions_ts ON impressions(ts_ms);
 CREATE INDEX IF NOT EXISTS impressions_in_experiment ON impressions(experiment, user, arm, ts_ms)
   WHERE experiment IS NOT NULL;
 CREATE INDEX IF NOT EXISTS impressions_user_ts ON impressions(user, ts_ms, seq);
+CREATE INDEX IF NOT EXISTS impressions_search ON impressions(ts_ms) WHERE surface = 'search';
 ";
 
 /// Lists a user was shown that last-touch attribution looks through at
@@ -623,11 +624,20 @@ impl OnlineLog {
             ..Kpis::default()
         };
         let s = surface.unwrap_or("");
+        // The search surface named literally: the planner then reads the
+        // search impressions' own index, not every list of the range.
+        let on = if s == "search" {
+            "surface = 'search' AND ?3 = 'search'"
+        } else {
+            "(?3 = '' OR surface = ?3)"
+        };
         let (imps, users, empty_search, searches): (i64, i64, i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT user),
+            &format!(
+                "SELECT COUNT(*), COUNT(DISTINCT user),
                     COALESCE(SUM(surface = 'search' AND n = 0), 0),
                     COALESCE(SUM(surface = 'search'), 0)
-             FROM impressions WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 = '' OR surface = ?3)",
+             FROM impressions WHERE ts_ms >= ?1 AND ts_ms < ?2 AND {on}"
+            ),
             params![from_ms, to_ms, s],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
@@ -667,10 +677,10 @@ impl OnlineLog {
         }
         // CTR by position: clicks at p over the impressions that showed a p-th item.
         let mut shown_at: Vec<i64> = Vec::new();
-        let mut st = self.conn.prepare_cached(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT n, COUNT(*) FROM impressions
-             WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 = '' OR surface = ?3) GROUP BY n",
-        )?;
+             WHERE ts_ms >= ?1 AND ts_ms < ?2 AND {on} GROUP BY n"
+        ))?;
         let mut rows = st.query(params![from_ms, to_ms, s])?;
         while let Some(r) = rows.next()? {
             let (n, c): (i64, i64) = (r.get(0)?, r.get(1)?);

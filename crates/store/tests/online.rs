@@ -335,6 +335,17 @@ fn kpis_add_up_over_surfaces_and_positions() {
         .kpis(T0 - 1, T0 + HOUR, Some("recommendations"))
         .unwrap();
     assert_eq!((recs.impressions, recs.zero_result_rate), (2, None));
+    // The search surface (read through its own index) counts its one empty list.
+    let searches = log.kpis(T0 - 1, T0 + HOUR, Some("search")).unwrap();
+    assert_eq!(
+        (
+            searches.impressions,
+            searches.users,
+            searches.zero_result_rate
+        ),
+        (1, 1, Some(1.0))
+    );
+    assert!(searches.ctr_by_position.is_empty());
 }
 
 #[test]

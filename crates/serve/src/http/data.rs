@@ -149,9 +149,22 @@ pub struct ReasonCount {
     pub rows: u64,
 }
 
+/// The data report's cache, and the signal that a computation finished.
+#[derive(Default)]
+pub(crate) struct DataSlot {
+    cache: std::sync::Mutex<DataCache>,
+    done: std::sync::Condvar,
+}
+
+impl DataSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DataCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The last computed figures and what they were computed from.
 #[derive(Default)]
-pub(crate) struct DataCache {
+struct DataCache {
     current: Option<Computed>,
     refreshing: bool,
 }
@@ -177,7 +190,16 @@ impl DataCache {
 /// background when it is stale; computed here when there is none yet.
 pub fn data_report(app: &Arc<App>) -> Result<Arc<DataReport>, ApiError> {
     let (seq, version) = stamp(app);
-    let mut cache = app.data_page.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = app.data_page.lock();
+    // The computation at start is under way: wait for it rather than run a
+    // second one beside it.
+    while cache.current.is_none() && cache.refreshing {
+        cache = app
+            .data_page
+            .done
+            .wait(cache)
+            .unwrap_or_else(|e| e.into_inner());
+    }
     if cache.current.is_some() {
         if !cache.fresh(seq, &version) && !cache.refreshing {
             cache.refreshing = true;
@@ -195,18 +217,14 @@ pub fn data_report(app: &Arc<App>) -> Result<Arc<DataReport>, ApiError> {
         }
     }
     drop(cache);
-    // None yet: compute it here (a start-up refresh may be running too;
-    // whichever finishes last is kept, both are current).
+    // None yet (the computation at start failed): compute it here.
     Ok(compute_and_keep(app, seq, version)?)
 }
 
 /// Starts computing the figures in the background (at start-up).
 pub(crate) fn warm(app: &Arc<App>) {
     let app = app.clone();
-    app.data_page
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .refreshing = true;
+    app.data_page.lock().refreshing = true;
     std::thread::spawn(move || refresh(&app));
 }
 
@@ -215,10 +233,8 @@ fn refresh(app: &Arc<App>) {
     if let Err(e) = compute_and_keep(app, seq, version) {
         tracing::warn!(error = %e, "the data report could not be computed");
     }
-    app.data_page
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .refreshing = false;
+    app.data_page.lock().refreshing = false;
+    app.data_page.done.notify_all();
 }
 
 fn stamp(app: &App) -> (i64, String) {
@@ -233,7 +249,7 @@ fn compute_and_keep(
 ) -> Result<Arc<DataReport>, aisle_store::StoreError> {
     let started = Instant::now();
     let report = Arc::new(compute(app)?);
-    let mut cache = app.data_page.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = app.data_page.lock();
     let newer = cache
         .current
         .as_ref()
