@@ -2,10 +2,9 @@
 //!
 //! Callers see the [`EventStore`] trait only; the backend is picked by URL
 //! (as gorse does): `sqlite:///path/aisle.db`, a plain directory path (the
-//! store is `DIR/aisle.db`), or `sqlite::memory:` for tests. A PostgreSQL
-//! backend can be added behind a feature as another implementation of the same
-//! trait without touching callers; until then `postgres://` URLs are refused
-//! with a clear error.
+//! store is `DIR/aisle.db`), `sqlite::memory:` for tests, or
+//! `postgres://USER:PASSWORD@HOST/DB` (the [`pg`] backend, one database per
+//! store).
 //!
 //! **Durability**: SQLite in WAL mode with `synchronous=FULL`. An append
 //! returns only after its transaction is committed and the WAL is synced, so
@@ -27,6 +26,7 @@
 
 mod dataset;
 pub mod online;
+pub mod pg;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -36,6 +36,7 @@ use aisle_core::{CatalogItem, Event, StoredEvent};
 use serde::{Deserialize, Serialize};
 
 pub use dataset::DatasetMeta;
+pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
 /// On-disk schema version; a store written by a newer version is refused.
@@ -60,6 +61,10 @@ pub enum StoreError {
     Missing { path: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("cannot reach the store at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("corrupt value in store: {0}")]
     Corrupt(String),
 }
@@ -176,6 +181,8 @@ impl DayCounts {
 pub enum Location {
     SqliteFile(PathBuf),
     SqliteMemory,
+    /// A PostgreSQL connection URL (`postgres://` or `postgresql://`).
+    Postgres(String),
 }
 
 impl Location {
@@ -188,7 +195,7 @@ impl Location {
                 Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
                 _ => PathBuf::from("."),
             }),
-            Location::SqliteMemory => None,
+            Location::SqliteMemory | Location::Postgres(_) => None,
         }
     }
 }
@@ -211,15 +218,14 @@ pub fn parse_url(url: &str) -> Result<Location> {
         return Ok(Location::SqliteFile(PathBuf::from(rest)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::UnsupportedUrl {
-            url: url.into(),
-            reason: "the PostgreSQL backend is not built into this binary yet; use a directory or sqlite:// URL".into(),
-        });
+        return Ok(Location::Postgres(url.to_string()));
     }
     if let Some((scheme, _)) = url.split_once("://") {
         return Err(StoreError::UnsupportedUrl {
-            url: url.into(),
-            reason: format!("unknown scheme `{scheme}` (known: sqlite://, a directory path)"),
+            url: pg::redact(url),
+            reason: format!(
+                "unknown scheme `{scheme}` (known: sqlite://, postgres://, a directory path)"
+            ),
         });
     }
     Ok(Location::SqliteFile(Path::new(url).join(DB_FILE)))
@@ -227,16 +233,26 @@ pub fn parse_url(url: &str) -> Result<Location> {
 
 /// Opens (creating if needed) the store at a URL or directory path.
 pub fn open(url: &str) -> Result<Box<dyn EventStore>> {
+    if let Location::Postgres(u) = parse_url(url)? {
+        return Ok(Box::new(PgStore::open(&u)?));
+    }
     Ok(Box::new(open_sqlite(url, true)?))
 }
 
 /// Opens an existing store; a missing one is an error rather than created.
 pub fn open_existing(url: &str) -> Result<Box<dyn EventStore>> {
+    if let Location::Postgres(u) = parse_url(url)? {
+        return Ok(Box::new(PgStore::open_existing(&u)?));
+    }
     Ok(Box::new(open_sqlite(url, false)?))
 }
 
 fn open_sqlite(url: &str, create: bool) -> Result<SqliteStore> {
     match parse_url(url)? {
+        Location::Postgres(_) => Err(StoreError::UnsupportedUrl {
+            url: pg::redact(url),
+            reason: "not an SQLite store".into(),
+        }),
         Location::SqliteMemory => SqliteStore::open_memory(),
         // An SQLite URI (`sqlite://file:PATH?mode=ro`): SQLite resolves it.
         Location::SqliteFile(path) if path.to_str().is_some_and(|p| p.starts_with("file:")) => {

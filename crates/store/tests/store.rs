@@ -150,11 +150,18 @@ fn data_survives_reopening_and_an_interrupted_bulk_load() {
 
 #[test]
 fn urls_and_missing_stores() {
-    let err = aisle_store::open("postgres://localhost/aisle")
+    // A PostgreSQL server that is not there: the error names the URL, not
+    // its password.
+    let err = aisle_store::open("postgres://aisle:s3cret@127.0.0.1:1/aisle")
         .err()
         .unwrap();
-    assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
-    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("postgres://aisle:***@127.0.0.1:1/aisle"),
+        "{msg}"
+    );
+    assert!(!msg.contains("s3cret"), "{msg}");
     let err = aisle_store::open("redis://x").err().unwrap();
     assert!(err.to_string().contains("redis"), "{err}");
     let dir = tempfile::tempdir().unwrap();
@@ -199,7 +206,13 @@ fn a_zero_length_database_is_refused_by_every_open() {
 
 #[test]
 fn a_profile_counts_a_time_ranges_events_by_type_hour_and_item() {
-    let mut s = aisle_store::open("sqlite::memory:").unwrap();
+    let db = PgDb::new();
+    for url in ["sqlite::memory:", &db.url] {
+        profile_counts(aisle_store::open(url).unwrap());
+    }
+}
+
+fn profile_counts(mut s: Box<dyn EventStore>) {
     let day = 1_700_006_400; // a midnight, UTC
     s.append(&[
         ev(1, "u", "a", day + 3_600, EventType::View), // 01:00
@@ -221,7 +234,13 @@ fn a_profile_counts_a_time_ranges_events_by_type_hour_and_item() {
 
 #[test]
 fn daily_counts_each_days_events_by_type_and_first_seen_users_and_items() {
-    let mut s = aisle_store::open("sqlite::memory:").unwrap();
+    let db = PgDb::new();
+    for url in ["sqlite::memory:", &db.url] {
+        daily_counts(aisle_store::open(url).unwrap());
+    }
+}
+
+fn daily_counts(mut s: Box<dyn EventStore>) {
     let d = 19_675; // a day number
     let t = |day: i64, sec: i64| day * 86_400 + sec;
     s.append(&[
@@ -256,4 +275,206 @@ fn daily_counts_each_days_events_by_type_and_first_seen_users_and_items() {
         s.daily(0, 100_000).unwrap().len() as i64,
         aisle_store::MAX_DAYS
     );
+}
+
+/// A fresh PostgreSQL database for one test, dropped after it, on the server
+/// `scripts/start-postgres.sh` starts (`AISLE_TEST_POSTGRES`, default
+/// `postgres://aisle:aisle@127.0.0.1:5432/postgres`: a role that may create
+/// databases).
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    fn new() -> PgDb {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let admin = std::env::var("AISLE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://aisle:aisle@127.0.0.1:5432/postgres".into());
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
+            panic!("no PostgreSQL at {admin} ({e}): run scripts/start-postgres.sh")
+        });
+        let name = format!(
+            "aisle_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        PgDb { admin, name, url }
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+#[test]
+fn postgres_runs_the_suite() {
+    let mut dbs = Vec::new();
+    suite(|| {
+        dbs.push(PgDb::new());
+        aisle_store::open(&dbs.last().unwrap().url).unwrap()
+    });
+}
+
+#[test]
+fn postgres_events_are_partitioned_by_year_and_counted_across_them() {
+    let db = PgDb::new();
+    let mut s = aisle_store::open(&db.url).unwrap();
+    let y2010 = 1_291_191_960; // 2010-12-01
+    let y2011 = 1_323_388_800; // 2011-12-09
+    s.append(&[
+        ev(1, "u", "a", y2010, EventType::View),
+        ev(2, "u", "b", y2011, EventType::Purchase),
+        ev(3, "v", "a", 5, EventType::View), // an order-only position: 1970
+    ])
+    .unwrap();
+    let mut parts: Vec<String> = db
+        .client()
+        .query(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    parts.sort();
+    assert_eq!(parts, ["events_y1970", "events_y2010", "events_y2011"]);
+    let st = s.stats().unwrap();
+    assert_eq!(
+        (st.events, st.time_min, st.time_max),
+        (3, Some(5), Some(y2011))
+    );
+    let u: Vec<i64> = s
+        .user_events("u", 5)
+        .unwrap()
+        .iter()
+        .map(|e| e.event.ts)
+        .collect();
+    assert_eq!(u, [y2010, y2011]);
+}
+
+#[test]
+fn postgres_idempotency_holds_across_two_connections_as_across_replicas() {
+    let db = PgDb::new();
+    let mut a = aisle_store::open(&db.url).unwrap();
+    let mut b = aisle_store::open(&db.url).unwrap();
+    let batch = [
+        ev(1, "u", "a", 100, EventType::View),
+        ev(2, "w", "z", 101, EventType::View),
+    ];
+    assert_eq!(a.append(&batch).unwrap().inserted, 2);
+    // The other connection knows neither the keys nor the new user and item.
+    let o = b
+        .append(&[batch[1].clone(), ev(3, "w", "a", 102, EventType::Click)])
+        .unwrap();
+    assert_eq!((o.inserted, o.already_present), (1, 1));
+    let items: Vec<String> = a
+        .user_events("w", 5)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.item)
+        .collect();
+    assert_eq!(items, ["z", "a"]);
+    assert_eq!(b.stats().unwrap().events, 3);
+    // A batch that repeats a key inside itself stores it once.
+    let o = a
+        .append(&[
+            ev(4, "u", "q", 103, EventType::View),
+            ev(4, "u", "q", 103, EventType::View),
+        ])
+        .unwrap();
+    assert_eq!((o.inserted, o.already_present), (1, 1));
+}
+
+#[test]
+fn postgres_open_existing_refuses_a_database_without_a_store() {
+    let db = PgDb::new();
+    let err = aisle_store::open_existing(&db.url).err().expect("refused");
+    assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+    aisle_store::open(&db.url).unwrap();
+    aisle_store::open_existing(&db.url).unwrap();
+}
+
+#[test]
+fn postgres_erasure_removes_a_users_events_and_keys() {
+    let db = PgDb::new();
+    let mut s = aisle_store::open(&db.url).unwrap();
+    s.append(&[
+        ev(1, "gone", "a", 100, EventType::View),
+        ev(2, "kept", "a", 100, EventType::View),
+    ])
+    .unwrap();
+    assert_eq!(s.delete_user("gone").unwrap(), 1);
+    let mut c = db.client();
+    let n: i64 = c
+        .query_one("SELECT COUNT(*) FROM users WHERE ext = 'gone'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    let keys: i64 = c
+        .query_one("SELECT COUNT(*) FROM event_keys", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 1);
+    // The same event sent again is new again (its key went with it).
+    assert_eq!(
+        s.append(&[ev(1, "gone", "a", 100, EventType::View)])
+            .unwrap()
+            .inserted,
+        1
+    );
+}
+
+#[test]
+fn postgres_a_bulk_load_killed_before_its_end_gets_its_indexes_back_at_open() {
+    let db = PgDb::new();
+    {
+        let mut s = aisle_store::open(&db.url).unwrap();
+        assert!(s.begin_bulk().unwrap());
+        s.append(&[ev(1, "u", "a", 1, EventType::View)]).unwrap();
+        // Dropped without end_bulk, as if the process died.
+    }
+    let indexes = |db: &PgDb| -> Vec<String> {
+        let mut v: Vec<String> = db
+            .client()
+            .query(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'events' ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(indexes(&db).is_empty());
+    let mut s = aisle_store::open_existing(&db.url).unwrap();
+    assert_eq!(indexes(&db), ["events_by_seq", "events_user_ts"]);
+    assert_eq!(
+        s.append(&[ev(1, "u", "a", 1, EventType::View)])
+            .unwrap()
+            .already_present,
+        1
+    );
+    assert_eq!(s.user_events("u", 5).unwrap().len(), 1);
 }

@@ -334,7 +334,7 @@ pub fn stats(a: StatsArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("store        {}", a.store);
+    println!("store        {}", aisle_store::pg::redact(&a.store));
     if let Some(m) = &meta {
         println!("dataset      {}", m.name);
     }
