@@ -63,6 +63,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// The model registry of a store: list, promote, rollback.
     Models(ModelsArgs),
+    /// Store maintenance: `copy` a store into another (e.g. SQLite into PostgreSQL).
+    Store(StoreArgs),
     /// Search a store's catalog (keyword, re-ranked for --user by the promoted model).
     ///
     /// Prints what GET /v1/search answers; --json prints it as JSON.
@@ -288,6 +290,30 @@ pub(crate) struct ServeArgs {
     /// The model's top items an exploring request draws from.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub explore_pool: usize,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct StoreArgs {
+    #[command(subcommand)]
+    pub action: StoreAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum StoreAction {
+    /// Copy every event (in insertion order), the catalog and the data set's description
+    /// of a store into another, then compare a digest of both (counts and a checksum of every
+    /// field); exits non-zero when they differ. Idempotent: events the target holds are skipped.
+    Copy {
+        /// The store to read (a directory, sqlite:// or postgres:// URL).
+        #[arg(long)]
+        from: String,
+        /// The store to write (created if needed).
+        #[arg(long)]
+        to: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

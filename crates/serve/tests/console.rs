@@ -795,7 +795,7 @@ fn the_data_page_warns_when_recent_events_drift_from_the_reference() {
     // Recent events are only carts, where the reference (the shop's events
     // from 2023) was views and purchases. (The page keeps its figures for a
     // minute while events arrive, so it is first read after them.)
-    let events: Vec<Value> = (0..40)
+    let events: Vec<Value> = (0..250)
         .map(|i| json!({"user_id": format!("u{}", i % 10), "item_id": format!("i{}", i % 12), "type": "add_to_cart"}))
         .collect();
     let (s, _, body) = http(
@@ -870,6 +870,15 @@ fn the_data_route_answers_a_read_key_with_days_ingests_quarantine_and_drift() {
         json!({"reason": "bad_timestamp", "rows": 1})
     );
     assert_eq!(d["drift"]["signals"].as_array().unwrap().len(), 4);
+    // The shop's events all fall in the last 7 days of its data: the
+    // reference has none, too few to read a level from.
+    assert_eq!(d["drift"]["reference_events"], 0);
+    assert_eq!(d["drift"]["min_events"], 200);
+    assert!(d["drift"]["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["level"].is_null()));
     assert!(d["refreshing"].is_boolean());
     // Without a key: refused.
     let (s, _, _) = http(srv.addr, "GET", "/v1/admin/data", &[], "");

@@ -24,6 +24,7 @@
 //! assert_eq!(store.stats().unwrap().events, 1);
 //! ```
 
+pub mod copy;
 mod dataset;
 pub mod online;
 pub mod pg;
@@ -173,6 +174,63 @@ pub struct DayCounts {
 impl DayCounts {
     pub fn events(&self) -> u64 {
         self.by_type.iter().sum()
+    }
+}
+
+/// What a backend's [`EventStore::daily`] fills: the days asked for (at
+/// most [`MAX_DAYS`]), each with empty counts.
+pub(crate) struct Days {
+    from: i64,
+    days: Vec<DayCounts>,
+}
+
+impl Days {
+    pub(crate) fn new(from_day: i64, to_day: i64) -> Days {
+        let to_day = to_day.min(from_day + MAX_DAYS - 1);
+        Days {
+            from: from_day,
+            days: (from_day..=to_day)
+                .map(|day| DayCounts {
+                    day,
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// The Unix-seconds range `[from, to)` the days cover; None for none.
+    pub(crate) fn ts_range(&self) -> Option<(i64, i64)> {
+        let last = self.days.last()?.day;
+        Some((self.from * 86_400, (last + 1) * 86_400))
+    }
+
+    fn day(&mut self, day: i64) -> Option<&mut DayCounts> {
+        self.days.get_mut(usize::try_from(day - self.from).ok()?)
+    }
+
+    /// Adds `n` events of type code `etype` on `day`.
+    pub(crate) fn add_events(&mut self, day: i64, etype: i64, n: i64) {
+        if let Some(x) = self
+            .day(day)
+            .and_then(|d| d.by_type.get_mut(etype as usize))
+        {
+            *x += n as u64;
+        }
+    }
+
+    /// Sets the users (or items) first seen on `day`.
+    pub(crate) fn set_first_seen(&mut self, day: i64, users: bool, n: i64) {
+        if let Some(d) = self.day(day) {
+            if users {
+                d.new_users = n as u64;
+            } else {
+                d.new_items = n as u64;
+            }
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<DayCounts> {
+        self.days
     }
 }
 

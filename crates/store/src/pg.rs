@@ -626,31 +626,17 @@ impl EventStore for PgStore {
     }
 
     fn daily(&self, from_day: i64, to_day: i64) -> Result<Vec<crate::DayCounts>> {
-        let to_day = to_day.min(from_day + crate::MAX_DAYS - 1);
-        let mut days: Vec<crate::DayCounts> = (from_day..=to_day)
-            .map(|day| crate::DayCounts {
-                day,
-                ..Default::default()
-            })
-            .collect();
-        if days.is_empty() {
-            return Ok(days);
-        }
+        let mut days = crate::Days::new(from_day, to_day);
+        let Some((from_ts, to_ts)) = days.ts_range() else {
+            return Ok(days.into_vec());
+        };
         let mut c = self.conn();
-        let (from_ts, to_ts) = (from_day * 86_400, (to_day + 1) * 86_400);
-        let slot = |d: i64| (d - from_day) as usize;
         for r in c.query(
-            "SELECT ts / 86400, etype, COUNT(*) FROM events
+            "SELECT ts / 86400, etype::bigint, COUNT(*) FROM events
              WHERE ts >= $1 AND ts < $2 GROUP BY 1, 2",
             &[&from_ts, &to_ts],
         )? {
-            let (d, t, n): (i64, i16, i64) = (r.get(0), r.get(1), r.get(2));
-            if let Some(x) = days
-                .get_mut(slot(d))
-                .and_then(|d| d.by_type.get_mut(t as usize))
-            {
-                *x += n as u64;
-            }
+            days.add_events(r.get(0), r.get(1), r.get(2));
         }
         for (col, users) in [("user_id", true), ("item_id", false)] {
             for r in c.query(
@@ -661,17 +647,10 @@ impl EventStore for PgStore {
                 ),
                 &[&from_ts, &to_ts],
             )? {
-                let (d, n): (i64, i64) = (r.get(0), r.get(1));
-                if let Some(day) = days.get_mut(slot(d)) {
-                    if users {
-                        day.new_users = n as u64;
-                    } else {
-                        day.new_items = n as u64;
-                    }
-                }
+                days.set_first_seen(r.get(0), users, r.get(1));
             }
         }
-        Ok(days)
+        Ok(days.into_vec())
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -721,6 +700,67 @@ impl PgStore {
     /// The connection, for the reads (see `client`).
     fn conn(&self) -> std::cell::RefMut<'_, Client> {
         self.client.borrow_mut()
+    }
+}
+
+/// A throwaway database for a test, dropped with this value, on the server
+/// `scripts/start-postgres.sh` starts: `AISLE_TEST_POSTGRES` (default
+/// `postgres://aisle:aisle@127.0.0.1:5432/postgres`, a role that may create
+/// databases). Panics with how to start one when there is none.
+pub struct ScratchDb {
+    admin: String,
+    name: String,
+    /// The database's URL.
+    pub url: String,
+}
+
+impl ScratchDb {
+    /// The test server's URL.
+    pub fn server() -> String {
+        std::env::var("AISLE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://aisle:aisle@127.0.0.1:5432/postgres".into())
+    }
+
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> ScratchDb {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let admin = ScratchDb::server();
+        let mut c = Client::connect(&admin, NoTls).unwrap_or_else(|e| {
+            panic!(
+                "no PostgreSQL at {} ({e}): run scripts/start-postgres.sh",
+                redact(&admin)
+            )
+        });
+        let name = format!(
+            "aisle_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let go = |c: &mut Client, sql: String| {
+            c.batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        };
+        go(&mut c, format!("DROP DATABASE IF EXISTS {name}"));
+        go(&mut c, format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        ScratchDb { admin, name, url }
+    }
+
+    /// A connection of its own to the database (to look behind the store).
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url, NoTls).expect("the scratch database")
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = Client::connect(&self.admin, NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
     }
 }
 

@@ -407,31 +407,17 @@ impl EventStore for SqliteStore {
     }
 
     fn daily(&self, from_day: i64, to_day: i64) -> Result<Vec<crate::DayCounts>> {
-        let to_day = to_day.min(from_day + crate::MAX_DAYS - 1);
-        let mut days: Vec<crate::DayCounts> = (from_day..=to_day)
-            .map(|day| crate::DayCounts {
-                day,
-                ..Default::default()
-            })
-            .collect();
-        if days.is_empty() {
-            return Ok(days);
-        }
-        let (from_ts, to_ts) = (from_day * 86_400, (to_day + 1) * 86_400);
-        let slot = |ts_day: i64| (ts_day - from_day) as usize;
+        let mut days = crate::Days::new(from_day, to_day);
+        let Some((from_ts, to_ts)) = days.ts_range() else {
+            return Ok(days.into_vec());
+        };
         let mut st = self.conn.prepare_cached(
             "SELECT ts / 86400, etype, COUNT(*) FROM events
              WHERE ts >= ?1 AND ts < ?2 GROUP BY 1, 2",
         )?;
         let mut rows = st.query(params![from_ts, to_ts])?;
         while let Some(r) = rows.next()? {
-            let (d, t, n): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            if let Some(x) = days
-                .get_mut(slot(d))
-                .and_then(|d| d.by_type.get_mut(t as usize))
-            {
-                *x += n as u64;
-            }
+            days.add_events(r.get(0)?, r.get(1)?, r.get(2)?);
         }
         // First events: users through their (user, ts) index; items by a scan.
         for (col, users) in [("user_id", true), ("item_id", false)] {
@@ -442,17 +428,10 @@ impl EventStore for SqliteStore {
             ))?;
             let mut rows = st.query(params![from_ts, to_ts])?;
             while let Some(r) = rows.next()? {
-                let (d, n): (i64, i64) = (r.get(0)?, r.get(1)?);
-                if let Some(day) = days.get_mut(slot(d)) {
-                    if users {
-                        day.new_users = n as u64;
-                    } else {
-                        day.new_items = n as u64;
-                    }
-                }
+                days.set_first_seen(r.get(0)?, users, r.get(1)?);
             }
         }
-        Ok(days)
+        Ok(days.into_vec())
     }
 
     fn stats(&self) -> Result<StoreStats> {

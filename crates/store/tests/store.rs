@@ -277,52 +277,7 @@ fn daily_counts(mut s: Box<dyn EventStore>) {
     );
 }
 
-/// A fresh PostgreSQL database for one test, dropped after it, on the server
-/// `scripts/start-postgres.sh` starts (`AISLE_TEST_POSTGRES`, default
-/// `postgres://aisle:aisle@127.0.0.1:5432/postgres`: a role that may create
-/// databases).
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn new() -> PgDb {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let admin = std::env::var("AISLE_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://aisle:aisle@127.0.0.1:5432/postgres".into());
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
-            panic!("no PostgreSQL at {admin} ({e}): run scripts/start-postgres.sh")
-        });
-        let name = format!(
-            "aisle_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .unwrap();
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        PgDb { admin, name, url }
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
+use aisle_store::pg::ScratchDb as PgDb;
 
 #[test]
 fn postgres_runs_the_suite() {
@@ -477,4 +432,65 @@ fn postgres_a_bulk_load_killed_before_its_end_gets_its_indexes_back_at_open() {
         1
     );
     assert_eq!(s.user_events("u", 5).unwrap().len(), 1);
+}
+
+#[test]
+fn a_copy_from_sqlite_into_postgres_loses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_url = dir.path().join("src").display().to_string();
+    let mut src = aisle_store::open(&src_url).unwrap();
+    let events: Vec<_> = (0..120_000u64)
+        .map(|k| {
+            let t = [EventType::View, EventType::AddToCart, EventType::Purchase][(k % 3) as usize];
+            ev(
+                k + 1,
+                &format!("u{}", k % 997),
+                &format!("i{}", k % 211),
+                1_300_000_000 + k as i64 * 600,
+                t,
+            )
+        })
+        .collect();
+    src.append(&events).unwrap();
+    src.upsert_items(&[CatalogItem {
+        id: "i1".into(),
+        title: Some("Mug".into()),
+        price: Some(3.5),
+        in_stock: true,
+        ..Default::default()
+    }])
+    .unwrap();
+    let db = PgDb::new();
+    let mut dst = aisle_store::open(&db.url).unwrap();
+    let mut seen = 0;
+    let r = aisle_store::copy::copy(src.as_ref(), dst.as_mut(), &mut |n| seen = n).unwrap();
+    assert_eq!(
+        (r.events_read, r.inserted, r.already_present),
+        (120_000, 120_000, 0)
+    );
+    assert_eq!(seen, 120_000);
+    assert!(r.complete(), "{r:?}");
+    assert_eq!(r.target.events, 120_000);
+    assert_eq!(r.target.catalog_items, 1);
+    // Insertion order and every field survive.
+    let a: Vec<_> = src
+        .user_events("u5", 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    let b: Vec<_> = dst
+        .user_events("u5", 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(a, b);
+    // Again: nothing new, still complete.
+    let r = aisle_store::copy::copy(src.as_ref(), dst.as_mut(), &mut |_| {}).unwrap();
+    assert_eq!((r.inserted, r.already_present), (0, 120_000));
+    assert!(r.complete());
+    // One event missing from the target shows in the digest.
+    dst.delete_user("u7").unwrap();
+    assert_ne!(aisle_store::copy::digest(dst.as_ref()).unwrap(), r.source);
 }

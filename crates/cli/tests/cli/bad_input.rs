@@ -74,9 +74,9 @@ fn ingest_errors() {
             "--input",
             empty.to_str().unwrap(),
             "--store",
-            "postgres://db/aisle",
+            "postgres://aisle:pw@127.0.0.1:1/aisle",
         ],
-        "PostgreSQL",
+        "cannot reach the store at postgres://aisle:***@127.0.0.1:1/aisle",
     );
 }
 

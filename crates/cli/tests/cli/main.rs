@@ -9,6 +9,7 @@ mod demo;
 mod durability;
 mod keys;
 mod kinds;
+mod postgres;
 mod ranking;
 mod retrain;
 mod shop_data;

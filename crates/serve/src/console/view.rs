@@ -830,7 +830,7 @@ fn drift(d: &Drift) -> Markup {
     let shifted: Vec<&str> = d
         .signals
         .iter()
-        .filter(|s| s.level == Level::Major)
+        .filter(|s| s.level == Some(Level::Major))
         .map(|s| s.signal.as_str())
         .collect();
     html! {
@@ -840,6 +840,10 @@ fn drift(d: &Drift) -> Markup {
         @if d.recent_events == 0 {
             p #drift-none { "No events in the recent window yet: nothing to compare." }
         } @else {
+            @if d.recent_events < d.min_events || d.reference_events < d.min_events {
+                p #drift-few { "Too few events to read a shift yet: each side needs " (fmt_int(d.min_events))
+                    " (PSI on a handful of events is noise)." }
+            }
             @if !shifted.is_empty() {
                 p.warning #drift-warning role="alert" { "Shifted beyond PSI " (d.major) ": " (shifted.join(", "))
                     ". The serving model was trained on behaviour unlike today's: consider retraining." }
@@ -848,7 +852,8 @@ fn drift(d: &Drift) -> Markup {
                 thead { tr { th scope="col" { "Signal" } th.num scope="col" { "PSI" } th scope="col" { "Reading" } } }
                 tbody { @for s in &d.signals {
                     tr data-signal=(s.signal) { td { (s.signal) } td.num { @match s.psi { Some(p) => (format!("{p:.4}")), None => "—" } }
-                        td { @match s.level { Level::Stable => "stable", Level::Moderate => "moderate shift", Level::Major => strong { "major shift" } } } }
+                        td { @match s.level { Some(Level::Stable) => "stable", Some(Level::Moderate) => "moderate shift",
+                            Some(Level::Major) => strong { "major shift" }, None => span.hint { "too few events" } } } }
                 } }
             }
             p.hint { "Population stability index of each signal's distribution, recent against reference: below "

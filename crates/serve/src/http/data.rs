@@ -30,6 +30,8 @@ pub const REPORTS: usize = 20;
 /// Quarantine files read at most, and bytes read of each.
 const QUARANTINE_FILES: usize = 20;
 const QUARANTINE_BYTES: u64 = 8 << 20;
+/// Events each side of a drift comparison needs before its level is read.
+pub const DRIFT_MIN_EVENTS: u64 = 200;
 /// Figures are recomputed when events arrived (or the serving model
 /// changed), at most once a second and never more than a tenth of the time:
 /// after a computation that took `t`, not before `10 t` passed.
@@ -93,6 +95,9 @@ pub struct Drift {
     pub recent_to: i64,
     pub reference_events: u64,
     pub recent_events: u64,
+    /// Events each side needs before a level is read (PSI on a handful of
+    /// events is noise: 5 carts read as a major shift of every signal).
+    pub min_events: u64,
     /// PSI from which a shift is moderate, and major (warned about).
     pub moderate: f64,
     pub major: f64,
@@ -104,9 +109,10 @@ pub struct DriftSignal {
     pub signal: String,
     /// Population stability index; null when a side has no events.
     pub psi: Option<f64>,
-    /// `stable`, `moderate` or `major`.
-    #[schema(value_type = String)]
-    pub level: aisle_ingest::drift::Level,
+    /// `stable`, `moderate` or `major`; null while either side has fewer
+    /// than `min_events` events (too few to tell a shift from noise).
+    #[schema(value_type = Option<String>)]
+    pub level: Option<aisle_ingest::drift::Level>,
 }
 
 /// One ingest's data-quality report (the whole report is the file in the
@@ -409,11 +415,12 @@ fn drift(
         store.profile(recent.0, recent.1)?,
     );
     let mut signals = Vec::new();
+    let enough = a.events() >= DRIFT_MIN_EVENTS && b.events() >= DRIFT_MIN_EVENTS;
     let mut push = |signal: &str, p: Option<f64>| {
         signals.push(DriftSignal {
             signal: signal.to_string(),
             psi: p,
-            level: p.map_or(Level::Stable, Level::of),
+            level: p.filter(|_| enough).map(Level::of),
         })
     };
     push("event type", psi(&a.by_type, &b.by_type));
@@ -475,6 +482,7 @@ fn drift(
         recent_to: recent.1,
         reference_events: a.events(),
         recent_events: b.events(),
+        min_events: DRIFT_MIN_EVENTS,
         moderate: MODERATE,
         major: MAJOR,
         signals,

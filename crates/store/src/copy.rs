@@ -1,0 +1,145 @@
+//! Copying a store into another (`aisle store copy`): every event, in
+//! insertion order, the catalog and the data set's description; then a
+//! digest of both sides proves nothing was lost.
+
+use aisle_core::hash::{hash_fields, mix};
+use aisle_core::StoredEvent;
+use serde::Serialize;
+
+use crate::{DatasetMeta, EventStore, Result};
+
+/// Events per append into the target.
+const CHUNK: usize = 50_000;
+
+/// An order-independent fingerprint of a store's events and catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Digest {
+    pub events: u64,
+    /// The wrapping sum of a hash of every event's fields (key, user, item,
+    /// time, type, source type, quantity, price, session, value).
+    pub events_sum: u64,
+    pub catalog_items: u64,
+    /// The same over the catalog's fields.
+    pub catalog_sum: u64,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    pub events_read: u64,
+    pub inserted: u64,
+    pub already_present: u64,
+    pub catalog_items: u64,
+    /// The target's events before the copy.
+    pub target_events_before: u64,
+    pub source: Digest,
+    pub target: Digest,
+}
+
+impl CopyReport {
+    /// Whether the target now holds exactly the source's events and catalog.
+    pub fn complete(&self) -> bool {
+        self.source == self.target
+    }
+}
+
+fn event_hash(e: &StoredEvent) -> u64 {
+    let e = &e.event;
+    let opt = |x: Option<f64>| x.map_or([0xff; 8], f64::to_le_bytes);
+    hash_fields([
+        &e.key.to_le_bytes()[..],
+        e.user.as_bytes(),
+        e.item.as_bytes(),
+        &e.ts.to_le_bytes(),
+        &[e.event_type.code()],
+        e.source_type.as_bytes(),
+        &opt(e.quantity),
+        &opt(e.price),
+        e.session.as_deref().unwrap_or("\u{0}none").as_bytes(),
+        &opt(e.value),
+    ])
+}
+
+/// The digest of a store (one scan of its events).
+pub fn digest(store: &dyn EventStore) -> Result<Digest> {
+    let mut d = Digest::default();
+    store.scan_events(&mut |e| {
+        d.events += 1;
+        d.events_sum = d.events_sum.wrapping_add(mix(event_hash(&e)));
+    })?;
+    for c in store.catalog()? {
+        d.catalog_items += 1;
+        let price = c.price.map_or([0xff; 8], f64::to_le_bytes);
+        let h = hash_fields([
+            c.id.as_bytes(),
+            c.title.as_deref().unwrap_or("\u{0}none").as_bytes(),
+            c.description.as_deref().unwrap_or("\u{0}none").as_bytes(),
+            c.category.as_deref().unwrap_or("\u{0}none").as_bytes(),
+            &price,
+            &[c.in_stock as u8],
+        ]);
+        d.catalog_sum = d.catalog_sum.wrapping_add(mix(h));
+    }
+    Ok(d)
+}
+
+/// Copies `from` into `to` (idempotent: events the target holds are
+/// skipped by their keys) and digests both. `progress` gets the events
+/// read so far.
+pub fn copy(
+    from: &dyn EventStore,
+    to: &mut dyn EventStore,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CopyReport> {
+    let target_events_before = to.stats()?.events;
+    if let Some(meta) = DatasetMeta::read(from)? {
+        meta.write(to)?;
+    }
+    let catalog = from.catalog()?;
+    for chunk in catalog.chunks(CHUNK) {
+        to.upsert_items(chunk)?;
+    }
+    let bulk = to.begin_bulk()?;
+    let mut report = CopyReport {
+        events_read: 0,
+        inserted: 0,
+        already_present: 0,
+        catalog_items: catalog.len() as u64,
+        target_events_before,
+        source: Digest::default(),
+        target: Digest::default(),
+    };
+    let mut buf = Vec::with_capacity(CHUNK);
+    let mut failed = None;
+    let mut flush = |buf: &mut Vec<aisle_core::Event>, report: &mut CopyReport| -> Result<()> {
+        let o = to.append(buf)?;
+        report.inserted += o.inserted;
+        report.already_present += o.already_present;
+        buf.clear();
+        Ok(())
+    };
+    from.scan_events(&mut |e| {
+        if failed.is_some() {
+            return;
+        }
+        report.events_read += 1;
+        buf.push(e.event);
+        if buf.len() == CHUNK {
+            if let Err(e) = flush(&mut buf, &mut report) {
+                failed = Some(e);
+            }
+            progress(report.events_read);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    flush(&mut buf, &mut report)?;
+    progress(report.events_read);
+    if bulk {
+        to.end_bulk()?;
+    }
+    report.source = digest(from)?;
+    report.target = digest(to)?;
+    Ok(report)
+}
