@@ -822,6 +822,10 @@ fn the_data_page_warns_when_recent_events_drift_from_the_reference() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(after.contains("id=\"drift-warning\""), "a warning: {after}");
+    // The days between the shop's events (2023) and today's carts are one
+    // quiet row, not a row per empty day.
+    assert_eq!(after.matches("data-quiet-from=").count(), 1, "{after}");
+    assert!(after.contains("days)</span>"), "{after}");
     let row = after
         .split("data-signal=\"event type\"")
         .nth(1)

@@ -762,9 +762,16 @@ fn daily(days: &[Day]) -> Markup {
                 thead { tr { th scope="col" { "Day" } th scope="col" { "Mix" } th.num scope="col" { "Events" }
                     @for t in &types { th.num scope="col" { (t) } }
                     th.num scope="col" { "New users" } th.num scope="col" { "New items" } } }
-                tbody { @for d in days {
+                tbody { @for run in day_runs(days) { @match run {
+                    DayRun::Quiet(first, last, n) => {
+                        tr.quiet data-quiet-from=(first) {
+                            td.date { (first) @if n > 1 { " – " (last) } }
+                            td colspan=(types.len() + 4) { span.hint { "no events" @if n > 1 { " (" (n) " days)" } } }
+                        }
+                    }
+                    DayRun::Day(d) => {
                     tr data-day=(d.date) {
-                        td { (d.date) }
+                        td.date { (d.date) }
                         td { svg.mix width="120" height="12" viewBox="0 0 120 12" role="img"
                                 aria-label={(d.events) " events"} {
                             @for (i, x, w) in segments(d, &types, max) {
@@ -776,10 +783,33 @@ fn daily(days: &[Day]) -> Markup {
                         td.num.new-users { (fmt_int(d.new_users)) }
                         td.num.new-items { (fmt_int(d.new_items)) }
                     }
-                } }
+                    }
+                } } }
             } }
         }
     }
+}
+
+/// A row of the per-day table: a day with events, or a run of days
+/// without any (first date, last date, days), shown as one row.
+enum DayRun<'a> {
+    Day(&'a Day),
+    Quiet(&'a str, &'a str, usize),
+}
+
+fn day_runs(days: &[Day]) -> Vec<DayRun<'_>> {
+    let mut out: Vec<DayRun<'_>> = Vec::new();
+    for d in days {
+        if d.events > 0 {
+            out.push(DayRun::Day(d));
+        } else if let Some(DayRun::Quiet(_, last, n)) = out.last_mut() {
+            *last = &d.date;
+            *n += 1;
+        } else {
+            out.push(DayRun::Quiet(&d.date, &d.date, 1));
+        }
+    }
+    out
 }
 
 /// A day's bar: (type index, x, width) of each type, 120 wide for the
