@@ -43,6 +43,29 @@ impl CopyReport {
     }
 }
 
+impl Digest {
+    fn add_event(&mut self, e: &StoredEvent) {
+        self.events += 1;
+        self.events_sum = self.events_sum.wrapping_add(mix(event_hash(e)));
+    }
+
+    fn add_items(&mut self, catalog: &[aisle_core::CatalogItem]) {
+        for c in catalog {
+            self.catalog_items += 1;
+            let price = c.price.map_or([0xff; 8], f64::to_le_bytes);
+            let h = hash_fields([
+                c.id.as_bytes(),
+                c.title.as_deref().unwrap_or("\u{0}none").as_bytes(),
+                c.description.as_deref().unwrap_or("\u{0}none").as_bytes(),
+                c.category.as_deref().unwrap_or("\u{0}none").as_bytes(),
+                &price,
+                &[c.in_stock as u8],
+            ]);
+            self.catalog_sum = self.catalog_sum.wrapping_add(mix(h));
+        }
+    }
+}
+
 fn event_hash(e: &StoredEvent) -> u64 {
     let e = &e.event;
     let opt = |x: Option<f64>| x.map_or([0xff; 8], f64::to_le_bytes);
@@ -63,28 +86,14 @@ fn event_hash(e: &StoredEvent) -> u64 {
 /// The digest of a store (one scan of its events).
 pub fn digest(store: &dyn EventStore) -> Result<Digest> {
     let mut d = Digest::default();
-    store.scan_events(&mut |e| {
-        d.events += 1;
-        d.events_sum = d.events_sum.wrapping_add(mix(event_hash(&e)));
-    })?;
-    for c in store.catalog()? {
-        d.catalog_items += 1;
-        let price = c.price.map_or([0xff; 8], f64::to_le_bytes);
-        let h = hash_fields([
-            c.id.as_bytes(),
-            c.title.as_deref().unwrap_or("\u{0}none").as_bytes(),
-            c.description.as_deref().unwrap_or("\u{0}none").as_bytes(),
-            c.category.as_deref().unwrap_or("\u{0}none").as_bytes(),
-            &price,
-            &[c.in_stock as u8],
-        ]);
-        d.catalog_sum = d.catalog_sum.wrapping_add(mix(h));
-    }
+    store.scan_events(&mut |e| d.add_event(&e))?;
+    d.add_items(&store.catalog()?);
     Ok(d)
 }
 
 /// Copies `from` into `to` (idempotent: events the target holds are
-/// skipped by their keys) and digests both. `progress` gets the events
+/// skipped by their keys) and digests both (the source's as it is read,
+/// the target's by a scan after the copy). `progress` gets the events
 /// read so far.
 pub fn copy(
     from: &dyn EventStore,
@@ -118,10 +127,13 @@ pub fn copy(
         buf.clear();
         Ok(())
     };
+    let mut source = Digest::default();
+    source.add_items(&catalog);
     from.scan_events(&mut |e| {
         if failed.is_some() {
             return;
         }
+        source.add_event(&e);
         report.events_read += 1;
         buf.push(e.event);
         if buf.len() == CHUNK {
@@ -139,7 +151,7 @@ pub fn copy(
     if bulk {
         to.end_bulk()?;
     }
-    report.source = digest(from)?;
+    report.source = source;
     report.target = digest(to)?;
     Ok(report)
 }

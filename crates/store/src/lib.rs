@@ -72,6 +72,23 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Checks a store's recorded `schema_version` (None: a new store, which
+/// this build will stamp); a newer one than this build reads is refused.
+pub(crate) fn check_schema_version(found: Option<&str>, path: &str) -> Result<()> {
+    let Some(v) = found else { return Ok(()) };
+    let found: u32 = v
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?}")))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_string(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
 /// What one append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendOutcome {

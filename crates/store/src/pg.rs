@@ -104,7 +104,12 @@ impl PgStore {
     /// Connects and creates or migrates the schema.
     pub fn open(url: &str) -> Result<PgStore> {
         let shown = redact(url);
-        let mut client = connect(url, &shown)?;
+        let client = connect(url, &shown)?;
+        PgStore::over(client, shown)
+    }
+
+    /// The store over a connection: schema made or checked, caches loaded.
+    fn over(mut client: Client, shown: String) -> Result<PgStore> {
         migrate(&mut client, &shown)?;
         let (users, items) = caches(&mut client)?;
         let partitions = known_partitions(&mut client)?;
@@ -129,8 +134,7 @@ impl PgStore {
         if !has_schema {
             return Err(StoreError::Missing { path: shown });
         }
-        drop(client);
-        PgStore::open(url)
+        PgStore::over(client, shown)
     }
 
     /// The URL, password hidden.
@@ -171,25 +175,12 @@ fn migrate(client: &mut Client, shown: &str) -> Result<()> {
     let version: Option<String> = tx
         .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])?
         .map(|r| r.get(0));
-    match version {
-        None => {
-            tx.execute(
-                "INSERT INTO meta(key, value) VALUES('schema_version', $1)",
-                &[&SCHEMA_VERSION.to_string()],
-            )?;
-        }
-        Some(v) => {
-            let found: u32 = v
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?}")))?;
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::SchemaTooNew {
-                    path: shown.to_string(),
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-        }
+    crate::check_schema_version(version.as_deref(), shown)?;
+    if version.is_none() {
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES('schema_version', $1)",
+            &[&SCHEMA_VERSION.to_string()],
+        )?;
     }
     // (Again after a bulk load killed before its end.)
     tx.batch_execute(SEQ_INDEX)?;
@@ -490,7 +481,7 @@ impl EventStore for PgStore {
             &[&ids, &titles, &descs, &cats, &prices, &stock],
         )?;
         tx.commit()?;
-        self.reload_caches()?;
+        // No cache reload: `intern` looks up (or inserts) the ids it lacks.
         Ok(n)
     }
 

@@ -89,25 +89,12 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        match version {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
-                    [SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Some(v) => {
-                let found: u32 = v
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?}")))?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::SchemaTooNew {
-                        path,
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-            }
+        crate::check_schema_version(version.as_deref(), &path)?;
+        if version.is_none() {
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
+                [SCHEMA_VERSION.to_string()],
+            )?;
         }
         let (users, items) = SqliteStore::init_caches(&conn)?;
         Ok(SqliteStore {

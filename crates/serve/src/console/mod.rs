@@ -236,7 +236,6 @@ async fn models(State(app): State<Arc<App>>, Extension(a): Extension<Access>) ->
     };
     let rows: Vec<view::VersionRow> = versions.into_iter().map(version_row).collect();
     let serving = crate::http::recs::serving_model(&app);
-    let evaluation = evaluation.map_err(|e| (e.code, e.message));
     page(view::layout(
         "models",
         &viewer(&a),

@@ -218,7 +218,7 @@ pub fn models(
     serving: &ModelRef,
     versions: &[VersionRow],
     jobs: &serde_json::Value,
-    evaluation: &Result<crate::http::data::Evaluation, (crate::http::error::Code, String)>,
+    evaluation: &Result<crate::http::data::Evaluation, crate::http::error::ApiError>,
 ) -> Markup {
     html! {
         p { "Serving " strong #serving { (serving.name) } " " code { (serving.version) } }
@@ -314,16 +314,16 @@ fn curve_chart(r: &VersionRow) -> Markup {
 /// The rows of the last `aisle evaluate` (ranking models), best by
 /// validation first marked.
 fn leaderboard(
-    evaluation: &Result<crate::http::data::Evaluation, (crate::http::error::Code, String)>,
+    evaluation: &Result<crate::http::data::Evaluation, crate::http::error::ApiError>,
 ) -> Markup {
     use crate::http::error::Code;
     let e = match evaluation {
         Ok(e) => e,
-        Err((Code::NoEvaluation, _)) => {
+        Err(e) if e.code == Code::NoEvaluation => {
             return html! { p #leaderboard-none { "No evaluation yet: " code { "aisle evaluate --store STORE" }
             " writes one (leave-one-out, full ranking) that shows here." } }
         }
-        Err((_, message)) => return html! { p.error { (message) } },
+        Err(e) => return html! { p.error { (e.message) } },
     };
     let r = &e.report;
     let best = r.get("best_by_validation").and_then(|b| b.as_str());

@@ -206,21 +206,18 @@ pub fn data_report(app: &Arc<App>) -> Result<Arc<DataReport>, ApiError> {
             .wait(cache)
             .unwrap_or_else(|e| e.into_inner());
     }
-    if cache.current.is_some() {
+    if let Some(r) = cache.current.as_ref().map(|c| c.report.clone()) {
         if !cache.fresh(seq, &version) && !cache.refreshing {
             cache.refreshing = true;
             let app = app.clone();
             std::thread::spawn(move || refresh(&app));
         }
-        let kept = cache.current.as_ref().map(|c| c.report.clone());
-        if let Some(r) = kept {
-            if cache.refreshing {
-                let mut r = (*r).clone();
-                r.refreshing = true;
-                return Ok(Arc::new(r));
-            }
-            return Ok(r);
+        if cache.refreshing {
+            let mut r = (*r).clone();
+            r.refreshing = true;
+            return Ok(Arc::new(r));
         }
+        return Ok(r);
     }
     drop(cache);
     // None yet (the computation at start failed): compute it here.
@@ -273,11 +270,12 @@ fn compute_and_keep(
 }
 
 fn compute(app: &App) -> Result<DataReport, aisle_store::StoreError> {
-    // A store in a file is read through a connection of its own: the scans
-    // do not hold up the events being written meanwhile.
-    let own = match aisle_store::data_dir(&app.cfg.store) {
-        Some(_) => Some(aisle_store::open(&app.cfg.store)?),
-        None => None,
+    // A store that a second open reaches (a file, a database server) is
+    // read through a connection of its own: the scans do not hold up the
+    // events being written meanwhile. Only an in-memory store is shared.
+    let own = match aisle_store::parse_url(&app.cfg.store)? {
+        aisle_store::Location::SqliteMemory => None,
+        _ => Some(aisle_store::open(&app.cfg.store)?),
     };
     let shared;
     let store: &dyn aisle_store::EventStore = match &own {
