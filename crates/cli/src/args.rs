@@ -197,6 +197,23 @@ pub(crate) struct SearchArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    Api,
+    Worker,
+    All,
+}
+
+impl From<RoleArg> for aisle_serve::Role {
+    fn from(r: RoleArg) -> aisle_serve::Role {
+        match r {
+            RoleArg::Api => aisle_serve::Role::Api,
+            RoleArg::Worker => aisle_serve::Role::Worker,
+            RoleArg::All => aisle_serve::Role::All,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
     /// Store directory or URL.
@@ -204,6 +221,13 @@ pub(crate) struct ServeArgs {
     pub store: String,
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
+    /// What this process does: `api` answers requests and never retrains
+    /// (run any number over one PostgreSQL store); `worker` also runs the
+    /// retraining scheduler while it holds the store's worker lock (a second
+    /// worker stands by and takes over when the first dies); `all`: both, the
+    /// single-machine default.
+    #[arg(long, value_enum, default_value = "all")]
+    pub role: RoleArg,
     /// Write-scope key: reads, events and the catalog (header x-api-key or
     /// Authorization: Bearer). Also AISLE_API_KEY / AISLE_WRITE_KEY. A key given
     /// as a flag shows in the process list: prefer --write-key-file or the

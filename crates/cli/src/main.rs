@@ -34,8 +34,33 @@ fn quiet_broken_pipe() {
     }));
 }
 
+/// A retraining run the server starts (`AISLE_EXIT_WITH_PARENT=1`, its
+/// stdin a pipe the server holds) ends when the server dies: the pipe then
+/// reads end-of-file. Without it a killed worker's run would go on and
+/// might promote while the standby worker, now leading, trains too.
+fn exit_with_parent() {
+    if std::env::var_os("AISLE_EXIT_WITH_PARENT").is_none_or(|v| v != "1") {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("parent-watch".into())
+        .spawn(|| {
+            let mut buf = [0u8; 64];
+            loop {
+                match std::io::Read::read(&mut std::io::stdin(), &mut buf) {
+                    Ok(0) | Err(_) => {
+                        eprintln!("the server that started this run is gone: stopping");
+                        std::process::exit(3);
+                    }
+                    Ok(_) => {}
+                }
+            }
+        });
+}
+
 fn main() -> ExitCode {
     quiet_broken_pipe();
+    exit_with_parent();
     let cli = Cli::parse();
     let default = match cli.verbose {
         0 => "warn",

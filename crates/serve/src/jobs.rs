@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +65,10 @@ pub struct Scheduler {
     pub queued: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_since_last_job: Option<u64>,
+    /// Over a shared (PostgreSQL) store: whether this worker holds the
+    /// worker lock and so runs jobs (false: it stands by).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<bool>,
 }
 
 /// What started a job.
@@ -125,6 +128,8 @@ struct State {
     retrain_seconds: f64,
     succeeded: u64,
     failed: u64,
+    /// Whether this worker leads (None: the store is not shared).
+    leader: Option<bool>,
 }
 
 /// Jobs kept in memory (older ones stay in `jobs.jsonl`).
@@ -144,6 +149,8 @@ pub struct Jobs {
 pub enum TriggerError {
     NotConfigured,
     Busy,
+    /// Another worker holds the worker lock.
+    Standby,
 }
 
 impl Jobs {
@@ -189,6 +196,9 @@ impl Jobs {
             return Err(TriggerError::NotConfigured);
         }
         let mut s = self.lock();
+        if s.leader == Some(false) {
+            return Err(TriggerError::Standby);
+        }
         if s.running || s.manual {
             return Err(TriggerError::Busy);
         }
@@ -212,6 +222,7 @@ impl Jobs {
                 running: Some(s.running),
                 queued: Some(s.manual),
                 events_since_last_job: Some(events_total.saturating_sub(s.events_at_last)),
+                leader: s.leader,
             },
         };
         JobsView { scheduler, jobs }
@@ -270,7 +281,7 @@ pub fn start(app: &Arc<App>) {
     }
     {
         let mut s = app.jobs.lock();
-        s.events_at_last = app.metrics.events_ingested.load(Ordering::Relaxed);
+        s.events_at_last = app.events_seen();
         s.last_end = Some(Instant::now());
     }
     let app2 = app.clone();
@@ -284,7 +295,46 @@ fn scheduler(app: &App) {
     let Some(cfg) = app.jobs.cfg.clone() else {
         return;
     };
+    // Over a shared store only the worker holding the lock runs jobs.
+    let mut lead = match aisle_store::parse_url(&app.cfg.store) {
+        Ok(aisle_store::Location::Postgres(u)) => Some(aisle_store::pg::Leadership::new(&u)),
+        _ => None,
+    };
+    let mut asked: Option<Instant> = None;
     loop {
+        if let Some(l) = &mut lead {
+            // Asked at most once a second (a standby's attempt is a connection).
+            if asked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                asked = Some(Instant::now());
+                let leads = match l.try_lead() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reach the store for the worker lock");
+                        false
+                    }
+                };
+                let mut s = app.jobs.lock();
+                if s.leader != Some(leads) {
+                    tracing::info!(
+                        leader = leads,
+                        "{}",
+                        if leads {
+                            "this worker leads: it runs the retraining jobs"
+                        } else {
+                            "another worker leads: standing by"
+                        }
+                    );
+                    s.leader = Some(leads);
+                    if leads {
+                        // Counted from the takeover, not from the start.
+                        s.events_at_last = app.events_seen();
+                        s.last_end = Some(Instant::now());
+                    } else {
+                        s.manual = false;
+                    }
+                }
+            }
+        }
         let trigger = {
             let s = app.jobs.lock();
             let (mut s, _) = app
@@ -295,7 +345,10 @@ fn scheduler(app: &App) {
             if s.stop {
                 return;
             }
-            let events = app.metrics.events_ingested.load(Ordering::Relaxed);
+            if s.leader == Some(false) {
+                continue;
+            }
+            let events = app.events_seen();
             let trigger = if s.manual {
                 Some(Trigger::Manual)
             } else if cfg
@@ -325,7 +378,7 @@ fn scheduler(app: &App) {
 }
 
 fn run_job(app: &App, cfg: &RetrainConfig, trigger: Trigger) {
-    let events = app.metrics.events_ingested.load(Ordering::Relaxed);
+    let events = app.events_seen();
     let mut job = {
         let mut s = app.jobs.lock();
         s.next_id += 1;
@@ -418,7 +471,12 @@ fn execute(app: &App, cfg: &RetrainConfig, job: &mut Job) -> Result<(), String> 
         }
         None => Command::new(program),
     };
-    cmd.args(args).stdin(Stdio::null());
+    // Its stdin is a pipe this process holds: `aisle` runs stop when it
+    // reads end-of-file, i.e. when this process dies (see the binary's
+    // `exit_with_parent`).
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .env("AISLE_EXIT_WITH_PARENT", "1");
     let (out_path, log_path) = match &app.jobs.dir {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -457,6 +515,7 @@ fn execute(app: &App, cfg: &RetrainConfig, job: &mut Job) -> Result<(), String> 
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let _parent_pipe = child.stdin.take();
     let mut piped = child.stdout.take();
     let collector = std::thread::spawn(move || {
         let mut buf = Vec::new();

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod conn;
 mod console;
+pub mod feed;
 mod http;
 pub mod jobs;
 mod limit;
@@ -28,6 +29,7 @@ use aisle_store::EventStore;
 pub use aisle_train::{Entry, Registry};
 pub use auth::{Keys, Scope};
 pub use conn::{ConnLimits, Conns};
+pub use feed::FeedState;
 pub use http::error::{ApiError, Code};
 pub use http::router;
 pub use jobs::{Job, Jobs, RetrainConfig};
@@ -69,11 +71,41 @@ pub struct Erased {
     pub impressions: u64,
 }
 
+/// What a server process does (`aisle serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Answers requests; never retrains (any number of replicas).
+    Api,
+    /// Answers requests and runs the retraining scheduler, while it holds
+    /// the store's worker lock (one leads, the others stand by).
+    Worker,
+    /// Both, in one process: the single-machine default.
+    #[default]
+    All,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        }
+    }
+
+    /// Whether this process runs the retraining scheduler.
+    pub fn retrains(self) -> bool {
+        self != Role::Api
+    }
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Store URL or directory (see aisle-store).
     pub store: String,
+    pub role: Role,
     pub addr: SocketAddr,
     /// Read-scope key: recommendations, search, popular, similar, items,
     /// metrics (`x-api-key` or `Authorization: Bearer`).
@@ -116,6 +148,7 @@ impl ServeConfig {
     pub fn new(store: &str, addr: SocketAddr) -> ServeConfig {
         ServeConfig {
             store: store.to_string(),
+            role: Role::All,
             addr,
             read_key: None,
             api_key: None,
@@ -381,6 +414,10 @@ pub struct App {
     /// The data report (`GET /v1/admin/data`, the console's data page),
     /// computed off the request path (see `http::data`).
     pub(crate) data_page: http::data::DataSlot,
+    /// Following the other processes over a shared store (see `feed`).
+    pub feed: FeedState,
+    /// The live view's event count when the server opened.
+    events_at_open: u64,
 }
 
 impl App {
@@ -422,9 +459,10 @@ impl App {
             live.apply(&e.event);
         }
         live.last_seq = all.iter().map(|e| e.seq).max().unwrap_or(0);
+        let events_at_open = live.events;
         drop(all);
         let dir = aisle_store::data_dir(&cfg.store);
-        let registry = dir.as_deref().map(Registry::new);
+        let registry = Registry::of_store(&cfg.store)?;
         let search = search::Search::open(
             search::dir_of(dir.as_deref()).as_deref(),
             &live,
@@ -440,6 +478,11 @@ impl App {
         let sessions = console::Sessions::new().map_err(|e| {
             ServeError::Config(format!("no random source for console sessions: {e}"))
         })?;
+        if cfg.retrain.is_some() && !cfg.role.retrains() {
+            return Err(ServeError::Config(
+                "retraining (--retrain-every, --retrain-after-events) runs on --role worker or all, not api".into(),
+            ));
+        }
         let jobs = Jobs::new(cfg.retrain.clone(), dir);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
         let (cfg_rate, cfg_burst) = (cfg.auth_failure_rate, cfg.auth_failure_burst);
@@ -463,6 +506,8 @@ impl App {
             online,
             sessions,
             data_page: Default::default(),
+            feed: FeedState::default(),
+            events_at_open,
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
@@ -477,6 +522,7 @@ impl App {
                 }
             }
         }
+        feed::start(&app);
         Ok(app)
     }
 
@@ -489,16 +535,7 @@ impl App {
     pub fn erase_user(&self, user: &str) -> Result<Erased, ServeError> {
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let events = store.delete_user(user)?;
-        self.live
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .users
-            .remove(user);
-        if let Some(p) = &self.purchase {
-            let log = aisle_train::purchase::event_log(store.as_ref())?;
-            *p.log.write().unwrap_or_else(|e| e.into_inner()) = log;
-        }
-        let queries = self.search.erase_user(user)?;
+        let (queries, impressions) = self.erase_local(store.as_ref(), user)?;
         let quarantine_rows = match aisle_store::data_dir(&self.cfg.store) {
             Some(d) => {
                 // A killed ingest's spill holds raw rows too.
@@ -507,10 +544,6 @@ impl App {
             }
             None => 0,
         };
-        let impressions = self
-            .online
-            .erase_user(user)
-            .map_err(|e| ServeError::Config(format!("erasing the online log: {e}")))?;
         tracing::info!(events, queries, quarantine_rows, impressions, "user erased");
         Ok(Erased {
             events,
@@ -518,6 +551,34 @@ impl App {
             quarantine_rows,
             impressions,
         })
+    }
+
+    /// Erases a user from what this process keeps beside the store (the
+    /// store itself erased them already, maybe through another replica):
+    /// the live view, the purchase model's log, the search query log, the
+    /// impression log. Returns the query lines and impressions removed.
+    /// The caller holds the store's lock (`store`), so no event of the user
+    /// slips in between.
+    pub(crate) fn erase_local(
+        &self,
+        store: &dyn EventStore,
+        user: &str,
+    ) -> Result<(u64, u64), ServeError> {
+        self.live
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .users
+            .remove(user);
+        if let Some(p) = &self.purchase {
+            let log = aisle_train::purchase::event_log(store)?;
+            *p.log.write().unwrap_or_else(|e| e.into_inner()) = log;
+        }
+        let queries = self.search.erase_user(user)?;
+        let impressions = self
+            .online
+            .erase_user(user)
+            .map_err(|e| ServeError::Config(format!("erasing the online log: {e}")))?;
+        Ok((queries, impressions))
     }
 
     /// Marks the server degraded (with the reason) or ready again.
@@ -587,7 +648,8 @@ impl App {
                 "unknown arm model `{model}`: this store has no model registry"
             ))
         })?;
-        let s = load_version(reg, &registry_version(reg, model)?)?;
+        // (Once per name; over PostgreSQL the registry is a blocking client.)
+        let s = off_runtime(|| load_version(reg, &registry_version(reg, model)?))?;
         self.online
             .arm_models
             .lock()
@@ -596,11 +658,31 @@ impl App {
         Ok(s)
     }
 
-    pub fn current(&self) -> Arc<Serving> {
+    /// Events the live view took in since the start (acknowledged here or,
+    /// over a shared store, by any replica): what retraining counts.
+    pub fn events_seen(&self) -> u64 {
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        live.events.saturating_sub(self.events_at_open)
+    }
+
+        pub fn current(&self) -> Arc<Serving> {
         self.serving
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// Runs blocking I/O from wherever it is called: on a worker thread of the
+/// multi-threaded runtime it is moved out of the runtime's way (and out of
+/// its context, which PostgreSQL's blocking client needs); elsewhere it
+/// just runs.
+pub(crate) fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -682,8 +764,10 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    tracing::info!(addr = %listener.local_addr()?, "listening");
-    jobs::start(&app);
+    tracing::info!(addr = %listener.local_addr()?, role = app.cfg.role.as_str(), "listening");
+    if app.cfg.role.retrains() {
+        jobs::start(&app);
+    }
     http::data::warm(&app);
     let served = conn::serve(
         listener,

@@ -139,6 +139,9 @@ pub trait EventStore: Send {
     fn user_events(&self, user: &str, limit: usize) -> Result<Vec<StoredEvent>>;
     /// Every event in insertion order.
     fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()>;
+    /// Up to `limit` events with a sequence number above `after`, in
+    /// sequence order: what a replica's live view has not seen yet.
+    fn events_since(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>>;
     /// The sequence number of the latest event (0 when there is none).
     fn last_seq(&self) -> Result<i64>;
     fn stats(&self) -> Result<StoreStats>;
@@ -153,6 +156,64 @@ pub trait EventStore: Send {
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
     /// Erases a user's events; returns how many were deleted.
     fn delete_user(&mut self, user: &str) -> Result<u64>;
+    /// Tells the other processes over this store about a change (see
+    /// [`Change`]); a no-op for a store only one process serves (SQLite).
+    /// The store publishes its own changes (events, catalog, erasures); a
+    /// caller publishes what the store cannot tell (an item deleted from
+    /// the catalog, a promotion).
+    fn publish(&mut self, change: &Change) -> Result<()> {
+        let _ = change;
+        Ok(())
+    }
+    /// Whether other processes may write to this store (a replica then
+    /// follows their changes through [`pg::Listener`]).
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// A change one process tells the others over a shared store (PostgreSQL's
+/// `NOTIFY` on the channel [`pg::CHANNEL`]). A notification is a wake-up,
+/// never the data: a replica reads what changed from the store, so a lost
+/// notification delays a change, never loses one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Events were committed (read them with [`EventStore::events_since`]).
+    Events,
+    /// Catalog entries were written.
+    Catalog,
+    /// An item was deleted from the catalog (kept in the store as out of stock).
+    ItemDeleted(String),
+    /// A user was erased.
+    Erased(String),
+    /// A model version was promoted.
+    Promoted(String),
+}
+
+impl Change {
+    /// The notification payload.
+    pub fn encode(&self) -> String {
+        match self {
+            Change::Events => "events".into(),
+            Change::Catalog => "catalog".into(),
+            Change::ItemDeleted(id) => format!("deleted {id}"),
+            Change::Erased(u) => format!("erased {u}"),
+            Change::Promoted(v) => format!("promoted {v}"),
+        }
+    }
+
+    /// The change a payload names (None: unknown, from a newer version).
+    pub fn decode(s: &str) -> Option<Change> {
+        let (head, rest) = s.split_once(' ').unwrap_or((s, ""));
+        Some(match head {
+            "events" => Change::Events,
+            "catalog" => Change::Catalog,
+            "deleted" => Change::ItemDeleted(rest.to_string()),
+            "erased" => Change::Erased(rest.to_string()),
+            "promoted" => Change::Promoted(rest.to_string()),
+            _ => return None,
+        })
+    }
 }
 
 /// Events of a time range counted three ways (see [`EventStore::profile`]).

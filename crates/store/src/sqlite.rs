@@ -323,6 +323,36 @@ impl EventStore for SqliteStore {
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
     }
 
+    fn events_since(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT e.seq, e.ekey, u.ext, i.ext, e.ts, e.etype, e.source_type, e.quantity, e.price, e.session, e.value
+             FROM events e JOIN users u ON u.id = e.user_id JOIN items i ON i.id = e.item_id
+             WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+        )?;
+        let mut rows = st.query(rusqlite::params![after, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let code: u8 = r.get(5)?;
+            out.push(StoredEvent {
+                seq: r.get(0)?,
+                event: Event {
+                    key: r.get::<_, i64>(1)? as u64,
+                    user: r.get(2)?,
+                    item: r.get(3)?,
+                    ts: r.get(4)?,
+                    event_type: EventType::from_code(code)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event type code {code}")))?,
+                    source_type: r.get(6)?,
+                    quantity: r.get(7)?,
+                    price: r.get(8)?,
+                    session: r.get(9)?,
+                    value: r.get(10)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
     fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()> {
         let users: HashMap<i64, &str> = self.users.iter().map(|(k, v)| (*v, k.as_str())).collect();
         let items: HashMap<i64, &str> = self.items.iter().map(|(k, v)| (*v, k.as_str())).collect();

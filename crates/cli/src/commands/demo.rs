@@ -122,6 +122,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     serve(ServeArgs {
         store: store_url,
         addr: a.addr,
+        role: crate::args::RoleArg::All,
         api_key: None,
         admin_key: None,
         read_key: None,

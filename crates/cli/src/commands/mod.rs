@@ -84,7 +84,6 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
 
 /// The model registry of the store at `store`.
 pub(crate) fn registry(store: &str) -> Result<aisle_train::Registry> {
-    let dir = aisle_store::data_dir(store)
-        .with_context(|| format!("{store} has no directory for a model registry"))?;
-    Ok(aisle_train::Registry::new(&dir))
+    aisle_train::Registry::of_store(store)?
+        .with_context(|| format!("{store} has no place for a model registry"))
 }

@@ -173,11 +173,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let overrides = overrides(a.h.model_config.as_deref(), &a.h.set, |om| om == a.model)?;
     let out = match a.out.clone() {
         Some(p) => p,
-        None => store_dir(&a.store)?.join("models").join(format!(
-            "{}-{}.safetensors",
-            a.model,
-            unix_now()
-        )),
+        None => {
+            let name = format!("{}-{}.safetensors", a.model, unix_now());
+            match aisle_train::Registry::of_store(&a.store)? {
+                Some(reg) => reg.dir().join(name),
+                None => store_dir(&a.store)?.join("models").join(name),
+            }
+        }
     };
     let kind = Kind::parse(&a.model)
         .ok_or_else(|| aisle_train::TrainError::UnknownModel(a.model.clone()))?;
@@ -238,6 +240,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
             })?
         }
     };
+    if a.out.is_none() {
+        // Into the database too, over a PostgreSQL store (a no-op otherwise).
+        if let Some(reg) = aisle_train::Registry::of_store(&a.store)? {
+            reg.publish(&out)?;
+        }
+    }
     if a.promote {
         let reg = registry(&a.store)?;
         let version = reg.version_of(&out).context("--promote (drop --out)")?;

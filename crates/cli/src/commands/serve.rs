@@ -132,6 +132,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         cfg.rate_limit = Some(r);
     }
     cfg.retrain = retrain;
+    cfg.role = a.role.into();
     for (v, name) in [
         (a.attribution_window_hours, "--attribution-window-hours"),
         (a.impression_retention_days, "--impression-retention-days"),

@@ -219,11 +219,7 @@ async fn models(State(app): State<Arc<App>>, Extension(a): Extension<Access>) ->
             .flatten()
             .unwrap_or_default();
         let jobs = serde_json::to_value(
-            app.jobs.snapshot(
-                app.metrics
-                    .events_ingested
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            app.jobs.snapshot(app.events_seen()),
         )
         .unwrap_or_default();
         let evaluation = crate::http::data::evaluation(app);

@@ -1,6 +1,5 @@
 //! `/v1/admin/*`: models, promotion, retraining jobs.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -16,8 +15,12 @@ use super::types::{JobQueued, ModelRef, ModelVersion, Models, Serving};
 use crate::App;
 
 pub(super) async fn admin_models(State(app): State<Arc<App>>) -> ApiResult {
+    // (Over PostgreSQL the registry is a database: a blocking client.)
     let versions = match &app.registry {
-        Some(r) => r.list()?.into_iter().map(ModelVersion::from).collect(),
+        Some(r) => crate::off_runtime(|| r.list())?
+            .into_iter()
+            .map(ModelVersion::from)
+            .collect(),
         None => Vec::new(),
     };
     Ok(Json(Models {
@@ -40,16 +43,18 @@ pub(super) fn reload(app: &App, version: &str) -> Result<ModelRef, ApiError> {
 }
 
 pub(super) async fn admin_reload(State(app): State<Arc<App>>) -> ApiResult {
-    let v = app
-        .registry
-        .as_ref()
-        .map(|r| r.promoted_name())
-        .transpose()?
-        .flatten()
-        .ok_or_else(|| ApiError::new(Code::NothingPromoted, "no model is promoted"))?;
-    let serving = tokio::task::spawn_blocking(move || reload(&app, &v))
-        .await
-        .map_err(ApiError::task)??;
+    let serving = tokio::task::spawn_blocking(move || {
+        let v = app
+            .registry
+            .as_ref()
+            .map(|r| r.promoted_name())
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| ApiError::new(Code::NothingPromoted, "no model is promoted"))?;
+        reload(&app, &v)
+    })
+    .await
+    .map_err(ApiError::task)??;
     Ok(Json(Serving { serving }).into_response())
 }
 
@@ -66,21 +71,24 @@ pub(super) async fn admin_promote(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let PromoteBody { version } = body_as(body, Code::BadRequest)?;
-    let reg = app
-        .registry
-        .as_ref()
-        .ok_or_else(|| ApiError::new(Code::NoRegistry, "this store has no model registry"))?;
-    if !reg.path_of(&version).is_ok_and(|p| p.exists()) {
-        return Err(ApiError::not_found(format!("no model version {version:?}")));
-    }
-    // Loading runs off the request workers so serving never waits on it;
-    // `reload` swaps it in, then the promotion is recorded without a second load.
-    let app2 = app.clone();
-    let v2 = version.clone();
-    let serving = tokio::task::spawn_blocking(move || reload(&app2, &v2))
-        .await
-        .map_err(ApiError::task)??;
-    reg.mark_promoted(&version)?;
+    // Loading runs off the request workers so serving never waits on it
+    // (over PostgreSQL the artifact may come from the database first);
+    // `reload` swaps it in, then the promotion is recorded without a second
+    // load (and, over PostgreSQL, reaches the other replicas).
+    let serving = tokio::task::spawn_blocking(move || {
+        let reg = app
+            .registry
+            .as_ref()
+            .ok_or_else(|| ApiError::new(Code::NoRegistry, "this store has no model registry"))?;
+        if !reg.path_of(&version).is_ok_and(|p| p.exists()) {
+            return Err(ApiError::not_found(format!("no model version {version:?}")));
+        }
+        let serving = reload(&app, &version)?;
+        reg.mark_promoted(&version)?;
+        Ok::<_, ApiError>(serving)
+    })
+    .await
+    .map_err(ApiError::task)??;
     Ok(Json(Serving { serving }).into_response())
 }
 
@@ -107,8 +115,7 @@ pub(super) async fn admin_rollback(State(app): State<Arc<App>>) -> ApiResult {
 }
 
 pub(super) async fn admin_jobs(State(app): State<Arc<App>>) -> ApiResult {
-    let events = app.metrics.events_ingested.load(Ordering::Relaxed);
-    Ok(Json(app.jobs.snapshot(events)).into_response())
+    Ok(Json(app.jobs.snapshot(app.events_seen())).into_response())
 }
 
 /// Queues a retraining run now (202); 409 while one runs or is queued.
@@ -130,6 +137,10 @@ pub(super) async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
         Err(crate::jobs::TriggerError::Busy) => Err(ApiError::new(
             Code::JobRunning,
             "a retraining job is already running or queued",
+        )),
+        Err(crate::jobs::TriggerError::Standby) => Err(ApiError::new(
+            Code::JobRunning,
+            "another worker holds the worker lock and runs the jobs: trigger it there",
         )),
     }
 }

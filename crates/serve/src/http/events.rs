@@ -122,19 +122,16 @@ pub(super) async fn post_events(
         move |live, (fresh, events)| {
             let mut k = 0;
             let mut outcomes = Vec::new();
+            // Over a shared store `write` has applied them already, in the
+            // store's order (see `feed`).
+            let shared = app2.feed.enabled.load(Ordering::Relaxed);
             for ((e, f), origin) in events.iter().zip(&fresh).zip(origins) {
                 if *f {
                     if let Some(o) = outcome(live, e, origin) {
                         outcomes.push(o);
                     }
-                    live.apply(e);
-                    if let Some(p) = &app2.purchase {
-                        let facts = live
-                            .catalog_item(&e.item)
-                            .map(aisle_features::behaviour::ItemFacts::from)
-                            .unwrap_or_default();
-                        let seq = app2.counter.fetch_add(1, Ordering::Relaxed) as i64;
-                        p.observe(e, seq, facts);
+                    if !shared {
+                        app2.absorb(live, e);
                     }
                     k += 1;
                 }

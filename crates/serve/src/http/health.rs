@@ -16,12 +16,17 @@ pub(super) async fn healthz() -> Json<Health> {
 }
 
 /// Ready (200) while the server can answer; `status` is `degraded` with a
-/// `reason` when the promoted model was refused and popularity serves.
+/// `reason` when the promoted model was refused and popularity serves, or
+/// when the change feed is down (the replica serves its own view).
 pub(super) async fn readyz(State(app): State<Arc<App>>) -> Json<Ready> {
-    let reason = app.degraded();
+    let reason = match (app.degraded(), app.feed.problem()) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     Json(Ready {
         ready: true,
         status: if reason.is_some() { "degraded" } else { "ok" },
+        role: app.cfg.role,
         model: serving_model(&app),
         reason,
     })

@@ -134,6 +134,8 @@ pub(super) async fn delete_item(
         &app,
         move |store| {
             store.upsert_items(std::slice::from_ref(&item))?;
+            // (The store tells other replicas of the upsert, not of the deletion.)
+            store.publish(&aisle_store::Change::ItemDeleted(item.id.clone()))?;
             app2.search.item_changed(&item, true);
             Ok(item)
         },

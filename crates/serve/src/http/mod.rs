@@ -103,9 +103,14 @@ pub(super) async fn write<R: Send + 'static, T: Send + 'static>(
     let out = tokio::task::spawn_blocking(move || {
         let mut store = app.store.lock().unwrap_or_else(|e| e.into_inner());
         let r = durable(store.as_mut())?;
-        let seq = store.last_seq()?;
         let mut live = app.live.write().unwrap_or_else(|e| e.into_inner());
-        live.last_seq = seq;
+        if store.shared() {
+            // Every event committed up to this write, this one's included
+            // (other replicas' too: see `feed`); `apply` adds none.
+            app.catch_up(store.as_ref(), &mut live)?;
+        } else {
+            live.last_seq = store.last_seq()?;
+        }
         Ok::<T, ServeError>(apply(&mut live, r))
     })
     .await

@@ -130,8 +130,11 @@ pub struct Health {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ready {
     pub ready: bool,
-    /// `ok`, or `degraded` when the promoted model was refused.
+    /// `ok`, or `degraded` when the promoted model was refused or, over a
+    /// shared store, the change feed from the other replicas is down.
     pub status: &'static str,
+    /// `api`, `worker` or `all` (`aisle serve --role`).
+    pub role: crate::Role,
     pub model: ModelRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

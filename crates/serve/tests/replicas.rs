@@ -1,0 +1,233 @@
+//! Replicas over one PostgreSQL store: what one process commits reaches the
+//! others' live views through the change feed (events, catalog, deletions,
+//! erasures, promotions), idempotency keys hold across processes, and the
+//! worker lock lets one worker lead. Needs the server
+//! `scripts/start-postgres.sh` starts (see `aisle_store::pg::ScratchDb`).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aisle_serve::{App, Registry, Role};
+use aisle_store::pg::ScratchDb;
+use axum::http::StatusCode;
+use common::{open, post_ok, Client};
+
+/// The test shop copied into a scratch PostgreSQL database, with two tiny
+/// SASRec versions in its registry (`sasrec-100` promoted).
+fn pg_shop() -> (ScratchDb, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = common::shop(dir.path());
+    let db = ScratchDb::new();
+    let from = aisle_store::open_existing(&local).unwrap();
+    let mut to = aisle_store::open(&db.url).unwrap();
+    aisle_store::copy::copy(from.as_ref(), to.as_mut(), &mut |_| {}).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    common::promote_tiny_sasrec(other.path(), common::ITEMS, 2, 200);
+    let reg = Registry::of_store(&db.url).unwrap().unwrap();
+    std::fs::create_dir_all(reg.dir()).unwrap();
+    for (from, name) in [
+        (dir.path(), "sasrec-100.safetensors"),
+        (other.path(), "sasrec-200.safetensors"),
+    ] {
+        let to = reg.dir().join(name);
+        std::fs::copy(from.join("models").join(name), &to).unwrap();
+        reg.publish(&to).unwrap();
+    }
+    reg.promote("sasrec-100.safetensors").unwrap();
+    (db, dir)
+}
+
+fn replica(url: &str) -> (Arc<App>, Client) {
+    open(url, |c| c.role = Role::Api)
+}
+
+/// The requests run on a runtime; the apps, their PostgreSQL clients and
+/// the database live outside it (the blocking client refuses to run or
+/// close inside one).
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Polls `check` every 5 ms for up to 5 s; the time it took to hold.
+async fn within(mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        if check().await {
+            return t.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("not reflected within 5 s");
+}
+
+async fn interactions(c: &Client, item: &str) -> f64 {
+    let (s, v) = c.get(&format!("/v1/items/{item}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["interactions"].as_f64().unwrap()
+}
+
+#[test]
+fn an_event_acknowledged_by_one_replica_reaches_the_other() {
+    let (db, _dir) = pg_shop();
+    let (_a, ca) = replica(&db.url);
+    let (_b, cb) = replica(&db.url);
+    rt().block_on(async {
+        let before = interactions(&cb, "i5").await;
+        post_ok(
+            &ca,
+            "/v1/events",
+            r#"{"user_id":"newcomer","item_id":"i5","event_type":"view"}"#,
+        )
+        .await;
+        within(async || interactions(&cb, "i5").await == before + 1.0).await;
+        // B knows the new user from the event A took.
+        let (s, v) = cb.get("/v1/users/newcomer/recommendations?k=3").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["user_known"], true, "{v}");
+    });
+}
+
+#[test]
+fn one_event_id_is_stored_once_whichever_replicas_take_it() {
+    let (db, _dir) = pg_shop();
+    let (_a, ca) = replica(&db.url);
+    let (_b, cb) = replica(&db.url);
+    let ev = r#"{"event_id":"order-77","user_id":"u1","item_id":"i3","event_type":"purchase"}"#;
+    let (first, again) = rt().block_on(async {
+        (
+            post_ok(&ca, "/v1/events", ev).await,
+            post_ok(&cb, "/v1/events", ev).await,
+        )
+    });
+    assert_eq!(
+        (first["inserted"].as_u64(), again["inserted"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(again["duplicates"], 1);
+    let n: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM events", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 40 * 8 + 1);
+}
+
+#[test]
+fn catalog_writes_and_deletions_reach_the_other_replica() {
+    let (db, _dir) = pg_shop();
+    let (_a, ca) = replica(&db.url);
+    let (_b, cb) = replica(&db.url);
+    rt().block_on(async {
+        let (s, v) = ca
+            .call(
+                "PUT",
+                "/v1/items/lamp",
+                Some(r#"{"title":"Desk lamp","price":30}"#),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        within(async || cb.get("/v1/items/lamp").await.1["title"] == "Desk lamp").await;
+        let (s, v) = ca.call("DELETE", "/v1/items/i4", None, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        within(async || cb.get("/v1/items/i4").await.0 == StatusCode::NOT_FOUND).await;
+    });
+}
+
+#[test]
+fn an_erasure_on_one_replica_empties_the_others_view() {
+    let (db, _dir) = pg_shop();
+    let (_a, ca) = replica(&db.url);
+    let (b, cb) = replica(&db.url);
+    let has = |app: &App| app.live.read().unwrap().users.contains_key("u7");
+    assert!(has(&b));
+    rt().block_on(async {
+        let (s, v) = ca.call("DELETE", "/v1/users/u7", None, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["deleted_events"], 8, "{v}");
+        within(async || !has(&b)).await;
+        // B's next event of the same id lands under a new user number (its
+        // id cache was reloaded), not the erased one's.
+        post_ok(
+            &cb,
+            "/v1/events",
+            r#"{"user_id":"u7","item_id":"i1","event_type":"view"}"#,
+        )
+        .await;
+    });
+    let n: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.ext = 'u7'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the new event is filed under u7");
+    let orphans: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e.user_id)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0);
+}
+
+#[test]
+fn a_promotion_on_one_replica_is_served_by_the_other() {
+    let (db, _dir) = pg_shop();
+    let (_a, ca) = replica(&db.url);
+    let (b, _cb) = replica(&db.url);
+    assert_eq!(b.current().version, "sasrec-100.safetensors");
+    rt().block_on(async {
+        post_ok(
+            &ca,
+            "/v1/admin/models/promote",
+            r#"{"version":"sasrec-200.safetensors"}"#,
+        )
+        .await;
+        within(async || b.current().version == "sasrec-200.safetensors").await;
+    });
+}
+
+#[test]
+fn one_worker_leads_and_a_standby_takes_over_when_it_is_gone() {
+    let db = ScratchDb::new();
+    aisle_store::open(&db.url).unwrap();
+    let mut first = aisle_store::pg::Leadership::new(&db.url);
+    let mut second = aisle_store::pg::Leadership::new(&db.url);
+    assert!(first.try_lead().unwrap());
+    assert!(!second.try_lead().unwrap());
+    assert!(first.try_lead().unwrap(), "the leader keeps the lead");
+    drop(first);
+    // The server frees the lock once the leader's session has ended.
+    let t = Instant::now();
+    while !second.try_lead().unwrap() {
+        assert!(t.elapsed() < Duration::from_secs(5), "no takeover");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_api_replica_refuses_to_retrain() {
+    let db = ScratchDb::new();
+    let mut cfg = aisle_serve::ServeConfig::new(&db.url, "127.0.0.1:0".parse().unwrap());
+    cfg.role = Role::Api;
+    cfg.retrain = Some(aisle_serve::RetrainConfig {
+        model: "pop".into(),
+        command: vec!["true".into()],
+        interval: Some(Duration::from_secs(60)),
+        min_new_events: None,
+        low_priority: false,
+    });
+    let err = App::open(cfg).err().expect("refused");
+    assert!(err.to_string().contains("--role worker or all"), "{err}");
+}
