@@ -186,6 +186,13 @@ impl PgStore {
 /// A connection, or an error that names the URL (password hidden) and
 /// says why (the server's own message, e.g. a failed password).
 fn connect(url: &str, shown: &str) -> Result<Client> {
+    let mut c = connect_quiet(url, shown)?;
+    // (`CREATE ... IF NOT EXISTS` notices are no news.)
+    c.batch_execute("SET client_min_messages TO warning")?;
+    Ok(c)
+}
+
+fn connect_quiet(url: &str, shown: &str) -> Result<Client> {
     Client::connect(url, NoTls).map_err(|e| {
         use std::error::Error as _;
         let reason = match (e.as_db_error(), e.source()) {
@@ -584,7 +591,16 @@ impl EventStore for PgStore {
 
     fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()> {
         use postgres::fallible_iterator::FallibleIterator;
-        let mut c = self.conn()?;
+        let mut conn = self.conn()?;
+        // One snapshot for the names and the events: other processes append
+        // meanwhile (their new users would be missing from an earlier read
+        // of the names), and it holds a prefix of the sequence numbers
+        // (appends commit in their order).
+        let mut c = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
         let mut names = |table: &str| -> Result<HashMap<i64, String>> {
             Ok(c.query(&format!("SELECT id, ext FROM {table}"), &[])?
                 .iter()
@@ -614,6 +630,8 @@ impl EventStore for PgStore {
                 4,
             )?);
         }
+        drop(rows);
+        c.commit()?;
         Ok(())
     }
 
