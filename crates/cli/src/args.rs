@@ -60,6 +60,7 @@ pub(crate) enum Command {
     ///
     /// Serves the promoted sequence model (popularity when none). Without
     /// --api-key/--admin-key the server is open and binds loopback only.
+    #[command(args_override_self = true)]
     Serve(ServeArgs),
     /// The model registry of a store: list, promote, rollback.
     Models(ModelsArgs),
@@ -216,9 +217,18 @@ impl From<RoleArg> for aisle_serve::Role {
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
+    /// A TOML file of settings: its keys are these flags' long names
+    /// (`rate-limit = 50`, `cors-origin = ["https://shop.example"]`); the
+    /// environment and the flags override it. `--print-config` prints every key.
+    #[arg(long, env = "AISLE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print every setting a --config file may hold, at its default, and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Store directory or URL.
     #[arg(long)]
     pub store: String,
+    /// Address and port to listen on (without keys, a loopback address only).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
     /// What this process does: `api` answers requests and never retrains

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod config_file;
 mod search_bench;
 
 // mimalloc keeps freed memory for reuse: model training allocates and frees
@@ -61,7 +62,19 @@ fn exit_with_parent() {
 fn main() -> ExitCode {
     quiet_broken_pipe();
     exit_with_parent();
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.iter().any(|a| a == "serve") && argv.iter().any(|a| a == "--print-config") {
+        print!("{}", config_file::reference());
+        return ExitCode::SUCCESS;
+    }
+    let argv = match config_file::expand(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let default = match cli.verbose {
         0 => "warn",
         1 => "info",

@@ -234,6 +234,11 @@ fn block<S: pulp::Simd, const R: usize>(
     for (p, panel) in packed.chunks_exact(inn * PANEL).enumerate() {
         // A panel in passes of two vectors (one pass with AVX-512).
         for sub in (0..PANEL).step_by(width) {
+            // The last panel's padding columns past `out` (a width that is
+            // not a multiple of the panel) have nowhere to go.
+            if p * PANEL + sub >= out {
+                break;
+            }
             let mut acc = [[simd.splat_f32s(0.0); 2]; R];
             for (k, wk) in panel.chunks_exact(PANEL).enumerate() {
                 let mut wf = [0f32; PANEL];

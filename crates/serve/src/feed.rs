@@ -41,6 +41,8 @@ pub struct FeedState {
     pub applied: AtomicU64,
     /// Notifications received.
     pub notifications: AtomicU64,
+    /// The store's erasure counter as this view last reconciled it.
+    pub erasures_seen: std::sync::atomic::AtomicI64,
 }
 
 impl FeedState {
@@ -204,6 +206,7 @@ fn down(app: &App, why: String) {
 
 /// Reads every kind of change (after a (re)connection).
 fn sync_all(app: &App) -> Result<(), ServeError> {
+    erasures(app)?;
     events(app)?;
     {
         let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -239,10 +242,40 @@ fn handle(app: &App, changes: &[Change]) -> Result<(), ServeError> {
                 if let Err(e) = app.erase_local(store.as_ref(), user) {
                     tracing::error!(error = %e, "erasing a user another replica erased");
                 }
+                let n = store.erasures()?;
+                app.feed.erasures_seen.store(n, Ordering::Relaxed);
             }
             Change::Promoted(v) => promoted(app, Some(v)),
         }
     }
+    Ok(())
+}
+
+/// Erasures whose notification this process may have missed (made before
+/// it listened, or while its feed was down): when the store's counter moved,
+/// every user of the live view that the store no longer knows is erased here.
+fn erasures(app: &App) -> Result<(), ServeError> {
+    let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
+    let now = store.erasures()?;
+    if now == app.feed.erasures_seen.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let users: Vec<String> = app
+        .live
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .users
+        .keys()
+        .cloned()
+        .collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let present = store.users_present(&refs)?;
+    for (u, here) in users.iter().zip(present) {
+        if !here {
+            app.erase_local(store.as_ref(), u)?;
+        }
+    }
+    app.feed.erasures_seen.store(now, Ordering::Relaxed);
     Ok(())
 }
 

@@ -439,6 +439,8 @@ impl App {
                 ))
             })?;
         let catalog = store.catalog()?;
+        // (Read before the events: an erasure after it is reconciled by the feed.)
+        let erasures = store.erasures()?;
         // Events in time order per user (ties in insertion order).
         let mut all = Vec::new();
         store.scan_events(&mut |e| all.push(e))?;
@@ -506,7 +508,10 @@ impl App {
             online,
             sessions,
             data_page: Default::default(),
-            feed: FeedState::default(),
+            feed: FeedState {
+                erasures_seen: erasures.into(),
+                ..FeedState::default()
+            },
             events_at_open,
         });
         if let Some(reg) = &app.registry {
@@ -665,7 +670,7 @@ impl App {
         live.events.saturating_sub(self.events_at_open)
     }
 
-        pub fn current(&self) -> Arc<Serving> {
+    pub fn current(&self) -> Arc<Serving> {
         self.serving
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -231,3 +231,56 @@ fn an_api_replica_refuses_to_retrain() {
     let err = App::open(cfg).err().expect("refused");
     assert!(err.to_string().contains("--role worker or all"), "{err}");
 }
+
+#[test]
+fn a_lost_database_connection_fails_writes_with_503_keeps_reads_and_recovers() {
+    let (db, _dir) = pg_shop();
+    let (_a, ca) = replica(&db.url);
+    // Every session of the store's database ends (as when the server restarts).
+    let cut = || {
+        let mut admin = aisle_store::pg::ScratchDb::admin_client();
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&db.name()],
+            )
+            .unwrap();
+    };
+    cut();
+    let mut acked = Vec::new();
+    rt().block_on(async {
+        // Reads answer from memory meanwhile.
+        let (s, v) = ca.get("/v1/users/u1/recommendations?k=3").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let mut refused = 0;
+        for i in 0..20 {
+            let body = format!(
+                r#"{{"event_id":"cut-{i}","user_id":"u2","item_id":"i{}","event_type":"view"}}"#,
+                i % 12
+            );
+            let (s, v) = ca.post("/v1/events", &body).await;
+            match s {
+                StatusCode::OK => acked.push(format!("cut-{i}")),
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+                    refused += 1;
+                }
+                other => panic!("{other}: {v}"),
+            }
+        }
+        // The connection is made again at the next call after the failed one.
+        assert!(refused <= 1, "{refused} writes refused after one cut");
+        assert!(acked.len() >= 19);
+    });
+    // Each acknowledged event is stored once (the refused one maybe, never twice).
+    let n: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM events e JOIN users u ON u.id = e.user_id WHERE u.ext = 'u2'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(n >= 8 + acked.len() as i64 && n <= 8 + 20, "{n}");
+}

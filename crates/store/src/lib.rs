@@ -156,6 +156,13 @@ pub trait EventStore: Send {
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
     /// Erases a user's events; returns how many were deleted.
     fn delete_user(&mut self, user: &str) -> Result<u64>;
+    /// Which of `users` the store knows (has not erased), in their order.
+    fn users_present(&self, users: &[&str]) -> Result<Vec<bool>>;
+    /// Erasures so far (a counter another process's erasure moves; 0 for a
+    /// store only one process serves).
+    fn erasures(&self) -> Result<i64> {
+        Ok(0)
+    }
     /// Tells the other processes over this store about a change (see
     /// [`Change`]); a no-op for a store only one process serves (SQLite).
     /// The store publishes its own changes (events, catalog, erasures); a

@@ -102,7 +102,7 @@ pub struct PgStore {
     /// never shared between threads).
     client: std::cell::RefCell<Client>,
     /// The URL (to connect again after a lost connection).
-    url: String,
+    conn_url: String,
     /// The URL with its password hidden (for messages).
     shown: String,
     /// Erasures counted in `meta` when the user cache was loaded: another
@@ -146,7 +146,7 @@ impl PgStore {
         let partitions = known_partitions(&mut client)?;
         Ok(PgStore {
             client: std::cell::RefCell::new(client),
-            url: url.to_string(),
+            conn_url: url.to_string(),
             shown,
             erasures,
             bulk: false,
@@ -231,9 +231,11 @@ fn migrate(client: &mut Client, shown: &str) -> Result<()> {
 
 /// Erasures so far (bumped by every `delete_user`).
 fn erasures(c: &mut impl postgres::GenericClient) -> Result<i64> {
-    Ok(c.query_opt("SELECT value FROM meta WHERE key = 'erasures'", &[])?
-        .and_then(|r| r.get::<_, String>(0).parse().ok())
-        .unwrap_or(0))
+    Ok(
+        c.query_opt("SELECT value FROM meta WHERE key = 'erasures'", &[])?
+            .and_then(|r| r.get::<_, String>(0).parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 /// Sends `change` to every listener when the transaction commits.
@@ -648,6 +650,24 @@ impl EventStore for PgStore {
             .collect()
     }
 
+    fn users_present(&self, users: &[&str]) -> Result<Vec<bool>> {
+        let mut c = self.conn()?;
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(10_000) {
+            let known: HashSet<String> = c
+                .query("SELECT ext FROM users WHERE ext = ANY($1)", &[&chunk])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            out.extend(chunk.iter().map(|u| known.contains(*u)));
+        }
+        Ok(out)
+    }
+
+    fn erasures(&self) -> Result<i64> {
+        erasures(&mut *self.conn()?)
+    }
+
     fn publish(&mut self, change: &crate::Change) -> Result<()> {
         notify(self.client_mut()?, change)
     }
@@ -818,8 +838,11 @@ impl PgStore {
     }
 
     fn reconnect(&self) -> Result<Client> {
-        tracing::warn!(url = self.shown, "connection to PostgreSQL lost; connecting again");
-        connect(&self.url, &self.shown)
+        tracing::warn!(
+            url = self.shown,
+            "connection to PostgreSQL lost; connecting again"
+        );
+        connect(&self.conn_url, &self.shown)
     }
 }
 
@@ -904,7 +927,10 @@ impl PgModels {
     pub fn versions(&self) -> Result<Vec<(String, i64)>> {
         Ok(self
             .client()?
-            .query("SELECT version, octet_length(bytes)::bigint FROM models", &[])?
+            .query(
+                "SELECT version, octet_length(bytes)::bigint FROM models",
+                &[],
+            )?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect())
@@ -932,7 +958,10 @@ impl PgModels {
     pub fn promoted(&self) -> Result<Option<String>> {
         Ok(self
             .client()?
-            .query_opt("SELECT version FROM promotions ORDER BY id DESC LIMIT 1", &[])?
+            .query_opt(
+                "SELECT version FROM promotions ORDER BY id DESC LIMIT 1",
+                &[],
+            )?
             .map(|r| r.get(0)))
     }
 
@@ -1033,6 +1062,16 @@ impl ScratchDb {
     /// A connection of its own to the database (to look behind the store).
     pub fn client(&self) -> Client {
         Client::connect(&self.url, NoTls).expect("the scratch database")
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A connection to the test server's administrative database.
+    pub fn admin_client() -> Client {
+        Client::connect(&ScratchDb::server(), NoTls).expect("the test server")
     }
 }
 

@@ -323,6 +323,10 @@ impl EventStore for SqliteStore {
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
     }
 
+    fn users_present(&self, users: &[&str]) -> Result<Vec<bool>> {
+        Ok(users.iter().map(|u| self.users.contains_key(*u)).collect())
+    }
+
     fn events_since(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut st = self.conn.prepare_cached(
             "SELECT e.seq, e.ekey, u.ext, i.ext, e.ts, e.etype, e.source_type, e.quantity, e.price, e.session, e.value

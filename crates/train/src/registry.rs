@@ -83,7 +83,9 @@ impl Registry {
         }
         if let Some(bytes) = r.get(version)? {
             std::fs::create_dir_all(&self.dir)?;
-            let tmp = self.dir.join(format!(".{version}.{}.part", std::process::id()));
+            let tmp = self
+                .dir
+                .join(format!(".{version}.{}.part", std::process::id()));
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, &path)?;
         }

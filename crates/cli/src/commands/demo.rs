@@ -120,6 +120,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         );
     }
     serve(ServeArgs {
+        config: None,
+        print_config: false,
         store: store_url,
         addr: a.addr,
         role: crate::args::RoleArg::All,

@@ -4,6 +4,7 @@
 mod architecture;
 mod bad_input;
 mod bench;
+mod config;
 mod datasets;
 mod demo;
 mod durability;

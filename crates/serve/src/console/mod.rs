@@ -218,10 +218,7 @@ async fn models(State(app): State<Arc<App>>, Extension(a): Extension<Access>) ->
             .ok()
             .flatten()
             .unwrap_or_default();
-        let jobs = serde_json::to_value(
-            app.jobs.snapshot(app.events_seen()),
-        )
-        .unwrap_or_default();
+        let jobs = serde_json::to_value(app.jobs.snapshot(app.events_seen())).unwrap_or_default();
         let evaluation = crate::http::data::evaluation(app);
         (versions, jobs, evaluation)
     })
