@@ -35,7 +35,7 @@ pub use http::router;
 pub use jobs::{Job, Jobs, RetrainConfig};
 pub use limit::RateLimiter;
 pub use online::{Online, OnlineConfig};
-pub use state::{Live, Serving};
+pub use state::{Live, Serving, UserState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -441,10 +441,28 @@ impl App {
         let catalog = store.catalog()?;
         // (Read before the events: an erasure after it is reconciled by the feed.)
         let erasures = store.erasures()?;
-        // Events in time order per user (ties in insertion order).
+        let mut live = Live::default();
+        for c in &catalog {
+            live.upsert_item(c.clone());
+        }
+        // A replica over a shared store starts from each user's latest
+        // events (the purchase model, if any, needs every event).
+        let windows = match cfg.ranker {
+            None if store.shared() => {
+                store.live_windows(state::HISTORY_CAP, &mut |w| live.apply_window(w))?
+            }
+            _ => None,
+        };
+        // Else: every event, in time order per user (ties in insertion order).
         let mut all = Vec::new();
-        store.scan_events(&mut |e| all.push(e))?;
-        all.sort_by_key(|e| (e.event.ts, e.seq));
+        let from_windows = windows.is_some();
+        match windows {
+            Some(totals) => live.apply_totals(totals),
+            None => {
+                store.scan_events(&mut |e| all.push(e))?;
+                all.sort_by_key(|e| (e.event.ts, e.seq));
+            }
+        }
         // The purchase model's log comes from the same read of the store.
         let purchase = match &cfg.ranker {
             Some(p) => Some(purchase::Purchase::open(
@@ -453,14 +471,12 @@ impl App {
             )?),
             None => None,
         };
-        let mut live = Live::default();
-        for c in catalog {
-            live.upsert_item(c);
-        }
         for e in &all {
             live.apply(&e.event);
         }
-        live.last_seq = all.iter().map(|e| e.seq).max().unwrap_or(0);
+        if !from_windows {
+            live.last_seq = all.iter().map(|e| e.seq).max().unwrap_or(0);
+        }
         let events_at_open = live.events;
         drop(all);
         let dir = aisle_store::data_dir(&cfg.store);

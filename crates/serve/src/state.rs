@@ -94,6 +94,37 @@ impl Live {
         }
     }
 
+    /// Takes in one user's start-up window (see
+    /// `EventStore::live_windows`): the same history, purchases and latest
+    /// time as applying the window's events one by one, without touching
+    /// the counts, which [`Live::apply_totals`] sets from the whole history.
+    pub fn apply_window(&mut self, w: aisle_store::UserWindow) {
+        let mut u = UserState::default();
+        for (item, t, ts) in &w.recent {
+            let i = self.item(item);
+            u.last_ts = u.last_ts.max(*ts);
+            if *t != EventType::Cancel {
+                u.history.push(i);
+            }
+        }
+        for item in &w.purchased {
+            let i = self.item(item);
+            u.purchased.insert(i);
+        }
+        self.users.insert(w.user, u);
+    }
+
+    /// The whole history's counts that come with the windows.
+    pub fn apply_totals(&mut self, t: aisle_store::WindowTotals) {
+        for (item, n) in &t.interactions {
+            let i = self.item(item);
+            self.popularity[i as usize] = *n as f32;
+        }
+        self.events = t.events;
+        self.max_ts = t.max_ts;
+        self.last_seq = t.last_seq;
+    }
+
     /// Users with an event in the `secs` before the latest event.
     pub fn active_users(&self, secs: i64) -> usize {
         let since = self.max_ts - secs;

@@ -284,3 +284,58 @@ fn a_lost_database_connection_fails_writes_with_503_keeps_reads_and_recovers() {
         .get(0);
     assert!(n >= 8 + acked.len() as i64 && n <= 8 + 20, "{n}");
 }
+
+#[test]
+fn a_replica_starts_from_windows_with_the_view_a_full_read_builds() {
+    let (db, dir) = pg_shop();
+    let local = dir.path().display().to_string();
+    // Purchases undone and redone, so that the windows' purchases are tested.
+    let ev = |key: u64, user: &str, item: &str, ts: i64, t: aisle_core::EventType| {
+        aisle_core::Event {
+            key,
+            user: user.into(),
+            item: item.into(),
+            ts,
+            event_type: t,
+            source_type: "test".into(),
+            quantity: None,
+            price: None,
+            session: None,
+            value: None,
+        }
+    };
+    use aisle_core::EventType::{Cancel, Purchase};
+    let extra = [
+        ev(9_001, "u3", "i10", 1_700_000_100, Cancel),
+        ev(9_002, "u4", "i0", 1_700_000_100, Purchase),
+        ev(9_003, "u4", "i0", 1_700_000_101, Cancel),
+        ev(9_004, "u4", "i0", 1_700_000_102, Purchase),
+    ];
+    for url in [&local, &db.url] {
+        aisle_store::open(url).unwrap().append(&extra).unwrap();
+    }
+    let (windows, _) = replica(&db.url);
+    let (full, _) = open(&local, |_| {});
+    let (w, f) = (windows.live.read().unwrap(), full.live.read().unwrap());
+    assert_eq!((w.events, w.max_ts, w.last_seq), (f.events, f.max_ts, f.last_seq));
+    let named = |l: &aisle_serve::Live, i: &u32| l.items[*i as usize].clone();
+    assert_eq!(w.users.len(), f.users.len());
+    for (user, fu) in &f.users {
+        let wu = &w.users[user];
+        let hist = |l, u: &aisle_serve::UserState| -> Vec<String> {
+            u.history.iter().map(|i| named(l, i)).collect()
+        };
+        let bought = |l, u: &aisle_serve::UserState| -> std::collections::BTreeSet<String> {
+            u.purchased.iter().map(|i| named(l, i)).collect()
+        };
+        assert_eq!(hist(&w, wu), hist(&f, fu), "{user}");
+        assert_eq!(bought(&w, wu), bought(&f, fu), "{user}");
+        assert_eq!(wu.last_ts, fu.last_ts, "{user}");
+    }
+    assert!(!w.users["u3"].purchased.iter().any(|i| named(&w, i) == "i10"));
+    assert!(w.users["u4"].purchased.iter().any(|i| named(&w, i) == "i0"));
+    for (i, id) in f.items.iter().enumerate() {
+        let wi = w.index[id] as usize;
+        assert_eq!(w.popularity[wi], f.popularity[i], "{id}");
+    }
+}

@@ -33,7 +33,7 @@ mod sqlite;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aisle_core::{CatalogItem, Event, StoredEvent};
+use aisle_core::{CatalogItem, Event, EventType, StoredEvent};
 use serde::{Deserialize, Serialize};
 
 pub use dataset::DatasetMeta;
@@ -156,6 +156,18 @@ pub trait EventStore: Send {
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
     /// Erases a user's events; returns how many were deleted.
     fn delete_user(&mut self, user: &str) -> Result<u64>;
+    /// What a serving replica starts from without reading every event:
+    /// each user's latest `per_user` events (time order), the purchases they
+    /// hold, and every item's interaction count. None: the backend has no
+    /// such read (the caller scans every event).
+    fn live_windows(
+        &self,
+        per_user: usize,
+        f: &mut dyn FnMut(UserWindow),
+    ) -> Result<Option<WindowTotals>> {
+        let _ = (per_user, f);
+        Ok(None)
+    }
     /// Which of `users` the store knows (has not erased), in their order.
     fn users_present(&self, users: &[&str]) -> Result<Vec<bool>>;
     /// Erasures so far (a counter another process's erasure moves; 0 for a
@@ -177,6 +189,27 @@ pub trait EventStore: Send {
     fn shared(&self) -> bool {
         false
     }
+}
+
+/// One user's start-up window (see [`EventStore::live_windows`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserWindow {
+    pub user: String,
+    /// The latest events' (item, type, time), oldest first.
+    pub recent: Vec<(String, EventType, i64)>,
+    /// Items whose latest purchase was not cancelled after it.
+    pub purchased: Vec<String>,
+}
+
+/// The whole history's figures that come with the windows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowTotals {
+    pub events: u64,
+    pub max_ts: i64,
+    /// The latest sequence number the windows include.
+    pub last_seq: i64,
+    /// Events per item, cancellations not counted.
+    pub interactions: Vec<(String, u64)>,
 }
 
 /// A change one process tells the others over a shared store (PostgreSQL's

@@ -650,6 +650,110 @@ impl EventStore for PgStore {
             .collect()
     }
 
+    fn live_windows(
+        &self,
+        per_user: usize,
+        f: &mut dyn FnMut(crate::UserWindow),
+    ) -> Result<Option<crate::WindowTotals>> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut conn = self.conn()?;
+        // One snapshot: a prefix of the sequence numbers (see `scan_events`).
+        let mut c = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let names = |c: &mut postgres::Transaction<'_>, table: &str| -> Result<HashMap<i64, String>> {
+            Ok(c.query(&format!("SELECT id, ext FROM {table}"), &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        };
+        let (users, items) = (names(&mut c, "users")?, names(&mut c, "items")?);
+        let name = |m: &HashMap<i64, String>, id: i64| -> Result<String> {
+            m.get(&id)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("event with unknown id {id}")))
+        };
+        let (purchase, cancel) = (
+            EventType::Purchase.code() as i16,
+            EventType::Cancel.code() as i16,
+        );
+        let r = c.query_one(
+            "SELECT count(*), COALESCE(max(ts), 0), COALESCE(max(seq), 0) FROM events",
+            &[],
+        )?;
+        let mut totals = crate::WindowTotals {
+            events: r.get::<_, i64>(0) as u64,
+            max_ts: r.get(1),
+            last_seq: r.get(2),
+            interactions: Vec::new(),
+        };
+        for r in c.query(
+            "SELECT item_id, count(*) FROM events WHERE etype <> $1 GROUP BY item_id",
+            &[&cancel],
+        )? {
+            totals
+                .interactions
+                .push((name(&items, r.get(0))?, r.get::<_, i64>(1) as u64));
+        }
+        // The items whose latest purchase-or-cancel is a purchase.
+        let mut purchased: HashMap<i64, Vec<String>> = HashMap::new();
+        for r in c.query(
+            "SELECT user_id, item_id FROM (
+               SELECT DISTINCT ON (user_id, item_id) user_id, item_id, etype FROM events
+               WHERE etype IN ($1, $2) ORDER BY user_id, item_id, ts DESC, seq DESC) x
+             WHERE etype = $1",
+            &[&purchase, &cancel],
+        )? {
+            purchased
+                .entry(r.get(0))
+                .or_default()
+                .push(name(&items, r.get(1))?);
+        }
+        // Newest first per user (the window's own order: no second sort).
+        let mut rows = c.query_raw(
+            "SELECT user_id, item_id, ts, etype FROM (
+               SELECT user_id, item_id, ts, seq, etype,
+                      row_number() OVER (PARTITION BY user_id ORDER BY ts DESC, seq DESC) AS rn
+               FROM events) w
+             WHERE rn <= $1 ORDER BY user_id, ts DESC, seq DESC",
+            [per_user as i64],
+        )?;
+        let mut current: Option<(i64, Vec<(String, EventType, i64)>)> = None;
+        let mut emit = |uid: i64, mut recent: Vec<(String, EventType, i64)>| -> Result<()> {
+            recent.reverse();
+            f(crate::UserWindow {
+                user: name(&users, uid)?,
+                recent,
+                purchased: purchased.remove(&uid).unwrap_or_default(),
+            });
+            Ok(())
+        };
+        while let Some(r) = rows.next()? {
+            let uid: i64 = r.get(0);
+            let code: i16 = r.get(3);
+            let t = EventType::from_code(code as u8)
+                .ok_or_else(|| StoreError::Corrupt(format!("event type code {code}")))?;
+            let ev = (name(&items, r.get(1))?, t, r.get::<_, i64>(2));
+            match &mut current {
+                Some((u, list)) if *u == uid => list.push(ev),
+                _ => {
+                    if let Some((u, list)) = current.take() {
+                        emit(u, list)?;
+                    }
+                    current = Some((uid, vec![ev]));
+                }
+            }
+        }
+        if let Some((u, list)) = current.take() {
+            emit(u, list)?;
+        }
+        drop(rows);
+        c.commit()?;
+        Ok(Some(totals))
+    }
+
     fn users_present(&self, users: &[&str]) -> Result<Vec<bool>> {
         let mut c = self.conn()?;
         let mut out = Vec::with_capacity(users.len());
