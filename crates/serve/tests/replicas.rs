@@ -290,8 +290,8 @@ fn a_replica_starts_from_windows_with_the_view_a_full_read_builds() {
     let (db, dir) = pg_shop();
     let local = dir.path().display().to_string();
     // Purchases undone and redone, so that the windows' purchases are tested.
-    let ev = |key: u64, user: &str, item: &str, ts: i64, t: aisle_core::EventType| {
-        aisle_core::Event {
+    let ev =
+        |key: u64, user: &str, item: &str, ts: i64, t: aisle_core::EventType| aisle_core::Event {
             key,
             user: user.into(),
             item: item.into(),
@@ -302,8 +302,7 @@ fn a_replica_starts_from_windows_with_the_view_a_full_read_builds() {
             price: None,
             session: None,
             value: None,
-        }
-    };
+        };
     use aisle_core::EventType::{Cancel, Purchase};
     let extra = [
         ev(9_001, "u3", "i10", 1_700_000_100, Cancel),
@@ -317,7 +316,10 @@ fn a_replica_starts_from_windows_with_the_view_a_full_read_builds() {
     let (windows, _) = replica(&db.url);
     let (full, _) = open(&local, |_| {});
     let (w, f) = (windows.live.read().unwrap(), full.live.read().unwrap());
-    assert_eq!((w.events, w.max_ts, w.last_seq), (f.events, f.max_ts, f.last_seq));
+    assert_eq!(
+        (w.events, w.max_ts, w.last_seq),
+        (f.events, f.max_ts, f.last_seq)
+    );
     let named = |l: &aisle_serve::Live, i: &u32| l.items[*i as usize].clone();
     assert_eq!(w.users.len(), f.users.len());
     for (user, fu) in &f.users {
@@ -332,7 +334,10 @@ fn a_replica_starts_from_windows_with_the_view_a_full_read_builds() {
         assert_eq!(bought(&w, wu), bought(&f, fu), "{user}");
         assert_eq!(wu.last_ts, fu.last_ts, "{user}");
     }
-    assert!(!w.users["u3"].purchased.iter().any(|i| named(&w, i) == "i10"));
+    assert!(!w.users["u3"]
+        .purchased
+        .iter()
+        .any(|i| named(&w, i) == "i10"));
     assert!(w.users["u4"].purchased.iter().any(|i| named(&w, i) == "i0"));
     for (i, id) in f.items.iter().enumerate() {
         let wi = w.index[id] as usize;

@@ -663,12 +663,13 @@ impl EventStore for PgStore {
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let names = |c: &mut postgres::Transaction<'_>, table: &str| -> Result<HashMap<i64, String>> {
-            Ok(c.query(&format!("SELECT id, ext FROM {table}"), &[])?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect())
-        };
+        let names =
+            |c: &mut postgres::Transaction<'_>, table: &str| -> Result<HashMap<i64, String>> {
+                Ok(c.query(&format!("SELECT id, ext FROM {table}"), &[])?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect())
+            };
         let (users, items) = (names(&mut c, "users")?, names(&mut c, "items")?);
         let name = |m: &HashMap<i64, String>, id: i64| -> Result<String> {
             m.get(&id)
@@ -720,8 +721,9 @@ impl EventStore for PgStore {
              WHERE rn <= $1 ORDER BY user_id, ts DESC, seq DESC",
             [per_user as i64],
         )?;
-        let mut current: Option<(i64, Vec<(String, EventType, i64)>)> = None;
-        let mut emit = |uid: i64, mut recent: Vec<(String, EventType, i64)>| -> Result<()> {
+        type Recent = Vec<(String, EventType, i64)>;
+        let mut current: Option<(i64, Recent)> = None;
+        let mut emit = |uid: i64, mut recent: Recent| -> Result<()> {
             recent.reverse();
             f(crate::UserWindow {
                 user: name(&users, uid)?,
