@@ -478,6 +478,25 @@ fn event_of(
     })
 }
 
+/// A read-only transaction over one snapshot: the names and the events read
+/// in it agree (other processes append meanwhile: their new users would be
+/// missing from an earlier read of the names), and it holds a prefix of the
+/// sequence numbers (appends commit in their order).
+fn snapshot(c: &mut Client) -> Result<postgres::Transaction<'_>> {
+    Ok(c.build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?)
+}
+
+/// The external id of every row of `users` or `items`, by number.
+fn names(c: &mut postgres::Transaction<'_>, table: &str) -> Result<HashMap<i64, String>> {
+    Ok(c.query(&format!("SELECT id, ext FROM {table}"), &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 impl EventStore for PgStore {
     fn append_detailed(&mut self, events: &[Event]) -> Result<Vec<bool>> {
         if events.is_empty() {
@@ -594,22 +613,8 @@ impl EventStore for PgStore {
     fn scan_events(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()> {
         use postgres::fallible_iterator::FallibleIterator;
         let mut conn = self.conn()?;
-        // One snapshot for the names and the events: other processes append
-        // meanwhile (their new users would be missing from an earlier read
-        // of the names), and it holds a prefix of the sequence numbers
-        // (appends commit in their order).
-        let mut c = conn
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let mut names = |table: &str| -> Result<HashMap<i64, String>> {
-            Ok(c.query(&format!("SELECT id, ext FROM {table}"), &[])?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect())
-        };
-        let (users, items) = (names("users")?, names("items")?);
+        let mut c = snapshot(&mut conn)?;
+        let (users, items) = (names(&mut c, "users")?, names(&mut c, "items")?);
         let mut rows = c.query_raw(
             "SELECT seq, ekey, user_id, item_id, ts, etype, source_type, quantity, price, session, value
              FROM events ORDER BY seq",
@@ -657,19 +662,7 @@ impl EventStore for PgStore {
     ) -> Result<Option<crate::WindowTotals>> {
         use postgres::fallible_iterator::FallibleIterator;
         let mut conn = self.conn()?;
-        // One snapshot: a prefix of the sequence numbers (see `scan_events`).
-        let mut c = conn
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let names =
-            |c: &mut postgres::Transaction<'_>, table: &str| -> Result<HashMap<i64, String>> {
-                Ok(c.query(&format!("SELECT id, ext FROM {table}"), &[])?
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect())
-            };
+        let mut c = snapshot(&mut conn)?;
         let (users, items) = (names(&mut c, "users")?, names(&mut c, "items")?);
         let name = |m: &HashMap<i64, String>, id: i64| -> Result<String> {
             m.get(&id)

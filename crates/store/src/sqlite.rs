@@ -180,6 +180,29 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 const EVENT_COLUMNS: &str = "e.seq, e.ekey, u.ext, i.ext, e.ts, e.etype, e.source_type, e.quantity, e.price, e.session, e.value
      FROM events e JOIN users u ON u.id = e.user_id JOIN items i ON i.id = e.item_id";
 
+/// An event from a row of `seq, ekey, _, _, ts, etype, source_type,
+/// quantity, price, session, value` (columns 2 and 3, the user and the item,
+/// are the caller's to name).
+fn event_row(r: &rusqlite::Row<'_>, user: String, item: String) -> Result<StoredEvent> {
+    let code: u8 = r.get(5)?;
+    Ok(StoredEvent {
+        seq: r.get(0)?,
+        event: Event {
+            key: r.get::<_, i64>(1)? as u64,
+            user,
+            item,
+            ts: r.get(4)?,
+            event_type: EventType::from_code(code)
+                .ok_or_else(|| StoreError::Corrupt(format!("event type code {code}")))?,
+            source_type: r.get(6)?,
+            quantity: r.get(7)?,
+            price: r.get(8)?,
+            session: r.get(9)?,
+            value: r.get(10)?,
+        },
+    })
+}
+
 impl EventStore for SqliteStore {
     fn append_detailed(&mut self, events: &[Event]) -> Result<Vec<bool>> {
         let mut out = Vec::with_capacity(events.len());
@@ -336,23 +359,7 @@ impl EventStore for SqliteStore {
         let mut rows = st.query(rusqlite::params![after, limit as i64])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let code: u8 = r.get(5)?;
-            out.push(StoredEvent {
-                seq: r.get(0)?,
-                event: Event {
-                    key: r.get::<_, i64>(1)? as u64,
-                    user: r.get(2)?,
-                    item: r.get(3)?,
-                    ts: r.get(4)?,
-                    event_type: EventType::from_code(code)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event type code {code}")))?,
-                    source_type: r.get(6)?,
-                    quantity: r.get(7)?,
-                    price: r.get(8)?,
-                    session: r.get(9)?,
-                    value: r.get(10)?,
-                },
-            });
+            out.push(event_row(r, r.get(2)?, r.get(3)?)?);
         }
         Ok(out)
     }
@@ -367,34 +374,13 @@ impl EventStore for SqliteStore {
         while let Some(r) = rows.next()? {
             let uid: i64 = r.get(2)?;
             let iid: i64 = r.get(3)?;
-            let code: u8 = r.get(5)?;
-            let ev = StoredEvent {
-                seq: r.get(0)?,
-                event: Event {
-                    key: r.get::<_, i64>(1)? as u64,
-                    user: users
-                        .get(&uid)
-                        .ok_or_else(|| {
-                            StoreError::Corrupt(format!("event with unknown user id {uid}"))
-                        })?
-                        .to_string(),
-                    item: items
-                        .get(&iid)
-                        .ok_or_else(|| {
-                            StoreError::Corrupt(format!("event with unknown item id {iid}"))
-                        })?
-                        .to_string(),
-                    ts: r.get(4)?,
-                    event_type: EventType::from_code(code)
-                        .ok_or_else(|| StoreError::Corrupt(format!("event type code {code}")))?,
-                    source_type: r.get(6)?,
-                    quantity: r.get(7)?,
-                    price: r.get(8)?,
-                    session: r.get(9)?,
-                    value: r.get(10)?,
-                },
-            };
-            f(ev);
+            let user = users
+                .get(&uid)
+                .ok_or_else(|| StoreError::Corrupt(format!("event with unknown user id {uid}")))?;
+            let item = items
+                .get(&iid)
+                .ok_or_else(|| StoreError::Corrupt(format!("event with unknown item id {iid}")))?;
+            f(event_row(r, user.to_string(), item.to_string())?);
         }
         Ok(())
     }
