@@ -233,6 +233,21 @@ fn an_api_replica_refuses_to_retrain() {
 }
 
 #[test]
+fn a_job_asked_of_an_api_replica_names_the_worker() {
+    let db = ScratchDb::new();
+    let (_a, ca) = replica(&db.url);
+    let (s, v) = rt().block_on(ca.post("/v1/admin/jobs", ""));
+    common::assert_error(s, &v, StatusCode::CONFLICT);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--role worker"),
+        "{v}"
+    );
+}
+
+#[test]
 fn a_lost_database_connection_fails_writes_with_503_keeps_reads_and_recovers() {
     let (db, _dir) = pg_shop();
     let (_a, ca) = replica(&db.url);

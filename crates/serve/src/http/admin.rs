@@ -130,6 +130,12 @@ pub(super) async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
             }),
         )
             .into_response()),
+        Err(crate::jobs::TriggerError::NotConfigured) if app.cfg.role == crate::Role::Api => {
+            Err(ApiError::new(
+                Code::RetrainingNotConfigured,
+                "this replica runs with --role api and never retrains: trigger the job on a --role worker process",
+            ))
+        }
         Err(crate::jobs::TriggerError::NotConfigured) => Err(ApiError::new(
             Code::RetrainingNotConfigured,
             "this server has no retraining command (start it with --retrain-model)",
