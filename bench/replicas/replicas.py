@@ -22,6 +22,11 @@ Trials (each prints one JSON line and appends it to OUT/results.jsonl):
                    is asked for the user's recommendations until it knows the
                    user: the delay from A's answer to B's first answer that
                    reflects the event (p50, p90, p99, max).
+  recs-p99 R S     recommendations at R requests/s for S seconds (open loop: a
+                   latency counts from when its request was due) against one
+                   `--role all` process over SQLite, then against two `--role api`
+                   replicas over PostgreSQL (alternating), the demo shop with a
+                   SASRec model (20 s budget) in each; p99 of both and their ratio.
 """
 
 import argparse
@@ -296,6 +301,70 @@ def freshness(aisle, server, out, n):
             "polls_until_seen": quantiles(polls)}
 
 
+def open_loop(ports, rate, seconds, users):
+    """Recommendation requests at a fixed rate (open loop: each one's latency counts from
+    when it was due, so a slow server is not asked less), spread over `ports` in turn."""
+    n = int(rate * seconds)
+    due0 = time.perf_counter() + 0.5
+    lat, errors, lock = [], [0], threading.Lock()
+    conns = {}
+
+    def worker(k, step):
+        rng = random.Random(k)
+        for i in range(k, n, step):
+            due = due0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            port = ports[i % len(ports)]
+            c = conns.setdefault((k, port), http.client.HTTPConnection("127.0.0.1", port, timeout=10))
+            try:
+                c.request("GET", f"/v1/users/{rng.choice(users)}/recommendations?k=10")
+                r = c.getresponse()
+                r.read()
+                ok = r.status == 200
+            except OSError:
+                conns.pop((k, port), None)
+                ok = False
+            with lock:
+                lat.append((time.perf_counter() - due) * 1000)
+                errors[0] += not ok
+
+    threads = [threading.Thread(target=worker, args=(k, 16)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"requests": n, "errors": errors[0], "latency_ms": quantiles(lat)}
+
+
+def recs_p99(aisle, server, out, rate, seconds):
+    """The demo shop with a SASRec model: one `--role all` process over SQLite against two
+    `--role api` replicas over PostgreSQL (requests alternating), the same request rate."""
+    url = fresh_db(aisle, server, out)
+    shop = os.path.join(out, "shop")
+    local = os.path.join(out, "sqlite-store")
+    if not os.path.exists(local):
+        subprocess.run([aisle, "ingest", "--preset", "demo", "--input", os.path.join(shop, "events.csv"),
+                        "--catalog", os.path.join(shop, "catalog.csv"), "--store", local],
+                       check=True, capture_output=True)
+    for store in (local, url):
+        subprocess.run([aisle, "train", "--store", store, "--model", "sasrec", "--time-budget", "20",
+                        "--promote"], check=True, capture_output=True)
+    users = sorted({line.split(",", 1)[0] for line in open(os.path.join(shop, "events.csv"))
+                    if line.startswith("u")})
+    single = Server(aisle, local, "all", out)
+    r_sqlite = open_loop([single.port], rate, seconds, users)
+    single.stop()
+    a, b = Server(aisle, url, "api", out), Server(aisle, url, "api", out)
+    r_pg = open_loop([a.port, b.port], rate, seconds, users)
+    a.stop()
+    b.stop()
+    return {"trial": "recs-p99", "rate": rate, "seconds": seconds,
+            "sqlite_one_process": r_sqlite, "postgres_two_replicas": r_pg,
+            "p99_ratio": round(r_pg["latency_ms"]["p99"] / r_sqlite["latency_ms"]["p99"], 2)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--aisle", default=os.path.join(
@@ -316,6 +385,8 @@ def main():
             r = kill_worker(a.aisle, a.server, out)
         elif name == "freshness":
             r = freshness(a.aisle, a.server, out, int(args.pop(0)))
+        elif name == "recs-p99":
+            r = recs_p99(a.aisle, a.server, out, float(args.pop(0)), float(args.pop(0)))
         else:
             sys.exit(f"unknown trial {name}")
         line = json.dumps(r)
