@@ -76,8 +76,12 @@ async fn interactions(c: &Client, item: &str) -> f64 {
 fn an_event_acknowledged_by_one_replica_reaches_the_other() {
     let (db, _dir) = pg_shop();
     let (_a, ca) = replica(&db.url);
-    let (_b, cb) = replica(&db.url);
+    let (b, cb) = replica(&db.url);
     rt().block_on(async {
+        // B listens (its /readyz is `ok` from then on), so the event comes
+        // through a notification rather than the catch-up at connection.
+        within(async || b.feed.connected.load(std::sync::atomic::Ordering::Relaxed)).await;
+        assert_eq!(cb.get("/readyz").await.1["status"], "ok");
         let before = interactions(&cb, "i5").await;
         post_ok(
             &ca,
@@ -86,6 +90,13 @@ fn an_event_acknowledged_by_one_replica_reaches_the_other() {
         )
         .await;
         within(async || interactions(&cb, "i5").await == before + 1.0).await;
+        // B's metrics count the event its feed took in.
+        let (s, m) = cb.get("/metrics").await;
+        assert_eq!(s, StatusCode::OK);
+        let m = m.as_str().unwrap().to_string();
+        assert!(m.contains("aisle_feed_connected 1"), "{m}");
+        assert!(m.contains("aisle_feed_events_applied_total 1"), "{m}");
+        assert!(!m.contains("aisle_feed_notifications_total 0\n"), "{m}");
         // B knows the new user from the event A took.
         let (s, v) = cb.get("/v1/users/newcomer/recommendations?k=3").await;
         assert_eq!(s, StatusCode::OK, "{v}");
@@ -122,8 +133,10 @@ fn one_event_id_is_stored_once_whichever_replicas_take_it() {
 fn catalog_writes_and_deletions_reach_the_other_replica() {
     let (db, _dir) = pg_shop();
     let (_a, ca) = replica(&db.url);
-    let (_b, cb) = replica(&db.url);
+    let (b, cb) = replica(&db.url);
     rt().block_on(async {
+        // (A deletion is not a stored state: only a listening replica hears of it.)
+        within(async || b.feed.connected.load(std::sync::atomic::Ordering::Relaxed)).await;
         let (s, v) = ca
             .call(
                 "PUT",

@@ -51,6 +51,25 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
             text,
             "aisle_connections_shed_total{{reason=\"refused_all_busy\"}} {refused}"
         );
+        if app.feed.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+            let f = &app.feed;
+            let get =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = writeln!(text, "# TYPE aisle_feed_connected gauge");
+            let _ = writeln!(
+                text,
+                "aisle_feed_connected {}",
+                u8::from(f.connected.load(std::sync::atomic::Ordering::Relaxed))
+            );
+            let _ = writeln!(text, "# TYPE aisle_feed_notifications_total counter");
+            let _ = writeln!(
+                text,
+                "aisle_feed_notifications_total {}",
+                get(&f.notifications)
+            );
+            let _ = writeln!(text, "# TYPE aisle_feed_events_applied_total counter");
+            let _ = writeln!(text, "aisle_feed_events_applied_total {}", get(&f.applied));
+        }
         let _ = writeln!(text, "# TYPE aisle_ready gauge");
         let _ = writeln!(
             text,
