@@ -34,8 +34,6 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,13 +44,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 DB = "aisle_replicas"
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+sys.path.insert(0, os.path.join(HERE, "..", "chaos"))
+import chaos  # noqa: E402  (free_port, and Server's kill9/stop)
+from chaos import free_port  # noqa: E402
 
 
 def request(port, method, path, body=None, timeout=5):
@@ -68,8 +62,9 @@ def request(port, method, path, body=None, timeout=5):
         return r.status, data
 
 
-class Server:
-    """`aisle serve --role ROLE` over the database, on a fixed loopback port."""
+class Server(chaos.Server):
+    """`aisle serve --role ROLE` over the database, on a port kept across restarts
+    (chaos.Server's kill9 and stop)."""
 
     def __init__(self, aisle, url, role, out, port=None, extra=()):
         self.aisle, self.url, self.role, self.out, self.extra = aisle, url, role, out, list(extra)
@@ -96,20 +91,6 @@ class Server:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("server did not become healthy")
-
-    def kill9(self):
-        self.p.send_signal(signal.SIGKILL)
-        self.p.wait()
-        self.log.close()
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            return
-        self.log.close()
 
 
 def psql(server, sql, db=None):

@@ -13,7 +13,7 @@
 //! a second and never loses one. Its own writes come back too and change
 //! nothing (every step is idempotent).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ pub struct FeedState {
     /// Notifications received.
     pub notifications: AtomicU64,
     /// The store's erasure counter as this view last reconciled it.
-    pub erasures_seen: std::sync::atomic::AtomicI64,
+    pub erasures_seen: AtomicI64,
 }
 
 impl FeedState {
@@ -208,10 +208,7 @@ fn down(app: &App, why: String) {
 fn sync_all(app: &App) -> Result<(), ServeError> {
     erasures(app)?;
     events(app)?;
-    {
-        let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
-        app.sync_catalog(store.as_ref())?;
-    }
+    catalog(app)?;
     promoted(app, None);
     Ok(())
 }
@@ -221,21 +218,16 @@ fn handle(app: &App, changes: &[Change]) -> Result<(), ServeError> {
     app.feed
         .notifications
         .fetch_add(changes.len() as u64, Ordering::Relaxed);
-    let mut events_done = false;
-    if changes.is_empty() {
+    // Events and catalog are read once however many notifications name them.
+    if changes.is_empty() || changes.contains(&Change::Events) {
         events(app)?;
+    }
+    if changes.contains(&Change::Catalog) {
+        catalog(app)?;
     }
     for c in changes {
         match c {
-            Change::Events if !events_done => {
-                events(app)?;
-                events_done = true;
-            }
-            Change::Events => {}
-            Change::Catalog => {
-                let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
-                app.sync_catalog(store.as_ref())?;
-            }
+            Change::Events | Change::Catalog => {}
             Change::ItemDeleted(id) => app.item_deleted(id),
             Change::Erased(user) => {
                 let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -276,6 +268,12 @@ fn erasures(app: &App) -> Result<(), ServeError> {
         }
     }
     app.feed.erasures_seen.store(now, Ordering::Relaxed);
+    Ok(())
+}
+
+fn catalog(app: &App) -> Result<(), ServeError> {
+    let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
+    app.sync_catalog(store.as_ref())?;
     Ok(())
 }
 

@@ -455,12 +455,15 @@ impl App {
         };
         // Else: every event, in time order per user (ties in insertion order).
         let mut all = Vec::new();
-        let from_windows = windows.is_some();
         match windows {
             Some(totals) => live.apply_totals(totals),
             None => {
                 store.scan_events(&mut |e| all.push(e))?;
                 all.sort_by_key(|e| (e.event.ts, e.seq));
+                for e in &all {
+                    live.apply(&e.event);
+                }
+                live.last_seq = all.iter().map(|e| e.seq).max().unwrap_or(0);
             }
         }
         // The purchase model's log comes from the same read of the store.
@@ -471,12 +474,6 @@ impl App {
             )?),
             None => None,
         };
-        for e in &all {
-            live.apply(&e.event);
-        }
-        if !from_windows {
-            live.last_seq = all.iter().map(|e| e.seq).max().unwrap_or(0);
-        }
         let events_at_open = live.events;
         drop(all);
         let dir = aisle_store::data_dir(&cfg.store);

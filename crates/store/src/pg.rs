@@ -186,14 +186,7 @@ impl PgStore {
 /// A connection, or an error that names the URL (password hidden) and
 /// says why (the server's own message, e.g. a failed password).
 fn connect(url: &str, shown: &str) -> Result<Client> {
-    let mut c = connect_quiet(url, shown)?;
-    // (`CREATE ... IF NOT EXISTS` notices are no news.)
-    c.batch_execute("SET client_min_messages TO warning")?;
-    Ok(c)
-}
-
-fn connect_quiet(url: &str, shown: &str) -> Result<Client> {
-    Client::connect(url, NoTls).map_err(|e| {
+    let mut c = Client::connect(url, NoTls).map_err(|e| {
         use std::error::Error as _;
         let reason = match (e.as_db_error(), e.source()) {
             (Some(db), _) => db.message().to_string(),
@@ -204,7 +197,10 @@ fn connect_quiet(url: &str, shown: &str) -> Result<Client> {
             url: shown.to_string(),
             reason,
         }
-    })
+    })?;
+    // (`CREATE ... IF NOT EXISTS` notices are no news.)
+    c.batch_execute("SET client_min_messages TO warning")?;
+    Ok(c)
 }
 
 /// Creates the schema, or checks the stored version, under an advisory lock.

@@ -84,6 +84,10 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
 
 /// The model registry of the store at `store`.
 pub(crate) fn registry(store: &str) -> Result<aisle_train::Registry> {
-    aisle_train::Registry::of_store(store)?
-        .with_context(|| format!("{store} has no place for a model registry"))
+    aisle_train::Registry::of_store(store)?.ok_or_else(|| no_registry(store))
+}
+
+/// The error for a store without a registry (an in-memory one).
+pub(crate) fn no_registry(store: &str) -> anyhow::Error {
+    anyhow::anyhow!("{store} has no place for a model registry")
 }

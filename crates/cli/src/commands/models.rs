@@ -171,11 +171,13 @@ pub fn evaluate(a: EvaluateArgs) -> Result<()> {
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let overrides = overrides(a.h.model_config.as_deref(), &a.h.set, |om| om == a.model)?;
+    // (Over PostgreSQL a connection of its own: opened once.)
+    let reg = aisle_train::Registry::of_store(&a.store)?;
     let out = match a.out.clone() {
         Some(p) => p,
         None => {
             let name = format!("{}-{}.safetensors", a.model, unix_now());
-            match aisle_train::Registry::of_store(&a.store)? {
+            match &reg {
                 Some(reg) => reg.dir().join(name),
                 None => store_dir(&a.store)?.join("models").join(name),
             }
@@ -240,19 +242,18 @@ pub fn train(a: TrainArgs) -> Result<()> {
             })?
         }
     };
-    if a.out.is_none() {
+    if let (None, Some(reg)) = (&a.out, &reg) {
         // Into the database too, over a PostgreSQL store (a no-op otherwise).
-        if let Some(reg) = aisle_train::Registry::of_store(&a.store)? {
-            reg.publish(&out)?;
-        }
+        reg.publish(&out)?;
     }
+    let registry = || reg.as_ref().ok_or_else(|| super::no_registry(&a.store));
     if a.promote {
-        let reg = registry(&a.store)?;
+        let reg = registry()?;
         let version = reg.version_of(&out).context("--promote (drop --out)")?;
         reg.promote(&version)?;
         eprintln!("promoted {version}");
     } else if a.promote_if_better {
-        let d = aisle_train::promote_if_better(&registry(&a.store)?, &data.seqs, &out)
+        let d = aisle_train::promote_if_better(registry()?, &data.seqs, &out)
             .context("--promote-if-better (drop --out)")?;
         eprintln!(
             "candidate NDCG@10 {:.4} vs serving {}: {}",
