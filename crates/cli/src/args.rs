@@ -66,6 +66,10 @@ pub(crate) enum Command {
     Models(ModelsArgs),
     /// Store maintenance: `copy` a store into another (e.g. SQLite into PostgreSQL).
     Store(StoreArgs),
+    /// The shops of a deployment: `create` (prints its keys, once), `list`, `delete`,
+    /// `rotate-keys`. Shop NAME of --store DIR lives in DIR/shops/NAME; of --store
+    /// postgres://…/DB in the database DB__NAME. A server answers for it at /v1/shops/NAME/….
+    Shops(ShopsArgs),
     /// Search a store's catalog (keyword, re-ranked for --user by the promoted model).
     ///
     /// Prints what GET /v1/search answers; --json prints it as JSON.
@@ -345,6 +349,49 @@ pub(crate) enum StoreAction {
         #[arg(long)]
         to: String,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ShopsArgs {
+    #[command(subcommand)]
+    pub action: ShopsAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ShopsAction {
+    /// Create a shop (an empty store beside the deployment's) with a read, a write and an
+    /// admin key, printed once: the store keeps only their digests.
+    Create {
+        /// The shop's name: 1 to 32 of a-z, 0-9, - and _, starting with a letter or digit.
+        name: String,
+        /// The deployment's store (the default shop's: a directory or postgres:// URL).
+        #[arg(long)]
+        store: String,
+        /// Print the shop and its keys as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the shops with their stores, events and catalog items.
+    List {
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a shop and everything it holds (events, catalog, models, logs, keys).
+    Delete {
+        name: String,
+        #[arg(long)]
+        store: String,
+    },
+    /// Replace a shop's three keys with new ones (printed once).
+    RotateKeys {
+        name: String,
+        #[arg(long)]
+        store: String,
         #[arg(long)]
         json: bool,
     },

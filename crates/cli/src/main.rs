@@ -103,6 +103,7 @@ fn main() -> ExitCode {
         Command::BenchSearch(a) => search_bench::run(a, &commands::embedder_dir()),
         Command::Models(a) => commands::models::models(a),
         Command::Store(a) => commands::data::store(a),
+        Command::Shops(a) => commands::shops::shops(a),
         Command::Experiments(a) => commands::experiments::experiments(a),
         Command::Simulate(a) => commands::simulate::simulate(a),
         Command::Ope(a) => commands::experiments::ope(a),

@@ -160,7 +160,7 @@ fn open_semantic(
     catalog: &[aisle_core::CatalogItem],
     embedder_dir: &std::path::Path,
 ) -> Option<aisle_serve::search::Semantic> {
-    match aisle_embed::Embedder::load(embedder_dir) {
+    match aisle_serve::search::shared_embedder(embedder_dir) {
         Ok(e) => {
             let dir = aisle_store::data_dir(store).map(|d| d.join("search"));
             let cfg = aisle_serve::search::SearchConfig::default();

@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// What a key may do; each scope includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Read,
@@ -37,14 +39,18 @@ impl Scope {
 }
 
 /// The configured keys (digests only: the key text is not kept).
-#[derive(Clone, Default)]
+///
+/// A shop's keys live in its store and can be replaced while it serves
+/// (`aisle shops rotate-keys`): hence the lock.
+#[derive(Default)]
 pub struct Keys {
-    keys: Vec<([u8; 32], Scope)>,
+    keys: std::sync::RwLock<Vec<([u8; 32], Scope)>>,
 }
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scopes: Vec<&str> = self.keys.iter().map(|(_, s)| s.as_str()).collect();
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let scopes: Vec<&str> = keys.iter().map(|(_, s)| s.as_str()).collect();
         f.debug_struct("Keys").field("scopes", &scopes).finish()
     }
 }
@@ -85,13 +91,42 @@ impl Keys {
                 why,
             });
         }
-        self.keys.push((digest(key.as_bytes()), scope));
+        self.keys
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((digest(key.as_bytes()), scope));
+        Ok(())
+    }
+
+    /// Adds the keys a store keeps (`aisle shops create` writes them under
+    /// [`KEYS_META`]: scopes and SHA-256 digests, never the keys).
+    pub fn add_stored(&mut self, json: &str) -> Result<(), String> {
+        let stored = parse_stored(json)?;
+        self.keys
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(stored);
+        Ok(())
+    }
+
+    /// Replaces every key with the ones a store keeps (a shop's keys,
+    /// rotated while it serves).
+    pub fn replace_with_stored(&self, json: &str) -> Result<(), String> {
+        let stored = parse_stored(json)?;
+        if stored.is_empty() {
+            return Err("the store keeps no keys: keeping the old ones".into());
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = stored;
         Ok(())
     }
 
     /// Whether any key is configured (enforcement on).
     pub fn enforced(&self) -> bool {
-        !self.keys.is_empty()
+        !self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// The scope and index of the key presented, if it is one of ours. Every
@@ -99,13 +134,69 @@ impl Keys {
     pub fn check(&self, presented: &[u8]) -> Option<(usize, Scope)> {
         let d = digest(presented);
         let mut found = None;
-        for (i, (k, scope)) in self.keys.iter().enumerate() {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        for (i, (k, scope)) in keys.iter().enumerate() {
             if bool::from(k.ct_eq(&d)) && found.is_none() {
                 found = Some((i, *scope));
             }
         }
         found
     }
+}
+
+/// The store's meta key under which a shop's keys are kept (digests).
+pub const KEYS_META: &str = "api_keys";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredKey {
+    scope: Scope,
+    sha256: String,
+}
+
+fn parse_stored(json: &str) -> Result<Vec<([u8; 32], Scope)>, String> {
+    let stored: Vec<StoredKey> = serde_json::from_str(json)
+        .map_err(|e| format!("the store's {KEYS_META} is not a list of keys: {e}"))?;
+    stored
+        .into_iter()
+        .map(|k| {
+            hex_digest(&k.sha256)
+                .map(|d| (d, k.scope))
+                .ok_or_else(|| format!("the store's {KEYS_META} holds a malformed digest"))
+        })
+        .collect()
+}
+
+fn hex_digest(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut d = [0u8; 32];
+    for (i, b) in d.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(d)
+}
+
+/// New keys for a shop, one per scope (`aisle_<shop>_<scope>_` and 32
+/// random bytes in hex), with what the store keeps of them: the JSON of
+/// their scopes and digests for [`KEYS_META`].
+pub fn new_keys(shop: &str) -> Result<(Vec<(Scope, String)>, String), getrandom::Error> {
+    let mut keys = Vec::new();
+    let mut stored = Vec::new();
+    for scope in [Scope::Read, Scope::Write, Scope::Admin] {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)?;
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let key = format!("aisle_{shop}_{}_{hex}", scope.as_str());
+        let sha256 = digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        stored.push(StoredKey { scope, sha256 });
+        keys.push((scope, key));
+    }
+    let json = serde_json::to_string(&stored).expect("keys serialize");
+    Ok((keys, json))
 }
 
 /// The key a request presents: `x-api-key`, else `Authorization: Bearer`.

@@ -17,6 +17,7 @@ pub mod online;
 pub mod ope;
 pub mod purchase;
 pub mod search;
+pub mod shops;
 mod state;
 
 use std::net::SocketAddr;
@@ -142,6 +143,9 @@ pub struct ServeConfig {
     pub ranker: Option<PathBuf>,
     /// Impressions, attribution and experiments.
     pub online: OnlineConfig,
+    /// How often the server looks for shops created or deleted
+    /// (`aisle shops`).
+    pub shops_refresh: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -166,6 +170,7 @@ impl ServeConfig {
             search: search::SearchConfig::default(),
             ranker: None,
             online: OnlineConfig::default(),
+            shops_refresh: shops::REFRESH,
         }
     }
 }
@@ -438,6 +443,10 @@ impl App {
                     cfg.store
                 ))
             })?;
+        let mut keys = keys;
+        if let Some(stored) = store.meta(auth::KEYS_META)? {
+            keys.add_stored(&stored).map_err(ServeError::Config)?;
+        }
         let catalog = store.catalog()?;
         // (Read before the events: an erasure after it is reconciled by the feed.)
         let erasures = store.erasures()?;
@@ -787,9 +796,17 @@ pub async fn serve_on(
         jobs::start(&app);
     }
     http::data::warm(&app);
+    // The shops beside the default one, opened before the first request.
+    let all = shops::Shops::new(app.clone());
+    {
+        let all = all.clone();
+        tokio::task::spawn_blocking(move || all.start())
+            .await
+            .map_err(|e| ServeError::Config(format!("opening the shops: {e}")))?;
+    }
     let served = conn::serve(
         listener,
-        router(app.clone()),
+        shops::router(all.clone()),
         app.cfg.conn.clone(),
         app.conns.clone(),
         shutdown,
@@ -798,6 +815,7 @@ pub async fn serve_on(
     // A retraining run in flight is killed; its candidate was not promoted.
     let a = app.clone();
     tokio::task::spawn_blocking(move || {
+        all.stop();
         a.jobs.stop();
         // Every impression queued before the shutdown is written.
         a.online.flush();

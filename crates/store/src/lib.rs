@@ -28,6 +28,7 @@ pub mod copy;
 mod dataset;
 pub mod online;
 pub mod pg;
+pub mod shops;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -68,6 +69,10 @@ pub enum StoreError {
     Unreachable { url: String, reason: String },
     #[error("corrupt value in store: {0}")]
     Corrupt(String),
+    #[error("shop {0:?} exists")]
+    ShopExists(String),
+    #[error("no shop named {0:?}")]
+    UnknownShop(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -100,7 +100,7 @@ pub struct PgStore {
     /// The connection (a cell: the trait reads through `&self`, while a
     /// `postgres::Client` needs `&mut` for every call; the store is `Send`,
     /// never shared between threads).
-    client: std::cell::RefCell<Client>,
+    client: std::cell::RefCell<Conn>,
     /// The URL (to connect again after a lost connection).
     conn_url: String,
     /// The URL with its password hidden (for messages).
@@ -113,6 +113,38 @@ pub struct PgStore {
     items: HashMap<String, i64>,
     /// Years whose partition is known to exist.
     partitions: HashSet<i32>,
+}
+
+/// A connection that closes on a thread of its own when dropped. The
+/// `postgres` client's drop runs a runtime of its own to say goodbye, which
+/// panics inside an async task — where a server's request may let go of
+/// the last handle on a store (a shop deleted while the request ran).
+pub(crate) struct Conn(Option<Client>);
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("a connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("a connection until dropped")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let closed = std::thread::Builder::new()
+                .name("aisle-pg-close".into())
+                .spawn(move || drop(c));
+            if let Err(e) = closed {
+                tracing::warn!(error = %e, "no thread to close a PostgreSQL connection on");
+            }
+        }
+    }
 }
 
 /// `url` with the password replaced by `***` (for messages and logs).
@@ -145,7 +177,7 @@ impl PgStore {
         let (users, items) = caches(&mut client)?;
         let partitions = known_partitions(&mut client)?;
         Ok(PgStore {
-            client: std::cell::RefCell::new(client),
+            client: std::cell::RefCell::new(Conn(Some(client))),
             conn_url: url.to_string(),
             shown,
             erasures,
@@ -181,6 +213,12 @@ impl PgStore {
         self.items = i;
         Ok(())
     }
+}
+
+/// A connection to `url` (for administration: creating and dropping shop
+/// databases), or an error naming the URL with its password hidden.
+pub(crate) fn connect_url(url: &str) -> Result<Client> {
+    connect(url, &redact(url))
 }
 
 /// A connection, or an error that names the URL (password hidden) and
@@ -918,18 +956,18 @@ impl PgStore {
     fn conn(&self) -> Result<std::cell::RefMut<'_, Client>> {
         let mut c = self.client.borrow_mut();
         if c.is_closed() {
-            *c = self.reconnect()?;
+            *c = Conn(Some(self.reconnect()?));
         }
-        Ok(c)
+        Ok(std::cell::RefMut::map(c, |c| &mut **c))
     }
 
     /// The connection, for the writes; made again if it was lost.
     fn client_mut(&mut self) -> Result<&mut Client> {
         if self.client.get_mut().is_closed() {
             let c = self.reconnect()?;
-            *self.client.get_mut() = c;
+            *self.client.get_mut() = Conn(Some(c));
         }
-        Ok(self.client.get_mut())
+        Ok(&mut **self.client.get_mut())
     }
 
     fn reconnect(&self) -> Result<Client> {
@@ -986,7 +1024,7 @@ impl Listener {
 /// store sees the same versions; a promotion is published as
 /// [`crate::Change::Promoted`].
 pub struct PgModels {
-    client: std::sync::Mutex<Client>,
+    client: std::sync::Mutex<Conn>,
     url: String,
 }
 
@@ -995,15 +1033,15 @@ impl PgModels {
         let mut client = connect(url, &redact(url))?;
         migrate(&mut client, &redact(url))?;
         Ok(PgModels {
-            client: std::sync::Mutex::new(client),
+            client: std::sync::Mutex::new(Conn(Some(client))),
             url: url.to_string(),
         })
     }
 
-    fn client(&self) -> Result<std::sync::MutexGuard<'_, Client>> {
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, Conn>> {
         let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if c.is_closed() {
-            *c = connect(&self.url, &redact(&self.url))?;
+            *c = Conn(Some(connect(&self.url, &redact(&self.url))?));
         }
         Ok(c)
     }
@@ -1173,6 +1211,15 @@ impl ScratchDb {
 impl Drop for ScratchDb {
     fn drop(&mut self) {
         if let Ok(mut c) = Client::connect(&self.admin, NoTls) {
+            // The shops a test made beside it too (`NAME__SHOP`).
+            let shops: Vec<String> = c
+                .query("SELECT datname FROM pg_database", &[])
+                .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+                .unwrap_or_default();
+            let prefix = format!("{}__", self.name);
+            for db in shops.iter().filter(|d| d.starts_with(&prefix)) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+            }
             let _ = c.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name

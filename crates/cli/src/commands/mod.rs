@@ -10,6 +10,7 @@ pub mod experiments;
 pub mod models;
 mod report;
 pub mod serve;
+pub mod shops;
 pub mod simulate;
 
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@ mod postgres;
 mod ranking;
 mod retrain;
 mod shop_data;
+mod shops;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -28,7 +28,7 @@ pub(super) fn with_cors(mut r: Response, cors: Option<&str>) -> Response {
     r
 }
 
-pub(super) fn rate_limited(wait: f64, msg: &str) -> Response {
+pub(crate) fn rate_limited(wait: f64, msg: &str) -> Response {
     let mut r =
         ApiError::new(Code::RateLimited, format!("{msg}; retry in {wait:.3} s")).into_response();
     r.headers_mut().insert(

@@ -125,9 +125,29 @@ struct QueryLog {
 
 /// Semantic retrieval: the encoder, the item vectors, a query cache.
 pub struct Semantic {
-    pub embedder: aisle_embed::Embedder,
+    pub embedder: std::sync::Arc<aisle_embed::Embedder>,
     pub index: std::sync::RwLock<aisle_search::AnnIndex>,
     cache: Mutex<HashMap<String, std::sync::Arc<Vec<f32>>>>,
+}
+
+/// The encoder in `dir`, loaded once per process while anything holds it:
+/// every shop's search shares one (its weights are ~90 MB).
+pub fn shared_embedder(dir: &Path) -> aisle_embed::Result<std::sync::Arc<aisle_embed::Embedder>> {
+    use std::sync::{Arc, Weak};
+    type Loaded = Vec<(PathBuf, Weak<aisle_embed::Embedder>)>;
+    static LOADED: Mutex<Loaded> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    loaded.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(e) = loaded
+        .iter()
+        .find(|(d, _)| d == dir)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok(e);
+    }
+    let e = Arc::new(aisle_embed::Embedder::load(dir)?);
+    loaded.push((dir.to_path_buf(), Arc::downgrade(&e)));
+    Ok(e)
 }
 
 /// Query vectors kept (the cache is cleared when full).
@@ -141,7 +161,7 @@ impl Semantic {
     pub fn open(
         dir: Option<&Path>,
         items: &[CatalogItem],
-        embedder: aisle_embed::Embedder,
+        embedder: std::sync::Arc<aisle_embed::Embedder>,
         ann_min_items: usize,
         ann_ef: usize,
         progress: &Progress,
@@ -357,7 +377,7 @@ impl Search {
                 .embedder_dir
                 .clone()
                 .unwrap_or_else(aisle_embed::default_dir);
-            match aisle_embed::Embedder::load(&edir) {
+            match shared_embedder(&edir) {
                 Ok(e) => (
                     Some(Semantic::open(
                         dir,
