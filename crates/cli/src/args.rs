@@ -242,6 +242,11 @@ pub(crate) struct ServeArgs {
     /// single-machine default.
     #[arg(long, value_enum, default_value = "all")]
     pub role: RoleArg,
+    /// Redis (redis://HOST[:PORT][/DB]) shared by the replicas: rate limits and
+    /// failed-authentication limits count across all of them. Optional; while it
+    /// is down each replica counts on its own and /readyz says so.
+    #[arg(long, value_name = "URL", env = "AISLE_REDIS")]
+    pub redis: Option<String>,
     /// Write-scope key: reads, events and the catalog (header x-api-key or
     /// Authorization: Bearer). Also AISLE_API_KEY / AISLE_WRITE_KEY. A key given
     /// as a flag shows in the process list: prefer --write-key-file or the

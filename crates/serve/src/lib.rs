@@ -17,6 +17,7 @@ pub mod online;
 pub mod ope;
 pub mod purchase;
 pub mod search;
+pub mod shared;
 pub mod shops;
 mod state;
 
@@ -146,6 +147,11 @@ pub struct ServeConfig {
     /// How often the server looks for shops created or deleted
     /// (`aisle shops`).
     pub shops_refresh: std::time::Duration,
+    /// Redis (`redis://HOST[:PORT][/DB]`) for what replicas count together:
+    /// rate limits and failed authentications (see `shared`).
+    pub redis: Option<String>,
+    /// The shop this server answers for (its Redis keys' prefix).
+    pub shop: String,
 }
 
 impl ServeConfig {
@@ -171,6 +177,8 @@ impl ServeConfig {
             ranker: None,
             online: OnlineConfig::default(),
             shops_refresh: shops::REFRESH,
+            redis: None,
+            shop: aisle_store::shops::DEFAULT_SHOP.to_string(),
         }
     }
 }
@@ -416,6 +424,8 @@ pub struct App {
     pub online: Online,
     /// The console's session signing key.
     pub(crate) sessions: console::Sessions,
+    /// Redis, when configured: rate limits counted across replicas.
+    pub shared: Option<shared::Shared>,
     /// The data report (`GET /v1/admin/data`, the console's data page),
     /// computed off the request path (see `http::data`).
     pub(crate) data_page: http::data::DataSlot,
@@ -509,6 +519,10 @@ impl App {
         }
         let jobs = Jobs::new(cfg.retrain.clone(), dir);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
+        let shared = match &cfg.redis {
+            Some(u) => Some(shared::Shared::new(u, &cfg.shop).map_err(ServeError::Config)?),
+            None => None,
+        };
         let (cfg_rate, cfg_burst) = (cfg.auth_failure_rate, cfg.auth_failure_burst);
         let app = Arc::new(App {
             cfg,
@@ -529,6 +543,7 @@ impl App {
             degraded: RwLock::new(None),
             online,
             sessions,
+            shared,
             data_page: Default::default(),
             feed: FeedState {
                 erasures_seen: erasures.into(),

@@ -26,6 +26,11 @@ impl RateLimiter {
         }
     }
 
+    /// The rate (tokens per second) and the burst.
+    pub fn settings(&self) -> (f64, f64) {
+        (self.rate, self.burst)
+    }
+
     /// Tokens in a bucket left at `tokens` at `last`, refilled up to `now`.
     fn level(&self, tokens: f64, last: Instant, now: Instant) -> f64 {
         (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst)

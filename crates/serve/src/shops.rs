@@ -241,6 +241,7 @@ impl Shops {
         let url = aisle_store::shops::url_of(&template.store, name)?;
         let mut cfg: ServeConfig = template.clone();
         cfg.store = url.clone();
+        cfg.shop = name.to_string();
         // A shop's keys are its own (in its store), never the default shop's.
         cfg.read_key = None;
         cfg.api_key = None;
@@ -344,14 +345,14 @@ async fn dispatch(State(shops): State<Arc<Shops>>, req: Request) -> Response {
     let Some(shop) = shop else {
         // Probing for shop names counts as a failed authentication.
         let ip = crate::http::guard::peer_ip(&req);
-        let limiter = &shops.default.app.auth_failures;
-        if let Err(wait) = limiter.peek(&ip) {
+        let app = &shops.default.app;
+        if let Err(wait) = crate::http::guard::failures(app, &ip, false).await {
             return crate::http::guard::rate_limited(
                 wait,
                 "too many failed authentications from this address",
             );
         }
-        let _ = limiter.check(&ip);
+        let _ = crate::http::guard::failures(app, &ip, true).await;
         let failed = shops
             .failed
             .read()

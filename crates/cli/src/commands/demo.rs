@@ -125,6 +125,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         store: store_url,
         addr: a.addr,
         role: crate::args::RoleArg::All,
+        redis: None,
         api_key: None,
         admin_key: None,
         read_key: None,

@@ -133,6 +133,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     }
     cfg.retrain = retrain;
     cfg.role = a.role.into();
+    cfg.redis = a.redis;
     for (v, name) in [
         (a.attribution_window_hours, "--attribution-window-hours"),
         (a.impression_retention_days, "--impression-retention-days"),

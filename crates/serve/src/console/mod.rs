@@ -143,7 +143,10 @@ async fn login(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
         )
         .into_response();
     }
-    if app.auth_failures.peek(&ip).is_err() {
+    if crate::http::guard::failures(&app, &ip, false)
+        .await
+        .is_err()
+    {
         let mut r = page(view::login(Some(
             "Too many failed logins from this address: wait a minute.",
         )));
@@ -155,7 +158,7 @@ async fn login(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
         .and_then(|Form(f)| app.keys.check(f.key.as_bytes()))
         .map(|(_, s)| s);
     let Some(scope) = scope else {
-        let _ = app.auth_failures.check(&ip);
+        let _ = crate::http::guard::failures(&app, &ip, true).await;
         let mut r = page(view::login(Some(
             "That key is not one of this server's keys.",
         )));

@@ -91,11 +91,13 @@ pub(super) async fn admit(
     };
     let cors = browser_checks(app, &req)?;
     let refuse = |r: Response| with_cors(r, cors.as_deref());
-    let (client, access) = authenticate(app, &req, route, scope).map_err(refuse)?;
+    let who = (req.method(), req.headers(), peer_ip(&req));
+    let (client, access) = authenticate(app, who, route, scope).await.map_err(refuse)?;
     let mut req = req;
     req.extensions_mut().insert(access);
     if let Some(l) = &app.limiter {
-        if let Err(wait) = l.check(&client) {
+        if let Err(wait) = crate::shared::limit(app.shared.as_ref(), "rate", l, &client, true).await
+        {
             return Err(refuse(rate_limited(
                 wait,
                 "too many requests from this client",
@@ -162,13 +164,12 @@ fn browser_checks(app: &App, req: &Request) -> Result<Option<String>, Response> 
 /// authenticated), and who it acts as. A write authenticated by the cookie
 /// must carry the session's CSRF token in `x-csrf-token`.
 #[allow(clippy::result_large_err)]
-fn authenticate(
+async fn authenticate(
     app: &App,
-    req: &Request,
+    (method, headers, ip): (&axum::http::Method, &axum::http::HeaderMap, String),
     route: &str,
     scope: auth::Scope,
 ) -> Result<(String, Access), Response> {
-    let ip = peer_ip(req);
     if !app.keys.enforced() {
         let access = Access {
             scope: auth::Scope::Admin,
@@ -176,16 +177,12 @@ fn authenticate(
         };
         return Ok((format!("ip:{ip}"), access));
     }
-    if auth::presented_key(req.headers()).is_none() {
-        if let Some(s) = crate::console::session::cookie_of(req.headers())
+    if auth::presented_key(headers).is_none() {
+        if let Some(s) = crate::console::session::cookie_of(headers)
             .and_then(|c| app.sessions.verify(c, aisle_core::time::unix_now()))
         {
-            let reads = matches!(
-                *req.method(),
-                axum::http::Method::GET | axum::http::Method::HEAD
-            );
-            let token = req
-                .headers()
+            let reads = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+            let token = headers
                 .get("x-csrf-token")
                 .map_or(&b""[..], |v| v.as_bytes());
             if !reads && !crate::console::Sessions::csrf_matches(&s, token) {
@@ -201,7 +198,7 @@ fn authenticate(
                     format!(
                         "this session has the {} scope; {} {route} needs {}",
                         s.scope.as_str(),
-                        req.method(),
+                        method,
                         scope.as_str()
                     ),
                 )
@@ -214,13 +211,13 @@ fn authenticate(
             return Ok((format!("ip:{ip}"), access));
         }
     }
-    if let Err(wait) = app.auth_failures.peek(&ip) {
+    if let Err(wait) = failures(app, &ip, false).await {
         return Err(rate_limited(
             wait,
             "too many failed authentications from this address",
         ));
     }
-    match auth::presented_key(req.headers()).and_then(|k| app.keys.check(k)) {
+    match auth::presented_key(headers).and_then(|k| app.keys.check(k)) {
         Some((i, have)) if have >= scope => Ok((
             format!("key:{i}"),
             Access {
@@ -233,13 +230,13 @@ fn authenticate(
             format!(
                 "this key has the {} scope; {} {route} needs {}",
                 have.as_str(),
-                req.method(),
+                method,
                 scope.as_str()
             ),
         )
         .into_response()),
         None => {
-            let _ = app.auth_failures.check(&ip);
+            let _ = failures(app, &ip, true).await;
             Err(ApiError::new(
                 Code::Unauthorized,
                 "missing or invalid API key (x-api-key header or Authorization: Bearer)",
@@ -247,6 +244,20 @@ fn authenticate(
             .into_response())
         }
     }
+}
+
+/// The failed authentications of `ip`: `Err(seconds)` while it has used
+/// its allowance; `take` counts one more. Counted in Redis when configured
+/// (every replica's failures together), else by this replica.
+pub(crate) async fn failures(app: &App, ip: &str, take: bool) -> Result<(), f64> {
+    crate::shared::limit(
+        app.shared.as_ref(),
+        "authfail",
+        &app.auth_failures,
+        ip,
+        take,
+    )
+    .await
 }
 
 /// The body: its declared size (413 before any `100 Continue`), its

@@ -19,15 +19,32 @@ pub(super) async fn healthz() -> Json<Health> {
 /// `reason` when the promoted model was refused and popularity serves, or
 /// when the change feed is down (the replica serves its own view).
 pub(super) async fn readyz(State(app): State<Arc<App>>) -> Json<Ready> {
-    let reason = match (app.degraded(), app.feed.problem()) {
-        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-        (a, b) => a.or(b),
+    // (A Redis not asked yet is asked now, so that a fresh replica's
+    // first readiness check says whether it answers.)
+    let redis = match &app.shared {
+        Some(s) => {
+            if !s.redis.up() {
+                s.redis.ping().await;
+            }
+            Some(if s.redis.up() { "connected" } else { "down" })
+        }
+        None => None,
     };
+    let problems: Vec<String> = [
+        app.degraded(),
+        app.feed.problem(),
+        app.shared.as_ref().and_then(|s| s.redis.problem()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let reason = (!problems.is_empty()).then(|| problems.join("; "));
     Json(Ready {
         ready: true,
         status: if reason.is_some() { "degraded" } else { "ok" },
         role: app.cfg.role,
         model: serving_model(&app),
+        redis,
         reason,
     })
 }
@@ -69,6 +86,9 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
             );
             let _ = writeln!(text, "# TYPE aisle_feed_events_applied_total counter");
             let _ = writeln!(text, "aisle_feed_events_applied_total {}", get(&f.applied));
+        }
+        if let Some(s) = &app.shared {
+            crate::shared::render_metrics(s, &mut text);
         }
         let _ = writeln!(text, "# TYPE aisle_ready gauge");
         let _ = writeln!(

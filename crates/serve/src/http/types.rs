@@ -136,6 +136,10 @@ pub struct Ready {
     /// `api`, `worker` or `all` (`aisle serve --role`).
     pub role: crate::Role,
     pub model: ModelRef,
+    /// `connected` or `down` when the server was given `--redis` (down:
+    /// rate limits count per replica until it returns); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
