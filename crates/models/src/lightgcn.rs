@@ -299,9 +299,8 @@ impl aisle_eval::Scorer for LightGcn {
                 }
             }
         }
-        for (o, y) in out.iter_mut().zip(self.items.chunks_exact(f)) {
-            *o = dot(&x, y);
-        }
+        debug_assert_eq!(x.len(), f);
+        aisle_core::vector::dot_rows(&x, &self.items, out);
     }
 }
 

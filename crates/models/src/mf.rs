@@ -73,9 +73,8 @@ fn init(rows: usize, f: usize, rng: &mut Rng, scale: f64) -> Vec<f32> {
 
 /// Scores = user vector · every item vector.
 fn mf_scores(x: &[f32], items: &[f32], f: usize, out: &mut [f32]) {
-    for (o, y) in out.iter_mut().zip(items.chunks_exact(f)) {
-        *o = dot(x, y);
-    }
+    debug_assert_eq!(x.len(), f);
+    aisle_core::vector::dot_rows(x, items, out);
 }
 
 /// Every observed (user, item) pair of the binary matrix.

@@ -3,7 +3,7 @@
 //! popularity as the fallback for an empty history. Its parts (weights by
 //! module path, config) are what an `aisle-train` artifact stores.
 
-use aisle_core::vector::dot;
+use aisle_core::vector::dot_rows;
 
 use aisle_eval::Scorer;
 use burn::tensor::{Device, Tensor};
@@ -35,9 +35,7 @@ pub struct UserVectors<'m> {
 }
 
 fn dot_all(u: &[f32], items: &[f32], out: &mut [f32]) {
-    for (o, it) in out.iter_mut().zip(items.chunks_exact(u.len())) {
-        *o = dot(u, it);
-    }
+    dot_rows(u, items, out);
 }
 
 impl Scorer for UserVectors<'_> {
