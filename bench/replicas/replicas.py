@@ -27,6 +27,15 @@ Trials (each prints one JSON line and appends it to OUT/results.jsonl):
                    `--role all` process over SQLite, then against two `--role api`
                    replicas over PostgreSQL (alternating), the demo shop with a
                    SASRec model (20 s budget) in each; p99 of both and their ratio.
+  redis-p99 R S    two `--role api` replicas over PostgreSQL with a rate limit far
+                   above R (nothing refused), counted by each replica, then in Redis
+                   (`--redis`, AISLE_TEST_REDIS or redis://127.0.0.1:6379): what a
+                   Redis round trip per request costs at p99.
+  global-limit L R S  two replicas with `--rate-limit L` and `--redis`, asked R
+                   requests/s for S seconds in turn: the requests answered 200
+                   (at most L·S + a burst of L when the limit is one budget; about
+                   twice that when each replica counts alone, run second for the
+                   comparison).
 """
 
 import argparse
@@ -346,6 +355,47 @@ def recs_p99(aisle, server, out, rate, seconds):
             "p99_ratio": round(r_pg["latency_ms"]["p99"] / r_sqlite["latency_ms"]["p99"], 2)}
 
 
+def with_sasrec(aisle, server, out):
+    url = fresh_db(aisle, server, out)
+    subprocess.run([aisle, "train", "--store", url, "--model", "sasrec", "--time-budget", "20",
+                    "--promote"], check=True, capture_output=True)
+    shop = os.path.join(out, "shop")
+    users = sorted({line.split(",", 1)[0] for line in open(os.path.join(shop, "events.csv"))
+                    if line.startswith("u")})
+    return url, users
+
+
+REDIS = os.environ.get("AISLE_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def redis_p99(aisle, server, out, rate, seconds):
+    url, users = with_sasrec(aisle, server, out)
+    res = {}
+    for name, extra in (("local_buckets", ()), ("redis_buckets", ("--redis", REDIS))):
+        flags = ("--rate-limit", str(rate * 100)) + extra
+        a, b = Server(aisle, url, "api", out, extra=flags), Server(aisle, url, "api", out, extra=flags)
+        res[name] = open_loop([a.port, b.port], rate, seconds, users)
+        a.stop()
+        b.stop()
+    return {"trial": "redis-p99", "rate": rate, "seconds": seconds, **res,
+            "p99_ratio": round(res["redis_buckets"]["latency_ms"]["p99"]
+                               / res["local_buckets"]["latency_ms"]["p99"], 2)}
+
+
+def global_limit(aisle, server, out, limit, rate, seconds):
+    url, users = with_sasrec(aisle, server, out)
+    res = {}
+    for name, extra in (("redis", ("--redis", REDIS)), ("per_replica", ())):
+        flags = ("--rate-limit", str(limit)) + extra
+        a, b = Server(aisle, url, "api", out, extra=flags), Server(aisle, url, "api", out, extra=flags)
+        r = open_loop([a.port, b.port], rate, seconds, users)
+        res[name] = {"asked": r["requests"], "answered": r["requests"] - r["errors"]}
+        a.stop()
+        b.stop()
+    return {"trial": "global-limit", "limit": limit, "rate": rate, "seconds": seconds,
+            "one_budget_at_most": int(limit * seconds + limit), **res}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--aisle", default=os.path.join(
@@ -368,6 +418,11 @@ def main():
             r = freshness(a.aisle, a.server, out, int(args.pop(0)))
         elif name == "recs-p99":
             r = recs_p99(a.aisle, a.server, out, float(args.pop(0)), float(args.pop(0)))
+        elif name == "redis-p99":
+            r = redis_p99(a.aisle, a.server, out, float(args.pop(0)), float(args.pop(0)))
+        elif name == "global-limit":
+            r = global_limit(a.aisle, a.server, out, float(args.pop(0)), float(args.pop(0)),
+                             float(args.pop(0)))
         else:
             sys.exit(f"unknown trial {name}")
         line = json.dumps(r)

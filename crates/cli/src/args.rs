@@ -61,7 +61,7 @@ pub(crate) enum Command {
     /// Serves the promoted sequence model (popularity when none). Without
     /// --api-key/--admin-key the server is open and binds loopback only.
     #[command(args_override_self = true)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// The model registry of a store: list, promote, rollback.
     Models(ModelsArgs),
     /// Store maintenance: `copy` a store into another (e.g. SQLite into PostgreSQL).

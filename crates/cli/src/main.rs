@@ -97,7 +97,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::models::bench(a),
         Command::Evaluate(a) => commands::models::evaluate(a),
         Command::Train(a) => commands::models::train(a),
-        Command::Serve(a) => commands::serve::serve(a),
+        Command::Serve(a) => commands::serve::serve(*a),
         Command::Search(a) => commands::serve::search(a),
         Command::Index(a) => commands::serve::index(a),
         Command::BenchSearch(a) => search_bench::run(a, &commands::embedder_dir()),

@@ -102,6 +102,36 @@ impl Role {
     }
 }
 
+/// Values loaded once per process and shared while anything holds them
+/// (the embedder, the Redis handle: one for every shop), by key.
+pub(crate) struct ProcessShared<K, V>(Mutex<Vec<(K, std::sync::Weak<V>)>>);
+
+impl<K: PartialEq, V> ProcessShared<K, V> {
+    pub(crate) const fn new() -> Self {
+        ProcessShared(Mutex::new(Vec::new()))
+    }
+
+    /// The value under `key`, made by `make` when nothing holds one.
+    pub(crate) fn get_or<E>(
+        &self,
+        key: K,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<Arc<V>, E> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(v) = all
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return Ok(v);
+        }
+        let v = Arc::new(make()?);
+        all.push((key, Arc::downgrade(&v)));
+        Ok(v)
+    }
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {

@@ -72,16 +72,11 @@ impl Redis {
     /// The process's handle on the Redis at `url` (the same one for every
     /// shop); not connected yet. An unparseable URL is an error.
     pub fn get(url: &str) -> Result<Arc<Redis>, String> {
-        static ALL: Mutex<Vec<(String, std::sync::Weak<Redis>)>> = Mutex::new(Vec::new());
-        let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(r) = all
-            .iter()
-            .find(|(u, _)| u == url)
-            .and_then(|(_, w)| w.upgrade())
-        {
-            return Ok(r);
-        }
+        static ALL: crate::ProcessShared<String, Redis> = crate::ProcessShared::new();
+        ALL.get_or(url.to_string(), || Redis::new(url))
+    }
+
+    fn new(url: &str) -> Result<Redis, String> {
         let shown = redact(url);
         if !(url.starts_with("redis://")
             || url.starts_with("rediss://")
@@ -92,7 +87,7 @@ impl Redis {
             ));
         }
         let client = redis::Client::open(url).map_err(|e| format!("--redis {shown}: {e}"))?;
-        let r = Arc::new(Redis {
+        Ok(Redis {
             client,
             shown,
             conn: Mutex::new(None),
@@ -103,9 +98,7 @@ impl Redis {
             error: Mutex::new(Some("not connected yet".into())),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-        });
-        all.push((url.to_string(), Arc::downgrade(&r)));
-        Ok(r)
+        })
     }
 
     /// The URL, password hidden.

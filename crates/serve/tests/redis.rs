@@ -73,9 +73,11 @@ impl Drop for TestRedis {
 }
 
 /// Two replicas of one shop (two servers over copies of the test shop, as
-/// two processes over one store would be), both on `redis`, at `rate`
-/// requests per second per client.
-fn replicas(redis: Option<&str>, rate: f64) -> (Vec<tempfile::TempDir>, Client, Client) {
+/// two processes over one store would be), configured by `cfg`, on `redis`.
+fn replicas_with(
+    redis: Option<&str>,
+    cfg: impl Fn(&mut aisle_serve::ServeConfig),
+) -> (Vec<tempfile::TempDir>, Client, Client) {
     static N: AtomicU32 = AtomicU32::new(0);
     // A shop name of its own: the buckets of other tests are not ours.
     let name = format!(
@@ -89,10 +91,10 @@ fn replicas(redis: Option<&str>, rate: f64) -> (Vec<tempfile::TempDir>, Client, 
         let dir = tempfile::tempdir().unwrap();
         let url = shop(dir.path());
         let (_app, c) = open(&url, |c| {
-            c.rate_limit = Some(rate);
             c.redis = redis.map(str::to_string);
             c.shop = name.clone();
             c.search.no_semantic = true;
+            cfg(c);
         });
         dirs.push(dir);
         clients.push(c);
@@ -100,6 +102,11 @@ fn replicas(redis: Option<&str>, rate: f64) -> (Vec<tempfile::TempDir>, Client, 
     let b = clients.pop().unwrap();
     let a = clients.pop().unwrap();
     (dirs, a, b)
+}
+
+/// [`replicas_with`] at `rate` requests per second per client.
+fn replicas(redis: Option<&str>, rate: f64) -> (Vec<tempfile::TempDir>, Client, Client) {
+    replicas_with(redis, |c| c.rate_limit = Some(rate))
 }
 
 #[tokio::test]
@@ -140,28 +147,12 @@ async fn without_redis_each_replica_counts_on_its_own() {
 #[tokio::test]
 async fn failed_authentications_are_counted_across_replicas() {
     let redis = TestRedis::start();
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "f{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut dirs = Vec::new();
-    let mut cs = Vec::new();
-    for _ in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        let url = shop(dir.path());
-        let (_app, c) = open(&url, |c| {
-            c.admin_key = Some("the-right-key-0123".into());
-            c.auth_failure_burst = 3.0;
-            c.auth_failure_rate = 0.01;
-            c.redis = Some(redis.url());
-            c.shop = name.clone();
-            c.search.no_semantic = true;
-        });
-        dirs.push(dir);
-        cs.push(c);
-    }
+    let (_d, a, b) = replicas_with(Some(&redis.url()), |c| {
+        c.admin_key = Some("the-right-key-0123".into());
+        c.auth_failure_burst = 3.0;
+        c.auth_failure_rate = 0.01;
+    });
+    let cs = [a, b];
     // Three wrong keys spread over both replicas use the allowance...
     for c in [&cs[0], &cs[1], &cs[0]] {
         let (s, _) = c.call("GET", "/v1/popular", None, Some("wrong")).await;

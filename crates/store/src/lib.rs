@@ -69,6 +69,8 @@ pub enum StoreError {
     Unreachable { url: String, reason: String },
     #[error("corrupt value in store: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    BadShop(String),
     #[error("shop {0:?} exists")]
     ShopExists(String),
     #[error("no shop named {0:?}")]

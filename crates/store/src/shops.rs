@@ -47,11 +47,8 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     Err(format!("{name:?} is not a shop name: {why}"))
 }
 
-fn bad_name(base: &str, name: &str) -> Result<()> {
-    check_name(name).map_err(|reason| StoreError::UnsupportedUrl {
-        url: crate::pg::redact(base),
-        reason,
-    })
+fn bad_name(name: &str) -> Result<()> {
+    check_name(name).map_err(StoreError::BadShop)
 }
 
 /// Where shops live beside a deployment's store.
@@ -121,7 +118,7 @@ pub fn url_of(base: &str, name: &str) -> Result<String> {
     if name == DEFAULT_SHOP {
         return Ok(base.to_string());
     }
-    bad_name(base, name)?;
+    bad_name(name)?;
     Ok(match home(base)? {
         Home::Dir(d) => d.join(name).display().to_string(),
         Home::Postgres { head, db, query } => format!("{head}/{db}__{name}{query}"),
@@ -173,13 +170,13 @@ pub fn exists(base: &str, name: &str) -> Result<bool> {
     if name == DEFAULT_SHOP {
         return Ok(true);
     }
-    bad_name(base, name)?;
+    bad_name(name)?;
     Ok(list(base)?.iter().any(|n| n == name))
 }
 
 /// Creates shop `name`'s store (an error if it exists); returns its URL.
 pub fn create(base: &str, name: &str) -> Result<String> {
-    bad_name(base, name)?;
+    bad_name(name)?;
     if name == DEFAULT_SHOP {
         return Err(StoreError::UnsupportedUrl {
             url: crate::pg::redact(base),
@@ -203,7 +200,7 @@ pub fn create(base: &str, name: &str) -> Result<String> {
 /// logs). A PostgreSQL shop's open connections are closed (`WITH (FORCE)`):
 /// its servers stop serving it at their next look at the registry.
 pub fn delete(base: &str, name: &str) -> Result<()> {
-    bad_name(base, name)?;
+    bad_name(name)?;
     if name == DEFAULT_SHOP {
         return Err(StoreError::UnsupportedUrl {
             url: crate::pg::redact(base),

@@ -26,7 +26,9 @@ pub fn shops(a: ShopsArgs) -> Result<()> {
         ShopsAction::Create { name, store, json } => {
             aisle_store::open_existing(&store)
                 .with_context(|| format!("the deployment's store {}", redact(&store)))?;
-            let c = aisle_serve::shops::create(&store, &name)?;
+            // (The error's own words, once: not wrapped in its source's.)
+            let c =
+                aisle_serve::shops::create(&store, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 let out =
                     json!({"shop": c.name, "store": redact(&c.url), "keys": keys_json(&c.keys)});
@@ -67,12 +69,13 @@ pub fn shops(a: ShopsArgs) -> Result<()> {
                     "shop", "events", "users", "items"
                 );
                 for r in &rows {
+                    let n = |k: &str| r[k].as_u64().unwrap_or(0);
                     println!(
                         "{:<32} {:>12} {:>10} {:>10}  {}",
                         r["shop"].as_str().unwrap_or(""),
-                        r["events"],
-                        r["users"],
-                        r["items"],
+                        n("events"),
+                        n("users"),
+                        n("items"),
                         r["store"].as_str().unwrap_or("")
                     );
                 }
@@ -86,7 +89,8 @@ pub fn shops(a: ShopsArgs) -> Result<()> {
             );
         }
         ShopsAction::RotateKeys { name, store, json } => {
-            let keys = aisle_serve::shops::rotate_keys(&store, &name)?;
+            let keys = aisle_serve::shops::rotate_keys(&store, &name)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 let out = json!({"shop": name, "keys": keys_json(&keys)});
                 println!("{}", serde_json::to_string_pretty(&out)?);

@@ -133,21 +133,9 @@ pub struct Semantic {
 /// The encoder in `dir`, loaded once per process while anything holds it:
 /// every shop's search shares one (its weights are ~90 MB).
 pub fn shared_embedder(dir: &Path) -> aisle_embed::Result<std::sync::Arc<aisle_embed::Embedder>> {
-    use std::sync::{Arc, Weak};
-    type Loaded = Vec<(PathBuf, Weak<aisle_embed::Embedder>)>;
-    static LOADED: Mutex<Loaded> = Mutex::new(Vec::new());
-    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    loaded.retain(|(_, w)| w.strong_count() > 0);
-    if let Some(e) = loaded
-        .iter()
-        .find(|(d, _)| d == dir)
-        .and_then(|(_, w)| w.upgrade())
-    {
-        return Ok(e);
-    }
-    let e = Arc::new(aisle_embed::Embedder::load(dir)?);
-    loaded.push((dir.to_path_buf(), Arc::downgrade(&e)));
-    Ok(e)
+    static LOADED: crate::ProcessShared<PathBuf, aisle_embed::Embedder> =
+        crate::ProcessShared::new();
+    LOADED.get_or(dir.to_path_buf(), || aisle_embed::Embedder::load(dir))
 }
 
 /// Query vectors kept (the cache is cleared when full).
