@@ -210,6 +210,7 @@ fn sync_all(app: &App) -> Result<(), ServeError> {
     events(app)?;
     catalog(app)?;
     promoted(app, None);
+    app.online.reload_experiments()?;
     Ok(())
 }
 
@@ -238,6 +239,7 @@ fn handle(app: &App, changes: &[Change]) -> Result<(), ServeError> {
                 app.feed.erasures_seen.store(n, Ordering::Relaxed);
             }
             Change::Promoted(v) => promoted(app, Some(v)),
+            Change::Experiments => app.online.reload_experiments()?,
         }
     }
     Ok(())

@@ -538,7 +538,7 @@ impl App {
             &aisle_core::time::unix_now().to_le_bytes(),
             &aisle_core::time::unix_now_ms().to_le_bytes(),
         ]);
-        let online = Online::open(dir.as_deref(), cfg.online.clone(), nonce)?;
+        let online = Online::open(&cfg.store, cfg.online.clone(), nonce)?;
         let sessions = console::Sessions::new().map_err(|e| {
             ServeError::Config(format!("no random source for console sessions: {e}"))
         })?;

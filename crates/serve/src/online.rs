@@ -4,7 +4,6 @@
 //! servable models.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
@@ -91,26 +90,31 @@ const LINGER: Duration = Duration::from_millis(20);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Online {
-    /// Opens (or creates) `DIR/online.db`; without a folder (an in-memory
-    /// store) the log lives in memory.
-    pub fn open(dir: Option<&Path>, cfg: OnlineConfig, nonce: u64) -> Result<Online, ServeError> {
+    /// Opens (or creates) the store's online log: its PostgreSQL database
+    /// (shared by every replica over it) or `DIR/online.db`; a store in
+    /// memory keeps its log in a temporary folder that goes with the server.
+    pub fn open(store: &str, cfg: OnlineConfig, nonce: u64) -> Result<Online, ServeError> {
         if !(0.0..=0.5).contains(&cfg.explore) || cfg.explore_pool == 0 {
             return Err(ServeError::Config(format!(
                 "exploration share {} must be from 0 to 0.5 (and its pool at least 1 item)",
                 cfg.explore
             )));
         }
-        // An in-memory store keeps its log in a temporary folder that goes
-        // with the server.
-        let temp = match dir {
-            Some(_) => None,
-            None => Some(tempfile::tempdir()?),
+        let mut temp = None;
+        let (writer_log, reader) = match aisle_store::parse_url(store)? {
+            aisle_store::Location::Postgres(url) => (
+                OnlineLog::open_postgres(&url)?,
+                OnlineLog::open_postgres(&url)?,
+            ),
+            loc => {
+                let dir = match loc.dir() {
+                    Some(d) => d,
+                    None => temp.insert(tempfile::tempdir()?).path().to_path_buf(),
+                };
+                let path = dir.join("online.db");
+                (OnlineLog::open_writer(&path)?, OnlineLog::open(&path)?)
+            }
         };
-        let path = dir
-            .or(temp.as_ref().map(|t| t.path()))
-            .expect("a folder")
-            .join("online.db");
-        let (writer_log, reader) = (OnlineLog::open_writer(&path)?, OnlineLog::open(&path)?);
         let experiments = reader.experiments()?;
         let (tx, rx) = sync_channel(cfg.queue);
         let window_ms = cfg.attribution_window.as_millis() as i64;

@@ -372,3 +372,61 @@ fn a_replica_starts_from_windows_with_the_view_a_full_read_builds() {
         assert_eq!(w.popularity[wi], f.popularity[i], "{id}");
     }
 }
+
+#[test]
+fn a_list_one_replica_showed_is_credited_through_the_other_and_experiments_reach_both() {
+    let (db, _dir) = pg_shop();
+    let (a, ca) = replica(&db.url);
+    let (b, cb) = replica(&db.url);
+    rt().block_on(async {
+        within(async || b.feed.connected.load(std::sync::atomic::Ordering::Relaxed)).await;
+        // A shows a list; B takes the click that names it, and joins it.
+        let (s, v) = ca.get("/v1/users/u3/recommendations?k=5").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let second = v["items"][1]["item_id"].as_str().unwrap().to_string();
+        a.online.flush();
+        let click = serde_json::json!({"user_id":"u3","item_id":second,"type":"click",
+                                       "request_id":v["request_id"]});
+        let r = post_ok(&cb, "/v1/events", &click.to_string()).await;
+        assert_eq!(
+            (r["attributed"].as_u64(), r["unattributed"].as_u64()),
+            (Some(1), Some(0)),
+            "{r}"
+        );
+        // One log: B's figures count A's list and B's click.
+        let (s, k) = cb.get("/v1/admin/kpis").await;
+        assert_eq!(s, StatusCode::OK, "{k}");
+        assert_eq!(
+            (k["impressions"].as_u64(), k["clicks"].as_u64()),
+            (Some(1), Some(1)),
+            "{k}"
+        );
+        // An experiment started through A runs on B.
+        let spec = serde_json::json!({"name": "x", "surface": "recommendations", "mode": "ab",
+            "arms": [{"name":"control","model":"pop","traffic":50},
+                     {"name":"treatment","model":"promoted","traffic":50}]});
+        let (s, v) = ca.post("/v1/admin/experiments", &spec.to_string()).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        within(async || {
+            let (_, v) = cb.get("/v1/users/u4/recommendations?k=3").await;
+            v["experiment"]["name"] == "x"
+        })
+        .await;
+        // A second one on the same surface through B is refused: it is running.
+        let spec = spec.to_string().replace("\"x\"", "\"y\"");
+        let (s, v) = cb.post("/v1/admin/experiments", &spec).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("surface_busy")),
+            "{v}"
+        );
+        // Stopped through B, it stops on A.
+        let (s, v) = cb.post("/v1/admin/experiments/x/stop", "").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        within(async || {
+            let (_, v) = ca.get("/v1/users/u4/recommendations?k=3").await;
+            v["experiment"].is_null()
+        })
+        .await;
+    });
+}

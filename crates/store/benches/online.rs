@@ -1,6 +1,8 @@
 //! An experiment's report over 1,000,000 impressions (10 items each) and
 //! their joined clicks and purchases: the target is under 1 s.
-//! `cargo bench -p aisle-store --bench online`
+//! `cargo bench -p aisle-store --bench online` (SQLite);
+//! `ONLINE_BENCH_PG=postgres://… cargo bench -p aisle-store --bench online`
+//! (the same log in PostgreSQL).
 
 use aisle_core::rng::Rng;
 use aisle_experiment::{ArmSpec, ExperimentSpec, Metric, Mode, Surface};
@@ -108,6 +110,16 @@ fn build(log: &mut OnlineLog) -> aisle_store::online::ExperimentRecord {
     rec
 }
 
+fn timed<T>(f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let out = f();
+    eprintln!(
+        "built 1,000,000 impressions in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    out
+}
+
 fn bench(c: &mut Criterion) {
     // ONLINE_BENCH_DB=FILE keeps the log between runs (built once when
     // FILE does not exist): building it takes minutes.
@@ -116,22 +128,30 @@ fn bench(c: &mut Criterion) {
         Some(p) => std::path::PathBuf::from(p),
         None => dir.path().join("online.db"),
     };
-    let rec = if path.exists() {
-        OnlineLog::open(&path)
-            .unwrap()
-            .experiment("bench")
-            .unwrap()
-            .expect("the bench experiment")
-    } else {
-        let t = std::time::Instant::now();
-        let rec = build(&mut OnlineLog::open(&path).unwrap());
-        eprintln!(
-            "built 1,000,000 impressions in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
-        rec
+    // ONLINE_BENCH_PG=postgres://… runs the same over the PostgreSQL log
+    // (the database keeps it between runs the same way).
+    let (log, rec, on) = match std::env::var("ONLINE_BENCH_PG") {
+        Ok(url) => {
+            let mut log = OnlineLog::open_postgres(&url).unwrap();
+            let rec = match log.experiment("bench").unwrap() {
+                Some(rec) => rec,
+                None => timed(|| build(&mut log)),
+            };
+            (log, rec, "_postgres")
+        }
+        Err(_) => {
+            let rec = if path.exists() {
+                OnlineLog::open(&path)
+                    .unwrap()
+                    .experiment("bench")
+                    .unwrap()
+                    .expect("the bench experiment")
+            } else {
+                timed(|| build(&mut OnlineLog::open(&path).unwrap()))
+            };
+            (OnlineLog::open(&path).unwrap(), rec, "")
+        }
     };
-    let log = OnlineLog::open(&path).unwrap();
     let r = experiment_report(&log, &rec).unwrap();
     let users: u64 = r.arms.iter().map(|a| a.users).sum();
     let imps: u64 = r.arms.iter().map(|a| a.impressions).sum();
@@ -142,16 +162,16 @@ fn bench(c: &mut Criterion) {
     );
     let mut g = c.benchmark_group("online_report");
     g.sample_size(10);
-    g.bench_function("report_1m_impressions", |b| {
+    g.bench_function(format!("report_1m_impressions{on}"), |b| {
         b.iter(|| experiment_report(&log, &rec).unwrap())
     });
     // The two halves: the per-user, per-day rows from SQLite, and the
     // statistics over them.
-    g.bench_function("rows_1m_impressions", |b| {
+    g.bench_function(format!("rows_1m_impressions{on}"), |b| {
         b.iter(|| log.experiment_data(&rec).unwrap())
     });
     let data = log.experiment_data(&rec).unwrap();
-    g.bench_function("stats_1m_impressions", |b| {
+    g.bench_function(format!("stats_1m_impressions{on}"), |b| {
         b.iter(|| {
             aisle_experiment::report(&aisle_experiment::ReportInput {
                 spec: &rec.spec,

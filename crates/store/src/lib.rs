@@ -235,6 +235,8 @@ pub enum Change {
     Erased(String),
     /// A model version was promoted.
     Promoted(String),
+    /// An experiment was created or stopped (read them again).
+    Experiments,
 }
 
 impl Change {
@@ -246,6 +248,7 @@ impl Change {
             Change::ItemDeleted(id) => format!("deleted {id}"),
             Change::Erased(u) => format!("erased {u}"),
             Change::Promoted(v) => format!("promoted {v}"),
+            Change::Experiments => "experiments".into(),
         }
     }
 
@@ -258,6 +261,7 @@ impl Change {
             "deleted" => Change::ItemDeleted(rest.to_string()),
             "erased" => Change::Erased(rest.to_string()),
             "promoted" => Change::Promoted(rest.to_string()),
+            "experiments" => Change::Experiments,
             _ => return None,
         })
     }

@@ -70,6 +70,44 @@ CREATE TABLE IF NOT EXISTS events(
     source_type TEXT NOT NULL,
     quantity DOUBLE PRECISION, price DOUBLE PRECISION, session TEXT, value DOUBLE PRECISION)
   PARTITION BY RANGE (ts);
+CREATE TABLE IF NOT EXISTS impressions(
+    rid BIGINT PRIMARY KEY,
+    ts_ms BIGINT NOT NULL,
+    user_id TEXT, session TEXT,
+    surface TEXT NOT NULL,
+    experiment TEXT, arm TEXT,
+    model TEXT NOT NULL,
+    query TEXT,
+    n BIGINT NOT NULL,
+    seq BIGINT GENERATED ALWAYS AS IDENTITY,
+    events_seq BIGINT,
+    items BYTEA);
+CREATE INDEX IF NOT EXISTS impressions_ts ON impressions(ts_ms);
+CREATE INDEX IF NOT EXISTS impressions_in_experiment ON impressions(experiment, user_id, arm, ts_ms)
+    WHERE experiment IS NOT NULL;
+CREATE INDEX IF NOT EXISTS impressions_user_ts ON impressions(user_id, ts_ms, seq);
+CREATE INDEX IF NOT EXISTS impressions_search ON impressions(ts_ms) WHERE surface = 'search';
+CREATE TABLE IF NOT EXISTS outcomes(
+    ekey BIGINT PRIMARY KEY,
+    ts_ms BIGINT NOT NULL,
+    user_id TEXT NOT NULL,
+    item TEXT NOT NULL,
+    kind BIGINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    quantity DOUBLE PRECISION,
+    rid BIGINT, pos BIGINT, how TEXT, surface TEXT, experiment TEXT, arm TEXT, team BIGINT);
+CREATE INDEX IF NOT EXISTS outcomes_rid ON outcomes(rid);
+CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes(experiment, user_id, arm, ts_ms);
+CREATE INDEX IF NOT EXISTS outcomes_user_ts ON outcomes(user_id, ts_ms);
+CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes(ts_ms);
+CREATE TABLE IF NOT EXISTS experiments(
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    started_ms BIGINT NOT NULL,
+    stopped_ms BIGINT);
+CREATE UNIQUE INDEX IF NOT EXISTS experiments_running ON experiments(surface)
+    WHERE stopped_ms IS NULL;
 ";
 
 /// The insertion-order index (scans, the latest sequence number).
@@ -120,6 +158,12 @@ pub struct PgStore {
 /// panics inside an async task — where a server's request may let go of
 /// the last handle on a store (a shop deleted while the request ran).
 pub(crate) struct Conn(Option<Client>);
+
+impl Conn {
+    pub(crate) fn new(c: Client) -> Conn {
+        Conn(Some(c))
+    }
+}
 
 impl std::ops::Deref for Conn {
     type Target = Client;
@@ -242,7 +286,7 @@ fn connect(url: &str, shown: &str) -> Result<Client> {
 }
 
 /// Creates the schema, or checks the stored version, under an advisory lock.
-fn migrate(client: &mut Client, shown: &str) -> Result<()> {
+pub(crate) fn migrate(client: &mut Client, shown: &str) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_SCHEMA])?;
     tx.batch_execute(SCHEMA)?;
@@ -273,7 +317,7 @@ fn erasures(c: &mut impl postgres::GenericClient) -> Result<i64> {
 }
 
 /// Sends `change` to every listener when the transaction commits.
-fn notify(c: &mut impl postgres::GenericClient, change: &crate::Change) -> Result<()> {
+pub(crate) fn notify(c: &mut impl postgres::GenericClient, change: &crate::Change) -> Result<()> {
     c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &change.encode()])?;
     Ok(())
 }

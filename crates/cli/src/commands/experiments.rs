@@ -1,23 +1,22 @@
 //! `aisle experiments list|report`: the online log's experiments, read from
-//! the store (a running server's log included: SQLite lets both read it).
+//! the store (a running server's log included: SQLite lets both read it;
+//! over PostgreSQL it is the log every replica writes).
 
 use anyhow::{bail, Result};
 
-use super::store_dir;
 use crate::args::{ExperimentsAction, ExperimentsArgs};
 use aisle_experiment::report::{Comparison, Report};
 use aisle_experiment::stats::Estimate;
 use aisle_store::online::{experiment_report, OnlineLog};
 
 fn open_log(store: &str) -> Result<OnlineLog> {
-    let path = store_dir(store)?.join("online.db");
-    if !path.exists() {
-        bail!(
+    match OnlineLog::of_store(store)? {
+        Some(log) => Ok(log),
+        None => bail!(
             "{} has no online log yet: it is written by `aisle serve` (lists shown, outcomes, experiments)",
             store
-        );
+        ),
     }
-    Ok(OnlineLog::open(&path)?)
 }
 
 pub fn experiments(a: ExperimentsArgs) -> Result<()> {

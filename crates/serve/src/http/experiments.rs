@@ -103,6 +103,16 @@ pub(super) async fn with_log<T: Send + 'static>(
     .map_err(ApiError::task)?
 }
 
+/// Reads the experiments again after a change (on a blocking thread: over
+/// PostgreSQL the log's client blocks).
+async fn reload(app: &Arc<App>) -> Result<(), ApiError> {
+    let a = app.clone();
+    tokio::task::spawn_blocking(move || a.online.reload_experiments())
+        .await
+        .map_err(ApiError::task)??;
+    Ok(())
+}
+
 /// `POST /v1/admin/experiments`: validated (the split, the arms, one
 /// running experiment per surface), every arm's model resolved, then stored.
 pub(super) async fn create(
@@ -122,7 +132,7 @@ pub(super) async fn create(
         log.create_experiment(&spec, now)?.map_err(conflict)
     })
     .await?;
-    app.online.reload_experiments()?;
+    reload(&app).await?;
     tracing::info!(
         experiment = rec.spec.name,
         surface = rec.spec.surface.name(),
@@ -151,7 +161,7 @@ pub(super) async fn stop(
             .map_err(conflict)
     })
     .await?;
-    app.online.reload_experiments()?;
+    reload(&app).await?;
     tracing::info!(experiment = rec.spec.name, "experiment stopped");
     Ok(Json(ExperimentView::from(rec)).into_response())
 }
