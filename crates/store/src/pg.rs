@@ -70,12 +70,15 @@ CREATE TABLE IF NOT EXISTS events(
     source_type TEXT NOT NULL,
     quantity DOUBLE PRECISION, price DOUBLE PRECISION, session TEXT, value DOUBLE PRECISION)
   PARTITION BY RANGE (ts);
+-- The online log (crate::online::pg). Users and arms compare as bytes
+-- (COLLATE \"C\"): the experiment indexes hand rows over in the order the
+-- report builder reads them, with no sort.
 CREATE TABLE IF NOT EXISTS impressions(
     rid BIGINT PRIMARY KEY,
     ts_ms BIGINT NOT NULL,
-    user_id TEXT, session TEXT,
+    user_id TEXT COLLATE \"C\", session TEXT,
     surface TEXT NOT NULL,
-    experiment TEXT, arm TEXT,
+    experiment TEXT, arm TEXT COLLATE \"C\",
     model TEXT NOT NULL,
     query TEXT,
     n BIGINT NOT NULL,
@@ -90,14 +93,16 @@ CREATE INDEX IF NOT EXISTS impressions_search ON impressions(ts_ms) WHERE surfac
 CREATE TABLE IF NOT EXISTS outcomes(
     ekey BIGINT PRIMARY KEY,
     ts_ms BIGINT NOT NULL,
-    user_id TEXT NOT NULL,
+    user_id TEXT COLLATE \"C\" NOT NULL,
     item TEXT NOT NULL,
     kind BIGINT NOT NULL,
     value DOUBLE PRECISION NOT NULL,
     quantity DOUBLE PRECISION,
-    rid BIGINT, pos BIGINT, how TEXT, surface TEXT, experiment TEXT, arm TEXT, team BIGINT);
+    rid BIGINT, pos BIGINT, how TEXT, surface TEXT, experiment TEXT, arm TEXT COLLATE \"C\",
+    team BIGINT);
 CREATE INDEX IF NOT EXISTS outcomes_rid ON outcomes(rid);
-CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes(experiment, user_id, arm, ts_ms);
+CREATE INDEX IF NOT EXISTS outcomes_by_experiment ON outcomes(experiment, user_id, arm, ts_ms)
+    INCLUDE (kind, team, value);
 CREATE INDEX IF NOT EXISTS outcomes_user_ts ON outcomes(user_id, ts_ms);
 CREATE INDEX IF NOT EXISTS outcomes_ts ON outcomes(ts_ms);
 CREATE TABLE IF NOT EXISTS experiments(

@@ -9,8 +9,9 @@
 //! `user_id` (`user` is reserved), `seq` is an identity column (ordered
 //! across processes), impressions go in as one `INSERT … SELECT unnest(…)`
 //! per group commit, an outcome is inserted `ON CONFLICT DO NOTHING` (a
-//! retry that reached two replicas at once is one outcome), and reports
-//! order users by bytes (`COLLATE "C"`), as SQLite does.
+//! retry that reached two replicas at once is one outcome), and users and
+//! arms are `COLLATE "C"` columns: they order by bytes, as SQLite's do, so
+//! reports read the experiment indexes in order with no sort.
 
 use std::cell::{RefCell, RefMut};
 
@@ -174,7 +175,7 @@ impl PgLog {
             let mut rows = c.query_raw(
                 "SELECT user_id, arm, ts_ms FROM impressions
              WHERE experiment = $1 AND user_id IS NOT NULL
-             ORDER BY user_id COLLATE \"C\", arm COLLATE \"C\", ts_ms",
+             ORDER BY user_id, arm, ts_ms",
                 [name],
             )?;
             while let Some(r) = rows.next()? {
@@ -191,7 +192,7 @@ impl PgLog {
             let mut rows = c.query_raw(
                 "SELECT user_id, arm, ts_ms, kind, team, value
              FROM outcomes WHERE experiment = $1
-             ORDER BY user_id COLLATE \"C\", arm COLLATE \"C\", ts_ms",
+             ORDER BY user_id, arm, ts_ms",
                 [name],
             )?;
             while let Some(r) = rows.next()? {
