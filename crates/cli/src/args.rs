@@ -96,7 +96,7 @@ pub(crate) enum Command {
 
 #[derive(Args, Debug)]
 pub(crate) struct OpeArgs {
-    /// Store directory (its online.db holds the logged lists).
+    /// Store directory (its online.db holds the logged lists) or postgres:// URL (its database does).
     #[arg(long)]
     pub store: String,
     /// The candidate: a registry version, a model kind (its newest version), `promoted`

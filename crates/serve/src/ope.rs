@@ -42,37 +42,31 @@ pub struct Ope {
 
 /// The model `candidate` names in the store's registry: `pop`, `promoted`,
 /// a version, or a model kind (its newest version).
-fn candidate_serving(dir: &std::path::Path, candidate: &str) -> Result<Arc<Serving>, ServeError> {
+fn candidate_serving(reg: &Registry, candidate: &str) -> Result<Arc<Serving>, ServeError> {
     if matches!(candidate, "pop" | "popularity") {
         return Ok(Serving::popularity_only());
     }
-    let reg = Registry::new(dir);
     let version = match candidate {
         "promoted" | "current" => reg
             .promoted_name()?
             .ok_or_else(|| ServeError::NotFound("no model is promoted".into()))?,
-        _ => registry_version(&reg, candidate)?,
+        _ => registry_version(reg, candidate)?,
     };
-    load_version(&reg, &version)
+    load_version(reg, &version)
 }
 
 /// Replays the store's explored lists against `candidate` and estimates
 /// its clicks per list.
 pub fn off_policy(store: &str, candidate: &str) -> Result<Ope, ServeError> {
-    let dir = aisle_store::data_dir(store).ok_or_else(|| {
-        ServeError::Config(format!(
-            "{store} is not a store folder: an in-memory store keeps no logs"
+    let log = OnlineLog::of_store(store)?.ok_or_else(|| {
+        ServeError::NotFound(format!(
+            "{store} has no online log: no list was ever logged in this store \
+             (a store in memory keeps none)"
         ))
     })?;
-    let path = dir.join("online.db");
-    if !path.exists() {
-        return Err(ServeError::NotFound(format!(
-            "{} does not exist: no list was ever logged in this store",
-            path.display()
-        )));
-    }
-    let serving = candidate_serving(&dir, candidate)?;
-    let log = OnlineLog::open(&path)?;
+    let reg = Registry::of_store(store)?
+        .ok_or_else(|| ServeError::Config(format!("{store} has no model registry")))?;
+    let serving = candidate_serving(&reg, candidate)?;
     let logged = log.logged_lists()?;
     if logged.is_empty() {
         return Err(ServeError::NotFound(

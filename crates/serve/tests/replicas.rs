@@ -430,3 +430,31 @@ fn a_list_one_replica_showed_is_credited_through_the_other_and_experiments_reach
         .await;
     });
 }
+
+#[test]
+fn off_policy_estimates_read_the_lists_every_replica_logged() {
+    let (db, _dir) = pg_shop();
+    let (a, ca) = open(&db.url, |c| {
+        c.role = Role::Api;
+        c.online.explore = 1e-9;
+    });
+    let (b, cb) = open(&db.url, |c| {
+        c.role = Role::Api;
+        c.online.explore = 1e-9;
+    });
+    rt().block_on(async {
+        for u in 0..10 {
+            let c = if u % 2 == 0 { &ca } else { &cb };
+            let (s, v) = c.get(&format!("/v1/users/u{u}/recommendations?k=5")).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    });
+    a.online.flush();
+    b.online.flush();
+    let ope = aisle_serve::ope::off_policy(&db.url, "promoted").unwrap();
+    assert_eq!(ope.report.lists, 10);
+    assert_eq!(
+        ope.report.matched_slots, 50,
+        "every shown item replayed in place"
+    );
+}
