@@ -8,7 +8,9 @@
 //! promotes or keeps. Its stdout (one JSON summary) and stderr (progress,
 //! logs) go to `STORE/jobs/job-ID.{json,log}`; the scheduler records the
 //! outcome, hot-swaps a newly promoted version and appends the job to
-//! `STORE/jobs.jsonl`. A crash of the run never touches the serving model.
+//! `STORE/jobs.jsonl` (over PostgreSQL, the table `jobs`: every replica
+//! shows them, and a standby that takes over numbers its jobs after them).
+//! A crash of the run never touches the serving model.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -140,6 +142,8 @@ pub struct Jobs {
     cfg: Option<RetrainConfig>,
     /// `STORE/jobs` (None for in-memory stores: jobs are not persisted).
     dir: Option<PathBuf>,
+    /// The history in the database (PostgreSQL stores).
+    shared: Option<aisle_store::pg::PgJobs>,
     state: Mutex<State>,
     wake: Condvar,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -154,31 +158,59 @@ pub enum TriggerError {
 }
 
 impl Jobs {
-    pub fn new(cfg: Option<RetrainConfig>, store_dir: Option<PathBuf>) -> Jobs {
+    pub fn new(
+        cfg: Option<RetrainConfig>,
+        store_dir: Option<PathBuf>,
+        shared: Option<aisle_store::pg::PgJobs>,
+    ) -> Jobs {
         let dir = store_dir.map(|d| d.join("jobs"));
         let mut state = State::default();
         // Earlier jobs of this store, newest last.
-        if let Some(d) = &dir {
-            if let Ok(text) = std::fs::read_to_string(d.join("jobs.jsonl")) {
-                for line in text.lines() {
-                    if let Ok(v) = serde_json::from_str::<Value>(line) {
-                        state.next_id = state.next_id.max(v["id"].as_u64().unwrap_or(0));
-                        if let Ok(job) = serde_json::from_value::<Job>(v) {
-                            state.jobs.push_back(job);
-                        }
-                        if state.jobs.len() > KEEP {
-                            state.jobs.pop_front();
-                        }
-                    }
+        let lines = match (&shared, &dir) {
+            (Some(db), _) => db.latest(KEEP).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not read the jobs' history");
+                Vec::new()
+            }),
+            (None, Some(d)) => std::fs::read_to_string(d.join("jobs.jsonl"))
+                .map(|t| t.lines().map(String::from).collect())
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        for line in lines {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                state.next_id = state.next_id.max(v["id"].as_u64().unwrap_or(0));
+                if let Ok(job) = serde_json::from_value::<Job>(v) {
+                    state.jobs.push_back(job);
+                }
+                if state.jobs.len() > KEEP {
+                    state.jobs.pop_front();
                 }
             }
         }
         Jobs {
             cfg,
             dir,
+            shared,
             state: Mutex::new(state),
             wake: Condvar::new(),
             thread: Mutex::new(None),
+        }
+    }
+
+    /// The highest job id in the database's history (0 without one; blocks).
+    fn stored_max(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |db| db.max_id().unwrap_or(0))
+    }
+
+    /// Records a job in the database's history (PostgreSQL stores).
+    fn record_shared(&self, job: &Job) {
+        if let Some(db) = &self.shared {
+            let json = serde_json::to_string(job).unwrap_or_default();
+            if let Err(e) = db.record(job.id, &json) {
+                tracing::warn!(job = job.id, error = %e, "could not record the job in the database");
+            }
         }
     }
 
@@ -195,6 +227,7 @@ impl Jobs {
         if self.cfg.is_none() {
             return Err(TriggerError::NotConfigured);
         }
+        let stored_max = self.stored_max();
         let mut s = self.lock();
         if s.leader == Some(false) {
             return Err(TriggerError::Standby);
@@ -204,13 +237,24 @@ impl Jobs {
         }
         s.manual = true;
         self.wake.notify_all();
-        Ok(s.next_id + 1)
+        Ok(s.next_id.max(stored_max) + 1)
     }
 
     /// Jobs newest first, and the scheduler's settings and counters.
     pub fn snapshot(&self, events_total: u64) -> JobsView {
+        // Over PostgreSQL, the jobs any worker ran (this replica's memory
+        // when the database does not answer). Blocks: call it off the runtime.
+        let stored: Option<Vec<Job>> = self.shared.as_ref().and_then(|db| {
+            db.latest(KEEP).ok().map(|lines| {
+                lines
+                    .iter()
+                    .rev()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            })
+        });
         let s = self.lock();
-        let jobs: Vec<Job> = s.jobs.iter().rev().cloned().collect();
+        let jobs: Vec<Job> = stored.unwrap_or_else(|| s.jobs.iter().rev().cloned().collect());
         let scheduler = match &self.cfg {
             None => Scheduler::default(),
             Some(c) => Scheduler {
@@ -379,9 +423,11 @@ fn scheduler(app: &App) {
 
 fn run_job(app: &App, cfg: &RetrainConfig, trigger: Trigger) {
     let events = app.events_seen();
+    // A worker that took over numbers its jobs after the last one stored.
+    let stored_max = app.jobs.stored_max();
     let mut job = {
         let mut s = app.jobs.lock();
-        s.next_id += 1;
+        s.next_id = s.next_id.max(stored_max) + 1;
         let job = Job {
             id: s.next_id,
             kind: "retrain".into(),
@@ -410,6 +456,7 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: Trigger) {
         trigger = ?trigger,
         "retraining started"
     );
+    app.jobs.record_shared(&job);
     let t0 = Instant::now();
     let outcome = execute(app, cfg, &mut job);
     job.duration_s = Some(t0.elapsed().as_secs_f64());
@@ -429,6 +476,7 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: Trigger) {
         secs = job.duration_s,
         "retraining finished"
     );
+    app.jobs.record_shared(&job);
     if let Some(d) = &app.jobs.dir {
         let line = serde_json::to_string(&job).unwrap_or_default();
         let appended = std::fs::OpenOptions::new()

@@ -547,7 +547,11 @@ impl App {
                 "retraining (--retrain-every, --retrain-after-events) runs on --role worker or all, not api".into(),
             ));
         }
-        let jobs = Jobs::new(cfg.retrain.clone(), dir);
+        let shared_jobs = match aisle_store::parse_url(&cfg.store)? {
+            aisle_store::Location::Postgres(u) => Some(aisle_store::pg::PgJobs::open(&u)?),
+            _ => None,
+        };
+        let jobs = Jobs::new(cfg.retrain.clone(), dir, shared_jobs);
         let limiter = cfg.rate_limit.map(|r| RateLimiter::new(r, r));
         let shared = match &cfg.redis {
             Some(u) => Some(shared::Shared::new(u, &cfg.shop).map_err(ServeError::Config)?),

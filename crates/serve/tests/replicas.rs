@@ -13,6 +13,7 @@ use aisle_serve::{App, Registry, Role};
 use aisle_store::pg::ScratchDb;
 use axum::http::StatusCode;
 use common::{open, post_ok, Client};
+use serde_json::Value;
 
 /// The test shop copied into a scratch PostgreSQL database, with two tiny
 /// SASRec versions in its registry (`sasrec-100` promoted).
@@ -457,4 +458,82 @@ fn off_policy_estimates_read_the_lists_every_replica_logged() {
         ope.report.matched_slots, 50,
         "every shown item replayed in place"
     );
+}
+
+/// A `--role worker` over `url` whose retraining run is `sh -c script`.
+fn worker(url: &str, script: &str) -> (Arc<App>, Client) {
+    let (app, c) = open(url, |c| {
+        c.role = Role::Worker;
+        c.retrain = Some(aisle_serve::RetrainConfig {
+            model: "sasrec".into(),
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            interval: None,
+            min_new_events: None,
+            low_priority: false,
+        });
+    });
+    aisle_serve::jobs::start(&app);
+    (app, c)
+}
+
+/// Asks `c` for a job until its worker leads, then waits for the job's end.
+async fn job_on(c: &Client) -> Value {
+    let t = Instant::now();
+    let id = loop {
+        let (s, v) = c.post("/v1/admin/jobs", "").await;
+        if s == StatusCode::ACCEPTED {
+            break v["job_id"].as_u64().unwrap();
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "never led: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    loop {
+        let (_, v) = c.get("/v1/admin/jobs").await;
+        let done = v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id && j["status"] != "running")
+            .cloned();
+        if let Some(j) = done {
+            return j;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "job {id} did not end: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn every_replica_shows_the_jobs_and_a_worker_that_takes_over_numbers_on() {
+    let db = ScratchDb::new();
+    let (_a, ca) = replica(&db.url);
+    let (w1, c1) = worker(&db.url, "exit 3");
+    rt().block_on(within(async || {
+        c1.get("/v1/admin/jobs").await.1["scheduler"]["leader"] == true
+    }));
+    // A standby that read the history before the leader's first job.
+    let (w2, c2) = worker(&db.url, "exit 4");
+    let first = rt().block_on(job_on(&c1));
+    assert_eq!(
+        (first["id"].as_u64(), first["status"].as_str()),
+        (Some(1), Some("failed"))
+    );
+    w1.jobs.stop();
+    drop((w1, c1));
+    let second = rt().block_on(job_on(&c2));
+    assert_eq!(second["id"].as_u64(), Some(2), "{second}");
+    w2.jobs.stop();
+    // The API replica ran none, and shows both, newest first.
+    let (s, v) = rt().block_on(ca.get("/v1/admin/jobs"));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ids: Vec<u64> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [2, 1], "{v}");
 }

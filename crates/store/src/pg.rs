@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS experiments(
     stopped_ms BIGINT);
 CREATE UNIQUE INDEX IF NOT EXISTS experiments_running ON experiments(surface)
     WHERE stopped_ms IS NULL;
+CREATE TABLE IF NOT EXISTS jobs(id BIGINT PRIMARY KEY, job TEXT NOT NULL);
 ";
 
 /// The insertion-order index (scans, the latest sequence number).
@@ -1158,6 +1159,68 @@ impl PgModels {
         notify(&mut tx, &crate::Change::Promoted(version.to_string()))?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// The retraining jobs' history in the database (table `jobs`: one row per
+/// job, its JSON as the server shows it), so that every replica shows the
+/// jobs the leading worker ran, and a standby that takes over numbers its
+/// jobs after them.
+pub struct PgJobs {
+    client: std::sync::Mutex<Conn>,
+    url: String,
+}
+
+impl PgJobs {
+    pub fn open(url: &str) -> Result<PgJobs> {
+        let mut client = connect(url, &redact(url))?;
+        migrate(&mut client, &redact(url))?;
+        Ok(PgJobs {
+            client: std::sync::Mutex::new(Conn(Some(client))),
+            url: url.to_string(),
+        })
+    }
+
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, Conn>> {
+        let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_closed() {
+            *c = Conn(Some(connect(&self.url, &redact(&self.url))?));
+        }
+        Ok(c)
+    }
+
+    /// Stores a job (a job of the same id is replaced: the running job,
+    /// then its outcome).
+    pub fn record(&self, id: u64, job_json: &str) -> Result<()> {
+        self.client()?.execute(
+            "INSERT INTO jobs(id, job) VALUES($1, $2) ON CONFLICT (id) DO UPDATE SET job = $2",
+            &[&(id as i64), &job_json],
+        )?;
+        Ok(())
+    }
+
+    /// The latest `n` jobs' JSON, oldest first.
+    pub fn latest(&self, n: usize) -> Result<Vec<String>> {
+        let mut rows: Vec<String> = self
+            .client()?
+            .query(
+                "SELECT job FROM jobs ORDER BY id DESC LIMIT $1",
+                &[&(n as i64)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The highest job id stored (0 for none).
+    pub fn max_id(&self) -> Result<u64> {
+        let id: Option<i64> = self
+            .client()?
+            .query_one("SELECT MAX(id) FROM jobs", &[])?
+            .get(0);
+        Ok(id.unwrap_or(0).max(0) as u64)
     }
 }
 

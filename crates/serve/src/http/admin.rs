@@ -115,12 +115,20 @@ pub(super) async fn admin_rollback(State(app): State<Arc<App>>) -> ApiResult {
 }
 
 pub(super) async fn admin_jobs(State(app): State<Arc<App>>) -> ApiResult {
-    Ok(Json(app.jobs.snapshot(app.events_seen())).into_response())
+    // (Over PostgreSQL the history is read from the database: a blocking client.)
+    let view = tokio::task::spawn_blocking(move || app.jobs.snapshot(app.events_seen()))
+        .await
+        .map_err(ApiError::task)?;
+    Ok(Json(view).into_response())
 }
 
 /// Queues a retraining run now (202); 409 while one runs or is queued.
 pub(super) async fn admin_run_job(State(app): State<Arc<App>>) -> ApiResult {
-    match app.jobs.trigger() {
+    let a = app.clone();
+    let queued = tokio::task::spawn_blocking(move || a.jobs.trigger())
+        .await
+        .map_err(ApiError::task)?;
+    match queued {
         Ok(id) => Ok((
             StatusCode::ACCEPTED,
             Json(JobQueued {
