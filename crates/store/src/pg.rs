@@ -165,12 +165,6 @@ pub struct PgStore {
 /// the last handle on a store (a shop deleted while the request ran).
 pub(crate) struct Conn(Option<Client>);
 
-impl Conn {
-    pub(crate) fn new(c: Client) -> Conn {
-        Conn(Some(c))
-    }
-}
-
 impl std::ops::Deref for Conn {
     type Target = Client;
     fn deref(&self) -> &Client {
@@ -292,7 +286,7 @@ fn connect(url: &str, shown: &str) -> Result<Client> {
 }
 
 /// Creates the schema, or checks the stored version, under an advisory lock.
-pub(crate) fn migrate(client: &mut Client, shown: &str) -> Result<()> {
+fn migrate(client: &mut Client, shown: &str) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_SCHEMA])?;
     tx.batch_execute(SCHEMA)?;
@@ -1073,27 +1067,42 @@ impl Listener {
 /// `models` and `promotions`), so that every replica and worker over the
 /// store sees the same versions; a promotion is published as
 /// [`crate::Change::Promoted`].
-pub struct PgModels {
+pub struct PgModels(Shared);
+
+/// A connection that threads take turns on, made again at the next call
+/// after it was lost (the registry's and the jobs' tables).
+pub(crate) struct Shared {
     client: std::sync::Mutex<Conn>,
     url: String,
 }
 
-impl PgModels {
-    pub fn open(url: &str) -> Result<PgModels> {
+impl Shared {
+    /// Connects, and makes the schema or checks its version.
+    pub(crate) fn open(url: &str) -> Result<Shared> {
         let mut client = connect(url, &redact(url))?;
         migrate(&mut client, &redact(url))?;
-        Ok(PgModels {
+        Ok(Shared {
             client: std::sync::Mutex::new(Conn(Some(client))),
             url: url.to_string(),
         })
     }
 
-    fn client(&self) -> Result<std::sync::MutexGuard<'_, Conn>> {
+    pub(crate) fn client(&self) -> Result<std::sync::MutexGuard<'_, Conn>> {
         let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if c.is_closed() {
             *c = Conn(Some(connect(&self.url, &redact(&self.url))?));
         }
         Ok(c)
+    }
+}
+
+impl PgModels {
+    pub fn open(url: &str) -> Result<PgModels> {
+        Ok(PgModels(Shared::open(url)?))
+    }
+
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, Conn>> {
+        self.0.client()
     }
 
     /// Stores an artifact (a version already there is kept as it is).
@@ -1166,27 +1175,15 @@ impl PgModels {
 /// job, its JSON as the server shows it), so that every replica shows the
 /// jobs the leading worker ran, and a standby that takes over numbers its
 /// jobs after them.
-pub struct PgJobs {
-    client: std::sync::Mutex<Conn>,
-    url: String,
-}
+pub struct PgJobs(Shared);
 
 impl PgJobs {
     pub fn open(url: &str) -> Result<PgJobs> {
-        let mut client = connect(url, &redact(url))?;
-        migrate(&mut client, &redact(url))?;
-        Ok(PgJobs {
-            client: std::sync::Mutex::new(Conn(Some(client))),
-            url: url.to_string(),
-        })
+        Ok(PgJobs(Shared::open(url)?))
     }
 
     fn client(&self) -> Result<std::sync::MutexGuard<'_, Conn>> {
-        let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if c.is_closed() {
-            *c = Conn(Some(connect(&self.url, &redact(&self.url))?));
-        }
-        Ok(c)
+        self.0.client()
     }
 
     /// Stores a job (a job of the same id is replaced: the running job,

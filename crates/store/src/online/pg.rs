@@ -13,7 +13,7 @@
 //! arms are `COLLATE "C"` columns: they order by bytes, as SQLite's do, so
 //! reports read the experiment indexes in order with no sort.
 
-use std::cell::{RefCell, RefMut};
+use std::sync::MutexGuard;
 
 use postgres::Client;
 
@@ -23,38 +23,20 @@ use super::{
     OutcomeKind, OutcomeRow, QueryStats, QueryTally, Shower, Tx, CLOCK_SKEW_MS, PRE_PERIOD_MS,
     WINDOW_LISTS,
 };
-use crate::pg::{connect_url, migrate, notify, redact, Conn};
+use crate::pg::{notify, Conn, Shared};
 use crate::{Change, Result, StoreError};
 use aisle_experiment::ExperimentSpec;
 
-pub(crate) struct PgLog {
-    /// The connection (a cell: reads go through `&self`; the log is
-    /// `Send`, never shared between threads).
-    client: RefCell<Conn>,
-    url: String,
-}
+pub(crate) struct PgLog(Shared);
 
 impl PgLog {
     pub(crate) fn open(url: &str) -> Result<PgLog> {
-        let mut client = connect_url(url)?;
-        migrate(&mut client, &redact(url))?;
-        Ok(PgLog {
-            client: RefCell::new(Conn::new(client)),
-            url: url.to_string(),
-        })
+        Ok(PgLog(Shared::open(url)?))
     }
 
     /// The connection, made again if it was lost.
-    fn client(&self) -> Result<RefMut<'_, Conn>> {
-        let mut c = self.client.borrow_mut();
-        if c.is_closed() {
-            tracing::warn!(
-                url = redact(&self.url),
-                "online log: PostgreSQL connection lost; connecting again"
-            );
-            *c = Conn::new(connect_url(&self.url)?);
-        }
-        Ok(c)
+    fn client(&self) -> Result<MutexGuard<'_, Conn>> {
+        self.0.client()
     }
 
     pub(crate) fn batch<T>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> Result<T>) -> Result<T> {
