@@ -612,7 +612,7 @@ impl App {
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let events = store.delete_user(user)?;
         let (queries, impressions) = self.erase_local(store.as_ref(), user)?;
-        let quarantine_rows = match aisle_store::data_dir(&self.cfg.store) {
+        let quarantine_rows = match aisle_store::files_dir(&self.cfg.store) {
             Some(d) => {
                 // A killed ingest's spill holds raw rows too.
                 aisle_ingest::remove_stale_spills(&d)?;

@@ -537,3 +537,27 @@ fn every_replica_shows_the_jobs_and_a_worker_that_takes_over_numbers_on() {
         .collect();
     assert_eq!(ids, [2, 1], "{v}");
 }
+
+#[test]
+fn an_erasure_over_postgres_removes_the_users_rows_from_this_machines_quarantine() {
+    let db = ScratchDb::new();
+    let who = "erase-me-pg";
+    let q = aisle_store::files_dir(&db.url).unwrap().join("quarantine");
+    std::fs::create_dir_all(&q).unwrap();
+    let file = q.join("shop-1-1.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"file\":\"events\",\"line\":3,\"reason\":\"bad_number\",\"detail\":\"price\",\"raw\":\"{who},i1,view,abc\"}}\n\
+             {{\"file\":\"events\",\"line\":4,\"reason\":\"bad_number\",\"detail\":\"price\",\"raw\":\"u5,i1,view,abc\"}}\n"
+        ),
+    )
+    .unwrap();
+    let (_a, ca) = replica(&db.url);
+    let (s, v) = rt().block_on(ca.call("DELETE", &format!("/v1/users/{who}"), None, None));
+    let left = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_dir_all(q.parent().unwrap()).unwrap();
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["erased"]["quarantine_rows"], 1, "{v}");
+    assert!(!left.contains(who) && left.contains("u5"), "{left}");
+}

@@ -393,6 +393,21 @@ pub fn data_dir(url: &str) -> Option<PathBuf> {
     parse_url(url).ok()?.dir()
 }
 
+/// Where a store's files live on this machine (ingest reports, quarantined
+/// rows, an ingest's spill, evaluations): its folder; for a PostgreSQL store
+/// a folder of the system's temporary directory named after the URL
+/// (password hidden), so that two databases — two shops — never share one;
+/// None for a store in memory.
+pub fn files_dir(url: &str) -> Option<PathBuf> {
+    match parse_url(url).ok()? {
+        Location::Postgres(u) => {
+            let tag = aisle_core::hash::hash_fields([pg::redact(&u).as_bytes()]);
+            Some(std::env::temp_dir().join(format!("aisle-pg-{tag:016x}")))
+        }
+        loc => loc.dir(),
+    }
+}
+
 /// The database file inside a store directory.
 pub const DB_FILE: &str = "aisle.db";
 

@@ -199,7 +199,7 @@ pub(super) fn run_ingest(
         bail!("internal error: the report does not add up: {report:?}");
     }
     // Kept beside the store: the console's data page shows them over time.
-    if aisle_store::data_dir(store_url).is_some() {
+    if aisle_store::files_dir(store_url).is_some() {
         let path = report
             .save(&dir, unix_now())
             .with_context(|| format!("saving the report in {}", dir.display()))?;

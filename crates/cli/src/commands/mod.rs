@@ -29,10 +29,18 @@ pub(crate) fn embedder_dir() -> PathBuf {
 
 /// The folder that holds a store (for quarantine files and reports); the
 /// temporary directory for an in-memory store.
+/// Where the store's files go (see [`aisle_store::files_dir`]; the system's
+/// temporary directory for a store in memory).
 fn store_dir(url: &str) -> Result<PathBuf> {
-    Ok(aisle_store::parse_url(url)?
-        .dir()
-        .unwrap_or_else(std::env::temp_dir))
+    let shared = matches!(
+        aisle_store::parse_url(url)?,
+        aisle_store::Location::Postgres(_)
+    );
+    let dir = aisle_store::files_dir(url).unwrap_or_else(std::env::temp_dir);
+    if shared {
+        std::fs::create_dir_all(&dir)?;
+    }
+    Ok(dir)
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

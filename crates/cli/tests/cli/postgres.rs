@@ -73,3 +73,44 @@ fn a_directory_store_copies_into_postgres_with_nothing_lost() {
     assert_eq!(r["already_present"], src["events"]);
     assert_eq!(r["source"], r["target"]);
 }
+
+#[test]
+fn an_ingest_into_postgres_keeps_its_report_and_quarantine_in_a_folder_of_that_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let events = tmp.path().join("events.csv");
+    std::fs::write(
+        &events,
+        "user_id,item_id,event_type,timestamp,quantity,price,session_id\n\
+         u1,P1,view,2025-06-01T00:06:59Z,,,s1\n\
+         u-bad,P2,teleport,2025-06-01T00:07:00Z,,,s1\n",
+    )
+    .unwrap();
+    let (db, other) = (ScratchDb::new(), ScratchDb::new());
+    let dir = aisle_store::files_dir(&db.url).unwrap();
+    assert_ne!(Some(&dir), aisle_store::files_dir(&other.url).as_ref());
+    ok(&[
+        "ingest",
+        "--preset",
+        "demo",
+        "--input",
+        events.to_str().unwrap(),
+        "--store",
+        &db.url,
+    ]);
+    let listed = |sub: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir.join(sub))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let (reports, quarantine) = (listed("reports"), listed("quarantine"));
+    let rows = quarantine
+        .first()
+        .map(|q| std::fs::read_to_string(q).unwrap())
+        .unwrap_or_default();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        rows.contains("u-bad") && rows.lines().count() == 1,
+        "{rows}"
+    );
+}

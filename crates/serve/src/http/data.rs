@@ -300,7 +300,8 @@ fn compute(app: &App) -> Result<DataReport, aisle_store::StoreError> {
     };
     let drift = drift(app, store, &stats)?;
     drop(own);
-    let dir = aisle_store::data_dir(&app.cfg.store);
+    // (Over PostgreSQL, what ingests on this machine left: see aisle_store::files_dir.)
+    let dir = aisle_store::files_dir(&app.cfg.store);
     let ingests = dir
         .as_deref()
         .map(|d| aisle_ingest::QualityReport::recent(d, REPORTS))
@@ -574,7 +575,7 @@ pub fn evaluation(app: &App) -> Result<Evaluation, ApiError> {
             "this store has not been evaluated: run `aisle evaluate --store STORE`",
         )
     };
-    let path = aisle_store::data_dir(&app.cfg.store)
+    let path = aisle_store::files_dir(&app.cfg.store)
         .ok_or_else(none)?
         .join(EVALUATION_DIR)
         .join("bench.json");
