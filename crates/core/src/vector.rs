@@ -45,6 +45,17 @@ pub fn dot_rows(q: &[f32], rows: &[f32], out: &mut [f32]) {
     )
 }
 
+/// Runs `f` compiled for the widest vector instructions the CPU has
+/// (pulp's run-time dispatch, as [`dot_rows`]): the training kernels of a
+/// portable build run as one built for the machine would. Mark the closure
+/// `#[inline(always)]`, so that its body, and what it inlines (`dot`, an
+/// `axpy`), is compiled for that level. Rust never fuses a multiply and an
+/// add, so every level computes the same bits.
+#[inline(always)]
+pub fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{dot, dot_rows};

@@ -23,7 +23,7 @@ use aisle_core::rng::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::{axpy, dot};
+use crate::linalg::{axpy, dot, simd};
 use crate::mf::{bpr_triple, observed_pairs};
 use crate::{shape_err, ModelConfig, Progress, Recommender, Result, TrainData};
 
@@ -119,11 +119,16 @@ impl Graph {
     /// `dst = Â src` (rows of `f` floats).
     fn propagate(&self, src: &[f32], dst: &mut [f32], f: usize) {
         dst.par_chunks_mut(f).enumerate().for_each(|(v, row)| {
-            row.fill(0.0);
-            for e in self.offsets[v]..self.offsets[v + 1] {
-                let w = self.neighbors[e] as usize;
-                axpy(row, self.weights[e], &src[w * f..(w + 1) * f]);
-            }
+            simd(
+                #[inline(always)]
+                || {
+                    row.fill(0.0);
+                    for e in self.offsets[v]..self.offsets[v + 1] {
+                        let w = self.neighbors[e] as usize;
+                        axpy(row, self.weights[e], &src[w * f..(w + 1) * f]);
+                    }
+                },
+            )
         });
     }
 
@@ -173,11 +178,16 @@ impl Adam {
             .zip(g.par_chunks(4096))
             .zip(self.m.par_chunks_mut(4096).zip(self.v.par_chunks_mut(4096)))
             .for_each(|((p, g), (m, v))| {
-                for k in 0..p.len() {
-                    m[k] = B1 * m[k] + (1.0 - B1) * g[k];
-                    v[k] = B2 * v[k] + (1.0 - B2) * g[k] * g[k];
-                    p[k] -= a * m[k] / (v[k].sqrt() + 1e-8);
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for k in 0..p.len() {
+                            m[k] = B1 * m[k] + (1.0 - B1) * g[k];
+                            v[k] = B2 * v[k] + (1.0 - B2) * g[k] * g[k];
+                            p[k] -= a * m[k] / (v[k].sqrt() + 1e-8);
+                        }
+                    },
+                )
             });
     }
 }
@@ -225,20 +235,25 @@ impl LightGcn {
                 // d(mean over the batch of -ln σ(e_u·e_i - e_u·e_j)) / dE.
                 grad.fill(0.0);
                 let inv_b = 1.0 / triples.len() as f32;
-                for &(u, i, j) in &triples {
-                    let (eu, ei, ej) = (
-                        &fin[u * f..(u + 1) * f],
-                        &fin[i * f..(i + 1) * f],
-                        &fin[j * f..(j + 1) * f],
-                    );
-                    let x = dot(eu, ei) - dot(eu, ej);
-                    let g = inv_b / (1.0 + x.exp()); // σ(-x) / B
-                    for d in 0..f {
-                        grad[u * f + d] -= g * (ei[d] - ej[d]);
-                        grad[i * f + d] -= g * eu[d];
-                        grad[j * f + d] += g * eu[d];
-                    }
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for &(u, i, j) in &triples {
+                            let (eu, ei, ej) = (
+                                &fin[u * f..(u + 1) * f],
+                                &fin[i * f..(i + 1) * f],
+                                &fin[j * f..(j + 1) * f],
+                            );
+                            let x = dot(eu, ei) - dot(eu, ej);
+                            let g = inv_b / (1.0 + x.exp()); // σ(-x) / B
+                            for d in 0..f {
+                                grad[u * f + d] -= g * (ei[d] - ej[d]);
+                                grad[i * f + d] -= g * eu[d];
+                                grad[j * f + d] += g * eu[d];
+                            }
+                        }
+                    },
+                );
                 graph.layer_mean(&grad, &mut g0, &mut tmp, k, f);
                 // L2 on the batch's layer-0 rows (reg · ‖e‖² / B per occurrence).
                 for &(u, i, j) in &triples {

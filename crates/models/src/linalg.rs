@@ -1,13 +1,14 @@
 //! Dense linear algebra the models need: an in-place blocked Cholesky and
 //! the inverse of a symmetric positive definite matrix, row-major `f32`,
-//! parallel with rayon. Written here rather than pulled in as a crate: EASE
+//! parallel with rayon, its kernels compiled for the CPU's vector
+//! instructions at run time (`simd`). Written here rather than pulled in as a crate: EASE
 //! is its only user.
 
 use rayon::prelude::*;
 
 const BLOCK: usize = 64;
 
-pub use aisle_core::vector::dot;
+pub use aisle_core::vector::{dot, simd};
 
 /// `y += alpha * x`.
 #[inline(always)]
@@ -37,7 +38,10 @@ pub fn cholesky_in_place(a: &mut [f32], n: usize) -> Result<(), usize> {
             row_j[j] = ljj;
             let rj = &row_j[k0..j];
             bottom.par_chunks_mut(n).for_each(|row| {
-                row[j] = (row[j] - dot(&row[k0..j], rj)) / ljj;
+                simd(
+                    #[inline(always)]
+                    || row[j] = (row[j] - dot(&row[k0..j], rj)) / ljj,
+                )
             });
         }
         if k1 == n {
@@ -53,10 +57,15 @@ pub fn cholesky_in_place(a: &mut [f32], n: usize) -> Result<(), usize> {
             .par_chunks_mut(n)
             .enumerate()
             .for_each(|(r, row)| {
-                let li = &panel[r * w..(r + 1) * w];
-                for c in 0..=r {
-                    row[k1 + c] -= dot(li, &panel[c * w..(c + 1) * w]);
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        let li = &panel[r * w..(r + 1) * w];
+                        for c in 0..=r {
+                            row[k1 + c] -= dot(li, &panel[c * w..(c + 1) * w]);
+                        }
+                    },
+                )
             });
     }
     Ok(())
@@ -79,49 +88,59 @@ pub fn spd_inverse(
     inv.par_chunks_mut(n * BLOCK)
         .enumerate()
         .for_each(|(b, out_rows)| {
-            let c0 = b * BLOCK;
+            simd(
+                #[inline(always)]
+                || solve_block(l, n, b, out_rows),
+            );
             let m = out_rows.len() / n;
-            // y: n rows × m columns, row-major.
-            let mut y = vec![0f32; n * m];
-            for t in 0..m {
-                y[(c0 + t) * m + t] = 1.0;
-            }
-            // Forward: L y = e (rows before c0 stay zero).
-            for i in c0..n {
-                let (before, rest) = y.split_at_mut(i * m);
-                let yi = &mut rest[..m];
-                let li = &l[i * n..i * n + i];
-                for (k, &lik) in li.iter().enumerate().skip(c0) {
-                    if lik != 0.0 {
-                        axpy(yi, -lik, &before[k * m..(k + 1) * m]);
-                    }
-                }
-                let d = 1.0 / l[i * n + i];
-                yi.iter_mut().for_each(|v| *v *= d);
-            }
-            // Backward: Lᵀ x = y, column-oriented so L is read by rows.
-            for i in (0..n).rev() {
-                let (before, rest) = y.split_at_mut(i * m);
-                let xi = &mut rest[..m];
-                let d = 1.0 / l[i * n + i];
-                xi.iter_mut().for_each(|v| *v *= d);
-                let li = &l[i * n..i * n + i];
-                for (k, &lik) in li.iter().enumerate() {
-                    if lik != 0.0 {
-                        axpy(&mut before[k * m..(k + 1) * m], -lik, xi);
-                    }
-                }
-            }
-            for t in 0..m {
-                let row = &mut out_rows[t * n..(t + 1) * n];
-                for (i, r) in row.iter_mut().enumerate() {
-                    *r = y[i * m + t];
-                }
-            }
             let d = done.fetch_add(m as u64, std::sync::atomic::Ordering::Relaxed) + m as u64;
             progress(d, n as u64);
         });
     Ok(inv)
+}
+
+/// Rows `b·BLOCK..` of the inverse of `L Lᵀ` (`l` the Cholesky factor).
+#[inline(always)]
+fn solve_block(l: &[f32], n: usize, b: usize, out_rows: &mut [f32]) {
+    let c0 = b * BLOCK;
+    let m = out_rows.len() / n;
+    // y: n rows × m columns, row-major.
+    let mut y = vec![0f32; n * m];
+    for t in 0..m {
+        y[(c0 + t) * m + t] = 1.0;
+    }
+    // Forward: L y = e (rows before c0 stay zero).
+    for i in c0..n {
+        let (before, rest) = y.split_at_mut(i * m);
+        let yi = &mut rest[..m];
+        let li = &l[i * n..i * n + i];
+        for (k, &lik) in li.iter().enumerate().skip(c0) {
+            if lik != 0.0 {
+                axpy(yi, -lik, &before[k * m..(k + 1) * m]);
+            }
+        }
+        let d = 1.0 / l[i * n + i];
+        yi.iter_mut().for_each(|v| *v *= d);
+    }
+    // Backward: Lᵀ x = y, column-oriented so L is read by rows.
+    for i in (0..n).rev() {
+        let (before, rest) = y.split_at_mut(i * m);
+        let xi = &mut rest[..m];
+        let d = 1.0 / l[i * n + i];
+        xi.iter_mut().for_each(|v| *v *= d);
+        let li = &l[i * n..i * n + i];
+        for (k, &lik) in li.iter().enumerate() {
+            if lik != 0.0 {
+                axpy(&mut before[k * m..(k + 1) * m], -lik, xi);
+            }
+        }
+    }
+    for t in 0..m {
+        let row = &mut out_rows[t * n..(t + 1) * n];
+        for (i, r) in row.iter_mut().enumerate() {
+            *r = y[i * m + t];
+        }
+    }
 }
 
 #[cfg(test)]
