@@ -115,6 +115,9 @@ impl Online {
                 (OnlineLog::open_writer(&path)?, OnlineLog::open(&path)?)
             }
         };
+        // Over a shared log, the request ids' 10 writer bits come from the
+        // database, so that two replicas never issue the same id.
+        let nonce = reader.writer_number()?.unwrap_or(nonce);
         let experiments = reader.experiments()?;
         let (tx, rx) = sync_channel(cfg.queue);
         let window_ms = cfg.attribution_window.as_millis() as i64;
@@ -149,12 +152,14 @@ impl Online {
     }
 
     /// A new request id, growing with time: milliseconds since 2024 (41
-    /// bits, until 2093), then 10 bits of this process's nonce, then a
+    /// bits, until 2093), then 10 bits of this process's nonce (over
+    /// PostgreSQL, its number among the log's writers), then a
     /// 12-bit count within the millisecond; never below the last one issued
     /// plus one. 63 bits, so that it is a positive SQLite integer. Ids that
     /// grow keep the log's inserts at the end of its table (random ids
     /// took 2x as long per group commit; BENCHMARKS.md §10.6); the nonce
-    /// keeps two processes apart within one millisecond.
+    /// keeps two processes apart within one millisecond (over PostgreSQL
+    /// always, until 1,024 more replicas have started).
     pub fn request_id(&self) -> u64 {
         let ms = (aisle_core::time::unix_now_ms() - RID_EPOCH_MS).max(0) as u64;
         let floor = ((ms & ((1 << 41) - 1)) << 22) | ((self.nonce & 0x3ff) << 12);

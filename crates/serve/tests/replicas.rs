@@ -561,3 +561,19 @@ fn an_erasure_over_postgres_removes_the_users_rows_from_this_machines_quarantine
     assert_eq!(v["erased"]["quarantine_rows"], 1, "{v}");
     assert!(!left.contains(who) && left.contains("u5"), "{left}");
 }
+
+#[test]
+fn two_replicas_number_their_request_ids_apart() {
+    let db = ScratchDb::new();
+    let (_a, ca) = replica(&db.url);
+    let (_b, cb) = replica(&db.url);
+    let writer = |c: &Client| -> u64 {
+        let (s, v) = rt().block_on(c.get("/v1/popular?k=1"));
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let rid = aisle_serve::online::parse_request_id(v["request_id"].as_str().unwrap()).unwrap();
+        (rid >> 12) & 0x3ff
+    };
+    // Their 10 writer bits come from one sequence of the database.
+    let (a, b) = (writer(&ca), writer(&cb));
+    assert_eq!((b + 1024 - a) % 1024, 1, "{a} then {b}");
+}

@@ -747,6 +747,17 @@ impl OnlineLog {
         matches!(self.0, Db::Pg(_))
     }
 
+    /// A number for a process that writes this log, distinct from every
+    /// other process's in its last 10 bits until 1,024 more have started
+    /// (PostgreSQL: a sequence of the database); None for SQLite, whose
+    /// log one process writes.
+    pub fn writer_number(&self) -> Result<Option<u64>> {
+        match &self.0 {
+            Db::Lite(_) => Ok(None),
+            Db::Pg(l) => l.writer_number().map(Some),
+        }
+    }
+
     /// Runs `f` in one transaction (a group commit): nothing of it is
     /// stored unless all of it is.
     pub fn batch<T>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> Result<T>) -> Result<T> {

@@ -114,6 +114,8 @@ CREATE TABLE IF NOT EXISTS experiments(
 CREATE UNIQUE INDEX IF NOT EXISTS experiments_running ON experiments(surface)
     WHERE stopped_ms IS NULL;
 CREATE TABLE IF NOT EXISTS jobs(id BIGINT PRIMARY KEY, job TEXT NOT NULL);
+-- Numbers the processes that log lists (the request ids' writer bits).
+CREATE SEQUENCE IF NOT EXISTS online_writers;
 ";
 
 /// The insertion-order index (scans, the latest sequence number).

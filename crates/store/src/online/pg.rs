@@ -39,6 +39,14 @@ impl PgLog {
         self.0.client()
     }
 
+    pub(crate) fn writer_number(&self) -> Result<u64> {
+        let n: i64 = self
+            .client()?
+            .query_one("SELECT nextval('online_writers')", &[])?
+            .get(0);
+        Ok(n as u64)
+    }
+
     pub(crate) fn batch<T>(&mut self, f: impl FnOnce(&mut Batch<'_>) -> Result<T>) -> Result<T> {
         let mut c = self.client()?;
         c.batch_execute("BEGIN")?;
