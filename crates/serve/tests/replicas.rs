@@ -264,7 +264,7 @@ fn a_job_asked_of_an_api_replica_names_the_worker() {
 #[test]
 fn a_lost_database_connection_fails_writes_with_503_keeps_reads_and_recovers() {
     let (db, _dir) = pg_shop();
-    let (_a, ca) = replica(&db.url);
+    let (a, ca) = replica(&db.url);
     // Every session of the store's database ends (as when the server restarts).
     let cut = || {
         let mut admin = aisle_store::pg::ScratchDb::admin_client();
@@ -301,6 +301,21 @@ fn a_lost_database_connection_fails_writes_with_503_keeps_reads_and_recovers() {
         // The connection is made again at the next call after the failed one.
         assert!(refused <= 1, "{refused} writes refused after one cut");
         assert!(acked.len() >= 19);
+        // So is the online log's: its first commit after the cut may fail
+        // (counted), the next list and the click that names it are joined.
+        a.online.flush();
+        let (s, v) = ca.get("/v1/users/u3/recommendations?k=3").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        a.online.flush();
+        let click = serde_json::json!({"user_id":"u3","item_id":v["items"][0]["item_id"],
+                                       "type":"click","request_id":v["request_id"]});
+        let r = post_ok(&ca, "/v1/events", &click.to_string()).await;
+        assert_eq!(r["attributed"], 1, "{r}");
+        let errors = a
+            .online
+            .log_errors
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(errors <= 1, "{errors} group commits failed after one cut");
     });
     // Each acknowledged event is stored once (the refused one maybe, never twice).
     let n: i64 = db
