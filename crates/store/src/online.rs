@@ -694,6 +694,66 @@ impl Lite {
     }
 
     /// Impressions, the items they showed, outcomes.
+    fn impressions_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, Impression)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, rid, ts_ms, user, session, surface, experiment, arm, model, query,
+                    events_seq, items
+             FROM impressions WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![seq, limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                Impression {
+                    rid: r.get::<_, i64>(1)? as u64,
+                    ts_ms: r.get(2)?,
+                    user: r.get(3)?,
+                    session: r.get(4)?,
+                    surface: r.get(5)?,
+                    experiment: r.get(6)?,
+                    arm: r.get(7)?,
+                    model: r.get(8)?,
+                    query: r.get(9)?,
+                    events_seq: r.get(10)?,
+                    items: unpack_items(
+                        r.get_ref(11)?
+                            .as_bytes_or_null()
+                            .ok()
+                            .flatten()
+                            .unwrap_or(&[]),
+                    ),
+                },
+            ))
+        })?;
+        rows.map(|r| r.map_err(StoreError::from)).collect()
+    }
+
+    fn outcomes_after(&self, key: Option<i64>, limit: usize) -> Result<Vec<StoredOutcome>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT ekey, ts_ms, user, item, kind, value, quantity, rid, pos, how, surface,
+                    experiment, arm, team
+             FROM outcomes WHERE ?1 IS NULL OR ekey > ?1 ORDER BY ekey LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![key, limit as i64], |r| {
+            Ok(StoredOutcome {
+                key: r.get::<_, i64>(0)? as u64,
+                ts_ms: r.get(1)?,
+                user: r.get(2)?,
+                item: r.get(3)?,
+                kind: r.get(4)?,
+                value: r.get(5)?,
+                quantity: r.get(6)?,
+                rid: r.get(7)?,
+                pos: r.get(8)?,
+                how: r.get(9)?,
+                surface: r.get(10)?,
+                experiment: r.get(11)?,
+                arm: r.get(12)?,
+                team: r.get(13)?,
+            })
+        })?;
+        rows.map(|r| r.map_err(StoreError::from)).collect()
+    }
+
     fn counts(&self) -> Result<(u64, u64, u64)> {
         let c = |q: &str| -> Result<u64> {
             Ok(self.conn.query_row(q, [], |r| r.get::<_, i64>(0))? as u64)
@@ -856,6 +916,102 @@ impl OnlineLog {
     pub fn counts(&self) -> Result<(u64, u64, u64)> {
         each!(&self.0, l => l.counts())
     }
+
+    /// The impressions logged after the one at `seq` (0: from the first), in
+    /// logging order, at most `limit`, each with its position in that order.
+    pub fn impressions_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, Impression)>> {
+        each!(&self.0, l => l.impressions_after(seq, limit))
+    }
+
+    /// The outcomes by event key after `key` (None: from the first), at most `limit`.
+    pub fn outcomes_after(&self, key: Option<i64>, limit: usize) -> Result<Vec<StoredOutcome>> {
+        each!(&self.0, l => l.outcomes_after(key, limit))
+    }
+
+    /// The log of a store, made when it has none yet: the database's for a
+    /// `postgres://` URL, `DIR/online.db` for a folder; None in memory.
+    pub fn create_for_store(store: &str) -> Result<Option<OnlineLog>> {
+        match crate::parse_url(store)? {
+            crate::Location::Postgres(url) => Ok(Some(Self::open_postgres(&url)?)),
+            loc => loc
+                .dir()
+                .map(|d| Self::open(&d.join("online.db")))
+                .transpose(),
+        }
+    }
+}
+
+/// What [`copy_log`] read, and both logs' counts after it: impressions,
+/// the items they showed, outcomes, experiments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogCopy {
+    pub impressions_read: u64,
+    pub outcomes_read: u64,
+    pub experiments_read: u64,
+    pub source: [u64; 4],
+    pub target: [u64; 4],
+}
+
+impl LogCopy {
+    /// Whether the target holds what the source does, no more, no less.
+    pub fn complete(&self) -> bool {
+        self.source == self.target
+    }
+}
+
+/// Rows per page and per group commit of [`copy_log`].
+const COPY_PAGE: usize = 10_000;
+
+/// Copies a log into another (`aisle store copy`): the experiments, every
+/// impression in logging order, every outcome as it was joined. Idempotent:
+/// what the target holds (by request id, event key, experiment name) is
+/// kept as it is.
+pub fn copy_log(from: &OnlineLog, to: &mut OnlineLog) -> Result<LogCopy> {
+    let experiments = from.experiments()?;
+    to.batch(|b| {
+        for e in &experiments {
+            b.put_experiment(e)?;
+        }
+        Ok(())
+    })?;
+    let (mut impressions_read, mut outcomes_read) = (0u64, 0u64);
+    let mut seq = 0;
+    loop {
+        let page = from.impressions_after(seq, COPY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        seq = last.0;
+        impressions_read += page.len() as u64;
+        to.batch(|b| {
+            for (_, i) in &page {
+                b.log_impression(i)?;
+            }
+            Ok(())
+        })?;
+    }
+    let mut key = None;
+    loop {
+        let page = from.outcomes_after(key, COPY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        key = Some(last.key as i64);
+        outcomes_read += page.len() as u64;
+        to.batch(|b| {
+            for o in &page {
+                b.put_outcome(o)?;
+            }
+            Ok(())
+        })?;
+    }
+    let counts = |log: &OnlineLog| -> Result<[u64; 4]> {
+        let (i, n, o) = log.counts()?;
+        Ok([i, n, o, log.experiments()?.len() as u64])
+    };
+    Ok(LogCopy {
+        impressions_read,
+        outcomes_read,
+        experiments_read: experiments.len() as u64,
+        source: counts(from)?,
+        target: counts(to)?,
+    })
 }
 
 /// The rows [`Kpis`] are computed from, as either backend reads them.
@@ -1506,12 +1662,22 @@ enum Tx<'t> {
     Pg(Box<pg::PgBatch<'t>>),
 }
 
-/// An outcome as stored: the event and what it was joined to.
-pub(crate) struct OutcomeRow<'o> {
-    pub o: &'o Outcome,
+/// An outcome as stored: the event and the list it was joined to (what
+/// `aisle store copy` carries from one log to another).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredOutcome {
+    pub key: u64,
+    pub ts_ms: i64,
+    pub user: String,
+    pub item: String,
+    /// [`OutcomeKind`]'s code.
+    pub kind: i64,
+    pub value: f64,
+    pub quantity: Option<f64>,
     pub rid: Option<i64>,
     pub pos: Option<i64>,
-    pub how: Option<&'static str>,
+    /// `request_id` or `window`.
+    pub how: Option<String>,
     pub surface: Option<String>,
     pub experiment: Option<String>,
     pub arm: Option<String>,
@@ -1600,18 +1766,63 @@ impl Batch<'_> {
             Some((j, team)) => (Some(j.surface), j.experiment, j.arm, team),
             None => (None, None, None, None),
         };
-        let row = OutcomeRow {
-            o,
+        let row = StoredOutcome {
+            key: o.key,
+            ts_ms: o.ts_ms,
+            user: o.user.clone(),
+            item: o.item.clone(),
+            kind: o.kind as i64,
+            value: o.value,
+            quantity: o.quantity,
             rid,
             pos,
-            how: label,
+            how: label.map(str::to_string),
             surface,
             experiment,
             arm,
             team,
         };
-        let inserted = match &mut self.0 {
-            Tx::Pg(b) => b.insert_outcome(&row)?,
+        // (Another process joined the same event meanwhile: a retry sent
+        // to a second replica.)
+        Ok(if self.insert_outcome(&row)? {
+            how
+        } else {
+            Attribution::Duplicate
+        })
+    }
+
+    /// Stores an outcome as it is (a copy); false when one of its event key
+    /// is there already.
+    pub fn put_outcome(&mut self, row: &StoredOutcome) -> Result<bool> {
+        if self.seen(row.key)? {
+            return Ok(false);
+        }
+        self.insert_outcome(row)
+    }
+
+    /// Stores an experiment as it is (a copy), unless one of its name is there.
+    pub fn put_experiment(&mut self, rec: &ExperimentRecord) -> Result<()> {
+        let json =
+            serde_json::to_string(&rec.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let surface = rec.spec.surface.name();
+        match &mut self.0 {
+            Tx::Pg(b) => b.put_experiment(&rec.spec.name, &json, surface, rec),
+            Tx::Lite { tx, .. } => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO experiments(name, spec, surface, started_ms, stopped_ms)
+                     VALUES(?1, ?2, ?3, ?4, ?5)",
+                    params![rec.spec.name, json, surface, rec.started_ms, rec.stopped_ms],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Inserts an outcome; false when one of its key was there (PostgreSQL:
+    /// another process inserted it since [`Batch::seen`] looked).
+    fn insert_outcome(&mut self, row: &StoredOutcome) -> Result<bool> {
+        match &mut self.0 {
+            Tx::Pg(b) => b.insert_outcome(row),
             Tx::Lite { tx, .. } => {
                 tx.prepare_cached(
                     "INSERT INTO outcomes(ekey, ts_ms, user, item, kind, value, quantity, rid, pos, how,
@@ -1619,13 +1830,13 @@ impl Batch<'_> {
                      VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )?
                 .execute(params![
-                    o.key as i64,
-                    o.ts_ms,
-                    o.user,
-                    o.item,
-                    o.kind as i64,
-                    o.value,
-                    o.quantity,
+                    row.key as i64,
+                    row.ts_ms,
+                    row.user,
+                    row.item,
+                    row.kind,
+                    row.value,
+                    row.quantity,
                     row.rid,
                     row.pos,
                     row.how,
@@ -1634,16 +1845,9 @@ impl Batch<'_> {
                     row.arm,
                     row.team
                 ])?;
-                true
+                Ok(true)
             }
-        };
-        // (Another process joined the same event meanwhile: a retry sent
-        // to a second replica.)
-        Ok(if inserted {
-            how
-        } else {
-            Attribution::Duplicate
-        })
+        }
     }
 
     /// Whether an outcome of this event key is stored.

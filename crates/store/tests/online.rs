@@ -598,3 +598,66 @@ fn over_postgres_an_outcome_joins_a_list_of_its_own_group_commit() {
     assert!(log.impression(9).unwrap().is_none());
     assert_eq!(log.counts().unwrap(), (1, 1, 1));
 }
+
+#[test]
+fn a_log_copies_into_postgres_and_back_with_nothing_lost_and_again_adds_nothing() {
+    let mut lite = OnlineLog::open_memory().unwrap();
+    let rec = lite
+        .create_experiment(&spec("e", Surface::Recommendations), T0)
+        .unwrap()
+        .unwrap();
+    let mut shown = list(1, T0 + HOUR, "u1", &["a", "b"]);
+    shown.experiment = Some("e".into());
+    shown.arm = Some("a".into());
+    shown.items[1].propensity = Some(0.25);
+    shown.items[1].team = Some(Team::B);
+    let mut other = list(2, T0 + 2 * HOUR, "u2", &["c"]);
+    other.query = Some("tea".into());
+    other.surface = "search".into();
+    other.events_seq = Some(41);
+    lite.log_impressions(&[shown.clone(), other.clone()])
+        .unwrap();
+    let mut click = outcome(u64::MAX - 3, T0 + 2 * HOUR, "u1", "b", OutcomeKind::Click);
+    click.request_id = Some(1);
+    click.request_id_given = true;
+    lite.attribute(&click, WINDOW).unwrap();
+    lite.attribute(
+        &outcome(7, T0 + 3 * HOUR, "u2", "c", OutcomeKind::Purchase),
+        WINDOW,
+    )
+    .unwrap();
+    lite.attribute(
+        &outcome(8, T0 + 3 * HOUR, "u3", "x", OutcomeKind::Cart),
+        WINDOW,
+    )
+    .unwrap();
+    let db = aisle_store::pg::ScratchDb::new();
+    let mut pg = OnlineLog::open_postgres(&db.url).unwrap();
+    let r = aisle_store::online::copy_log(&lite, &mut pg).unwrap();
+    assert!(r.complete(), "{r:?}");
+    assert_eq!(r.source, [2, 3, 3, 1]);
+    // Row for row: the lists, the joins, the experiment and its report.
+    for l in [&shown, &other] {
+        assert_eq!(pg.impression(l.rid).unwrap().as_ref(), Some(l));
+    }
+    assert_eq!(pg.outcomes_of(1).unwrap(), lite.outcomes_of(1).unwrap());
+    assert_eq!(pg.outcomes_of(2).unwrap(), lite.outcomes_of(2).unwrap());
+    assert_eq!(pg.experiments().unwrap(), lite.experiments().unwrap());
+    let (a, b) = (
+        lite.experiment_data(&rec).unwrap(),
+        pg.experiment_data(&rec).unwrap(),
+    );
+    assert_eq!((a.rows, a.pre), (b.rows, b.pre));
+    assert_eq!(
+        lite.kpis(T0, T0 + DAY_MS, None).unwrap(),
+        pg.kpis(T0, T0 + DAY_MS, None).unwrap()
+    );
+    // Again: nothing added.
+    let again = aisle_store::online::copy_log(&lite, &mut pg).unwrap();
+    assert!(again.complete(), "{again:?}");
+    // And back into an empty SQLite log.
+    let mut back = OnlineLog::open_memory().unwrap();
+    let r = aisle_store::online::copy_log(&pg, &mut back).unwrap();
+    assert!(r.complete(), "{r:?}");
+    assert_eq!(back.impression(1).unwrap().as_ref(), Some(&shown));
+}

@@ -444,8 +444,8 @@ pub fn demo_data(a: DemoDataArgs) -> Result<()> {
     Ok(())
 }
 
-/// `aisle store copy`: every event, the catalog and the data set's
-/// description into another store, then both digests compared.
+/// `aisle store copy`: every event, the catalog, the data set's description
+/// and the online log into another store, then both sides compared.
 pub fn store(a: crate::args::StoreArgs) -> Result<()> {
     let crate::args::StoreAction::Copy { from, to, json } = a.action;
     let src = aisle_store::open_existing(&from)?;
@@ -455,8 +455,18 @@ pub fn store(a: crate::args::StoreArgs) -> Result<()> {
     let started = Instant::now();
     let r = aisle_store::copy::copy(src.as_ref(), dst.as_mut(), &mut |n| pb.set_position(n))?;
     pb.finish_and_clear();
+    // The online log (lists shown, outcomes, experiments) goes with the events.
+    let log = match aisle_store::online::OnlineLog::of_store(&from)? {
+        Some(source) => match aisle_store::online::OnlineLog::create_for_store(&to)? {
+            Some(mut target) => Some(aisle_store::online::copy_log(&source, &mut target)?),
+            None => None,
+        },
+        None => None,
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        v["online_log"] = serde_json::to_value(&log)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let (f, t) = (aisle_store::pg::redact(&from), aisle_store::pg::redact(&to));
         println!(
@@ -473,12 +483,22 @@ pub fn store(a: crate::args::StoreArgs) -> Result<()> {
                 d.events, d.events_sum, d.catalog_items, d.catalog_sum
             );
         }
+        if let Some(l) = &log {
+            for (side, [i, n, o, e]) in [("source", l.source), ("target", l.target)] {
+                println!(
+                    "  {side} online log: {i} lists ({n} items shown), {o} outcomes, {e} experiments"
+                );
+            }
+        }
     }
     if !r.complete() {
         bail!(
             "the target does not hold exactly the source's events and catalog (it held {} events before the copy)",
             r.target_events_before
         );
+    }
+    if log.as_ref().is_some_and(|l| !l.complete()) {
+        bail!("the target's online log does not hold exactly the source's lists, outcomes and experiments");
     }
     if !json {
         println!("  equal: nothing lost, nothing added");

@@ -31,6 +31,30 @@ fn a_directory_store_copies_into_postgres_with_nothing_lost() {
         "--store",
         dir.to_str().unwrap(),
     ]);
+    // A list a server showed there, and its click.
+    {
+        use aisle_store::online::{Impression, OnlineLog, Shown};
+        let mut log = OnlineLog::open(&dir.join("online.db")).unwrap();
+        log.log_impressions(&[Impression {
+            rid: 77,
+            ts_ms: 1_800_000_000_000,
+            user: Some("u1".into()),
+            session: None,
+            surface: "recommendations".into(),
+            experiment: None,
+            arm: None,
+            model: "pop@live".into(),
+            query: None,
+            items: vec![Shown {
+                item: "P10001".into(),
+                score: 1.0,
+                propensity: None,
+                team: None,
+            }],
+            events_seq: Some(5),
+        }])
+        .unwrap();
+    }
     let db = ScratchDb::new();
     let out = ok(&[
         "store",
@@ -72,6 +96,14 @@ fn a_directory_store_copies_into_postgres_with_nothing_lost() {
     assert_eq!(r["inserted"], 0);
     assert_eq!(r["already_present"], src["events"]);
     assert_eq!(r["source"], r["target"]);
+    // The online log went along: one list of one item.
+    assert_eq!(
+        r["online_log"]["source"],
+        serde_json::json!([1, 1, 0, 0]),
+        "{r}"
+    );
+    assert_eq!(r["online_log"]["source"], r["online_log"]["target"], "{r}");
+    assert!(out.contains("online log: 1 lists (1 items shown)"), "{out}");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use postgres::Client;
 use super::{
     find_item, pack_items, record_of, unpack_items, Batch, ExperimentConflict, ExperimentData,
     ExperimentRecord, Impression, Joined, JoinedOutcome, KpiRows, LoggedImpression, Outcome,
-    OutcomeKind, OutcomeRow, QueryStats, QueryTally, Shower, Tx, CLOCK_SKEW_MS, PRE_PERIOD_MS,
+    OutcomeKind, QueryStats, QueryTally, Shower, StoredOutcome, Tx, CLOCK_SKEW_MS, PRE_PERIOD_MS,
     WINDOW_LISTS,
 };
 use crate::pg::{notify, Conn, Shared};
@@ -365,6 +365,74 @@ impl PgLog {
         Ok(out)
     }
 
+    pub(crate) fn impressions_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Impression)>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT seq, rid, ts_ms, user_id, session, surface, experiment, arm, model, query,
+                        events_seq, items
+                 FROM impressions WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&seq, &(limit as i64)],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Impression {
+                        rid: r.get::<_, i64>(1) as u64,
+                        ts_ms: r.get(2),
+                        user: r.get(3),
+                        session: r.get(4),
+                        surface: r.get(5),
+                        experiment: r.get(6),
+                        arm: r.get(7),
+                        model: r.get(8),
+                        query: r.get(9),
+                        events_seq: r.get(10),
+                        items: unpack_items(r.get::<_, Option<&[u8]>>(11).unwrap_or(&[])),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub(crate) fn outcomes_after(
+        &self,
+        key: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredOutcome>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT ekey, ts_ms, user_id, item, kind, value, quantity, rid, pos, how, surface,
+                        experiment, arm, team
+                 FROM outcomes WHERE $1::BIGINT IS NULL OR ekey > $1 ORDER BY ekey LIMIT $2",
+                &[&key, &(limit as i64)],
+            )?
+            .iter()
+            .map(|r| StoredOutcome {
+                key: r.get::<_, i64>(0) as u64,
+                ts_ms: r.get(1),
+                user: r.get(2),
+                item: r.get(3),
+                kind: r.get(4),
+                value: r.get(5),
+                quantity: r.get(6),
+                rid: r.get(7),
+                pos: r.get(8),
+                how: r.get(9),
+                surface: r.get(10),
+                experiment: r.get(11),
+                arm: r.get(12),
+                team: r.get(13),
+            })
+            .collect())
+    }
+
     pub(crate) fn counts(&self) -> Result<(u64, u64, u64)> {
         let r = self.client()?.query_one(
             "SELECT (SELECT COUNT(*) FROM impressions),
@@ -508,21 +576,21 @@ impl PgBatch<'_> {
     }
 
     /// Stores an outcome; false when one of its event key is there already.
-    pub(crate) fn insert_outcome(&mut self, row: &OutcomeRow<'_>) -> Result<bool> {
-        let o = row.o;
+    pub(crate) fn insert_outcome(&mut self, row: &StoredOutcome) -> Result<bool> {
+        self.flush()?;
         let n = self.client.execute(
             "INSERT INTO outcomes(ekey, ts_ms, user_id, item, kind, value, quantity, rid, pos, how,
                                   surface, experiment, arm, team)
              VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (ekey) DO NOTHING",
             &[
-                &(o.key as i64),
-                &o.ts_ms,
-                &o.user,
-                &o.item,
-                &(o.kind as i64),
-                &o.value,
-                &o.quantity,
+                &(row.key as i64),
+                &row.ts_ms,
+                &row.user,
+                &row.item,
+                &row.kind,
+                &row.value,
+                &row.quantity,
                 &row.rid,
                 &row.pos,
                 &row.how,
@@ -533,5 +601,20 @@ impl PgBatch<'_> {
             ],
         )?;
         Ok(n == 1)
+    }
+
+    pub(crate) fn put_experiment(
+        &mut self,
+        name: &str,
+        json: &str,
+        surface: &str,
+        rec: &ExperimentRecord,
+    ) -> Result<()> {
+        self.client.execute(
+            "INSERT INTO experiments(name, spec, surface, started_ms, stopped_ms)
+             VALUES($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&name, &json, &surface, &rec.started_ms, &rec.stopped_ms],
+        )?;
+        Ok(())
     }
 }
