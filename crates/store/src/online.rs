@@ -403,23 +403,12 @@ impl Lite {
         }))
     }
 
-    fn stop_experiment(
-        &mut self,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<std::result::Result<ExperimentRecord, ExperimentConflict>> {
-        let Some(mut rec) = self.experiment(name)? else {
-            return Ok(Err(ExperimentConflict::Unknown(name.into())));
-        };
-        if !rec.running() {
-            return Ok(Err(ExperimentConflict::Stopped(name.into())));
-        }
-        self.conn.execute(
-            "UPDATE experiments SET stopped_ms = ?2 WHERE name = ?1",
+    /// Stops a running experiment; false when none of that name runs.
+    fn mark_stopped(&mut self, name: &str, now_ms: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE experiments SET stopped_ms = ?2 WHERE name = ?1 AND stopped_ms IS NULL",
             params![name, now_ms],
-        )?;
-        rec.stopped_ms = Some(now_ms);
-        Ok(Ok(rec))
+        )? == 1)
     }
 
     fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
@@ -613,28 +602,12 @@ impl Lite {
         Ok(self
             .conn
             .query_row(
-                "SELECT ts_ms, user, session, surface, experiment, arm, model, query, events_seq, items
-                 FROM impressions WHERE rid = ?1",
+                &format!("SELECT {IMPRESSION_COLUMNS} FROM impressions WHERE rid = ?1"),
                 [rid as i64],
-                |r| {
-                    Ok(Impression {
-                        rid,
-                        ts_ms: r.get(0)?,
-                        user: r.get(1)?,
-                        session: r.get(2)?,
-                        surface: r.get(3)?,
-                        experiment: r.get(4)?,
-                        arm: r.get(5)?,
-                        model: r.get(6)?,
-                        query: r.get(7)?,
-                        items: unpack_items(
-                            r.get_ref(9)?.as_bytes_or_null().ok().flatten().unwrap_or(&[]),
-                        ),
-                        events_seq: r.get(8)?,
-                    })
-                },
+                impression_row,
             )
-            .optional()?)
+            .optional()?
+            .map(|(_, i)| i))
     }
 
     /// The outcomes joined to a request (for tests): kind, item, position, value.
@@ -695,35 +668,10 @@ impl Lite {
 
     /// Impressions, the items they showed, outcomes.
     fn impressions_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, Impression)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT seq, rid, ts_ms, user, session, surface, experiment, arm, model, query,
-                    events_seq, items
-             FROM impressions WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![seq, limit as i64], |r| {
-            Ok((
-                r.get(0)?,
-                Impression {
-                    rid: r.get::<_, i64>(1)? as u64,
-                    ts_ms: r.get(2)?,
-                    user: r.get(3)?,
-                    session: r.get(4)?,
-                    surface: r.get(5)?,
-                    experiment: r.get(6)?,
-                    arm: r.get(7)?,
-                    model: r.get(8)?,
-                    query: r.get(9)?,
-                    events_seq: r.get(10)?,
-                    items: unpack_items(
-                        r.get_ref(11)?
-                            .as_bytes_or_null()
-                            .ok()
-                            .flatten()
-                            .unwrap_or(&[]),
-                    ),
-                },
-            ))
-        })?;
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {IMPRESSION_COLUMNS} FROM impressions WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![seq, limit as i64], impression_row)?;
         rows.map(|r| r.map_err(StoreError::from)).collect()
     }
 
@@ -852,7 +800,14 @@ impl OnlineLog {
         name: &str,
         now_ms: i64,
     ) -> Result<std::result::Result<ExperimentRecord, ExperimentConflict>> {
-        each!(&mut self.0, l => l.stop_experiment(name, now_ms))
+        let Some(mut rec) = self.experiment(name)? else {
+            return Ok(Err(ExperimentConflict::Unknown(name.into())));
+        };
+        if !each!(&mut self.0, l => l.mark_stopped(name, now_ms))? {
+            return Ok(Err(ExperimentConflict::Stopped(name.into())));
+        }
+        rec.stopped_ms = Some(now_ms);
+        Ok(Ok(rec))
     }
 
     pub fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
@@ -1634,6 +1589,37 @@ fn team_code(t: Team) -> i64 {
         Team::B => 1,
         Team::Neutral => 2,
     }
+}
+
+/// An impression's columns, in the order the row readers take them
+/// (PostgreSQL's list names the user column `user_id`: `pg::IMPRESSION_COLUMNS`).
+const IMPRESSION_COLUMNS: &str =
+    "seq, rid, ts_ms, user, session, surface, experiment, arm, model, query, events_seq, items";
+
+/// A row of [`IMPRESSION_COLUMNS`] from SQLite: its `seq` and the impression.
+fn impression_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Impression)> {
+    Ok((
+        r.get(0)?,
+        Impression {
+            rid: r.get::<_, i64>(1)? as u64,
+            ts_ms: r.get(2)?,
+            user: r.get(3)?,
+            session: r.get(4)?,
+            surface: r.get(5)?,
+            experiment: r.get(6)?,
+            arm: r.get(7)?,
+            model: r.get(8)?,
+            query: r.get(9)?,
+            events_seq: r.get(10)?,
+            items: unpack_items(
+                r.get_ref(11)?
+                    .as_bytes_or_null()
+                    .ok()
+                    .flatten()
+                    .unwrap_or(&[]),
+            ),
+        },
+    ))
 }
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ExperimentRecord>> {

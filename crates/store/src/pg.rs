@@ -1072,7 +1072,7 @@ impl Listener {
 pub struct PgModels(Shared);
 
 /// A connection that threads take turns on, made again at the next call
-/// after it was lost (the registry's and the jobs' tables).
+/// after it was lost (the registry's, the jobs' and the online log's tables).
 pub(crate) struct Shared {
     client: std::sync::Mutex<Conn>,
     url: String,

@@ -112,27 +112,18 @@ impl PgLog {
         }))
     }
 
-    pub(crate) fn stop_experiment(
-        &mut self,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<std::result::Result<ExperimentRecord, ExperimentConflict>> {
-        let Some(mut rec) = self.experiment(name)? else {
-            return Ok(Err(ExperimentConflict::Unknown(name.into())));
-        };
+    pub(crate) fn mark_stopped(&mut self, name: &str, now_ms: i64) -> Result<bool> {
         let mut c = self.client()?;
         let mut tx = c.transaction()?;
         let n = tx.execute(
             "UPDATE experiments SET stopped_ms = $2 WHERE name = $1 AND stopped_ms IS NULL",
             &[&name, &now_ms],
         )?;
-        if n == 0 {
-            return Ok(Err(ExperimentConflict::Stopped(name.into())));
+        if n == 1 {
+            notify(&mut tx, &Change::Experiments)?;
         }
-        notify(&mut tx, &Change::Experiments)?;
         tx.commit()?;
-        rec.stopped_ms = Some(now_ms);
-        Ok(Ok(rec))
+        Ok(n == 1)
     }
 
     pub(crate) fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
@@ -296,23 +287,10 @@ impl PgLog {
         Ok(self
             .client()?
             .query_opt(
-                "SELECT ts_ms, user_id, session, surface, experiment, arm, model, query, events_seq, items
-                 FROM impressions WHERE rid = $1",
+                &format!("SELECT {IMPRESSION_COLUMNS} FROM impressions WHERE rid = $1"),
                 &[&(rid as i64)],
             )?
-            .map(|r| Impression {
-                rid,
-                ts_ms: r.get(0),
-                user: r.get(1),
-                session: r.get(2),
-                surface: r.get(3),
-                experiment: r.get(4),
-                arm: r.get(5),
-                model: r.get(6),
-                query: r.get(7),
-                events_seq: r.get(8),
-                items: unpack_items(r.get::<_, Option<&[u8]>>(9).unwrap_or(&[])),
-            }))
+            .map(|r| impression_row(&r).1))
     }
 
     pub(crate) fn outcomes_of(&self, rid: u64) -> Result<Vec<JoinedOutcome>> {
@@ -373,30 +351,13 @@ impl PgLog {
         Ok(self
             .client()?
             .query(
-                "SELECT seq, rid, ts_ms, user_id, session, surface, experiment, arm, model, query,
-                        events_seq, items
-                 FROM impressions WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &format!(
+                    "SELECT {IMPRESSION_COLUMNS} FROM impressions WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ),
                 &[&seq, &(limit as i64)],
             )?
             .iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    Impression {
-                        rid: r.get::<_, i64>(1) as u64,
-                        ts_ms: r.get(2),
-                        user: r.get(3),
-                        session: r.get(4),
-                        surface: r.get(5),
-                        experiment: r.get(6),
-                        arm: r.get(7),
-                        model: r.get(8),
-                        query: r.get(9),
-                        events_seq: r.get(10),
-                        items: unpack_items(r.get::<_, Option<&[u8]>>(11).unwrap_or(&[])),
-                    },
-                )
-            })
+            .map(impression_row)
             .collect())
     }
 
@@ -446,6 +407,30 @@ impl PgLog {
             r.get::<_, i64>(2) as u64,
         ))
     }
+}
+
+/// [`super::IMPRESSION_COLUMNS`] with the user column as PostgreSQL names it.
+const IMPRESSION_COLUMNS: &str =
+    "seq, rid, ts_ms, user_id, session, surface, experiment, arm, model, query, events_seq, items";
+
+/// A row of [`IMPRESSION_COLUMNS`]: its `seq` and the impression.
+fn impression_row(r: &postgres::Row) -> (i64, Impression) {
+    (
+        r.get(0),
+        Impression {
+            rid: r.get::<_, i64>(1) as u64,
+            ts_ms: r.get(2),
+            user: r.get(3),
+            session: r.get(4),
+            surface: r.get(5),
+            experiment: r.get(6),
+            arm: r.get(7),
+            model: r.get(8),
+            query: r.get(9),
+            events_seq: r.get(10),
+            items: unpack_items(r.get::<_, Option<&[u8]>>(11).unwrap_or(&[])),
+        },
+    )
 }
 
 /// A group commit in progress over PostgreSQL: impressions wait in columns
