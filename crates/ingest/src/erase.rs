@@ -1,9 +1,6 @@
 //! Erasing a user from the quarantine files: every quarantined row that
 //! mentions the id (in its text, its hex bytes or its detail) is removed.
 
-use std::io::Write;
-use std::path::Path;
-
 use crate::report::QuarantinedRow;
 
 /// Whether `text` contains `id` as a whole token: not preceded or followed
@@ -50,61 +47,37 @@ fn row_mentions(row: &QuarantinedRow, id: &str) -> bool {
         })
 }
 
-/// Removes the rows that mention `id` from every `*.jsonl` file in `dir`
-/// (each file rewritten beside itself, synced, then renamed over it; a line
-/// that is not a quarantined row is removed when its text mentions the id).
-/// Returns how many rows were removed; a missing folder removes none.
-pub fn erase_from_quarantine(dir: &Path, id: &str) -> std::io::Result<u64> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
-            continue;
-        }
-        let text = std::fs::read(&path)?;
-        if !mentions_escaped(&text, id) {
-            continue;
-        }
-        let mut kept = Vec::with_capacity(text.len());
-        let mut n = 0;
-        for line in text.split_inclusive(|&b| b == b'\n') {
-            let body = line.strip_suffix(b"\n").unwrap_or(line);
-            let drop = match serde_json::from_slice::<QuarantinedRow>(body) {
-                Ok(row) => row_mentions(&row, id),
-                Err(_) => mentions(body, id.as_bytes()),
-            };
-            if drop {
-                n += 1;
-            } else {
-                kept.extend_from_slice(line);
-            }
-        }
-        if n > 0 {
-            let tmp = path.with_extension("jsonl.tmp");
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&kept)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            removed += n;
-        }
+/// Whether a quarantine line (a [`QuarantinedRow`]'s JSON) mentions `id`
+/// in its text, its hex bytes or its detail; a line that is not a
+/// quarantined row mentions it when its text does.
+pub fn line_mentions(line: &[u8], id: &str) -> bool {
+    match serde_json::from_slice::<QuarantinedRow>(line) {
+        Ok(row) => row_mentions(&row, id),
+        Err(_) => mentions(line, id.as_bytes()),
     }
-    Ok(removed)
 }
 
-/// A cheap pre-check: could a file mention the id at all (as raw text, as
-/// JSON-escaped text, or as hex)?
-fn mentions_escaped(text: &[u8], id: &str) -> bool {
+/// How `id` may appear in a quarantine line: as it is, JSON-escaped, or
+/// as hex bytes (a cheap pre-filter before [`line_mentions`]).
+pub fn needles(id: &str) -> Vec<String> {
     let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
     let escaped = serde_json::to_string(id).unwrap_or_default();
-    let escaped = escaped.trim_matches('"');
-    [id, escaped, hex.as_str()].iter().any(|needle| {
-        !needle.is_empty() && text.windows(needle.len()).any(|w| w == needle.as_bytes())
-    })
+    let escaped = escaped.trim_matches('"').to_string();
+    let mut v = vec![id.to_string(), escaped, hex];
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Removes every quarantined row that mentions `id` from the store's log
+/// (a folder store's files are each rewritten beside themselves, synced,
+/// then renamed over; a PostgreSQL store's rows are deleted in one
+/// transaction). Returns how many rows were removed.
+pub fn erase_from_quarantine(
+    log: &aisle_store::IngestLog,
+    id: &str,
+) -> Result<u64, aisle_store::StoreError> {
+    log.erase_rows(&needles(id), &|line| line_mentions(line, id))
 }
 
 #[cfg(test)]
@@ -156,17 +129,26 @@ mod tests {
             .collect();
         std::fs::write(&p, text).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "erase-me").unwrap();
-        assert_eq!(erase_from_quarantine(dir.path(), "erase-me").unwrap(), 2);
+        let log = aisle_store::IngestLog::in_folder(dir.path().to_path_buf());
+        let q = dir.path().join(aisle_store::ingests::QUARANTINE_DIR);
+        std::fs::create_dir_all(&q).unwrap();
+        std::fs::rename(&p, q.join("x.jsonl")).unwrap();
+        let p = q.join("x.jsonl");
+        std::fs::write(q.join("notes.txt"), "erase-me").unwrap();
+        assert_eq!(erase_from_quarantine(&log, "erase-me").unwrap(), 2);
         let left = std::fs::read_to_string(&p).unwrap();
         assert!(
             left.contains("keep-me") && left.contains("erase-me-not"),
             "{left}"
         );
         assert_eq!(left.lines().count(), 2);
-        assert_eq!(erase_from_quarantine(dir.path(), "erase-me").unwrap(), 0);
+        assert_eq!(erase_from_quarantine(&log, "erase-me").unwrap(), 0);
         assert_eq!(
-            erase_from_quarantine(&dir.path().join("none"), "x").unwrap(),
-            0
+            std::fs::read_to_string(q.join("notes.txt")).unwrap(),
+            "erase-me",
+            "a file that is not a quarantine file is left alone"
         );
+        let none = aisle_store::IngestLog::in_folder(dir.path().join("none"));
+        assert_eq!(erase_from_quarantine(&none, "x").unwrap(), 0);
     }
 }

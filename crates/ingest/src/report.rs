@@ -254,70 +254,47 @@ impl QualityReport {
     }
 }
 
-/// The folder, beside a store's database, that keeps every ingest's report.
-pub const REPORTS_DIR: &str = "reports";
-
-/// A report kept in a store's [`REPORTS_DIR`].
+/// A report kept by a store's [`aisle_store::IngestLog`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedReport {
-    /// The file's name: `ingest-<unix seconds>-<pid>.json`.
+    /// Its name: `ingest-<unix seconds>-<pid or number>.json`.
     pub file: String,
-    /// When the ingest finished (Unix seconds, from the name).
+    /// When the ingest finished (Unix seconds).
     pub at: i64,
     pub report: QualityReport,
 }
 
 impl QualityReport {
-    /// Keeps the report in `store_dir/reports` as `ingest-<at>-<pid>.json`
-    /// (written to a temporary name, then renamed: a reader never sees half
-    /// of one). Returns the file's path.
+    /// Keeps the report in the store's log (a folder store: a file in
+    /// `reports/`, written to a temporary name, then renamed, so a reader
+    /// never sees half of one). Returns where.
     pub fn save(
         &self,
-        store_dir: &std::path::Path,
+        log: &aisle_store::IngestLog,
         at: i64,
-    ) -> std::io::Result<std::path::PathBuf> {
-        let dir = store_dir.join(REPORTS_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let name = format!("ingest-{at}-{}.json", std::process::id());
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-        let path = dir.join(name);
-        std::fs::rename(&tmp, &path)?;
-        Ok(path)
+    ) -> Result<String, aisle_store::StoreError> {
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| aisle_store::StoreError::Corrupt(e.to_string()))?;
+        log.save_report(at, &json)
     }
 
-    /// The newest `n` reports kept in `store_dir/reports`, newest first.
-    /// Files that do not parse are skipped, as are files over 1 MiB.
-    pub fn recent(store_dir: &std::path::Path, n: usize) -> Vec<SavedReport> {
-        let Ok(rd) = std::fs::read_dir(store_dir.join(REPORTS_DIR)) else {
-            return Vec::new();
-        };
-        let mut named: Vec<(i64, String, std::path::PathBuf)> = rd
-            .flatten()
-            .filter_map(|e| {
-                let file = e.file_name().to_str()?.to_string();
-                let at = file
-                    .strip_prefix("ingest-")?
-                    .strip_suffix(".json")?
-                    .split('-')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some((at, file, e.path()))
-            })
-            .collect();
-        named.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-        named
+    /// The newest `n` reports kept in the store's log, newest first.
+    /// Reports that do not parse are skipped.
+    pub fn recent(
+        log: &aisle_store::IngestLog,
+        n: usize,
+    ) -> Result<Vec<SavedReport>, aisle_store::StoreError> {
+        Ok(log
+            .recent_reports(n)?
             .into_iter()
-            .filter_map(|(at, file, path)| {
-                if std::fs::metadata(&path).ok()?.len() > 1 << 20 {
-                    return None;
-                }
-                let report = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-                Some(SavedReport { file, at, report })
+            .filter_map(|k| {
+                Some(SavedReport {
+                    report: serde_json::from_str(&k.json).ok()?,
+                    file: k.name,
+                    at: k.at,
+                })
             })
-            .take(n)
-            .collect()
+            .collect())
     }
 }
 
@@ -336,13 +313,17 @@ mod saved_tests {
         }
     }
 
+    fn log(dir: &tempfile::TempDir) -> aisle_store::IngestLog {
+        aisle_store::IngestLog::in_folder(dir.path().to_path_buf())
+    }
+
     #[test]
     fn saved_reports_read_back_newest_first() {
         let dir = tempfile::tempdir().unwrap();
-        report(10).save(dir.path(), 1_000).unwrap();
-        report(20).save(dir.path(), 3_000).unwrap();
-        report(30).save(dir.path(), 2_000).unwrap();
-        let got = QualityReport::recent(dir.path(), 2);
+        report(10).save(&log(&dir), 1_000).unwrap();
+        report(20).save(&log(&dir), 3_000).unwrap();
+        report(30).save(&log(&dir), 2_000).unwrap();
+        let got = QualityReport::recent(&log(&dir), 2).unwrap();
         assert_eq!(
             got.iter().map(|r| r.at).collect::<Vec<_>>(),
             vec![3_000, 2_000]
@@ -354,12 +335,12 @@ mod saved_tests {
     #[test]
     fn unreadable_or_foreign_files_in_the_reports_folder_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        report(10).save(dir.path(), 1_000).unwrap();
-        let reports = dir.path().join(REPORTS_DIR);
+        report(10).save(&log(&dir), 1_000).unwrap();
+        let reports = dir.path().join(aisle_store::ingests::REPORTS_DIR);
         std::fs::write(reports.join("ingest-2000-1.json"), b"{not json").unwrap();
         std::fs::write(reports.join("notes.txt"), b"hello").unwrap();
         std::fs::write(reports.join(".ingest-3000-1.json.tmp"), b"{}").unwrap();
-        let got = QualityReport::recent(dir.path(), 10);
+        let got = QualityReport::recent(&log(&dir), 10).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].at, 1_000);
     }
@@ -367,6 +348,6 @@ mod saved_tests {
     #[test]
     fn a_store_without_reports_has_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(QualityReport::recent(dir.path(), 10).is_empty());
+        assert!(QualityReport::recent(&log(&dir), 10).unwrap().is_empty());
     }
 }

@@ -463,6 +463,8 @@ pub struct App {
     pub feed: FeedState,
     /// The live view's event count when the server opened.
     events_at_open: u64,
+    /// The ingests' reports and quarantined rows (opened at first use).
+    ingests: Mutex<Option<aisle_store::IngestLog>>,
 }
 
 impl App {
@@ -584,6 +586,7 @@ impl App {
                 ..FeedState::default()
             },
             events_at_open,
+            ingests: Mutex::new(None),
         });
         if let Some(reg) = &app.registry {
             if let Some(v) = reg.promoted_name()? {
@@ -612,12 +615,12 @@ impl App {
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let events = store.delete_user(user)?;
         let (queries, impressions) = self.erase_local(store.as_ref(), user)?;
-        let quarantine_rows = match aisle_store::files_dir(&self.cfg.store) {
-            Some(d) => {
-                // A killed ingest's spill holds raw rows too.
-                aisle_ingest::remove_stale_spills(&d)?;
-                aisle_ingest::erase::erase_from_quarantine(&d.join("quarantine"), user)?
-            }
+        if let Some(d) = aisle_store::files_dir(&self.cfg.store) {
+            // A killed ingest's spill (on this machine) holds raw rows too.
+            aisle_ingest::remove_stale_spills(&d)?;
+        }
+        let quarantine_rows = match self.ingest_log()? {
+            Some(log) => aisle_ingest::erase::erase_from_quarantine(&log, user)?,
             None => 0,
         };
         tracing::info!(events, queries, quarantine_rows, impressions, "user erased");
@@ -627,6 +630,16 @@ impl App {
             quarantine_rows,
             impressions,
         })
+    }
+
+    /// The store's ingest reports and quarantined rows (its folder's files,
+    /// or its database's tables); None for a store in memory.
+    pub fn ingest_log(&self) -> Result<Option<aisle_store::IngestLog>, aisle_store::StoreError> {
+        let mut log = self.ingests.lock().unwrap_or_else(|e| e.into_inner());
+        if log.is_none() {
+            *log = aisle_store::IngestLog::open(&self.cfg.store)?;
+        }
+        Ok(log.clone())
     }
 
     /// Erases a user from what this process keeps beside the store (the

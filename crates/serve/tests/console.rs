@@ -86,7 +86,10 @@ fn console_shop(dir: &Path) -> String {
         }),
         ..Default::default()
     }
-    .save(&store_dir, 1_700_000_200)
+    .save(
+        &aisle_store::IngestLog::in_folder(store_dir.clone()),
+        1_700_000_200,
+    )
     .unwrap();
     common::promote_tiny_sasrec(dir, common::ITEMS, 5, 200);
     // The last `aisle evaluate` of the store, in the shape it writes.

@@ -554,27 +554,34 @@ fn every_replica_shows_the_jobs_and_a_worker_that_takes_over_numbers_on() {
 }
 
 #[test]
-fn an_erasure_over_postgres_removes_the_users_rows_from_this_machines_quarantine() {
+fn an_erasure_through_one_replica_removes_the_users_quarantined_rows_for_every_replica() {
     let db = ScratchDb::new();
     let who = "erase-me-pg";
-    let q = aisle_store::files_dir(&db.url).unwrap().join("quarantine");
-    std::fs::create_dir_all(&q).unwrap();
-    let file = q.join("shop-1-1.jsonl");
-    std::fs::write(
-        &file,
-        format!(
-            "{{\"file\":\"events\",\"line\":3,\"reason\":\"bad_number\",\"detail\":\"price\",\"raw\":\"{who},i1,view,abc\"}}\n\
-             {{\"file\":\"events\",\"line\":4,\"reason\":\"bad_number\",\"detail\":\"price\",\"raw\":\"u5,i1,view,abc\"}}\n"
-        ),
-    )
-    .unwrap();
+    // An ingest on some machine quarantined two rows into the database.
+    let log = aisle_store::IngestLog::open(&db.url).unwrap().unwrap();
+    let mut w = log.quarantine("shop", 1_700_000_000);
+    for (line, user) in [(3, who), (4, "u5")] {
+        let row = format!(
+            "{{\"file\":\"events\",\"line\":{line},\"reason\":\"bad_number\",\"detail\":\"price\",\"raw\":\"{user},i1,view,abc\"}}"
+        );
+        w.write("bad_number", &row);
+    }
+    w.finish().unwrap();
     let (_a, ca) = replica(&db.url);
+    let (_b, cb) = replica(&db.url);
     let (s, v) = rt().block_on(ca.call("DELETE", &format!("/v1/users/{who}"), None, None));
-    let left = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_dir_all(q.parent().unwrap()).unwrap();
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["erased"]["quarantine_rows"], 1, "{v}");
-    assert!(!left.contains(who) && left.contains("u5"), "{left}");
+    // The other replica's data page shows the batch without the user's row.
+    let (s, d) = rt().block_on(cb.get("/v1/admin/data"));
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let q = &d["quarantine"][0];
+    assert_eq!(q["rows"], 1, "{d}");
+    let samples = q["samples"].to_string();
+    assert!(
+        !samples.contains(who) && samples.contains("u5"),
+        "{samples}"
+    );
 }
 
 #[test]

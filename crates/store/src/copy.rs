@@ -155,3 +155,93 @@ pub fn copy(
     report.target = digest(to)?;
     Ok(report)
 }
+
+/// The jobs' history of a store: its folder's `jobs/jobs.jsonl` (one JSON
+/// job per line), or its database's table `jobs`.
+pub const JOBS_FILE: &str = "jobs/jobs.jsonl";
+
+/// What [`copy_jobs`] copied: jobs in the source; of them, new to the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JobsCopy {
+    pub jobs: u64,
+    pub added: u64,
+}
+
+/// Every job of a store's history, by id (the last line of an id wins, as
+/// the server shows it).
+fn jobs_of(url: &str) -> Result<std::collections::BTreeMap<u64, String>> {
+    let id = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["id"].as_u64())
+    };
+    let lines: Vec<String> = match crate::parse_url(url)? {
+        crate::Location::Postgres(u) => crate::pg::PgJobs::open(&u)?.latest(usize::MAX >> 2)?,
+        loc => match loc.dir() {
+            Some(d) => match std::fs::read_to_string(d.join(JOBS_FILE)) {
+                Ok(t) => t.lines().map(String::from).collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(source) => {
+                    return Err(crate::StoreError::Io {
+                        path: d.join(JOBS_FILE).display().to_string(),
+                        source,
+                    })
+                }
+            },
+            None => Vec::new(),
+        },
+    };
+    Ok(lines
+        .into_iter()
+        .filter_map(|l| Some((id(&l)?, l)))
+        .collect())
+}
+
+/// Copies the jobs' history: every job of `from` that `to` does not hold
+/// (by id; copying twice adds nothing).
+pub fn copy_jobs(from: &str, to: &str) -> Result<JobsCopy> {
+    let source = jobs_of(from)?;
+    let held = jobs_of(to)?;
+    let mut out = JobsCopy {
+        jobs: source.len() as u64,
+        added: 0,
+    };
+    let new: Vec<(u64, String)> = source
+        .into_iter()
+        .filter(|(id, _)| !held.contains_key(id))
+        .collect();
+    if new.is_empty() {
+        return Ok(out);
+    }
+    match crate::parse_url(to)? {
+        crate::Location::Postgres(u) => {
+            let db = crate::pg::PgJobs::open(&u)?;
+            for (id, line) in &new {
+                db.record(*id, line)?;
+            }
+        }
+        loc => {
+            let Some(d) = loc.dir() else { return Ok(out) };
+            let path = d.join(JOBS_FILE);
+            let io = |source| crate::StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(io)?;
+            }
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io)?;
+            for (_, line) in &new {
+                writeln!(f, "{line}").map_err(io)?;
+            }
+            f.sync_all().map_err(io)?;
+        }
+    }
+    out.added = new.len() as u64;
+    Ok(out)
+}

@@ -26,6 +26,7 @@
 
 pub mod copy;
 mod dataset;
+pub mod ingests;
 pub mod online;
 pub mod pg;
 pub mod shops;
@@ -38,6 +39,7 @@ use aisle_core::{CatalogItem, Event, EventType, StoredEvent};
 use serde::{Deserialize, Serialize};
 
 pub use dataset::DatasetMeta;
+pub use ingests::IngestLog;
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -69,6 +71,11 @@ pub enum StoreError {
     Unreachable { url: String, reason: String },
     #[error("corrupt value in store: {0}")]
     Corrupt(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     BadShop(String),
     #[error("shop {0:?} exists")]

@@ -116,6 +116,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS experiments_running ON experiments(surface)
 CREATE TABLE IF NOT EXISTS jobs(id BIGINT PRIMARY KEY, job TEXT NOT NULL);
 -- Numbers the processes that log lists (the request ids' writer bits).
 CREATE SEQUENCE IF NOT EXISTS online_writers;
+-- What every ingest left (crate::ingests): its report, its quarantined rows.
+CREATE TABLE IF NOT EXISTS ingest_reports(
+    name TEXT PRIMARY KEY, at BIGINT NOT NULL, report TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine_batches(name TEXT PRIMARY KEY, at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine(
+    name TEXT NOT NULL REFERENCES quarantine_batches(name) ON DELETE CASCADE,
+    line BIGINT NOT NULL, reason TEXT NOT NULL, row_json TEXT NOT NULL,
+    PRIMARY KEY(name, line));
+CREATE SEQUENCE IF NOT EXISTS ingest_numbers;
 ";
 
 /// The insertion-order index (scans, the latest sequence number).

@@ -1,7 +1,7 @@
 //! The data commands: presets, ingest, append, stats, split, demo-data.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use aisle_core::{time, Event, TimeKind};
@@ -143,16 +143,13 @@ pub(super) fn run_ingest(
     let catalog_sink = move |items| {
         let _ = items_tx.send(Batch::Items(items));
     };
-    // Quarantined rows are written as they are found (the file is created
-    // with the first one), never gathered in memory.
+    // Quarantined rows are kept as they are found (a file, or a batch in
+    // the database, is made with the first one), never gathered in memory.
     let dir = store_dir(store_url)?;
-    let qpath = dir.join("quarantine").join(format!(
-        "{}-{}-{}.jsonl",
-        name,
-        unix_now(),
-        std::process::id()
-    ));
-    let qwriter = std::rc::Rc::new(std::cell::RefCell::new(QuarantineWriter::new(qpath)));
+    let log = aisle_store::IngestLog::open(store_url)?;
+    let kept = log.is_some();
+    let log = log.unwrap_or_else(|| aisle_store::IngestLog::in_folder(dir.clone()));
+    let qwriter = std::rc::Rc::new(std::cell::RefCell::new(log.quarantine(&name, unix_now())));
     let qw = qwriter.clone();
     // The whole-history rules spill beside the store (a real disk; the
     // system's temporary directory may be memory-backed); a killed earlier
@@ -167,7 +164,7 @@ pub(super) fn run_ingest(
             pb2.set_length(total);
             pb2.set_position(done);
         })
-        .with_quarantine_sink(move |row| qw.borrow_mut().write(row))
+        .with_quarantine_sink(move |row| quarantine(&mut qw.borrow_mut(), row))
         .with_catalog_sink(catalog_sink)
         .ingest_into(input, catalog, &mut sink);
     drop(tx);
@@ -188,9 +185,9 @@ pub(super) fn run_ingest(
     // The catalog's quarantined rows (the events' are already written).
     let mut qw = qwriter.borrow_mut();
     for q in &out.quarantine {
-        qw.write(q);
+        quarantine(&mut qw, q);
     }
-    outcome.quarantine_file = qw.finish()?;
+    outcome.quarantine_file = qw.finish().context("keeping the quarantined rows")?;
     drop(qw);
     report.store = Some(outcome);
     report.elapsed_s = started.elapsed().as_secs_f64();
@@ -198,12 +195,12 @@ pub(super) fn run_ingest(
     if !report.balanced() {
         bail!("internal error: the report does not add up: {report:?}");
     }
-    // Kept beside the store: the console's data page shows them over time.
-    if aisle_store::files_dir(store_url).is_some() {
-        let path = report
-            .save(&dir, unix_now())
-            .with_context(|| format!("saving the report in {}", dir.display()))?;
-        info!(report = %path.display(), "report kept");
+    // Kept with the store: the console's data page shows them over time.
+    if kept {
+        let at = report
+            .save(&log, unix_now())
+            .context("keeping the data-quality report")?;
+        info!(report = %at, "report kept");
     }
     Ok(report)
 }
@@ -214,56 +211,11 @@ enum Batch {
     Items(Vec<aisle_core::CatalogItem>),
 }
 
-/// Writes quarantined rows as JSON lines, creating the file (and its
-/// folder) with the first row; the first I/O error is kept for `finish`.
-struct QuarantineWriter {
-    path: PathBuf,
-    out: Option<std::io::BufWriter<std::fs::File>>,
-    error: Option<std::io::Error>,
-}
-
-impl QuarantineWriter {
-    fn new(path: PathBuf) -> QuarantineWriter {
-        QuarantineWriter {
-            path,
-            out: None,
-            error: None,
-        }
-    }
-
-    fn write(&mut self, row: &aisle_ingest::QuarantinedRow) {
-        if self.error.is_some() {
-            return;
-        }
-        let r = (|| -> std::io::Result<()> {
-            if self.out.is_none() {
-                if let Some(dir) = self.path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                self.out = Some(std::io::BufWriter::new(std::fs::File::create(&self.path)?));
-            }
-            let w = self.out.as_mut().expect("opened");
-            serde_json::to_writer(&mut *w, row)?;
-            w.write_all(b"\n")
-        })();
-        if let Err(e) = r {
-            self.error = Some(e);
-        }
-    }
-
-    /// Flushes and syncs; the file's path if any row was written.
-    fn finish(&mut self) -> Result<Option<String>> {
-        if let Some(e) = self.error.take() {
-            return Err(e).with_context(|| format!("writing {}", self.path.display()));
-        }
-        match self.out.take() {
-            None => Ok(None),
-            Some(w) => {
-                let f = w.into_inner().map_err(|e| e.into_error())?;
-                f.sync_all()?;
-                Ok(Some(self.path.display().to_string()))
-            }
-        }
+/// Hands a quarantined row to the store's writer.
+fn quarantine(w: &mut aisle_store::ingests::QuarantineWriter, row: &aisle_ingest::QuarantinedRow) {
+    match serde_json::to_string(row) {
+        Ok(json) => w.write(row.reason.as_str(), &json),
+        Err(e) => tracing::error!(error = %e, line = row.line, "a quarantined row has no JSON"),
     }
 }
 
@@ -463,9 +415,20 @@ pub fn store(a: crate::args::StoreArgs) -> Result<()> {
         },
         None => None,
     };
+    // What the ingests left (reports, quarantined rows) and the jobs' history.
+    let ingests = match (
+        aisle_store::IngestLog::open(&from)?,
+        aisle_store::IngestLog::open(&to)?,
+    ) {
+        (Some(s), Some(t)) => Some(s.copy_to(&t)?),
+        _ => None,
+    };
+    let jobs = aisle_store::copy::copy_jobs(&from, &to)?;
     if json {
         let mut v = serde_json::to_value(&r)?;
         v["online_log"] = serde_json::to_value(&log)?;
+        v["ingests"] = serde_json::to_value(ingests)?;
+        v["jobs"] = serde_json::to_value(jobs)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let (f, t) = (aisle_store::pg::redact(&from), aisle_store::pg::redact(&to));
@@ -490,6 +453,13 @@ pub fn store(a: crate::args::StoreArgs) -> Result<()> {
                 );
             }
         }
+        if let Some(g) = &ingests {
+            println!(
+                "  ingest reports {} ({} new to the target), quarantined rows {} ({} new)",
+                g.reports, g.reports_added, g.quarantined_rows, g.quarantined_added
+            );
+        }
+        println!("  jobs {} ({} new to the target)", jobs.jobs, jobs.added);
     }
     if !r.complete() {
         bail!(

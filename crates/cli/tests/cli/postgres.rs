@@ -55,6 +55,13 @@ fn a_directory_store_copies_into_postgres_with_nothing_lost() {
         }])
         .unwrap();
     }
+    // Two retraining jobs a server ran there.
+    std::fs::create_dir_all(dir.join("jobs")).unwrap();
+    std::fs::write(
+        dir.join(aisle_store::copy::JOBS_FILE),
+        "{\"id\":1,\"status\":\"failed\"}\n{\"id\":2,\"status\":\"succeeded\"}\n",
+    )
+    .unwrap();
     let db = ScratchDb::new();
     let out = ok(&[
         "store",
@@ -104,10 +111,28 @@ fn a_directory_store_copies_into_postgres_with_nothing_lost() {
     );
     assert_eq!(r["online_log"]["source"], r["online_log"]["target"], "{r}");
     assert!(out.contains("online log: 1 lists (1 items shown)"), "{out}");
+    // The jobs' history went along once, and the ingest's report.
+    assert!(out.contains("jobs 2 (2 new to the target)"), "{out}");
+    assert!(
+        out.contains("ingest reports 1 (1 new to the target)"),
+        "{out}"
+    );
+    assert_eq!(r["jobs"], serde_json::json!({"jobs": 2, "added": 0}), "{r}");
+    assert_eq!(r["ingests"]["reports"], 1, "{r}");
+    assert_eq!(r["ingests"]["reports_added"], 0, "{r}");
+    let jobs = aisle_store::pg::PgJobs::open(&db.url).unwrap();
+    assert_eq!(
+        jobs.latest(10).unwrap(),
+        [
+            "{\"id\":1,\"status\":\"failed\"}",
+            "{\"id\":2,\"status\":\"succeeded\"}"
+        ]
+    );
 }
 
 #[test]
-fn an_ingest_into_postgres_keeps_its_report_and_quarantine_in_a_folder_of_that_database() {
+fn an_ingest_into_postgres_keeps_its_report_and_quarantine_in_the_database_and_a_copy_carries_them()
+{
     let tmp = tempfile::tempdir().unwrap();
     let events = tmp.path().join("events.csv");
     std::fs::write(
@@ -117,9 +142,8 @@ fn an_ingest_into_postgres_keeps_its_report_and_quarantine_in_a_folder_of_that_d
          u-bad,P2,teleport,2025-06-01T00:07:00Z,,,s1\n",
     )
     .unwrap();
-    let (db, other) = (ScratchDb::new(), ScratchDb::new());
+    let db = ScratchDb::new();
     let dir = aisle_store::files_dir(&db.url).unwrap();
-    assert_ne!(Some(&dir), aisle_store::files_dir(&other.url).as_ref());
     ok(&[
         "ingest",
         "--preset",
@@ -129,20 +153,40 @@ fn an_ingest_into_postgres_keeps_its_report_and_quarantine_in_a_folder_of_that_d
         "--store",
         &db.url,
     ]);
-    let listed = |sub: &str| -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(dir.join(sub))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    let (reports, quarantine) = (listed("reports"), listed("quarantine"));
-    let rows = quarantine
-        .first()
-        .map(|q| std::fs::read_to_string(q).unwrap())
-        .unwrap_or_default();
-    std::fs::remove_dir_all(&dir).unwrap();
+    // In the database, not in this machine's folder of it.
+    let log = aisle_store::IngestLog::open(&db.url).unwrap().unwrap();
+    let reports = log.recent_reports(10).unwrap();
+    let batches = log.quarantine_batches(10, 10).unwrap();
+    let on_disk = ["reports", "quarantine"].map(|sub| dir.join(sub).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(on_disk, [false, false]);
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(
-        rows.contains("u-bad") && rows.lines().count() == 1,
-        "{rows}"
+        reports[0].json.contains("\"quarantined\": 1"),
+        "{}",
+        reports[0].json
     );
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(
+        batches[0].by_reason,
+        [("unknown_event_type".to_string(), 1)]
+    );
+    assert!(batches[0].samples[0].contains("u-bad"), "{batches:?}");
+    // A copy into a folder store carries both, as files.
+    let to = tmp.path().join("copy");
+    let out = ok(&[
+        "store",
+        "copy",
+        "--from",
+        &db.url,
+        "--to",
+        to.to_str().unwrap(),
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["ingests"]["reports_added"], 1, "{r}");
+    assert_eq!(r["ingests"]["quarantined_added"], 1, "{r}");
+    let copied = aisle_store::IngestLog::in_folder(to.clone());
+    assert_eq!(copied.quarantine_batches(10, 10).unwrap(), batches);
+    assert_eq!(copied.recent_reports(10).unwrap(), reports);
 }

@@ -27,9 +27,9 @@ use crate::App;
 pub const DAYS: i64 = 30;
 /// Ingest reports listed, newest first.
 pub const REPORTS: usize = 20;
-/// Quarantine files read at most, and bytes read of each.
+/// Quarantine files (batches) shown at most, and sample rows of each.
 const QUARANTINE_FILES: usize = 20;
-const QUARANTINE_BYTES: u64 = 8 << 20;
+const SAMPLES: usize = 5;
 /// Events each side of a drift comparison needs before its level is read.
 pub const DRIFT_MIN_EVENTS: u64 = 200;
 /// Figures are recomputed when events arrived (or the serving model
@@ -133,15 +133,18 @@ pub struct IngestRun {
     /// Events new to the store, and accepted events it already held.
     pub inserted: Option<u64>,
     pub already_present: Option<u64>,
-    /// The file (in `quarantine/`) holding the quarantined rows.
+    /// Where its quarantined rows are: a file in the store folder's
+    /// `quarantine/`, or a batch of the database's `quarantine` table.
     pub quarantine_file: Option<String>,
     pub elapsed_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QuarantineFile {
+    /// The file's name (in the store folder's `quarantine/`), or the
+    /// batch's name in the database.
     pub file: String,
-    /// Rows read (from the file's first 8 MiB).
+    /// Rows counted (a file: those in its first 8 MiB).
     pub rows: u64,
     /// Most rows first.
     pub by_reason: Vec<ReasonCount>,
@@ -300,18 +303,23 @@ fn compute(app: &App) -> Result<DataReport, aisle_store::StoreError> {
     };
     let drift = drift(app, store, &stats)?;
     drop(own);
-    // (Over PostgreSQL, what ingests on this machine left: see aisle_store::files_dir.)
-    let dir = aisle_store::files_dir(&app.cfg.store);
-    let ingests = dir
-        .as_deref()
-        .map(|d| aisle_ingest::QualityReport::recent(d, REPORTS))
-        .unwrap_or_default()
-        .into_iter()
-        .map(ingest_run)
-        .collect();
-    let quarantine = dir
-        .map(|d| quarantine_files(&d.join("quarantine")))
-        .unwrap_or_default();
+    // (The store's: every machine's ingests over PostgreSQL.)
+    let log = app.ingest_log()?;
+    let ingests = match &log {
+        Some(log) => aisle_ingest::QualityReport::recent(log, REPORTS)?
+            .into_iter()
+            .map(ingest_run)
+            .collect(),
+        None => Vec::new(),
+    };
+    let quarantine = match &log {
+        Some(log) => log
+            .quarantine_batches(QUARANTINE_FILES, SAMPLES)?
+            .into_iter()
+            .map(quarantine_file)
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(DataReport {
         computed_at: aisle_core::time::unix_now(),
         refreshing: false,
@@ -488,59 +496,17 @@ fn drift(
     })
 }
 
-/// The newest quarantine files: rows by reason (from each file's first
-/// 8 MiB) and the first few rows.
-fn quarantine_files(dir: &std::path::Path) -> Vec<QuarantineFile> {
-    use std::io::{BufRead, Read};
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<(std::time::SystemTime, std::path::PathBuf)> = rd
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-        .map(|e| {
-            (
-                e.metadata()
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH),
-                e.path(),
-            )
-        })
-        .collect();
-    files.sort_by_key(|f| std::cmp::Reverse(f.0));
-    files
-        .into_iter()
-        .take(QUARANTINE_FILES)
-        .filter_map(|(_, p)| {
-            let f = std::fs::File::open(&p).ok()?;
-            let mut by_reason: BTreeMap<String, u64> = Default::default();
-            let mut samples = Vec::new();
-            let mut rows = 0;
-            for line in std::io::BufReader::new(f.take(QUARANTINE_BYTES)).lines() {
-                let Ok(line) = line else { break };
-                rows += 1;
-                let reason = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_string))
-                    .unwrap_or_else(|| "unreadable".into());
-                *by_reason.entry(reason).or_default() += 1;
-                if samples.len() < 5 {
-                    samples.push(line.chars().take(400).collect());
-                }
-            }
-            let mut by_reason: Vec<ReasonCount> = by_reason
-                .into_iter()
-                .map(|(reason, rows)| ReasonCount { reason, rows })
-                .collect();
-            by_reason.sort_by_key(|r| std::cmp::Reverse(r.rows));
-            Some(QuarantineFile {
-                file: p.file_name()?.to_string_lossy().into_owned(),
-                rows,
-                by_reason,
-                samples,
-            })
-        })
-        .collect()
+fn quarantine_file(b: aisle_store::ingests::QuarantineBatch) -> QuarantineFile {
+    QuarantineFile {
+        file: b.name,
+        rows: b.rows,
+        by_reason: b
+            .by_reason
+            .into_iter()
+            .map(|(reason, rows)| ReasonCount { reason, rows })
+            .collect(),
+        samples: b.samples,
+    }
 }
 
 pub(super) async fn get_data(State(app): State<Arc<App>>) -> ApiResult {
