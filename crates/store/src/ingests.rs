@@ -4,7 +4,9 @@
 //! A store in a folder keeps them as files beside its database
 //! (`reports/ingest-<at>-<pid>.json`, `quarantine/<input>-<at>-<pid>.jsonl`,
 //! one JSON row per line); a PostgreSQL store keeps them in its database
-//! (tables `ingest_reports`, `quarantine_batches`, `quarantine`), so every
+//! (tables `ingest_reports`, `quarantine_batches`, and `quarantine`, which
+//! holds a batch's rows in chunks of JSON lines with their counts by
+//! reason), so every
 //! replica's data page shows every machine's ingests, an erasure through any
 //! replica removes the user's rows, and `aisle store copy` carries them.
 //!
@@ -23,8 +25,11 @@ use crate::{parse_url, Location, Result, StoreError};
 pub const REPORTS_DIR: &str = "reports";
 /// The folder, in a store's folder, that keeps the quarantined rows.
 pub const QUARANTINE_DIR: &str = "quarantine";
-/// Rows sent to PostgreSQL in one statement.
-const PG_ROWS: usize = 500;
+/// A chunk of a batch in PostgreSQL: at most this many rows, or about
+/// this many bytes of their JSON (a row of text per chunk, as a file holds
+/// lines: one insert per chunk, not per row).
+const CHUNK_ROWS: usize = 2_000;
+const CHUNK_BYTES: usize = 1 << 20;
 /// A report file read at most (larger ones are skipped).
 const REPORT_BYTES: u64 = 1 << 20;
 /// Bytes of a quarantine file read for the data page's counts.
@@ -119,7 +124,8 @@ impl IngestLog {
             at,
             name: None,
             file: None,
-            pending: Vec::new(),
+            pending: Chunk::default(),
+            chunks: 0,
             rows: 0,
             error: None,
         }
@@ -198,27 +204,37 @@ impl IngestLog {
                 let mut out = Vec::new();
                 for b in batches {
                     let name: String = b.get(0);
-                    let mut by_reason: Vec<(String, u64)> = c
-                        .query(
-                            "SELECT reason, count(*) FROM quarantine WHERE name = $1
-                             GROUP BY reason",
-                            &[&name],
-                        )?
-                        .iter()
-                        .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
-                        .collect();
+                    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+                    let mut first = Vec::new();
+                    let mut rows = 0;
+                    let chunks = c.query(
+                        "SELECT rows, by_reason, chunk FROM quarantine WHERE name = $1 ORDER BY chunk",
+                        &[&name],
+                    )?;
+                    for ch in &chunks {
+                        rows += ch.get::<_, i64>(0) as u64;
+                        for (r, n) in reasons(ch.get(1)) {
+                            *by_reason.entry(r).or_default() += n;
+                        }
+                        if first.len() < samples && ch.get::<_, i64>(0) > 0 {
+                            let lines: String = c
+                                .query_one(
+                                    "SELECT lines FROM quarantine WHERE name = $1 AND chunk = $2",
+                                    &[&name, &ch.get::<_, i64>(2)],
+                                )?
+                                .get(0);
+                            first.extend(
+                                lines
+                                    .lines()
+                                    .take(samples - first.len())
+                                    .map(|l| l.chars().take(400).collect::<String>()),
+                            );
+                        }
+                    }
+                    let mut by_reason: Vec<(String, u64)> = by_reason.into_iter().collect();
                     by_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                    let first = c
-                        .query(
-                            "SELECT row_json FROM quarantine WHERE name = $1
-                             ORDER BY line LIMIT $2",
-                            &[&name, &(samples as i64)],
-                        )?
-                        .iter()
-                        .map(|r| r.get::<_, String>(0).chars().take(400).collect())
-                        .collect();
                     out.push(QuarantineBatch {
-                        rows: by_reason.iter().map(|r| r.1).sum(),
+                        rows,
                         name,
                         at: b.get(1),
                         by_reason,
@@ -245,20 +261,40 @@ impl IngestLog {
                 let mut c = db.client()?;
                 let mut tx = c.transaction()?;
                 let mut removed = 0;
+                let mut seen = std::collections::HashSet::new();
                 for needle in needles {
-                    let rows = tx.query(
-                        "SELECT name, line, row_json FROM quarantine
-                         WHERE strpos(row_json, $1) > 0",
+                    let chunks = tx.query(
+                        "SELECT name, chunk, lines FROM quarantine WHERE strpos(lines, $1) > 0",
                         &[needle],
                     )?;
-                    for r in rows {
-                        let (name, line, json): (String, i64, String) =
+                    for r in chunks {
+                        let (name, chunk, lines): (String, i64, String) =
                             (r.get(0), r.get(1), r.get(2));
-                        if drop(json.as_bytes()) {
-                            removed += tx.execute(
-                                "DELETE FROM quarantine WHERE name = $1 AND line = $2",
-                                &[&name, &line],
+                        if !seen.insert((name.clone(), chunk)) {
+                            continue;
+                        }
+                        let mut kept = Chunk::default();
+                        let mut n = 0;
+                        for line in lines.lines() {
+                            if drop(line.as_bytes()) {
+                                n += 1;
+                            } else {
+                                kept.push(&reason_of(line), line);
+                            }
+                        }
+                        if n > 0 {
+                            tx.execute(
+                                "UPDATE quarantine SET rows = $3, by_reason = $4, lines = $5
+                                 WHERE name = $1 AND chunk = $2",
+                                &[
+                                    &name,
+                                    &chunk,
+                                    &(kept.rows as i64),
+                                    &kept.by_reason_json(),
+                                    &kept.lines,
+                                ],
                             )?;
+                            removed += n;
                         }
                     }
                 }
@@ -319,17 +355,17 @@ impl IngestLog {
                 let mut c = db.client()?;
                 let mut last = -1i64;
                 loop {
-                    let rows = c.query(
-                        "SELECT line, reason, row_json FROM quarantine
-                         WHERE name = $1 AND line > $2 ORDER BY line LIMIT 10000",
+                    let Some(r) = c.query_opt(
+                        "SELECT chunk, lines FROM quarantine
+                         WHERE name = $1 AND chunk > $2 ORDER BY chunk LIMIT 1",
                         &[&name, &last],
-                    )?;
-                    if rows.is_empty() {
+                    )?
+                    else {
                         return Ok(());
-                    }
-                    for r in &rows {
-                        last = r.get(0);
-                        each(r.get(1), r.get(2))?;
+                    };
+                    last = r.get(0);
+                    for line in r.get::<_, &str>(1).lines() {
+                        each(&reason_of(line), line)?;
                     }
                 }
             }
@@ -404,7 +440,9 @@ impl IngestLog {
                 let r: i64 = c
                     .query_one("SELECT count(*) FROM ingest_reports", &[])?
                     .get(0);
-                let q: i64 = c.query_one("SELECT count(*) FROM quarantine", &[])?.get(0);
+                let q: i64 = c
+                    .query_one("SELECT coalesce(sum(rows), 0)::bigint FROM quarantine", &[])?
+                    .get(0);
                 Ok((r as u64, q as u64))
             }
             Where::Files(_) => {
@@ -431,7 +469,8 @@ pub struct QuarantineWriter {
     at: i64,
     name: Option<String>,
     file: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
-    pending: Vec<(String, String)>,
+    pending: Chunk,
+    chunks: i64,
     rows: i64,
     error: Option<StoreError>,
 }
@@ -466,8 +505,8 @@ impl QuarantineWriter {
                     .map_err(io(path))?;
             }
             Where::Pg(_) => {
-                self.pending.push((reason.to_string(), json.to_string()));
-                if self.pending.len() >= PG_ROWS {
+                self.pending.push(reason, json);
+                if self.pending.rows >= CHUNK_ROWS || self.pending.lines.len() >= CHUNK_BYTES {
                     self.flush_pg()?;
                 }
             }
@@ -480,7 +519,7 @@ impl QuarantineWriter {
         let Where::Pg(db) = &self.log.0 else {
             return Ok(());
         };
-        if self.pending.is_empty() {
+        if self.pending.rows == 0 {
             return Ok(());
         }
         let mut c = db.client()?;
@@ -496,22 +535,20 @@ impl QuarantineWriter {
             "INSERT INTO quarantine_batches(name, at) VALUES($1, $2) ON CONFLICT (name) DO NOTHING",
             &[&name, &self.at],
         )?;
-        let first = self.rows - self.pending.len() as i64;
-        let mut sql = String::from("INSERT INTO quarantine(name, line, reason, row_json) VALUES");
-        let mut params: Vec<Box<dyn postgres::types::ToSql + Sync>> = vec![Box::new(name)];
-        for (i, (reason, json)) in self.pending.drain(..).enumerate() {
-            let k = params.len();
-            let sep = if i == 0 { "" } else { "," };
-            sql.push_str(&format!("{sep}($1, ${}, ${}, ${})", k + 1, k + 2, k + 3));
-            params.push(Box::new(first + i as i64));
-            params.push(Box::new(reason));
-            params.push(Box::new(json));
-        }
-        sql.push_str(" ON CONFLICT (name, line) DO NOTHING");
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-            params.iter().map(|p| p.as_ref()).collect();
-        tx.execute(sql.as_str(), &refs)?;
+        let chunk = std::mem::take(&mut self.pending);
+        tx.execute(
+            "INSERT INTO quarantine(name, chunk, rows, by_reason, lines) VALUES($1, $2, $3, $4, $5)
+             ON CONFLICT (name, chunk) DO NOTHING",
+            &[
+                &name,
+                &self.chunks,
+                &(chunk.rows as i64),
+                &chunk.by_reason_json(),
+                &chunk.lines,
+            ],
+        )?;
         tx.commit()?;
+        self.chunks += 1;
         Ok(())
     }
 
@@ -533,6 +570,38 @@ impl QuarantineWriter {
         }
         Ok(self.name.clone().filter(|_| self.rows > 0))
     }
+}
+
+/// Rows of a batch as PostgreSQL keeps them: JSON lines (each ending in a
+/// newline) and their count by reason.
+#[derive(Default)]
+struct Chunk {
+    rows: usize,
+    by_reason: BTreeMap<String, u64>,
+    lines: String,
+}
+
+impl Chunk {
+    fn push(&mut self, reason: &str, json: &str) {
+        self.rows += 1;
+        match self.by_reason.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_reason.insert(reason.to_string(), 1);
+            }
+        }
+        self.lines.push_str(json);
+        self.lines.push('\n');
+    }
+
+    fn by_reason_json(&self) -> String {
+        serde_json::to_string(&self.by_reason).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// A chunk's counts by reason, as stored.
+fn reasons(json: &str) -> BTreeMap<String, u64> {
+    serde_json::from_str(json).unwrap_or_default()
 }
 
 /// Writes `bytes` to `dir/name` through a temporary name (a reader never

@@ -120,10 +120,11 @@ CREATE SEQUENCE IF NOT EXISTS online_writers;
 CREATE TABLE IF NOT EXISTS ingest_reports(
     name TEXT PRIMARY KEY, at BIGINT NOT NULL, report TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine_batches(name TEXT PRIMARY KEY, at BIGINT NOT NULL);
+-- A batch's rows in chunks: JSON lines, their count, their count by reason.
 CREATE TABLE IF NOT EXISTS quarantine(
     name TEXT NOT NULL REFERENCES quarantine_batches(name) ON DELETE CASCADE,
-    line BIGINT NOT NULL, reason TEXT NOT NULL, row_json TEXT NOT NULL,
-    PRIMARY KEY(name, line));
+    chunk BIGINT NOT NULL, rows BIGINT NOT NULL, by_reason TEXT NOT NULL, lines TEXT NOT NULL,
+    PRIMARY KEY(name, chunk));
 CREATE SEQUENCE IF NOT EXISTS ingest_numbers;
 ";
 

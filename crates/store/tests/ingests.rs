@@ -174,3 +174,42 @@ fn a_copy_from_files_to_postgres_and_back_keeps_every_report_and_row_and_adds_no
     assert_eq!(seen(&files), seen(&pg));
     assert_eq!(seen(&pg), seen(&back_log));
 }
+
+#[test]
+fn a_large_batch_counts_and_erases_across_its_chunks() {
+    each(|log| {
+        let users: Vec<String> = (0..4_500).map(|i| format!("u{i}")).collect();
+        let rows: Vec<(&str, &str)> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), if i % 3 == 0 { "a" } else { "b" }))
+            .collect();
+        quarantine(&log, "big", 7, &rows);
+        let b = &log.quarantine_batches(1, 3).unwrap()[0];
+        assert_eq!(b.rows, 4_500);
+        assert_eq!(
+            b.by_reason,
+            [("b".to_string(), 3_000), ("a".to_string(), 1_500)]
+        );
+        assert_eq!(b.samples.len(), 3);
+        assert!(b.samples[0].contains("\"u0,"), "{:?}", b.samples);
+        // A row far into the batch, and one in its first chunk.
+        let picks = |id: &'static str| {
+            move |line: &[u8]| String::from_utf8_lossy(line).contains(&format!("\"{id},"))
+        };
+        assert_eq!(
+            log.erase_rows(&["u4321".into()], &picks("u4321")).unwrap(),
+            1
+        );
+        assert_eq!(log.erase_rows(&["u0".into()], &picks("u0")).unwrap(), 1);
+        let b = &log.quarantine_batches(1, 1).unwrap()[0];
+        assert_eq!(b.rows, 4_498);
+        // (u4321's reason was b, u0's a.)
+        assert_eq!(
+            b.by_reason,
+            [("b".to_string(), 2_999), ("a".to_string(), 1_499)]
+        );
+        assert!(b.samples[0].contains("\"u1,"), "{:?}", b.samples);
+        assert_eq!(log.counts().unwrap(), (0, 4_498));
+    });
+}
