@@ -1,5 +1,7 @@
-//! Erasing a user from the quarantine files: every quarantined row that
-//! mentions the id (in its text, its hex bytes or its detail) is removed.
+//! Which quarantined rows mention a user (in their text, their hex bytes or
+//! their detail): the rule an erasure applies to the store's quarantined
+//! rows (`aisle_store::IngestLog::erase_rows` with [`needles`] and
+//! [`line_mentions`]).
 
 use crate::report::QuarantinedRow;
 
@@ -69,17 +71,6 @@ pub fn needles(id: &str) -> Vec<String> {
     v
 }
 
-/// Removes every quarantined row that mentions `id` from the store's log
-/// (a folder store's files are each rewritten beside themselves, synced,
-/// then renamed over; a PostgreSQL store's rows are deleted in one
-/// transaction). Returns how many rows were removed.
-pub fn erase_from_quarantine(
-    log: &aisle_store::IngestLog,
-    id: &str,
-) -> Result<u64, aisle_store::StoreError> {
-    log.erase_rows(&needles(id), &|line| line_mentions(line, id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,45 +101,32 @@ mod tests {
     }
 
     #[test]
-    fn quarantine_files_lose_exactly_the_rows_that_mention_the_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.jsonl");
-        let rows = [
-            row("erase-me,P1,view,x", None),
-            row("keep-me,P1,view,x", None),
-            row("erase-me-not,P1,view,x", None),
-            // Invalid UTF-8: the id is in the hex bytes.
-            row(
-                "\u{fffd},P1",
-                Some("6572617365 2d6d65ff2c5031".replace(' ', "").as_str()),
-            ),
+    fn a_quarantine_line_mentions_the_id_in_its_text_its_hex_bytes_or_its_detail() {
+        let line = |r: QuarantinedRow| serde_json::to_string(&r).unwrap();
+        // Invalid UTF-8: the id is only in the hex bytes.
+        let hex = "6572617365 2d6d65ff2c5031".replace(' ', "");
+        let cases = [
+            (line(row("erase-me,P1,view,x", None)), true),
+            (line(row("keep-me,P1,view,x", None)), false),
+            (line(row("erase-me-not,P1,view,x", None)), false),
+            (line(row("\u{fffd},P1", Some(&hex))), true),
+            // Not a quarantined row: its text decides.
+            ("torn {\"raw\":\"erase-me,P".to_string(), true),
         ];
-        let text: String = rows
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap() + "\n")
-            .collect();
-        std::fs::write(&p, text).unwrap();
-        std::fs::write(dir.path().join("notes.txt"), "erase-me").unwrap();
-        let log = aisle_store::IngestLog::in_folder(dir.path().to_path_buf());
-        let q = dir.path().join(aisle_store::ingests::QUARANTINE_DIR);
-        std::fs::create_dir_all(&q).unwrap();
-        std::fs::rename(&p, q.join("x.jsonl")).unwrap();
-        let p = q.join("x.jsonl");
-        std::fs::write(q.join("notes.txt"), "erase-me").unwrap();
-        assert_eq!(erase_from_quarantine(&log, "erase-me").unwrap(), 2);
-        let left = std::fs::read_to_string(&p).unwrap();
-        assert!(
-            left.contains("keep-me") && left.contains("erase-me-not"),
-            "{left}"
-        );
-        assert_eq!(left.lines().count(), 2);
-        assert_eq!(erase_from_quarantine(&log, "erase-me").unwrap(), 0);
-        assert_eq!(
-            std::fs::read_to_string(q.join("notes.txt")).unwrap(),
-            "erase-me",
-            "a file that is not a quarantine file is left alone"
-        );
-        let none = aisle_store::IngestLog::in_folder(dir.path().join("none"));
-        assert_eq!(erase_from_quarantine(&none, "x").unwrap(), 0);
+        for (l, want) in cases {
+            assert_eq!(line_mentions(l.as_bytes(), "erase-me"), want, "{l}");
+            // The pre-filter lets every mentioning line through.
+            if want {
+                assert!(
+                    needles("erase-me").iter().any(|n| l.contains(n.as_str())),
+                    "{l}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn needles_cover_the_escaped_and_hex_forms() {
+        assert_eq!(needles("a\"b"), ["612262", "a\"b", "a\\\"b"]);
     }
 }

@@ -254,7 +254,7 @@ impl QualityReport {
     }
 }
 
-/// A report kept by a store's [`aisle_store::IngestLog`].
+/// A report kept with a store (the store's `IngestLog` keeps its JSON).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedReport {
     /// Its name: `ingest-<unix seconds>-<pid or number>.json`.
@@ -264,37 +264,14 @@ pub struct SavedReport {
     pub report: QualityReport,
 }
 
-impl QualityReport {
-    /// Keeps the report in the store's log (a folder store: a file in
-    /// `reports/`, written to a temporary name, then renamed, so a reader
-    /// never sees half of one). Returns where.
-    pub fn save(
-        &self,
-        log: &aisle_store::IngestLog,
-        at: i64,
-    ) -> Result<String, aisle_store::StoreError> {
-        let json = serde_json::to_string_pretty(self)
-            .map_err(|e| aisle_store::StoreError::Corrupt(e.to_string()))?;
-        log.save_report(at, &json)
-    }
-
-    /// The newest `n` reports kept in the store's log, newest first.
-    /// Reports that do not parse are skipped.
-    pub fn recent(
-        log: &aisle_store::IngestLog,
-        n: usize,
-    ) -> Result<Vec<SavedReport>, aisle_store::StoreError> {
-        Ok(log
-            .recent_reports(n)?
-            .into_iter()
-            .filter_map(|k| {
-                Some(SavedReport {
-                    report: serde_json::from_str(&k.json).ok()?,
-                    file: k.name,
-                    at: k.at,
-                })
-            })
-            .collect())
+impl SavedReport {
+    /// A kept report read back; None when its JSON is not a report.
+    pub fn parse(file: String, at: i64, json: &str) -> Option<SavedReport> {
+        Some(SavedReport {
+            report: serde_json::from_str(json).ok()?,
+            file,
+            at,
+        })
     }
 }
 
@@ -302,52 +279,23 @@ impl QualityReport {
 mod saved_tests {
     use super::*;
 
-    fn report(rows: u64) -> QualityReport {
-        QualityReport {
+    #[test]
+    fn a_kept_report_reads_back_and_anything_else_is_skipped() {
+        let r = QualityReport {
             dataset: "demo".into(),
-            rows_read: rows,
-            accepted: rows - 1,
+            rows_read: 10,
+            accepted: 9,
             quarantined: 1,
             by_reason: [("bad_timestamp".to_string(), 1)].into(),
             ..Default::default()
-        }
-    }
-
-    fn log(dir: &tempfile::TempDir) -> aisle_store::IngestLog {
-        aisle_store::IngestLog::in_folder(dir.path().to_path_buf())
-    }
-
-    #[test]
-    fn saved_reports_read_back_newest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        report(10).save(&log(&dir), 1_000).unwrap();
-        report(20).save(&log(&dir), 3_000).unwrap();
-        report(30).save(&log(&dir), 2_000).unwrap();
-        let got = QualityReport::recent(&log(&dir), 2).unwrap();
+        };
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        let got = SavedReport::parse("ingest-5-1.json".into(), 5, &json).unwrap();
         assert_eq!(
-            got.iter().map(|r| r.at).collect::<Vec<_>>(),
-            vec![3_000, 2_000]
+            (got.file.as_str(), got.at, &got.report),
+            ("ingest-5-1.json", 5, &r)
         );
-        assert_eq!(got[0].report, report(20));
-        assert!(got[0].file.starts_with("ingest-3000-"));
-    }
-
-    #[test]
-    fn unreadable_or_foreign_files_in_the_reports_folder_are_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        report(10).save(&log(&dir), 1_000).unwrap();
-        let reports = dir.path().join(aisle_store::ingests::REPORTS_DIR);
-        std::fs::write(reports.join("ingest-2000-1.json"), b"{not json").unwrap();
-        std::fs::write(reports.join("notes.txt"), b"hello").unwrap();
-        std::fs::write(reports.join(".ingest-3000-1.json.tmp"), b"{}").unwrap();
-        let got = QualityReport::recent(&log(&dir), 10).unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].at, 1_000);
-    }
-
-    #[test]
-    fn a_store_without_reports_has_none() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(QualityReport::recent(&log(&dir), 10).unwrap().is_empty());
+        assert!(got.report.balanced());
+        assert_eq!(SavedReport::parse("x".into(), 1, "{not json"), None);
     }
 }

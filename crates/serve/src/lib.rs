@@ -620,7 +620,10 @@ impl App {
             aisle_ingest::remove_stale_spills(&d)?;
         }
         let quarantine_rows = match self.ingest_log()? {
-            Some(log) => aisle_ingest::erase::erase_from_quarantine(&log, user)?,
+            Some(log) => {
+                use aisle_ingest::erase::{line_mentions, needles};
+                log.erase_rows(&needles(user), &|line| line_mentions(line, user))?
+            }
             None => 0,
         };
         tracing::info!(events, queries, quarantine_rows, impressions, "user erased");

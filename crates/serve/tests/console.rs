@@ -72,7 +72,7 @@ fn console_shop(dir: &Path) -> String {
         ),
     )
     .unwrap();
-    aisle_ingest::QualityReport {
+    let report = aisle_ingest::QualityReport {
         dataset: "shop".into(),
         input: "events.csv".into(),
         rows_read: 1234,
@@ -85,12 +85,10 @@ fn console_shop(dir: &Path) -> String {
             ..Default::default()
         }),
         ..Default::default()
-    }
-    .save(
-        &aisle_store::IngestLog::in_folder(store_dir.clone()),
-        1_700_000_200,
-    )
-    .unwrap();
+    };
+    aisle_store::IngestLog::in_folder(store_dir.clone())
+        .save_report(1_700_000_200, &serde_json::to_string(&report).unwrap())
+        .unwrap();
     common::promote_tiny_sasrec(dir, common::ITEMS, 5, 200);
     // The last `aisle evaluate` of the store, in the shape it writes.
     let eval = store_dir.join("evaluation");

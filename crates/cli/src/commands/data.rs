@@ -197,8 +197,8 @@ pub(super) fn run_ingest(
     }
     // Kept with the store: the console's data page shows them over time.
     if kept {
-        let at = report
-            .save(&log, unix_now())
+        let at = log
+            .save_report(unix_now(), &serde_json::to_string_pretty(&report)?)
             .context("keeping the data-quality report")?;
         info!(report = %at, "report kept");
     }

@@ -306,8 +306,10 @@ fn compute(app: &App) -> Result<DataReport, aisle_store::StoreError> {
     // (The store's: every machine's ingests over PostgreSQL.)
     let log = app.ingest_log()?;
     let ingests = match &log {
-        Some(log) => aisle_ingest::QualityReport::recent(log, REPORTS)?
+        Some(log) => log
+            .recent_reports(REPORTS)?
             .into_iter()
+            .filter_map(|k| aisle_ingest::SavedReport::parse(k.name, k.at, &k.json))
             .map(ingest_run)
             .collect(),
         None => Vec::new(),
