@@ -105,6 +105,38 @@ pub fn ndcg_at(rank: Option<usize>, k: usize) -> f64 {
     }
 }
 
+/// NDCG@k with graded relevance: DCG of `shown` (each result's grade, best
+/// first) with gain `2^grade - 1` and discount `log2(rank + 2)`, over the
+/// DCG of the ideal order of `judged` (every judged item's grade). 0 when
+/// nothing is relevant.
+pub fn graded_ndcg_at(shown: &[u8], judged: &[u8], k: usize) -> f64 {
+    let dcg = |grades: &mut dyn Iterator<Item = u8>| -> f64 {
+        grades
+            .take(k)
+            .enumerate()
+            .map(|(r, g)| ((1u64 << g) - 1) as f64 / ((r + 2) as f64).log2())
+            .sum()
+    };
+    let mut ideal: Vec<u8> = judged.to_vec();
+    ideal.sort_unstable_by(|a, b| b.cmp(a));
+    let best = dcg(&mut ideal.into_iter());
+    if best == 0.0 {
+        return 0.0;
+    }
+    dcg(&mut shown.iter().copied()) / best
+}
+
+/// Recall@k over several relevant items: relevant results in the top `k`
+/// over `min(k, relevant items)` (so a perfect top k scores 1 however many
+/// items are relevant). 0 when nothing is relevant.
+pub fn capped_recall_at(shown_relevant: &[bool], relevant: usize, k: usize) -> f64 {
+    let denom = relevant.min(k);
+    if denom == 0 {
+        return 0.0;
+    }
+    shown_relevant.iter().take(k).filter(|r| **r).count() as f64 / denom as f64
+}
+
 /// Reciprocal rank within the top `k`.
 pub fn mrr_at(rank: Option<usize>, k: usize) -> f64 {
     match rank {
@@ -216,6 +248,39 @@ impl RankingTotals {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn graded_ndcg_matches_a_hand_computed_value() {
+        // Shown grades 2, 0, 1; judged 2, 1, 1 (and zeros).
+        // DCG = 3/log2(2) + 0 + 1/log2(4) = 3.5; ideal = 3 + 1/log2(3) + 1/2.
+        let want = 3.5 / (3.0 + 1.0 / 3f64.log2() + 0.5);
+        let got = graded_ndcg_at(&[2, 0, 1], &[0, 1, 2, 0, 1], 10);
+        assert!((got - want).abs() < 1e-12, "{got} {want}");
+        assert_eq!(graded_ndcg_at(&[2, 1, 1], &[1, 2, 1], 10), 1.0);
+        assert_eq!(graded_ndcg_at(&[0, 0], &[0, 0], 10), 0.0);
+        // Only the top k count, on both sides.
+        assert_eq!(graded_ndcg_at(&[0, 1], &[1, 1], 1), 0.0);
+        assert_eq!(graded_ndcg_at(&[1, 0], &[1, 1, 1], 1), 1.0);
+    }
+
+    #[test]
+    fn graded_ndcg_with_one_relevant_item_is_the_single_target_ndcg() {
+        for r in 0..12 {
+            let mut shown = vec![0u8; 12];
+            shown[r] = 1;
+            let got = graded_ndcg_at(&shown, &[1], 10);
+            assert!((got - ndcg_at(Some(r), 10)).abs() < 1e-12, "rank {r}");
+        }
+    }
+
+    #[test]
+    fn capped_recall_counts_relevant_results_over_what_k_could_hold() {
+        assert_eq!(capped_recall_at(&[true, false, true], 2, 10), 1.0);
+        assert_eq!(capped_recall_at(&[true, false, true], 50, 3), 2.0 / 3.0);
+        assert_eq!(capped_recall_at(&[false; 3], 4, 10), 0.0);
+        assert_eq!(capped_recall_at(&[true], 0, 10), 0.0);
+    }
+
     use super::*;
 
     /// The oracle: rank by a full stable sort (score desc, index asc).

@@ -27,8 +27,6 @@ pub(crate) fn embedder_dir() -> PathBuf {
         .unwrap_or_else(aisle_embed::default_dir)
 }
 
-/// The folder that holds a store (for quarantine files and reports); the
-/// temporary directory for an in-memory store.
 /// Where the store's files go (see [`aisle_store::files_dir`]; the system's
 /// temporary directory for a store in memory).
 fn store_dir(url: &str) -> Result<PathBuf> {

@@ -1,6 +1,10 @@
-//! `aisle bench-search`: search quality on a store's purchase sequences.
+//! `aisle bench-search`: search quality on two query sets.
 //!
-//! Query set (written down in BENCHMARKS.md §5): for each user's held-out
+//! **natural** ([`natural`]): shopper-style queries judged by written rules
+//! over the catalog (`bench/search/natural.toml`), run through the server's
+//! search in each mode.
+//!
+//! **head** (written down in BENCHMARKS.md §5): for each user's held-out
 //! purchase (leave-one-out: the last item for test, the second-to-last for
 //! validation), the query is the **head noun** of the bought product's
 //! title — its last word of 3+ letters that is not a colour, size, pattern
@@ -13,6 +17,8 @@ use std::collections::HashMap;
 
 use aisle_train::Servable;
 use std::path::PathBuf;
+
+pub mod natural;
 
 use aisle_eval::{expected_at, ndcg_at, recall_at};
 use aisle_search::{Filters, KeywordIndex};
@@ -89,9 +95,20 @@ pub struct BenchSearchArgs {
     /// Re-ranking weights tried on validation.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,2,4,8,16")]
     pub weights: Vec<f32>,
+    /// Which query set: `head` (head nouns of held-out purchases),
+    /// `natural` (the judged shopper queries) or `all`.
+    #[arg(long, value_enum, default_value_t = QuerySet::All)]
+    pub set: QuerySet,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuerySet {
+    Head,
+    Natural,
+    All,
 }
 
 struct Case {
@@ -330,20 +347,140 @@ impl Bench<'_> {
 }
 
 pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
-    let t0 = std::time::Instant::now();
-    let aisle_train::StoreData { seqs, dataset, .. } = aisle_train::StoreData::load(&a.store)?;
     let store = aisle_store::open_existing(&a.store)?;
     let catalog = store.catalog()?;
     drop(store);
     if catalog.iter().all(|c| c.title.is_none()) {
         bail!("{}: the catalog has no titles to search", a.store);
     }
+    let mut report = match a.set {
+        QuerySet::Natural => json!({"store": a.store, "items": catalog.len()}),
+        _ => head(&a, &catalog, embedder_dir)?,
+    };
+    report["set"] = json!(format!("{:?}", a.set).to_lowercase());
+    if a.set != QuerySet::Head {
+        report["natural"] = run_natural(&a.store, &catalog)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if a.set != QuerySet::Natural {
+            print_table(&report, a.candidates);
+        }
+        if a.set != QuerySet::Head {
+            print_natural(&report["natural"]);
+        }
+    }
+    Ok(())
+}
+
+/// The natural set through the server's own search (`App::search`, as
+/// `aisle search` runs it): every mode the server offers, and its default.
+fn run_natural(store: &str, catalog: &[aisle_core::CatalogItem]) -> Result<Value> {
+    let judged = natural::judge(natural::NATURAL, catalog)?;
+    let usable = judged.iter().filter(|j| j.good > 0).count();
+    if usable * 2 < judged.len() {
+        return Ok(json!(format!(
+            "not applicable: {usable} of {} queries have a good product in this catalog (the set is judged over Online Retail's)",
+            judged.len()
+        )));
+    }
+    let app = aisle_serve::App::open(crate::commands::serve::serve_config(
+        store,
+        "127.0.0.1:0".parse().expect("literal address"),
+    ))?;
+    let semantic = app.search.semantic.is_some();
+    let modes: &[&str] = if semantic {
+        &["keyword", "semantic", "hybrid"]
+    } else {
+        &["keyword"]
+    };
+    let default_mode = if semantic { "hybrid" } else { "keyword" };
+    let t = std::time::Instant::now();
+    let mut v = natural::evaluate(&judged, modes, default_mode, |q, mode| {
+        let req = aisle_serve::search::SearchRequest {
+            q: q.to_string(),
+            user: None,
+            k: 10,
+            filters: aisle_search::Filters {
+                in_stock_only: true,
+                ..Default::default()
+            },
+            personal: false,
+            mode: Some(mode.to_string()),
+        };
+        let out = app.search(&req).map_err(anyhow::Error::msg)?;
+        Ok(out.results.into_iter().map(|h| h.item_id).collect())
+    })?;
+    v["semantic"] = json!(app.search.semantic_note);
+    v["secs"] = json!(t.elapsed().as_secs_f64());
+    Ok(v)
+}
+
+/// The natural set's figures as a table.
+fn print_natural(v: &Value) {
+    let Some(modes) = v["modes"].as_object() else {
+        println!("natural queries: {v}");
+        return;
+    };
+    println!(
+        "\nnatural queries ({} judged; the server's search, in stock, no personal ranking; default mode {})",
+        v["judged_queries"], v["default_mode"]
+    );
+    println!(
+        "{:<10} {:>8} {:>10} {:>10} {:>11} {:>10}",
+        "mode", "NDCG@10", "Recall@10", "zero-res", "NDCG train", "NDCG test"
+    );
+    for (mode, m) in modes {
+        let f = |p: &str, k: &str| m[p][k].as_f64().unwrap_or(0.0);
+        println!(
+            "{mode:<10} {:>8.4} {:>10.4} {:>10.3} {:>11.4} {:>10.4}",
+            f("all", "ndcg10"),
+            f("all", "recall10"),
+            f("all", "zero_result_rate"),
+            f("train", "ndcg10"),
+            f("test", "ndcg10")
+        );
+    }
+    let kinds: Vec<String> = modes
+        .values()
+        .next()
+        .and_then(|m| m["by_kind"].as_object())
+        .map(|k| k.keys().cloned().collect())
+        .unwrap_or_default();
+    println!("NDCG@10 by kind:");
+    for kind in kinds {
+        let cells: Vec<String> = modes
+            .iter()
+            .map(|(mode, m)| {
+                format!(
+                    "{mode} {:.3}",
+                    m["by_kind"][&kind]["ndcg10"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        println!(
+            "  {kind:<12} ({:>3})  {}",
+            modes.values().next().unwrap()["by_kind"][&kind]["queries"],
+            cells.join("  ")
+        );
+    }
+}
+
+/// The head-noun set's report.
+fn head(
+    a: &BenchSearchArgs,
+    catalog: &[aisle_core::CatalogItem],
+    embedder_dir: &std::path::Path,
+) -> Result<Value> {
+    let t0 = std::time::Instant::now();
+    let aisle_train::StoreData { seqs, dataset, .. } = aisle_train::StoreData::load(&a.store)?;
     let title: HashMap<&str, &str> = catalog
         .iter()
         .filter_map(|c| c.title.as_deref().map(|t| (c.id.as_str(), t)))
         .collect();
-    let index = KeywordIndex::in_ram(&catalog)?;
-    let semantic = open_semantic(&a.store, &catalog, embedder_dir);
+    let index = KeywordIndex::in_ram(catalog)?;
+    let semantic = open_semantic(&a.store, catalog, embedder_dir);
     let model_path = match &a.model {
         Some(p) => p.clone(),
         None => promoted(&a.store)?,
@@ -427,17 +564,16 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
         "validation": v,
         "secs": t0.elapsed().as_secs_f64(),
     });
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report, a.candidates, (wq, wp));
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// The test figures of `report` as a table.
-fn print_table(report: &Value, candidates: usize, (wq, wp): (f32, f32)) {
+fn print_table(report: &Value, candidates: usize) {
     let t = &report["test"];
+    let (wq, wp) = (
+        &t["keyword_popularity"]["weight"],
+        &t["keyword_personal"]["weight"],
+    );
     let row = |name: &str, m: &Value| {
         println!(
             "{name:<34} {:>8.4} {:>10.4}",

@@ -1,0 +1,341 @@
+//! The judged set of natural shopper queries (`bench/search/natural.toml`):
+//! sentences, needs, gifts, occasions, materials, colours, misspellings and
+//! price limits, each judged by a written rule over the catalog's titles and
+//! prices (the rule is in the file's header). Every query runs through the
+//! server's own search (`App::search`, in-stock items only, no personal
+//! ranking) in each retrieval mode; graded NDCG@10, capped Recall@10 and the
+//! zero-result rate are reported over all queries, the training split, the
+//! test split and each kind.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aisle_core::CatalogItem;
+use aisle_eval::{capped_recall_at, graded_ndcg_at};
+use anyhow::{bail, Context, Result};
+use regex::{RegexSet, RegexSetBuilder};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The judged queries, as written in the repository.
+pub const NATURAL: &str = include_str!("../../../../bench/search/natural.toml");
+
+/// Results judged per query.
+const K: usize = 10;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    query: Vec<RawQuery>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuery {
+    q: String,
+    kind: String,
+    #[serde(default)]
+    good: Vec<String>,
+    #[serde(default)]
+    fair: Vec<String>,
+    #[serde(default)]
+    not: Vec<String>,
+    max_price: Option<f64>,
+}
+
+/// A query's rule, compiled.
+struct Rule {
+    good: RegexSet,
+    fair: RegexSet,
+    not: RegexSet,
+    max_price: Option<f64>,
+}
+
+impl Rule {
+    /// A product's grade: 2 good, 1 fair, 0 otherwise (see the file's header).
+    fn grade(&self, title: &str, price: Option<f64>) -> u8 {
+        if self.not.is_match(title) {
+            return 0;
+        }
+        if let Some(max) = self.max_price {
+            if price.is_none_or(|p| p > max) {
+                return 0;
+            }
+        }
+        if self.good.is_match(title) {
+            2
+        } else if self.fair.is_match(title) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+fn set(q: &str, what: &str, pats: &[String]) -> Result<RegexSet> {
+    RegexSetBuilder::new(pats)
+        .case_insensitive(true)
+        .build()
+        .with_context(|| format!("query {q:?}: a `{what}` pattern does not compile"))
+}
+
+/// One query with its judgments over a catalog.
+#[derive(Debug)]
+pub struct Judged {
+    pub q: String,
+    pub kind: String,
+    /// In the training split (the 1st, 4th, 7th ... query of the file).
+    pub train: bool,
+    /// Item id → grade, for the items of grade 1 or 2.
+    pub grades: HashMap<String, u8>,
+    pub good: usize,
+    pub fair: usize,
+}
+
+/// Judges every query of `text` over `catalog` by its rule.
+pub fn judge(text: &str, catalog: &[CatalogItem]) -> Result<Vec<Judged>> {
+    let file: File = toml::from_str(text).context("the natural query set")?;
+    let mut out = Vec::with_capacity(file.query.len());
+    for (n, raw) in file.query.into_iter().enumerate() {
+        if raw.good.is_empty() {
+            bail!("query {:?} has no `good` pattern", raw.q);
+        }
+        let rule = Rule {
+            good: set(&raw.q, "good", &raw.good)?,
+            fair: set(&raw.q, "fair", &raw.fair)?,
+            not: set(&raw.q, "not", &raw.not)?,
+            max_price: raw.max_price,
+        };
+        let mut grades = HashMap::new();
+        for c in catalog {
+            let g = rule.grade(c.title.as_deref().unwrap_or(""), c.price);
+            if g > 0 {
+                grades.insert(c.id.clone(), g);
+            }
+        }
+        let good = grades.values().filter(|g| **g == 2).count();
+        out.push(Judged {
+            q: raw.q,
+            kind: raw.kind,
+            train: n % 3 == 0,
+            fair: grades.len() - good,
+            grades,
+            good,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    n: usize,
+    ndcg: f64,
+    recall: f64,
+    zero: usize,
+}
+
+impl Totals {
+    fn add(&mut self, ndcg: f64, recall: f64, zero: bool) {
+        self.n += 1;
+        self.ndcg += ndcg;
+        self.recall += recall;
+        self.zero += usize::from(zero);
+    }
+
+    fn json(&self) -> Value {
+        let n = self.n.max(1) as f64;
+        json!({
+            "queries": self.n,
+            "ndcg10": self.ndcg / n,
+            "recall10": self.recall / n,
+            "zero_result_rate": self.zero as f64 / n,
+        })
+    }
+}
+
+/// One query's figures in one mode: (NDCG@10, Recall@10, no results).
+pub fn score(j: &Judged, shown: &[String]) -> (f64, f64, bool) {
+    let grades: Vec<u8> = shown
+        .iter()
+        .take(K)
+        .map(|id| j.grades.get(id).copied().unwrap_or(0))
+        .collect();
+    let judged: Vec<u8> = j.grades.values().copied().collect();
+    let relevant: Vec<bool> = grades.iter().map(|g| *g > 0).collect();
+    (
+        graded_ndcg_at(&grades, &judged, K),
+        capped_recall_at(&relevant, j.grades.len(), K),
+        shown.is_empty(),
+    )
+}
+
+/// Runs every judged query (those with a grade-2 product in this catalog)
+/// in each mode through `search` (query, mode → the shown ids, best
+/// first), and reports the figures.
+pub fn evaluate(
+    judged: &[Judged],
+    modes: &[&str],
+    default_mode: &str,
+    search: impl Fn(&str, &str) -> Result<Vec<String>>,
+) -> Result<Value> {
+    let usable: Vec<&Judged> = judged.iter().filter(|j| j.good > 0).collect();
+    let mut by_mode = serde_json::Map::new();
+    let mut per_query: Vec<Value> = usable
+        .iter()
+        .map(|j| {
+            json!({
+                "q": j.q, "kind": j.kind, "split": if j.train { "train" } else { "test" },
+                "good": j.good, "fair": j.fair, "ndcg10": {},
+            })
+        })
+        .collect();
+    for mode in modes {
+        let (mut all, mut train, mut test) =
+            (Totals::default(), Totals::default(), Totals::default());
+        let mut kinds: BTreeMap<&str, Totals> = BTreeMap::new();
+        for (j, pq) in usable.iter().zip(per_query.iter_mut()) {
+            let shown = search(&j.q, mode).with_context(|| format!("{mode} search {:?}", j.q))?;
+            let (ndcg, recall, zero) = score(j, &shown);
+            let split = if j.train { &mut train } else { &mut test };
+            for t in [&mut all, split, kinds.entry(j.kind.as_str()).or_default()] {
+                t.add(ndcg, recall, zero);
+            }
+            pq["ndcg10"][*mode] = json!(ndcg);
+        }
+        by_mode.insert(
+            mode.to_string(),
+            json!({
+                "all": all.json(),
+                "train": train.json(),
+                "test": test.json(),
+                "by_kind": kinds.iter().map(|(k, t)| (k.to_string(), t.json())).collect::<serde_json::Map<_, _>>(),
+            }),
+        );
+    }
+    Ok(json!({
+        "queries": judged.len(),
+        "judged_queries": usable.len(),
+        "without_a_good_product": judged.iter().filter(|j| j.good == 0).map(|j| j.q.clone()).collect::<Vec<_>>(),
+        "default_mode": default_mode,
+        "modes": by_mode,
+        "per_query": per_query,
+        "protocol": "bench/search/natural.toml: each query judged by its written rule over the catalog's titles and prices (grade 2 good, 1 fair, 0 otherwise); every query with a grade-2 product runs through the server's search (in-stock items only, no personal ranking, top 10); NDCG@10 with gain 2^grade - 1 over the ideal order of every judged product; Recall@10 = grade >= 1 results in the top 10 / min(10, grade >= 1 products); zero-result rate = share of queries with no result; train split = the 1st, 4th, 7th ... query of the file, test = the rest",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, title: &str, price: Option<f64>) -> CatalogItem {
+        CatalogItem {
+            id: id.into(),
+            title: Some(title.into()),
+            price,
+            ..Default::default()
+        }
+    }
+
+    const ONE: &str = r#"
+[[query]]
+q = "lamp for candles"
+kind = "need"
+good = ['LANTERN', 'T-LIGHT HOLDER']
+fair = ['\bCANDLES?\b']
+not = ['PAPER LANTERN']
+max_price = 5.0
+"#;
+
+    #[test]
+    fn a_rule_grades_by_good_then_fair_and_not_and_price_override_both() {
+        let catalog = [
+            item("a", "White Metal Lantern", Some(3.0)),
+            item("b", "SET OF 6 CANDLES", Some(1.0)),
+            item("c", "CHINESE PAPER LANTERN", Some(1.0)),
+            item("d", "ZINC T-LIGHT HOLDER", Some(9.0)),
+            item("e", "CANDLE HOLDER LANTERN", None),
+            item("f", "CANDLESTICK", Some(1.0)),
+        ];
+        let j = &judge(ONE, &catalog).unwrap()[0];
+        assert_eq!(j.grades.get("a"), Some(&2));
+        assert_eq!(j.grades.get("b"), Some(&1));
+        // Excluded by `not`, over the price limit, no price under a limit,
+        // and a word that only starts like a pattern.
+        for id in ["c", "d", "e", "f"] {
+            assert_eq!(j.grades.get(id), None, "{id}");
+        }
+        assert_eq!((j.good, j.fair, j.train), (1, 1, true));
+    }
+
+    #[test]
+    fn a_bad_pattern_or_a_query_without_good_patterns_is_refused_by_name() {
+        let e = judge("[[query]]\nq = \"x\"\nkind = \"need\"\ngood = ['(']\n", &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("\"x\""), "{e:#}");
+        let e = judge("[[query]]\nq = \"y\"\nkind = \"need\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("\"y\""), "{e}");
+        assert!(judge(
+            "[[query]]\nq = \"z\"\nkind = \"k\"\ngood = ['A']\ntypo = 1\n",
+            &[]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn figures_per_mode_split_and_kind_come_from_the_shown_ids() {
+        let catalog = [
+            item("a", "LANTERN", Some(1.0)),
+            item("b", "CANDLES", Some(1.0)),
+        ];
+        let text = format!("{ONE}\n[[query]]\nq = \"lanterns\"\nkind = \"misspelling\"\ngood = ['LANTERN']\n\n[[query]]\nq = \"none here\"\nkind = \"need\"\ngood = ['TEAPOT']\n");
+        let judged = judge(&text, &catalog).unwrap();
+        let r = evaluate(&judged, &["keyword", "semantic"], "semantic", |q, mode| {
+            Ok(match (q, mode) {
+                (_, "semantic") => vec!["a".into(), "b".into()],
+                ("lamp for candles", _) => vec!["b".into()],
+                _ => vec![],
+            })
+        })
+        .unwrap();
+        assert_eq!(r["judged_queries"], 2);
+        assert_eq!(r["without_a_good_product"], json!(["none here"]));
+        let s = &r["modes"]["semantic"]["all"];
+        assert_eq!(
+            (s["ndcg10"].as_f64(), s["recall10"].as_f64()),
+            (Some(1.0), Some(1.0))
+        );
+        let k = &r["modes"]["keyword"];
+        // "lamp for candles": a fair item first: (2^1-1)/(2^2-1 + 1/log2 3).
+        let want = 1.0 / (3.0 + 1.0 / 3f64.log2());
+        let got = k["by_kind"]["need"]["ndcg10"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-12, "{got}");
+        assert_eq!(k["by_kind"]["misspelling"]["zero_result_rate"], 1.0);
+        assert_eq!(k["all"]["zero_result_rate"], 0.5);
+        assert_eq!(
+            (
+                k["train"]["queries"].as_u64(),
+                k["test"]["queries"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
+    }
+
+    #[test]
+    fn the_repository_set_parses_and_has_150_or_more_queries_of_every_kind() {
+        let judged = judge(NATURAL, &[]).unwrap();
+        assert!(judged.len() >= 150, "{}", judged.len());
+        for kind in [
+            "need",
+            "gift",
+            "occasion",
+            "material",
+            "colour",
+            "misspelling",
+            "price",
+            "sentence",
+        ] {
+            assert!(
+                judged.iter().filter(|j| j.kind == kind).count() >= 10,
+                "{kind}"
+            );
+        }
+    }
+}
