@@ -313,6 +313,10 @@ pub(crate) struct ServeArgs {
     /// Beam width of an HNSW search (recall against speed; at least the 100 candidates).
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub ann_ef: usize,
+    /// Out-of-stock products in search: `filter` (never shown) or `demote`
+    /// (shown after every product in stock).
+    #[arg(long, value_name = "HOW", default_value = "filter", value_parser = ["filter", "demote"])]
+    pub search_out_of_stock: String,
     /// A purchase-probability model (`aisle train --model ranker`): recommendations for a
     /// known user are the sequence model's top candidates re-ranked by the probability of a
     /// purchase (`rerank=false` on a request turns it off).

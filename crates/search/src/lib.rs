@@ -10,12 +10,16 @@
 //!   graph ([`AnnIndex`], [`hnsw`]) for large catalogs.
 //! - [`fuse`]: reciprocal rank fusion of result lists and the personal
 //!   re-ranking of the fused top N.
+//! - [`understand`]: what a shopper's query asks for (content words, price
+//!   limits, colours, materials, spelling corrections, a class for the
+//!   fusion weights).
 
 mod collect;
 pub mod fuse;
 pub mod hnsw;
 mod keyword;
 pub mod tokenize;
+pub mod understand;
 pub mod vector;
 
 use std::path::{Path, PathBuf};

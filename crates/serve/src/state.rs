@@ -148,7 +148,24 @@ impl Live {
         price_min: Option<f64>,
         price_max: Option<f64>,
     ) -> bool {
-        if !self.recommendable(i) {
+        self.recommendable(i) && self.matches(i, category, price_min, price_max)
+    }
+
+    /// Whether item `i` is in stock (an item without a catalog entry is).
+    pub fn in_stock(&self, i: u32) -> bool {
+        self.catalog[i as usize].as_ref().is_none_or(|c| c.in_stock)
+    }
+
+    /// [`Live::passes`] whatever the stock: not deleted, in `category`,
+    /// priced within the bounds.
+    pub fn matches(
+        &self,
+        i: u32,
+        category: Option<&str>,
+        price_min: Option<f64>,
+        price_max: Option<f64>,
+    ) -> bool {
+        if self.deleted[i as usize] {
             return false;
         }
         if category.is_some() && self.category(i) != category {

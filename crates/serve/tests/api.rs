@@ -1235,6 +1235,123 @@ async fn out_of_stock_and_deleted_items_never_show_in_search() {
     assert!(result_ids(&c.get("/v1/search?q=lantern").await.1).is_empty());
 }
 
+/// Puts catalog entries (id, JSON body) through the API.
+async fn put_items(c: &Client, items: &[(&str, &str)]) {
+    for (id, body) in items {
+        let (s, v) = c
+            .call("PUT", &format!("/v1/items/{id}"), Some(body), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn a_sentence_searches_its_content_words_and_says_which_it_left_out() {
+    let (_dir, c) = keyword_only();
+    put_items(
+        &c,
+        &[
+            ("lamp1", r#"{"title":"Copper lantern"}"#),
+            ("wb", r#"{"title":"WHEELBARROW FOR CHILDREN"}"#),
+        ],
+    )
+    .await;
+    let (s, v) = c.get("/v1/search?q=a%20lantern%20for%20the%20garden").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // "for" matches nothing on its own.
+    assert_eq!(result_ids(&v), ["lamp1"], "{v}");
+    let why = &v["results"][0]["why"];
+    assert_eq!(why["intent"]["class"], "sentence", "{v}");
+    assert_eq!(why["intent"]["keyword_query"], "lantern garden", "{v}");
+    assert_eq!(why["intent"]["ignored"], json!(["a", "for", "the"]), "{v}");
+    let w = &why["weights"];
+    assert!(
+        w["keyword"].as_f64().unwrap() > 0.0 && w["semantic"].is_number(),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_price_limit_in_the_query_filters_the_results() {
+    let (_dir, c) = keyword_only();
+    put_items(
+        &c,
+        &[
+            ("cheap", r#"{"title":"Copper lantern","price":3.5}"#),
+            ("dear", r#"{"title":"Brass lantern","price":12}"#),
+        ],
+    )
+    .await;
+    let (_, v) = c.get("/v1/search?q=lantern%20under%205%20pounds").await;
+    assert_eq!(result_ids(&v), ["cheap"], "{v}");
+    assert_eq!(v["results"][0]["why"]["intent"]["price_max"], 5.0, "{v}");
+    // A price filter in the request wins over the query's.
+    let (_, v) = c
+        .get("/v1/search?q=lantern%20under%205%20pounds&price_min=10")
+        .await;
+    assert_eq!(result_ids(&v), ["dear"], "{v}");
+}
+
+#[tokio::test]
+async fn a_misspelt_word_is_corrected_from_the_catalogs_words() {
+    let (_dir, c) = keyword_only();
+    put_items(&c, &[("lamp1", r#"{"title":"Copper lantern"}"#)]).await;
+    let (_, v) = c.get("/v1/search?q=copper%20lanturn").await;
+    assert_eq!(result_ids(&v)[0], "lamp1", "{v}");
+    let i = &v["results"][0]["why"]["intent"];
+    assert_eq!(i["corrected"], json!([["lanturn", "lantern"]]), "{v}");
+    assert_eq!(i["class"], "corrected", "{v}");
+}
+
+#[tokio::test]
+async fn near_duplicate_titles_show_once_with_the_others_listed() {
+    let (_dir, c) = keyword_only();
+    put_items(
+        &c,
+        &[
+            ("a", r#"{"title":"TEA TIME TABLE CLOTH"}"#),
+            ("b", r#"{"title":"Tea time  table-cloth."}"#),
+            ("c", r#"{"title":"TEA TIME MUG"}"#),
+        ],
+    )
+    .await;
+    let (_, v) = c.get("/v1/search?q=tea%20time&k=2").await;
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r.len(), 2, "{v}");
+    let ids = result_ids(&v);
+    assert!(ids.contains(&"c".to_string()), "{v}");
+    let cloth = r.iter().find(|x| x["item_id"] != "c").unwrap();
+    assert_eq!(cloth["also"].as_array().unwrap().len(), 1, "{v}");
+    assert!(
+        r.iter().find(|x| x["item_id"] == "c").unwrap()["also"].is_null(),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn out_of_stock_items_come_last_when_configured_to_be_demoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let (_app, c) = open(&url, |c| {
+        c.search.no_semantic = true;
+        c.search.demote_out_of_stock = true;
+    });
+    put_items(
+        &c,
+        &[
+            (
+                "gone",
+                r#"{"title":"Copper lantern lantern","in_stock":false}"#,
+            ),
+            ("here", r#"{"title":"Brass lantern"}"#),
+        ],
+    )
+    .await;
+    // The better keyword match is out of stock: shown, after the other.
+    let (_, v) = c.get("/v1/search?q=lantern").await;
+    assert_eq!(result_ids(&v), ["here", "gone"], "{v}");
+}
+
 #[tokio::test]
 async fn suggestions_offer_past_queries_first_then_titles() {
     let (_dir, c) = keyword_only();

@@ -146,6 +146,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         retrain_set: vec!["max_len=50".to_string()],
         ann_min_items: aisle_serve::search::SearchConfig::default().ann_min_items,
         ann_ef: aisle_serve::search::SearchConfig::default().ann_ef,
+        search_out_of_stock: "filter".into(),
         ranker: None,
         attribution_window_hours: 24.0,
         impression_retention_days: 90.0,

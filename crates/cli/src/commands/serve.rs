@@ -123,7 +123,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     }
     cfg.max_body_bytes = a.max_body_bytes;
     cfg.search.ann_min_items = a.ann_min_items;
+    cfg.search.demote_out_of_stock = a.search_out_of_stock == "demote";
     cfg.search.ann_ef = a.ann_ef;
+    cfg.search.demote_out_of_stock = a.search_out_of_stock == "demote";
     cfg.ranker = a.ranker;
     if let Some(r) = a.rate_limit {
         if !(r.is_finite() && r > 0.0) {
@@ -265,6 +267,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         },
         personal: true,
         mode: a.mode.clone(),
+        weights: None,
     };
     let t_search = std::time::Instant::now();
     let mut out = app.search(&req).map_err(anyhow::Error::msg)?;

@@ -99,6 +99,10 @@ pub struct BenchSearchArgs {
     /// `natural` (the judged shopper queries) or `all`.
     #[arg(long, value_enum, default_value_t = QuerySet::All)]
     pub set: QuerySet,
+    /// Fit hybrid fusion weights per query class on the natural set's
+    /// training split (a grid of keyword x semantic weights) and report them.
+    #[arg(long)]
+    pub fit_weights: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -359,7 +363,7 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
     };
     report["set"] = json!(format!("{:?}", a.set).to_lowercase());
     if a.set != QuerySet::Head {
-        report["natural"] = run_natural(&a.store, &catalog)?;
+        report["natural"] = run_natural(&a.store, &catalog, a.fit_weights)?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -376,7 +380,7 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
 
 /// The natural set through the server's own search (`App::search`, as
 /// `aisle search` runs it): every mode the server offers, and its default.
-fn run_natural(store: &str, catalog: &[aisle_core::CatalogItem]) -> Result<Value> {
+fn run_natural(store: &str, catalog: &[aisle_core::CatalogItem], fit: bool) -> Result<Value> {
     let judged = natural::judge(natural::NATURAL, catalog)?;
     let usable = judged.iter().filter(|j| j.good > 0).count();
     if usable * 2 < judged.len() {
@@ -397,7 +401,7 @@ fn run_natural(store: &str, catalog: &[aisle_core::CatalogItem]) -> Result<Value
     };
     let default_mode = if semantic { "hybrid" } else { "keyword" };
     let t = std::time::Instant::now();
-    let mut v = natural::evaluate(&judged, modes, default_mode, |q, mode| {
+    let search = |q: &str, mode: &str, weights: Option<(f32, f32)>| -> Result<Vec<String>> {
         let req = aisle_serve::search::SearchRequest {
             q: q.to_string(),
             user: None,
@@ -408,10 +412,31 @@ fn run_natural(store: &str, catalog: &[aisle_core::CatalogItem]) -> Result<Value
             },
             personal: false,
             mode: Some(mode.to_string()),
+            weights,
         };
         let out = app.search(&req).map_err(anyhow::Error::msg)?;
         Ok(out.results.into_iter().map(|h| h.item_id).collect())
+    };
+    let mut v = natural::evaluate(&judged, modes, default_mode, |q, mode| {
+        search(q, mode, None)
     })?;
+    if fit && semantic {
+        let vocab = app
+            .search
+            .vocabulary
+            .read()
+            .map_err(|_| anyhow::anyhow!("vocabulary lock"))?
+            .clone();
+        let class = |q: &str| {
+            format!(
+                "{:?}",
+                aisle_search::understand::understand(q, &vocab).class
+            )
+            .to_lowercase()
+        };
+        v["fitted_weights"] =
+            natural::fit_weights(&judged, &class, |q, w| search(q, "hybrid", Some(w)))?;
+    }
     v["semantic"] = json!(app.search.semantic_note);
     v["secs"] = json!(t.elapsed().as_secs_f64());
     Ok(v)
@@ -503,7 +528,7 @@ fn head(
         None => HashMap::new(),
     };
     let sem_grid: &'static [f32] = if semantic.is_some() {
-        &[0.5, 1.0, 2.0]
+        &[0.5, 1.0, 2.0, 4.0]
     } else {
         &[]
     };

@@ -50,6 +50,7 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
         },
         personal,
         mode: p.mode.clone().filter(|m| !m.is_empty()),
+        weights: None,
     };
     if let Some(m) = &req.mode {
         if !["keyword", "semantic", "hybrid"].contains(&m.as_str()) {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aisle_search::understand::{understand, Understood};
 use aisle_search::Filters;
 use serde::Serialize;
 
@@ -20,6 +21,9 @@ pub struct SearchRequest {
     /// `keyword`, `semantic` or `hybrid` (None: hybrid when the encoder is
     /// installed, else keyword).
     pub mode: Option<String>,
+    /// Fusion weights (keyword, semantic) instead of the query class's
+    /// (evaluation fits them; requests leave it None).
+    pub weights: Option<(f32, f32)>,
 }
 
 /// What `GET /v1/search` answers.
@@ -47,6 +51,10 @@ pub struct SearchHit {
     pub title: String,
     pub score: f32,
     pub why: Why,
+    /// Items with the same title (but for case, spacing and punctuation)
+    /// collapsed into this one, best first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -60,6 +68,39 @@ pub struct Why {
     pub bm25: Option<f32>,
     pub semantic: Option<SemanticMatch>,
     pub personal: Option<PersonalBoost>,
+    /// What the query was read to ask for.
+    pub intent: QueryIntent,
+    /// The fusion weights this query ran with.
+    pub weights: FusionWeights,
+}
+
+/// What query understanding read (`aisle_search::understand`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QueryIntent {
+    /// `short`, `sentence` or `corrected`: picks the fusion weights.
+    pub class: String,
+    /// The words keyword retrieval searched.
+    pub keyword_query: String,
+    /// A price limit read from the query ("under 5 pounds"), applied as a
+    /// filter unless the request set one.
+    pub price_max: Option<f64>,
+    pub price_min: Option<f64>,
+    /// The query asked for low prices ("cheap"): cheaper results boosted.
+    pub cheap: bool,
+    /// Colours and materials named: results that carry them boosted.
+    pub colours: Vec<String>,
+    pub materials: Vec<String>,
+    /// Function and filler words left out of keyword retrieval.
+    pub ignored: Vec<String>,
+    /// Spelling corrections, `[typed, corrected]`.
+    pub corrected: Vec<[String; 2]>,
+}
+
+/// The weights of the fused lists.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct FusionWeights {
+    pub keyword: f32,
+    pub semantic: f32,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -126,7 +167,7 @@ fn mode_of(search: &Search, req: &SearchRequest) -> Result<&'static str, String>
 fn retrieve(
     search: &Search,
     keyword: &aisle_search::KeywordIndex,
-    req: &SearchRequest,
+    (u, filters): (&Understood, &Filters),
     mode: &str,
     n: usize,
 ) -> (
@@ -136,14 +177,16 @@ fn retrieve(
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         let embedding = match (&search.semantic, mode) {
-            (Some(s), "semantic" | "hybrid") => Some(scope.spawn(|| s.query_vector(&req.q))),
+            (Some(s), "semantic" | "hybrid") => {
+                Some(scope.spawn(|| s.query_vector(&u.semantic_text)))
+            }
             _ => None,
         };
         let kw = if mode == "semantic" {
             Ok(aisle_search::KeywordResults::default())
         } else {
             keyword
-                .search(&req.q, &req.filters, n)
+                .search(&u.keyword_text, filters, n)
                 .map_err(|e| e.to_string())
         };
         let keyword_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -185,14 +228,15 @@ fn personal_scores(
 
 /// The shown results with why each is where it is.
 fn hits(
-    ranked: &[aisle_search::fuse::Ranked],
+    ranked: &[(&aisle_search::fuse::Ranked, Vec<String>)],
     kw: &aisle_search::KeywordResults,
     (shown, kw_rank): (&[usize], &HashMap<&str, usize>),
     sem_score: &HashMap<&str, (usize, f32)>,
     live: &Live,
+    (intent, weights): (&QueryIntent, FusionWeights),
 ) -> Result<Vec<SearchHit>, String> {
     let mut results: Vec<SearchHit> = Vec::with_capacity(ranked.len());
-    for r in ranked {
+    for (r, also) in ranked {
         let kr = kw_rank.get(r.id.as_str()).copied();
         let (title, matched, approximate, bm25) = match kr {
             Some(kr) => {
@@ -228,10 +272,77 @@ fn hits(
                     rank,
                     boost: r.boost,
                 }),
+                intent: intent.clone(),
+                weights,
             },
+            also: also.clone(),
         });
     }
     Ok(results)
+}
+
+/// The normalised title two near-duplicates share: lower-case words of
+/// letters and digits.
+fn title_key(title: &str) -> String {
+    title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The first `k` of `ranked` with near-duplicate titles collapsed into the
+/// best of them (each with the ids it took in).
+fn collapse(
+    ranked: &[aisle_search::fuse::Ranked],
+    k: usize,
+    title: impl Fn(&str) -> String,
+    on: bool,
+) -> Vec<(&aisle_search::fuse::Ranked, Vec<String>)> {
+    let mut out: Vec<(&aisle_search::fuse::Ranked, Vec<String>)> = Vec::with_capacity(k);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in ranked {
+        let key = if on {
+            title_key(&title(&r.id))
+        } else {
+            String::new()
+        };
+        if on && !key.is_empty() {
+            if let Some(&at) = seen.get(&key) {
+                out[at].1.push(r.id.clone());
+                continue;
+            }
+        }
+        if out.len() == k {
+            if on {
+                // Later duplicates of what is shown are still gathered.
+                continue;
+            }
+            break;
+        }
+        if on && !key.is_empty() {
+            seen.insert(key, out.len());
+        }
+        out.push((r, Vec::new()));
+    }
+    out
+}
+
+/// Whether a title word is a query word (or its plural, either way).
+fn same_word(t: &str, q: &str) -> bool {
+    t == q || t.strip_suffix('s') == Some(q) || q.strip_suffix('s') == Some(t)
+}
+
+/// Candidates (from `ids`, in order) whose titles hold every one of `words`.
+fn carrying_all(ids: &[String], words: &[String], title: &dyn Fn(&str) -> String) -> Vec<String> {
+    ids.iter()
+        .filter(|id| {
+            let t = title_key(&title(id));
+            words.iter().all(|q| t.split(' ').any(|w| same_word(w, q)))
+        })
+        .cloned()
+        .collect()
 }
 
 pub fn run(
@@ -246,14 +357,36 @@ pub fn run(
         .ok_or_else(|| search.error.clone().unwrap_or_default())?;
     let n = search.cfg.candidates.max(req.k);
     let mode = mode_of(search, req)?;
-    let f = &req.filters;
+    let u = understand(
+        &req.q,
+        &search.vocabulary.read().unwrap_or_else(|e| e.into_inner()),
+    );
+    // A price limit read from the query filters, unless the request set one.
+    let mut filters = req.filters.clone();
+    if filters.price_max.is_none() && filters.price_min.is_none() {
+        filters.price_max = u.intent.price_max;
+        filters.price_min = u.intent.price_min;
+    }
+    // Out of stock: never shown, or shown after everything in stock.
+    let demote = search.cfg.demote_out_of_stock && filters.in_stock_only;
+    if demote {
+        filters.in_stock_only = false;
+    }
+    let f = &filters;
     let allowed = |id: &str| -> bool {
+        live.index.get(id).is_some_and(|&i| {
+            (demote || live.in_stock(i))
+                && live.matches(i, f.category.as_deref(), f.price_min, f.price_max)
+        })
+    };
+    let title = |id: &str| -> String {
         live.index
             .get(id)
-            .is_some_and(|&i| live.passes(i, f.category.as_deref(), f.price_min, f.price_max))
+            .map(|&i| live.title(i))
+            .unwrap_or_default()
     };
     let started = std::time::Instant::now();
-    let (kw, query_vec) = retrieve(search, keyword, req, mode, n);
+    let (kw, query_vec) = retrieve(search, keyword, (&u, f), mode, n);
     let kw = kw?;
     // Only items that may be shown (deleted or out of stock never are).
     let shown: Vec<usize> = (0..kw.candidates.len())
@@ -287,11 +420,49 @@ pub fn run(
         let s = scores.as_ref()?;
         serving.model_index.get(id).map(|&j| s[j as usize])
     };
-    let ranked = aisle_search::fuse::rank(
-        &[
-            (&kw_ids, search.cfg.keyword_weight),
-            (&sem_ids, search.cfg.semantic_weight),
-        ],
+    let (wk, ws) = req
+        .weights
+        .unwrap_or_else(|| search.cfg.class_weights.of(u.class));
+    let weights = FusionWeights {
+        keyword: wk,
+        semantic: ws,
+    };
+    // Intents: the candidates that carry a named colour or material, and
+    // the candidates by price (cheapest first) for "cheap", as lists of
+    // their own in the fusion.
+    let mut pool: Vec<String> = kw_ids.clone();
+    let in_kw: std::collections::HashSet<&str> = kw_ids.iter().map(String::as_str).collect();
+    pool.extend(
+        sem_ids
+            .iter()
+            .filter(|id| !in_kw.contains(id.as_str()))
+            .cloned(),
+    );
+    // The candidates whose titles hold every content word (a colour and
+    // its noun, both words of a phrase): BM25 alone adds up any word.
+    let content: Vec<String> = u
+        .keyword_text
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let carry = if content.len() < 2 {
+        Vec::new()
+    } else {
+        carrying_all(&pool, &content, &title)
+    };
+    let cheap = if u.intent.cheap {
+        let mut c: Vec<(String, f64)> = pool
+            .iter()
+            .filter_map(|id| Some((id.clone(), live.price(*live.index.get(id)?)?)))
+            .collect();
+        c.sort_by(|a, b| a.1.total_cmp(&b.1));
+        c.into_iter().map(|(id, _)| id).collect()
+    } else {
+        Vec::new()
+    };
+    let iw = search.cfg.intent_weight;
+    let mut ranked = aisle_search::fuse::rank(
+        &[(&kw_ids, wk), (&sem_ids, ws), (&carry, iw), (&cheap, iw)],
         &personal,
         if scores.is_some() {
             search.cfg.personal_weight
@@ -299,12 +470,29 @@ pub fn run(
             0.0
         },
     );
+    if demote {
+        // In stock first; the order within each part kept.
+        ranked.sort_by_key(|r| live.index.get(&r.id).is_none_or(|&i| !live.in_stock(i)));
+    }
+    let intent = QueryIntent {
+        class: format!("{:?}", u.class).to_lowercase(),
+        keyword_query: u.keyword_text.clone(),
+        price_max: u.intent.price_max,
+        price_min: u.intent.price_min,
+        cheap: u.intent.cheap,
+        colours: u.intent.colours.clone(),
+        materials: u.intent.materials.clone(),
+        ignored: u.intent.ignored.clone(),
+        corrected: u.intent.corrected.clone(),
+    };
+    let shown_ranked = collapse(&ranked, req.k, title, search.cfg.collapse_duplicates);
     let results = hits(
-        &ranked[..ranked.len().min(req.k)],
+        &shown_ranked,
         &kw,
         (&shown, &kw_rank),
         &sem_score,
         live,
+        (&intent, weights),
     )?;
     tracing::debug!(
         total_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -341,4 +529,59 @@ pub fn run(
         semantic: search.semantic_note.clone(),
         took_ms: 0.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranked(ids: &[&str]) -> Vec<aisle_search::fuse::Ranked> {
+        aisle_search::fuse::rank(
+            &[(&ids.iter().map(|s| s.to_string()).collect::<Vec<_>>(), 1.0)],
+            &|_| None,
+            0.0,
+        )
+    }
+
+    #[test]
+    fn titles_that_differ_in_case_spacing_or_punctuation_collapse_into_the_first() {
+        let titles: HashMap<&str, &str> = [
+            ("a", "TEA TIME CLOTH"),
+            ("b", "Tea time  cloth."),
+            ("c", "TEA MUG"),
+            ("d", "tea-time cloth"),
+            ("e", "JAR"),
+        ]
+        .into();
+        let title = |id: &str| titles[id].to_string();
+        let r = ranked(&["a", "b", "c", "d", "e"]);
+        let got: Vec<(&str, Vec<String>)> = collapse(&r, 2, title, true)
+            .into_iter()
+            .map(|(r, also)| (r.id.as_str(), also))
+            .collect();
+        // Duplicates of a shown result are gathered even past k.
+        assert_eq!(
+            got,
+            [("a", vec!["b".to_string(), "d".to_string()]), ("c", vec![])]
+        );
+        let off: Vec<&str> = collapse(&r, 3, title, false)
+            .into_iter()
+            .map(|(r, _)| r.id.as_str())
+            .collect();
+        assert_eq!(off, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_title_carries_every_word_in_either_number() {
+        let titles: HashMap<&str, &str> = [
+            ("a", "PINK HANDBAGS"),
+            ("b", "PINK MUG"),
+            ("c", "BLUE HANDBAG"),
+        ]
+        .into();
+        let title = |id: &str| titles[id].to_string();
+        let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let words = ["pink".to_string(), "handbag".to_string()];
+        assert_eq!(carrying_all(&ids, &words, &title), ["a"]);
+    }
 }
