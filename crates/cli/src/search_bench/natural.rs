@@ -192,12 +192,16 @@ pub fn evaluate(
         let (mut all, mut train, mut test) =
             (Totals::default(), Totals::default(), Totals::default());
         let mut kinds: BTreeMap<&str, Totals> = BTreeMap::new();
+        let mut zero: Vec<&str> = Vec::new();
         for (j, pq) in usable.iter().zip(per_query.iter_mut()) {
             let shown = search(&j.q, mode).with_context(|| format!("{mode} search {:?}", j.q))?;
-            let (ndcg, recall, zero) = score(j, &shown);
+            let (ndcg, recall, none) = score(j, &shown);
+            if none {
+                zero.push(&j.q);
+            }
             let split = if j.train { &mut train } else { &mut test };
             for t in [&mut all, split, kinds.entry(j.kind.as_str()).or_default()] {
-                t.add(ndcg, recall, zero);
+                t.add(ndcg, recall, none);
             }
             pq["ndcg10"][*mode] = json!(ndcg);
         }
@@ -208,6 +212,7 @@ pub fn evaluate(
                 "train": train.json(),
                 "test": test.json(),
                 "by_kind": kinds.iter().map(|(k, t)| (k.to_string(), t.json())).collect::<serde_json::Map<_, _>>(),
+                "zero_result_queries": zero,
             }),
         );
     }

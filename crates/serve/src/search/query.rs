@@ -284,30 +284,35 @@ fn hits(
 /// The normalised title two near-duplicates share: lower-case words of
 /// letters and digits.
 fn title_key(title: &str) -> String {
-    title
+    let mut key = String::with_capacity(title.len());
+    for w in title
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
+    {
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        key.extend(w.chars().flat_map(char::to_lowercase));
+    }
+    key
 }
 
 /// The first `k` of `ranked` with near-duplicate titles collapsed into the
-/// best of them (each with the ids it took in).
+/// best of them (each with the ids it took in, from as far as 20 results
+/// past the k-th).
 fn collapse(
     ranked: &[aisle_search::fuse::Ranked],
     k: usize,
-    title: impl Fn(&str) -> String,
+    key_of: impl Fn(&str) -> String,
     on: bool,
 ) -> Vec<(&aisle_search::fuse::Ranked, Vec<String>)> {
+    // Results read past the k-th for duplicates of the shown ones.
+    const GATHER: usize = 20;
+    let mut gathered = 0;
     let mut out: Vec<(&aisle_search::fuse::Ranked, Vec<String>)> = Vec::with_capacity(k);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in ranked {
-        let key = if on {
-            title_key(&title(&r.id))
-        } else {
-            String::new()
-        };
+        let key = if on { key_of(&r.id) } else { String::new() };
         if on && !key.is_empty() {
             if let Some(&at) = seen.get(&key) {
                 out[at].1.push(r.id.clone());
@@ -315,8 +320,9 @@ fn collapse(
             }
         }
         if out.len() == k {
-            if on {
-                // Later duplicates of what is shown are still gathered.
+            if on && gathered < GATHER {
+                // Duplicates of what is shown are still gathered a while.
+                gathered += 1;
                 continue;
             }
             break;
@@ -334,11 +340,12 @@ fn same_word(t: &str, q: &str) -> bool {
     t == q || t.strip_suffix('s') == Some(q) || q.strip_suffix('s') == Some(t)
 }
 
-/// Candidates (from `ids`, in order) whose titles hold every one of `words`.
-fn carrying_all(ids: &[String], words: &[String], title: &dyn Fn(&str) -> String) -> Vec<String> {
+/// Candidates (from `ids`, in order) whose titles (as [`title_key`]s)
+/// hold every one of `words`.
+fn carrying_all(ids: &[String], words: &[String], key_of: &dyn Fn(&str) -> String) -> Vec<String> {
     ids.iter()
         .filter(|id| {
-            let t = title_key(&title(id));
+            let t = key_of(id);
             words.iter().all(|q| t.split(' ').any(|w| same_word(w, q)))
         })
         .cloned()
@@ -379,11 +386,21 @@ pub fn run(
                 && live.matches(i, f.category.as_deref(), f.price_min, f.price_max)
         })
     };
-    let title = |id: &str| -> String {
-        live.index
-            .get(id)
-            .map(|&i| live.title(i))
-            .unwrap_or_default()
+    // Each candidate's normalised title, made once.
+    let keys: std::cell::RefCell<HashMap<String, String>> = Default::default();
+    let key_of = |id: &str| -> String {
+        if let Some(k) = keys.borrow().get(id) {
+            return k.clone();
+        }
+        let k = match live.index.get(id).map(|&i| i as usize) {
+            Some(i) => match live.catalog[i].as_ref().and_then(|c| c.title.as_deref()) {
+                Some(t) => title_key(t),
+                None => title_key(&live.items[i]),
+            },
+            None => String::new(),
+        };
+        keys.borrow_mut().insert(id.to_string(), k.clone());
+        k
     };
     let started = std::time::Instant::now();
     let (kw, query_vec) = retrieve(search, keyword, (&u, f), mode, n);
@@ -445,10 +462,20 @@ pub fn run(
         .split_whitespace()
         .map(str::to_string)
         .collect();
+    // (Of each list's first 50: what lies further rarely reaches the top.)
     let carry = if content.len() < 2 {
         Vec::new()
     } else {
-        carrying_all(&pool, &content, &title)
+        let top: Vec<String> = kw_ids
+            .iter()
+            .take(50)
+            .chain(sem_ids.iter().take(50))
+            .cloned()
+            .collect();
+        let mut c = carrying_all(&top, &content, &key_of);
+        let mut seen = std::collections::HashSet::new();
+        c.retain(|id| seen.insert(id.clone()));
+        c
     };
     let cheap = if u.intent.cheap {
         let mut c: Vec<(String, f64)> = pool
@@ -485,7 +512,7 @@ pub fn run(
         ignored: u.intent.ignored.clone(),
         corrected: u.intent.corrected.clone(),
     };
-    let shown_ranked = collapse(&ranked, req.k, title, search.cfg.collapse_duplicates);
+    let shown_ranked = collapse(&ranked, req.k, key_of, search.cfg.collapse_duplicates);
     let results = hits(
         &shown_ranked,
         &kw,
@@ -553,7 +580,7 @@ mod tests {
             ("e", "JAR"),
         ]
         .into();
-        let title = |id: &str| titles[id].to_string();
+        let title = |id: &str| title_key(titles[id]);
         let r = ranked(&["a", "b", "c", "d", "e"]);
         let got: Vec<(&str, Vec<String>)> = collapse(&r, 2, title, true)
             .into_iter()
@@ -579,7 +606,7 @@ mod tests {
             ("c", "BLUE HANDBAG"),
         ]
         .into();
-        let title = |id: &str| titles[id].to_string();
+        let title = |id: &str| title_key(titles[id]);
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let words = ["pink".to_string(), "handbag".to_string()];
         assert_eq!(carrying_all(&ids, &words, &title), ["a"]);
