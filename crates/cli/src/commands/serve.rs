@@ -11,7 +11,7 @@ use super::{bar, embedder_dir};
 use crate::args::{IndexArgs, SearchArgs, ServeArgs};
 
 /// A server configuration for `store` and `addr`, with the encoder's folder.
-pub(crate) fn serve_config(store: &str, addr: std::net::SocketAddr) -> aisle_serve::ServeConfig {
+fn serve_config(store: &str, addr: std::net::SocketAddr) -> aisle_serve::ServeConfig {
     let mut cfg = aisle_serve::ServeConfig::new(store, addr);
     cfg.search.embedder_dir = Some(embedder_dir());
     cfg

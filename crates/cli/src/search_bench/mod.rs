@@ -363,7 +363,7 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
     };
     report["set"] = json!(format!("{:?}", a.set).to_lowercase());
     if a.set != QuerySet::Head {
-        report["natural"] = run_natural(&a.store, &catalog, a.fit_weights)?;
+        report["natural"] = run_natural(&a.store, &catalog, a.fit_weights, embedder_dir)?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -380,7 +380,12 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
 
 /// The natural set through the server's own search (`App::search`, as
 /// `aisle search` runs it): every mode the server offers, and its default.
-fn run_natural(store: &str, catalog: &[aisle_core::CatalogItem], fit: bool) -> Result<Value> {
+fn run_natural(
+    store: &str,
+    catalog: &[aisle_core::CatalogItem],
+    fit: bool,
+    embedder_dir: &std::path::Path,
+) -> Result<Value> {
     let judged = natural::judge(natural::NATURAL, catalog)?;
     let usable = judged.iter().filter(|j| j.good > 0).count();
     if usable * 2 < judged.len() {
@@ -389,10 +394,10 @@ fn run_natural(store: &str, catalog: &[aisle_core::CatalogItem], fit: bool) -> R
             judged.len()
         )));
     }
-    let app = aisle_serve::App::open(crate::commands::serve::serve_config(
-        store,
-        "127.0.0.1:0".parse().expect("literal address"),
-    ))?;
+    let mut cfg =
+        aisle_serve::ServeConfig::new(store, "127.0.0.1:0".parse().expect("literal address"));
+    cfg.search.embedder_dir = Some(embedder_dir.to_path_buf());
+    let app = aisle_serve::App::open(cfg)?;
     let semantic = app.search.semantic.is_some();
     let modes: &[&str] = if semantic {
         &["keyword", "semantic", "hybrid"]
