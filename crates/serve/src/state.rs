@@ -134,8 +134,7 @@ impl Live {
     /// Whether item `i` may be recommended at all: known, not deleted, and
     /// not out of stock.
     pub fn recommendable(&self, i: u32) -> bool {
-        let i = i as usize;
-        !self.deleted[i] && self.catalog[i].as_ref().is_none_or(|c| c.in_stock)
+        !self.deleted[i as usize] && self.in_stock(i)
     }
 
     /// Whether item `i` may be shown under a category and price range:
