@@ -209,6 +209,8 @@ const CHEAP: &[&str] = &["cheap", "cheapest", "inexpensive", "budget", "affordab
 pub struct Vocabulary {
     words: HashMap<String, u32>,
     pairs: HashSet<(String, String)>,
+    /// Category names: their words (lower case) → the name as stored.
+    categories: HashMap<Vec<String>, String>,
 }
 
 /// Lower-case words of letters and digits (apostrophes kept inside).
@@ -234,10 +236,21 @@ impl Vocabulary {
         }
     }
 
+    /// Adds a category name (a query that names it asks for the category).
+    pub fn add_category(&mut self, name: &str) {
+        let words = words_of(name);
+        if !words.is_empty() && words.len() <= 4 {
+            self.categories.insert(words, name.to_string());
+        }
+    }
+
     /// Builds the vocabulary of a catalog.
     pub fn of<'a>(items: impl IntoIterator<Item = &'a aisle_core::CatalogItem>) -> Vocabulary {
         let mut v = Vocabulary::default();
         for c in items {
+            if let Some(cat) = &c.category {
+                v.add_category(cat);
+            }
             let other: Vec<&str> = [&c.category, &c.description]
                 .into_iter()
                 .flatten()
@@ -357,6 +370,8 @@ pub struct Intent {
     pub cheap: bool,
     pub colours: Vec<String>,
     pub materials: Vec<String>,
+    /// Catalog categories the query names (as stored).
+    pub categories: Vec<String>,
     /// Words left out of keyword retrieval.
     pub ignored: Vec<String>,
     /// Spelling corrections: [typed, corrected].
@@ -445,6 +460,29 @@ pub fn understand(q: &str, vocab: &Vocabulary) -> Understood {
         if let Some(c) = vocab.correct(w) {
             intent.corrected.push([w.clone(), c.clone()]);
             *w = c;
+        }
+    }
+    // Category names: runs of the query's words (a singular or plural
+    // form of the name's last word).
+    if !vocab.categories.is_empty() {
+        let ws: Vec<&str> = words.iter().map(|(w, _)| w.as_str()).collect();
+        for len in 1..=4.min(ws.len()) {
+            for run in ws.windows(len) {
+                let mut key: Vec<String> = run.iter().map(|w| w.to_string()).collect();
+                let found = vocab.categories.get(&key).or_else(|| {
+                    let last = key.last_mut()?;
+                    *last = match last.strip_suffix('s') {
+                        Some(s) => s.to_string(),
+                        None => format!("{last}s"),
+                    };
+                    vocab.categories.get(&key)
+                });
+                if let Some(name) = found {
+                    if !intent.categories.contains(name) {
+                        intent.categories.push(name.clone());
+                    }
+                }
+            }
         }
     }
     let stop = |w: &str| STOP_WORDS.contains(&w) || CHEAP.contains(&w);
@@ -591,6 +629,19 @@ mod tests {
             (None, "set 6 candles")
         );
         assert!(understand("cheap mugs", &vocab()).intent.cheap);
+    }
+
+    #[test]
+    fn a_named_category_is_an_intent_in_either_number() {
+        let mut v = vocab();
+        v.add_category("Home Decor");
+        v.add_category("Mugs");
+        assert_eq!(
+            understand("cheap home decor", &v).intent.categories,
+            ["Home Decor"]
+        );
+        assert_eq!(understand("a red mug", &v).intent.categories, ["Mugs"]);
+        assert!(understand("decor", &v).intent.categories.is_empty());
     }
 
     #[test]

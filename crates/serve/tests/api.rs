@@ -1293,6 +1293,29 @@ async fn a_price_limit_in_the_query_filters_the_results() {
 }
 
 #[tokio::test]
+async fn a_category_named_in_the_query_is_an_intent_and_its_products_come_first() {
+    let (_dir, c) = keyword_only();
+    put_items(
+        &c,
+        &[
+            ("m1", r#"{"title":"Copper lantern","category":"Garden"}"#),
+            (
+                "m2",
+                r#"{"title":"Copper lantern lantern","category":"Kitchen"}"#,
+            ),
+        ],
+    )
+    .await;
+    let (_, v) = c.get("/v1/search?q=lantern%20for%20the%20garden").await;
+    assert_eq!(result_ids(&v)[0], "m1", "{v}");
+    assert_eq!(
+        v["results"][0]["why"]["intent"]["categories"],
+        json!(["Garden"]),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn a_misspelt_word_is_corrected_from_the_catalogs_words() {
     let (_dir, c) = keyword_only();
     put_items(&c, &[("lamp1", r#"{"title":"Copper lantern"}"#)]).await;

@@ -458,10 +458,11 @@ impl Search {
                 .flatten()
                 .map(String::as_str)
                 .collect();
-            self.vocabulary
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .add(item.title.as_deref().unwrap_or(""), &other);
+            let mut v = self.vocabulary.write().unwrap_or_else(|e| e.into_inner());
+            v.add(item.title.as_deref().unwrap_or(""), &other);
+            if let Some(c) = &item.category {
+                v.add_category(c);
+            }
         }
         let Some(k) = &self.keyword else { return };
         let r = if deleted {

@@ -87,9 +87,13 @@ pub struct QueryIntent {
     pub price_min: Option<f64>,
     /// The query asked for low prices ("cheap"): cheaper results boosted.
     pub cheap: bool,
-    /// Colours and materials named: results that carry them boosted.
+    /// Colours and materials named (results holding every content word
+    /// are boosted).
     pub colours: Vec<String>,
     pub materials: Vec<String>,
+    /// Catalog categories named: their products boosted (unless the
+    /// request filters by a category).
+    pub categories: Vec<String>,
     /// Function and filler words left out of keyword retrieval.
     pub ignored: Vec<String>,
     /// Spelling corrections, `[typed, corrected]`.
@@ -487,9 +491,29 @@ pub fn run(
     } else {
         Vec::new()
     };
+    // A named category: its candidates, in order.
+    let in_category = if u.intent.categories.is_empty() || f.category.is_some() {
+        Vec::new()
+    } else {
+        pool.iter()
+            .filter(|id| {
+                live.index.get(id.as_str()).is_some_and(|&i| {
+                    live.category(i)
+                        .is_some_and(|c| u.intent.categories.iter().any(|x| x == c))
+                })
+            })
+            .cloned()
+            .collect()
+    };
     let iw = search.cfg.intent_weight;
     let mut ranked = aisle_search::fuse::rank(
-        &[(&kw_ids, wk), (&sem_ids, ws), (&carry, iw), (&cheap, iw)],
+        &[
+            (&kw_ids, wk),
+            (&sem_ids, ws),
+            (&carry, iw),
+            (&cheap, iw),
+            (&in_category, iw),
+        ],
         &personal,
         if scores.is_some() {
             search.cfg.personal_weight
@@ -509,6 +533,7 @@ pub fn run(
         cheap: u.intent.cheap,
         colours: u.intent.colours.clone(),
         materials: u.intent.materials.clone(),
+        categories: u.intent.categories.clone(),
         ignored: u.intent.ignored.clone(),
         corrected: u.intent.corrected.clone(),
     };
