@@ -728,9 +728,16 @@ fn the_console_in_a_browser_shows_the_apis_numbers_and_its_buttons_act() {
         json!(true)
     );
     b.open(&srv.url("/console/search"));
-    b.eval("document.getElementById('q').value = 'item'; document.getElementById('live-search').requestSubmit(); true");
-    b.wait_for("document.querySelectorAll('#live-results li').length > 0");
+    b.eval("document.getElementById('q').value = 'the item'; document.getElementById('live-search').requestSubmit(); true");
+    b.wait_for("document.querySelectorAll('#live-results li').length > 1");
     assert_eq!(b.eval("window.__pwned === undefined"), json!(true));
+    // How the query was read comes first.
+    let read = b.eval("document.querySelector('#live-results li').textContent");
+    let read = read.as_str().unwrap();
+    assert!(
+        read.starts_with("read as") && read.contains("left out: the"),
+        "{read}"
+    );
 
     // Roll back, then promote the newer version again, through the buttons.
     b.open(&srv.url("/console/models"));

@@ -157,6 +157,26 @@
       if (user) params.set("user", user);
       try {
         const r = await call("GET", "/v1/search?" + params.toString());
+        // How the query was read (the same for every hit).
+        const intent = r.results.length && r.results[0].why ? r.results[0].why.intent : null;
+        if (intent) {
+          const read = [];
+          read.push("read as " + intent.class + ": keyword words \u201c" + intent.keyword_query + "\u201d");
+          if (intent.ignored && intent.ignored.length) read.push("left out: " + intent.ignored.join(", "));
+          if (intent.corrected && intent.corrected.length) read.push("corrected: " + intent.corrected.map(function (c) { return c[0] + " \u2192 " + c[1]; }).join(", "));
+          if (intent.price_max != null) read.push("price \u2264 " + intent.price_max);
+          if (intent.price_min != null) read.push("price \u2265 " + intent.price_min);
+          if (intent.cheap) read.push("cheap first");
+          for (const k of ["colours", "materials", "categories"]) {
+            if (intent[k] && intent[k].length) read.push(k + ": " + intent[k].join(", "));
+          }
+          const w = r.results[0].why.weights;
+          if (w) read.push("weights keyword " + w.keyword + " / semantic " + w.semantic);
+          const li = document.createElement("li");
+          li.className = "why";
+          li.textContent = read.join(" \u00b7 ");
+          list.appendChild(li);
+        }
         if (!r.results.length) {
           const li = document.createElement("li");
           li.textContent = "No results.";
@@ -173,6 +193,7 @@
           if (h.why && h.why.semantic) parts.push("semantic cosine " + Number(h.why.semantic.cosine).toFixed(3) + " (rank " + h.why.semantic.rank + ")");
           if (h.why && h.why.approximate && h.why.approximate.length) parts.push("approximate: " + h.why.approximate.join(", "));
           if (h.why && h.why.personal) parts.push("personal boost " + Number(h.why.personal.boost).toFixed(3));
+          if (h.also && h.also.length) parts.push(h.also.length + " more with the same title: " + h.also.join(", "));
           parts.push("score " + Number(h.score).toFixed(3));
           why.textContent = parts.join(" · ");
           li.append(title, " ", Object.assign(document.createElement("code"), { textContent: h.item_id }), why);
