@@ -157,7 +157,15 @@
       if (user) params.set("user", user);
       try {
         const r = await call("GET", "/v1/search?" + params.toString());
-        // How the query was read (the same for every hit).
+        // How the query was read (the same for every hit), above the list.
+        let readEl = document.getElementById("live-read");
+        if (!readEl) {
+          readEl = document.createElement("p");
+          readEl.id = "live-read";
+          readEl.className = "why";
+          list.before(readEl);
+        }
+        readEl.textContent = "";
         const intent = r.results.length && r.results[0].why ? r.results[0].why.intent : null;
         if (intent) {
           const read = [];
@@ -172,10 +180,7 @@
           }
           const w = r.results[0].why.weights;
           if (w) read.push("weights keyword " + w.keyword + " / semantic " + w.semantic);
-          const li = document.createElement("li");
-          li.className = "why";
-          li.textContent = read.join(" \u00b7 ");
-          list.appendChild(li);
+          readEl.textContent = read.join(" \u00b7 ");
         }
         if (!r.results.length) {
           const li = document.createElement("li");
