@@ -3,7 +3,8 @@
 
     python3 bench/search/latency.py OLD_BIN NEW_BIN STORE [ROUNDS] [QUERIES]
 
-Each round starts one binary's server on STORE (`aisle serve --store STORE`), sends the same
+Each round starts one binary's server on STORE (`aisle serve --store STORE`, through
+bench/chaos's `Server`, which logs to STORE/serve-PORT.log), sends the same
 seeded mix of queries one at a time over HTTP (1 to 3 random words of bench/load/search.lua's
 vocabulary, in keyword then hybrid mode; then the judged natural queries' texts when the
 store is Online Retail's), reads the server's own `took_ms` and the client's wall time, and
@@ -14,9 +15,7 @@ import json
 import os
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -27,14 +26,10 @@ WORDS = ("paper green cream blue rustic metal white cotton retro black ceramic b
          "gold bamboo star linen enamel bag tea set card candle plates lunch doormat light mug "
          "lantern holder cushion").split()
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+sys.path.insert(0, os.path.join(HERE, "..", "chaos"))
+from chaos import Server  # noqa: E402  (`aisle serve` on a free port, up when healthy)
 
 
 def natural_queries():
@@ -47,19 +42,9 @@ def get(port, path):
         return json.loads(r.read())
 
 
-def serve(binary, store):
-    port = free_port()
-    env = dict(os.environ, AISLE_LOG="warn")
-    p = subprocess.Popen([binary, "serve", "--store", store, "--addr", f"127.0.0.1:{port}"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    for _ in range(600):
-        try:
-            get(port, "/healthz")
-            return p, port
-        except Exception:
-            time.sleep(0.2)
-    p.kill()
-    raise SystemExit(f"{binary} did not start on {store}")
+def embedder():
+    """The sentence encoder hybrid search needs (AISLE_EMBEDDER_DIR, else the repository's)."""
+    return os.environ.get("AISLE_EMBEDDER_DIR") or os.path.join(ROOT, "models", "all-MiniLM-L6-v2")
 
 
 def pct(xs, q):
@@ -68,7 +53,8 @@ def pct(xs, q):
 
 
 def run(binary, store, sets):
-    p, port = serve(binary, store)
+    srv = Server(binary, store, env={"AISLE_EMBEDDER_DIR": embedder()})
+    port = srv.port
     out = {}
     try:
         for name, mode, queries in sets:
@@ -82,8 +68,7 @@ def run(binary, store, sets):
                 took.append(v["took_ms"])
             out[name] = (took, wall)
     finally:
-        p.terminate()
-        p.wait()
+        srv.stop()
     return out
 
 

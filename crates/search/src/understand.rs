@@ -143,7 +143,12 @@ pub const STOP_WORDS: &[&str] = &[
     "your",
 ];
 
-/// Colour words (and the catalog's spotted patterns).
+/// Stop words dropped even inside a catalog phrase.
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "for", "to", "of", "and", "or", "in", "on", "my",
+];
+
+/// Colour words.
 pub const COLOURS: &[&str] = &[
     "amber",
     "aqua",
@@ -503,11 +508,7 @@ pub fn understand(q: &str, vocab: &Vocabulary) -> Understood {
             let phrase =
                 (k + 1 < n && !stop(&words[k + 1].0) && vocab.is_phrase(&w, &words[k + 1].0))
                     || (k > 0 && !stop(&words[k - 1].0) && vocab.is_phrase(&words[k - 1].0, &w));
-            let function = [
-                "a", "an", "the", "for", "to", "of", "and", "or", "in", "on", "my",
-            ]
-            .contains(&w.as_str());
-            if function || !phrase {
+            if FUNCTION_WORDS.contains(&w.as_str()) || !phrase {
                 words[k].1 = false;
             }
         }

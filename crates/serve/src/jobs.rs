@@ -163,7 +163,7 @@ impl Jobs {
         store_dir: Option<PathBuf>,
         shared: Option<aisle_store::pg::PgJobs>,
     ) -> Jobs {
-        let dir = store_dir.map(|d| d.join("jobs"));
+        let dir = store_dir.map(|d| d.join(aisle_store::copy::JOBS_DIR));
         let mut state = State::default();
         // Earlier jobs of this store, newest last.
         let lines = match (&shared, &dir) {
@@ -171,7 +171,7 @@ impl Jobs {
                 tracing::warn!(error = %e, "could not read the jobs' history");
                 Vec::new()
             }),
-            (None, Some(d)) => std::fs::read_to_string(d.join("jobs.jsonl"))
+            (None, Some(d)) => std::fs::read_to_string(d.join(aisle_store::copy::JOBS_LOG))
                 .map(|t| t.lines().map(String::from).collect())
                 .unwrap_or_default(),
             (None, None) => Vec::new(),
@@ -482,7 +482,7 @@ fn run_job(app: &App, cfg: &RetrainConfig, trigger: Trigger) {
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(d.join("jobs.jsonl"))
+            .open(d.join(aisle_store::copy::JOBS_LOG))
             .and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = appended {
             tracing::warn!(error = %e, "could not record the job in jobs.jsonl");

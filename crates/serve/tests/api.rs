@@ -1072,13 +1072,7 @@ async fn the_job_log_survives_a_restart_newest_first() {
     }
     let (_app, c) = open(&url, |_| {});
     let (_, v) = c.get("/v1/admin/jobs").await;
-    let ids: Vec<u64> = v["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(ids, [2, 1], "{v}");
+    assert_eq!(common::job_ids(&v), [2, 1], "{v}");
 }
 
 #[tokio::test]

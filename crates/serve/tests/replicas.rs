@@ -544,13 +544,7 @@ fn every_replica_shows_the_jobs_and_a_worker_that_takes_over_numbers_on() {
     // The API replica ran none, and shows both, newest first.
     let (s, v) = rt().block_on(ca.get("/v1/admin/jobs"));
     assert_eq!(s, StatusCode::OK, "{v}");
-    let ids: Vec<u64> = v["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(ids, [2, 1], "{v}");
+    assert_eq!(common::job_ids(&v), [2, 1], "{v}");
 }
 
 #[test]

@@ -157,8 +157,15 @@ pub fn copy(
 }
 
 /// The jobs' history of a store: its folder's `jobs/jobs.jsonl` (one JSON
-/// job per line), or its database's table `jobs`.
-pub const JOBS_FILE: &str = "jobs/jobs.jsonl";
+/// job per line; the server writes it, see `aisle_serve::jobs`), or its
+/// database's table `jobs`.
+pub const JOBS_DIR: &str = "jobs";
+pub const JOBS_LOG: &str = "jobs.jsonl";
+
+/// A store folder's jobs history file.
+pub fn jobs_file(store_dir: &std::path::Path) -> std::path::PathBuf {
+    store_dir.join(JOBS_DIR).join(JOBS_LOG)
+}
 
 /// What [`copy_jobs`] copied: jobs in the source; of them, new to the target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -178,12 +185,12 @@ fn jobs_of(url: &str) -> Result<std::collections::BTreeMap<u64, String>> {
     let lines: Vec<String> = match crate::parse_url(url)? {
         crate::Location::Postgres(u) => crate::pg::PgJobs::open(&u)?.latest(usize::MAX >> 2)?,
         loc => match loc.dir() {
-            Some(d) => match std::fs::read_to_string(d.join(JOBS_FILE)) {
+            Some(d) => match std::fs::read_to_string(jobs_file(&d)) {
                 Ok(t) => t.lines().map(String::from).collect(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(source) => {
                     return Err(crate::StoreError::Io {
-                        path: d.join(JOBS_FILE).display().to_string(),
+                        path: jobs_file(&d).display().to_string(),
                         source,
                     })
                 }
@@ -222,7 +229,7 @@ pub fn copy_jobs(from: &str, to: &str) -> Result<JobsCopy> {
         }
         loc => {
             let Some(d) = loc.dir() else { return Ok(out) };
-            let path = d.join(JOBS_FILE);
+            let path = jobs_file(&d);
             let io = |source| crate::StoreError::Io {
                 path: path.display().to_string(),
                 source,

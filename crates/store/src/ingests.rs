@@ -134,22 +134,35 @@ impl IngestLog {
     /// Keeps a report; returns where (a file's path, or the report's name
     /// in the database).
     pub fn save_report(&self, at: i64, json: &str) -> Result<String> {
+        let name = match &self.0 {
+            Where::Files(_) => format!("ingest-{at}-{}.json", std::process::id()),
+            Where::Pg(db) => {
+                let n: i64 = db
+                    .client()?
+                    .query_one("SELECT nextval('ingest_numbers')", &[])?
+                    .get(0);
+                format!("ingest-{at}-{n}.json")
+            }
+        };
+        self.put_report(&name, at, json)
+    }
+
+    /// Stores a report under `name` (a name already there is kept as it
+    /// is in the database, replaced in a folder); returns where.
+    fn put_report(&self, name: &str, at: i64, json: &str) -> Result<String> {
         match &self.0 {
             Where::Files(dir) => {
                 let dir = dir.join(REPORTS_DIR);
                 std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                let name = format!("ingest-{at}-{}.json", std::process::id());
-                write_file(&dir, &name, json.as_bytes())
+                write_file(&dir, name, json.as_bytes())
             }
             Where::Pg(db) => {
-                let mut c = db.client()?;
-                let n: i64 = c.query_one("SELECT nextval('ingest_numbers')", &[])?.get(0);
-                let name = format!("ingest-{at}-{n}.json");
-                c.execute(
-                    "INSERT INTO ingest_reports(name, at, report) VALUES($1, $2, $3)",
+                db.client()?.execute(
+                    "INSERT INTO ingest_reports(name, at, report) VALUES($1, $2, $3)
+                     ON CONFLICT (name) DO NOTHING",
                     &[&name, &at, &json],
                 )?;
-                Ok(name)
+                Ok(name.to_string())
             }
         }
     }
@@ -223,21 +236,14 @@ impl IngestLog {
                                     &[&name, &ch.get::<_, i64>(2)],
                                 )?
                                 .get(0);
-                            first.extend(
-                                lines
-                                    .lines()
-                                    .take(samples - first.len())
-                                    .map(|l| l.chars().take(400).collect::<String>()),
-                            );
+                            first.extend(lines.lines().take(samples - first.len()).map(sample));
                         }
                     }
-                    let mut by_reason: Vec<(String, u64)> = by_reason.into_iter().collect();
-                    by_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                     out.push(QuarantineBatch {
                         rows,
                         name,
                         at: b.get(1),
-                        by_reason,
+                        by_reason: most_first(by_reason),
                         samples: first,
                     });
                 }
@@ -399,20 +405,7 @@ impl IngestLog {
             if to.holds(true, &r.name)? {
                 continue;
             }
-            match &to.0 {
-                Where::Files(dir) => {
-                    let dir = dir.join(REPORTS_DIR);
-                    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-                    write_file(&dir, &r.name, r.json.as_bytes())?;
-                }
-                Where::Pg(db) => {
-                    db.client()?.execute(
-                        "INSERT INTO ingest_reports(name, at, report) VALUES($1, $2, $3)
-                         ON CONFLICT (name) DO NOTHING",
-                        &[&r.name, &r.at, &r.json],
-                    )?;
-                }
-            }
+            to.put_report(&r.name, r.at, &r.json)?;
             out.reports_added += 1;
         }
         for (name, at) in self.batch_names()? {
@@ -599,6 +592,18 @@ impl Chunk {
     }
 }
 
+/// Counts by reason, most rows first (ties by reason).
+fn most_first(by_reason: BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = by_reason.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+/// A sample row as the data page shows it: at most 400 characters.
+fn sample(line: &str) -> String {
+    line.chars().take(400).collect()
+}
+
 /// A chunk's counts by reason, as stored.
 fn reasons(json: &str) -> BTreeMap<String, u64> {
     serde_json::from_str(json).unwrap_or_default()
@@ -679,16 +684,14 @@ fn quarantine_file(path: &Path, at: i64, samples: usize) -> Option<QuarantineBat
         rows += 1;
         *by_reason.entry(reason_of(&line)).or_default() += 1;
         if first.len() < samples {
-            first.push(line.chars().take(400).collect());
+            first.push(sample(&line));
         }
     }
-    let mut by_reason: Vec<(String, u64)> = by_reason.into_iter().collect();
-    by_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     Some(QuarantineBatch {
         name: path.file_name()?.to_string_lossy().into_owned(),
         at,
         rows,
-        by_reason,
+        by_reason: most_first(by_reason),
         samples: first,
     })
 }

@@ -56,9 +56,9 @@ fn a_directory_store_copies_into_postgres_with_nothing_lost() {
         .unwrap();
     }
     // Two retraining jobs a server ran there.
-    std::fs::create_dir_all(dir.join("jobs")).unwrap();
+    std::fs::create_dir_all(dir.join(aisle_store::copy::JOBS_DIR)).unwrap();
     std::fs::write(
-        dir.join(aisle_store::copy::JOBS_FILE),
+        aisle_store::copy::jobs_file(&dir),
         "{\"id\":1,\"status\":\"failed\"}\n{\"id\":2,\"status\":\"succeeded\"}\n",
     )
     .unwrap();

@@ -346,14 +346,24 @@ fn same_word(t: &str, q: &str) -> bool {
 
 /// Candidates (from `ids`, in order) whose titles (as [`title_key`]s)
 /// hold every one of `words`.
-fn carrying_all(ids: &[String], words: &[String], key_of: &dyn Fn(&str) -> String) -> Vec<String> {
-    ids.iter()
+fn carrying_all(
+    ids: Vec<&String>,
+    words: &[String],
+    key_of: &dyn Fn(&str) -> String,
+) -> Vec<String> {
+    ids.into_iter()
         .filter(|id| {
             let t = key_of(id);
             words.iter().all(|q| t.split(' ').any(|w| same_word(w, q)))
         })
         .cloned()
         .collect()
+}
+
+/// The ids in order, each once.
+fn distinct<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.filter(|id| seen.insert(id.as_str())).collect()
 }
 
 pub fn run(
@@ -386,8 +396,12 @@ pub fn run(
     let f = &filters;
     let allowed = |id: &str| -> bool {
         live.index.get(id).is_some_and(|&i| {
-            (demote || live.in_stock(i))
-                && live.matches(i, f.category.as_deref(), f.price_min, f.price_max)
+            let (cat, lo, hi) = (f.category.as_deref(), f.price_min, f.price_max);
+            if demote {
+                live.matches(i, cat, lo, hi)
+            } else {
+                live.passes(i, cat, lo, hi)
+            }
         })
     };
     // Each candidate's normalised title, made once.
@@ -409,7 +423,8 @@ pub fn run(
     let started = std::time::Instant::now();
     let (kw, query_vec) = retrieve(search, keyword, (&u, f), mode, n);
     let kw = kw?;
-    // Only items that may be shown (deleted or out of stock never are).
+    // Only items that may be shown (deleted never are; out of stock only
+    // when demoted).
     let shown: Vec<usize> = (0..kw.candidates.len())
         .filter(|&c| allowed(&kw.candidates[c].item_id))
         .collect();
@@ -448,53 +463,44 @@ pub fn run(
         keyword: wk,
         semantic: ws,
     };
-    // Intents: the candidates that carry a named colour or material, and
-    // the candidates by price (cheapest first) for "cheap", as lists of
-    // their own in the fusion.
-    let mut pool: Vec<String> = kw_ids.clone();
-    let in_kw: std::collections::HashSet<&str> = kw_ids.iter().map(String::as_str).collect();
-    pool.extend(
-        sem_ids
-            .iter()
-            .filter(|id| !in_kw.contains(id.as_str()))
-            .cloned(),
-    );
-    // The candidates whose titles hold every content word (a colour and
-    // its noun, both words of a phrase): BM25 alone adds up any word.
+    // Intents, as lists of their own in the fusion. The candidates whose
+    // titles hold every content word (a colour and its noun, both words of
+    // a phrase: BM25 alone adds up any word), from each list's first 50
+    // (what lies further rarely reaches the top).
     let content: Vec<String> = u
         .keyword_text
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    // (Of each list's first 50: what lies further rarely reaches the top.)
     let carry = if content.len() < 2 {
         Vec::new()
     } else {
-        let top: Vec<String> = kw_ids
-            .iter()
-            .take(50)
-            .chain(sem_ids.iter().take(50))
-            .cloned()
-            .collect();
-        let mut c = carrying_all(&top, &content, &key_of);
-        let mut seen = std::collections::HashSet::new();
-        c.retain(|id| seen.insert(id.clone()));
-        c
+        carrying_all(
+            distinct(kw_ids.iter().take(50).chain(sem_ids.iter().take(50))),
+            &content,
+            &key_of,
+        )
     };
+    // Every candidate once, keyword's first, when an intent needs them.
+    let wants_category = !u.intent.categories.is_empty() && f.category.is_none();
+    let pool: Vec<&String> = if u.intent.cheap || wants_category {
+        distinct(kw_ids.iter().chain(&sem_ids))
+    } else {
+        Vec::new()
+    };
+    // "Cheap": the candidates by price, cheapest first.
     let cheap = if u.intent.cheap {
-        let mut c: Vec<(String, f64)> = pool
+        let mut c: Vec<(&String, f64)> = pool
             .iter()
-            .filter_map(|id| Some((id.clone(), live.price(*live.index.get(id)?)?)))
+            .filter_map(|id| Some((*id, live.price(*live.index.get(id.as_str())?)?)))
             .collect();
         c.sort_by(|a, b| a.1.total_cmp(&b.1));
-        c.into_iter().map(|(id, _)| id).collect()
+        c.into_iter().map(|(id, _)| id.clone()).collect()
     } else {
         Vec::new()
     };
     // A named category: its candidates, in order.
-    let in_category = if u.intent.categories.is_empty() || f.category.is_some() {
-        Vec::new()
-    } else {
+    let in_category: Vec<String> = if wants_category {
         pool.iter()
             .filter(|id| {
                 live.index.get(id.as_str()).is_some_and(|&i| {
@@ -502,8 +508,10 @@ pub fn run(
                         .is_some_and(|c| u.intent.categories.iter().any(|x| x == c))
                 })
             })
-            .cloned()
+            .map(|id| (*id).clone())
             .collect()
+    } else {
+        Vec::new()
     };
     let iw = search.cfg.intent_weight;
     let mut ranked = aisle_search::fuse::rank(
@@ -634,6 +642,6 @@ mod tests {
         let title = |id: &str| title_key(titles[id]);
         let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         let words = ["pink".to_string(), "handbag".to_string()];
-        assert_eq!(carrying_all(&ids, &words, &title), ["a"]);
+        assert_eq!(carrying_all(ids.iter().collect(), &words, &title), ["a"]);
     }
 }

@@ -176,6 +176,16 @@ pub fn ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The ids of `GET /v1/admin/jobs`'s jobs, as listed.
+pub fn job_ids(v: &Value) -> Vec<u64> {
+    v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_u64().unwrap())
+        .collect()
+}
+
 pub fn open(url: &str, cfg: impl FnOnce(&mut ServeConfig)) -> (Arc<App>, Client) {
     let mut c = ServeConfig::new(url, "127.0.0.1:0".parse().unwrap());
     cfg(&mut c);
