@@ -463,6 +463,20 @@ impl Embedder {
         &self.dir
     }
 
+    /// The tokenizer's whole words (lower-case letters, 2+ of them; not
+    /// word pieces): words the language knows, which spelling correction
+    /// leaves alone.
+    pub fn whole_words(&self) -> Vec<String> {
+        let mut w: Vec<String> = self
+            .tokenizer
+            .get_vocab(false)
+            .into_keys()
+            .filter(|w| w.len() >= 2 && w.chars().all(|c| c.is_ascii_lowercase()))
+            .collect();
+        w.sort();
+        w
+    }
+
     /// Token ids of a text ([CLS] ... [SEP], truncated to [`MAX_TOKENS`]).
     pub fn tokens(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self

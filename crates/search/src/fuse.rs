@@ -99,7 +99,16 @@ pub fn rank(
     personal: &dyn Fn(&str) -> Option<f32>,
     weight: f32,
 ) -> Vec<Ranked> {
-    let fused = rrf(lists);
+    rank_fused(rrf(lists), personal, weight)
+}
+
+/// [`rank`] from a fused list (id, score; best first), e.g. one the
+/// re-ranking stage has reordered.
+pub fn rank_fused(
+    fused: Vec<(String, f32)>,
+    personal: &dyn Fn(&str) -> Option<f32>,
+    weight: f32,
+) -> Vec<Ranked> {
     let base: Vec<f32> = fused.iter().map(|(_, s)| *s).collect();
     let scores: Vec<Option<f32>> = if weight == 0.0 {
         vec![None; fused.len()]

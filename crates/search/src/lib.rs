@@ -12,12 +12,15 @@
 //!   re-ranking of the fused top N.
 //! - [`understand`]: what a shopper's query asks for (content words, price
 //!   limits, colours, materials, spelling corrections, a class for the
-//!   fusion weights).
+//!   fusion weights, the head word).
+//! - [`rerank`]: a linear ranker over features of the fused top candidates,
+//!   fitted pairwise on judged queries.
 
 mod collect;
 pub mod fuse;
 pub mod hnsw;
 mod keyword;
+pub mod rerank;
 pub mod tokenize;
 pub mod understand;
 pub mod vector;

@@ -11,8 +11,9 @@
 //!   (a boost).
 //! - **Colours and materials** named in the query are reported as intents
 //!   (the results that carry them are boosted by the caller).
-//! - **Spelling**: a word of 5+ letters that no catalog text holds is
-//!   replaced by the closest catalog word (edit distance 1, or 2 for words
+//! - **Spelling**: a word of 5+ letters that no catalog text holds, and
+//!   that is not a word of the language the caller supplied (the sentence
+//!   encoder's whole words), is replaced by the closest catalog word (edit distance 1, or 2 for words
 //!   of 8+ letters; the more frequent word wins a tie), in both texts.
 //! - **A class** (`short`, `sentence`, `corrected`) that the caller maps to
 //!   fusion weights.
@@ -216,6 +217,9 @@ pub struct Vocabulary {
     pairs: HashSet<(String, String)>,
     /// Category names: their words (lower case) → the name as stored.
     categories: HashMap<Vec<String>, String>,
+    /// Words of the language (e.g. the sentence encoder's whole words):
+    /// never corrected, though the catalog lacks them.
+    language: HashSet<String>,
 }
 
 /// Lower-case words of letters and digits (apostrophes kept inside).
@@ -247,6 +251,12 @@ impl Vocabulary {
         if !words.is_empty() && words.len() <= 4 {
             self.categories.insert(words, name.to_string());
         }
+    }
+
+    /// Adds words of the language, which spelling correction leaves alone
+    /// ("drying" is not "frying" misspelt because no title says drying).
+    pub fn add_language_words(&mut self, words: impl IntoIterator<Item = String>) {
+        self.language.extend(words);
     }
 
     /// Builds the vocabulary of a catalog.
@@ -287,7 +297,11 @@ impl Vocabulary {
     /// The closest catalog word to an unknown word (see the module's rule).
     pub fn correct(&self, w: &str) -> Option<String> {
         let n = w.chars().count();
-        if n < 5 || !w.chars().all(|c| c.is_ascii_alphabetic()) || self.knows(w) {
+        if n < 5
+            || !w.chars().all(|c| c.is_ascii_alphabetic())
+            || self.knows(w)
+            || self.language.contains(w)
+        {
             return None;
         }
         let max = if n >= 8 { 2 } else { 1 };
@@ -392,6 +406,11 @@ pub struct Understood {
     pub semantic_text: String,
     pub intent: Intent,
     pub class: QueryClass,
+    /// The word that names the product asked for, as a guess: the last
+    /// word of the first run of content words ("lamp" in "lamp for
+    /// candles", "holder" in "white t-light holder"); None when every word
+    /// is a function word.
+    pub head: Option<String>,
 }
 
 fn number(w: &str) -> Option<f64> {
@@ -536,6 +555,13 @@ pub fn understand(q: &str, vocab: &Vocabulary) -> Understood {
     } else {
         all.join(" ")
     };
+    // The first run of content words ends at the first word left out.
+    let head = words
+        .iter()
+        .skip_while(|(_, c)| !*c)
+        .take_while(|(_, c)| *c)
+        .last()
+        .map(|(w, _)| w.clone());
     let class = if !intent.corrected.is_empty() {
         QueryClass::Corrected
     } else if !intent.ignored.is_empty() || all.len() >= 4 {
@@ -548,6 +574,7 @@ pub fn understand(q: &str, vocab: &Vocabulary) -> Understood {
         semantic_text,
         intent,
         class,
+        head,
     }
 }
 
@@ -571,6 +598,19 @@ mod tests {
             v.add(t, &[]);
         }
         v
+    }
+
+    #[test]
+    fn the_head_is_the_last_word_before_the_first_left_out_word() {
+        let v = vocab();
+        let head = |q: &str| understand(q, &v).head;
+        assert_eq!(head("lamp for candles").as_deref(), Some("lamp"));
+        assert_eq!(head("white t-light holder").as_deref(), Some("holder"));
+        assert_eq!(
+            head("something to hold tea lights").as_deref(),
+            Some("lights")
+        );
+        assert_eq!(head("for the"), None);
     }
 
     #[test]
@@ -675,6 +715,17 @@ mod tests {
         for w in ["lantern", "lanterns", "wife", "anniversary", "neckless"] {
             assert!(understand(w, &v).intent.corrected.is_empty(), "{w}");
         }
+    }
+
+    #[test]
+    fn a_word_of_the_language_is_not_corrected_to_a_catalog_word() {
+        let mut v = vocab();
+        // "glass" is a catalog word one edit from "grass".
+        assert_eq!(understand("grass", &v).keyword_text, "glass");
+        v.add_language_words(["grass".to_string()]);
+        let u = understand("grass", &v);
+        assert!(u.intent.corrected.is_empty());
+        assert_eq!(u.keyword_text, "grass");
     }
 
     #[test]

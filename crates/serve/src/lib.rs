@@ -716,6 +716,13 @@ impl App {
         search::run(&self.search, &live, &self.current(), req)
     }
 
+    /// The re-ranking stage's pool and features for a hybrid search (what
+    /// `aisle bench-search --fit-ranker` fits on).
+    pub fn search_pool(&self, req: &search::SearchRequest) -> Result<search::PoolFeatures, String> {
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        search::pool_features(&self.search, &live, &self.current(), req)
+    }
+
     /// What an experiment arm's `model` names, ready to serve: `pop` (or
     /// `popularity`), `promoted` (the model serving now), a registry version
     /// (`sasrec-1764300000.safetensors`), or a model kind (its newest

@@ -1518,6 +1518,73 @@ async fn a_deleted_item_leaves_the_vector_index() {
     assert!(dir.path().join("search/vectors.bin").exists());
 }
 
+/// A hybrid search's results with a server configured with `rerank`.
+async fn reranked_by(rerank: Option<aisle_search::rerank::Ranker>) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shop(dir.path());
+    let embedder = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/all-MiniLM-L6-v2"
+    ));
+    let (_app, c) = open(&url, |c| {
+        c.search.embedder_dir = Some(embedder.clone());
+        c.search.rerank = rerank.clone();
+    });
+    put_items(
+        &c,
+        &[
+            ("short", r#"{"title":"Garden lantern"}"#),
+            (
+                "long",
+                r#"{"title":"Old brass garden lantern with a long carrying handle"}"#,
+            ),
+        ],
+    )
+    .await;
+    c.get("/v1/search?q=garden%20lantern&k=2").await.1
+}
+
+#[tokio::test]
+async fn a_configured_reranking_stage_reorders_the_fused_top_and_says_from_where() {
+    use aisle_search::rerank::{Ranker, FEATURES};
+    // Off (the default): the fused order, no fused_rank.
+    let v = reranked_by(None).await;
+    assert_eq!(result_ids(&v), ["short", "long"], "{v}");
+    assert!(v["results"][0]["why"].get("fused_rank").is_none(), "{v}");
+    // A ranker that prefers long titles over everything else.
+    let mut r = Ranker::fused_only();
+    r.weights[FEATURES.iter().position(|f| *f == "title_words").unwrap()] = 100.0;
+    let v = reranked_by(Some(r)).await;
+    assert_eq!(result_ids(&v), ["long", "short"], "{v}");
+    assert_eq!(v["results"][0]["why"]["fused_rank"], 2, "{v}");
+    assert_eq!(v["results"][1]["why"]["fused_rank"], 1, "{v}");
+    // Scores stay by place: the first result keeps the best fused score.
+    assert!(
+        v["results"][0]["score"].as_f64() >= v["results"][1]["score"].as_f64(),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_word_the_encoder_knows_is_not_corrected_to_a_catalog_word() {
+    let item = [("pan", r#"{"title":"Frying pan"}"#)];
+    let corrected = |v: &Value| v["results"][0]["why"]["intent"]["corrected"].clone();
+    // Without the encoder, "drying" (in no title) reads as "frying" misspelt.
+    let (_dir, c) = keyword_only();
+    put_items(&c, &item).await;
+    let (_, v) = c.get("/v1/search?q=pan%20drying").await;
+    assert_eq!(corrected(&v), json!([["drying", "frying"]]), "{v}");
+    // With it, "drying" is a word of the language and stays.
+    let (_dir, c) = with_encoder().await;
+    put_items(&c, &item).await;
+    let (_, v) = c.get("/v1/search?q=pan%20drying").await;
+    assert_eq!(corrected(&v), json!([]), "{v}");
+    assert_eq!(
+        v["results"][0]["why"]["intent"]["keyword_query"], "pan drying",
+        "{v}"
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_search_mode_is_400() {
     let (_dir, c) = with_encoder().await;

@@ -268,6 +268,7 @@ pub fn search(a: SearchArgs) -> Result<()> {
         personal: true,
         mode: a.mode.clone(),
         weights: None,
+        rerank: aisle_serve::search::Rerank::Configured,
     };
     let t_search = std::time::Instant::now();
     let mut out = app.search(&req).map_err(anyhow::Error::msg)?;

@@ -103,6 +103,10 @@ pub struct BenchSearchArgs {
     /// training split (a grid of keyword x semantic weights) and report them.
     #[arg(long)]
     pub fit_weights: bool,
+    /// Fit the re-ranking stage's linear ranker on the natural set's
+    /// training split and report its weights and both splits' figures.
+    #[arg(long)]
+    pub fit_ranker: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -363,7 +367,12 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
     };
     report["set"] = json!(format!("{:?}", a.set).to_lowercase());
     if a.set != QuerySet::Head {
-        report["natural"] = run_natural(&a.store, &catalog, a.fit_weights, embedder_dir)?;
+        report["natural"] = run_natural(
+            &a.store,
+            &catalog,
+            (a.fit_weights, a.fit_ranker),
+            embedder_dir,
+        )?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -378,12 +387,15 @@ pub fn run(a: BenchSearchArgs, embedder_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The natural set's row for hybrid search without the re-ranking stage.
+const HYBRID_FUSED: &str = "hybrid_fused";
+
 /// The natural set through the server's own search (`App::search`, as
 /// `aisle search` runs it): every mode the server offers, and its default.
 fn run_natural(
     store: &str,
     catalog: &[aisle_core::CatalogItem],
-    fit: bool,
+    (fit, fit_ranker): (bool, bool),
     embedder_dir: &std::path::Path,
 ) -> Result<Value> {
     let judged = natural::judge(natural::NATURAL, catalog)?;
@@ -400,14 +412,18 @@ fn run_natural(
     let app = aisle_serve::App::open(cfg)?;
     let semantic = app.search.semantic.is_some();
     let modes: &[&str] = if semantic {
-        &["keyword", "semantic", "hybrid"]
+        &["keyword", "semantic", "hybrid", HYBRID_FUSED]
     } else {
         &["keyword"]
     };
     let default_mode = if semantic { "hybrid" } else { "keyword" };
     let t = std::time::Instant::now();
-    let search = |q: &str, mode: &str, weights: Option<(f32, f32)>| -> Result<Vec<String>> {
-        let req = aisle_serve::search::SearchRequest {
+    let request = |q: &str, mode: &str, weights: Option<(f32, f32)>, rerank| {
+        let (mode, rerank) = match mode {
+            HYBRID_FUSED => ("hybrid", aisle_serve::search::Rerank::Off),
+            m => (m, rerank),
+        };
+        aisle_serve::search::SearchRequest {
             q: q.to_string(),
             user: None,
             k: 10,
@@ -418,13 +434,39 @@ fn run_natural(
             personal: false,
             mode: Some(mode.to_string()),
             weights,
-        };
-        let out = app.search(&req).map_err(anyhow::Error::msg)?;
+            rerank,
+        }
+    };
+    let search_with = |q: &str, mode: &str, weights, rerank| -> Result<Vec<String>> {
+        let out = app
+            .search(&request(q, mode, weights, rerank))
+            .map_err(anyhow::Error::msg)?;
         Ok(out.results.into_iter().map(|h| h.item_id).collect())
+    };
+    let search = |q: &str, mode: &str, weights: Option<(f32, f32)>| {
+        search_with(q, mode, weights, aisle_serve::search::Rerank::Configured)
     };
     let mut v = natural::evaluate(&judged, modes, default_mode, |q, mode| {
         search(q, mode, None)
     })?;
+    if fit_ranker && semantic {
+        let off = aisle_serve::search::Rerank::Off;
+        v["fitted_ranker"] = natural::fit_ranker(
+            &judged,
+            |q| {
+                app.search_pool(&request(q, "hybrid", None, off.clone()))
+                    .map_err(anyhow::Error::msg)
+            },
+            |q, r| {
+                search_with(
+                    q,
+                    "hybrid",
+                    None,
+                    aisle_serve::search::Rerank::With(r.clone()),
+                )
+            },
+        )?;
+    }
     if fit && semantic {
         let vocab = app
             .search
@@ -458,13 +500,13 @@ fn print_natural(v: &Value) {
         v["judged_queries"], v["default_mode"]
     );
     println!(
-        "{:<10} {:>8} {:>10} {:>10} {:>11} {:>10}",
+        "{:<13} {:>8} {:>10} {:>10} {:>11} {:>10}",
         "mode", "NDCG@10", "Recall@10", "zero-res", "NDCG train", "NDCG test"
     );
     for (mode, m) in modes {
         let f = |p: &str, k: &str| m[p][k].as_f64().unwrap_or(0.0);
         println!(
-            "{mode:<10} {:>8.4} {:>10.4} {:>10.3} {:>11.4} {:>10.4}",
+            "{mode:<13} {:>8.4} {:>10.4} {:>10.3} {:>11.4} {:>10.4}",
             f("all", "ndcg10"),
             f("all", "recall10"),
             f("all", "zero_result_rate"),
@@ -493,6 +535,20 @@ fn print_natural(v: &Value) {
             "  {kind:<12} ({:>3})  {}",
             modes.values().next().unwrap()["by_kind"][&kind]["queries"],
             cells.join("  ")
+        );
+    }
+    let r = &v["fitted_ranker"];
+    if r.is_object() {
+        println!(
+            "re-ranking stage fitted on the training split: {} (L2 {}, cross-validated NDCG@10 {:.4})",
+            r["chosen"]["features"], r["chosen"]["l2"], r["chosen"]["cv_ndcg10"].as_f64().unwrap_or(0.0)
+        );
+        let f = |p: &str, k: &str| r["searched"][p][k].as_f64().unwrap_or(0.0);
+        println!(
+            "  hybrid with it: NDCG@10 train {:.4}, test {:.4}; weights {}",
+            f("train", "ndcg10"),
+            f("test", "ndcg10"),
+            r["weights"]
         );
     }
 }

@@ -303,6 +303,162 @@ pub fn fit_weights(
     }))
 }
 
+/// Steps of [`fit_ranker`]'s fits.
+pub const RANKER_STEPS: usize = 500;
+/// The L2 penalties [`fit_ranker`] tries.
+pub const RANKER_L2: &[f32] = &[1e-3, 1e-2, 1e-1];
+/// The feature sets [`fit_ranker`] tries (names from
+/// `aisle_search::rerank::FEATURES`; "fused" always in).
+pub const RANKER_SETS: &[&[&str]] = &[
+    &["fused", "cosine"],
+    &["fused", "coverage"],
+    &["fused", "cosine", "coverage"],
+    &["fused", "cosine", "coverage", "title_words"],
+    &["fused", "cosine", "coverage", "all_words", "intent_missed"],
+    &[
+        "fused",
+        "keyword_rr",
+        "bm25",
+        "semantic_rr",
+        "cosine",
+        "cosine_gap",
+        "coverage",
+        "all_words",
+        "head_in_title",
+        "head_last",
+        "popularity",
+        "title_words",
+        "intent_missed",
+        "in_category",
+    ],
+];
+/// Folds of the training split's cross-validation.
+pub const RANKER_FOLDS: usize = 5;
+
+/// An f32 setting as the decimal it was written as (0.01, not 0.0099999998).
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+type Pool = Vec<([f32; aisle_search::rerank::N], u8)>;
+
+/// Mean NDCG@10 of `queries` (pools with their judged products' grades)
+/// with each pool ordered by `ranker` (the re-ranking stage alone: no
+/// collapsing, nothing past the pool).
+fn pool_ndcg(queries: &[(&Pool, &Judged)], ranker: &aisle_search::rerank::Ranker) -> f64 {
+    let mut total = 0.0;
+    for (pool, j) in queries {
+        let mut s: Vec<(f32, usize)> = pool
+            .iter()
+            .enumerate()
+            .map(|(i, (f, _))| (ranker.score(f), i))
+            .collect();
+        s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let grades: Vec<u8> = s.iter().take(K).map(|&(_, i)| pool[i].1).collect();
+        let judged: Vec<u8> = j.grades.values().copied().collect();
+        total += graded_ndcg_at(&grades, &judged, K);
+    }
+    total / queries.len().max(1) as f64
+}
+
+/// Fits the re-ranking stage's linear ranker on the training split and
+/// reports what it would do. Each query's pool (`pool`: the fused top
+/// candidates and their features) is graded by its rule. A feature set
+/// and L2 penalty ([`RANKER_SETS`] x [`RANKER_L2`]) are chosen by
+/// [`RANKER_FOLDS`]-fold cross-validation on the training split (pool
+/// NDCG@10, folds by file order), refitted on the whole training split,
+/// and every query then runs through search with it (`search`), reported
+/// on both splits next to the fused order's pool figures.
+pub fn fit_ranker(
+    judged: &[Judged],
+    pool: impl Fn(&str) -> Result<Vec<(String, [f32; aisle_search::rerank::N])>>,
+    search: impl Fn(&str, &aisle_search::rerank::Ranker) -> Result<Vec<String>>,
+) -> Result<Value> {
+    use aisle_search::rerank::{Ranker, FEATURES, N};
+    let usable: Vec<&Judged> = judged.iter().filter(|j| j.good > 0).collect();
+    let mut pools: Vec<Pool> = Vec::with_capacity(usable.len());
+    for j in &usable {
+        pools.push(
+            pool(&j.q)?
+                .into_iter()
+                .map(|(id, f)| (f, j.grades.get(&id).copied().unwrap_or(0)))
+                .collect(),
+        );
+    }
+    let split = |train: bool| -> Vec<(&Pool, &Judged)> {
+        pools
+            .iter()
+            .zip(usable.iter().copied())
+            .filter(|(_, j)| j.train == train)
+            .collect()
+    };
+    let (train, test) = (split(true), split(false));
+    let fit = |qs: &[(&Pool, &Judged)], used: &[bool; N], l2: f32| -> Ranker {
+        let data: Vec<Pool> = qs.iter().map(|(p, _)| (*p).clone()).collect();
+        Ranker::fit(&data, used, RANKER_STEPS, l2)
+    };
+    let mut table = Vec::new();
+    let mut best: Option<(f64, usize, f32)> = None;
+    for (si, set) in RANKER_SETS.iter().enumerate() {
+        let mut used = [false; N];
+        for name in *set {
+            let k = FEATURES
+                .iter()
+                .position(|f| f == name)
+                .with_context(|| format!("no feature {name}"))?;
+            used[k] = true;
+        }
+        for &l2 in RANKER_L2 {
+            let (mut cv, mut folds) = (0.0, 0);
+            for fold in 0..RANKER_FOLDS.min(train.len()) {
+                let (rest, held): (Vec<_>, Vec<_>) = train
+                    .iter()
+                    .enumerate()
+                    .partition(|(i, _)| i % RANKER_FOLDS != fold);
+                let rest: Vec<_> = rest.into_iter().map(|(_, q)| *q).collect();
+                let held: Vec<_> = held.into_iter().map(|(_, q)| *q).collect();
+                cv += pool_ndcg(&held, &fit(&rest, &used, l2));
+                folds += 1;
+            }
+            let cv = cv / f64::from(folds.max(1));
+            table.push(json!({"features": set, "l2": decimal(l2), "cv_ndcg10": cv}));
+            if best.is_none_or(|(b, _, _)| cv > b) {
+                best = Some((cv, si, l2));
+            }
+        }
+    }
+    let (cv, si, l2) = best.context("no feature set to try")?;
+    let mut used = [false; N];
+    for (k, f) in FEATURES.iter().enumerate() {
+        used[k] = RANKER_SETS[si].contains(f);
+    }
+    let ranker = fit(&train, &used, l2);
+    let fused = Ranker::fused_only();
+    let (mut searched_train, mut searched_test) = (Totals::default(), Totals::default());
+    for j in &usable {
+        let (ndcg, recall, none) = score(j, &search(&j.q, &ranker)?);
+        if j.train {
+            &mut searched_train
+        } else {
+            &mut searched_test
+        }
+        .add(ndcg, recall, none);
+    }
+    Ok(json!({
+        "protocol": "pools = the fused top candidates of hybrid search (in stock, no personal ranking) with their features; grades by each query's rule; a feature set and L2 penalty chosen by 5-fold cross-validation on the training split (pool NDCG@10), refitted on the whole training split (pairwise logistic loss, Adam); then every query searched with it (collapsing included)",
+        "pool": aisle_search::rerank::POOL,
+        "steps": RANKER_STEPS,
+        "tried": table,
+        "chosen": {"features": RANKER_SETS[si], "l2": decimal(l2), "cv_ndcg10": cv},
+        "weights": FEATURES.iter().zip(ranker.weights).filter(|(_, w)| *w != 0.0).map(|(f, w)| (f.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
+        "pool_ndcg10": {
+            "fused": {"train": pool_ndcg(&train, &fused), "test": pool_ndcg(&test, &fused)},
+            "reranked": {"train": pool_ndcg(&train, &ranker), "test": pool_ndcg(&test, &ranker)},
+        },
+        "searched": {"train": searched_train.json(), "test": searched_test.json()},
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +552,57 @@ max_price = 5.0
                 k["test"]["queries"].as_u64()
             ),
             (Some(1), Some(1))
+        );
+    }
+
+    /// Fifteen queries over the same catalog whose fused order puts the
+    /// good product second (reversed, too) and whose "coverage" feature
+    /// marks it: the
+    /// cross-validated fit picks a feature set with coverage, and search
+    /// with it ranks the good product first on both splits.
+    #[test]
+    fn the_fitted_ranker_learns_from_the_training_split_and_is_scored_on_both() {
+        use aisle_search::rerank::{FEATURES, N};
+        let catalog = [
+            item("a", "LANTERN", Some(1.0)),
+            item("b", "CANDLES", Some(1.0)),
+            item("c", "MUG", Some(1.0)),
+        ];
+        let text: String = (0..15)
+            .map(|i| format!("[[query]]\nq = \"q{i}\"\nkind = \"need\"\ngood = ['LANTERN']\n\n"))
+            .collect();
+        let judged = judge(&text, &catalog).unwrap();
+        let at = |name: &str| FEATURES.iter().position(|f| *f == name).unwrap();
+        let pool = |_: &str| -> Result<Vec<(String, [f32; N])>> {
+            Ok(["c", "a", "b"]
+                .iter()
+                .enumerate()
+                .map(|(place, id)| {
+                    let mut f = [0f32; N];
+                    f[at("fused")] = 1.0 - place as f32 * 0.1;
+                    f[at("coverage")] = f32::from(u8::from(*id == "a"));
+                    (id.to_string(), f)
+                })
+                .collect())
+        };
+        let search = |q: &str, r: &aisle_search::rerank::Ranker| -> Result<Vec<String>> {
+            let mut p = pool(q)?;
+            p.sort_by(|x, y| r.score(&y.1).total_cmp(&r.score(&x.1)));
+            Ok(p.into_iter().map(|(id, _)| id).collect())
+        };
+        let v = fit_ranker(&judged, pool, search).unwrap();
+        let chosen: Vec<String> = serde_json::from_value(v["chosen"]["features"].clone()).unwrap();
+        assert!(chosen.iter().any(|f| f == "coverage"), "{v}");
+        assert_eq!(v["searched"]["train"]["ndcg10"], 1.0, "{v}");
+        assert_eq!(v["searched"]["test"]["ndcg10"], 1.0, "{v}");
+        assert_eq!(v["searched"]["test"]["queries"], 10, "{v}");
+        assert!(
+            v["pool_ndcg10"]["fused"]["test"].as_f64().unwrap() < 1.0,
+            "{v}"
+        );
+        assert_eq!(
+            v["tried"].as_array().unwrap().len(),
+            RANKER_SETS.len() * RANKER_L2.len()
         );
     }
 

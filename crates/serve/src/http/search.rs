@@ -51,6 +51,7 @@ pub(super) async fn search(State(app): State<Arc<App>>, q: Params<SearchParams>)
         personal,
         mode: p.mode.clone().filter(|m| !m.is_empty()),
         weights: None,
+        rerank: crate::search::Rerank::Configured,
     };
     if let Some(m) = &req.mode {
         if !["keyword", "semantic", "hybrid"].contains(&m.as_str()) {

@@ -16,8 +16,8 @@ use crate::state::Live;
 
 mod query;
 pub use query::{
-    run, FacetCount, Facets, FusionWeights, PersonalBoost, QueryInfo, QueryIntent, SearchHit,
-    SearchRequest, SearchResults, SemanticMatch, Why,
+    pool_features, run, FacetCount, Facets, FusionWeights, PersonalBoost, PoolFeatures, QueryInfo,
+    QueryIntent, Rerank, SearchHit, SearchRequest, SearchResults, SemanticMatch, Why,
 };
 
 /// A progress callback for long index work: (stage, done, total), stage
@@ -76,6 +76,10 @@ pub struct SearchConfig {
     /// Show out-of-stock products after every product in stock (false:
     /// never show them).
     pub demote_out_of_stock: bool,
+    /// The re-ranking stage of hybrid search over the fused top
+    /// `aisle_search::rerank::POOL` (None, the default: the fused order
+    /// stands).
+    pub rerank: Option<aisle_search::rerank::Ranker>,
 }
 
 /// Fusion weights (keyword, semantic) for each query class.
@@ -133,6 +137,10 @@ impl Default for SearchConfig {
             intent_weight: 1.0,
             collapse_duplicates: true,
             demote_out_of_stock: false,
+            // Off: no fitted ranker beats the fused order on the natural
+            // set's test split (`aisle bench-search --set natural
+            // --fit-ranker`; BENCHMARKS.md §15).
+            rerank: None,
         }
     }
 }
@@ -432,7 +440,10 @@ impl Search {
                 }
             }
         };
-        let vocabulary = aisle_search::understand::Vocabulary::of(&items);
+        let mut vocabulary = aisle_search::understand::Vocabulary::of(&items);
+        if let Some(s) = &semantic {
+            vocabulary.add_language_words(s.embedder.whole_words());
+        }
         Search {
             cfg,
             keyword,

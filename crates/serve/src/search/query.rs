@@ -24,6 +24,19 @@ pub struct SearchRequest {
     /// Fusion weights (keyword, semantic) instead of the query class's
     /// (evaluation fits them; requests leave it None).
     pub weights: Option<(f32, f32)>,
+    /// The re-ranking stage (evaluation compares and fits rankers;
+    /// requests take the configured one).
+    pub rerank: Rerank,
+}
+
+/// Which re-ranking stage a request runs.
+#[derive(Debug, Clone, Default)]
+pub enum Rerank {
+    /// The server's (`SearchConfig::rerank`).
+    #[default]
+    Configured,
+    Off,
+    With(aisle_search::rerank::Ranker),
 }
 
 /// What `GET /v1/search` answers.
@@ -72,6 +85,10 @@ pub struct Why {
     pub intent: QueryIntent,
     /// The fusion weights this query ran with.
     pub weights: FusionWeights,
+    /// 1-based place in the fused list before the re-ranking stage moved
+    /// it (absent: the stage did not run on this result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused_rank: Option<usize>,
 }
 
 /// What query understanding read (`aisle_search::understand`).
@@ -238,6 +255,7 @@ fn hits(
     sem_score: &HashMap<&str, (usize, f32)>,
     live: &Live,
     (intent, weights): (&QueryIntent, FusionWeights),
+    fused_place: &HashMap<String, usize>,
 ) -> Result<Vec<SearchHit>, String> {
     let mut results: Vec<SearchHit> = Vec::with_capacity(ranked.len());
     for (r, also) in ranked {
@@ -278,6 +296,7 @@ fn hits(
                 }),
                 intent: intent.clone(),
                 weights,
+                fused_rank: fused_place.get(&r.id).copied(),
             },
             also: also.clone(),
         });
@@ -339,11 +358,6 @@ fn collapse(
     out
 }
 
-/// Whether a title word is a query word (or its plural, either way).
-fn same_word(t: &str, q: &str) -> bool {
-    t == q || t.strip_suffix('s') == Some(q) || q.strip_suffix('s') == Some(t)
-}
-
 /// Candidates (from `ids`, in order) whose titles (as [`title_key`]s)
 /// hold every one of `words`.
 fn carrying_all(
@@ -354,7 +368,9 @@ fn carrying_all(
     ids.into_iter()
         .filter(|id| {
             let t = key_of(id);
-            words.iter().all(|q| t.split(' ').any(|w| same_word(w, q)))
+            words
+                .iter()
+                .all(|q| t.split(' ').any(|w| aisle_search::rerank::same_word(w, q)))
         })
         .cloned()
         .collect()
@@ -366,11 +382,40 @@ fn distinct<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
     ids.filter(|id| seen.insert(id.as_str())).collect()
 }
 
+/// One candidate of the re-ranking stage and its features.
+pub type PoolFeatures = Vec<(String, [f32; aisle_search::rerank::N])>;
+
+/// Runs a search: understanding, retrieval, fusion, the re-ranking stage,
+/// the personal boost, collapsing and the explained hits.
 pub fn run(
     search: &Search,
     live: &Live,
     serving: &Serving,
     req: &SearchRequest,
+) -> Result<SearchResults, String> {
+    run_capturing(search, live, serving, req, None)
+}
+
+/// The re-ranking stage's pool (the fused top candidates, in fused order)
+/// and their features for a hybrid search (empty in other modes): what a
+/// ranker is fitted on.
+pub fn pool_features(
+    search: &Search,
+    live: &Live,
+    serving: &Serving,
+    req: &SearchRequest,
+) -> Result<PoolFeatures, String> {
+    let mut out = Vec::new();
+    run_capturing(search, live, serving, req, Some(&mut out))?;
+    Ok(out)
+}
+
+fn run_capturing(
+    search: &Search,
+    live: &Live,
+    serving: &Serving,
+    req: &SearchRequest,
+    capture: Option<&mut PoolFeatures>,
 ) -> Result<SearchResults, String> {
     let keyword = search
         .keyword
@@ -514,14 +559,71 @@ pub fn run(
         Vec::new()
     };
     let iw = search.cfg.intent_weight;
-    let mut ranked = aisle_search::fuse::rank(
-        &[
-            (&kw_ids, wk),
-            (&sem_ids, ws),
-            (&carry, iw),
-            (&cheap, iw),
-            (&in_category, iw),
-        ],
+    let mut fused = aisle_search::fuse::rrf(&[
+        (&kw_ids, wk),
+        (&sem_ids, ws),
+        (&carry, iw),
+        (&cheap, iw),
+        (&in_category, iw),
+    ]);
+    let ranker = match &req.rerank {
+        Rerank::Configured => search.cfg.rerank.as_ref(),
+        Rerank::Off => None,
+        Rerank::With(r) => Some(r),
+    };
+    let mut fused_place: HashMap<String, usize> = HashMap::new();
+    if mode == "hybrid" && (ranker.is_some() || capture.is_some()) {
+        use aisle_search::rerank::{QueryView, Signals, POOL};
+        let m = POOL.min(fused.len());
+        let titles: Vec<String> = fused[..m].iter().map(|(id, _)| key_of(id)).collect();
+        let signals: Vec<Signals> = fused[..m]
+            .iter()
+            .zip(&titles)
+            .map(|((id, s), title)| Signals {
+                fused: *s,
+                keyword: kw_rank
+                    .get(id.as_str())
+                    .map(|&r| (r, kw.candidates[shown[r]].score)),
+                semantic: sem_score.get(id.as_str()).copied(),
+                title,
+                popularity: live
+                    .index
+                    .get(id)
+                    .map_or(0.0, |&i| live.popularity[i as usize]),
+                in_category: in_category.contains(id),
+            })
+            .collect();
+        let intents: Vec<String> = u
+            .intent
+            .colours
+            .iter()
+            .chain(&u.intent.materials)
+            .cloned()
+            .collect();
+        let view = QueryView {
+            content: &content,
+            head: u.head.as_deref(),
+            intents: &intents,
+        };
+        if let Some(out) = capture {
+            *out = fused[..m]
+                .iter()
+                .map(|(id, _)| id.clone())
+                .zip(aisle_search::rerank::features(&signals, &view))
+                .collect();
+        }
+        if let Some(r) = ranker {
+            // New places, the fused scores kept by place.
+            let order = r.order(&signals, &view);
+            let before: Vec<(String, f32)> = fused[..m].to_vec();
+            for (place, &from) in order.iter().enumerate() {
+                fused[place].0 = before[from].0.clone();
+                fused_place.insert(before[from].0.clone(), from + 1);
+            }
+        }
+    }
+    let mut ranked = aisle_search::fuse::rank_fused(
+        fused,
         &personal,
         if scores.is_some() {
             search.cfg.personal_weight
@@ -553,6 +655,7 @@ pub fn run(
         &sem_score,
         live,
         (&intent, weights),
+        &fused_place,
     )?;
     tracing::debug!(
         total_ms = started.elapsed().as_secs_f64() * 1e3,
