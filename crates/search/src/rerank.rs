@@ -324,12 +324,16 @@ mod tests {
             }
             queries.push(q);
         }
-        let r = Ranker::fit(&queries, 300, 1e-3);
+        let r = Ranker::fit(&queries, &[true; N], 300, 1e-3);
         assert!(
             r.weights[head] > r.weights[0].abs() * 2.0,
             "{:?}",
             r.weights
         );
+        // Without that feature, it stays at 0 and the fit cannot find it.
+        let mut used = [true; N];
+        used[head] = false;
+        assert_eq!(Ranker::fit(&queries, &used, 300, 1e-3).weights[head], 0.0);
         for q in &queries {
             let mut s: Vec<(f32, u8)> = q.iter().map(|(f, g)| (r.score(f), *g)).collect();
             s.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -315,22 +315,7 @@ pub const RANKER_SETS: &[&[&str]] = &[
     &["fused", "cosine", "coverage"],
     &["fused", "cosine", "coverage", "title_words"],
     &["fused", "cosine", "coverage", "all_words", "intent_missed"],
-    &[
-        "fused",
-        "keyword_rr",
-        "bm25",
-        "semantic_rr",
-        "cosine",
-        "cosine_gap",
-        "coverage",
-        "all_words",
-        "head_in_title",
-        "head_last",
-        "popularity",
-        "title_words",
-        "intent_missed",
-        "in_category",
-    ],
+    &aisle_search::rerank::FEATURES,
 ];
 /// Folds of the training split's cross-validation.
 pub const RANKER_FOLDS: usize = 5;
@@ -355,6 +340,19 @@ fn pool_ndcg(queries: &[(&Pool, &Judged)], ranker: &aisle_search::rerank::Ranker
             .collect();
         s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let grades: Vec<u8> = s.iter().take(K).map(|&(_, i)| pool[i].1).collect();
+        let judged: Vec<u8> = j.grades.values().copied().collect();
+        total += graded_ndcg_at(&grades, &judged, K);
+    }
+    total / queries.len().max(1) as f64
+}
+
+/// Mean NDCG@10 of `queries` with each pool in the best order (by grade):
+/// what a perfect re-ranking of the pool would reach.
+fn pool_ceiling(queries: &[(&Pool, &Judged)]) -> f64 {
+    let mut total = 0.0;
+    for (pool, j) in queries {
+        let mut grades: Vec<u8> = pool.iter().map(|c| c.1).collect();
+        grades.sort_unstable_by(|a, b| b.cmp(a));
         let judged: Vec<u8> = j.grades.values().copied().collect();
         total += graded_ndcg_at(&grades, &judged, K);
     }
@@ -454,6 +452,7 @@ pub fn fit_ranker(
         "pool_ndcg10": {
             "fused": {"train": pool_ndcg(&train, &fused), "test": pool_ndcg(&test, &fused)},
             "reranked": {"train": pool_ndcg(&train, &ranker), "test": pool_ndcg(&test, &ranker)},
+            "best_order": {"train": pool_ceiling(&train), "test": pool_ceiling(&test)},
         },
         "searched": {"train": searched_train.json(), "test": searched_test.json()},
     }))
