@@ -12,8 +12,11 @@ ru_maxrss):
 
 - ingest: `aisle ingest --preset demo` of the generated files into a fresh store; store size
   after it (the store folder on disk);
-- ALS: `aisle train --model als` with 1 and with 2 iterations: the difference is one iteration;
-- SASRec: the same with 1 and 2 epochs (the second is promoted and served);
+- training: `aisle train` of ALS (3 iterations), SASRec with the sampled-softmax loss (2
+  epochs) and SASRec with its default full-softmax loss (2 epochs; up to --full-softmax-max
+  events, as its epoch grows with events x catalog size): time per epoch = the trainer's own
+  fit time (`fit_s`, after loading the store) / epochs; ALS is promoted and served (the same
+  kind at every size);
 - index: `aisle index` (keyword index, item vectors, the HNSW graph from 20,000 products);
   skipped with --no-semantic (and search is keyword-only);
 - serve: `aisle serve` until /healthz answers (start-up), its resident memory then; then
@@ -178,18 +181,28 @@ def size(aisle, work, n, a, env):
     rep = json.loads(report)
     out["ingest"] = {"s": wall, "peak_rss_mb": rss, "accepted": rep.get("accepted")}
     out["store_mb"] = du_mb(store)
-    for model, key in (("als", "als.iterations"), ("sasrec", "sasrec.epochs")):
-        runs = []
-        for k in (1, 2):
-            cmd = [aisle, "train", "--store", store, "--model", model, "--set", f"{key}={k}"]
-            if model == "sasrec" and k == 2:
-                cmd.append("--promote")
-            else:
-                cmd += ["--out", os.path.join(d, f"{model}-{k}.safetensors")]
-            runs.append(run(cmd, env))
-        out[model] = {"one_s": runs[0][0], "two_s": runs[1][0],
-                      "per_epoch_s": max(0.0, runs[1][0] - runs[0][0]),
-                      "peak_rss_mb": max(runs[0][1], runs[1][1])}
+    # (name, model, epochs key, epochs, extra settings): per-epoch time = the trainer's own fit
+    # time (`fit_s`, after loading the store) / epochs; the rest of the wall time is loading.
+    trainings = []
+    if n <= a.sasrec_max:
+        trainings.append(("sasrec_sampled", "sasrec", "sasrec.epochs", 2,
+                          ["--set", "sasrec.loss=sampled"]))
+    if n <= a.full_softmax_max:
+        trainings.append(("sasrec", "sasrec", "sasrec.epochs", 2, []))
+    # ALS last: it is promoted and served at every size (the same kind, so recommendation
+    # latency compares across sizes).
+    trainings.append(("als", "als", "als.iterations", 3, []))
+    # The last one trained is promoted and served.
+    for i, (name, model, key, k, extra) in enumerate(trainings):
+        cmd = [aisle, "train", "--store", store, "--model", model, "--set", f"{key}={k}", *extra]
+        if i == len(trainings) - 1:
+            cmd.append("--promote")
+        else:
+            cmd += ["--out", os.path.join(d, f"{name}.safetensors")]
+        wall, rss, report = run(cmd, env)
+        fit = json.loads(report)["fit_s"]
+        out[name] = {"epochs": k, "wall_s": wall, "fit_s": fit, "per_epoch_s": fit / k,
+                     "load_s": wall - fit, "peak_rss_mb": rss}
     if a.semantic:
         wall, rss, _ = run([aisle, "index", "--store", store], env)
         out["index"] = {"s": wall, "peak_rss_mb": rss}
@@ -212,8 +225,11 @@ STAGES = [
     ("ingest peak MB", lambda r: r["ingest"]["peak_rss_mb"]),
     ("store MB", lambda r: r["store_mb"]),
     ("ALS s/iteration", lambda r: r["als"]["per_epoch_s"]),
-    ("SASRec s/epoch", lambda r: r["sasrec"]["per_epoch_s"]),
-    ("SASRec peak MB", lambda r: r["sasrec"]["peak_rss_mb"]),
+    ("ALS peak MB", lambda r: r["als"]["peak_rss_mb"]),
+    ("SASRec s/epoch", lambda r: r.get("sasrec", {}).get("per_epoch_s")),
+    ("SASRec peak MB", lambda r: r.get("sasrec", {}).get("peak_rss_mb")),
+    ("SASRec-sampled s/ep", lambda r: r.get("sasrec_sampled", {}).get("per_epoch_s")),
+    ("SASRec-sampled MB", lambda r: r.get("sasrec_sampled", {}).get("peak_rss_mb")),
     ("index s", lambda r: r.get("index", {}).get("s")),
     ("serve start s", lambda r: r["serve"]["startup_s"]),
     ("serve MB", lambda r: r["serve"]["rss_mb_after_start"]),
@@ -280,6 +296,11 @@ def main():
     ap.add_argument("--secs", type=float, default=20.0)
     ap.add_argument("--no-semantic", dest="semantic", action="store_false")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--sasrec-max", type=float, default=1e7,
+                    help="train SASRec (sampled loss) up to this many events")
+    ap.add_argument("--full-softmax-max", type=float, default=2e6,
+                    help="train SASRec with its default full-softmax loss up to this many events "
+                         "(its epoch grows with events x catalog size)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     env = dict(os.environ)
@@ -297,14 +318,14 @@ def main():
             json.dump(results, f, indent=1)
     svg(results, os.path.join(a.work, "scale.svg"))
     xs = [r["events_rows"] for r in results]
-    print(f"\n{'stage':<18}" + "".join(f"{x:>12.2e}" for x in xs) + "   exponent(s)")
+    print(f"\n{'stage':<21}" + "".join(f"{x:>12.2e}" for x in xs) + "   exponent(s)")
     for label, f in STAGES:
         ys = [f(r) for r in results]
         steps = [slope(xs[i], ys[i], xs[i + 1], ys[i + 1]) for i in range(len(xs) - 1)]
         whole = slope(xs[0], ys[0], xs[-1], ys[-1]) if len(xs) > 1 else None
         cells = "".join(f"{y:>12.3f}" if y is not None else f"{'-':>12}" for y in ys)
         ex = ", ".join("-" if s is None else f"{s:.2f}" for s in steps)
-        print(f"{label:<18}{cells}   {ex}" + (f" (all: {whole:.2f})" if whole is not None else ""))
+        print(f"{label:<21}{cells}   {ex}" + (f" (all: {whole:.2f})" if whole is not None else ""))
 
 
 if __name__ == "__main__":
