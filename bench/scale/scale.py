@@ -231,8 +231,10 @@ STAGES = [
     ("SASRec-sampled s/ep", lambda r: r.get("sasrec_sampled", {}).get("per_epoch_s")),
     ("SASRec-sampled MB", lambda r: r.get("sasrec_sampled", {}).get("peak_rss_mb")),
     ("index s", lambda r: r.get("index", {}).get("s")),
+    ("index peak MB", lambda r: r.get("index", {}).get("peak_rss_mb")),
     ("serve start s", lambda r: r["serve"]["startup_s"]),
     ("serve MB", lambda r: r["serve"]["rss_mb_after_start"]),
+    ("serve peak MB", lambda r: r["serve"]["peak_rss_mb"]),
     ("recs p99 ms", lambda r: r["serve"]["recommendations"]["p99_ms"]),
     ("search p99 ms", lambda r: r["serve"]["search"]["p99_ms"]),
 ]
@@ -259,14 +261,15 @@ def svg(results, path):
     sx = lambda x: pad + (math.log10(x) - lo) / max(hi - lo, 1e-9) * (w - 2 * pad - 120)
     sy = lambda y: h - pad - (math.log10(y) - ymin) / max(ymax - ymin, 1e-9) * (h - 2 * pad)
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf", "#000000"]
+               "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8", "#98df8a", "#ff9896",
+               "#c5b0d5", "#c49c94"]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
            f'<text x="{pad}" y="20" font-size="13">Cost relative to the smallest shop '
            f'(log-log; dashed: linear)</text>']
     # Gridlines at powers of ten.
-    for k in range(math.floor(ymin), math.ceil(ymax) + 1):
+    for k in range(math.ceil(ymin), math.floor(ymax) + 1):
         y = sy(10.0 ** k)
         out.append(f'<line x1="{pad}" y1="{y:.1f}" x2="{w - pad - 120}" y2="{y:.1f}" '
                    f'stroke="#eee"/>')
@@ -296,6 +299,8 @@ def main():
     ap.add_argument("--secs", type=float, default=20.0)
     ap.add_argument("--no-semantic", dest="semantic", action="store_false")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the sizes WORKDIR/scale.json already has; run the others")
     ap.add_argument("--sasrec-max", type=float, default=1e7,
                     help="train SASRec (sampled loss) up to this many events")
     ap.add_argument("--full-softmax-max", type=float, default=2e6,
@@ -308,8 +313,17 @@ def main():
     if not a.semantic:
         env["AISLE_EMBEDDER_DIR"] = "/nonexistent"
     results = []
+    done = {}
+    path = os.path.join(a.work, "scale.json")
+    if a.resume and os.path.exists(path):
+        with open(path) as f:
+            done = {r["target_events"]: r for r in json.load(f)}
     for s in a.sizes.split(","):
         n = int(float(s))
+        if n in done:
+            print(f"== {n:.0e} events: measured before ({path})", flush=True)
+            results.append(done[n])
+            continue
         print(f"== {n:.0e} events", flush=True)
         r = size(os.path.abspath(a.aisle), os.path.abspath(a.work), n, a, env)
         print(json.dumps(r), flush=True)
