@@ -123,7 +123,6 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     }
     cfg.max_body_bytes = a.max_body_bytes;
     cfg.search.ann_min_items = a.ann_min_items;
-    cfg.search.demote_out_of_stock = a.search_out_of_stock == "demote";
     cfg.search.ann_ef = a.ann_ef;
     cfg.search.demote_out_of_stock = a.search_out_of_stock == "demote";
     cfg.ranker = a.ranker;
