@@ -302,6 +302,8 @@ pub struct Embedder {
     dir: PathBuf,
     /// One worker thread for single short texts (see [`Embedder::embed_one`]).
     single: std::sync::OnceLock<Option<rayon::ThreadPool>>,
+    /// See [`Embedder::whole_words`].
+    whole_words: std::sync::OnceLock<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 /// The layer count from `config.json`, after checking it describes
@@ -451,6 +453,7 @@ impl Embedder {
             dir: dir.to_path_buf(),
             device,
             single: std::sync::OnceLock::new(),
+            whole_words: std::sync::OnceLock::new(),
         })
     }
 
@@ -465,16 +468,20 @@ impl Embedder {
 
     /// The tokenizer's whole words (lower-case letters, 2+ of them; not
     /// word pieces): words the language knows, which spelling correction
-    /// leaves alone.
-    pub fn whole_words(&self) -> Vec<String> {
-        let mut w: Vec<String> = self
-            .tokenizer
-            .get_vocab(false)
-            .into_keys()
-            .filter(|w| w.len() >= 2 && w.chars().all(|c| c.is_ascii_lowercase()))
-            .collect();
-        w.sort();
-        w
+    /// leaves alone. Read from the vocabulary once; every caller (each
+    /// shop's search) shares the set.
+    pub fn whole_words(&self) -> std::sync::Arc<std::collections::HashSet<String>> {
+        self.whole_words
+            .get_or_init(|| {
+                std::sync::Arc::new(
+                    self.tokenizer
+                        .get_vocab(false)
+                        .into_keys()
+                        .filter(|w| w.len() >= 2 && w.chars().all(|c| c.is_ascii_lowercase()))
+                        .collect(),
+                )
+            })
+            .clone()
     }
 
     /// Token ids of a text ([CLS] ... [SEP], truncated to [`MAX_TOKENS`]).

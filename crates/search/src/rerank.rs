@@ -68,7 +68,9 @@ pub fn same_word(t: &str, q: &str) -> bool {
     t == q || t.strip_suffix('s') == Some(q) || q.strip_suffix('s') == Some(t)
 }
 
-fn holds(title: &str, word: &str) -> bool {
+/// Whether a normalised title (words joined by single spaces) holds `word`
+/// in either number.
+pub fn holds(title: &str, word: &str) -> bool {
     title.split(' ').any(|w| same_word(w, word))
 }
 
@@ -147,12 +149,11 @@ impl Ranker {
         self.weights.iter().zip(f).map(|(w, x)| w * x).sum()
     }
 
-    /// The new order of `pool` (indices into it, best first; ties keep the
-    /// fused order).
-    pub fn order(&self, pool: &[Signals], q: &QueryView) -> Vec<usize> {
-        let f = features(pool, q);
-        let s: Vec<f32> = f.iter().map(|x| self.score(x)).collect();
-        let mut idx: Vec<usize> = (0..pool.len()).collect();
+    /// The new order of a pool given its [`features`] (indices into it,
+    /// best first; ties keep the fused order).
+    pub fn order(&self, features: &[[f32; N]]) -> Vec<usize> {
+        let s: Vec<f32> = features.iter().map(|x| self.score(x)).collect();
+        let mut idx: Vec<usize> = (0..features.len()).collect();
         idx.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
         idx
     }
@@ -299,7 +300,8 @@ mod tests {
     fn the_fused_only_ranker_keeps_the_fused_order() {
         let pool = [sig("x", 3.0), sig("y", 2.0), sig("z", 2.0)];
         let r = Ranker::fused_only();
-        assert_eq!(r.order(&pool, &QueryView::default()), vec![0, 1, 2]);
+        let f = features(&pool, &QueryView::default());
+        assert_eq!(r.order(&f), vec![0, 1, 2]);
     }
 
     /// Queries where the grade follows "head_last" and the fused order is

@@ -217,9 +217,10 @@ pub struct Vocabulary {
     pairs: HashSet<(String, String)>,
     /// Category names: their words (lower case) → the name as stored.
     categories: HashMap<Vec<String>, String>,
-    /// Words of the language (e.g. the sentence encoder's whole words):
-    /// never corrected, though the catalog lacks them.
-    language: HashSet<String>,
+    /// Words of the language (e.g. the sentence encoder's whole words,
+    /// shared by every shop): never corrected, though the catalog lacks
+    /// them.
+    language: Option<std::sync::Arc<HashSet<String>>>,
 }
 
 /// Lower-case words of letters and digits (apostrophes kept inside).
@@ -253,10 +254,11 @@ impl Vocabulary {
         }
     }
 
-    /// Adds words of the language, which spelling correction leaves alone
-    /// ("drying" is not "frying" misspelt because no title says drying).
-    pub fn add_language_words(&mut self, words: impl IntoIterator<Item = String>) {
-        self.language.extend(words);
+    /// Sets the words of the language, which spelling correction leaves
+    /// alone ("drying" is not "frying" misspelt because no title says
+    /// drying).
+    pub fn set_language_words(&mut self, words: std::sync::Arc<HashSet<String>>) {
+        self.language = Some(words);
     }
 
     /// Builds the vocabulary of a catalog.
@@ -300,7 +302,7 @@ impl Vocabulary {
         if n < 5
             || !w.chars().all(|c| c.is_ascii_alphabetic())
             || self.knows(w)
-            || self.language.contains(w)
+            || self.language.as_ref().is_some_and(|l| l.contains(w))
         {
             return None;
         }
@@ -722,7 +724,7 @@ mod tests {
         let mut v = vocab();
         // "glass" is a catalog word one edit from "grass".
         assert_eq!(understand("grass", &v).keyword_text, "glass");
-        v.add_language_words(["grass".to_string()]);
+        v.set_language_words(std::sync::Arc::new(HashSet::from(["grass".to_string()])));
         let u = understand("grass", &v);
         assert!(u.intent.corrected.is_empty());
         assert_eq!(u.keyword_text, "grass");

@@ -328,35 +328,38 @@ fn decimal(x: f32) -> f64 {
 type Pool = Vec<([f32; aisle_search::rerank::N], u8)>;
 
 /// Mean NDCG@10 of `queries` (pools with their judged products' grades)
-/// with each pool ordered by `ranker` (the re-ranking stage alone: no
-/// collapsing, nothing past the pool).
-fn pool_ndcg(queries: &[(&Pool, &Judged)], ranker: &aisle_search::rerank::Ranker) -> f64 {
+/// with each pool's first 10 grades as `order` puts them (the re-ranking
+/// stage alone: no collapsing, nothing past the pool).
+fn pool_mean(queries: &[(&Pool, &Judged)], order: impl Fn(&Pool) -> Vec<u8>) -> f64 {
     let mut total = 0.0;
     for (pool, j) in queries {
-        let mut s: Vec<(f32, usize)> = pool
-            .iter()
-            .enumerate()
-            .map(|(i, (f, _))| (ranker.score(f), i))
-            .collect();
-        s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let grades: Vec<u8> = s.iter().take(K).map(|&(_, i)| pool[i].1).collect();
         let judged: Vec<u8> = j.grades.values().copied().collect();
-        total += graded_ndcg_at(&grades, &judged, K);
+        total += graded_ndcg_at(&order(pool), &judged, K);
     }
     total / queries.len().max(1) as f64
 }
 
-/// Mean NDCG@10 of `queries` with each pool in the best order (by grade):
-/// what a perfect re-ranking of the pool would reach.
+/// [`pool_mean`] with each pool ordered by `ranker`.
+fn pool_ndcg(queries: &[(&Pool, &Judged)], ranker: &aisle_search::rerank::Ranker) -> f64 {
+    pool_mean(queries, |pool| {
+        let features: Vec<[f32; aisle_search::rerank::N]> = pool.iter().map(|c| c.0).collect();
+        ranker
+            .order(&features)
+            .into_iter()
+            .take(K)
+            .map(|i| pool[i].1)
+            .collect()
+    })
+}
+
+/// [`pool_mean`] with each pool in the best order (by grade): what a
+/// perfect re-ranking of the pool would reach.
 fn pool_ceiling(queries: &[(&Pool, &Judged)]) -> f64 {
-    let mut total = 0.0;
-    for (pool, j) in queries {
+    pool_mean(queries, |pool| {
         let mut grades: Vec<u8> = pool.iter().map(|c| c.1).collect();
         grades.sort_unstable_by(|a, b| b.cmp(a));
-        let judged: Vec<u8> = j.grades.values().copied().collect();
-        total += graded_ndcg_at(&grades, &judged, K);
-    }
-    total / queries.len().max(1) as f64
+        grades
+    })
 }
 
 /// Fits the re-ranking stage's linear ranker on the training split and
@@ -396,7 +399,8 @@ pub fn fit_ranker(
         Ranker::fit(&data, used, RANKER_STEPS, l2)
     };
     let mut table = Vec::new();
-    let mut best: Option<(f64, usize, f32)> = None;
+    // (cross-validated NDCG@10, feature set, its mask, L2)
+    let mut best: Option<(f64, usize, [bool; N], f32)> = None;
     for (si, set) in RANKER_SETS.iter().enumerate() {
         let mut used = [false; N];
         for name in *set {
@@ -420,16 +424,12 @@ pub fn fit_ranker(
             }
             let cv = cv / f64::from(folds.max(1));
             table.push(json!({"features": set, "l2": decimal(l2), "cv_ndcg10": cv}));
-            if best.is_none_or(|(b, _, _)| cv > b) {
-                best = Some((cv, si, l2));
+            if best.is_none_or(|(b, ..)| cv > b) {
+                best = Some((cv, si, used, l2));
             }
         }
     }
-    let (cv, si, l2) = best.context("no feature set to try")?;
-    let mut used = [false; N];
-    for (k, f) in FEATURES.iter().enumerate() {
-        used[k] = RANKER_SETS[si].contains(f);
-    }
+    let (cv, si, used, l2) = best.context("no feature set to try")?;
     let ranker = fit(&train, &used, l2);
     let fused = Ranker::fused_only();
     let (mut searched_train, mut searched_test) = (Totals::default(), Totals::default());
@@ -556,9 +556,8 @@ max_price = 5.0
 
     /// Fifteen queries over the same catalog whose fused order puts the
     /// good product second (reversed, too) and whose "coverage" feature
-    /// marks it: the
-    /// cross-validated fit picks a feature set with coverage, and search
-    /// with it ranks the good product first on both splits.
+    /// marks it: the cross-validated fit picks a feature set with coverage,
+    /// and search with it ranks the good product first on both splits.
     #[test]
     fn the_fitted_ranker_learns_from_the_training_split_and_is_scored_on_both() {
         use aisle_search::rerank::{FEATURES, N};

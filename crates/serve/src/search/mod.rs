@@ -442,7 +442,7 @@ impl Search {
         };
         let mut vocabulary = aisle_search::understand::Vocabulary::of(&items);
         if let Some(s) = &semantic {
-            vocabulary.add_language_words(s.embedder.whole_words());
+            vocabulary.set_language_words(s.embedder.whole_words());
         }
         Search {
             cfg,

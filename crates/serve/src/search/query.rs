@@ -368,9 +368,7 @@ fn carrying_all(
     ids.into_iter()
         .filter(|id| {
             let t = key_of(id);
-            words
-                .iter()
-                .all(|q| t.split(' ').any(|w| aisle_search::rerank::same_word(w, q)))
+            words.iter().all(|q| aisle_search::rerank::holds(&t, q))
         })
         .cloned()
         .collect()
@@ -605,16 +603,17 @@ fn run_capturing(
             head: u.head.as_deref(),
             intents: &intents,
         };
+        let features = aisle_search::rerank::features(&signals, &view);
         if let Some(out) = capture {
             *out = fused[..m]
                 .iter()
                 .map(|(id, _)| id.clone())
-                .zip(aisle_search::rerank::features(&signals, &view))
+                .zip(features.iter().copied())
                 .collect();
         }
         if let Some(r) = ranker {
             // New places, the fused scores kept by place.
-            let order = r.order(&signals, &view);
+            let order = r.order(&features);
             let before: Vec<(String, f32)> = fused[..m].to_vec();
             for (place, &from) in order.iter().enumerate() {
                 fused[place].0 = before[from].0.clone();
