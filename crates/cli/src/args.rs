@@ -39,6 +39,10 @@ pub(crate) enum Command {
     /// (Unix seconds or RFC 3339; now when absent), event_id (idempotency),
     /// quantity, price, session_id.
     Append(AppendArgs),
+    /// Link aliases (anonymous or device ids) to users from a file of `user,alias` lines:
+    /// each alias's events then make one history with its user's (as
+    /// `POST /v1/users/{id}/aliases` does). Prints what each line did.
+    Link(LinkArgs),
     /// Print users, items, events by type and time span of a store.
     Stats(StatsArgs),
     /// Build per-user sequences and a train/validation/test split, and export them.
@@ -634,6 +638,19 @@ pub(crate) struct AppendArgs {
     /// Events per durable commit.
     #[arg(long, default_value_t = 100)]
     pub(crate) batch: usize,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LinkArgs {
+    /// Store directory or URL (sqlite:///path/aisle.db, postgres://…).
+    #[arg(long)]
+    pub(crate) store: String,
+    /// The links: one `user,alias` per line (comma or tab; optional header `user_id,alias`; gzip ok).
+    #[arg(long)]
+    pub(crate) input: std::path::PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -91,6 +91,7 @@ fn main() -> ExitCode {
         Command::DemoData(a) => commands::data::demo_data(a),
         Command::Ingest(a) => commands::data::ingest(a),
         Command::Append(a) => commands::data::append(a),
+        Command::Link(a) => commands::data::link(a),
         Command::Stats(a) => commands::data::stats(a),
         Command::Split(a) => commands::data::split(a),
         Command::Presets(a) => commands::data::presets(a),

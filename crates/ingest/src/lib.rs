@@ -27,6 +27,7 @@
 
 pub mod config;
 pub mod input;
+pub mod links;
 pub mod report;
 
 pub mod api;

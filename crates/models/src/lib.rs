@@ -18,6 +18,7 @@
 //! ```
 
 mod ease;
+mod gat;
 mod knn;
 mod lightgcn;
 mod linalg;
@@ -28,6 +29,7 @@ mod repeat;
 use serde::{Deserialize, Serialize};
 
 pub use ease::EaseConfig;
+pub use gat::{leaky, Gat, GatConfig, Weighed};
 pub use knn::ItemKnnConfig;
 pub use lightgcn::LightGcnConfig;
 pub use mf::{AlsConfig, BprConfig};
@@ -57,7 +59,9 @@ pub enum ModelError {
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 /// The names `aisle bench --models` and `aisle train --model` accept.
-pub const MODEL_NAMES: &[&str] = &["pop", "itemknn", "ease", "bpr", "als", "lightgcn", "repeat"];
+pub const MODEL_NAMES: &[&str] = &[
+    "pop", "itemknn", "ease", "bpr", "als", "lightgcn", "gat", "repeat",
+];
 
 /// Training data: each user's items (dense ids, oldest first; repeats kept).
 #[derive(Debug, Clone, Default)]
@@ -117,6 +121,11 @@ pub trait Recommender: aisle_eval::Scorer + Send {
     }
     /// The config it was trained with.
     fn config(&self) -> ModelConfig;
+    /// The history item that weighed most in recommending `item` after
+    /// `history`, with its weight, for models that can say (GAT's attention).
+    fn explain(&self, _history: &[u32], _item: u32) -> Option<(u32, f32)> {
+        None
+    }
     /// Named f32 tensors (name, shape, data) that make up the model.
     fn tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)>;
 }
@@ -133,6 +142,8 @@ pub enum ModelConfig {
     Als(AlsConfig),
     #[serde(rename = "lightgcn")]
     LightGcn(LightGcnConfig),
+    /// Trained by `aisle-graph` (burn); scored here.
+    Gat(GatConfig),
     Repeat(RepeatConfig),
 }
 
@@ -146,6 +157,7 @@ impl ModelConfig {
             "bpr" => ModelConfig::Bpr(BprConfig::default()),
             "als" => ModelConfig::Als(AlsConfig::default()),
             "lightgcn" => ModelConfig::LightGcn(LightGcnConfig::default()),
+            "gat" => ModelConfig::Gat(GatConfig::default()),
             "repeat" => ModelConfig::Repeat(RepeatConfig::default()),
             other => return Err(ModelError::UnknownModel(other.to_string())),
         })
@@ -159,6 +171,7 @@ impl ModelConfig {
             ModelConfig::Bpr(_) => "bpr",
             ModelConfig::Als(_) => "als",
             ModelConfig::LightGcn(_) => "lightgcn",
+            ModelConfig::Gat(_) => "gat",
             ModelConfig::Repeat(_) => "repeat",
         }
     }
@@ -227,6 +240,10 @@ impl ModelConfig {
                 check(c.batch_size > 0, "batch_size must be positive")?;
                 check(c.lr > 0.0 && c.lr.is_finite(), "lr must be positive")?;
                 check(c.reg >= 0.0, "reg must be >= 0")?;
+                check(c.time_budget_s >= 0.0, "time_budget_s must be >= 0")
+            }
+            ModelConfig::Gat(c) => {
+                c.check().map_err(|m| self.bad(m))?;
                 check(c.time_budget_s >= 0.0, "time_budget_s must be >= 0")
             }
             ModelConfig::Repeat(c) => {
@@ -298,6 +315,12 @@ pub fn fit(
         ModelConfig::Bpr(c) => Box::new(mf::Bpr::fit(c, data, progress)),
         ModelConfig::Als(c) => Box::new(mf::Als::fit(c, data, progress)),
         ModelConfig::LightGcn(c) => Box::new(lightgcn::LightGcn::fit(c, data, progress)),
+        ModelConfig::Gat(_) => {
+            return Err(ModelError::BadConfig {
+                model: "gat".into(),
+                message: "gat is trained with burn by aisle-graph (aisle_graph::fit)".into(),
+            })
+        }
         ModelConfig::Repeat(c) => Box::new(repeat::Repeat::fit(c, data)),
     })
 }
@@ -335,6 +358,13 @@ pub fn from_parts(
             c,
             take("user_factors")?,
             take("item_factors")?,
+        )?),
+        ModelConfig::Gat(c) => Box::new(gat::Gat::from_parts(
+            c,
+            take("user_out")?,
+            take("item_out")?,
+            take("item_z")?,
+            take("attention")?,
         )?),
         ModelConfig::Repeat(c) => Box::new(repeat::Repeat::from_parts(c, take("popularity")?)?),
     })

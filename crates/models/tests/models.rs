@@ -118,7 +118,7 @@ fn ease_matches_the_closed_form_on_a_tiny_matrix() {
 #[test]
 fn parts_round_trip_and_a_missing_tensor_is_refused() {
     let data = clustered();
-    for name in MODEL_NAMES {
+    for name in trained_here() {
         let c = match *name {
             "bpr" => cfg(name, &[("epochs", "3"), ("factors", "4")]),
             "als" => cfg(name, &[("iterations", "2"), ("factors", "4")]),
@@ -150,6 +150,28 @@ fn parts_round_trip_and_a_missing_tensor_is_refused() {
             Err(ModelError::Artifact(_))
         ));
     }
+}
+
+/// The kinds this crate trains (GAT is trained with burn by aisle-graph;
+/// its parts round trip in aisle-train's artifact tests).
+fn trained_here() -> impl Iterator<Item = &'static &'static str> {
+    MODEL_NAMES.iter().filter(|n| **n != "gat")
+}
+
+#[test]
+fn gat_is_named_here_and_trained_elsewhere() {
+    let c = cfg("gat", &[("heads", "4")]);
+    assert_eq!(c.name(), "gat");
+    assert!(matches!(
+        fit(&c, &clustered(), &|_, _| {}),
+        Err(ModelError::BadConfig { message, .. }) if message.contains("aisle-graph")
+    ));
+    assert!(matches!(
+        ModelConfig::default_for("gat")
+            .unwrap()
+            .with_overrides(&[("heads".into(), "5".into())]),
+        Err(ModelError::BadConfig { .. })
+    ));
 }
 
 #[test]
@@ -199,7 +221,7 @@ fn empty_data_and_users_without_training_events() {
     // Users with empty training sequences still get scores (finite, and for
     // factor models from their random initial vector or the history fold-in).
     let data = TrainData::new(4, vec![vec![], vec![0, 1], vec![1, 2], vec![]]);
-    for name in MODEL_NAMES {
+    for name in trained_here() {
         let c = match *name {
             "bpr" => cfg(name, &[("epochs", "2")]),
             _ => cfg(name, &[]),

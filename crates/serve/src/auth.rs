@@ -230,6 +230,8 @@ pub fn required_scope(method: &Method, route: &str) -> Option<Scope> {
         "/v1/admin/overview" | "/v1/admin/data" | "/v1/admin/evaluation" => Some(Scope::Read),
         _ if route.starts_with("/v1/admin") => Some(Scope::Admin),
         "/v1/users/{id}" => Some(Scope::Admin),
+        // Identity links are personal data: made, removed and read with a write key.
+        "/v1/users/{id}/aliases" | "/v1/users/{id}/aliases/{alias}" => Some(Scope::Write),
         "/v1/events" => Some(Scope::Write),
         "/v1/items/{id}" if method != Method::GET && method != Method::HEAD => Some(Scope::Write),
         _ => Some(Scope::Read),

@@ -235,8 +235,15 @@ fn handle(app: &App, changes: &[Change]) -> Result<(), ServeError> {
                 if let Err(e) = app.erase_local(store.as_ref(), user) {
                     tracing::error!(error = %e, "erasing a user another replica erased");
                 }
+                let mut live = app.live.write().unwrap_or_else(|e| e.into_inner());
+                crate::identity::reload(store.as_ref(), &mut live)?;
                 let n = store.erasures()?;
                 app.feed.erasures_seen.store(n, Ordering::Relaxed);
+            }
+            Change::Aliases(_) => {
+                let store = app.store.lock().unwrap_or_else(|e| e.into_inner());
+                let mut live = app.live.write().unwrap_or_else(|e| e.into_inner());
+                crate::identity::reload(store.as_ref(), &mut live)?;
             }
             Change::Promoted(v) => promoted(app, Some(v)),
             Change::Experiments => app.online.reload_experiments()?,

@@ -11,6 +11,7 @@ pub mod conn;
 mod console;
 pub mod feed;
 mod http;
+pub mod identity;
 pub mod jobs;
 mod limit;
 pub mod online;
@@ -60,7 +61,7 @@ pub enum ServeError {
 }
 
 /// What an erasure removed.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Erased {
     /// Events deleted from the store.
     pub events: u64,
@@ -71,6 +72,8 @@ pub struct Erased {
     /// Logged impressions (lists shown to the user), with their shown
     /// items and the user's joined clicks, carts and purchases.
     pub impressions: u64,
+    /// The user's aliases, erased with their events, lists and links.
+    pub aliases: Vec<String>,
 }
 
 /// What a server process does (`aisle serve --role`).
@@ -525,6 +528,8 @@ impl App {
             )?),
             None => None,
         };
+        // Identity links: each linked user's state takes in its aliases' events.
+        identity::reload(store.as_ref(), &mut live)?;
         let events_at_open = live.events;
         drop(all);
         let dir = aisle_store::data_dir(&cfg.store);
@@ -613,25 +618,37 @@ impl App {
     /// can slip in between.
     pub fn erase_user(&self, user: &str) -> Result<Erased, ServeError> {
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let aliases = store.aliases_of(user)?;
         let events = store.delete_user(user)?;
-        let (queries, impressions) = self.erase_local(store.as_ref(), user)?;
+        let (mut queries, mut impressions) = self.erase_local(store.as_ref(), user)?;
+        for a in &aliases {
+            let (q, i) = self.erase_local(store.as_ref(), a)?;
+            queries += q;
+            impressions += i;
+        }
+        // The links are gone: an erased alias's user is rebuilt without it.
+        identity::reload(
+            store.as_ref(),
+            &mut self.live.write().unwrap_or_else(|e| e.into_inner()),
+        )?;
         if let Some(d) = aisle_store::files_dir(&self.cfg.store) {
             // A killed ingest's spill (on this machine) holds raw rows too.
             aisle_ingest::remove_stale_spills(&d)?;
         }
-        let quarantine_rows = match self.ingest_log()? {
-            Some(log) => {
-                use aisle_ingest::erase::{line_mentions, needles};
-                log.erase_rows(&needles(user), &|line| line_mentions(line, user))?
+        let mut quarantine_rows = 0;
+        if let Some(log) = self.ingest_log()? {
+            use aisle_ingest::erase::{line_mentions, needles};
+            for id in std::iter::once(user).chain(aliases.iter().map(String::as_str)) {
+                quarantine_rows += log.erase_rows(&needles(id), &|line| line_mentions(line, id))?;
             }
-            None => 0,
-        };
+        }
         tracing::info!(events, queries, quarantine_rows, impressions, "user erased");
         Ok(Erased {
             events,
             queries,
             quarantine_rows,
             impressions,
+            aliases,
         })
     }
 

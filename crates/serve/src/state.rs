@@ -53,7 +53,11 @@ pub struct Live {
     /// Interactions per item (all event types but cancel).
     /// (f32: the form top-K ranks, so a request needs no copy; exact up to 2^24.)
     pub popularity: Vec<f32>,
+    /// Keyed by user; an alias's events go to its user's entry.
     pub users: HashMap<String, UserState>,
+    /// Identity links: alias -> the user it belongs to (the store's, see
+    /// `EventStore::link_alias`).
+    pub aliases: HashMap<String, String>,
     pub events: u64,
     /// The latest event time (Unix seconds) seen.
     pub max_ts: i64,
@@ -82,12 +86,42 @@ impl Live {
         i
     }
 
+    /// The user an id stands for: the user an alias is linked to, else the id.
+    pub fn owner<'a>(&'a self, id: &'a str) -> &'a str {
+        self.aliases.get(id).map_or(id, String::as_str)
+    }
+
+    /// The state of the user an id stands for (see [`Live::owner`]).
+    pub fn user(&self, id: &str) -> Option<&UserState> {
+        self.users.get(self.owner(id))
+    }
+
+    /// Replaces a user's state by one built from `events` (theirs and their
+    /// aliases', any order): merged in time order (then store order), the
+    /// latest [`HISTORY_CAP`] kept, purchases replayed with their cancels.
+    pub fn restate(&mut self, user: &str, mut events: Vec<aisle_core::StoredEvent>) {
+        events.sort_by_key(|e| (e.event.ts, e.seq));
+        let skip = events.len().saturating_sub(HISTORY_CAP);
+        let mut u = UserState::default();
+        for e in &events[skip..] {
+            let i = self.item(&e.event.item);
+            u.last_ts = u.last_ts.max(e.event.ts);
+            u.apply(i, e.event.event_type);
+        }
+        if events.is_empty() {
+            self.users.remove(user);
+        } else {
+            self.users.insert(user.to_string(), u);
+        }
+    }
+
     /// Applies one event (already durable).
     pub fn apply(&mut self, e: &Event) {
         let i = self.item(&e.item);
         self.events += 1;
         self.max_ts = self.max_ts.max(e.ts);
-        let u = self.users.entry(e.user.clone()).or_default();
+        let key = self.owner(&e.user).to_string();
+        let u = self.users.entry(key).or_default();
         u.last_ts = u.last_ts.max(e.ts);
         if u.apply(i, e.event_type) {
             self.popularity[i as usize] += 1.0;

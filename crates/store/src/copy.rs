@@ -30,6 +30,8 @@ pub struct CopyReport {
     pub inserted: u64,
     pub already_present: u64,
     pub catalog_items: u64,
+    /// Identity links read from the source (each linked in the target).
+    pub aliases: u64,
     /// The target's events before the copy.
     pub target_events_before: u64,
     pub source: Digest,
@@ -114,6 +116,7 @@ pub fn copy(
         inserted: 0,
         already_present: 0,
         catalog_items: catalog.len() as u64,
+        aliases: 0,
         target_events_before,
         source: Digest::default(),
         target: Digest::default(),
@@ -150,6 +153,21 @@ pub fn copy(
     progress(report.events_read);
     if bulk {
         to.end_bulk()?;
+    }
+    // Identity links go with the events (a link the target already has is
+    // kept; one it refuses, to another user, is reported and not forced).
+    for (alias, user) in from.aliases()? {
+        if let crate::Link::Refused(why) =
+            to.link_alias(&user, &alias, aisle_core::time::unix_now())?
+        {
+            tracing::warn!(
+                alias,
+                user,
+                "link not copied: {}",
+                why.message(&user, &alias)
+            );
+        }
+        report.aliases += 1;
     }
     report.source = source;
     report.target = digest(to)?;

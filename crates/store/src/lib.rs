@@ -168,8 +168,27 @@ pub trait EventStore: Send {
     fn daily(&self, from_day: i64, to_day: i64) -> Result<Vec<DayCounts>>;
     fn meta(&self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
-    /// Erases a user's events; returns how many were deleted.
+    /// Erases a user's events, and those of every alias linked to the user
+    /// with the links themselves (an alias's own erasure removes its link);
+    /// returns how many events were deleted.
     fn delete_user(&mut self, user: &str) -> Result<u64>;
+    /// Links `alias` (an anonymous or device id) to `user`: from now on
+    /// their events make one history (see [`Link`] for what is refused).
+    /// `at`: Unix seconds, kept with the link.
+    fn link_alias(&mut self, user: &str, alias: &str, at: i64) -> Result<Link>;
+    /// Removes the link of `alias` to `user`; false when there was none.
+    fn unlink_alias(&mut self, user: &str, alias: &str) -> Result<bool>;
+    /// Every link as (alias, user), ordered by alias.
+    fn aliases(&self) -> Result<Vec<(String, String)>>;
+    /// The aliases linked to `user`, ordered.
+    fn aliases_of(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self
+            .aliases()?
+            .into_iter()
+            .filter(|(_, u)| u == user)
+            .map(|(a, _)| a)
+            .collect())
+    }
     /// What a serving replica starts from without reading every event:
     /// each user's latest `per_user` events (time order), the purchases they
     /// hold, and every item's interaction count. None: the backend has no
@@ -202,6 +221,49 @@ pub trait EventStore: Send {
     /// follows their changes through [`pg::Listener`]).
     fn shared(&self) -> bool {
         false
+    }
+}
+
+/// What [`EventStore::link_alias`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// The link is new.
+    Linked,
+    /// The alias was already linked to this user (nothing changed).
+    Already,
+    /// Refused; nothing changed.
+    Refused(LinkRefusal),
+}
+
+/// Why a link was refused: links are one level deep (an alias is never a
+/// user with aliases of its own) and an alias belongs to one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkRefusal {
+    /// The alias is the user's own id (or empty).
+    SameId,
+    /// The alias is linked to another user.
+    AliasTaken { user: String },
+    /// The alias has aliases of its own (link those to the user instead).
+    AliasHasAliases,
+    /// The user is itself an alias of `user` (link to that user instead).
+    UserIsAlias { user: String },
+}
+
+impl LinkRefusal {
+    /// A sentence for the caller.
+    pub fn message(&self, user: &str, alias: &str) -> String {
+        match self {
+            LinkRefusal::SameId => format!("`{alias}` cannot be an alias of itself"),
+            LinkRefusal::AliasTaken { user: other } => {
+                format!("`{alias}` is already an alias of `{other}`; unlink it there first")
+            }
+            LinkRefusal::AliasHasAliases => format!(
+                "`{alias}` has aliases of its own; link them to `{user}` one by one, or erase `{alias}`"
+            ),
+            LinkRefusal::UserIsAlias { user: owner } => {
+                format!("`{user}` is an alias of `{owner}`; link `{alias}` to `{owner}`")
+            }
+        }
     }
 }
 
@@ -240,6 +302,8 @@ pub enum Change {
     ItemDeleted(String),
     /// A user was erased.
     Erased(String),
+    /// A user's aliases changed (a link made or removed): their history is read again.
+    Aliases(String),
     /// A model version was promoted.
     Promoted(String),
     /// An experiment was created or stopped (read them again).
@@ -254,6 +318,7 @@ impl Change {
             Change::Catalog => "catalog".into(),
             Change::ItemDeleted(id) => format!("deleted {id}"),
             Change::Erased(u) => format!("erased {u}"),
+            Change::Aliases(u) => format!("aliases {u}"),
             Change::Promoted(v) => format!("promoted {v}"),
             Change::Experiments => "experiments".into(),
         }
@@ -267,6 +332,7 @@ impl Change {
             "catalog" => Change::Catalog,
             "deleted" => Change::ItemDeleted(rest.to_string()),
             "erased" => Change::Erased(rest.to_string()),
+            "aliases" => Change::Aliases(rest.to_string()),
             "promoted" => Change::Promoted(rest.to_string()),
             "experiments" => Change::Experiments,
             _ => return None,

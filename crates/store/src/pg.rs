@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS items(
     in_stock BOOLEAN NOT NULL DEFAULT TRUE,
     in_catalog BOOLEAN NOT NULL DEFAULT FALSE);
 CREATE TABLE IF NOT EXISTS event_keys(ekey BIGINT PRIMARY KEY);
+-- Identity links: an alias (anonymous or device id) and the user it belongs to.
+CREATE TABLE IF NOT EXISTS aliases(
+    alias TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    linked_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS aliases_owner ON aliases(owner, alias);
 CREATE TABLE IF NOT EXISTS models(
     version TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -839,6 +845,79 @@ impl EventStore for PgStore {
         Ok(Some(totals))
     }
 
+    fn link_alias(&mut self, user: &str, alias: &str, at: i64) -> Result<crate::Link> {
+        use crate::{Link, LinkRefusal};
+        if user == alias || alias.is_empty() {
+            return Ok(Link::Refused(LinkRefusal::SameId));
+        }
+        let mut tx = self.client_mut()?.transaction()?;
+        // Links are checked and made one at a time across processes.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_FEED])?;
+        let owner = |tx: &mut postgres::Transaction<'_>, id: &str| -> Result<Option<String>> {
+            Ok(tx
+                .query_opt("SELECT owner FROM aliases WHERE alias = $1", &[&id])?
+                .map(|r| r.get(0)))
+        };
+        if let Some(o) = owner(&mut tx, user)? {
+            return Ok(Link::Refused(LinkRefusal::UserIsAlias { user: o }));
+        }
+        match owner(&mut tx, alias)? {
+            Some(o) if o == user => return Ok(Link::Already),
+            Some(o) => return Ok(Link::Refused(LinkRefusal::AliasTaken { user: o })),
+            None => {}
+        }
+        let has: bool = tx
+            .query_one(
+                "SELECT EXISTS(SELECT 1 FROM aliases WHERE owner = $1)",
+                &[&alias],
+            )?
+            .get(0);
+        if has {
+            return Ok(Link::Refused(LinkRefusal::AliasHasAliases));
+        }
+        tx.execute(
+            "INSERT INTO aliases(alias, owner, linked_at) VALUES($1, $2, $3)",
+            &[&alias, &user, &at],
+        )?;
+        notify(&mut tx, &crate::Change::Aliases(user.to_string()))?;
+        tx.commit()?;
+        Ok(Link::Linked)
+    }
+
+    fn unlink_alias(&mut self, user: &str, alias: &str) -> Result<bool> {
+        let mut tx = self.client_mut()?.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM aliases WHERE alias = $1 AND owner = $2",
+            &[&alias, &user],
+        )?;
+        if n > 0 {
+            notify(&mut tx, &crate::Change::Aliases(user.to_string()))?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn aliases(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .conn()?
+            .query("SELECT alias, owner FROM aliases ORDER BY alias", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn aliases_of(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self
+            .conn()?
+            .query(
+                "SELECT alias FROM aliases WHERE owner = $1 ORDER BY alias",
+                &[&user],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     fn users_present(&self, users: &[&str]) -> Result<Vec<bool>> {
         let mut c = self.conn()?;
         let mut out = Vec::with_capacity(users.len());
@@ -971,22 +1050,34 @@ impl EventStore for PgStore {
     fn delete_user(&mut self, user: &str) -> Result<u64> {
         let mut tx = self.client_mut()?.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_FEED])?;
-        let Some(uid) = tx
-            .query_opt("SELECT id FROM users WHERE ext = $1", &[&user])?
-            .map(|r| r.get::<_, i64>(0))
-        else {
+        let mut ids: Vec<String> = tx
+            .query(
+                "DELETE FROM aliases WHERE owner = $1 RETURNING alias",
+                &[&user],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let unlinked = tx.execute("DELETE FROM aliases WHERE alias = $1", &[&user])?;
+        ids.push(user.to_string());
+        let uids: Vec<i64> = tx
+            .query("SELECT id FROM users WHERE ext = ANY($1)", &[&ids])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if uids.is_empty() && ids.len() == 1 && unlinked == 0 {
             return Ok(0);
-        };
+        }
         let keys: Vec<i64> = tx
             .query(
-                "DELETE FROM events WHERE user_id = $1 RETURNING ekey",
-                &[&uid],
+                "DELETE FROM events WHERE user_id = ANY($1) RETURNING ekey",
+                &[&uids],
             )?
             .iter()
             .map(|r| r.get(0))
             .collect();
         tx.execute("DELETE FROM event_keys WHERE ekey = ANY($1)", &[&keys])?;
-        tx.execute("DELETE FROM users WHERE id = $1", &[&uid])?;
+        tx.execute("DELETE FROM users WHERE id = ANY($1)", &[&uids])?;
         // Other processes reload their user caches at their next append.
         let n: String = tx
             .query_one(
@@ -996,9 +1087,13 @@ impl EventStore for PgStore {
                 &[],
             )?
             .get(0);
-        notify(&mut tx, &crate::Change::Erased(user.to_string()))?;
+        for id in &ids {
+            notify(&mut tx, &crate::Change::Erased(id.clone()))?;
+        }
         tx.commit()?;
-        self.users.remove(user);
+        for id in &ids {
+            self.users.remove(id);
+        }
         self.erasures = n.parse().unwrap_or(self.erasures);
         // The dead rows' space is made reusable now rather than at autovacuum.
         self.client_mut()?

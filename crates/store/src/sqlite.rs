@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS events(
     etype INTEGER NOT NULL,
     source_type TEXT NOT NULL,
     quantity REAL, price REAL, session TEXT, value REAL);
+-- Identity links: an alias (anonymous or device id) and the user it belongs to.
+CREATE TABLE IF NOT EXISTS aliases(
+    alias TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    linked_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS aliases_owner ON aliases(owner, alias);
 ";
 
 /// Secondary indexes of the events table. Dropped during a bulk load into an
@@ -350,6 +356,33 @@ impl EventStore for SqliteStore {
         Ok(users.iter().map(|u| self.users.contains_key(*u)).collect())
     }
 
+    fn link_alias(&mut self, user: &str, alias: &str, at: i64) -> Result<crate::Link> {
+        self.link(user, alias, at)
+    }
+
+    fn unlink_alias(&mut self, user: &str, alias: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM aliases WHERE alias = ?1 AND owner = ?2",
+            [alias, user],
+        )? > 0)
+    }
+
+    fn aliases(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT alias, owner FROM aliases ORDER BY alias")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn aliases_of(&self, user: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT alias FROM aliases WHERE owner = ?1 ORDER BY alias")?;
+        let rows = st.query_map([user], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn events_since(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut st = self.conn.prepare_cached(
             "SELECT e.seq, e.ekey, u.ext, i.ext, e.ts, e.etype, e.source_type, e.quantity, e.price, e.session, e.value
@@ -489,19 +522,66 @@ impl EventStore for SqliteStore {
     }
 
     fn delete_user(&mut self, user: &str) -> Result<u64> {
-        let Some(uid) = self.users.get(user).copied() else {
-            return Ok(0);
-        };
+        let mut ids = self.aliases_of(user)?;
+        ids.push(user.to_string());
         let tx = self.conn.transaction()?;
-        let n = tx.execute("DELETE FROM events WHERE user_id = ?1", [uid])? as u64;
-        tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;
+        let mut n = 0;
+        for id in &ids {
+            if let Some(&uid) = self.users.get(id) {
+                n += tx.execute("DELETE FROM events WHERE user_id = ?1", [uid])? as u64;
+                tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;
+            }
+        }
+        tx.execute("DELETE FROM aliases WHERE owner = ?1 OR alias = ?1", [user])?;
         tx.commit()?;
-        self.users.remove(user);
+        for id in &ids {
+            self.users.remove(id);
+        }
         // The WAL still holds the pages as they were before the delete:
         // copy the zeroed pages into the database and empty the WAL.
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(n)
+    }
+}
+
+impl SqliteStore {
+    fn owner_of(tx: &Connection, alias: &str) -> Result<Option<String>> {
+        Ok(tx
+            .query_row("SELECT owner FROM aliases WHERE alias = ?1", [alias], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub(crate) fn link(&mut self, user: &str, alias: &str, at: i64) -> Result<crate::Link> {
+        use crate::{Link, LinkRefusal};
+        if user == alias || alias.is_empty() {
+            return Ok(Link::Refused(LinkRefusal::SameId));
+        }
+        let tx = self.conn.transaction()?;
+        if let Some(owner) = Self::owner_of(&tx, user)? {
+            return Ok(Link::Refused(LinkRefusal::UserIsAlias { user: owner }));
+        }
+        match Self::owner_of(&tx, alias)? {
+            Some(owner) if owner == user => return Ok(Link::Already),
+            Some(owner) => return Ok(Link::Refused(LinkRefusal::AliasTaken { user: owner })),
+            None => {}
+        }
+        let has: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM aliases WHERE owner = ?1)",
+            [alias],
+            |r| r.get(0),
+        )?;
+        if has {
+            return Ok(Link::Refused(LinkRefusal::AliasHasAliases));
+        }
+        tx.execute(
+            "INSERT INTO aliases(alias, owner, linked_at) VALUES(?1, ?2, ?3)",
+            rusqlite::params![alias, user, at],
+        )?;
+        tx.commit()?;
+        Ok(Link::Linked)
     }
 }
 

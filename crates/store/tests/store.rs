@@ -111,9 +111,73 @@ fn suite(mut open: impl FnMut() -> Box<dyn EventStore>) {
     assert_eq!(u1, ["b", "a", "c"]);
 }
 
+/// Identity links: made once, refused when they would chain or steal,
+/// listed, removed, and erased with their user.
+fn alias_suite(mut s: Box<dyn EventStore>) {
+    use aisle_store::{Link, LinkRefusal};
+    s.append(&[
+        ev(1, "anon1", "a", 10, EventType::View),
+        ev(2, "phone", "b", 20, EventType::View),
+        ev(3, "alice", "c", 30, EventType::Purchase),
+        ev(4, "bob", "d", 40, EventType::View),
+    ])
+    .unwrap();
+    assert_eq!(s.link_alias("alice", "anon1", 5).unwrap(), Link::Linked);
+    assert_eq!(s.link_alias("alice", "anon1", 6).unwrap(), Link::Already);
+    assert_eq!(s.link_alias("alice", "phone", 7).unwrap(), Link::Linked);
+    // An alias has one user; links are one level deep.
+    assert_eq!(
+        s.link_alias("bob", "anon1", 8).unwrap(),
+        Link::Refused(LinkRefusal::AliasTaken {
+            user: "alice".into()
+        })
+    );
+    assert_eq!(
+        s.link_alias("anon1", "x", 8).unwrap(),
+        Link::Refused(LinkRefusal::UserIsAlias {
+            user: "alice".into()
+        })
+    );
+    assert_eq!(
+        s.link_alias("bob", "alice", 8).unwrap(),
+        Link::Refused(LinkRefusal::AliasHasAliases)
+    );
+    assert_eq!(
+        s.link_alias("bob", "bob", 8).unwrap(),
+        Link::Refused(LinkRefusal::SameId)
+    );
+    assert_eq!(
+        s.aliases().unwrap(),
+        [
+            ("anon1".to_string(), "alice".to_string()),
+            ("phone".to_string(), "alice".to_string())
+        ]
+    );
+    assert_eq!(s.aliases_of("alice").unwrap(), ["anon1", "phone"]);
+    assert!(s.aliases_of("bob").unwrap().is_empty());
+    // Unlinking is exact: the wrong user removes nothing.
+    assert!(!s.unlink_alias("bob", "phone").unwrap());
+    assert!(s.unlink_alias("alice", "phone").unwrap());
+    assert!(!s.unlink_alias("alice", "phone").unwrap());
+    assert_eq!(s.link_alias("bob", "phone", 9).unwrap(), Link::Linked);
+    // Erasing alice erases her alias's events and the link; bob keeps his.
+    assert_eq!(s.delete_user("alice").unwrap(), 2);
+    assert!(s.user_events("anon1", 10).unwrap().is_empty());
+    assert_eq!(
+        s.aliases().unwrap(),
+        [("phone".to_string(), "bob".to_string())]
+    );
+    assert_eq!(s.user_events("phone", 10).unwrap().len(), 1);
+    // Erasing an alias on its own removes its link too.
+    assert_eq!(s.delete_user("phone").unwrap(), 1);
+    assert!(s.aliases().unwrap().is_empty());
+    assert_eq!(s.stats().unwrap().events, 1);
+}
+
 #[test]
 fn sqlite_memory_runs_the_suite() {
     suite(|| aisle_store::open("sqlite::memory:").unwrap());
+    alias_suite(aisle_store::open("sqlite::memory:").unwrap());
 }
 
 #[test]
@@ -124,6 +188,7 @@ fn sqlite_file_runs_the_suite() {
         n += 1;
         aisle_store::open(dir.path().join(format!("s{n}")).to_str().unwrap()).unwrap()
     });
+    alias_suite(aisle_store::open(dir.path().join("aliases").to_str().unwrap()).unwrap());
 }
 
 #[test]
@@ -286,6 +351,8 @@ fn postgres_runs_the_suite() {
         dbs.push(PgDb::new());
         aisle_store::open(&dbs.last().unwrap().url).unwrap()
     });
+    let db = PgDb::new();
+    alias_suite(aisle_store::open(&db.url).unwrap());
 }
 
 #[test]

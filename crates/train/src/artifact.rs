@@ -257,6 +257,7 @@ fn classical_items(tensors: &aisle_core::tensors::Tensors) -> Option<usize> {
         "neighbors",
         "weights",
         "item_factors",
+        "item_out",
         "popularity",
     ]
     .iter()

@@ -124,7 +124,12 @@ impl Plan {
         let (mut rows, skipped) = if self.classical.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            leaderboard::run_models(seqs, &self.classical, masking, monitor)?
+            let gat = self.classical.iter().find(|c| c.name() == "gat");
+            let categories = match gat {
+                Some(cfg) => crate::gat_categories(url, seqs, cfg)?,
+                None => None,
+            };
+            leaderboard::run_models(seqs, categories.as_ref(), &self.classical, masking, monitor)?
         };
         let mut curves = Vec::new();
         for arch_cfg in &self.sequence {

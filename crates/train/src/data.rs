@@ -37,8 +37,16 @@ impl StoreData {
             .as_ref()
             .map(|m| m.protocol.clone())
             .unwrap_or_default();
+        // An alias's events are its user's (identity links).
+        let owners: std::collections::HashMap<String, String> =
+            store.aliases()?.into_iter().collect();
         let mut events = Vec::new();
-        store.scan_events(&mut |e| events.push(e))?;
+        store.scan_events(&mut |mut e| {
+            if let Some(owner) = owners.get(&e.event.user) {
+                e.event.user.clone_from(owner);
+            }
+            events.push(e)
+        })?;
         let seqs = build_sequences(events.iter().map(Interaction::from), &protocol);
         Ok(StoreData {
             seqs,

@@ -123,11 +123,54 @@ fn artifact(model: Model, data: &StoreData) -> Artifact {
     a
 }
 
+/// Fits a model of aisle-models' kinds: GAT through aisle-graph (burn), with
+/// the items' categories when given; every other kind by aisle-models.
+pub fn fit_recommender(
+    cfg: &ModelConfig,
+    train: &TrainData,
+    categories: Option<&aisle_graph::Categories>,
+    progress: Progress<'_>,
+) -> Result<Box<dyn aisle_models::Recommender>, aisle_models::ModelError> {
+    match cfg {
+        ModelConfig::Gat(c) => {
+            let (model, fit) = aisle_graph::fit(c, train, categories, progress)?;
+            tracing::info!(
+                epochs = fit.epochs,
+                steps = fit.steps,
+                train_s = fit.train_s,
+                mean_epoch_s = fit.epoch_s.iter().sum::<f64>() / fit.epoch_s.len().max(1) as f64,
+                "gat trained"
+            );
+            Ok(Box::new(model))
+        }
+        _ => aisle_models::fit(cfg, train, progress),
+    }
+}
+
+/// The items' categories for GAT when `cfg` is one that uses them (the
+/// store's catalog, numbered as [`crate::side_info`] numbers them).
+pub fn gat_categories(
+    url: &str,
+    seqs: &Sequences,
+    cfg: &ModelConfig,
+) -> Result<Option<aisle_graph::Categories>> {
+    match cfg {
+        ModelConfig::Gat(c) if c.category => Ok(crate::side_info(url, seqs)?
+            .filter(|s| s.n_categories > 0)
+            .map(|s| aisle_graph::Categories {
+                of_item: s.category,
+                n: s.n_categories,
+            })),
+        _ => Ok(None),
+    }
+}
+
 /// Fits a classical model on each user's whole sequence (no hold-out) and
 /// writes its artifact to `out`.
 pub fn train_classical(
     data: &StoreData,
     cfg: &ModelConfig,
+    categories: Option<&aisle_graph::Categories>,
     out: &Path,
     progress: Progress<'_>,
 ) -> Result<TrainReport> {
@@ -138,7 +181,7 @@ pub fn train_classical(
         times: Some(seqs.times.clone()),
     };
     let t0 = Instant::now();
-    let model = aisle_models::fit(cfg, &train, progress)?;
+    let model = fit_recommender(cfg, &train, categories, progress)?;
     let fit_s = t0.elapsed().as_secs_f64();
     let n = seqs.items.len();
     artifact(Model::Classical(Classical::new(model, n)), data).save(out)?;

@@ -248,6 +248,7 @@ pub struct Skipped {
 /// models that refused this data set (too large) with their reason.
 pub fn run_models(
     seqs: &Sequences,
+    categories: Option<&aisle_graph::Categories>,
     configs: &[ModelConfig],
     masking: Masking,
     monitor: &dyn Monitor,
@@ -265,7 +266,7 @@ pub fn run_models(
         let name = cfg.name();
         let (t0, c0) = (Instant::now(), cpu_seconds());
         let fitted = stepped(monitor, name, |progress| {
-            aisle_models::fit(cfg, &train, progress)
+            crate::fit_recommender(cfg, &train, categories, progress)
         });
         let model = match fitted {
             Ok(m) => m,

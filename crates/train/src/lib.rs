@@ -28,8 +28,8 @@ pub use artifact::{Artifact, DataRange, Header, Model, Parts, ARTIFACT_VERSION, 
 pub use data::{side_info, StoreData};
 pub use decision::{promote_if_better, Action, Decision};
 pub use fit::{
-    curve_json, fit_sequence, stepped, train_classical, train_sequence, Monitor, Progress, Quiet,
-    TrainReport, CURVE, REPORT_VERSION,
+    curve_json, fit_recommender, fit_sequence, gat_categories, stepped, train_classical,
+    train_sequence, Monitor, Progress, Quiet, TrainReport, CURVE, REPORT_VERSION,
 };
 pub use holdout::{holdout_eval, Holdout, MappedModel, HOLDOUT_PROTOCOL};
 pub use kind::{names_where, Kind, PurchaseModel};

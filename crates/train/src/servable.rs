@@ -20,6 +20,11 @@ pub trait Servable: Send + Sync {
     /// Work per item scored (the item vectors' width, or the weights read
     /// per item): whether a request is heavy enough to leave the async workers.
     fn width(&self) -> usize;
+    /// The history item that weighed most in recommending `item`, with its
+    /// weight in [0, 1] (GAT's attention); `None` when the model cannot say.
+    fn explain(&self, _history: &[u32], _item: u32) -> Option<(u32, f32)> {
+        None
+    }
 }
 
 impl Servable for SeqModel {
@@ -71,6 +76,8 @@ impl Classical {
             ModelConfig::Bpr(c) => c.factors,
             ModelConfig::Als(c) => c.factors,
             ModelConfig::LightGcn(c) => c.factors,
+            // A live history is attention over its items, then a dot product per item.
+            ModelConfig::Gat(c) => c.factors,
         };
         Classical {
             model,
@@ -96,6 +103,9 @@ impl Servable for Classical {
     fn width(&self) -> usize {
         self.width
     }
+    fn explain(&self, history: &[u32], item: u32) -> Option<(u32, f32)> {
+        self.model.explain(history, item)
+    }
 }
 
 impl Servable for Model {
@@ -110,6 +120,9 @@ impl Servable for Model {
     }
     fn width(&self) -> usize {
         self.servable().width()
+    }
+    fn explain(&self, history: &[u32], item: u32) -> Option<(u32, f32)> {
+        self.servable().explain(history, item)
     }
 }
 

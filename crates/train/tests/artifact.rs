@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aisle_models::{fit, ModelConfig, TrainData};
+use aisle_models::{ModelConfig, TrainData};
 use aisle_seq::{Arch, SeqConfig};
-use aisle_train::{Artifact, Classical, DataRange, Model, Servable, TrainError};
+use aisle_train::{fit_recommender, Artifact, Classical, DataRange, Model, Servable, TrainError};
 
 /// 40 users over 12 items in two clusters (0..6 and 6..12), walking their cluster.
 fn seqs() -> Vec<Vec<u32>> {
@@ -33,13 +33,18 @@ fn classical(name: &str) -> Model {
             ("iterations".into(), "2".into()),
             ("factors".into(), "4".into()),
         ],
+        "gat" => vec![
+            ("epochs".into(), "2".into()),
+            ("factors".into(), "4".into()),
+            ("negatives".into(), "4".into()),
+        ],
         _ => vec![],
     };
     let cfg = ModelConfig::default_for(name)
         .unwrap()
         .with_overrides(&overrides)
         .unwrap();
-    let m = fit(&cfg, &TrainData::new(12, seqs()), &|_, _| {}).unwrap();
+    let m = fit_recommender(&cfg, &TrainData::new(12, seqs()), None, &|_, _| {}).unwrap();
     Model::Classical(Classical::new(m, 12))
 }
 

@@ -14,7 +14,8 @@ use tracing::info;
 
 use super::{bar, store_dir, unix_now, write_json};
 use crate::args::{
-    AppendArgs, DemoDataArgs, IngestArgs, PresetsArgs, SplitArgs, SplitProtocol, StatsArgs,
+    AppendArgs, DemoDataArgs, IngestArgs, LinkArgs, PresetsArgs, SplitArgs, SplitProtocol,
+    StatsArgs,
 };
 
 pub fn presets(a: PresetsArgs) -> Result<()> {
@@ -265,6 +266,85 @@ pub fn append(a: AppendArgs) -> Result<()> {
     }
     flush(&mut batch, &mut out, &mut acked)?;
     eprintln!("appended {acked} events, rejected {rejected} lines");
+    Ok(())
+}
+
+/// What `aisle link` did with a file: every line is linked, already linked,
+/// refused by the store or rejected as malformed, each with its reason.
+#[derive(Debug, Default, serde::Serialize)]
+struct LinkReport {
+    lines: u64,
+    linked: u64,
+    already_linked: u64,
+    refused: u64,
+    malformed: u64,
+    /// Lines not linked, by reason (refusals by kind, malformed lines by problem).
+    reasons: std::collections::BTreeMap<String, u64>,
+    /// The first lines not linked, with their reason.
+    examples: Vec<(u64, String)>,
+}
+
+pub fn link(a: LinkArgs) -> Result<()> {
+    use aisle_ingest::links::{for_each_link, LinkLine};
+    use aisle_store::{Link, LinkRefusal};
+    let mut store = aisle_store::open_existing(&a.store)?;
+    let mut r = LinkReport::default();
+    let mut failed = None;
+    let now = unix_now();
+    for_each_link(&a.input, &mut |l| {
+        if failed.is_some() {
+            return;
+        }
+        r.lines += 1;
+        let (line, reason, kind) = match l {
+            LinkLine::Bad { line, reason } => {
+                r.malformed += 1;
+                (line, reason.clone(), format!("malformed: {reason}"))
+            }
+            LinkLine::Link { line, user, alias } => match store.link_alias(&user, &alias, now) {
+                Ok(Link::Linked) => {
+                    r.linked += 1;
+                    return;
+                }
+                Ok(Link::Already) => {
+                    r.already_linked += 1;
+                    return;
+                }
+                Ok(Link::Refused(why)) => {
+                    r.refused += 1;
+                    let kind = match why {
+                        LinkRefusal::SameId => "alias is the user",
+                        LinkRefusal::AliasTaken { .. } => "alias linked to another user",
+                        LinkRefusal::AliasHasAliases => "alias has aliases",
+                        LinkRefusal::UserIsAlias { .. } => "user is an alias",
+                    };
+                    (line, why.message(&user, &alias), format!("refused: {kind}"))
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    return;
+                }
+            },
+        };
+        *r.reasons.entry(kind).or_default() += 1;
+        if r.examples.len() < 20 {
+            r.examples.push((line, reason));
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e).context("linking (the links before this line are stored)");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} lines: {} linked, {} already linked, {} refused, {} malformed",
+            r.lines, r.linked, r.already_linked, r.refused, r.malformed
+        );
+        for (line, reason) in &r.examples {
+            println!("  line {line}: {reason}");
+        }
+    }
     Ok(())
 }
 

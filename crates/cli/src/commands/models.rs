@@ -237,8 +237,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
         _ => {
             let cfg = hyper::model_configs(std::slice::from_ref(&a.model), &overrides)?.remove(0);
+            let categories = aisle_train::gat_categories(&a.store, &data.seqs, &cfg)?;
             aisle_train::stepped(&Bars, &a.model, |progress| {
-                aisle_train::train_classical(&data, &cfg, &out, progress)
+                aisle_train::train_classical(&data, &cfg, categories.as_ref(), &out, progress)
             })?
         }
     };

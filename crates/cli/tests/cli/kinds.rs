@@ -11,6 +11,7 @@ fn quick(model: &str) -> &'static [&'static str] {
         "bpr" => &["epochs=2", "factors=8"],
         "als" => &["iterations=2", "factors=8"],
         "lightgcn" => &["epochs=1", "factors=8"],
+        "gat" => &["epochs=2", "factors=8", "negatives=16"],
         "sasrec" | "gru4rec" | "lstm" => &["epochs=1", "hidden=8", "max_len=10", "inner=16"],
         _ => &[],
     }
@@ -63,6 +64,14 @@ fn promote_and_serve(model: &str) {
     let items = recs["items"].as_array().unwrap();
     assert_eq!(items.len(), 5, "{recs}");
     assert_eq!(items[0]["source"], model, "{recs}");
+    // GAT names the history item its attention weighed most.
+    if model == "gat" {
+        let reason = items[0]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("shoppers who bought ") && reason.contains("% of the attention"),
+            "{recs}"
+        );
+    }
     // And an item's neighbours come from the model too.
     let item = items[0]["item_id"].as_str().unwrap();
     let similar = get(&format!("/v1/items/{item}/similar?k=3"));
@@ -86,7 +95,8 @@ fn every_documented_kind_has_a_serving_test() {
         .filter_map(|l| l.strip_prefix('[')?.strip_suffix(']'))
         .collect();
     let tested = [
-        "pop", "itemknn", "ease", "bpr", "als", "lightgcn", "repeat", "sasrec", "gru4rec", "lstm",
+        "pop", "itemknn", "ease", "bpr", "als", "lightgcn", "gat", "repeat", "sasrec", "gru4rec",
+        "lstm",
     ];
     assert_eq!(kinds, tested);
 }
@@ -109,6 +119,7 @@ kind_tests! {
     bpr_is_promoted_and_served: "bpr",
     als_is_promoted_and_served: "als",
     lightgcn_is_promoted_and_served: "lightgcn",
+    gat_is_promoted_and_served: "gat",
     repeat_is_promoted_and_served: "repeat",
     sasrec_is_promoted_and_served: "sasrec",
     gru4rec_is_promoted_and_served: "gru4rec",

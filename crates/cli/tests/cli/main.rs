@@ -10,6 +10,7 @@ mod demo;
 mod durability;
 mod keys;
 mod kinds;
+mod links;
 mod postgres;
 mod ranking;
 mod retrain;

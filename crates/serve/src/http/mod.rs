@@ -43,6 +43,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/events", post(events::post_events))
         .route("/v1/users/{id}/recommendations", get(recs::user_recs))
         .route("/v1/users/{id}", axum::routing::delete(users::delete_user))
+        .route(
+            "/v1/users/{id}/aliases",
+            get(users::get_aliases).post(users::post_alias),
+        )
+        .route(
+            "/v1/users/{id}/aliases/{alias}",
+            axum::routing::delete(users::delete_alias),
+        )
         .route("/v1/items/{id}/similar", get(recs::similar))
         .route(
             "/v1/items/{id}",

@@ -16,6 +16,7 @@ use super::items::ItemBody;
 use super::query::{FilterParams, KpiParams, SearchParams, SuggestParams, UserRecsParams};
 use super::recs::SessionBody;
 use super::types::*;
+use super::users::AliasBody;
 use crate::jobs::{Job, JobStatus, JobsView, Scheduler, Trigger};
 use crate::search::{
     FacetCount, Facets, PersonalBoost, QueryInfo, SearchHit, SearchResults, SemanticMatch, Why,
@@ -178,6 +179,26 @@ fn user_recs() {}
     responses((status = 200, body = UserErased), (status = "default", description = ERRORS, body = ErrorBody)))]
 fn delete_user() {}
 
+#[utoipa::path(post, path = "/v1/users/{id}/aliases", tag = "users", request_body = AliasBody,
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 201, description = "linked: the alias's events are the user's from now on", body = AliasLinked),
+        (status = 200, description = "already linked (nothing changed)", body = AliasLinked),
+        (status = 409, description = "alias_conflict: the alias is another user's, or the link would chain", body = ErrorBody),
+        (status = "default", description = ERRORS, body = ErrorBody)))]
+fn post_alias() {}
+
+#[utoipa::path(get, path = "/v1/users/{id}/aliases", tag = "users",
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 200, body = UserAliases), (status = "default", description = ERRORS, body = ErrorBody)))]
+fn get_aliases() {}
+
+#[utoipa::path(delete, path = "/v1/users/{id}/aliases/{alias}", tag = "users",
+    params(("id" = String, Path, description = "user id"), ("alias" = String, Path, description = "the alias to unlink")),
+    responses((status = 200, description = "unlinked: each id keeps its own events", body = AliasLinked),
+        (status = 404, description = "unknown_alias: not an alias of this user", body = ErrorBody),
+        (status = "default", description = ERRORS, body = ErrorBody)))]
+fn delete_alias() {}
+
 #[utoipa::path(get, path = "/v1/items/{id}/similar", tag = "recommendations",
     params(("id" = String, Path, description = "item id"), FilterParams),
     responses((status = 200, body = ItemList), (status = "default", description = ERRORS, body = ErrorBody)))]
@@ -309,7 +330,8 @@ impl Modify for Keys {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Aisle", description = "E-commerce search and recommendation engine: events in, recommendations and search out."),
-    paths(healthz, readyz, metrics, post_events, user_recs, delete_user, similar, get_item,
+    paths(healthz, readyz, metrics, post_events, user_recs, delete_user, post_alias, get_aliases,
+        delete_alias, similar, get_item,
         put_item, delete_item, session_recs, popular, search, suggest, admin_models,
         admin_reload, admin_promote, admin_rollback, admin_overview, admin_data, admin_evaluation, admin_search_queries,
         admin_shopper, admin_jobs, admin_run_job, experiments_list,

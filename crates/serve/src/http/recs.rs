@@ -109,20 +109,31 @@ pub(crate) fn recommend(
             for (j, p) in top.into_iter().zip(prob) {
                 let li = live.index[&serving.model_items[j as usize]];
                 taken.push(li);
+                // A model that weighs the history (GAT's attention) names
+                // the item that weighed most.
+                let why = model
+                    .explain(&hist, j)
+                    .and_then(|(k, w)| {
+                        let id = serving.model_items.get(k as usize)?;
+                        Some((live.title(*live.index.get(id)?), w))
+                    })
+                    .map(|(title, w)| {
+                        format!(
+                            "shoppers who bought {title} weighed most ({:.0}% of the attention)",
+                            w * 100.0
+                        )
+                    });
                 let mut v = rec_item(
                     live,
                     li,
                     scores[j as usize],
                     &serving.name,
-                    format!("follows your recent interest in {last}"),
+                    why.unwrap_or_else(|| format!("follows your recent interest in {last}")),
                 );
                 if let Some(p) = p {
                     v.purchase_probability = Some(p);
                     v.source = format!("{}+ranker", serving.name);
-                    v.reason = format!(
-                        "follows your recent interest in {last}; purchase probability {:.1}%",
-                        p * 100.0
-                    );
+                    v.reason = format!("{}; purchase probability {:.1}%", v.reason, p * 100.0);
                 }
                 out.push(v);
             }
@@ -287,7 +298,10 @@ pub(super) async fn user_recs(
     compute(heavy(&app), move || {
         let rid = app.online.request_id();
         let live = app.live.read().unwrap_or_else(|e| e.into_inner());
-        let user = live.users.get(&id);
+        // An alias is answered as its user: the same history, the same arm
+        // (the list is logged under the id asked for).
+        let who = live.owner(&id).to_string();
+        let user = live.users.get(&who);
         let history = user.map_or(&[][..], |u| &u.history[..]);
         let purchased = user.map(|u| &u.purchased);
         let mut unknown = 0;
@@ -297,7 +311,7 @@ pub(super) async fn user_recs(
                 serving,
                 &live,
                 q,
-                Some(&id),
+                Some(&who),
                 history,
                 purchased,
                 use_model,
@@ -309,7 +323,7 @@ pub(super) async fn user_recs(
         let explore = app.online.config().explore;
         let (items, teams, model, experiment) = match app.online.running(Surface::Recommendations) {
             Some(spec) => {
-                let l = experiment_list(&app, &spec, &id, rid, q.k, |s| rec(s, &q, true))?;
+                let l = experiment_list(&app, &spec, &who, rid, q.k, |s| rec(s, &q, true))?;
                 (l.items, l.teams, l.model, Some(l.arm))
             }
             None if explore > 0.0 && q.experiment.is_none() => {
@@ -332,7 +346,7 @@ pub(super) async fn user_recs(
                 // The legacy flag: a stable half of the users of
                 // `?experiment=NAME` get popularity.
                 let variant = q.experiment.as_ref().map(|e| {
-                    let h = aisle_core::hash::hash_fields([e.as_bytes(), id.as_bytes()]);
+                    let h = aisle_core::hash::hash_fields([e.as_bytes(), who.as_bytes()]);
                     if h % 2 == 0 {
                         "model"
                     } else {
@@ -614,6 +628,7 @@ pub(crate) fn preview_user(
     k: usize,
 ) -> (Vec<RecItem>, ModelRef, Option<ExperimentArm>) {
     let live = app.live.read().unwrap_or_else(|e| e.into_inner());
+    let user = live.owner(user);
     let state = live.users.get(user);
     let history = state.map_or(&[][..], |u| &u.history[..]);
     let q = ListQuery::plain(k);

@@ -106,6 +106,27 @@ pub struct UserErased {
     pub erased: crate::Erased,
 }
 
+/// `POST /v1/users/{id}/aliases`, `DELETE /v1/users/{id}/aliases/{alias}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AliasLinked {
+    pub user_id: String,
+    pub alias: String,
+    /// Whether the alias is linked to the user now.
+    pub linked: bool,
+    /// Whether this call changed anything (false: it was already so).
+    pub changed: bool,
+    /// Items in the user's history now (the user's and every alias's events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_items: Option<usize>,
+}
+
+/// `GET /v1/users/{id}/aliases`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserAliases {
+    pub user_id: String,
+    pub aliases: Vec<String>,
+}
+
 /// `POST /v1/events`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventsAccepted {

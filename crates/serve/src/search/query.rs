@@ -234,7 +234,7 @@ fn personal_scores(
     let (true, Some(user), Some(model)) = (req.personal, &req.user, &serving.model) else {
         return (None, None);
     };
-    let Some(u) = live.users.get(user) else {
+    let Some(u) = live.user(user) else {
         return (None, Some("unknown user: no personal ranking".into()));
     };
     let hist = serving.known_history(live, &u.history);
