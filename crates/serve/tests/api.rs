@@ -543,7 +543,7 @@ async fn the_served_openapi_document_matches_the_router() {
     let (_app, c) = open(&url, |_| {});
     let doc = served_document(&c).await;
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 27);
+    assert_eq!(paths.len(), 29);
     for (path, ops) in paths {
         for method in ["get", "put", "post", "delete"] {
             let concrete = path.replace("{id}", "i1");
@@ -808,6 +808,19 @@ async fn every_route_answers_what_the_document_says() {
         ("get", "/v1/admin/users/{id}", "/v1/admin/users/u1", None),
         ("get", "/v1/admin/jobs", "/v1/admin/jobs", None),
         ("post", "/v1/admin/jobs", "/v1/admin/jobs", None),
+        (
+            "post",
+            "/v1/users/{id}/aliases",
+            "/v1/users/u4/aliases",
+            Some(r#"{"alias":"anon-x"}"#),
+        ),
+        ("get", "/v1/users/{id}/aliases", "/v1/users/u4/aliases", None),
+        (
+            "delete",
+            "/v1/users/{id}/aliases/{alias}",
+            "/v1/users/u4/aliases/anon-x",
+            None,
+        ),
         ("delete", "/v1/users/{id}", "/v1/users/u3", None),
         (
             "post",

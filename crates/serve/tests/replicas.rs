@@ -195,6 +195,41 @@ fn an_erasure_on_one_replica_empties_the_others_view() {
     assert_eq!(orphans, 0);
 }
 
+/// A link made through one replica stitches the other's view; erasing the
+/// user through the other takes the alias with it everywhere.
+#[test]
+fn an_alias_linked_on_one_replica_is_one_history_on_the_other() {
+    let (db, _dir) = pg_shop();
+    let (_a, ca) = replica(&db.url);
+    let (b, cb) = replica(&db.url);
+    let history = |app: &App, id: &str| {
+        let live = app.live.read().unwrap();
+        live.user(id).map(|u| u.history.len())
+    };
+    rt().block_on(async {
+        post_ok(
+            &ca,
+            "/v1/events",
+            r#"{"user_id":"anon-3","item_id":"i1","type":"view","timestamp":1700000100}"#,
+        )
+        .await;
+        let (s, v) = ca
+            .post("/v1/users/u5/aliases", r#"{"alias":"anon-3"}"#)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        // u5 has 8 events of the shop; with anon-3's, 9, on B too.
+        within(async || history(&b, "anon-3") == Some(9)).await;
+        assert_eq!(history(&b, "u5"), Some(9));
+        let (s, v) = cb.call("DELETE", "/v1/users/u5", None, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["deleted_events"], 9, "{v}");
+        within(async || history(&b, "anon-3").is_none()).await;
+    });
+    let store = aisle_store::open_existing(&db.url).unwrap();
+    assert!(store.aliases().unwrap().is_empty());
+    assert!(store.user_events("anon-3", 5).unwrap().is_empty());
+}
+
 #[test]
 fn a_promotion_on_one_replica_is_served_by_the_other() {
     let (db, _dir) = pg_shop();
