@@ -152,7 +152,9 @@ pub fn copy(
     flush(&mut buf, &mut report)?;
     progress(report.events_read);
     if bulk {
-        to.end_bulk()?;
+        let twice = to.end_bulk()?;
+        report.inserted -= twice;
+        report.already_present += twice;
     }
     // Identity links go with the events (a link the target already has is
     // kept; one it refuses, to another user, is reported and not forced).

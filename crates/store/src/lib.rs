@@ -139,12 +139,17 @@ pub trait EventStore: Send {
     /// As [`EventStore::append`], telling for each event whether it was new
     /// (false: its key was already present).
     fn append_detailed(&mut self, events: &[Event]) -> Result<Vec<bool>>;
-    /// Starts a bulk load if the store holds no events yet: the per-user
-    /// index is dropped and rebuilt by [`EventStore::end_bulk`]. Appends stay
-    /// durable and idempotent meanwhile. Returns whether bulk mode is on.
+    /// Starts a bulk load if the store holds no events yet: indexes are
+    /// dropped and rebuilt by [`EventStore::end_bulk`]. Appends stay durable
+    /// meanwhile; an event appended twice inside the load may be counted
+    /// as inserted both times and is stored once when the load ends (see
+    /// `end_bulk`). Returns whether bulk mode is on.
     fn begin_bulk(&mut self) -> Result<bool>;
-    /// Ends a bulk load (rebuilds indexes). A no-op outside one.
-    fn end_bulk(&mut self) -> Result<()>;
+    /// Ends a bulk load (rebuilds indexes); returns how many of the load's
+    /// appends were of an event it already held: counted as inserted when
+    /// appended, their later copies are removed now (the first kept). A
+    /// no-op (0) outside one.
+    fn end_bulk(&mut self) -> Result<u64>;
     /// Inserts or replaces catalog entries; returns how many were written.
     fn upsert_items(&mut self, items: &[CatalogItem]) -> Result<u64>;
     /// The catalog, ordered by item id.

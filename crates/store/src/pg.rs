@@ -631,14 +631,15 @@ impl EventStore for PgStore {
         Ok(true)
     }
 
-    fn end_bulk(&mut self) -> Result<()> {
+    fn end_bulk(&mut self) -> Result<u64> {
         if std::mem::take(&mut self.bulk) {
             let c = self.client_mut()?;
             c.batch_execute(SEQ_INDEX)?;
             c.batch_execute(USER_INDEX)?;
             c.batch_execute("ANALYZE events")?;
         }
-        Ok(())
+        // The key table stays through a bulk load: nothing is stored twice.
+        Ok(0)
     }
 
     fn upsert_items(&mut self, items: &[CatalogItem]) -> Result<u64> {

@@ -121,9 +121,9 @@ impl SqliteStore {
 /// Builds the event indexes. Should duplicate keys exist (only a bug could
 /// cause them), the oldest copy is kept and the rest deleted before the
 /// unique index is built.
-fn create_indexes(conn: &Connection) -> Result<()> {
+fn create_indexes(conn: &Connection) -> Result<u64> {
     match conn.execute_batch(EVENT_INDEXES) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(0),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
@@ -131,12 +131,12 @@ fn create_indexes(conn: &Connection) -> Result<()> {
                 "DELETE FROM events WHERE seq NOT IN (SELECT MIN(seq) FROM events GROUP BY ekey)",
                 [],
             )?;
-            tracing::warn!(
+            tracing::info!(
                 deleted = n,
-                "duplicate event keys removed while rebuilding indexes"
+                "events stored twice removed while building the indexes (the first copy kept)"
             );
             conn.execute_batch(EVENT_INDEXES)?;
-            Ok(())
+            Ok(n as u64)
         }
         Err(e) => Err(e.into()),
     }
@@ -264,28 +264,31 @@ impl EventStore for SqliteStore {
         if !empty {
             return Ok(false);
         }
-        // Bulk mode: no WAL checkpoints until the end (one sequential copy
-        // instead of many), and the per-user index rebuilt by sorting once.
-        // The unique key index stays: its inserts overlap with the reader's
-        // parsing, while a rebuild at the end would not.
+        // Bulk mode: both event indexes rebuilt by sorting once at the end.
+        // The unique key index on random 64-bit keys would otherwise take
+        // its inserts on random pages once it outgrows the page cache (the
+        // super-linear term of a 10^7-event load, BENCHMARKS.md §16.1); a
+        // key appended twice meanwhile is removed when the index is built.
+        // WAL checkpoints go on as usual: a WAL the size of the table makes
+        // every page lookup slower.
         self.conn
-            .execute_batch("PRAGMA wal_autocheckpoint = 0; DROP INDEX IF EXISTS events_user_ts;")?;
+            .execute_batch("DROP INDEX IF EXISTS events_user_ts; DROP INDEX IF EXISTS events_key;")?;
         self.bulk = true;
         Ok(true)
     }
 
-    fn end_bulk(&mut self) -> Result<()> {
+    fn end_bulk(&mut self) -> Result<u64> {
+        let mut twice = 0;
         if std::mem::take(&mut self.bulk) {
             let t = std::time::Instant::now();
-            create_indexes(&self.conn)?;
-            tracing::debug!(secs = t.elapsed().as_secs_f64(), "indexes rebuilt");
+            twice = create_indexes(&self.conn)?;
+            tracing::debug!(secs = t.elapsed().as_secs_f64(), twice, "indexes rebuilt");
             let t = std::time::Instant::now();
-            self.conn.execute_batch(
-                "PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(TRUNCATE);",
-            )?;
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             tracing::debug!(secs = t.elapsed().as_secs_f64(), "checkpointed");
         }
-        Ok(())
+        Ok(twice)
     }
 
     fn upsert_items(&mut self, items: &[CatalogItem]) -> Result<u64> {
