@@ -80,7 +80,7 @@ impl Default for GatConfig {
 impl GatConfig {
     /// Range checks serde cannot express.
     pub fn check(&self) -> Result<(), String> {
-        if self.factors == 0 || self.heads == 0 || self.factors % self.heads != 0 {
+        if self.factors == 0 || self.heads == 0 || !self.factors.is_multiple_of(self.heads) {
             return Err("factors must be a positive multiple of heads".into());
         }
         if self.neighbors == 0 || self.batch_size == 0 || self.negatives == 0 {
@@ -145,10 +145,10 @@ impl Gat {
     ) -> Result<Gat> {
         let f = cfg.factors;
         let bad = |name: &str, want: &str, len: usize| Err(shape_err(name, want, &[len]));
-        if users.len() % f != 0 {
+        if !users.len().is_multiple_of(f) {
             return bad("user_out", &format!("[users, {f}]"), users.len());
         }
-        if items.len() % f != 0 || item_z.len() != items.len() {
+        if !items.len().is_multiple_of(f) || item_z.len() != items.len() {
             return bad(
                 "item_z",
                 &format!("[items, {f}] like item_out"),

@@ -499,12 +499,11 @@ impl App {
         for c in &catalog {
             live.upsert_item(c.clone());
         }
-        // A replica over a shared store starts from each user's latest
-        // events (the purchase model, if any, needs every event).
+        // The server starts from each user's latest events, one user at a
+        // time, never holding every event (the purchase model, if any,
+        // needs every event).
         let windows = match cfg.ranker {
-            None if store.shared() => {
-                store.live_windows(state::HISTORY_CAP, &mut |w| live.apply_window(w))?
-            }
+            None => store.live_windows(state::HISTORY_CAP, &mut |w| live.apply_window(w))?,
             _ => None,
         };
         // Else: every event, in time order per user (ties in insertion order).

@@ -814,7 +814,12 @@ async fn every_route_answers_what_the_document_says() {
             "/v1/users/u4/aliases",
             Some(r#"{"alias":"anon-x"}"#),
         ),
-        ("get", "/v1/users/{id}/aliases", "/v1/users/u4/aliases", None),
+        (
+            "get",
+            "/v1/users/{id}/aliases",
+            "/v1/users/u4/aliases",
+            None,
+        ),
         (
             "delete",
             "/v1/users/{id}/aliases/{alias}",

@@ -271,8 +271,9 @@ impl EventStore for SqliteStore {
         // key appended twice meanwhile is removed when the index is built.
         // WAL checkpoints go on as usual: a WAL the size of the table makes
         // every page lookup slower.
-        self.conn
-            .execute_batch("DROP INDEX IF EXISTS events_user_ts; DROP INDEX IF EXISTS events_key;")?;
+        self.conn.execute_batch(
+            "DROP INDEX IF EXISTS events_user_ts; DROP INDEX IF EXISTS events_key;",
+        )?;
         self.bulk = true;
         Ok(true)
     }
@@ -357,6 +358,86 @@ impl EventStore for SqliteStore {
 
     fn users_present(&self, users: &[&str]) -> Result<Vec<bool>> {
         Ok(users.iter().map(|u| self.users.contains_key(*u)).collect())
+    }
+
+    /// One pass over the per-user index (read backwards: newest first per
+    /// user, no sort), holding one user's events at a time.
+    fn live_windows(
+        &self,
+        per_user: usize,
+        f: &mut dyn FnMut(crate::UserWindow),
+    ) -> Result<Option<crate::WindowTotals>> {
+        let names = |m: &HashMap<String, i64>| -> HashMap<i64, String> {
+            m.iter().map(|(k, v)| (*v, k.clone())).collect()
+        };
+        let (users, items) = (names(&self.users), names(&self.items));
+        let name = |m: &HashMap<i64, String>, id: i64| -> Result<String> {
+            m.get(&id)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("event with unknown id {id}")))
+        };
+        let mut st = self.conn.prepare(
+            "SELECT user_id, item_id, ts, etype, seq FROM events INDEXED BY events_user_ts
+             ORDER BY user_id DESC, ts DESC, seq DESC",
+        )?;
+        let mut rows = st.query([])?;
+        let mut totals = crate::WindowTotals::default();
+        let mut counts: HashMap<i64, u64> = HashMap::new();
+        // The current user: id, latest events (newest first), and per item
+        // whether its latest purchase-or-cancel was a purchase.
+        type Recent = Vec<(String, EventType, i64)>;
+        let mut current: Option<(i64, Recent, HashMap<i64, bool>)> = None;
+        let mut emit = |uid: i64, mut recent: Recent, decided: HashMap<i64, bool>| -> Result<()> {
+            recent.reverse();
+            let mut purchased = Vec::new();
+            for (item, bought) in decided {
+                if bought {
+                    purchased.push(name(&items, item)?);
+                }
+            }
+            purchased.sort();
+            f(crate::UserWindow {
+                user: name(&users, uid)?,
+                recent,
+                purchased,
+            });
+            Ok(())
+        };
+        while let Some(r) = rows.next()? {
+            let (uid, iid, ts, code, seq): (i64, i64, i64, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            let t = EventType::from_code(code as u8)
+                .ok_or_else(|| StoreError::Corrupt(format!("event type code {code}")))?;
+            totals.events += 1;
+            totals.max_ts = totals.max_ts.max(ts);
+            totals.last_seq = totals.last_seq.max(seq);
+            if t != EventType::Cancel {
+                *counts.entry(iid).or_default() += 1;
+            }
+            if current.as_ref().is_none_or(|c| c.0 != uid) {
+                if let Some((u, recent, decided)) = current.take() {
+                    emit(u, recent, decided)?;
+                }
+                current = Some((uid, Vec::new(), HashMap::new()));
+            }
+            let (_, recent, decided) = current.as_mut().expect("set above");
+            if recent.len() < per_user {
+                recent.push((name(&items, iid)?, t, ts));
+            }
+            if matches!(t, EventType::Purchase | EventType::Cancel) {
+                decided.entry(iid).or_insert(t == EventType::Purchase);
+            }
+        }
+        if let Some((u, recent, decided)) = current.take() {
+            emit(u, recent, decided)?;
+        }
+        let mut interactions = Vec::with_capacity(counts.len());
+        for (iid, n) in counts {
+            interactions.push((name(&items, iid)?, n));
+        }
+        interactions.sort();
+        totals.interactions = interactions;
+        Ok(Some(totals))
     }
 
     fn link_alias(&mut self, user: &str, alias: &str, at: i64) -> Result<crate::Link> {

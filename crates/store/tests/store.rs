@@ -181,8 +181,50 @@ fn alias_suite(mut s: Box<dyn EventStore>) {
     assert_eq!(s.stats().unwrap().events, 1);
 }
 
+/// Start-up windows: each user's latest events in time order, the items
+/// whose latest purchase-or-cancel is a purchase, and every item's count.
+fn windows_suite(mut s: Box<dyn EventStore>) {
+    s.append(&[
+        ev(1, "u1", "a", 10, EventType::View),
+        ev(2, "u1", "b", 20, EventType::Purchase),
+        ev(3, "u1", "c", 30, EventType::Purchase),
+        ev(4, "u1", "c", 40, EventType::Cancel),
+        ev(5, "u2", "a", 5, EventType::Purchase),
+        ev(6, "u1", "a", 40, EventType::View),
+    ])
+    .unwrap();
+    let mut windows = Vec::new();
+    let totals = s
+        .live_windows(3, &mut |w| windows.push(w))
+        .unwrap()
+        .expect("a windowed read");
+    windows.sort_by(|a, b| a.user.cmp(&b.user));
+    assert_eq!(windows.len(), 2);
+    let recent: Vec<(&str, i64)> = windows[0]
+        .recent
+        .iter()
+        .map(|(i, _, ts)| (i.as_str(), *ts))
+        .collect();
+    // The latest 3, oldest first; equal times in insertion order.
+    assert_eq!(recent, [("c", 30), ("c", 40), ("a", 40)]);
+    assert_eq!(windows[0].purchased, ["b"]);
+    assert_eq!(windows[1].purchased, ["a"]);
+    assert_eq!((totals.events, totals.max_ts, totals.last_seq), (6, 40, 6));
+    let mut counts = totals.interactions;
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("a".to_string(), 3),
+            ("b".to_string(), 1),
+            ("c".to_string(), 1)
+        ]
+    );
+}
+
 #[test]
 fn sqlite_memory_runs_the_suite() {
+    windows_suite(aisle_store::open("sqlite::memory:").unwrap());
     suite(|| aisle_store::open("sqlite::memory:").unwrap());
     alias_suite(aisle_store::open("sqlite::memory:").unwrap());
 }
@@ -360,6 +402,8 @@ fn postgres_runs_the_suite() {
     });
     let db = PgDb::new();
     alias_suite(aisle_store::open(&db.url).unwrap());
+    let db = PgDb::new();
+    windows_suite(aisle_store::open(&db.url).unwrap());
 }
 
 #[test]

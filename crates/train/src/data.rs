@@ -1,6 +1,8 @@
 //! Training data assembled from a store: each user's sequence under the
 //! data set's protocol, the items' side information, the time range.
 
+use std::collections::HashMap;
+
 use aisle_features::{build_sequences, Interaction, Sequences};
 use aisle_store::DatasetMeta;
 
@@ -14,6 +16,25 @@ pub struct StoreData {
     /// by `aisle ingest`).
     pub dataset: String,
     pub meta: Option<DatasetMeta>,
+}
+
+/// Strings numbered in order of first appearance.
+#[derive(Default)]
+struct Names {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Names {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), i);
+        i
+    }
 }
 
 /// The data set name of an optional meta record (`unknown` without one).
@@ -38,16 +59,31 @@ impl StoreData {
             .map(|m| m.protocol.clone())
             .unwrap_or_default();
         // An alias's events are its user's (identity links).
-        let owners: std::collections::HashMap<String, String> =
-            store.aliases()?.into_iter().collect();
-        let mut events = Vec::new();
-        store.scan_events(&mut |mut e| {
-            if let Some(owner) = owners.get(&e.event.user) {
-                e.event.user.clone_from(owner);
-            }
-            events.push(e)
+        let owners: HashMap<String, String> = store.aliases()?.into_iter().collect();
+        // Each event as 32 bytes (ids interned), not as the store's row
+        // with its strings (~340 bytes at 10^7 events, BENCHMARKS.md §16).
+        let (mut users, mut items) = (Names::default(), Names::default());
+        let mut rows: Vec<(u32, u32, i64, i64, aisle_core::EventType)> = Vec::new();
+        store.scan_events(&mut |e| {
+            let user = owners.get(&e.event.user).unwrap_or(&e.event.user);
+            rows.push((
+                users.id(user),
+                items.id(&e.event.item),
+                e.event.ts,
+                e.seq,
+                e.event.event_type,
+            ));
         })?;
-        let seqs = build_sequences(events.iter().map(Interaction::from), &protocol);
+        let seqs = build_sequences(
+            rows.iter().map(|&(u, i, ts, seq, event_type)| Interaction {
+                user: &users.names[u as usize],
+                item: &items.names[i as usize],
+                ts,
+                seq,
+                event_type,
+            }),
+            &protocol,
+        );
         Ok(StoreData {
             seqs,
             protocol,

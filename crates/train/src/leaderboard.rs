@@ -393,7 +393,7 @@ pub fn protocol_json(
         "rule": "per user: last item = test, second-to-last = validation, the rest = train; models train on train only",
         "ranking": "full (every item of the data set; no sampled negatives)",
         "masking": match masking {
-            Masking::ModelDefault => "model default: on for pop/itemknn/ease/bpr/als/lightgcn (train+validation items masked, the target never), off for repeat",
+            Masking::ModelDefault => "model default: on for pop/itemknn/ease/bpr/als/lightgcn/gat (train+validation items masked, the target never), off for repeat",
             Masking::On => "on for every model (forced by --masking on)",
             Masking::Off => "off for every model (forced by --masking off)",
         },
