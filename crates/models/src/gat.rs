@@ -63,7 +63,7 @@ impl Default for GatConfig {
         GatConfig {
             factors: 64,
             heads: 2,
-            neighbors: 16,
+            neighbors: 32,
             epochs: 20,
             batch_size: 1024,
             negatives: 512,
