@@ -68,29 +68,7 @@ struct Graph {
 
 impl Graph {
     fn new(sets: &[Vec<u32>], nu: usize, ni: usize) -> Graph {
-        let n = nu + ni;
-        let mut deg = vec![0usize; n];
-        for (u, s) in sets.iter().enumerate() {
-            deg[u] += s.len();
-            for &i in s {
-                deg[nu + i as usize] += 1;
-            }
-        }
-        let mut offsets = vec![0usize; n + 1];
-        for v in 0..n {
-            offsets[v + 1] = offsets[v] + deg[v];
-        }
-        let mut fill = offsets.clone();
-        let mut neighbors = vec![0u32; offsets[n]];
-        for (u, s) in sets.iter().enumerate() {
-            for &i in s {
-                let iv = nu + i as usize;
-                neighbors[fill[u]] = iv as u32;
-                fill[u] += 1;
-                neighbors[fill[iv]] = u as u32;
-                fill[iv] += 1;
-            }
-        }
+        let (offsets, neighbors) = aisle_models::bipartite_csr(sets, nu, ni);
         Graph {
             nu,
             offsets,

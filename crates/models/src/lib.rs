@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use ease::EaseConfig;
 pub use gat::{leaky, Gat, GatConfig, Weighed};
 pub use knn::ItemKnnConfig;
-pub use lightgcn::LightGcnConfig;
+pub use lightgcn::{bipartite_csr, LightGcnConfig};
 pub use mf::{AlsConfig, BprConfig};
 pub use pop::PopConfig;
 pub use repeat::RepeatConfig;

@@ -75,37 +75,45 @@ struct Graph {
     weights: Vec<f32>,
 }
 
+/// The user–item graph as CSR over nodes (users `0..nu`, then items `nu..`):
+/// node `v`'s neighbours are `neighbors[offsets[v]..offsets[v + 1]]`, from
+/// each user's distinct items (`sets`). Shared with aisle-graph's GAT.
+pub fn bipartite_csr(sets: &[Vec<u32>], nu: usize, ni: usize) -> (Vec<usize>, Vec<u32>) {
+    let n = nu + ni;
+    let mut offsets = vec![0usize; n + 1];
+    for (u, s) in sets.iter().enumerate() {
+        offsets[u + 1] += s.len();
+        for &i in s {
+            offsets[nu + i as usize + 1] += 1;
+        }
+    }
+    for v in 0..n {
+        offsets[v + 1] += offsets[v];
+    }
+    let mut fill = offsets.clone();
+    let mut neighbors = vec![0u32; offsets[n]];
+    for (u, s) in sets.iter().enumerate() {
+        for &i in s {
+            let iv = nu + i as usize;
+            neighbors[fill[u]] = iv as u32;
+            fill[u] += 1;
+            neighbors[fill[iv]] = u as u32;
+            fill[iv] += 1;
+        }
+    }
+    (offsets, neighbors)
+}
+
 impl Graph {
     fn new(sets: &[Vec<u32>], nu: usize, ni: usize) -> Graph {
-        let n = nu + ni;
-        let mut deg = vec![0usize; n];
-        for (u, s) in sets.iter().enumerate() {
-            deg[u] += s.len();
-            for &i in s {
-                deg[nu + i as usize] += 1;
-            }
-        }
-        let mut offsets = vec![0usize; n + 1];
-        for v in 0..n {
-            offsets[v + 1] = offsets[v] + deg[v];
-        }
-        let mut fill = offsets.clone();
-        let mut neighbors = vec![0u32; offsets[n]];
-        for (u, s) in sets.iter().enumerate() {
-            for &i in s {
-                let iv = nu + i as usize;
-                neighbors[fill[u]] = iv as u32;
-                fill[u] += 1;
-                neighbors[fill[iv]] = u as u32;
-                fill[iv] += 1;
-            }
-        }
-        let weights = (0..n)
+        let (offsets, neighbors) = bipartite_csr(sets, nu, ni);
+        let deg = |v: usize| offsets[v + 1] - offsets[v];
+        let weights = (0..nu + ni)
             .flat_map(|v| {
-                let (deg, offsets, neighbors) = (&deg, &offsets, &neighbors);
+                let (offsets, neighbors) = (&offsets, &neighbors);
                 (offsets[v]..offsets[v + 1]).map(move |e| {
                     let w = neighbors[e] as usize;
-                    1.0 / ((deg[v] * deg[w]) as f32).sqrt()
+                    1.0 / ((deg(v) * deg(w)) as f32).sqrt()
                 })
             })
             .collect();

@@ -41,14 +41,9 @@ fn a_links_file_is_linked_line_by_line_and_training_sees_one_history() {
         "user_id,alias\nalice,anon-1\nalice,phone-9\nbob,anon-1\nbob,bob\nonly-one-field\n",
     )
     .unwrap();
-    let r = json(&ok(&[
-        "link",
-        "--store",
-        st,
-        "--input",
-        links.to_str().unwrap(),
-        "--json",
-    ]));
+    let input = links.to_str().unwrap();
+    let link = || json(&ok(&["link", "--store", st, "--input", input, "--json"]));
+    let r = link();
     assert_eq!(
         (&r["lines"], &r["linked"], &r["refused"], &r["malformed"]),
         (&5.into(), &2.into(), &2.into(), &1.into()),
@@ -61,14 +56,7 @@ fn a_links_file_is_linked_line_by_line_and_training_sees_one_history() {
     assert_eq!(r["reasons"]["refused: alias is the user"], 1, "{r}");
     assert_eq!(r["examples"][0][0], 4, "{r}");
     // Again: nothing new.
-    let r = json(&ok(&[
-        "link",
-        "--store",
-        st,
-        "--input",
-        links.to_str().unwrap(),
-        "--json",
-    ]));
+    let r = link();
     assert_eq!(
         (&r["linked"], &r["already_linked"]),
         (&0.into(), &2.into()),

@@ -138,12 +138,13 @@ fn an_unknown_model_lists_every_kind() {
         "--store",
         store.to_str().unwrap(),
         "--models",
-        "gat",
+        "gpt",
     ]);
     assert_ne!(code, 0);
     for name in [
         "pop",
         "als",
+        "gat",
         "sasrec",
         "gru4rec",
         "lstm",
