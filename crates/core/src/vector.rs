@@ -1,5 +1,6 @@
 //! The one dot product every scorer uses (models, sequence heads, the
-//! vector index, the server's sequence feature).
+//! vector index, the server's sequence feature), and the `axpy` the
+//! training kernels share.
 
 /// Dot product over the shorter of the two slices, with eight independent
 /// accumulators so the compiler keeps them in one SIMD register (a plain
@@ -21,6 +22,14 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// `y += alpha * x` (over the shorter of the two slices).
+#[inline(always)]
+pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
 }
 
 /// `out[i] = dot(q, row i of rows)` for every row (rows of `q.len()`

@@ -23,7 +23,8 @@
 use std::time::Instant;
 
 use aisle_core::rng::Rng;
-use aisle_models::{leaky, Gat, GatConfig, ModelError, Progress, TrainData};
+use aisle_core::vector::axpy;
+use aisle_models::{attention_weights, Gat, GatConfig, ModelError, Progress, TrainData};
 use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::{leaky_relu, log_softmax, softmax};
@@ -370,12 +371,6 @@ fn shuffle(rng: &mut Rng, v: &mut [usize]) {
     }
 }
 
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
 fn empty_batch() -> Batch {
     Batch {
         uniq: Vec::new(),
@@ -439,24 +434,20 @@ fn propagate(
     out.par_chunks_mut(f).enumerate().for_each(|(v, o)| {
         let zv = &z[v * f..(v + 1) * f];
         let nbs = graph.of(v);
-        let mut logits = Vec::with_capacity(nbs.len() + 1);
+        let mut weights = Vec::with_capacity(nbs.len() + 1);
         for k in 0..h {
-            let q = head(zv, &a_self, k);
-            logits.clear();
-            logits.push(leaky(q + s_nb[v * h + k]));
-            logits.extend(nbs.iter().map(|&w| leaky(q + s_nb[w as usize * h + k])));
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for l in logits.iter_mut() {
-                *l = (*l - max).exp();
-                sum += *l;
-            }
+            let own = std::iter::once(v);
+            let terms = own.chain(nbs.iter().map(|&w| w as usize));
+            attention_weights(
+                head(zv, &a_self, k),
+                terms.clone().map(|m| s_nb[m * h + k]),
+                &mut weights,
+            );
             let r = k * dh..(k + 1) * dh;
-            for (j, l) in logits.iter().enumerate() {
-                let m = if j == 0 { v } else { nbs[j - 1] as usize };
+            for (m, &w) in terms.zip(&weights) {
                 axpy(
                     &mut o[r.clone()],
-                    l / sum,
+                    w,
                     &z[m * f + k * dh..m * f + (k + 1) * dh],
                 );
             }

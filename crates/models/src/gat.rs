@@ -100,11 +100,29 @@ impl GatConfig {
 }
 
 /// LeakyReLU with GAT's slope.
-pub fn leaky(x: f32) -> f32 {
+fn leaky(x: f32) -> f32 {
     if x > 0.0 {
         x
     } else {
         0.2 * x
+    }
+}
+
+/// One head's attention weights into `out`: `softmax_k(LeakyReLU(q + s_k))`
+/// over the terms `s` (a node's own first), with `q` the node's `a_self`
+/// term. What the trainer's final propagation and a live history's
+/// attention both compute, so serving weighs as training did.
+pub fn attention_weights(q: f32, s: impl IntoIterator<Item = f32>, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(s.into_iter().map(|s| leaky(q + s)));
+    let max = out.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for l in out.iter_mut() {
+        *l = (*l - max).exp();
+        sum += *l;
+    }
+    for l in out.iter_mut() {
+        *l /= sum;
     }
 }
 
@@ -217,21 +235,17 @@ impl Gat {
         // weights[k * h + head]
         let mut weights = vec![0f32; n * h];
         let mut out = vec![0f32; f];
+        let mut head_w = Vec::with_capacity(n);
         for head in 0..h {
             let r = head * dh..(head + 1) * dh;
             let q: f32 = crate::linalg::dot(&a_self[r.clone()], &own[r.clone()]);
-            let logit = |m: &[f32]| leaky(q + crate::linalg::dot(&a_nb[r.clone()], &m[r.clone()]));
-            let mut logits: Vec<f32> = std::iter::once(logit(&own))
-                .chain(items.iter().map(|&i| logit(z(i))))
-                .collect();
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for l in &mut logits {
-                *l = (*l - max).exp();
-                sum += *l;
-            }
-            for (k, l) in logits.iter().enumerate() {
-                let w = l / sum;
+            let s = |m: &[f32]| crate::linalg::dot(&a_nb[r.clone()], &m[r.clone()]);
+            attention_weights(
+                q,
+                std::iter::once(s(&own)).chain(items.iter().map(|&i| s(z(i)))),
+                &mut head_w,
+            );
+            for (k, &w) in head_w.iter().enumerate() {
                 weights[k * h + head] = w;
                 let m = if k == 0 { &own[..] } else { z(items[k - 1]) };
                 axpy(&mut out[r.clone()], w, &m[r.clone()]);
@@ -305,7 +319,7 @@ impl Recommender for Gat {
         ModelConfig::Gat(self.cfg.clone())
     }
     fn explain(&self, history: &[u32], item: u32) -> Option<(u32, f32)> {
-        self.explain(history, item)
+        Gat::explain(self, history, item)
             .first()
             .map(|w| (w.item, w.attention))
     }

@@ -29,7 +29,7 @@ mod repeat;
 use serde::{Deserialize, Serialize};
 
 pub use ease::EaseConfig;
-pub use gat::{leaky, Gat, GatConfig, Weighed};
+pub use gat::{attention_weights, Gat, GatConfig, Weighed};
 pub use knn::ItemKnnConfig;
 pub use lightgcn::{bipartite_csr, LightGcnConfig};
 pub use mf::{AlsConfig, BprConfig};

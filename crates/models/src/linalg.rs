@@ -8,15 +8,7 @@ use rayon::prelude::*;
 
 const BLOCK: usize = 64;
 
-pub use aisle_core::vector::{dot, simd};
-
-/// `y += alpha * x`.
-#[inline(always)]
-pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += alpha * xi;
-    }
-}
+pub use aisle_core::vector::{axpy, dot, simd};
 
 /// Cholesky factorisation `A = L Lᵀ` in place: the lower triangle of `a`
 /// (n×n, row-major) becomes `L`; the strict upper triangle is left as is.
