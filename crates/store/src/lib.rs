@@ -186,14 +186,7 @@ pub trait EventStore: Send {
     /// Every link as (alias, user), ordered by alias.
     fn aliases(&self) -> Result<Vec<(String, String)>>;
     /// The aliases linked to `user`, ordered.
-    fn aliases_of(&self, user: &str) -> Result<Vec<String>> {
-        Ok(self
-            .aliases()?
-            .into_iter()
-            .filter(|(_, u)| u == user)
-            .map(|(a, _)| a)
-            .collect())
-    }
+    fn aliases_of(&self, user: &str) -> Result<Vec<String>>;
     /// What a serving replica starts from without reading every event:
     /// each user's latest `per_user` events (time order), the purchases they
     /// hold, and every item's interaction count. None: the backend has no
@@ -252,6 +245,43 @@ pub enum LinkRefusal {
     AliasHasAliases,
     /// The user is itself an alias of `user` (link to that user instead).
     UserIsAlias { user: String },
+}
+
+/// What a backend reads of its links before linking `alias` to `user`
+/// (one query: [`LINK_FACTS_SQL`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LinkFacts {
+    /// The user `user` is itself an alias of.
+    pub user_owner: Option<String>,
+    /// The user `alias` is already linked to.
+    pub alias_owner: Option<String>,
+    /// Whether `alias` has aliases of its own.
+    pub alias_has_aliases: bool,
+}
+
+/// [`LinkFacts`] of (user, alias) in one row; `$1`/`$2` as PostgreSQL
+/// writes parameters (SQLite reads them too).
+pub(crate) const LINK_FACTS_SQL: &str = "SELECT (SELECT owner FROM aliases WHERE alias = $1),
+        (SELECT owner FROM aliases WHERE alias = $2),
+        EXISTS(SELECT 1 FROM aliases WHERE owner = $2)";
+
+/// The rule of [`EventStore::link_alias`], the same for every backend: what
+/// the call answers without writing, or None when the link is to be made.
+pub(crate) fn link_outcome(user: &str, alias: &str, facts: LinkFacts) -> Option<Link> {
+    if user == alias || alias.is_empty() {
+        return Some(Link::Refused(LinkRefusal::SameId));
+    }
+    if let Some(owner) = facts.user_owner {
+        return Some(Link::Refused(LinkRefusal::UserIsAlias { user: owner }));
+    }
+    match facts.alias_owner {
+        Some(owner) if owner == user => return Some(Link::Already),
+        Some(owner) => return Some(Link::Refused(LinkRefusal::AliasTaken { user: owner })),
+        None => {}
+    }
+    facts
+        .alias_has_aliases
+        .then_some(Link::Refused(LinkRefusal::AliasHasAliases))
 }
 
 impl LinkRefusal {

@@ -847,34 +847,17 @@ impl EventStore for PgStore {
     }
 
     fn link_alias(&mut self, user: &str, alias: &str, at: i64) -> Result<crate::Link> {
-        use crate::{Link, LinkRefusal};
-        if user == alias || alias.is_empty() {
-            return Ok(Link::Refused(LinkRefusal::SameId));
-        }
         let mut tx = self.client_mut()?.transaction()?;
         // Links are checked and made one at a time across processes.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_FEED])?;
-        let owner = |tx: &mut postgres::Transaction<'_>, id: &str| -> Result<Option<String>> {
-            Ok(tx
-                .query_opt("SELECT owner FROM aliases WHERE alias = $1", &[&id])?
-                .map(|r| r.get(0)))
+        let r = tx.query_one(crate::LINK_FACTS_SQL, &[&user, &alias])?;
+        let facts = crate::LinkFacts {
+            user_owner: r.get(0),
+            alias_owner: r.get(1),
+            alias_has_aliases: r.get(2),
         };
-        if let Some(o) = owner(&mut tx, user)? {
-            return Ok(Link::Refused(LinkRefusal::UserIsAlias { user: o }));
-        }
-        match owner(&mut tx, alias)? {
-            Some(o) if o == user => return Ok(Link::Already),
-            Some(o) => return Ok(Link::Refused(LinkRefusal::AliasTaken { user: o })),
-            None => {}
-        }
-        let has: bool = tx
-            .query_one(
-                "SELECT EXISTS(SELECT 1 FROM aliases WHERE owner = $1)",
-                &[&alias],
-            )?
-            .get(0);
-        if has {
-            return Ok(Link::Refused(LinkRefusal::AliasHasAliases));
+        if let Some(done) = crate::link_outcome(user, alias, facts) {
+            return Ok(done);
         }
         tx.execute(
             "INSERT INTO aliases(alias, owner, linked_at) VALUES($1, $2, $3)",
@@ -882,7 +865,7 @@ impl EventStore for PgStore {
         )?;
         notify(&mut tx, &crate::Change::Aliases(user.to_string()))?;
         tx.commit()?;
-        Ok(Link::Linked)
+        Ok(crate::Link::Linked)
     }
 
     fn unlink_alias(&mut self, user: &str, alias: &str) -> Result<bool> {

@@ -445,7 +445,23 @@ impl EventStore for SqliteStore {
     }
 
     fn link_alias(&mut self, user: &str, alias: &str, at: i64) -> Result<crate::Link> {
-        self.link(user, alias, at)
+        let tx = self.conn.transaction()?;
+        let facts = tx.query_row(crate::LINK_FACTS_SQL, [user, alias], |r| {
+            Ok(crate::LinkFacts {
+                user_owner: r.get(0)?,
+                alias_owner: r.get(1)?,
+                alias_has_aliases: r.get(2)?,
+            })
+        })?;
+        if let Some(done) = crate::link_outcome(user, alias, facts) {
+            return Ok(done);
+        }
+        tx.execute(
+            "INSERT INTO aliases(alias, owner, linked_at) VALUES(?1, ?2, ?3)",
+            rusqlite::params![alias, user, at],
+        )?;
+        tx.commit()?;
+        Ok(crate::Link::Linked)
     }
 
     fn unlink_alias(&mut self, user: &str, alias: &str) -> Result<bool> {
@@ -630,46 +646,6 @@ impl EventStore for SqliteStore {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(n)
-    }
-}
-
-impl SqliteStore {
-    fn owner_of(tx: &Connection, alias: &str) -> Result<Option<String>> {
-        Ok(tx
-            .query_row("SELECT owner FROM aliases WHERE alias = ?1", [alias], |r| {
-                r.get(0)
-            })
-            .optional()?)
-    }
-
-    pub(crate) fn link(&mut self, user: &str, alias: &str, at: i64) -> Result<crate::Link> {
-        use crate::{Link, LinkRefusal};
-        if user == alias || alias.is_empty() {
-            return Ok(Link::Refused(LinkRefusal::SameId));
-        }
-        let tx = self.conn.transaction()?;
-        if let Some(owner) = Self::owner_of(&tx, user)? {
-            return Ok(Link::Refused(LinkRefusal::UserIsAlias { user: owner }));
-        }
-        match Self::owner_of(&tx, alias)? {
-            Some(owner) if owner == user => return Ok(Link::Already),
-            Some(owner) => return Ok(Link::Refused(LinkRefusal::AliasTaken { user: owner })),
-            None => {}
-        }
-        let has: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM aliases WHERE owner = ?1)",
-            [alias],
-            |r| r.get(0),
-        )?;
-        if has {
-            return Ok(Link::Refused(LinkRefusal::AliasHasAliases));
-        }
-        tx.execute(
-            "INSERT INTO aliases(alias, owner, linked_at) VALUES(?1, ?2, ?3)",
-            rusqlite::params![alias, user, at],
-        )?;
-        tx.commit()?;
-        Ok(Link::Linked)
     }
 }
 
